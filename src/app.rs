@@ -1,0 +1,344 @@
+//! Assembling a machine from its configuration and running it: the pump (rppal or mock),
+//! the payment backend, the ledger and the controller; then the UI on the main thread and
+//! tokio on its own worker threads. This is also where the pump is made safe on every way
+//! out: a panic hook and SIGINT/SIGTERM/SIGHUP handlers stop it before anything else, and the
+//! controller stops it when it ends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use slint::{ComponentHandle, ModelRc, SharedString, VecModel};
+use tokio::sync::oneshot;
+
+use crate::backend::sim::SimBackend;
+use crate::backend::watch::WatchTiming;
+use crate::backend::PaymentBackend;
+use crate::config::{BackendConfig, Config, GpioBackend, Mode};
+use crate::controller::{Controller, Input, Inputs, Settings, View};
+use crate::ledger::Ledger;
+use crate::pump::mock::MockGpio;
+use crate::pump::rpi::RppalPins;
+use crate::pump::{L298n, Pins, Pump};
+use crate::ui::{self, MachineWindow, PinRow, Sim, SimPanel};
+use crate::vend::Event;
+
+/// A machine, assembled and ready to run.
+pub struct Machine {
+    pub controller: Controller,
+    pub pump: Pump,
+    /// The mock pins, when GPIO is mocked.
+    pub gpio: Option<MockGpio>,
+    /// The simulated backend, when it is the backend.
+    pub sim: Option<Arc<SimBackend>>,
+    /// (BCM, name) of every configured pin.
+    pub pin_names: Vec<(u8, String)>,
+}
+
+/// Controller settings from the configuration.
+pub fn settings(config: &Config) -> Settings {
+    Settings {
+        machine_id: config.machine_id.clone(),
+        catalog: config.catalog(),
+        invoice_expiry: config.invoice_expiry(),
+        pour: config.pour_settings(),
+        watch: WatchTiming::default(),
+        health_every: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(10),
+    }
+}
+
+/// Builds the pump, backend, ledger and controller that `config` describes.
+pub fn assemble(config: &Config) -> anyhow::Result<Machine> {
+    let (a, b) = config.bridge_pins();
+    let mut pin_names = vec![
+        (a.forward, "IN1 (A forward)".to_string()),
+        (a.reverse, "IN2 (A reverse)".to_string()),
+        (a.enable, "ENA (A enable)".to_string()),
+    ];
+    if let Some(b) = b {
+        pin_names.extend([
+            (b.forward, "IN3 (B forward)".to_string()),
+            (b.reverse, "IN4 (B reverse)".to_string()),
+            (b.enable, "ENB (B enable)".to_string()),
+        ]);
+    }
+    let (pins, gpio): (Box<dyn Pins>, Option<MockGpio>) = match config.gpio_backend() {
+        GpioBackend::Mock => {
+            if let Some(t) = &config.gpio.trace {
+                if let Some(dir) = t.parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                }
+            }
+            let gpio = MockGpio::new(config.gpio.trace.as_deref())
+                .context("cannot open the pin trace file")?;
+            (Box::new(gpio.pins()), Some(gpio))
+        }
+        GpioBackend::Rppal => {
+            let all: Vec<u8> = pin_names.iter().map(|(p, _)| *p).collect();
+            (Box::new(RppalPins::new(&all, config.gpio.pwm_frequency_hz)?), None)
+        }
+    };
+    let pump = Pump::new(L298n::new(pins, a, b), config.max_run()).context("cannot stop the pump")?;
+    let (backend, sim): (Arc<dyn PaymentBackend>, Option<Arc<SimBackend>>) = match config.backend() {
+        BackendConfig::Sim => {
+            let sim = Arc::new(SimBackend::new());
+            (sim.clone(), Some(sim))
+        }
+    };
+    let ledger = Ledger::open(&config.data_dir());
+    let controller = Controller::new(settings(config), backend, pump.clone(), ledger);
+    Ok(Machine {
+        controller,
+        pump,
+        gpio,
+        sim,
+        pin_names,
+    })
+}
+
+/// Stops the pump first when any thread panics.
+fn install_panic_hook(pump: Pump) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let stopped = pump.emergency_stop();
+        eprintln!("lnvend: panic; pump stopped: {stopped}");
+        previous(info);
+    }));
+}
+
+/// Runs the machine with its touchscreen until the window closes or a signal arrives.
+pub fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
+    let machine = assemble(&config)?;
+    install_panic_hook(machine.pump.clone());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("lnvend-io")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+
+    let window = MachineWindow::new().context("cannot open the touchscreen window")?;
+    let inputs = machine.controller.inputs();
+    ui::attach(&window, inputs.clone(), machine.controller.views(), rt.handle());
+
+    let panel = match (mode, machine.sim.clone()) {
+        (Mode::Sim, sim) => Some(attach_sim_panel(
+            inputs.clone(),
+            sim,
+            machine.gpio.clone(),
+            machine.pin_names.clone(),
+            machine.controller.views(),
+            rt.handle(),
+        )?),
+        (Mode::Run, _) => None,
+    };
+
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let pump = machine.pump.clone();
+    let controller = rt.spawn(async move {
+        machine
+            .controller
+            .run(async {
+                let _ = stop_rx.await;
+            })
+            .await;
+        // However the controller ended, the UI ends with it.
+        let _ = slint::quit_event_loop();
+    });
+    rt.spawn(signals(pump.clone()));
+
+    if mode == Mode::Run {
+        window.window().set_fullscreen(true);
+    }
+    window.show().context("cannot show the touchscreen window")?;
+    if let Some(p) = &panel {
+        p.show().context("cannot show the simulator panel")?;
+    }
+    tracing::info!(machine = %config.machine_id, ?mode, "lnvend is running");
+    let ui_result = slint::run_event_loop_until_quit();
+
+    let _ = stop_tx.send(());
+    let joined = rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), controller).await });
+    pump.stop().context("cannot stop the pump")?;
+    rt.shutdown_timeout(Duration::from_secs(1));
+    ui_result.context("the UI event loop failed")?;
+    match joined {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(anyhow::anyhow!("the controller failed: {e}")),
+        Err(_) => Err(anyhow::anyhow!("the controller did not stop within 5 s")),
+    }
+}
+
+/// Stops the pump at once on SIGINT, SIGTERM or SIGHUP, then asks the UI to quit (which
+/// shuts the controller down). A signal that kills the process would skip rppal's cleanup.
+async fn signals(pump: Pump) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let kinds = [
+        (SignalKind::interrupt(), "SIGINT"),
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::hangup(), "SIGHUP"),
+    ];
+    let mut streams = Vec::new();
+    for (kind, name) in kinds {
+        match signal(kind) {
+            Ok(s) => streams.push((s, name)),
+            Err(e) => tracing::error!(signal = name, error = %e, "cannot catch signal"),
+        }
+    }
+    let futs = streams.iter_mut().map(|(s, name)| {
+        Box::pin(async move {
+            s.recv().await;
+            *name
+        })
+    });
+    let (name, _, _) = futures_select_all(futs.collect()).await;
+    let stopped = pump.emergency_stop();
+    tracing::warn!(signal = name, pump_stopped = stopped, "signal received; shutting down");
+    let _ = slint::quit_event_loop();
+}
+
+/// Waits for the first of several futures.
+async fn futures_select_all<F: std::future::Future + Unpin>(
+    futs: Vec<F>,
+) -> (F::Output, usize, Vec<F>) {
+    let mut futs = futs;
+    std::future::poll_fn(move |cx| {
+        for i in 0..futs.len() {
+            if let std::task::Poll::Ready(v) = std::pin::Pin::new(&mut futs[i]).poll(cx) {
+                let rest = std::mem::take(&mut futs);
+                return std::task::Poll::Ready((v, i, rest));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+fn attach_sim_panel(
+    inputs: Inputs,
+    sim: Option<Arc<SimBackend>>,
+    gpio: Option<MockGpio>,
+    pin_names: Vec<(u8, String)>,
+    mut views: tokio::sync::watch::Receiver<View>,
+    rt: &tokio::runtime::Handle,
+) -> anyhow::Result<SimPanel> {
+    let panel = SimPanel::new().context("cannot open the simulator panel")?;
+    let g = panel.global::<Sim>();
+    let weak = panel.as_weak();
+    let status = move |text: String| {
+        let _ = weak.upgrade_in_event_loop(move |p| p.global::<Sim>().set_status(text.into()));
+    };
+    let no_sim = "the payment backend is not the simulator";
+
+    let (s, st) = (sim.clone(), status.clone());
+    g.on_pay(move || match &s {
+        Some(s) => match s.pay_latest() {
+            Ok(id) => st(format!("paid invoice {}…", &id.0[..12.min(id.0.len())])),
+            Err(e) => st(e.to_string()),
+        },
+        None => st(no_sim.into()),
+    });
+    let (s, st) = (sim.clone(), status.clone());
+    g.on_expire(move || match &s {
+        Some(s) => match s.expire_latest() {
+            Ok(_) => st("invoice expired".into()),
+            Err(e) => st(e.to_string()),
+        },
+        None => st(no_sim.into()),
+    });
+    let (s, st) = (sim.clone(), status.clone());
+    g.on_drop_connection(move || match &s {
+        Some(s) => {
+            s.drop_connections();
+            st("wake-up connections dropped; polling takes over".into());
+        }
+        None => st(no_sim.into()),
+    });
+    let (s, st, weak) = (sim.clone(), status.clone(), panel.as_weak());
+    g.on_toggle_backend(move || match &s {
+        Some(s) => {
+            let down = !s.is_down();
+            s.set_down(down);
+            if let Some(p) = weak.upgrade() {
+                p.global::<Sim>().set_backend_down(down);
+            }
+            st(if down { "backend switched off" } else { "backend back on" }.into());
+        }
+        None => st(no_sim.into()),
+    });
+    let (gp, st, weak) = (gpio.clone(), status.clone(), panel.as_weak());
+    g.on_toggle_pump_fault(move || match &gp {
+        Some(gp) => {
+            let on = !gp.fault_injected();
+            gp.inject_fault(on);
+            if let Some(p) = weak.upgrade() {
+                p.global::<Sim>().set_pump_fault(on);
+            }
+            st(if on { "the next pour will fault" } else { "pump fault cleared" }.into());
+        }
+        None => st("GPIO is not mocked".into()),
+    });
+    let (i, st) = (inputs, status);
+    g.on_restore(move || {
+        i.send(Input::Event(Event::ServiceRestored));
+        st("operator: back in service".into());
+    });
+
+    // Live pin levels.
+    if let Some(gpio) = gpio {
+        let weak = panel.as_weak();
+        let mut changes = gpio.subscribe();
+        let show = move |gpio: &MockGpio| {
+            let levels = gpio.levels();
+            let rows: Vec<(String, String, bool)> = pin_names
+                .iter()
+                .map(|(pin, name)| {
+                    let v = levels.get(pin).copied();
+                    let (text, on) = match v {
+                        Some(crate::pump::mock::PinValue::Level(l)) => (format!("{}", u8::from(l)), l),
+                        Some(crate::pump::mock::PinValue::Duty(d)) => (format!("PWM {:.0}%", d * 100.0), d > 0.0),
+                        None => ("-".into(), false),
+                    };
+                    (format!("{name} = BCM {pin}"), text, on)
+                })
+                .collect();
+            let _ = weak.upgrade_in_event_loop(move |p| {
+                let model: Vec<PinRow> = rows
+                    .into_iter()
+                    .map(|(name, level, on)| PinRow {
+                        name: SharedString::from(name),
+                        level: SharedString::from(level),
+                        on,
+                    })
+                    .collect();
+                p.global::<Sim>().set_pins(ModelRc::new(VecModel::from(model)));
+            });
+        };
+        show(&gpio);
+        rt.spawn(async move {
+            while changes.changed().await.is_ok() {
+                show(&gpio);
+            }
+        });
+    }
+
+    // The machine's state, for orientation.
+    let weak = panel.as_weak();
+    rt.spawn(async move {
+        loop {
+            let s = format!("{:?}", views.borrow_and_update().screen);
+            if weak
+                .upgrade_in_event_loop(move |p| p.global::<Sim>().set_state(s.into()))
+                .is_err()
+            {
+                break;
+            }
+            if views.changed().await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(panel)
+}

@@ -1,0 +1,89 @@
+//! The payment backend boundary. Every backend (simulated, BTCPay, Core Lightning, LNbits)
+//! implements [`PaymentBackend`]: create an invoice, report its *authenticated* state, and
+//! offer a stream of wake-ups. A wake-up carries no data on purpose: it only makes the
+//! watcher ask [`PaymentBackend::invoice_state`] again, so a spoofed or replayed push can
+//! never pour a drink. [`watch`] holds the one loop that turns wake-ups and polls into
+//! vend-cycle events for every backend.
+
+pub mod sim;
+pub mod watch;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use crate::money::Msat;
+
+/// The backend's id for an invoice (BTCPay invoice id, CLN label, payment hash…).
+#[derive(Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct InvoiceId(pub String);
+
+impl fmt::Display for InvoiceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the machine asks for.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct InvoiceRequest {
+    /// Our sale id, so the invoice can be found from the backend's side too.
+    pub sale_id: String,
+    pub amount: Msat,
+    pub description: String,
+    pub expiry: Duration,
+}
+
+/// An invoice as the backend issued it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Invoice {
+    pub id: InvoiceId,
+    pub bolt11: String,
+    pub payment_hash: String,
+    pub amount: Msat,
+    /// Seconds since the UNIX epoch at which the invoice stops being payable.
+    pub expires_at_unix: u64,
+}
+
+/// The backend's authenticated view of an invoice.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum InvoiceState {
+    Pending,
+    Paid { received: Msat },
+    Expired,
+    Invalid,
+}
+
+/// Wake-ups for one invoice. The channel closing means the connection dropped.
+pub type WakeUps = mpsc::Receiver<()>;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum BackendError {
+    #[error("payment backend unreachable: {0}")]
+    Unreachable(String),
+    #[error("payment backend refused our credentials: {0}")]
+    Unauthorized(String),
+    #[error("payment backend sent a reply we cannot trust: {0}")]
+    BadReply(String),
+    #[error("payment backend rejected the request: {0}")]
+    Rejected(String),
+}
+
+#[async_trait]
+pub trait PaymentBackend: Send + Sync + 'static {
+    /// A short name for logs and the ledger ("sim", "btcpay", …).
+    fn name(&self) -> &'static str;
+
+    /// Succeeds only if the backend answered just now and accepts our credentials.
+    async fn check_health(&self) -> Result<(), BackendError>;
+
+    async fn create_invoice(&self, request: &InvoiceRequest) -> Result<Invoice, BackendError>;
+
+    /// The authenticated state of an invoice: the only thing that may authorise a pour.
+    async fn invoice_state(&self, id: &InvoiceId) -> Result<InvoiceState, BackendError>;
+
+    /// Opens a wake-up stream for one invoice (websocket, long-poll, …).
+    async fn wake_ups(&self, id: &InvoiceId) -> Result<WakeUps, BackendError>;
+}

@@ -1,0 +1,329 @@
+//! The simulated Lightning backend: the developer's stand-in for a real node, behind the same
+//! [`PaymentBackend`] trait. It issues real, signed regtest BOLT11 invoices (`lnbcrt…`, signed
+//! with a throwaway key made at start) that any decoder accepts, and it can be driven from the
+//! simulator panel or a test: pay, expire, drop the wake-up connections, go down, or push a
+//! wake-up that carries no payment (which must never pour).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bitcoin::hashes::{sha256, Hash};
+use bitcoin::secp256k1::{Secp256k1, SecretKey};
+use lightning_invoice::{Currency, InvoiceBuilder, PaymentSecret};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{
+    BackendError, Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend, WakeUps,
+};
+#[derive(Debug)]
+struct SimInvoice {
+    invoice: Invoice,
+    expires: Instant,
+    paid: bool,
+    expired_early: bool,
+}
+
+#[derive(Default, Debug)]
+struct Inner {
+    invoices: HashMap<InvoiceId, SimInvoice>,
+    latest: Option<InvoiceId>,
+    down: bool,
+    subscribers: HashMap<InvoiceId, Vec<mpsc::Sender<()>>>,
+    created: u64,
+}
+
+/// What a simulator control did, for the panel's status line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SimError {
+    #[error("no invoice is waiting for payment")]
+    NoPendingInvoice,
+    #[error("that invoice is not pending")]
+    NotPending,
+}
+
+pub struct SimBackend {
+    inner: Mutex<Inner>,
+    key: SecretKey,
+}
+
+impl std::fmt::Debug for SimBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimBackend").finish_non_exhaustive()
+    }
+}
+
+impl Default for SimBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SimBackend {
+    pub fn new() -> SimBackend {
+        let key = loop {
+            if let Ok(k) = SecretKey::from_slice(&rand::random::<[u8; 32]>()) {
+                break k;
+            }
+        };
+        SimBackend {
+            inner: Mutex::new(Inner::default()),
+            key,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic elsewhere must not take the simulator down with it.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The invoice most recently issued, if any.
+    pub fn latest(&self) -> Option<Invoice> {
+        let inner = self.lock();
+        let id = inner.latest.as_ref()?;
+        inner.invoices.get(id).map(|i| i.invoice.clone())
+    }
+
+    /// How many invoices were issued.
+    pub fn invoices_created(&self) -> u64 {
+        self.lock().created
+    }
+
+    /// Pays an invoice as a wallet would, and wakes its watchers.
+    pub fn pay(&self, id: &InvoiceId) -> Result<(), SimError> {
+        self.settle(id, true)
+    }
+
+    /// Pays an invoice without waking anyone: only a poll can find it.
+    pub fn pay_silently(&self, id: &InvoiceId) -> Result<(), SimError> {
+        self.settle(id, false)
+    }
+
+    /// Pays the invoice most recently issued (the one on screen).
+    pub fn pay_latest(&self) -> Result<InvoiceId, SimError> {
+        let id = self.lock().latest.clone().ok_or(SimError::NoPendingInvoice)?;
+        self.pay(&id)?;
+        Ok(id)
+    }
+
+    fn settle(&self, id: &InvoiceId, wake: bool) -> Result<(), SimError> {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let inv = inner.invoices.get_mut(id).ok_or(SimError::NotPending)?;
+        if inv.paid || inv.expired_early || now >= inv.expires {
+            return Err(SimError::NotPending);
+        }
+        inv.paid = true;
+        if wake {
+            wake_all(&mut inner, id);
+        }
+        Ok(())
+    }
+
+    /// Makes the latest invoice expire now, and wakes its watchers.
+    pub fn expire_latest(&self) -> Result<InvoiceId, SimError> {
+        let mut inner = self.lock();
+        let id = inner.latest.clone().ok_or(SimError::NoPendingInvoice)?;
+        let inv = inner.invoices.get_mut(&id).ok_or(SimError::NoPendingInvoice)?;
+        if inv.paid || inv.expired_early {
+            return Err(SimError::NotPending);
+        }
+        inv.expired_early = true;
+        wake_all(&mut inner, &id);
+        Ok(id)
+    }
+
+    /// Sends a wake-up that carries no payment, like a spoofed websocket push.
+    pub fn spoof_wakeup(&self, id: &InvoiceId) {
+        wake_all(&mut self.lock(), id);
+    }
+
+    /// Closes every wake-up connection, as a network drop would.
+    pub fn drop_connections(&self) {
+        self.lock().subscribers.clear();
+    }
+
+    /// While down, every call fails as if the server were unreachable.
+    pub fn set_down(&self, down: bool) {
+        let mut inner = self.lock();
+        inner.down = down;
+        if down {
+            inner.subscribers.clear();
+        }
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.lock().down
+    }
+
+    fn make_bolt11(
+        &self,
+        request: &InvoiceRequest,
+        hash: sha256::Hash,
+    ) -> Result<(String, u64), BackendError> {
+        let secp = Secp256k1::new();
+        let now = SystemTime::now();
+        let since_epoch = now
+            .duration_since(UNIX_EPOCH)
+            .map_err(|e| BackendError::BadReply(format!("clock before 1970: {e}")))?;
+        let built = InvoiceBuilder::new(Currency::Regtest)
+            .description(request.description.clone())
+            .payment_hash(hash)
+            .payment_secret(PaymentSecret(rand::random()))
+            .duration_since_epoch(Duration::from_secs(since_epoch.as_secs()))
+            .min_final_cltv_expiry_delta(144)
+            .amount_milli_satoshis(request.amount.as_msat())
+            .expiry_time(request.expiry)
+            .build_signed(|m| secp.sign_ecdsa_recoverable(m, &self.key))
+            .map_err(|e| BackendError::Rejected(format!("cannot build invoice: {e}")))?;
+        Ok((
+            built.to_string(),
+            since_epoch.as_secs() + request.expiry.as_secs(),
+        ))
+    }
+}
+
+fn wake_all(inner: &mut Inner, id: &InvoiceId) {
+    if let Some(subs) = inner.subscribers.get_mut(id) {
+        // A full channel already holds a wake-up; a closed one is pruned.
+        subs.retain(|tx| !matches!(tx.try_send(()), Err(mpsc::error::TrySendError::Closed(_))));
+    }
+}
+
+#[async_trait]
+impl PaymentBackend for SimBackend {
+    fn name(&self) -> &'static str {
+        "sim"
+    }
+
+    async fn check_health(&self) -> Result<(), BackendError> {
+        if self.is_down() {
+            return Err(BackendError::Unreachable(
+                "the simulated backend is switched off".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn create_invoice(&self, request: &InvoiceRequest) -> Result<Invoice, BackendError> {
+        self.check_health().await?;
+        let preimage: [u8; 32] = rand::random();
+        let hash = sha256::Hash::hash(&preimage);
+        let (bolt11, expires_at_unix) = self.make_bolt11(request, hash)?;
+        let payment_hash = hash.to_string();
+        let invoice = Invoice {
+            id: InvoiceId(payment_hash.clone()),
+            bolt11,
+            payment_hash,
+            amount: request.amount,
+            expires_at_unix,
+        };
+        let mut inner = self.lock();
+        inner.created += 1;
+        inner.latest = Some(invoice.id.clone());
+        inner.invoices.insert(
+            invoice.id.clone(),
+            SimInvoice {
+                invoice: invoice.clone(),
+                expires: Instant::now() + request.expiry,
+                paid: false,
+                expired_early: false,
+            },
+        );
+        Ok(invoice)
+    }
+
+    async fn invoice_state(&self, id: &InvoiceId) -> Result<InvoiceState, BackendError> {
+        self.check_health().await?;
+        let inner = self.lock();
+        let inv = inner
+            .invoices
+            .get(id)
+            .ok_or_else(|| BackendError::Rejected(format!("unknown invoice {id}")))?;
+        Ok(if inv.paid {
+            InvoiceState::Paid {
+                received: inv.invoice.amount,
+            }
+        } else if inv.expired_early || Instant::now() >= inv.expires {
+            InvoiceState::Expired
+        } else {
+            InvoiceState::Pending
+        })
+    }
+
+    async fn wake_ups(&self, id: &InvoiceId) -> Result<WakeUps, BackendError> {
+        self.check_health().await?;
+        let (tx, rx) = mpsc::channel(1);
+        self.lock().subscribers.entry(id.clone()).or_default().push(tx);
+        Ok(rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Msat;
+    use std::str::FromStr;
+
+    fn request() -> InvoiceRequest {
+        InvoiceRequest {
+            sale_id: "s1".into(),
+            amount: Msat::from_sat(2100).unwrap(),
+            description: "Cola".into(),
+            expiry: Duration::from_secs(600),
+        }
+    }
+
+    #[tokio::test]
+    async fn issues_a_signed_regtest_invoice_that_decoders_accept() {
+        let sim = SimBackend::new();
+        let inv = sim.create_invoice(&request()).await.unwrap();
+        assert!(inv.bolt11.starts_with("lnbcrt21u1"), "{}", inv.bolt11);
+        let parsed = lightning_invoice::Bolt11Invoice::from_str(&inv.bolt11).unwrap();
+        parsed.check_signature().unwrap();
+        assert_eq!(parsed.currency(), Currency::Regtest);
+        assert_eq!(parsed.amount_milli_satoshis(), Some(2_100_000));
+        assert_eq!(parsed.expiry_time(), Duration::from_secs(600));
+        assert_eq!(parsed.payment_hash().to_string(), inv.payment_hash);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pay_wakes_the_watcher_and_the_state_says_paid() {
+        let sim = SimBackend::new();
+        let inv = sim.create_invoice(&request()).await.unwrap();
+        let mut wake = sim.wake_ups(&inv.id).await.unwrap();
+        assert_eq!(sim.invoice_state(&inv.id).await.unwrap(), InvoiceState::Pending);
+        sim.pay_latest().unwrap();
+        assert_eq!(wake.recv().await, Some(()));
+        assert_eq!(
+            sim.invoice_state(&inv.id).await.unwrap(),
+            InvoiceState::Paid { received: inv.amount }
+        );
+        assert_eq!(sim.pay(&inv.id), Err(SimError::NotPending), "paid twice");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn invoices_expire_and_cannot_be_paid_after() {
+        let sim = SimBackend::new();
+        let inv = sim.create_invoice(&request()).await.unwrap();
+        tokio::time::advance(Duration::from_secs(601)).await;
+        assert_eq!(sim.invoice_state(&inv.id).await.unwrap(), InvoiceState::Expired);
+        assert_eq!(sim.pay(&inv.id), Err(SimError::NotPending));
+    }
+
+    #[tokio::test]
+    async fn down_backend_refuses_everything_and_drops_connections() {
+        let sim = SimBackend::new();
+        let inv = sim.create_invoice(&request()).await.unwrap();
+        let mut wake = sim.wake_ups(&inv.id).await.unwrap();
+        sim.set_down(true);
+        assert_eq!(wake.recv().await, None);
+        assert!(matches!(sim.check_health().await, Err(BackendError::Unreachable(_))));
+        assert!(sim.create_invoice(&request()).await.is_err());
+        assert!(sim.invoice_state(&inv.id).await.is_err());
+        sim.set_down(false);
+        assert!(sim.check_health().await.is_ok());
+    }
+}

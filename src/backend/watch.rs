@@ -1,0 +1,241 @@
+//! Watching one invoice until it is paid, expires, or is no longer worth watching.
+//!
+//! The same loop serves every backend: wake-ups (websocket, long-poll) only trigger a
+//! reconciling [`PaymentBackend::invoice_state`] call, which is the sole authority for a
+//! payment. While the wake-up stream is down the loop polls every `poll_down` and reconnects
+//! with backoff and jitter; on every (re)connect it reconciles at once, so a payment that
+//! happened while the connection was down is found immediately.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+
+use super::{Invoice, InvoiceState, PaymentBackend, WakeUps};
+use crate::vend::Event;
+
+/// Timing of a watch.
+#[derive(Clone, Copy, Debug)]
+pub struct WatchTiming {
+    /// Poll interval while the wake-up stream is down.
+    pub poll_down: Duration,
+    /// Safety poll interval while the wake-up stream is up.
+    pub poll_up: Duration,
+    /// First reconnect delay; doubles up to `backoff_max`.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// How long past the invoice's expiry to keep asking (clock skew, late settlement).
+    pub grace: Duration,
+}
+
+impl Default for WatchTiming {
+    fn default() -> Self {
+        WatchTiming {
+            poll_down: Duration::from_secs(2),
+            poll_up: Duration::from_secs(15),
+            backoff_min: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            grace: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How a watch ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WatchOutcome {
+    Paid,
+    Expired,
+    /// Gave up after the expiry and the grace period without a final answer.
+    GaveUp,
+}
+
+/// Watches `invoice` until a final state, sending `PaymentConfirmed` or `InvoiceExpired` to
+/// `events`. `expires_at` is the invoice's expiry on the tokio clock.
+pub async fn watch_invoice(
+    backend: Arc<dyn PaymentBackend>,
+    invoice: Invoice,
+    expires_at: Instant,
+    timing: WatchTiming,
+    events: mpsc::UnboundedSender<Event>,
+) -> WatchOutcome {
+    let give_up = expires_at + timing.grace;
+    let mut wake: Option<WakeUps> = None;
+    let mut backoff = timing.backoff_min;
+    let mut next_connect = Instant::now();
+    let mut next_poll = Instant::now();
+
+    loop {
+        let now = Instant::now();
+        if wake.is_none() && now >= next_connect {
+            match backend.wake_ups(&invoice.id).await {
+                Ok(rx) => {
+                    tracing::debug!(invoice = %invoice.id, "wake-up stream connected");
+                    wake = Some(rx);
+                    backoff = timing.backoff_min;
+                }
+                Err(e) => {
+                    tracing::debug!(invoice = %invoice.id, error = %e, "wake-up stream unavailable");
+                    next_connect = Instant::now() + jitter(backoff);
+                    backoff = (backoff * 2).min(timing.backoff_max);
+                }
+            }
+            // Reconcile on every (re)connect attempt: the payment may have happened while
+            // the stream was down.
+            next_poll = Instant::now();
+        }
+
+        if Instant::now() >= next_poll {
+            if let Some(outcome) = reconcile(backend.as_ref(), &invoice, &events).await {
+                return outcome;
+            }
+            let interval = if wake.is_some() {
+                timing.poll_up
+            } else {
+                timing.poll_down
+            };
+            next_poll = Instant::now() + interval;
+        }
+
+        if Instant::now() >= give_up {
+            tracing::warn!(invoice = %invoice.id, "stopped watching an invoice with no final state");
+            return WatchOutcome::GaveUp;
+        }
+
+        let mut wake_at = next_poll.min(give_up);
+        if wake.is_none() {
+            wake_at = wake_at.min(next_connect);
+        }
+        match wake.as_mut() {
+            Some(rx) => {
+                tokio::select! {
+                    msg = rx.recv() => match msg {
+                        Some(()) => next_poll = Instant::now(),
+                        None => {
+                            tracing::debug!(invoice = %invoice.id, "wake-up stream dropped");
+                            wake = None;
+                            next_connect = Instant::now() + jitter(backoff);
+                            next_poll = Instant::now();
+                        }
+                    },
+                    _ = sleep_until(wake_at) => {}
+                }
+            }
+            None => sleep_until(wake_at).await,
+        }
+    }
+}
+
+async fn reconcile(
+    backend: &dyn PaymentBackend,
+    invoice: &Invoice,
+    events: &mpsc::UnboundedSender<Event>,
+) -> Option<WatchOutcome> {
+    match backend.invoice_state(&invoice.id).await {
+        Ok(InvoiceState::Paid { received }) if received >= invoice.amount => {
+            let _ = events.send(Event::PaymentConfirmed {
+                invoice_id: invoice.id.clone(),
+            });
+            Some(WatchOutcome::Paid)
+        }
+        Ok(InvoiceState::Paid { received }) => {
+            tracing::error!(
+                invoice = %invoice.id, %received, expected = %invoice.amount,
+                "backend reports an underpaid invoice; not pouring"
+            );
+            None
+        }
+        Ok(InvoiceState::Expired | InvoiceState::Invalid) => {
+            let _ = events.send(Event::InvoiceExpired {
+                invoice_id: invoice.id.clone(),
+            });
+            Some(WatchOutcome::Expired)
+        }
+        Ok(InvoiceState::Pending) => None,
+        Err(e) => {
+            tracing::warn!(invoice = %invoice.id, error = %e, "could not check invoice state");
+            None
+        }
+    }
+}
+
+/// Up to a quarter more, so machines behind one server do not reconnect in lockstep.
+fn jitter(d: Duration) -> Duration {
+    let extra = rand::random::<f64>() * 0.25;
+    d + d.mul_f64(extra)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::sim::SimBackend;
+    use crate::backend::InvoiceRequest;
+    use crate::money::Msat;
+
+    async fn setup() -> (Arc<SimBackend>, Invoice, Instant) {
+        let sim = Arc::new(SimBackend::new());
+        let inv = sim
+            .create_invoice(&InvoiceRequest {
+                sale_id: "s".into(),
+                amount: Msat::from_sat(10).unwrap(),
+                description: "x".into(),
+                expiry: Duration::from_secs(300),
+            })
+            .await
+            .unwrap();
+        (sim, inv, Instant::now() + Duration::from_secs(300))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_payment_with_a_wakeup_is_seen_at_once() {
+        let (sim, inv, exp) = setup().await;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(watch_invoice(sim.clone(), inv.clone(), exp, WatchTiming::default(), tx));
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        let t0 = Instant::now();
+        sim.pay(&inv.id).unwrap();
+        let ev = rx.recv().await.unwrap();
+        assert_eq!(ev, Event::PaymentConfirmed { invoice_id: inv.id.clone() });
+        assert_eq!(Instant::now(), t0, "no poll interval waited");
+        assert_eq!(task.await.unwrap(), WatchOutcome::Paid);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spoofed_wakeup_does_not_confirm_anything() {
+        let (sim, inv, exp) = setup().await;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tokio::spawn(watch_invoice(sim.clone(), inv.clone(), exp, WatchTiming::default(), tx));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for _ in 0..5 {
+            sim.spoof_wakeup(&inv.id);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_payment_while_the_stream_is_down_is_found_by_polling() {
+        let (sim, inv, exp) = setup().await;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tokio::spawn(watch_invoice(sim.clone(), inv.clone(), exp, WatchTiming::default(), tx));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        sim.set_down(true);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        sim.set_down(false);
+        let t0 = Instant::now();
+        sim.pay_silently(&inv.id).unwrap();
+        let ev = rx.recv().await.unwrap();
+        assert_eq!(ev, Event::PaymentConfirmed { invoice_id: inv.id.clone() });
+        assert!(Instant::now() - t0 <= Duration::from_millis(2500), "found within a poll");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expiry_is_reported_and_the_watch_ends() {
+        let (sim, inv, exp) = setup().await;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(watch_invoice(sim.clone(), inv.clone(), exp, WatchTiming::default(), tx));
+        assert_eq!(rx.recv().await.unwrap(), Event::InvoiceExpired { invoice_id: inv.id.clone() });
+        assert_eq!(task.await.unwrap(), WatchOutcome::Expired);
+        assert!(Instant::now() >= exp);
+    }
+}

@@ -1,0 +1,685 @@
+//! The controller task: the only place where the vend cycle meets the world. It owns the
+//! state, the pump and the ledger, receives every input (taps, backend answers, payment
+//! confirmations, pump reports, health, time) on one channel, runs [`vend::step`], carries
+//! out the effects in order, and publishes a [`View`] for the UI.
+//!
+//! The money rules live here in two places only: a sale is written to the ledger before its
+//! QR is shown (`InvoiceCreated` is turned into `InvoiceFailed` if it cannot be), and a
+//! pour starts only after the ledger committed the payment and the pour start.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, Instant};
+
+use crate::backend::watch::{watch_invoice, WatchTiming};
+use crate::backend::{Invoice, InvoiceId, InvoiceRequest, PaymentBackend};
+use crate::ledger::{Ledger, LedgerError};
+use crate::pump::{self, PourSettings, Pump};
+use crate::qr::{self, QrBitmap};
+use crate::vend::{self, Effect, Event, PourFailure, Product, Sale, SaleId, State};
+
+/// Everything that can reach the controller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// The customer tapped the product with this index.
+    Tap(usize),
+    Cancel,
+    DismissFault,
+    Event(Event),
+}
+
+/// A cloneable sender of inputs.
+#[derive(Clone, Debug)]
+pub struct Inputs(mpsc::UnboundedSender<Input>);
+
+impl Inputs {
+    /// Sends an input; false if the controller has stopped.
+    pub fn send(&self, input: Input) -> bool {
+        self.0.send(input).is_ok()
+    }
+}
+
+/// Which screen is up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Screen {
+    Idle,
+    Creating,
+    Payment,
+    Pouring,
+    ThankYou,
+    OutOfService,
+    Fault,
+}
+
+/// A product tile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tile {
+    pub name: String,
+    pub price: String,
+}
+
+/// What the UI shows; a pure function of the state and the clock.
+#[derive(Clone, Debug, PartialEq)]
+pub struct View {
+    pub screen: Screen,
+    pub machine_id: String,
+    pub tiles: Vec<Tile>,
+    pub product: String,
+    pub amount: String,
+    /// `LIGHTNING:` + upper-case BOLT11 while paying.
+    pub payment_uri: String,
+    pub qr: Option<Arc<QrBitmap>>,
+    pub seconds_left: u64,
+    /// 0.0..=1.0 while pouring.
+    pub progress: f32,
+    /// The reason out of service, or what went wrong on the fault screen, in plain words.
+    pub message: String,
+    /// The code a customer shows the operator on the fault screen.
+    pub code: String,
+}
+
+/// Settings of a controller.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub machine_id: String,
+    pub catalog: Vec<Product>,
+    pub invoice_expiry: Duration,
+    pub pour: PourSettings,
+    pub watch: WatchTiming,
+    /// How often the backend's health is checked.
+    pub health_every: Duration,
+    /// How long a backend call may take before it counts as unreachable.
+    pub request_timeout: Duration,
+}
+
+/// Pixel size the QR is rasterised for.
+pub const QR_PX: u32 = 330;
+
+pub struct Controller {
+    settings: Settings,
+    state: State,
+    backend: Arc<dyn PaymentBackend>,
+    pump: Pump,
+    ledger: Result<Ledger, String>,
+    tx: mpsc::UnboundedSender<Input>,
+    rx: mpsc::UnboundedReceiver<Input>,
+    view: watch::Sender<View>,
+    /// Sales whose invoice is being created, to record them when it arrives.
+    creating: HashMap<SaleId, Sale>,
+    watches: HashMap<InvoiceId, JoinHandle<()>>,
+    pour_task: Option<JoinHandle<()>>,
+    qr_cache: Option<(String, Arc<QrBitmap>)>,
+}
+
+impl Controller {
+    /// `ledger` is the opened ledger, or why it could not be opened (the machine then stays
+    /// out of service: no sale without a record).
+    pub fn new(
+        settings: Settings,
+        backend: Arc<dyn PaymentBackend>,
+        pump: Pump,
+        ledger: Result<Ledger, LedgerError>,
+    ) -> Controller {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let state = State::Idle;
+        let ledger = ledger.map_err(|e| e.to_string());
+        let initial = idle_view(&settings);
+        let (view, _) = watch::channel(initial);
+        Controller {
+            settings,
+            state,
+            backend,
+            pump,
+            ledger,
+            tx,
+            rx,
+            view,
+            creating: HashMap::new(),
+            watches: HashMap::new(),
+            pour_task: None,
+            qr_cache: None,
+        }
+    }
+
+    pub fn inputs(&self) -> Inputs {
+        Inputs(self.tx.clone())
+    }
+
+    pub fn views(&self) -> watch::Receiver<View> {
+        self.view.subscribe()
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Runs until `shutdown` resolves. The pump is stopped on the way out, whatever happened.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        let _stop = StopOnDrop(self.pump.clone());
+        self.start_up();
+        let health = tokio::spawn(health_loop(
+            self.backend.clone(),
+            self.settings.health_every,
+            self.settings.request_timeout,
+            self.tx.clone(),
+        ));
+        tokio::pin!(shutdown);
+        loop {
+            let wake = self.next_wake();
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                input = self.rx.recv() => match input {
+                    Some(input) => self.handle(input),
+                    None => break,
+                },
+                () = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
+                    self.handle(Input::Event(Event::Tick));
+                }
+            }
+        }
+        health.abort();
+        for (_, w) in self.watches.drain() {
+            w.abort();
+        }
+        if let Some(p) = self.pour_task.take() {
+            p.abort();
+        }
+        if let Err(e) = self.pump.stop() {
+            tracing::error!(error = %e, "could not stop the pump at shutdown");
+        }
+        tracing::info!("controller stopped; pump off");
+    }
+
+    fn start_up(&mut self) {
+        match &mut self.ledger {
+            Ok(ledger) => {
+                match ledger.recover_interrupted() {
+                    Ok(ids) => {
+                        for id in ids {
+                            tracing::warn!(sale = %id, "a pour was interrupted by a restart; the sale is now an owed credit");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "could not recover interrupted pours"),
+                }
+                match ledger.owed() {
+                    Ok(owed) if !owed.is_empty() => {
+                        tracing::warn!(count = owed.len(), "owed credits are waiting for the operator")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "could not list owed credits"),
+                }
+                match ledger.open_invoices(unix_now()) {
+                    Ok(open) => {
+                        for o in open {
+                            tracing::info!(sale = %o.sale_id, invoice = %o.invoice.id, "still watching an unpaid invoice from before the restart");
+                            self.spawn_watch(o.invoice);
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "could not list open invoices"),
+                }
+            }
+            Err(reason) => {
+                let reason = reason.clone();
+                tracing::error!(%reason, "the sales ledger cannot be opened; out of service");
+                self.apply(Event::LedgerDown { reason });
+            }
+        }
+        self.publish();
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let refresh = match self.state {
+            State::AwaitingPayment { .. } | State::Fault { .. } => Some(now + Duration::from_millis(500)),
+            State::Pouring { .. } => Some(now + Duration::from_millis(100)),
+            State::Idle
+            | State::CreatingInvoice { .. }
+            | State::ThankYou { .. }
+            | State::OutOfService { .. } => None,
+        };
+        match (self.state.deadline(), refresh) {
+            (Some(d), Some(r)) => Some(d.min(r)),
+            (d, r) => d.or(r),
+        }
+    }
+
+    fn handle(&mut self, input: Input) {
+        let event = match input {
+            Input::Tap(i) => match self.settings.catalog.get(i) {
+                Some(product) => Event::ProductTapped {
+                    product: product.clone(),
+                    sale_id: new_sale_id(),
+                },
+                None => {
+                    tracing::warn!(index = i, "tap on a product that does not exist");
+                    return;
+                }
+            },
+            Input::Cancel => Event::CancelTapped,
+            Input::DismissFault => Event::FaultDismissed,
+            Input::Event(e) => e,
+        };
+        let event = self.record_before_showing(event);
+        self.apply(event);
+        self.publish();
+    }
+
+    /// No QR without a record: an invoice the ledger cannot store is treated as failed.
+    fn record_before_showing(&mut self, event: Event) -> Event {
+        let Event::InvoiceCreated { sale_id, invoice, expires_at } = event else {
+            return event;
+        };
+        let Some(sale) = self.creating.remove(&sale_id) else {
+            tracing::error!(sale = %sale_id, "an invoice arrived for a sale we did not start");
+            return Event::InvoiceFailed {
+                sale_id,
+                reason: "unexpected invoice".into(),
+            };
+        };
+        let backend = self.backend.name();
+        let result = match &mut self.ledger {
+            Ok(l) => l.record_created(&sale, backend, &invoice).map_err(|e| e.to_string()),
+            Err(reason) => Err(reason.clone()),
+        };
+        match result {
+            Ok(()) => Event::InvoiceCreated {
+                sale_id,
+                invoice,
+                expires_at,
+            },
+            Err(reason) => {
+                tracing::error!(sale = %sale_id, %reason, "cannot record the sale; not showing its QR");
+                let _ = self.tx.send(Input::Event(Event::LedgerDown {
+                    reason: reason.clone(),
+                }));
+                Event::InvoiceFailed {
+                    sale_id,
+                    reason: format!("cannot record the sale: {reason}"),
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, event: Event) {
+        let now = Instant::now();
+        let quiet = matches!(event, Event::Tick | Event::BackendUp);
+        let event_name = event_name(&event);
+        let before = self.state.name();
+        let old = std::mem::replace(&mut self.state, State::Idle);
+        let (state, effects) = vend::step(old, event, now);
+        self.state = state;
+        let after = self.state.name();
+        if before != after || !quiet {
+            let sale = self.state.sale_id().map(|s| s.to_string()).unwrap_or_default();
+            if before != after {
+                tracing::info!(sale = %sale, event = event_name, from = before, to = after, "transition");
+            } else {
+                tracing::debug!(sale = %sale, event = event_name, state = after, "event");
+            }
+        }
+        if let State::OutOfService { reason } = &self.state {
+            if before != after {
+                tracing::warn!(reason = reason.detail(), "out of service");
+            }
+        }
+        for effect in effects {
+            self.execute(effect);
+        }
+    }
+
+    fn execute(&mut self, effect: Effect) {
+        match effect {
+            Effect::CreateInvoice { sale } => {
+                self.creating.insert(sale.id.clone(), sale.clone());
+                let backend = self.backend.clone();
+                let tx = self.tx.clone();
+                let request = InvoiceRequest {
+                    sale_id: sale.id.0.clone(),
+                    amount: sale.product.price,
+                    description: format!("{} ({})", sale.product.name, self.settings.machine_id),
+                    expiry: self.settings.invoice_expiry,
+                };
+                let timeout = self.settings.request_timeout;
+                tokio::spawn(async move {
+                    let ev = create_invoice(backend.as_ref(), &request, timeout).await;
+                    let ev = match ev {
+                        Ok((invoice, expires_at)) => Event::InvoiceCreated {
+                            sale_id: sale.id,
+                            invoice,
+                            expires_at,
+                        },
+                        Err(reason) => {
+                            tracing::error!(sale = %sale.id, %reason, "could not get an invoice");
+                            Event::InvoiceFailed {
+                                sale_id: sale.id,
+                                reason,
+                            }
+                        }
+                    };
+                    let _ = tx.send(Input::Event(ev));
+                });
+            }
+            Effect::WatchInvoice { sale_id, invoice } => {
+                tracing::info!(sale = %sale_id, invoice = %invoice.id, amount = %invoice.amount, "invoice shown; watching for payment");
+                self.spawn_watch(invoice);
+            }
+            Effect::AbandonInvoice {
+                sale_id,
+                invoice_id,
+                why,
+            } => {
+                tracing::info!(sale = %sale_id, invoice = %invoice_id, ?why, "invoice left; still watching it until it expires");
+                if let Ok(l) = &mut self.ledger {
+                    if let Err(e) = l.record_abandoned(&sale_id, why) {
+                        tracing::error!(sale = %sale_id, error = %e, "could not record the abandoned invoice");
+                    }
+                }
+            }
+            Effect::BeginPour { sale, invoice_id } => self.begin_pour(sale, invoice_id),
+            Effect::StopPump => {
+                if let Some(p) = self.pour_task.take() {
+                    p.abort();
+                }
+                if let Err(e) = self.pump.stop() {
+                    tracing::error!(error = %e, "could not stop the pump");
+                }
+            }
+            Effect::RecordPoured { sale_id } => {
+                tracing::info!(sale = %sale_id, "poured");
+                if let Ok(l) = &mut self.ledger {
+                    if let Err(e) = l.record_poured(&sale_id) {
+                        tracing::error!(sale = %sale_id, error = %e, "could not record the finished pour");
+                    }
+                }
+            }
+            Effect::RecordOwed { sale_id, failure } => {
+                let reason = failure_text(&failure);
+                tracing::error!(sale = %sale_id, %reason, "paid but not poured: owed credit");
+                match &mut self.ledger {
+                    Ok(l) => {
+                        if let Err(e) = l.record_owed(&sale_id, &reason) {
+                            tracing::error!(sale = %sale_id, error = %e, "COULD NOT RECORD AN OWED CREDIT; the fault screen shows the code");
+                        }
+                    }
+                    Err(_) => tracing::error!(sale = %sale_id, "no ledger: the owed credit exists only on the fault screen and in this log"),
+                }
+            }
+            Effect::RecordLatePayment { invoice_id } => match &mut self.ledger {
+                Ok(l) => match l.record_late_payment(&invoice_id) {
+                    Ok(Some(sale)) => tracing::warn!(sale = %sale, invoice = %invoice_id, "a payment arrived after the customer left; recorded as an owed credit"),
+                    Ok(None) => tracing::info!(invoice = %invoice_id, "payment report for an invoice already settled or not ours; ignored"),
+                    Err(e) => tracing::error!(invoice = %invoice_id, error = %e, "could not record a late payment"),
+                },
+                Err(_) => tracing::error!(invoice = %invoice_id, "a late payment arrived and there is no ledger to record it"),
+            },
+        }
+    }
+
+    fn begin_pour(&mut self, sale: Sale, invoice_id: InvoiceId) {
+        let recorded = match &mut self.ledger {
+            Ok(l) => l.begin_pour(&sale.id, &invoice_id),
+            Err(reason) => Err(LedgerError::UnknownSale(reason.clone())),
+        };
+        let tx = self.tx.clone();
+        if let Err(e) = recorded {
+            let failure = match e {
+                LedgerError::AlreadyPoured => PourFailure::AlreadyPoured,
+                other => PourFailure::Ledger(other.to_string()),
+            };
+            tracing::error!(sale = %sale.id, failure = ?failure, "pour not started");
+            let _ = tx.send(Input::Event(Event::PourFailed {
+                sale_id: sale.id,
+                failure,
+            }));
+            return;
+        }
+        tracing::info!(sale = %sale.id, invoice = %invoice_id, channel = %sale.product.channel, ms = sale.product.pour.as_millis() as u64, "payment recorded; pouring");
+        let pump = self.pump.clone();
+        let settings = self.settings.pour;
+        self.pour_task = Some(tokio::spawn(async move {
+            let result = pump::pour(&pump, sale.product.channel, sale.product.pour, settings).await;
+            let ev = match result {
+                Ok(()) => Event::PourFinished { sale_id: sale.id },
+                Err(e) => Event::PourFailed {
+                    sale_id: sale.id,
+                    failure: PourFailure::Pump(e.to_string()),
+                },
+            };
+            let _ = tx.send(Input::Event(ev));
+        }));
+    }
+
+    fn spawn_watch(&mut self, invoice: Invoice) {
+        let expires_at = instant_of_unix(invoice.expires_at_unix);
+        let id = invoice.id.clone();
+        let backend = self.backend.clone();
+        let timing = self.settings.watch;
+        let tx = self.tx.clone();
+        let (etx, mut erx) = mpsc::unbounded_channel();
+        let handle = tokio::spawn(async move {
+            let forward = async {
+                while let Some(ev) = erx.recv().await {
+                    let _ = tx.send(Input::Event(ev));
+                }
+            };
+            tokio::join!(watch_invoice(backend, invoice, expires_at, timing, etx), forward);
+        });
+        self.watches.retain(|_, h| !h.is_finished());
+        if let Some(old) = self.watches.insert(id, handle) {
+            old.abort();
+        }
+    }
+
+    fn publish(&mut self) {
+        let view = self.make_view(Instant::now());
+        self.view.send_if_modified(|v| {
+            if *v != view {
+                *v = view;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    fn make_view(&mut self, now: Instant) -> View {
+        let mut v = idle_view(&self.settings);
+        match &self.state {
+            State::Idle => {}
+            State::CreatingInvoice { sale } => {
+                v.screen = Screen::Creating;
+                v.product = sale.product.name.clone();
+                v.amount = sale.product.price.display_sats();
+            }
+            State::AwaitingPayment {
+                sale,
+                invoice,
+                expires_at,
+            } => {
+                v.screen = Screen::Payment;
+                v.product = sale.product.name.clone();
+                v.amount = invoice.amount.display_sats();
+                v.payment_uri = qr::payment_uri(&invoice.bolt11);
+                v.seconds_left = expires_at.saturating_duration_since(now).as_secs();
+                v.qr = self.qr_for(&v.payment_uri);
+            }
+            State::Pouring {
+                sale, started, ends, ..
+            } => {
+                v.screen = Screen::Pouring;
+                v.product = sale.product.name.clone();
+                let total = (*ends - *started).as_secs_f32().max(0.001);
+                v.progress = (now.saturating_duration_since(*started).as_secs_f32() / total).min(1.0);
+            }
+            State::ThankYou { sale, .. } => {
+                v.screen = Screen::ThankYou;
+                v.product = sale.product.name.clone();
+            }
+            State::OutOfService { reason } => {
+                v.screen = Screen::OutOfService;
+                v.message = reason.customer_text();
+            }
+            State::Fault { sale, failure, until, .. } => {
+                v.screen = Screen::Fault;
+                v.product = sale.product.name.clone();
+                v.amount = sale.product.price.display_sats();
+                v.code = sale.id.0.clone();
+                v.seconds_left = until.saturating_duration_since(now).as_secs();
+                v.message = match failure {
+                    PourFailure::AlreadyPoured => "This payment was already used for a drink.".into(),
+                    PourFailure::Pump(_) | PourFailure::Ledger(_) => {
+                        "Your payment is recorded, but the drink could not be poured.".into()
+                    }
+                };
+            }
+        }
+        v
+    }
+
+    fn qr_for(&mut self, uri: &str) -> Option<Arc<QrBitmap>> {
+        if let Some((u, bmp)) = &self.qr_cache {
+            if u == uri {
+                return Some(bmp.clone());
+            }
+        }
+        match qr::render(uri, QR_PX) {
+            Ok(bmp) => {
+                let bmp = Arc::new(bmp);
+                self.qr_cache = Some((uri.to_string(), bmp.clone()));
+                Some(bmp)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot draw the payment QR");
+                None
+            }
+        }
+    }
+}
+
+fn idle_view(settings: &Settings) -> View {
+    View {
+        screen: Screen::Idle,
+        machine_id: settings.machine_id.clone(),
+        tiles: settings
+            .catalog
+            .iter()
+            .map(|p| Tile {
+                name: p.name.clone(),
+                price: p.price.display_sats(),
+            })
+            .collect(),
+        product: String::new(),
+        amount: String::new(),
+        payment_uri: String::new(),
+        qr: None,
+        seconds_left: 0,
+        progress: 0.0,
+        message: String::new(),
+        code: String::new(),
+    }
+}
+
+/// Asks for an invoice and checks the BOLT11 against the request before it can be shown.
+async fn create_invoice(
+    backend: &dyn PaymentBackend,
+    request: &InvoiceRequest,
+    timeout: Duration,
+) -> Result<(Invoice, Instant), String> {
+    let invoice = match tokio::time::timeout(timeout, backend.create_invoice(request)).await {
+        Err(_) => return Err(format!("the payment backend did not answer within {timeout:?}")),
+        Ok(Err(e)) => return Err(e.to_string()),
+        Ok(Ok(i)) => i,
+    };
+    crate::bolt11::check(&invoice, request, SystemTime::now()).map_err(|e| e.to_string())?;
+    let expires_at = instant_of_unix(invoice.expires_at_unix);
+    Ok((invoice, expires_at))
+}
+
+async fn health_loop(
+    backend: Arc<dyn PaymentBackend>,
+    every: Duration,
+    timeout: Duration,
+    tx: mpsc::UnboundedSender<Input>,
+) {
+    let mut last_ok: Option<bool> = None;
+    loop {
+        let ev = match tokio::time::timeout(timeout, backend.check_health()).await {
+            Ok(Ok(())) => Event::BackendUp,
+            Ok(Err(e)) => Event::BackendDown {
+                reason: e.to_string(),
+            },
+            Err(_) => Event::BackendDown {
+                reason: format!("no answer within {timeout:?}"),
+            },
+        };
+        let ok = ev == Event::BackendUp;
+        if last_ok != Some(ok) {
+            match &ev {
+                Event::BackendDown { reason } => tracing::warn!(%reason, "payment backend down"),
+                _ => tracing::info!(backend = backend.name(), "payment backend up"),
+            }
+            last_ok = Some(ok);
+        }
+        if tx.send(Input::Event(ev)).is_err() {
+            return;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+struct StopOnDrop(Pump);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        // Runs on panic unwinding of the controller task too.
+        self.0.emergency_stop();
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The tokio instant at which a UNIX time falls (now if it is past).
+fn instant_of_unix(unix: u64) -> Instant {
+    Instant::now() + Duration::from_secs(unix.saturating_sub(unix_now()))
+}
+
+fn new_sale_id() -> SaleId {
+    SaleId(format!("S{}-{:04X}", unix_now(), rand::random::<u16>()))
+}
+
+fn failure_text(f: &PourFailure) -> String {
+    match f {
+        PourFailure::Pump(r) => format!("pump: {r}"),
+        PourFailure::Ledger(r) => format!("ledger: {r}"),
+        PourFailure::AlreadyPoured => "already poured".into(),
+    }
+}
+
+fn event_name(e: &Event) -> &'static str {
+    match e {
+        Event::ProductTapped { .. } => "ProductTapped",
+        Event::CancelTapped => "CancelTapped",
+        Event::FaultDismissed => "FaultDismissed",
+        Event::InvoiceCreated { .. } => "InvoiceCreated",
+        Event::InvoiceFailed { .. } => "InvoiceFailed",
+        Event::PaymentConfirmed { .. } => "PaymentConfirmed",
+        Event::InvoiceExpired { .. } => "InvoiceExpired",
+        Event::Tick => "Tick",
+        Event::PourFinished { .. } => "PourFinished",
+        Event::PourFailed { .. } => "PourFailed",
+        Event::BackendDown { .. } => "BackendDown",
+        Event::BackendUp => "BackendUp",
+        Event::ServiceRestored => "ServiceRestored",
+        Event::LedgerDown { .. } => "LedgerDown",
+    }
+}

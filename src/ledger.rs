@@ -1,0 +1,421 @@
+//! The sales ledger: SQLite in the data directory, WAL with `synchronous=FULL`, so a sale
+//! that was recorded survives a power cut. One row per sale (= per invoice) and one row per
+//! transition. The pour of a payment is a row in `pours` keyed by the invoice id: the
+//! primary key makes a second pour for one payment impossible, whatever the code above does.
+//! The payment and the pour start are committed in one transaction *before* the pump starts.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::backend::{Invoice, InvoiceId};
+use crate::vend::{Abandoned, Sale, SaleId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("cannot create the data directory {path}: {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("sales ledger: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("this payment was already poured")]
+    AlreadyPoured,
+    #[error("unknown sale {0}")]
+    UnknownSale(String),
+}
+
+/// A sale that was paid and not poured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owed {
+    pub sale_id: SaleId,
+    pub product: String,
+    pub price_msat: u64,
+    pub reason: String,
+}
+
+/// An invoice that may still be paid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenInvoice {
+    pub sale_id: SaleId,
+    pub invoice: Invoice,
+}
+
+pub struct Ledger {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger").finish_non_exhaustive()
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS sales (
+    id TEXT PRIMARY KEY,
+    product TEXT NOT NULL,
+    price_msat INTEGER NOT NULL,
+    backend TEXT NOT NULL,
+    invoice_id TEXT NOT NULL UNIQUE,
+    payment_hash TEXT NOT NULL,
+    bolt11 TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    created_us INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS transitions (
+    sale_id TEXT NOT NULL REFERENCES sales(id),
+    kind TEXT NOT NULL,
+    at_us INTEGER NOT NULL,
+    detail TEXT
+);
+CREATE TABLE IF NOT EXISTS pours (
+    invoice_id TEXT PRIMARY KEY,
+    sale_id TEXT NOT NULL UNIQUE REFERENCES sales(id),
+    started_us INTEGER NOT NULL
+);
+";
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+impl Ledger {
+    /// Opens (or creates) `sales.db` in `dir`.
+    pub fn open(dir: &Path) -> Result<Ledger, LedgerError> {
+        std::fs::create_dir_all(dir).map_err(|source| LedgerError::Dir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let conn = Connection::open(dir.join("sales.db"))?;
+        Ledger::init(conn)
+    }
+
+    /// A ledger that lives only in memory (tests).
+    pub fn in_memory() -> Result<Ledger, LedgerError> {
+        Ledger::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Ledger, LedgerError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(2))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Ledger { conn })
+    }
+
+    fn transition(&self, sale_id: &str, kind: &str, detail: Option<&str>) -> Result<(), LedgerError> {
+        self.conn.execute(
+            "INSERT INTO transitions (sale_id, kind, at_us, detail) VALUES (?1, ?2, ?3, ?4)",
+            params![sale_id, kind, now_us(), detail],
+        )?;
+        Ok(())
+    }
+
+    /// Records a new sale with its invoice, before the QR is shown.
+    pub fn record_created(&mut self, sale: &Sale, backend: &str, invoice: &Invoice) -> Result<(), LedgerError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO sales (id, product, price_msat, backend, invoice_id, payment_hash, bolt11,
+                                expires_at, state, created_us)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'created', ?9)",
+            params![
+                sale.id.0,
+                sale.product.name,
+                invoice.amount.as_msat() as i64,
+                backend,
+                invoice.id.0,
+                invoice.payment_hash,
+                invoice.bolt11,
+                invoice.expires_at_unix as i64,
+                now_us()
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO transitions (sale_id, kind, at_us) VALUES (?1, 'created', ?2)",
+            params![sale.id.0, now_us()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The customer left the invoice (cancelled, or it expired on screen).
+    pub fn record_abandoned(&mut self, sale_id: &SaleId, why: Abandoned) -> Result<(), LedgerError> {
+        let kind = match why {
+            Abandoned::Cancelled => "cancelled",
+            Abandoned::Expired => "expired",
+        };
+        let n = self.conn.execute(
+            "UPDATE sales SET state = ?2 WHERE id = ?1 AND state = 'created'",
+            params![sale_id.0, kind],
+        )?;
+        if n == 1 {
+            self.transition(&sale_id.0, kind, None)?;
+        }
+        Ok(())
+    }
+
+    /// Records the payment and the start of its pour in one durable transaction. Fails with
+    /// `AlreadyPoured` if this payment already has a pour.
+    pub fn begin_pour(&mut self, sale_id: &SaleId, invoice_id: &InvoiceId) -> Result<(), LedgerError> {
+        let tx = self.conn.transaction()?;
+        let known: Option<String> = tx
+            .query_row(
+                "SELECT id FROM sales WHERE id = ?1 AND invoice_id = ?2",
+                params![sale_id.0, invoice_id.0],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if known.is_none() {
+            return Err(LedgerError::UnknownSale(sale_id.0.clone()));
+        }
+        let at = now_us();
+        match tx.execute(
+            "INSERT INTO pours (invoice_id, sale_id, started_us) VALUES (?1, ?2, ?3)",
+            params![invoice_id.0, sale_id.0, at],
+        ) {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                return Err(LedgerError::AlreadyPoured)
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tx.execute("UPDATE sales SET state = 'pouring' WHERE id = ?1", params![sale_id.0])?;
+        tx.execute(
+            "INSERT INTO transitions (sale_id, kind, at_us) VALUES (?1, 'paid', ?2), (?1, 'pour_started', ?2)",
+            params![sale_id.0, at],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn record_poured(&mut self, sale_id: &SaleId) -> Result<(), LedgerError> {
+        self.conn.execute(
+            "UPDATE sales SET state = 'poured' WHERE id = ?1",
+            params![sale_id.0],
+        )?;
+        self.transition(&sale_id.0, "poured", None)
+    }
+
+    /// A paid sale that was not (fully) poured becomes an owed credit.
+    pub fn record_owed(&mut self, sale_id: &SaleId, reason: &str) -> Result<(), LedgerError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE sales SET state = 'owed', reason = ?2 WHERE id = ?1",
+            params![sale_id.0, reason],
+        )?;
+        tx.execute(
+            "INSERT INTO transitions (sale_id, kind, at_us, detail) VALUES (?1, 'failed', ?2, ?3), (?1, 'credited', ?2, ?3)",
+            params![sale_id.0, now_us(), reason],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A confirmed payment for an invoice that is not on screen. If it is one of ours and
+    /// was never poured, it becomes owed and its sale id is returned; otherwise nothing.
+    pub fn record_late_payment(&mut self, invoice_id: &InvoiceId) -> Result<Option<SaleId>, LedgerError> {
+        let tx = self.conn.transaction()?;
+        let row: Option<(String, String)> = tx
+            .query_row(
+                "SELECT id, state FROM sales WHERE invoice_id = ?1",
+                params![invoice_id.0],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((id, state)) = row else {
+            return Ok(None);
+        };
+        if !matches!(state.as_str(), "created" | "cancelled" | "expired") {
+            return Ok(None);
+        }
+        let at = now_us();
+        tx.execute(
+            "UPDATE sales SET state = 'owed', reason = 'paid after the customer left the payment screen' WHERE id = ?1",
+            params![id],
+        )?;
+        tx.execute(
+            "INSERT INTO transitions (sale_id, kind, at_us) VALUES (?1, 'paid', ?2), (?1, 'credited', ?2)",
+            params![id, at],
+        )?;
+        tx.commit()?;
+        Ok(Some(SaleId(id)))
+    }
+
+    /// At start, before anything else: sales whose pour began but never finished (crash,
+    /// power cut) become owed. Returns them.
+    pub fn recover_interrupted(&mut self) -> Result<Vec<SaleId>, LedgerError> {
+        let ids: Vec<String> = {
+            let mut st = self.conn.prepare("SELECT id FROM sales WHERE state = 'pouring'")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for id in &ids {
+            self.record_owed(&SaleId(id.clone()), "the machine stopped during the pour")?;
+        }
+        Ok(ids.into_iter().map(SaleId).collect())
+    }
+
+    /// Invoices not paid, poured or owed that have not expired by `now_unix`: they must be
+    /// watched, since a customer may still pay them.
+    pub fn open_invoices(&self, now_unix: u64) -> Result<Vec<OpenInvoice>, LedgerError> {
+        let mut st = self.conn.prepare(
+            "SELECT id, invoice_id, bolt11, payment_hash, price_msat, expires_at FROM sales
+             WHERE state IN ('created', 'cancelled', 'expired') AND expires_at > ?1",
+        )?;
+        let rows = st.query_map(params![now_unix as i64], |r| {
+            Ok(OpenInvoice {
+                sale_id: SaleId(r.get(0)?),
+                invoice: Invoice {
+                    id: InvoiceId(r.get(1)?),
+                    bolt11: r.get(2)?,
+                    payment_hash: r.get(3)?,
+                    amount: crate::money::Msat::from_msat(r.get::<_, i64>(4)? as u64),
+                    expires_at_unix: r.get::<_, i64>(5)? as u64,
+                },
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn owed(&self) -> Result<Vec<Owed>, LedgerError> {
+        let mut st = self.conn.prepare(
+            "SELECT id, product, price_msat, COALESCE(reason, '') FROM sales WHERE state = 'owed' ORDER BY created_us",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(Owed {
+                sale_id: SaleId(r.get(0)?),
+                product: r.get(1)?,
+                price_msat: r.get::<_, i64>(2)? as u64,
+                reason: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The state of one sale ("created", "pouring", "poured", "owed", …).
+    pub fn sale_state(&self, sale_id: &SaleId) -> Result<Option<String>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row("SELECT state FROM sales WHERE id = ?1", params![sale_id.0], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// How many pours the ledger holds.
+    pub fn pour_count(&self) -> Result<u64, LedgerError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM pours", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Msat;
+    use crate::pump::Channel;
+    use crate::vend::Product;
+    use std::time::Duration;
+
+    fn sale(id: &str) -> (Sale, Invoice) {
+        (
+            Sale {
+                id: SaleId(id.into()),
+                product: Product {
+                    index: 0,
+                    name: "Cola".into(),
+                    price: Msat::from_sat(2100).unwrap(),
+                    pour: Duration::from_secs(4),
+                    channel: Channel::A,
+                },
+            },
+            Invoice {
+                id: InvoiceId(format!("inv-{id}")),
+                bolt11: "lnbcrt1...".into(),
+                payment_hash: format!("hash-{id}"),
+                amount: Msat::from_sat(2100).unwrap(),
+                expires_at_unix: 2_000_000_000,
+            },
+        )
+    }
+
+    #[test]
+    fn a_payment_can_start_only_one_pour() {
+        let mut l = Ledger::in_memory().unwrap();
+        let (s, i) = sale("a");
+        l.record_created(&s, "sim", &i).unwrap();
+        l.begin_pour(&s.id, &i.id).unwrap();
+        assert!(matches!(l.begin_pour(&s.id, &i.id), Err(LedgerError::AlreadyPoured)));
+        l.record_poured(&s.id).unwrap();
+        assert_eq!(l.pour_count().unwrap(), 1);
+        assert_eq!(l.sale_state(&s.id).unwrap().as_deref(), Some("poured"));
+    }
+
+    #[test]
+    fn a_pour_for_an_unknown_sale_is_refused() {
+        let mut l = Ledger::in_memory().unwrap();
+        assert!(matches!(
+            l.begin_pour(&SaleId("x".into()), &InvoiceId("y".into())),
+            Err(LedgerError::UnknownSale(_))
+        ));
+    }
+
+    #[test]
+    fn late_payments_for_our_abandoned_invoices_become_owed_once() {
+        let mut l = Ledger::in_memory().unwrap();
+        let (s, i) = sale("b");
+        l.record_created(&s, "sim", &i).unwrap();
+        l.record_abandoned(&s.id, Abandoned::Cancelled).unwrap();
+        assert_eq!(l.record_late_payment(&i.id).unwrap(), Some(s.id.clone()));
+        assert_eq!(l.record_late_payment(&i.id).unwrap(), None, "second report");
+        assert_eq!(l.record_late_payment(&InvoiceId("not ours".into())).unwrap(), None);
+        let owed = l.owed().unwrap();
+        assert_eq!(owed.len(), 1);
+        assert_eq!(owed[0].price_msat, 2_100_000);
+    }
+
+    #[test]
+    fn a_late_report_of_a_poured_payment_owes_nothing() {
+        let mut l = Ledger::in_memory().unwrap();
+        let (s, i) = sale("c");
+        l.record_created(&s, "sim", &i).unwrap();
+        l.begin_pour(&s.id, &i.id).unwrap();
+        l.record_poured(&s.id).unwrap();
+        assert_eq!(l.record_late_payment(&i.id).unwrap(), None);
+        assert!(l.owed().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_interrupted_pour_is_owed_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, i) = sale("d");
+        {
+            let mut l = Ledger::open(dir.path()).unwrap();
+            l.record_created(&s, "sim", &i).unwrap();
+            l.begin_pour(&s.id, &i.id).unwrap();
+        }
+        let mut l = Ledger::open(dir.path()).unwrap();
+        assert_eq!(l.recover_interrupted().unwrap(), vec![s.id.clone()]);
+        assert_eq!(l.owed().unwrap()[0].sale_id, s.id);
+        assert!(matches!(l.begin_pour(&s.id, &i.id), Err(LedgerError::AlreadyPoured)));
+    }
+
+    #[test]
+    fn open_invoices_are_the_unpaid_unexpired_ones() {
+        let mut l = Ledger::in_memory().unwrap();
+        let (s, i) = sale("e");
+        l.record_created(&s, "sim", &i).unwrap();
+        l.record_abandoned(&s.id, Abandoned::Cancelled).unwrap();
+        assert_eq!(l.open_invoices(1_000).unwrap().len(), 1);
+        assert_eq!(l.open_invoices(2_000_000_001).unwrap().len(), 0);
+    }
+}

@@ -1,0 +1,18 @@
+//! lnvend: the controller of a Lightning-paid drink vending machine.
+//!
+//! The library does all the work; `main.rs` only parses the command line. Start reading at
+//! [`vend`] (the pure vend cycle), then [`controller`] (where it meets the pump, the ledger
+//! and the payment backend) and [`app`] (how the pieces are assembled and shut down).
+
+pub mod app;
+pub mod backend;
+pub mod bolt11;
+pub mod cli;
+pub mod config;
+pub mod controller;
+pub mod ledger;
+pub mod money;
+pub mod pump;
+pub mod qr;
+pub mod ui;
+pub mod vend;

@@ -1,0 +1,235 @@
+//! Mock GPIO for the simulator and tests: records every pin change with its time, shows the
+//! live levels to the simulator panel, and with `trace = "FILE"` appends one JSON object per
+//! change (`{"ts_us","pin","level"}` or `{"ts_us","pin","duty"}`) so a run can be checked
+//! afterwards. Times come from the tokio clock, so under paused time a recorded pour is exact.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::{Pins, PumpError};
+
+/// A pin's output.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PinValue {
+    Level(bool),
+    Duty(f64),
+}
+
+impl PinValue {
+    pub fn is_on(self) -> bool {
+        match self {
+            PinValue::Level(l) => l,
+            PinValue::Duty(d) => d > 0.0,
+        }
+    }
+}
+
+/// One recorded change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PinChange {
+    pub at: Instant,
+    /// Microseconds since the UNIX epoch.
+    pub ts_us: u64,
+    pub pin: u8,
+    pub value: PinValue,
+}
+
+struct Log {
+    changes: Vec<PinChange>,
+    levels: BTreeMap<u8, PinValue>,
+    trace: Option<File>,
+    trace_failed: bool,
+    fault: bool,
+    epoch: (SystemTime, Instant),
+}
+
+/// The shared record; clone it freely.
+#[derive(Clone)]
+pub struct MockGpio {
+    log: Arc<Mutex<Log>>,
+    changed: Arc<watch::Sender<u64>>,
+}
+
+impl std::fmt::Debug for MockGpio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockGpio").finish_non_exhaustive()
+    }
+}
+
+impl MockGpio {
+    /// `trace`: a file to append JSON lines to.
+    pub fn new(trace: Option<&Path>) -> std::io::Result<MockGpio> {
+        let trace = match trace {
+            Some(p) => Some(OpenOptions::new().create(true).append(true).open(p)?),
+            None => None,
+        };
+        Ok(MockGpio {
+            log: Arc::new(Mutex::new(Log {
+                changes: Vec::new(),
+                levels: BTreeMap::new(),
+                trace,
+                trace_failed: false,
+                fault: false,
+                epoch: (SystemTime::now(), Instant::now()),
+            })),
+            changed: Arc::new(watch::channel(0).0),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A [`Pins`] implementation writing to this record.
+    pub fn pins(&self) -> MockPins {
+        MockPins { gpio: self.clone() }
+    }
+
+    pub fn changes(&self) -> Vec<PinChange> {
+        self.lock().changes.clone()
+    }
+
+    pub fn level(&self, pin: u8) -> Option<PinValue> {
+        self.lock().levels.get(&pin).copied()
+    }
+
+    pub fn levels(&self) -> BTreeMap<u8, PinValue> {
+        self.lock().levels.clone()
+    }
+
+    /// Notified on every change (the value counts changes).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Makes the next pour check fail, as a jammed or disconnected pump would.
+    pub fn inject_fault(&self, on: bool) {
+        self.lock().fault = on;
+    }
+
+    pub fn fault_injected(&self) -> bool {
+        self.lock().fault
+    }
+
+    /// Every span during which `pin` was on (high or PWM > 0), as (from, to).
+    /// A span still open ends at "now".
+    pub fn high_intervals(&self, pin: u8) -> Vec<(Instant, Instant)> {
+        let log = self.lock();
+        let mut out = Vec::new();
+        let mut since: Option<Instant> = None;
+        for c in log.changes.iter().filter(|c| c.pin == pin) {
+            match (since, c.value.is_on()) {
+                (None, true) => since = Some(c.at),
+                (Some(s), false) => {
+                    out.push((s, c.at));
+                    since = None;
+                }
+                (None, false) | (Some(_), true) => {}
+            }
+        }
+        if let Some(s) = since {
+            out.push((s, Instant::now()));
+        }
+        out
+    }
+
+    fn record(&self, pin: u8, value: PinValue) {
+        let mut log = self.lock();
+        if log.levels.get(&pin) == Some(&value) {
+            return;
+        }
+        let at = Instant::now();
+        let wall = log.epoch.0 + at.saturating_duration_since(log.epoch.1);
+        let ts_us = wall
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_micros() as u64;
+        log.levels.insert(pin, value);
+        let change = PinChange {
+            at,
+            ts_us,
+            pin,
+            value,
+        };
+        if let Some(file) = log.trace.as_mut() {
+            let line = match value {
+                PinValue::Level(l) => {
+                    serde_json::json!({"ts_us": ts_us, "pin": pin, "level": u8::from(l)})
+                }
+                PinValue::Duty(d) => serde_json::json!({"ts_us": ts_us, "pin": pin, "duty": d}),
+            };
+            let res = writeln!(file, "{line}").and_then(|_| file.flush());
+            if let Err(e) = res {
+                if !log.trace_failed {
+                    tracing::warn!(error = %e, "cannot write the pin trace file");
+                    log.trace_failed = true;
+                }
+            }
+        }
+        log.changes.push(change);
+        drop(log);
+        self.changed.send_modify(|n| *n += 1);
+    }
+}
+
+/// The mock's [`Pins`].
+pub struct MockPins {
+    gpio: MockGpio,
+}
+
+impl Pins for MockPins {
+    fn set_level(&mut self, pin: u8, high: bool) -> Result<(), PumpError> {
+        self.gpio.record(pin, PinValue::Level(high));
+        Ok(())
+    }
+
+    fn set_duty(&mut self, pin: u8, duty: f64) -> Result<(), PumpError> {
+        self.gpio.record(pin, PinValue::Duty(duty.clamp(0.0, 1.0)));
+        Ok(())
+    }
+
+    fn check(&mut self) -> Result<(), PumpError> {
+        if self.gpio.fault_injected() {
+            return Err(PumpError::Fault("simulated pump fault".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_trace_file_has_one_json_object_per_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pins.jsonl");
+        let gpio = MockGpio::new(Some(&path)).unwrap();
+        let mut pins = gpio.pins();
+        pins.set_level(18, true).unwrap();
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        pins.set_level(18, false).unwrap();
+        pins.set_duty(13, 0.5).unwrap();
+        pins.set_level(18, false).unwrap(); // unchanged: not recorded
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> =
+            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0]["pin"], 18);
+        assert_eq!(lines[0]["level"], 1);
+        assert_eq!(lines[1]["level"], 0);
+        assert_eq!(lines[2]["duty"], 0.5);
+        let dt = lines[1]["ts_us"].as_u64().unwrap() - lines[0]["ts_us"].as_u64().unwrap();
+        assert_eq!(dt, 1_500_000);
+        let now_us = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64;
+        assert!(lines[0]["ts_us"].as_u64().unwrap() <= now_us);
+        assert!(lines[0]["ts_us"].as_u64().unwrap() > now_us - 60_000_000);
+    }
+}

@@ -1,0 +1,468 @@
+//! The pump: an RS385-class 12 V pump behind an L298N H-bridge.
+//!
+//! Three layers, each small: [`Pins`] is raw GPIO (rppal on the Pi, [`mock`] elsewhere);
+//! [`L298n`] knows the bridge (IN1/IN2 pick the direction, EN gates the motor, stop is EN low
+//! and both inputs low); [`Pump`] is the shared handle everyone uses. `Pump` arms a watchdog
+//! on every start that stops the motor at the hard maximum run time whatever the rest of the
+//! program is doing, and [`Pump::emergency_stop`] is safe to call from a signal task or a
+//! panic hook.
+
+pub mod mock;
+pub mod rpi;
+
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::{sleep_until, Instant};
+
+/// An L298N channel: A (IN1/IN2/ENA) or B (IN3/IN4/ENB).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub enum Channel {
+    A,
+    B,
+}
+
+impl std::fmt::Display for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Channel::A => "A",
+            Channel::B => "B",
+        })
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Direction {
+    /// Pumping the drink out.
+    Forward,
+    /// Pulling the line back (anti-drip, cleaning).
+    Reverse,
+}
+
+/// BCM pin numbers of one bridge channel.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct BridgePins {
+    /// IN1 (channel A) or IN3 (channel B): high for forward.
+    pub forward: u8,
+    /// IN2 or IN4: high for reverse.
+    pub reverse: u8,
+    /// ENA or ENB: the motor runs only while this is high (or PWM).
+    pub enable: u8,
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum PumpError {
+    #[error("GPIO error: {0}")]
+    Gpio(String),
+    #[error("pump fault: {0}")]
+    Fault(String),
+    #[error("the watchdog stopped the pump at the maximum run time of {0:?}")]
+    WatchdogTripped(Duration),
+    #[error("pump channel {0} is not wired in the configuration")]
+    NoSuchChannel(Channel),
+}
+
+/// Raw GPIO outputs, by BCM number.
+pub trait Pins: Send {
+    fn set_level(&mut self, pin: u8, high: bool) -> Result<(), PumpError>;
+    /// PWM with `duty` in 0.0..=1.0 on `pin`.
+    fn set_duty(&mut self, pin: u8, duty: f64) -> Result<(), PumpError>;
+    /// A sanity check during a pour (read-back of the outputs); an error aborts the pour.
+    fn check(&mut self) -> Result<(), PumpError>;
+}
+
+/// The L298N dual H-bridge.
+pub struct L298n {
+    pins: Box<dyn Pins>,
+    a: BridgePins,
+    b: Option<BridgePins>,
+}
+
+impl L298n {
+    pub fn new(pins: Box<dyn Pins>, a: BridgePins, b: Option<BridgePins>) -> L298n {
+        L298n { pins, a, b }
+    }
+
+    fn channel(&self, channel: Channel) -> Result<BridgePins, PumpError> {
+        match channel {
+            Channel::A => Ok(self.a),
+            Channel::B => self.b.ok_or(PumpError::NoSuchChannel(channel)),
+        }
+    }
+
+    /// Sets the direction first, then enables, so the motor never starts the wrong way.
+    pub fn run(&mut self, channel: Channel, dir: Direction, duty: f64) -> Result<(), PumpError> {
+        let p = self.channel(channel)?;
+        // Never both high: the input that goes low is dropped first.
+        if dir == Direction::Forward {
+            self.pins.set_level(p.reverse, false)?;
+            self.pins.set_level(p.forward, true)?;
+        } else {
+            self.pins.set_level(p.forward, false)?;
+            self.pins.set_level(p.reverse, true)?;
+        }
+        self.set_enable(p.enable, duty)
+    }
+
+    fn set_enable(&mut self, pin: u8, duty: f64) -> Result<(), PumpError> {
+        if duty >= 1.0 {
+            self.pins.set_level(pin, true)
+        } else {
+            self.pins.set_duty(pin, duty.max(0.0))
+        }
+    }
+
+    pub fn set_duty(&mut self, channel: Channel, duty: f64) -> Result<(), PumpError> {
+        let p = self.channel(channel)?;
+        self.set_enable(p.enable, duty)
+    }
+
+    /// Enable low, then both inputs low, on every channel. Tries every pin even if one fails.
+    pub fn stop_all(&mut self) -> Result<(), PumpError> {
+        let mut first_err = None;
+        for p in std::iter::once(self.a).chain(self.b) {
+            for (pin, _) in [(p.enable, ()), (p.forward, ()), (p.reverse, ())] {
+                if let Err(e) = self.pins.set_level(pin, false) {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    pub fn check(&mut self) -> Result<(), PumpError> {
+        self.pins.check()
+    }
+}
+
+struct Inner {
+    bridge: L298n,
+    run_id: u64,
+    running: bool,
+    tripped: Option<u64>,
+}
+
+/// The shared pump handle.
+#[derive(Clone)]
+pub struct Pump {
+    inner: Arc<Mutex<Inner>>,
+    max_run: Duration,
+}
+
+impl std::fmt::Debug for Pump {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pump").field("max_run", &self.max_run).finish_non_exhaustive()
+    }
+}
+
+impl Pump {
+    /// Wraps the bridge; every output is driven low first.
+    pub fn new(bridge: L298n, max_run: Duration) -> Result<Pump, PumpError> {
+        let pump = Pump {
+            inner: Arc::new(Mutex::new(Inner {
+                bridge,
+                run_id: 0,
+                running: false,
+                tripped: None,
+            })),
+            max_run,
+        };
+        pump.stop()?;
+        Ok(pump)
+    }
+
+    pub fn max_run(&self) -> Duration {
+        self.max_run
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A poisoned lock still guards valid pins; stopping the pump matters more.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts the motor and arms the watchdog for this run. Must be called inside a tokio
+    /// runtime.
+    pub fn start(&self, channel: Channel, dir: Direction, duty: f64) -> Result<u64, PumpError> {
+        let run_id = {
+            let mut inner = self.lock();
+            inner.run_id += 1;
+            inner.running = true;
+            inner.tripped = None;
+            let id = inner.run_id;
+            if let Err(e) = inner.bridge.run(channel, dir, duty) {
+                inner.running = false;
+                let _ = inner.bridge.stop_all();
+                return Err(e);
+            }
+            id
+        };
+        let me = self.clone();
+        let deadline = Instant::now() + self.max_run;
+        tokio::spawn(async move {
+            sleep_until(deadline).await;
+            me.watchdog_fire(run_id);
+        });
+        Ok(run_id)
+    }
+
+    fn watchdog_fire(&self, run_id: u64) {
+        let mut inner = self.lock();
+        if inner.running && inner.run_id == run_id {
+            tracing::error!(max_run = ?self.max_run, "watchdog: pump ran for the maximum time, stopping it");
+            inner.running = false;
+            inner.tripped = Some(run_id);
+            if let Err(e) = inner.bridge.stop_all() {
+                tracing::error!(error = %e, "watchdog could not stop the pump");
+            }
+        }
+    }
+
+    pub fn set_duty(&self, channel: Channel, duty: f64) -> Result<(), PumpError> {
+        let mut inner = self.lock();
+        if !inner.running {
+            return Ok(());
+        }
+        inner.bridge.set_duty(channel, duty)
+    }
+
+    /// Stops every channel.
+    pub fn stop(&self) -> Result<(), PumpError> {
+        let mut inner = self.lock();
+        inner.running = false;
+        inner.bridge.stop_all()
+    }
+
+    /// Checks a run in progress: a GPIO fault, or the watchdog having stopped it, is an error.
+    pub fn check(&self, run_id: u64) -> Result<(), PumpError> {
+        let mut inner = self.lock();
+        if inner.tripped == Some(run_id) {
+            return Err(PumpError::WatchdogTripped(self.max_run));
+        }
+        inner.bridge.check()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.lock().running
+    }
+
+    /// Stops the pump from a signal handler or panic hook. Never blocks for long: if the lock
+    /// stays held (the panicking thread may hold it) it gives up after about 200 ms.
+    pub fn emergency_stop(&self) -> bool {
+        for _ in 0..200 {
+            let guard = match self.inner.try_lock() {
+                Ok(g) => g,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+            };
+            let mut inner = guard;
+            inner.running = false;
+            return inner.bridge.stop_all().is_ok();
+        }
+        false
+    }
+}
+
+/// How a pour drives the motor.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PourSettings {
+    /// Target PWM duty, 0.0..=1.0; 1.0 drives the enable pin plainly high.
+    pub duty: f64,
+    /// Ramp from a third of the duty to the full duty over this time (0: no ramp).
+    pub soft_start: Duration,
+    /// A reverse pulse after the pour, to pull the last drop back (0: none).
+    pub anti_drip: Duration,
+}
+
+/// How often a running pour is checked and its ramp advanced.
+const POUR_TICK: Duration = Duration::from_millis(50);
+
+/// Runs the pump forward for exactly `duration` (plus the anti-drip pulse), checking it as it
+/// goes. The pump is stopped on every path out of this function, error or not.
+pub async fn pour(
+    pump: &Pump,
+    channel: Channel,
+    duration: Duration,
+    settings: PourSettings,
+) -> Result<(), PumpError> {
+    let result = pour_inner(pump, channel, duration, settings).await;
+    let stopped = pump.stop();
+    result.and(stopped)
+}
+
+async fn pour_inner(
+    pump: &Pump,
+    channel: Channel,
+    duration: Duration,
+    s: PourSettings,
+) -> Result<(), PumpError> {
+    let ramp = !s.soft_start.is_zero() && s.duty > 0.0;
+    let floor = s.duty / 3.0;
+    let start = Instant::now();
+    let end = start + duration;
+    let run = pump.start(channel, Direction::Forward, if ramp { floor } else { s.duty })?;
+    loop {
+        let next = (Instant::now() + POUR_TICK).min(end);
+        sleep_until(next).await;
+        pump.check(run)?;
+        if next >= end {
+            break;
+        }
+        if ramp {
+            let elapsed = Instant::now() - start;
+            let frac = (elapsed.as_secs_f64() / s.soft_start.as_secs_f64()).min(1.0);
+            pump.set_duty(channel, floor + (s.duty - floor) * frac)?;
+        }
+    }
+    pump.stop()?;
+    if !s.anti_drip.is_zero() {
+        let run = pump.start(channel, Direction::Reverse, s.duty)?;
+        tokio::time::sleep(s.anti_drip).await;
+        pump.check(run)?;
+        pump.stop()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mock::{MockGpio, PinValue};
+    use super::*;
+
+    const A: BridgePins = BridgePins {
+        forward: 23,
+        reverse: 24,
+        enable: 18,
+    };
+    const B: BridgePins = BridgePins {
+        forward: 5,
+        reverse: 6,
+        enable: 13,
+    };
+
+    fn pump(max: Duration) -> (Pump, MockGpio) {
+        let gpio = MockGpio::new(None).unwrap();
+        let bridge = L298n::new(Box::new(gpio.pins()), A, Some(B));
+        (Pump::new(bridge, max).unwrap(), gpio)
+    }
+
+    const FULL: PourSettings = PourSettings {
+        duty: 1.0,
+        soft_start: Duration::ZERO,
+        anti_drip: Duration::ZERO,
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pour_holds_enable_high_for_exactly_the_pour_time() {
+        let (pump, gpio) = pump(Duration::from_secs(30));
+        pour(&pump, Channel::A, Duration::from_millis(3500), FULL).await.unwrap();
+        let highs = gpio.high_intervals(A.enable);
+        assert_eq!(highs.len(), 1);
+        assert_eq!(highs[0].1 - highs[0].0, Duration::from_millis(3500));
+        assert_eq!(gpio.level(A.enable), Some(PinValue::Level(false)));
+        assert_eq!(gpio.level(A.forward), Some(PinValue::Level(false)));
+        assert!(gpio.high_intervals(B.enable).is_empty(), "channel B untouched");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn direction_is_set_before_enable_and_never_both_inputs_high() {
+        let (pump, gpio) = pump(Duration::from_secs(30));
+        pour(&pump, Channel::B, Duration::from_millis(100), FULL).await.unwrap();
+        let changes = gpio.changes();
+        let fwd_at = changes.iter().position(|c| c.pin == B.forward && c.value == PinValue::Level(true)).unwrap();
+        let en_at = changes.iter().position(|c| c.pin == B.enable && c.value == PinValue::Level(true)).unwrap();
+        assert!(fwd_at < en_at);
+        assert!(gpio.high_intervals(B.reverse).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watchdog_stops_a_pump_nobody_stops() {
+        let (pump, gpio) = pump(Duration::from_secs(2));
+        pump.start(Channel::A, Direction::Forward, 1.0).unwrap();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(!pump.is_running());
+        let highs = gpio.high_intervals(A.enable);
+        assert_eq!(highs[0].1 - highs[0].0, Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pour_longer_than_the_maximum_is_cut_and_reported() {
+        let (pump, gpio) = pump(Duration::from_secs(1));
+        let err = pour(&pump, Channel::A, Duration::from_secs(5), FULL).await.unwrap_err();
+        assert_eq!(err, PumpError::WatchdogTripped(Duration::from_secs(1)));
+        let highs = gpio.high_intervals(A.enable);
+        assert_eq!(highs[0].1 - highs[0].0, Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fault_mid_pour_stops_the_pump_and_errors() {
+        let (pump, gpio) = pump(Duration::from_secs(30));
+        let g = gpio.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            g.inject_fault(true);
+        });
+        let err = pour(&pump, Channel::A, Duration::from_secs(4), FULL).await.unwrap_err();
+        assert!(matches!(err, PumpError::Fault(_)));
+        let highs = gpio.high_intervals(A.enable);
+        assert!(highs[0].1 - highs[0].0 <= Duration::from_millis(1050));
+        assert!(!pump.is_running());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn soft_start_ramps_the_duty_and_anti_drip_reverses_briefly() {
+        let (pump, gpio) = pump(Duration::from_secs(30));
+        let s = PourSettings {
+            duty: 0.9,
+            soft_start: Duration::from_millis(500),
+            anti_drip: Duration::from_millis(200),
+        };
+        pour(&pump, Channel::A, Duration::from_secs(2), s).await.unwrap();
+        let duties: Vec<f64> = gpio
+            .changes()
+            .iter()
+            .filter(|c| c.pin == A.enable)
+            .filter_map(|c| match c.value {
+                PinValue::Duty(d) => Some(d),
+                PinValue::Level(_) => None,
+            })
+            .collect();
+        assert!((duties[0] - 0.3).abs() < 1e-9);
+        assert!(duties.windows(2).take(9).all(|w| w[1] >= w[0]));
+        assert!(duties.iter().any(|d| (d - 0.9).abs() < 1e-9));
+        let rev = gpio.high_intervals(A.reverse);
+        assert_eq!(rev.len(), 1);
+        assert_eq!(rev[0].1 - rev[0].0, Duration::from_millis(200));
+        assert_eq!(gpio.level(A.enable), Some(PinValue::Level(false)));
+    }
+
+    #[test]
+    fn emergency_stop_works_without_a_runtime_and_on_a_poisoned_lock() {
+        let (pump, gpio) = pump(Duration::from_secs(30));
+        {
+            let mut inner = pump.lock();
+            inner.bridge.run(Channel::A, Direction::Forward, 1.0).unwrap();
+        }
+        let p2 = pump.clone();
+        let _ = std::thread::spawn(move || {
+            let _g = p2.inner.lock().unwrap();
+            panic!("poison the lock");
+        })
+        .join();
+        assert!(pump.emergency_stop());
+        assert_eq!(gpio.level(A.enable), Some(PinValue::Level(false)));
+    }
+
+    #[test]
+    fn an_unwired_channel_is_an_error_not_a_silent_no_op() {
+        let gpio = MockGpio::new(None).unwrap();
+        let mut bridge = L298n::new(Box::new(gpio.pins()), A, None);
+        assert_eq!(
+            bridge.run(Channel::B, Direction::Forward, 1.0),
+            Err(PumpError::NoSuchChannel(Channel::B))
+        );
+    }
+}

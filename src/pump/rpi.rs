@@ -1,0 +1,86 @@
+//! GPIO on the Raspberry Pi through rppal. Outputs start low. PWM on an enable pin is rppal's
+//! software PWM (any pin). rppal resets pins when they are dropped, but a signal that kills
+//! the process skips every destructor, which is why [`super::Pump::emergency_stop`] is wired
+//! to SIGINT/SIGTERM and the panic hook.
+
+use std::collections::HashMap;
+
+use rppal::gpio::{Gpio, OutputPin};
+
+use super::{Pins, PumpError};
+
+pub struct RppalPins {
+    pins: HashMap<u8, OutputPin>,
+    pwm_hz: f64,
+    /// What each pin was last set to, for the read-back check (None while PWM).
+    expected: HashMap<u8, Option<bool>>,
+}
+
+impl RppalPins {
+    /// Claims `pins` as outputs, driven low.
+    pub fn new(pins: &[u8], pwm_hz: f64) -> Result<RppalPins, PumpError> {
+        let gpio = Gpio::new().map_err(|e| PumpError::Gpio(format!("cannot open GPIO: {e}")))?;
+        let mut out = HashMap::new();
+        let mut expected = HashMap::new();
+        for &p in pins {
+            let pin = gpio
+                .get(p)
+                .map_err(|e| PumpError::Gpio(format!("cannot claim BCM {p}: {e}")))?
+                .into_output_low();
+            out.insert(p, pin);
+            expected.insert(p, Some(false));
+        }
+        Ok(RppalPins {
+            pins: out,
+            pwm_hz,
+            expected,
+        })
+    }
+
+    fn pin(&mut self, pin: u8) -> Result<&mut OutputPin, PumpError> {
+        self.pins
+            .get_mut(&pin)
+            .ok_or_else(|| PumpError::Gpio(format!("BCM {pin} was not claimed")))
+    }
+}
+
+impl Pins for RppalPins {
+    fn set_level(&mut self, pin: u8, high: bool) -> Result<(), PumpError> {
+        let p = self.pin(pin)?;
+        // Clearing PWM first: a software-PWM thread would otherwise keep toggling the pin.
+        p.clear_pwm()
+            .map_err(|e| PumpError::Gpio(format!("BCM {pin}: {e}")))?;
+        if high {
+            p.set_high();
+        } else {
+            p.set_low();
+        }
+        self.expected.insert(pin, Some(high));
+        Ok(())
+    }
+
+    fn set_duty(&mut self, pin: u8, duty: f64) -> Result<(), PumpError> {
+        let hz = self.pwm_hz;
+        let p = self.pin(pin)?;
+        p.set_pwm_frequency(hz, duty.clamp(0.0, 1.0))
+            .map_err(|e| PumpError::Gpio(format!("BCM {pin}: {e}")))?;
+        self.expected.insert(pin, None);
+        Ok(())
+    }
+
+    fn check(&mut self) -> Result<(), PumpError> {
+        for (pin, want) in &self.expected {
+            let Some(want) = want else { continue };
+            if let Some(p) = self.pins.get(pin) {
+                if p.is_set_high() != *want {
+                    return Err(PumpError::Fault(format!(
+                        "BCM {pin} reads back {} but was set {}",
+                        u8::from(p.is_set_high()),
+                        u8::from(*want)
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}

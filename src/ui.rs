@@ -1,0 +1,140 @@
+//! The touchscreen: maps a [`View`] onto the `Machine` global of `ui/machine.slint` (one
+//! render function) and turns the customer's taps into controller [`Input`]s. The slint
+//! event loop runs on the main thread; views arrive from the tokio side through
+//! `upgrade_in_event_loop`, so the screen never waits on IO.
+
+use std::cell::RefCell;
+
+use slint::{ComponentHandle, Image, Model, ModelRc, Rgb8Pixel, SharedPixelBuffer, SharedString, VecModel};
+use tokio::sync::watch;
+
+use crate::controller::{Input, Inputs, Screen as ViewScreen, View};
+use crate::qr::QrBitmap;
+
+slint::include_modules!();
+
+/// The last QR turned into a slint image, so a countdown tick does not copy it again.
+#[derive(Default)]
+pub struct RenderCache {
+    qr: Option<(*const QrBitmap, Image)>,
+}
+
+fn qr_image(bmp: &QrBitmap) -> Image {
+    let mut buf = SharedPixelBuffer::<Rgb8Pixel>::new(bmp.size, bmp.size);
+    for (px, &l) in buf.make_mut_slice().iter_mut().zip(bmp.pixels.iter()) {
+        *px = Rgb8Pixel { r: l, g: l, b: l };
+    }
+    Image::from_rgb8(buf)
+}
+
+/// "4:59"
+pub fn countdown_text(seconds: u64) -> String {
+    format!("Expires in {}:{:02}", seconds / 60, seconds % 60)
+}
+
+/// The single function that maps the view onto the UI.
+pub fn render(window: &MachineWindow, view: &View, cache: &mut RenderCache) {
+    let m = window.global::<Machine>();
+    m.set_screen(match view.screen {
+        ViewScreen::Idle => Screen::Idle,
+        ViewScreen::Creating => Screen::Creating,
+        ViewScreen::Payment => Screen::Payment,
+        ViewScreen::Pouring => Screen::Pouring,
+        ViewScreen::ThankYou => Screen::Thanks,
+        ViewScreen::OutOfService => Screen::OutOfService,
+        ViewScreen::Fault => Screen::Fault,
+    });
+    m.set_machine_id(view.machine_id.as_str().into());
+    let tiles: Vec<ProductTile> = view
+        .tiles
+        .iter()
+        .map(|t| ProductTile {
+            name: SharedString::from(t.name.as_str()),
+            price: SharedString::from(t.price.as_str()),
+        })
+        .collect();
+    let current = m.get_products();
+    let same = current.row_count() == tiles.len()
+        && tiles
+            .iter()
+            .enumerate()
+            .all(|(i, t)| current.row_data(i).as_ref() == Some(t));
+    if !same {
+        m.set_products(ModelRc::new(VecModel::from(tiles)));
+    }
+    m.set_product(view.product.as_str().into());
+    m.set_amount(view.amount.as_str().into());
+    match &view.qr {
+        Some(bmp) => {
+            let ptr = std::sync::Arc::as_ptr(bmp);
+            let img = match &cache.qr {
+                Some((p, img)) if *p == ptr => img.clone(),
+                _ => {
+                    let img = qr_image(bmp);
+                    cache.qr = Some((ptr, img.clone()));
+                    img
+                }
+            };
+            m.set_qr(img);
+        }
+        None => {
+            if cache.qr.take().is_some() {
+                m.set_qr(Image::default());
+            }
+        }
+    }
+    m.set_countdown(countdown_text(view.seconds_left).into());
+    m.set_progress(view.progress);
+    m.set_message(view.message.as_str().into());
+    m.set_code(view.code.as_str().into());
+}
+
+
+/// Wires the window to the controller: taps go out as inputs, views come in and are rendered.
+pub fn attach(
+    window: &MachineWindow,
+    inputs: Inputs,
+    mut views: watch::Receiver<View>,
+    rt: &tokio::runtime::Handle,
+) {
+    let m = window.global::<Machine>();
+    let i = inputs.clone();
+    m.on_tap_product(move |idx| {
+        if let Ok(idx) = usize::try_from(idx) {
+            i.send(Input::Tap(idx));
+        }
+    });
+    let i = inputs.clone();
+    m.on_cancel(move || {
+        i.send(Input::Cancel);
+    });
+    let i = inputs;
+    m.on_dismiss(move || {
+        i.send(Input::DismissFault);
+    });
+
+    render_cached(window, &views.borrow_and_update());
+
+    let weak = window.as_weak();
+    rt.spawn(async move {
+        while views.changed().await.is_ok() {
+            let view = views.borrow_and_update().clone();
+            if weak
+                .upgrade_in_event_loop(move |w| render_cached(&w, &view))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+}
+
+thread_local! {
+    // The render cache belongs to the UI thread, like the window.
+    static CACHE: RefCell<RenderCache> = RefCell::new(RenderCache::default());
+}
+
+/// [`render`] with the UI thread's cache.
+pub fn render_cached(window: &MachineWindow, view: &View) {
+    CACHE.with(|c| render(window, view, &mut c.borrow_mut()));
+}
