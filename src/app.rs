@@ -20,7 +20,7 @@ use crate::ledger::Ledger;
 use crate::pump::mock::MockGpio;
 use crate::pump::rpi::RppalPins;
 use crate::pump::{L298n, Pins, Pump};
-use crate::ui::{self, MachineWindow, PinRow, Sim, SimPanel};
+use crate::ui::{self, MachineWindow, PinRow, Sim, SimWindow};
 use crate::vend::Event;
 
 /// A machine, assembled and ready to run.
@@ -119,20 +119,29 @@ pub fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
 
-    let window = MachineWindow::new().context("cannot open the touchscreen window")?;
     let inputs = machine.controller.inputs();
-    ui::attach(&window, inputs.clone(), machine.controller.views(), rt.handle());
-
-    let panel = match (mode, machine.sim.clone()) {
-        (Mode::Sim, sim) => Some(attach_sim_panel(
-            inputs.clone(),
-            sim,
-            machine.gpio.clone(),
-            machine.pin_names.clone(),
-            machine.controller.views(),
-            rt.handle(),
-        )?),
-        (Mode::Run, _) => None,
+    // The simulator shows the same screen with its control panel beside it.
+    let window: Box<dyn Shown> = match mode {
+        Mode::Sim => {
+            let w = SimWindow::new().context("cannot open the simulator window")?;
+            ui::attach(&w, inputs.clone(), machine.controller.views(), rt.handle());
+            attach_sim_panel(
+                &w,
+                inputs.clone(),
+                machine.sim.clone(),
+                machine.gpio.clone(),
+                machine.pin_names.clone(),
+                machine.controller.views(),
+                rt.handle(),
+            );
+            Box::new(w)
+        }
+        Mode::Run => {
+            let w = MachineWindow::new().context("cannot open the touchscreen window")?;
+            ui::attach(&w, inputs.clone(), machine.controller.views(), rt.handle());
+            w.window().set_fullscreen(true);
+            Box::new(w)
+        }
     };
 
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -149,13 +158,7 @@ pub fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
     });
     rt.spawn(signals(pump.clone()));
 
-    if mode == Mode::Run {
-        window.window().set_fullscreen(true);
-    }
-    window.show().context("cannot show the touchscreen window")?;
-    if let Some(p) = &panel {
-        p.show().context("cannot show the simulator panel")?;
-    }
+    window.show_window().context("cannot show the window")?;
     tracing::info!(machine = %config.machine_id, ?mode, "lnvend is running");
     let ui_result = slint::run_event_loop_until_quit();
 
@@ -216,15 +219,26 @@ async fn futures_select_all<F: std::future::Future + Unpin>(
     .await
 }
 
+/// Either window, to show it.
+trait Shown {
+    fn show_window(&self) -> Result<(), slint::PlatformError>;
+}
+
+impl<T: ComponentHandle> Shown for T {
+    fn show_window(&self) -> Result<(), slint::PlatformError> {
+        self.show()
+    }
+}
+
 fn attach_sim_panel(
+    panel: &SimWindow,
     inputs: Inputs,
     sim: Option<Arc<SimBackend>>,
     gpio: Option<MockGpio>,
     pin_names: Vec<(u8, String)>,
     mut views: tokio::sync::watch::Receiver<View>,
     rt: &tokio::runtime::Handle,
-) -> anyhow::Result<SimPanel> {
-    let panel = SimPanel::new().context("cannot open the simulator panel")?;
+) {
     let g = panel.global::<Sim>();
     let weak = panel.as_weak();
     let status = move |text: String| {
@@ -340,5 +354,4 @@ fn attach_sim_panel(
             }
         }
     });
-    Ok(panel)
 }

@@ -98,7 +98,7 @@ pub struct Settings {
 }
 
 /// Pixel size the QR is rasterised for.
-pub const QR_PX: u32 = 330;
+pub const QR_PX: u32 = 430;
 
 pub struct Controller {
     settings: Settings,

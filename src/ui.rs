@@ -32,9 +32,25 @@ pub fn countdown_text(seconds: u64) -> String {
     format!("Expires in {}:{:02}", seconds / 60, seconds % 60)
 }
 
+/// A window that shows the machine's screen: the kiosk window or the simulator.
+pub trait MachineUi: ComponentHandle + 'static {
+    fn machine(&self) -> Machine<'_>;
+}
+
+impl MachineUi for MachineWindow {
+    fn machine(&self) -> Machine<'_> {
+        self.global::<Machine>()
+    }
+}
+
+impl MachineUi for SimWindow {
+    fn machine(&self) -> Machine<'_> {
+        self.global::<Machine>()
+    }
+}
+
 /// The single function that maps the view onto the UI.
-pub fn render(window: &MachineWindow, view: &View, cache: &mut RenderCache) {
-    let m = window.global::<Machine>();
+pub fn render(m: &Machine<'_>, view: &View, cache: &mut RenderCache) {
     m.set_screen(match view.screen {
         ViewScreen::Idle => Screen::Idle,
         ViewScreen::Creating => Screen::Creating,
@@ -91,13 +107,13 @@ pub fn render(window: &MachineWindow, view: &View, cache: &mut RenderCache) {
 
 
 /// Wires the window to the controller: taps go out as inputs, views come in and are rendered.
-pub fn attach(
-    window: &MachineWindow,
+pub fn attach<W: MachineUi>(
+    window: &W,
     inputs: Inputs,
     mut views: watch::Receiver<View>,
     rt: &tokio::runtime::Handle,
 ) {
-    let m = window.global::<Machine>();
+    let m = window.machine();
     let i = inputs.clone();
     m.on_tap_product(move |idx| {
         if let Ok(idx) = usize::try_from(idx) {
@@ -135,6 +151,6 @@ thread_local! {
 }
 
 /// [`render`] with the UI thread's cache.
-pub fn render_cached(window: &MachineWindow, view: &View) {
-    CACHE.with(|c| render(window, view, &mut c.borrow_mut()));
+pub fn render_cached<W: MachineUi>(window: &W, view: &View) {
+    CACHE.with(|c| render(&window.machine(), view, &mut c.borrow_mut()));
 }

@@ -1,0 +1,137 @@
+//! Shared set-up for the whole-machine tests: a machine assembled from a real config with the
+//! simulated backend and mock GPIO, its ledger in a temporary directory.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lnvend::app;
+use lnvend::backend::sim::SimBackend;
+use lnvend::config::{Config, Mode};
+use lnvend::controller::{Input, Inputs, Screen, View};
+use lnvend::pump::mock::MockGpio;
+use lnvend::pump::Pump;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// BCM pins of the test config.
+pub const ENA: u8 = 18;
+pub const ENB: u8 = 13;
+pub const IN1: u8 = 23;
+
+pub fn config_text(data_dir: &Path, extra: &str) -> String {
+    format!(
+        r#"
+machine_id = "test-machine"
+data_dir = "{}"
+invoice_expiry_s = 300
+
+[[product]]
+name = "Cola"
+price_sat = 2100
+pour_ms = 4000
+channel = "A"
+
+[[product]]
+name = "Mate"
+price_sat = 3000
+pour_ms = 2500
+channel = "B"
+
+[gpio]
+backend = "mock"
+
+[gpio.channel_b]
+in3 = 5
+in4 = 6
+enb = 13
+{extra}
+"#,
+        data_dir.display()
+    )
+}
+
+pub fn config(data_dir: &Path, extra: &str) -> Config {
+    Config::parse(&config_text(data_dir, extra), "test.toml", Mode::Sim).expect("test config")
+}
+
+pub struct TestMachine {
+    pub inputs: Inputs,
+    pub views: watch::Receiver<View>,
+    pub sim: Arc<SimBackend>,
+    pub gpio: MockGpio,
+    pub pump: Pump,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestMachine {
+    pub fn start(config: &Config) -> TestMachine {
+        let m = app::assemble(config).expect("assemble");
+        let inputs = m.controller.inputs();
+        let views = m.controller.views();
+        let (stop, rx) = oneshot::channel();
+        let task = tokio::spawn(m.controller.run(async {
+            let _ = rx.await;
+        }));
+        TestMachine {
+            inputs,
+            views,
+            sim: m.sim.expect("sim backend"),
+            gpio: m.gpio.expect("mock gpio"),
+            pump: m.pump,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn tap(&self, product: usize) {
+        assert!(self.inputs.send(Input::Tap(product)));
+    }
+
+    pub fn send(&self, input: Input) {
+        assert!(self.inputs.send(input));
+    }
+
+    /// Waits (in virtual time) until the view matches, or panics after `limit`.
+    pub async fn wait_for(&mut self, limit: Duration, what: &str, pred: impl Fn(&View) -> bool) -> View {
+        let fut = async {
+            loop {
+                {
+                    let v = self.views.borrow_and_update();
+                    if pred(&v) {
+                        return v.clone();
+                    }
+                }
+                self.views.changed().await.expect("controller alive");
+            }
+        };
+        match tokio::time::timeout(limit, fut).await {
+            Ok(v) => v,
+            Err(_) => panic!("timed out waiting for {what}; view: {:?}", self.views.borrow()),
+        }
+    }
+
+    pub async fn wait_screen(&mut self, screen: Screen) -> View {
+        self.wait_for(Duration::from_secs(60), &format!("{screen:?}"), |v| v.screen == screen)
+            .await
+    }
+
+    /// Stops the controller and waits for it.
+    pub async fn shutdown(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.expect("controller task");
+        }
+    }
+}
+
+/// Total time `pin` was on, and how many times it went on.
+pub fn on_time(gpio: &MockGpio, pin: u8) -> (Duration, usize) {
+    let spans = gpio.high_intervals(pin);
+    (spans.iter().map(|(a, b)| *b - *a).sum(), spans.len())
+}
