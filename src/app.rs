@@ -77,11 +77,16 @@ pub fn assemble(config: &Config) -> anyhow::Result<Machine> {
         }
         GpioBackend::Rppal => {
             let all: Vec<u8> = pin_names.iter().map(|(p, _)| *p).collect();
-            (Box::new(RppalPins::new(&all, config.gpio.pwm_frequency_hz)?), None)
+            (
+                Box::new(RppalPins::new(&all, config.gpio.pwm_frequency_hz)?),
+                None,
+            )
         }
     };
-    let pump = Pump::new(L298n::new(pins, a, b), config.max_run()).context("cannot stop the pump")?;
-    let (backend, sim): (Arc<dyn PaymentBackend>, Option<Arc<SimBackend>>) = match config.backend() {
+    let pump =
+        Pump::new(L298n::new(pins, a, b), config.max_run()).context("cannot stop the pump")?;
+    let (backend, sim): (Arc<dyn PaymentBackend>, Option<Arc<SimBackend>>) = match config.backend()
+    {
         BackendConfig::Sim => {
             let sim = Arc::new(SimBackend::new());
             (sim.clone(), Some(sim))
@@ -163,7 +168,8 @@ pub fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
     let ui_result = slint::run_event_loop_until_quit();
 
     let _ = stop_tx.send(());
-    let joined = rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), controller).await });
+    let joined =
+        rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), controller).await });
     pump.stop().context("cannot stop the pump")?;
     rt.shutdown_timeout(Duration::from_secs(1));
     ui_result.context("the UI event loop failed")?;
@@ -198,7 +204,11 @@ async fn signals(pump: Pump) {
     });
     let (name, _, _) = futures_select_all(futs.collect()).await;
     let stopped = pump.emergency_stop();
-    tracing::warn!(signal = name, pump_stopped = stopped, "signal received; shutting down");
+    tracing::warn!(
+        signal = name,
+        pump_stopped = stopped,
+        "signal received; shutting down"
+    );
     let _ = slint::quit_event_loop();
 }
 
@@ -278,7 +288,12 @@ fn attach_sim_panel(
             if let Some(p) = weak.upgrade() {
                 p.global::<Sim>().set_backend_down(down);
             }
-            st(if down { "backend switched off" } else { "backend back on" }.into());
+            st(if down {
+                "backend switched off"
+            } else {
+                "backend back on"
+            }
+            .into());
         }
         None => st(no_sim.into()),
     });
@@ -290,7 +305,12 @@ fn attach_sim_panel(
             if let Some(p) = weak.upgrade() {
                 p.global::<Sim>().set_pump_fault(on);
             }
-            st(if on { "the next pour will fault" } else { "pump fault cleared" }.into());
+            st(if on {
+                "the next pour will fault"
+            } else {
+                "pump fault cleared"
+            }
+            .into());
         }
         None => st("GPIO is not mocked".into()),
     });
@@ -311,8 +331,12 @@ fn attach_sim_panel(
                 .map(|(pin, name)| {
                     let v = levels.get(pin).copied();
                     let (text, on) = match v {
-                        Some(crate::pump::mock::PinValue::Level(l)) => (format!("{}", u8::from(l)), l),
-                        Some(crate::pump::mock::PinValue::Duty(d)) => (format!("PWM {:.0}%", d * 100.0), d > 0.0),
+                        Some(crate::pump::mock::PinValue::Level(l)) => {
+                            (format!("{}", u8::from(l)), l)
+                        }
+                        Some(crate::pump::mock::PinValue::Duty(d)) => {
+                            (format!("PWM {:.0}%", d * 100.0), d > 0.0)
+                        }
                         None => ("-".into(), false),
                     };
                     (format!("{name} = BCM {pin}"), text, on)
@@ -327,7 +351,8 @@ fn attach_sim_panel(
                         on,
                     })
                     .collect();
-                p.global::<Sim>().set_pins(ModelRc::new(VecModel::from(model)));
+                p.global::<Sim>()
+                    .set_pins(ModelRc::new(VecModel::from(model)));
             });
         };
         show(&gpio);

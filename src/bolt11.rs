@@ -28,10 +28,16 @@ pub enum Bolt11Error {
 /// The least time a customer must have to pay.
 pub const MIN_TIME_TO_PAY: Duration = Duration::from_secs(30);
 
-pub fn check(invoice: &Invoice, request: &InvoiceRequest, now: SystemTime) -> Result<(), Bolt11Error> {
+pub fn check(
+    invoice: &Invoice,
+    request: &InvoiceRequest,
+    now: SystemTime,
+) -> Result<(), Bolt11Error> {
     let parsed = Bolt11Invoice::from_str(invoice.bolt11.trim())
         .map_err(|e| Bolt11Error::Parse(e.to_string()))?;
-    parsed.check_signature().map_err(|_| Bolt11Error::Signature)?;
+    parsed
+        .check_signature()
+        .map_err(|_| Bolt11Error::Signature)?;
     let want = request.amount.as_msat();
     if parsed.amount_milli_satoshis() != Some(want) || invoice.amount.as_msat() != want {
         return Err(Bolt11Error::Amount {
@@ -39,13 +45,14 @@ pub fn check(invoice: &Invoice, request: &InvoiceRequest, now: SystemTime) -> Re
             want,
         });
     }
-    if !parsed.payment_hash().to_string().eq_ignore_ascii_case(&invoice.payment_hash) {
+    if !parsed
+        .payment_hash()
+        .to_string()
+        .eq_ignore_ascii_case(&invoice.payment_hash)
+    {
         return Err(Bolt11Error::PaymentHash);
     }
-    let expires = parsed
-        .expires_at()
-        .unwrap_or(Duration::MAX)
-        .as_secs();
+    let expires = parsed.expires_at().unwrap_or(Duration::MAX).as_secs();
     let now_s = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let left = Duration::from_secs(expires.saturating_sub(now_s));
     if left < MIN_TIME_TO_PAY {
@@ -90,10 +97,16 @@ mod tests {
         let sim = SimBackend::new();
         let inv = sim.create_invoice(&req(2100)).await.unwrap();
         let late = SystemTime::now() + Duration::from_secs(590);
-        assert!(matches!(check(&inv, &req(2100), late), Err(Bolt11Error::ExpiresTooSoon(_))));
+        assert!(matches!(
+            check(&inv, &req(2100), late),
+            Err(Bolt11Error::ExpiresTooSoon(_))
+        ));
         let mut other = inv.clone();
         other.payment_hash = "00".repeat(32);
-        assert_eq!(check(&other, &req(2100), SystemTime::now()), Err(Bolt11Error::PaymentHash));
+        assert_eq!(
+            check(&other, &req(2100), SystemTime::now()),
+            Err(Bolt11Error::PaymentHash)
+        );
         let mut garbled = inv.clone();
         garbled.bolt11.replace_range(20..21, "q");
         assert!(check(&garbled, &req(2100), SystemTime::now()).is_err());

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, Mode};
 
 #[derive(Parser, Debug)]
-#[command(name = "lnvend", version, about = "Lightning-paid drink vending machine controller")]
+#[command(
+    name = "lnvend",
+    version,
+    about = "Lightning-paid drink vending machine controller"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -54,7 +58,7 @@ pub fn init_logging() {
     }
 }
 
-fn load(path: &PathBuf, mode: Mode) -> Result<Config, ExitCode> {
+fn load(path: &std::path::Path, mode: Mode) -> Result<Config, ExitCode> {
     Config::load(path, mode).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(1)

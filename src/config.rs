@@ -258,7 +258,8 @@ impl Config {
         match mode {
             Mode::Run => {
                 self.gpio.backend.get_or_insert(GpioBackend::Rppal);
-                self.data_dir.get_or_insert_with(|| PathBuf::from("/var/lib/lnvend"));
+                self.data_dir
+                    .get_or_insert_with(|| PathBuf::from("/var/lib/lnvend"));
                 match self.backend {
                     None => {
                         return Err(invalid(
@@ -276,7 +277,8 @@ impl Config {
             }
             Mode::Sim => {
                 self.gpio.backend.get_or_insert(GpioBackend::Mock);
-                self.data_dir.get_or_insert_with(|| PathBuf::from("lnvend-sim-data"));
+                self.data_dir
+                    .get_or_insert_with(|| PathBuf::from("lnvend-sim-data"));
                 self.backend.get_or_insert(BackendConfig::Sim);
             }
         }
@@ -300,7 +302,9 @@ impl Config {
         let id = &self.machine_id;
         if id.is_empty()
             || id.len() > 64
-            || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         {
             return Err(invalid(
                 "machine_id",
@@ -310,7 +314,10 @@ impl Config {
         if !(60..=86_400).contains(&self.invoice_expiry_s) {
             return Err(invalid(
                 "invoice_expiry_s",
-                format!("{} is out of range 60..=86400 seconds", self.invoice_expiry_s),
+                format!(
+                    "{} is out of range 60..=86400 seconds",
+                    self.invoice_expiry_s
+                ),
             ));
         }
         let g = &self.gpio;
@@ -321,10 +328,16 @@ impl Config {
             ));
         }
         if !(g.pwm_duty > 0.0 && g.pwm_duty <= 1.0) {
-            return Err(invalid("gpio.pwm_duty", "must be greater than 0 and at most 1"));
+            return Err(invalid(
+                "gpio.pwm_duty",
+                "must be greater than 0 and at most 1",
+            ));
         }
         if !(10.0..=20_000.0).contains(&g.pwm_frequency_hz) {
-            return Err(invalid("gpio.pwm_frequency_hz", "must be between 10 and 20000 Hz"));
+            return Err(invalid(
+                "gpio.pwm_frequency_hz",
+                "must be between 10 and 20000 Hz",
+            ));
         }
         if g.soft_start_ms > 5_000 {
             return Err(invalid("gpio.soft_start_ms", "must be at most 5000"));
@@ -333,7 +346,10 @@ impl Config {
             return Err(invalid("gpio.anti_drip_ms", "must be at most 2000"));
         }
         if g.trace.is_some() && g.backend != Some(GpioBackend::Mock) {
-            return Err(invalid("gpio.trace", "a pin trace is only written by the mock GPIO backend"));
+            return Err(invalid(
+                "gpio.trace",
+                "a pin trace is only written by the mock GPIO backend",
+            ));
         }
         let mut used: HashMap<u8, String> = HashMap::new();
         let a = g.channel_a;
@@ -351,10 +367,16 @@ impl Config {
         }
         for (field, pin) in pins {
             if pin > MAX_BCM {
-                return Err(invalid(field, format!("BCM {pin} is not on the 40-pin header (0..=27)")));
+                return Err(invalid(
+                    field,
+                    format!("BCM {pin} is not on the 40-pin header (0..=27)"),
+                ));
             }
             if let Some(other) = used.insert(pin, field.to_string()) {
-                return Err(invalid(field, format!("BCM {pin} is already used by {other}")));
+                return Err(invalid(
+                    field,
+                    format!("BCM {pin} is already used by {other}"),
+                ));
             }
         }
         if self.products.is_empty() {
@@ -370,15 +392,24 @@ impl Config {
             let f = |name: &str| format!("product[{i}].{name}");
             let chars = p.name.trim().chars().count();
             if chars == 0 || chars > MAX_NAME_CHARS {
-                return Err(invalid(f("name"), format!("must be 1 to {MAX_NAME_CHARS} characters")));
+                return Err(invalid(
+                    f("name"),
+                    format!("must be 1 to {MAX_NAME_CHARS} characters"),
+                ));
             }
             if p.price_sat == 0 {
-                return Err(invalid(f("price_sat"), "a price of 0 would give drinks away"));
+                return Err(invalid(
+                    f("price_sat"),
+                    "a price of 0 would give drinks away",
+                ));
             }
             if p.price_sat > MAX_PRICE_SAT {
                 return Err(invalid(
                     f("price_sat"),
-                    format!("{} sats is above the sanity limit of {MAX_PRICE_SAT}", p.price_sat),
+                    format!(
+                        "{} sats is above the sanity limit of {MAX_PRICE_SAT}",
+                        p.price_sat
+                    ),
                 ));
             }
             if p.pour_ms == 0 {
@@ -394,14 +425,19 @@ impl Config {
                 ));
             }
             if p.channel == Channel::B && g.channel_b.is_none() {
-                return Err(invalid(f("channel"), "channel B is used but [gpio.channel_b] is not configured"));
+                return Err(invalid(
+                    f("channel"),
+                    "channel B is used but [gpio.channel_b] is not configured",
+                ));
             }
         }
         Ok(())
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.data_dir.clone().unwrap_or_else(|| PathBuf::from("lnvend-data"))
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("lnvend-data"))
     }
 
     pub fn gpio_backend(&self) -> GpioBackend {
@@ -577,12 +613,20 @@ fn walk_table(
             .and_then(|(key, _)| key.span())
             .unwrap_or(0..0);
         let whole = item.span().unwrap_or_else(|| key_span.clone());
-        out.push((path.clone(), key_span.clone(), key_span.start..whole.end.max(key_span.end)));
+        out.push((
+            path.clone(),
+            key_span.clone(),
+            key_span.start..whole.end.max(key_span.end),
+        ));
         walk_item(item, &path, out);
     }
 }
 
-fn walk_item(item: &toml_edit::Item, path: &str, out: &mut Vec<(String, Range<usize>, Range<usize>)>) {
+fn walk_item(
+    item: &toml_edit::Item,
+    path: &str,
+    out: &mut Vec<(String, Range<usize>, Range<usize>)>,
+) {
     match item {
         toml_edit::Item::Table(t) => walk_table(t, path, out),
         toml_edit::Item::ArrayOfTables(a) => {
@@ -652,7 +696,11 @@ enb = 13
         assert_eq!(e.field, "product[1].price_sat");
         assert_eq!(e.line, 11);
         assert!(e.message.contains("give drinks away"), "{e}");
-        assert!(e.to_string().starts_with("test.toml:11:1: product[1].price_sat:"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("test.toml:11:1: product[1].price_sat:"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -668,7 +716,10 @@ enb = 13
         let e = err(&GOOD.replace("enb = 13", "enb = 18"));
         assert_eq!(e.field, "gpio.channel_b.enb");
         assert_eq!(e.line, 21);
-        assert!(e.message.contains("already used by gpio.channel_a.ena"), "{e}");
+        assert!(
+            e.message.contains("already used by gpio.channel_a.ena"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -726,8 +777,12 @@ enb = 13
     fn run_mode_requires_a_real_backend() {
         let e = Config::parse(GOOD, "test.toml", Mode::Run).unwrap_err();
         assert_eq!(e.field, "backend.kind");
-        let e = Config::parse(&format!("{GOOD}\n[backend]\nkind = \"sim\"\n"), "t", Mode::Run)
-            .unwrap_err();
+        let e = Config::parse(
+            &format!("{GOOD}\n[backend]\nkind = \"sim\"\n"),
+            "t",
+            Mode::Run,
+        )
+        .unwrap_err();
         assert!(e.message.contains("give drinks away"), "{e}");
     }
 

@@ -209,7 +209,10 @@ impl Controller {
                 }
                 match ledger.owed() {
                     Ok(owed) if !owed.is_empty() => {
-                        tracing::warn!(count = owed.len(), "owed credits are waiting for the operator")
+                        tracing::warn!(
+                            count = owed.len(),
+                            "owed credits are waiting for the operator"
+                        )
                     }
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "could not list owed credits"),
@@ -236,7 +239,9 @@ impl Controller {
     fn next_wake(&self) -> Option<Instant> {
         let now = Instant::now();
         let refresh = match self.state {
-            State::AwaitingPayment { .. } | State::Fault { .. } => Some(now + Duration::from_millis(500)),
+            State::AwaitingPayment { .. } | State::Fault { .. } => {
+                Some(now + Duration::from_millis(500))
+            }
             State::Pouring { .. } => Some(now + Duration::from_millis(100)),
             State::Idle
             | State::CreatingInvoice { .. }
@@ -272,7 +277,12 @@ impl Controller {
 
     /// No QR without a record: an invoice the ledger cannot store is treated as failed.
     fn record_before_showing(&mut self, event: Event) -> Event {
-        let Event::InvoiceCreated { sale_id, invoice, expires_at } = event else {
+        let Event::InvoiceCreated {
+            sale_id,
+            invoice,
+            expires_at,
+        } = event
+        else {
             return event;
         };
         let Some(sale) = self.creating.remove(&sale_id) else {
@@ -284,7 +294,9 @@ impl Controller {
         };
         let backend = self.backend.name();
         let result = match &mut self.ledger {
-            Ok(l) => l.record_created(&sale, backend, &invoice).map_err(|e| e.to_string()),
+            Ok(l) => l
+                .record_created(&sale, backend, &invoice)
+                .map_err(|e| e.to_string()),
             Err(reason) => Err(reason.clone()),
         };
         match result {
@@ -316,7 +328,11 @@ impl Controller {
         self.state = state;
         let after = self.state.name();
         if before != after || !quiet {
-            let sale = self.state.sale_id().map(|s| s.to_string()).unwrap_or_default();
+            let sale = self
+                .state
+                .sale_id()
+                .map(|s| s.to_string())
+                .unwrap_or_default();
             if before != after {
                 tracing::info!(sale = %sale, event = event_name, from = before, to = after, "transition");
             } else {
@@ -407,16 +423,26 @@ impl Controller {
                             tracing::error!(sale = %sale_id, error = %e, "COULD NOT RECORD AN OWED CREDIT; the fault screen shows the code");
                         }
                     }
-                    Err(_) => tracing::error!(sale = %sale_id, "no ledger: the owed credit exists only on the fault screen and in this log"),
+                    Err(_) => {
+                        tracing::error!(sale = %sale_id, "no ledger: the owed credit exists only on the fault screen and in this log")
+                    }
                 }
             }
             Effect::RecordLatePayment { invoice_id } => match &mut self.ledger {
                 Ok(l) => match l.record_late_payment(&invoice_id) {
-                    Ok(Some(sale)) => tracing::warn!(sale = %sale, invoice = %invoice_id, "a payment arrived after the customer left; recorded as an owed credit"),
-                    Ok(None) => tracing::info!(invoice = %invoice_id, "payment report for an invoice already settled or not ours; ignored"),
-                    Err(e) => tracing::error!(invoice = %invoice_id, error = %e, "could not record a late payment"),
+                    Ok(Some(sale)) => {
+                        tracing::warn!(sale = %sale, invoice = %invoice_id, "a payment arrived after the customer left; recorded as an owed credit")
+                    }
+                    Ok(None) => {
+                        tracing::info!(invoice = %invoice_id, "payment report for an invoice already settled or not ours; ignored")
+                    }
+                    Err(e) => {
+                        tracing::error!(invoice = %invoice_id, error = %e, "could not record a late payment")
+                    }
                 },
-                Err(_) => tracing::error!(invoice = %invoice_id, "a late payment arrived and there is no ledger to record it"),
+                Err(_) => {
+                    tracing::error!(invoice = %invoice_id, "a late payment arrived and there is no ledger to record it")
+                }
             },
         }
     }
@@ -468,7 +494,10 @@ impl Controller {
                     let _ = tx.send(Input::Event(ev));
                 }
             };
-            tokio::join!(watch_invoice(backend, invoice, expires_at, timing, etx), forward);
+            tokio::join!(
+                watch_invoice(backend, invoice, expires_at, timing, etx),
+                forward
+            );
         });
         self.watches.retain(|_, h| !h.is_finished());
         if let Some(old) = self.watches.insert(id, handle) {
@@ -510,12 +539,16 @@ impl Controller {
                 v.qr = self.qr_for(&v.payment_uri);
             }
             State::Pouring {
-                sale, started, ends, ..
+                sale,
+                started,
+                ends,
+                ..
             } => {
                 v.screen = Screen::Pouring;
                 v.product = sale.product.name.clone();
                 let total = (*ends - *started).as_secs_f32().max(0.001);
-                v.progress = (now.saturating_duration_since(*started).as_secs_f32() / total).min(1.0);
+                v.progress =
+                    (now.saturating_duration_since(*started).as_secs_f32() / total).min(1.0);
             }
             State::ThankYou { sale, .. } => {
                 v.screen = Screen::ThankYou;
@@ -525,14 +558,21 @@ impl Controller {
                 v.screen = Screen::OutOfService;
                 v.message = reason.customer_text();
             }
-            State::Fault { sale, failure, until, .. } => {
+            State::Fault {
+                sale,
+                failure,
+                until,
+                ..
+            } => {
                 v.screen = Screen::Fault;
                 v.product = sale.product.name.clone();
                 v.amount = sale.product.price.display_sats();
                 v.code = sale.id.0.clone();
                 v.seconds_left = until.saturating_duration_since(now).as_secs();
                 v.message = match failure {
-                    PourFailure::AlreadyPoured => "This payment was already used for a drink.".into(),
+                    PourFailure::AlreadyPoured => {
+                        "This payment was already used for a drink.".into()
+                    }
                     PourFailure::Pump(_) | PourFailure::Ledger(_) => {
                         "Your payment is recorded, but the drink could not be poured.".into()
                     }
@@ -592,7 +632,11 @@ async fn create_invoice(
     timeout: Duration,
 ) -> Result<(Invoice, Instant), String> {
     let invoice = match tokio::time::timeout(timeout, backend.create_invoice(request)).await {
-        Err(_) => return Err(format!("the payment backend did not answer within {timeout:?}")),
+        Err(_) => {
+            return Err(format!(
+                "the payment backend did not answer within {timeout:?}"
+            ))
+        }
         Ok(Err(e)) => return Err(e.to_string()),
         Ok(Ok(i)) => i,
     };

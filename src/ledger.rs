@@ -111,7 +111,12 @@ impl Ledger {
         Ok(Ledger { conn })
     }
 
-    fn transition(&self, sale_id: &str, kind: &str, detail: Option<&str>) -> Result<(), LedgerError> {
+    fn transition(
+        &self,
+        sale_id: &str,
+        kind: &str,
+        detail: Option<&str>,
+    ) -> Result<(), LedgerError> {
         self.conn.execute(
             "INSERT INTO transitions (sale_id, kind, at_us, detail) VALUES (?1, ?2, ?3, ?4)",
             params![sale_id, kind, now_us(), detail],
@@ -120,7 +125,12 @@ impl Ledger {
     }
 
     /// Records a new sale with its invoice, before the QR is shown.
-    pub fn record_created(&mut self, sale: &Sale, backend: &str, invoice: &Invoice) -> Result<(), LedgerError> {
+    pub fn record_created(
+        &mut self,
+        sale: &Sale,
+        backend: &str,
+        invoice: &Invoice,
+    ) -> Result<(), LedgerError> {
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO sales (id, product, price_msat, backend, invoice_id, payment_hash, bolt11,
@@ -147,7 +157,11 @@ impl Ledger {
     }
 
     /// The customer left the invoice (cancelled, or it expired on screen).
-    pub fn record_abandoned(&mut self, sale_id: &SaleId, why: Abandoned) -> Result<(), LedgerError> {
+    pub fn record_abandoned(
+        &mut self,
+        sale_id: &SaleId,
+        why: Abandoned,
+    ) -> Result<(), LedgerError> {
         let kind = match why {
             Abandoned::Cancelled => "cancelled",
             Abandoned::Expired => "expired",
@@ -164,7 +178,11 @@ impl Ledger {
 
     /// Records the payment and the start of its pour in one durable transaction. Fails with
     /// `AlreadyPoured` if this payment already has a pour.
-    pub fn begin_pour(&mut self, sale_id: &SaleId, invoice_id: &InvoiceId) -> Result<(), LedgerError> {
+    pub fn begin_pour(
+        &mut self,
+        sale_id: &SaleId,
+        invoice_id: &InvoiceId,
+    ) -> Result<(), LedgerError> {
         let tx = self.conn.transaction()?;
         let known: Option<String> = tx
             .query_row(
@@ -189,7 +207,10 @@ impl Ledger {
             }
             Err(e) => return Err(e.into()),
         }
-        tx.execute("UPDATE sales SET state = 'pouring' WHERE id = ?1", params![sale_id.0])?;
+        tx.execute(
+            "UPDATE sales SET state = 'pouring' WHERE id = ?1",
+            params![sale_id.0],
+        )?;
         tx.execute(
             "INSERT INTO transitions (sale_id, kind, at_us) VALUES (?1, 'paid', ?2), (?1, 'pour_started', ?2)",
             params![sale_id.0, at],
@@ -223,7 +244,10 @@ impl Ledger {
 
     /// A confirmed payment for an invoice that is not on screen. If it is one of ours and
     /// was never poured, it becomes owed and its sale id is returned; otherwise nothing.
-    pub fn record_late_payment(&mut self, invoice_id: &InvoiceId) -> Result<Option<SaleId>, LedgerError> {
+    pub fn record_late_payment(
+        &mut self,
+        invoice_id: &InvoiceId,
+    ) -> Result<Option<SaleId>, LedgerError> {
         let tx = self.conn.transaction()?;
         let row: Option<(String, String)> = tx
             .query_row(
@@ -255,7 +279,9 @@ impl Ledger {
     /// power cut) become owed. Returns them.
     pub fn recover_interrupted(&mut self) -> Result<Vec<SaleId>, LedgerError> {
         let ids: Vec<String> = {
-            let mut st = self.conn.prepare("SELECT id FROM sales WHERE state = 'pouring'")?;
+            let mut st = self
+                .conn
+                .prepare("SELECT id FROM sales WHERE state = 'pouring'")?;
             let rows = st.query_map([], |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };
@@ -306,7 +332,11 @@ impl Ledger {
     pub fn sale_state(&self, sale_id: &SaleId) -> Result<Option<String>, LedgerError> {
         Ok(self
             .conn
-            .query_row("SELECT state FROM sales WHERE id = ?1", params![sale_id.0], |r| r.get(0))
+            .query_row(
+                "SELECT state FROM sales WHERE id = ?1",
+                params![sale_id.0],
+                |r| r.get(0),
+            )
             .optional()?)
     }
 
@@ -354,7 +384,10 @@ mod tests {
         let (s, i) = sale("a");
         l.record_created(&s, "sim", &i).unwrap();
         l.begin_pour(&s.id, &i.id).unwrap();
-        assert!(matches!(l.begin_pour(&s.id, &i.id), Err(LedgerError::AlreadyPoured)));
+        assert!(matches!(
+            l.begin_pour(&s.id, &i.id),
+            Err(LedgerError::AlreadyPoured)
+        ));
         l.record_poured(&s.id).unwrap();
         assert_eq!(l.pour_count().unwrap(), 1);
         assert_eq!(l.sale_state(&s.id).unwrap().as_deref(), Some("poured"));
@@ -377,7 +410,11 @@ mod tests {
         l.record_abandoned(&s.id, Abandoned::Cancelled).unwrap();
         assert_eq!(l.record_late_payment(&i.id).unwrap(), Some(s.id.clone()));
         assert_eq!(l.record_late_payment(&i.id).unwrap(), None, "second report");
-        assert_eq!(l.record_late_payment(&InvoiceId("not ours".into())).unwrap(), None);
+        assert_eq!(
+            l.record_late_payment(&InvoiceId("not ours".into()))
+                .unwrap(),
+            None
+        );
         let owed = l.owed().unwrap();
         assert_eq!(owed.len(), 1);
         assert_eq!(owed[0].price_msat, 2_100_000);
@@ -406,7 +443,10 @@ mod tests {
         let mut l = Ledger::open(dir.path()).unwrap();
         assert_eq!(l.recover_interrupted().unwrap(), vec![s.id.clone()]);
         assert_eq!(l.owed().unwrap()[0].sale_id, s.id);
-        assert!(matches!(l.begin_pour(&s.id, &i.id), Err(LedgerError::AlreadyPoured)));
+        assert!(matches!(
+            l.begin_pour(&s.id, &i.id),
+            Err(LedgerError::AlreadyPoured)
+        ));
     }
 
     #[test]

@@ -94,7 +94,10 @@ mod tests {
         assert_eq!(Msat::from_sat(2100).unwrap().display_sats(), "2,100 sats");
         assert_eq!(Msat::from_sat(1).unwrap().display_sats(), "1 sat");
         assert_eq!(Msat::from_sat(999).unwrap().display_sats(), "999 sats");
-        assert_eq!(Msat::from_sat(1_000_000).unwrap().display_sats(), "1,000,000 sats");
+        assert_eq!(
+            Msat::from_sat(1_000_000).unwrap().display_sats(),
+            "1,000,000 sats"
+        );
         assert_eq!(Msat::from_msat(1500).display_sats(), "1.500 sats");
         assert_eq!(Msat::from_msat(7).to_string(), "7 msat");
     }

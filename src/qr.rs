@@ -61,7 +61,8 @@ mod tests {
 
     fn decode(bmp: &QrBitmap) -> String {
         let s = bmp.size as usize;
-        let mut img = rqrr::PreparedImage::prepare_from_greyscale(s, s, |x, y| bmp.pixels[y * s + x]);
+        let mut img =
+            rqrr::PreparedImage::prepare_from_greyscale(s, s, |x, y| bmp.pixels[y * s + x]);
         let grids = img.detect_grids();
         assert_eq!(grids.len(), 1);
         grids[0].decode().unwrap().1

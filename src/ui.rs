@@ -5,7 +5,9 @@
 
 use std::cell::RefCell;
 
-use slint::{ComponentHandle, Image, Model, ModelRc, Rgb8Pixel, SharedPixelBuffer, SharedString, VecModel};
+use slint::{
+    ComponentHandle, Image, Model, ModelRc, Rgb8Pixel, SharedPixelBuffer, SharedString, VecModel,
+};
 use tokio::sync::watch;
 
 use crate::controller::{Input, Inputs, Screen as ViewScreen, View};
@@ -104,7 +106,6 @@ pub fn render(m: &Machine<'_>, view: &View, cache: &mut RenderCache) {
     m.set_message(view.message.as_str().into());
     m.set_code(view.code.as_str().into());
 }
-
 
 /// Wires the window to the controller: taps go out as inputs, views come in and are rendered.
 pub fn attach<W: MachineUi>(

@@ -66,7 +66,9 @@ impl OutOfService {
             OutOfService::Backend(_) => {
                 "Payments are unavailable right now. Please try again in a few minutes.".into()
             }
-            OutOfService::Pump(_) => "The drink dispenser needs attention from the operator.".into(),
+            OutOfService::Pump(_) => {
+                "The drink dispenser needs attention from the operator.".into()
+            }
             OutOfService::Ledger(_) => "Sales cannot be recorded right now.".into(),
         }
     }
@@ -170,7 +172,10 @@ pub enum Abandoned {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Event {
     /// A customer tapped a product; the controller minted `sale_id` for it.
-    ProductTapped { product: Product, sale_id: SaleId },
+    ProductTapped {
+        product: Product,
+        sale_id: SaleId,
+    },
     CancelTapped,
     /// The customer closed the fault screen.
     FaultDismissed,
@@ -179,30 +184,51 @@ pub enum Event {
         invoice: Invoice,
         expires_at: Instant,
     },
-    InvoiceFailed { sale_id: SaleId, reason: String },
+    InvoiceFailed {
+        sale_id: SaleId,
+        reason: String,
+    },
     /// The backend's authenticated state says this invoice is paid in full.
-    PaymentConfirmed { invoice_id: InvoiceId },
+    PaymentConfirmed {
+        invoice_id: InvoiceId,
+    },
     /// The backend says this invoice expired or became invalid.
-    InvoiceExpired { invoice_id: InvoiceId },
+    InvoiceExpired {
+        invoice_id: InvoiceId,
+    },
     /// Time passed (the controller sends one at `State::deadline`).
     Tick,
-    PourFinished { sale_id: SaleId },
-    PourFailed { sale_id: SaleId, failure: PourFailure },
-    BackendDown { reason: String },
+    PourFinished {
+        sale_id: SaleId,
+    },
+    PourFailed {
+        sale_id: SaleId,
+        failure: PourFailure,
+    },
+    BackendDown {
+        reason: String,
+    },
     BackendUp,
     /// The operator cleared a fault that keeps the machine out of service.
     ServiceRestored,
     /// The ledger cannot be written.
-    LedgerDown { reason: String },
+    LedgerDown {
+        reason: String,
+    },
 }
 
 /// What the controller must do after a step.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Effect {
     /// Ask the backend for an invoice; answer with `InvoiceCreated` or `InvoiceFailed`.
-    CreateInvoice { sale: Sale },
+    CreateInvoice {
+        sale: Sale,
+    },
     /// Show the QR and start watching the invoice for payment.
-    WatchInvoice { sale_id: SaleId, invoice: Invoice },
+    WatchInvoice {
+        sale_id: SaleId,
+        invoice: Invoice,
+    },
     /// Record that the customer left the invoice. The watch goes on until the invoice expires,
     /// so a payment that still arrives becomes an owed credit.
     AbandonInvoice {
@@ -218,7 +244,9 @@ pub enum Effect {
     },
     /// Stop the pump now.
     StopPump,
-    RecordPoured { sale_id: SaleId },
+    RecordPoured {
+        sale_id: SaleId,
+    },
     /// The sale was paid but not poured: it becomes an owed credit.
     RecordOwed {
         sale_id: SaleId,
@@ -226,7 +254,9 @@ pub enum Effect {
     },
     /// A payment arrived for an invoice that is not on screen. The ledger makes it an owed
     /// credit if it is one of ours and not yet poured, and ignores it otherwise.
-    RecordLatePayment { invoice_id: InvoiceId },
+    RecordLatePayment {
+        invoice_id: InvoiceId,
+    },
 }
 
 fn is_current(sale: &Sale, id: &SaleId) -> bool {
@@ -242,8 +272,14 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
     match (state, event) {
         // --- a customer taps a product
         (S::Idle | S::ThankYou { .. }, Ev::ProductTapped { product, sale_id }) => {
-            let sale = Sale { id: sale_id, product };
-            (S::CreatingInvoice { sale: sale.clone() }, vec![E::CreateInvoice { sale }])
+            let sale = Sale {
+                id: sale_id,
+                product,
+            };
+            (
+                S::CreatingInvoice { sale: sale.clone() },
+                vec![E::CreateInvoice { sale }],
+            )
         }
         (
             s @ (S::CreatingInvoice { .. }
@@ -564,25 +600,25 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
         }
 
         // --- the pump reports
-        (S::Pouring {
-            sale, invoice_id, ..
-        }, Ev::PourFinished { sale_id })
-            if is_current(&sale, &sale_id) =>
-        {
-            (
-                S::ThankYou {
-                    sale,
-                    invoice_id,
-                    until: now + THANK_YOU,
-                },
-                vec![E::RecordPoured { sale_id }],
-            )
-        }
-        (S::Pouring {
-            sale, invoice_id, ..
-        }, Ev::PourFailed { sale_id, failure })
-            if is_current(&sale, &sale_id) =>
-        {
+        (
+            S::Pouring {
+                sale, invoice_id, ..
+            },
+            Ev::PourFinished { sale_id },
+        ) if is_current(&sale, &sale_id) => (
+            S::ThankYou {
+                sale,
+                invoice_id,
+                until: now + THANK_YOU,
+            },
+            vec![E::RecordPoured { sale_id }],
+        ),
+        (
+            S::Pouring {
+                sale, invoice_id, ..
+            },
+            Ev::PourFailed { sale_id, failure },
+        ) if is_current(&sale, &sale_id) => {
             let effects = match failure {
                 // Nothing was poured twice; there is nothing owed for this one.
                 PourFailure::AlreadyPoured => vec![],
@@ -667,7 +703,10 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
         ) => (s, vec![]),
 
         // --- the ledger cannot be written: stop offering sales
-        (S::Idle | S::CreatingInvoice { .. } | S::OutOfService { .. }, Ev::LedgerDown { reason }) => (
+        (
+            S::Idle | S::CreatingInvoice { .. } | S::OutOfService { .. },
+            Ev::LedgerDown { reason },
+        ) => (
             S::OutOfService {
                 reason: OutOfService::Ledger(reason),
             },
@@ -822,7 +861,9 @@ mod tests {
             Event::BackendDown { reason: "x".into() },
             Event::BackendUp,
             Event::ServiceRestored,
-            Event::LedgerDown { reason: "disk".into() },
+            Event::LedgerDown {
+                reason: "disk".into(),
+            },
         ]
     }
 
@@ -862,12 +903,15 @@ mod tests {
                 };
                 let (_, effects) = step(s.clone(), e, now);
                 let poured = pours(&effects) == 1;
-                let recorded = effects
-                    .iter()
-                    .any(|e| matches!(e, Effect::RecordLatePayment { invoice_id } if invoice_id.0 == id));
+                let recorded = effects.iter().any(
+                    |e| matches!(e, Effect::RecordLatePayment { invoice_id } if invoice_id.0 == id),
+                );
                 // The same payment seen again while it pours, after, or on its fault screen.
                 let repeat = id == "i1"
-                    && matches!(s, State::Pouring { .. } | State::ThankYou { .. } | State::Fault { .. });
+                    && matches!(
+                        s,
+                        State::Pouring { .. } | State::ThankYou { .. } | State::Fault { .. }
+                    );
                 assert!(
                     poured || recorded || repeat,
                     "payment {id} lost in state {}",
@@ -970,7 +1014,10 @@ mod tests {
         );
         let (_, e3) = step(s, confirm, now);
         assert_eq!(pours(&e1) + pours(&e2) + pours(&e3), 1);
-        assert!(e2.is_empty() && e3.is_empty(), "a repeat is not even a late payment");
+        assert!(
+            e2.is_empty() && e3.is_empty(),
+            "a repeat is not even a late payment"
+        );
     }
 
     #[test]
@@ -1029,7 +1076,13 @@ mod tests {
         assert!(e.is_empty());
         let (s, e) = step(s, Event::Tick, now + Duration::from_secs(600));
         assert_eq!(s, State::Idle);
-        assert!(matches!(&e[..], [Effect::AbandonInvoice { why: Abandoned::Expired, .. }]));
+        assert!(matches!(
+            &e[..],
+            [Effect::AbandonInvoice {
+                why: Abandoned::Expired,
+                ..
+            }]
+        ));
         // The next customer is paying their own invoice when the old one is paid.
         let next = State::AwaitingPayment {
             sale: sale("s2"),
@@ -1100,7 +1153,11 @@ mod tests {
             },
             now,
         );
-        assert_eq!(s.name(), "OutOfService", "taps do nothing while out of service");
+        assert_eq!(
+            s.name(),
+            "OutOfService",
+            "taps do nothing while out of service"
+        );
         assert!(e.is_empty());
         let (s, _) = step(State::Idle, Event::BackendDown { reason: "x".into() }, now);
         assert_eq!(s.name(), "OutOfService");
@@ -1111,14 +1168,22 @@ mod tests {
     #[test]
     fn a_qr_on_screen_stays_while_the_backend_blips() {
         let now = t0();
-        let (s, _) = step(awaiting(now), Event::BackendDown { reason: "x".into() }, now);
+        let (s, _) = step(
+            awaiting(now),
+            Event::BackendDown { reason: "x".into() },
+            now,
+        );
         assert_eq!(s, awaiting(now));
     }
 
     #[test]
     fn an_invoice_arriving_after_cancel_is_recorded_and_watched_never_shown() {
         let now = t0();
-        let (s, e) = step(State::CreatingInvoice { sale: sale("s1") }, Event::CancelTapped, now);
+        let (s, e) = step(
+            State::CreatingInvoice { sale: sale("s1") },
+            Event::CancelTapped,
+            now,
+        );
         assert_eq!(s, State::Idle);
         assert!(e.is_empty());
         let (s, e) = step(
@@ -1131,7 +1196,10 @@ mod tests {
             now,
         );
         assert_eq!(s, State::Idle);
-        assert!(matches!(&e[..], [Effect::WatchInvoice { .. }, Effect::AbandonInvoice { .. }]));
+        assert!(matches!(
+            &e[..],
+            [Effect::WatchInvoice { .. }, Effect::AbandonInvoice { .. }]
+        ));
     }
 
     #[test]
@@ -1164,7 +1232,11 @@ mod tests {
             }
         );
         let (s, _) = step(s, Event::BackendUp, now);
-        assert_eq!(s.name(), "OutOfService", "backend health does not clear a pump fault");
+        assert_eq!(
+            s.name(),
+            "OutOfService",
+            "backend health does not clear a pump fault"
+        );
         let (s, _) = step(s, Event::ServiceRestored, now);
         assert_eq!(s, State::Idle);
     }
@@ -1172,7 +1244,11 @@ mod tests {
     #[test]
     fn a_pour_that_never_reports_is_stopped_and_owed() {
         let now = t0();
-        let (s, e) = step(pouring(now), Event::Tick, now + Duration::from_millis(4000) + POUR_GRACE);
+        let (s, e) = step(
+            pouring(now),
+            Event::Tick,
+            now + Duration::from_millis(4000) + POUR_GRACE,
+        );
         assert_eq!(s.name(), "Fault");
         assert!(e.contains(&Effect::StopPump));
         assert!(e.iter().any(|e| matches!(e, Effect::RecordOwed { .. })));
@@ -1224,7 +1300,9 @@ mod tests {
     #[test]
     fn the_ledger_going_down_stops_new_sales_but_not_a_pour_in_progress() {
         let now = t0();
-        let down = Event::LedgerDown { reason: "disk full".into() };
+        let down = Event::LedgerDown {
+            reason: "disk full".into(),
+        };
         let (s, _) = step(State::Idle, down.clone(), now);
         assert_eq!(
             s,
@@ -1260,8 +1338,14 @@ mod tests {
     fn deadlines_drive_the_ticks() {
         let now = t0();
         assert_eq!(State::Idle.deadline(), None);
-        assert_eq!(awaiting(now).deadline(), Some(now + Duration::from_secs(600)));
-        assert_eq!(pouring(now).deadline(), Some(now + Duration::from_millis(4000) + POUR_GRACE));
+        assert_eq!(
+            awaiting(now).deadline(),
+            Some(now + Duration::from_secs(600))
+        );
+        assert_eq!(
+            pouring(now).deadline(),
+            Some(now + Duration::from_millis(4000) + POUR_GRACE)
+        );
         assert_eq!(thank_you(now).deadline(), Some(now + THANK_YOU));
     }
 }

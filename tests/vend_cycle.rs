@@ -24,7 +24,10 @@ async fn a_paid_sale_pours_exactly_the_pour_time_once() {
     assert!(v.payment_uri.starts_with("LIGHTNING:LNBCRT21U1"));
     assert!(v.qr.is_some());
     let inv = m.sim.latest().unwrap();
-    assert_eq!(v.payment_uri, format!("LIGHTNING:{}", inv.bolt11.to_uppercase()));
+    assert_eq!(
+        v.payment_uri,
+        format!("LIGHTNING:{}", inv.bolt11.to_uppercase())
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     m.sim.pay(&inv.id).unwrap();
     m.wait_screen(Screen::Pouring).await;
@@ -34,8 +37,16 @@ async fn a_paid_sale_pours_exactly_the_pour_time_once() {
     tokio::time::sleep(Duration::from_secs(60)).await;
     let (total, times) = on_time(&m.gpio, ENA);
     assert_eq!(times, 1, "the enable pin went high once");
-    assert_eq!(total, Duration::from_millis(4000), "for exactly the pour time");
-    assert_eq!(on_time(&m.gpio, ENB), (Duration::ZERO, 0), "the other pump never ran");
+    assert_eq!(
+        total,
+        Duration::from_millis(4000),
+        "for exactly the pour time"
+    );
+    assert_eq!(
+        on_time(&m.gpio, ENB),
+        (Duration::ZERO, 0),
+        "the other pump never ran"
+    );
     assert_eq!(m.gpio.level(ENA), Some(PinValue::Level(false)));
     m.shutdown().await;
     let l = Ledger::open(dir.path()).unwrap();
@@ -67,7 +78,11 @@ async fn spoofed_and_repeated_wakeups_pour_once_and_only_after_payment() {
         m.sim.spoof_wakeup(&inv.id);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(m.views.borrow().screen, Screen::Payment, "a push alone does not pour");
+    assert_eq!(
+        m.views.borrow().screen,
+        Screen::Payment,
+        "a push alone does not pour"
+    );
     assert_eq!(on_time(&m.gpio, ENA).1, 0);
     m.sim.pay(&inv.id).unwrap();
     for _ in 0..10 {
@@ -75,7 +90,9 @@ async fn spoofed_and_repeated_wakeups_pour_once_and_only_after_payment() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // A duplicate confirmation straight into the controller, as a buggy backend might send.
-    m.send(Input::Event(Event::PaymentConfirmed { invoice_id: inv.id.clone() }));
+    m.send(Input::Event(Event::PaymentConfirmed {
+        invoice_id: inv.id.clone(),
+    }));
     m.wait_screen(Screen::Idle).await;
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert_eq!(on_time(&m.gpio, ENA), (Duration::from_millis(4000), 1));
@@ -93,7 +110,11 @@ async fn a_payment_while_the_connection_is_down_is_found_by_polling() {
     m.sim.pay_silently(&inv.id).unwrap();
     let t0 = tokio::time::Instant::now();
     m.wait_screen(Screen::Pouring).await;
-    assert!(t0.elapsed() <= Duration::from_secs(3), "found within one poll: {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() <= Duration::from_secs(3),
+        "found within one poll: {:?}",
+        t0.elapsed()
+    );
     m.wait_screen(Screen::ThankYou).await;
     assert_eq!(on_time(&m.gpio, ENA), (Duration::from_millis(4000), 1));
     m.shutdown().await;
@@ -112,7 +133,11 @@ async fn a_payment_after_cancel_is_owed_and_never_poured() {
     m.sim.pay(&inv.id).unwrap();
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert_eq!(m.views.borrow().screen, Screen::Idle);
-    assert_eq!(on_time(&m.gpio, ENA).1, 0, "nothing poured on the idle screen");
+    assert_eq!(
+        on_time(&m.gpio, ENA).1,
+        0,
+        "nothing poured on the idle screen"
+    );
     m.shutdown().await;
     let l = Ledger::open(dir.path()).unwrap();
     let owed = l.owed().unwrap();
@@ -126,13 +151,21 @@ async fn an_unpaid_invoice_expires_back_to_idle_without_pouring() {
     let mut m = TestMachine::start(&config(dir.path(), ""));
     m.tap(0);
     let v = m.wait_screen(Screen::Payment).await;
-    assert!(v.seconds_left >= 298 && v.seconds_left <= 300, "{}", v.seconds_left);
+    assert!(
+        v.seconds_left >= 298 && v.seconds_left <= 300,
+        "{}",
+        v.seconds_left
+    );
     let later = m
-        .wait_for(Duration::from_secs(120), "countdown", |v| v.seconds_left <= 200)
+        .wait_for(Duration::from_secs(120), "countdown", |v| {
+            v.seconds_left <= 200
+        })
         .await;
     assert_eq!(later.screen, Screen::Payment);
-    m.wait_for(Duration::from_secs(400), "idle", |v| v.screen == Screen::Idle)
-        .await;
+    m.wait_for(Duration::from_secs(400), "idle", |v| {
+        v.screen == Screen::Idle
+    })
+    .await;
     assert_eq!(on_time(&m.gpio, ENA).1, 0);
     m.shutdown().await;
 }
@@ -144,8 +177,10 @@ async fn the_sim_expire_button_ends_the_payment_screen() {
     m.tap(0);
     m.wait_screen(Screen::Payment).await;
     m.sim.expire_latest().unwrap();
-    m.wait_for(Duration::from_secs(30), "idle", |v| v.screen == Screen::Idle)
-        .await;
+    m.wait_for(Duration::from_secs(30), "idle", |v| {
+        v.screen == Screen::Idle
+    })
+    .await;
     assert_eq!(on_time(&m.gpio, ENA).1, 0);
     m.shutdown().await;
 }
@@ -156,7 +191,11 @@ async fn backend_down_means_out_of_service_with_no_qr_until_it_is_back() {
     let mut m = TestMachine::start(&config(dir.path(), ""));
     m.sim.set_down(true);
     let v = m.wait_screen(Screen::OutOfService).await;
-    assert!(v.message.contains("Payments are unavailable"), "{}", v.message);
+    assert!(
+        v.message.contains("Payments are unavailable"),
+        "{}",
+        v.message
+    );
     m.tap(0);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(m.views.borrow().screen, Screen::OutOfService);
@@ -191,12 +230,19 @@ async fn a_pump_fault_mid_pour_stops_the_pump_shows_a_code_and_owes_the_customer
     tokio::time::sleep(Duration::from_millis(1500)).await;
     m.gpio.inject_fault(true);
     let fault = m.wait_screen(Screen::Fault).await;
-    assert!(fault.message.contains("payment is recorded"), "{}", fault.message);
+    assert!(
+        fault.message.contains("payment is recorded"),
+        "{}",
+        fault.message
+    );
     assert!(fault.code.starts_with('S'), "{}", fault.code);
     assert!(!m.pump.is_running());
     assert_eq!(m.gpio.level(ENA), Some(PinValue::Level(false)));
     let (total, _) = on_time(&m.gpio, ENA);
-    assert!(total < Duration::from_millis(1600), "stopped promptly: {total:?}");
+    assert!(
+        total < Duration::from_millis(1600),
+        "stopped promptly: {total:?}"
+    );
     m.send(Input::DismissFault);
     let v = m.wait_screen(Screen::OutOfService).await;
     assert!(v.message.contains("operator"), "{}", v.message);
@@ -204,7 +250,10 @@ async fn a_pump_fault_mid_pour_stops_the_pump_shows_a_code_and_owes_the_customer
     let l = Ledger::open(dir.path()).unwrap();
     let owed = l.owed().unwrap();
     assert_eq!(owed.len(), 1);
-    assert_eq!(owed[0].sale_id.0, fault.code, "the code on screen finds the credit");
+    assert_eq!(
+        owed[0].sale_id.0, fault.code,
+        "the code on screen finds the credit"
+    );
 }
 
 #[tokio::test(start_paused = true)]

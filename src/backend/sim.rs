@@ -103,7 +103,11 @@ impl SimBackend {
 
     /// Pays the invoice most recently issued (the one on screen).
     pub fn pay_latest(&self) -> Result<InvoiceId, SimError> {
-        let id = self.lock().latest.clone().ok_or(SimError::NoPendingInvoice)?;
+        let id = self
+            .lock()
+            .latest
+            .clone()
+            .ok_or(SimError::NoPendingInvoice)?;
         self.pay(&id)?;
         Ok(id)
     }
@@ -126,7 +130,10 @@ impl SimBackend {
     pub fn expire_latest(&self) -> Result<InvoiceId, SimError> {
         let mut inner = self.lock();
         let id = inner.latest.clone().ok_or(SimError::NoPendingInvoice)?;
-        let inv = inner.invoices.get_mut(&id).ok_or(SimError::NoPendingInvoice)?;
+        let inv = inner
+            .invoices
+            .get_mut(&id)
+            .ok_or(SimError::NoPendingInvoice)?;
         if inv.paid || inv.expired_early {
             return Err(SimError::NotPending);
         }
@@ -256,7 +263,11 @@ impl PaymentBackend for SimBackend {
     async fn wake_ups(&self, id: &InvoiceId) -> Result<WakeUps, BackendError> {
         self.check_health().await?;
         let (tx, rx) = mpsc::channel(1);
-        self.lock().subscribers.entry(id.clone()).or_default().push(tx);
+        self.lock()
+            .subscribers
+            .entry(id.clone())
+            .or_default()
+            .push(tx);
         Ok(rx)
     }
 }
@@ -294,12 +305,17 @@ mod tests {
         let sim = SimBackend::new();
         let inv = sim.create_invoice(&request()).await.unwrap();
         let mut wake = sim.wake_ups(&inv.id).await.unwrap();
-        assert_eq!(sim.invoice_state(&inv.id).await.unwrap(), InvoiceState::Pending);
+        assert_eq!(
+            sim.invoice_state(&inv.id).await.unwrap(),
+            InvoiceState::Pending
+        );
         sim.pay_latest().unwrap();
         assert_eq!(wake.recv().await, Some(()));
         assert_eq!(
             sim.invoice_state(&inv.id).await.unwrap(),
-            InvoiceState::Paid { received: inv.amount }
+            InvoiceState::Paid {
+                received: inv.amount
+            }
         );
         assert_eq!(sim.pay(&inv.id), Err(SimError::NotPending), "paid twice");
     }
@@ -309,7 +325,10 @@ mod tests {
         let sim = SimBackend::new();
         let inv = sim.create_invoice(&request()).await.unwrap();
         tokio::time::advance(Duration::from_secs(601)).await;
-        assert_eq!(sim.invoice_state(&inv.id).await.unwrap(), InvoiceState::Expired);
+        assert_eq!(
+            sim.invoice_state(&inv.id).await.unwrap(),
+            InvoiceState::Expired
+        );
         assert_eq!(sim.pay(&inv.id), Err(SimError::NotPending));
     }
 
@@ -320,7 +339,10 @@ mod tests {
         let mut wake = sim.wake_ups(&inv.id).await.unwrap();
         sim.set_down(true);
         assert_eq!(wake.recv().await, None);
-        assert!(matches!(sim.check_health().await, Err(BackendError::Unreachable(_))));
+        assert!(matches!(
+            sim.check_health().await,
+            Err(BackendError::Unreachable(_))
+        ));
         assert!(sim.create_invoice(&request()).await.is_err());
         assert!(sim.invoice_state(&inv.id).await.is_err());
         sim.set_down(false);

@@ -190,12 +190,23 @@ mod tests {
     async fn a_payment_with_a_wakeup_is_seen_at_once() {
         let (sim, inv, exp) = setup().await;
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(watch_invoice(sim.clone(), inv.clone(), exp, WatchTiming::default(), tx));
+        let task = tokio::spawn(watch_invoice(
+            sim.clone(),
+            inv.clone(),
+            exp,
+            WatchTiming::default(),
+            tx,
+        ));
         tokio::time::sleep(Duration::from_secs(7)).await;
         let t0 = Instant::now();
         sim.pay(&inv.id).unwrap();
         let ev = rx.recv().await.unwrap();
-        assert_eq!(ev, Event::PaymentConfirmed { invoice_id: inv.id.clone() });
+        assert_eq!(
+            ev,
+            Event::PaymentConfirmed {
+                invoice_id: inv.id.clone()
+            }
+        );
         assert_eq!(Instant::now(), t0, "no poll interval waited");
         assert_eq!(task.await.unwrap(), WatchOutcome::Paid);
     }
@@ -204,7 +215,13 @@ mod tests {
     async fn a_spoofed_wakeup_does_not_confirm_anything() {
         let (sim, inv, exp) = setup().await;
         let (tx, mut rx) = mpsc::unbounded_channel();
-        tokio::spawn(watch_invoice(sim.clone(), inv.clone(), exp, WatchTiming::default(), tx));
+        tokio::spawn(watch_invoice(
+            sim.clone(),
+            inv.clone(),
+            exp,
+            WatchTiming::default(),
+            tx,
+        ));
         tokio::time::sleep(Duration::from_secs(1)).await;
         for _ in 0..5 {
             sim.spoof_wakeup(&inv.id);
@@ -217,7 +234,13 @@ mod tests {
     async fn a_silent_payment_while_the_stream_is_down_is_found_by_polling() {
         let (sim, inv, exp) = setup().await;
         let (tx, mut rx) = mpsc::unbounded_channel();
-        tokio::spawn(watch_invoice(sim.clone(), inv.clone(), exp, WatchTiming::default(), tx));
+        tokio::spawn(watch_invoice(
+            sim.clone(),
+            inv.clone(),
+            exp,
+            WatchTiming::default(),
+            tx,
+        ));
         tokio::time::sleep(Duration::from_secs(1)).await;
         sim.set_down(true);
         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -225,16 +248,35 @@ mod tests {
         let t0 = Instant::now();
         sim.pay_silently(&inv.id).unwrap();
         let ev = rx.recv().await.unwrap();
-        assert_eq!(ev, Event::PaymentConfirmed { invoice_id: inv.id.clone() });
-        assert!(Instant::now() - t0 <= Duration::from_millis(2500), "found within a poll");
+        assert_eq!(
+            ev,
+            Event::PaymentConfirmed {
+                invoice_id: inv.id.clone()
+            }
+        );
+        assert!(
+            Instant::now() - t0 <= Duration::from_millis(2500),
+            "found within a poll"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn expiry_is_reported_and_the_watch_ends() {
         let (sim, inv, exp) = setup().await;
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(watch_invoice(sim.clone(), inv.clone(), exp, WatchTiming::default(), tx));
-        assert_eq!(rx.recv().await.unwrap(), Event::InvoiceExpired { invoice_id: inv.id.clone() });
+        let task = tokio::spawn(watch_invoice(
+            sim.clone(),
+            inv.clone(),
+            exp,
+            WatchTiming::default(),
+            tx,
+        ));
+        assert_eq!(
+            rx.recv().await.unwrap(),
+            Event::InvoiceExpired {
+                invoice_id: inv.id.clone()
+            }
+        );
         assert_eq!(task.await.unwrap(), WatchOutcome::Expired);
         assert!(Instant::now() >= exp);
     }

@@ -219,8 +219,10 @@ mod tests {
         pins.set_duty(13, 0.5).unwrap();
         pins.set_level(18, false).unwrap(); // unchanged: not recorded
         let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<serde_json::Value> =
-            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[0]["pin"], 18);
         assert_eq!(lines[0]["level"], 1);
@@ -228,7 +230,10 @@ mod tests {
         assert_eq!(lines[2]["duty"], 0.5);
         let dt = lines[1]["ts_us"].as_u64().unwrap() - lines[0]["ts_us"].as_u64().unwrap();
         assert_eq!(dt, 1_500_000);
-        let now_us = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64;
+        let now_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64;
         assert!(lines[0]["ts_us"].as_u64().unwrap() <= now_us);
         assert!(lines[0]["ts_us"].as_u64().unwrap() > now_us - 60_000_000);
     }

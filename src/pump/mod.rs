@@ -152,7 +152,9 @@ pub struct Pump {
 
 impl std::fmt::Debug for Pump {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pump").field("max_run", &self.max_run).finish_non_exhaustive()
+        f.debug_struct("Pump")
+            .field("max_run", &self.max_run)
+            .finish_non_exhaustive()
     }
 }
 
@@ -303,7 +305,11 @@ async fn pour_inner(
     let floor = s.duty / 3.0;
     let start = Instant::now();
     let end = start + duration;
-    let run = pump.start(channel, Direction::Forward, if ramp { floor } else { s.duty })?;
+    let run = pump.start(
+        channel,
+        Direction::Forward,
+        if ramp { floor } else { s.duty },
+    )?;
     loop {
         let next = (Instant::now() + POUR_TICK).min(end);
         sleep_until(next).await;
@@ -358,22 +364,35 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_pour_holds_enable_high_for_exactly_the_pour_time() {
         let (pump, gpio) = pump(Duration::from_secs(30));
-        pour(&pump, Channel::A, Duration::from_millis(3500), FULL).await.unwrap();
+        pour(&pump, Channel::A, Duration::from_millis(3500), FULL)
+            .await
+            .unwrap();
         let highs = gpio.high_intervals(A.enable);
         assert_eq!(highs.len(), 1);
         assert_eq!(highs[0].1 - highs[0].0, Duration::from_millis(3500));
         assert_eq!(gpio.level(A.enable), Some(PinValue::Level(false)));
         assert_eq!(gpio.level(A.forward), Some(PinValue::Level(false)));
-        assert!(gpio.high_intervals(B.enable).is_empty(), "channel B untouched");
+        assert!(
+            gpio.high_intervals(B.enable).is_empty(),
+            "channel B untouched"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn direction_is_set_before_enable_and_never_both_inputs_high() {
         let (pump, gpio) = pump(Duration::from_secs(30));
-        pour(&pump, Channel::B, Duration::from_millis(100), FULL).await.unwrap();
+        pour(&pump, Channel::B, Duration::from_millis(100), FULL)
+            .await
+            .unwrap();
         let changes = gpio.changes();
-        let fwd_at = changes.iter().position(|c| c.pin == B.forward && c.value == PinValue::Level(true)).unwrap();
-        let en_at = changes.iter().position(|c| c.pin == B.enable && c.value == PinValue::Level(true)).unwrap();
+        let fwd_at = changes
+            .iter()
+            .position(|c| c.pin == B.forward && c.value == PinValue::Level(true))
+            .unwrap();
+        let en_at = changes
+            .iter()
+            .position(|c| c.pin == B.enable && c.value == PinValue::Level(true))
+            .unwrap();
         assert!(fwd_at < en_at);
         assert!(gpio.high_intervals(B.reverse).is_empty());
     }
@@ -391,7 +410,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_pour_longer_than_the_maximum_is_cut_and_reported() {
         let (pump, gpio) = pump(Duration::from_secs(1));
-        let err = pour(&pump, Channel::A, Duration::from_secs(5), FULL).await.unwrap_err();
+        let err = pour(&pump, Channel::A, Duration::from_secs(5), FULL)
+            .await
+            .unwrap_err();
         assert_eq!(err, PumpError::WatchdogTripped(Duration::from_secs(1)));
         let highs = gpio.high_intervals(A.enable);
         assert_eq!(highs[0].1 - highs[0].0, Duration::from_secs(1));
@@ -405,7 +426,9 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(1000)).await;
             g.inject_fault(true);
         });
-        let err = pour(&pump, Channel::A, Duration::from_secs(4), FULL).await.unwrap_err();
+        let err = pour(&pump, Channel::A, Duration::from_secs(4), FULL)
+            .await
+            .unwrap_err();
         assert!(matches!(err, PumpError::Fault(_)));
         let highs = gpio.high_intervals(A.enable);
         assert!(highs[0].1 - highs[0].0 <= Duration::from_millis(1050));
@@ -420,7 +443,9 @@ mod tests {
             soft_start: Duration::from_millis(500),
             anti_drip: Duration::from_millis(200),
         };
-        pour(&pump, Channel::A, Duration::from_secs(2), s).await.unwrap();
+        pour(&pump, Channel::A, Duration::from_secs(2), s)
+            .await
+            .unwrap();
         let duties: Vec<f64> = gpio
             .changes()
             .iter()
@@ -444,7 +469,10 @@ mod tests {
         let (pump, gpio) = pump(Duration::from_secs(30));
         {
             let mut inner = pump.lock();
-            inner.bridge.run(Channel::A, Direction::Forward, 1.0).unwrap();
+            inner
+                .bridge
+                .run(Channel::A, Direction::Forward, 1.0)
+                .unwrap();
         }
         let p2 = pump.clone();
         let _ = std::thread::spawn(move || {

@@ -96,7 +96,12 @@ impl TestMachine {
     }
 
     /// Waits (in virtual time) until the view matches, or panics after `limit`.
-    pub async fn wait_for(&mut self, limit: Duration, what: &str, pred: impl Fn(&View) -> bool) -> View {
+    pub async fn wait_for(
+        &mut self,
+        limit: Duration,
+        what: &str,
+        pred: impl Fn(&View) -> bool,
+    ) -> View {
         let fut = async {
             loop {
                 {
@@ -110,13 +115,18 @@ impl TestMachine {
         };
         match tokio::time::timeout(limit, fut).await {
             Ok(v) => v,
-            Err(_) => panic!("timed out waiting for {what}; view: {:?}", self.views.borrow()),
+            Err(_) => panic!(
+                "timed out waiting for {what}; view: {:?}",
+                self.views.borrow()
+            ),
         }
     }
 
     pub async fn wait_screen(&mut self, screen: Screen) -> View {
-        self.wait_for(Duration::from_secs(60), &format!("{screen:?}"), |v| v.screen == screen)
-            .await
+        self.wait_for(Duration::from_secs(60), &format!("{screen:?}"), |v| {
+            v.screen == screen
+        })
+        .await
     }
 
     /// Stops the controller and waits for it.

@@ -1,0 +1,121 @@
+//! The touchscreen, headless, through slint's testing backend: a customer taps a product by
+//! its accessible label, the payment screen appears, the QR on it decodes back to the
+//! invoice, Cancel returns to the tiles, and every touch target is at least 60 px.
+//!
+//! The testing backend can be initialised once per process, so this file holds one test.
+
+mod common;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use i_slint_backend_testing::ElementHandle;
+use lnvend::ui::{self, Machine, MachineUi, MachineWindow, Screen};
+use slint::ComponentHandle;
+
+/// Runs the slint event loop until `done` returns true (checked every 20 ms) or 20 s pass.
+fn run_until(window: &MachineWindow, what: &str, done: impl Fn(&MachineWindow) -> bool + 'static) {
+    let ok = Rc::new(Cell::new(false));
+    let ok2 = ok.clone();
+    let weak = window.as_weak();
+    let started = Instant::now();
+    let timer = slint::Timer::default();
+    timer.start(
+        slint::TimerMode::Repeated,
+        Duration::from_millis(20),
+        move || {
+            let w = weak.unwrap();
+            if done(&w) {
+                ok2.set(true);
+                let _ = slint::quit_event_loop();
+            } else if started.elapsed() > Duration::from_secs(20) {
+                let _ = slint::quit_event_loop();
+            }
+        },
+    );
+    slint::run_event_loop_until_quit().unwrap();
+    assert!(ok.get(), "timed out waiting for {what}");
+}
+
+fn decode_qr(img: &slint::Image) -> String {
+    let buf = img.to_rgb8().expect("the QR is an RGB image");
+    let (w, h) = (buf.width() as usize, buf.height() as usize);
+    let px = buf.as_slice();
+    let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| px[y * w + x].r);
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code on the payment screen");
+    grids[0].decode().expect("the QR decodes").1
+}
+
+#[test]
+fn a_customer_taps_a_product_and_sees_a_scannable_qr() {
+    i_slint_backend_testing::init_integration_test_with_system_time();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::config(dir.path(), "");
+    let machine = lnvend::app::assemble(&cfg).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let window = MachineWindow::new().unwrap();
+    let inputs = machine.controller.inputs();
+    ui::attach(&window, inputs, machine.controller.views(), rt.handle());
+    let sim = machine.sim.clone().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let ctl = rt.spawn(machine.controller.run(async {
+        let _ = stop_rx.await;
+    }));
+    window.show().unwrap();
+
+    // The idle screen: one tile per product, labelled for accessibility, big enough to touch.
+    assert_eq!(window.machine().get_screen(), Screen::Idle);
+    let tiles: Vec<_> =
+        ElementHandle::find_by_accessible_label(&window, "Buy Cola, 2,100 sats").collect();
+    assert_eq!(tiles.len(), 1);
+    let mate: Vec<_> =
+        ElementHandle::find_by_accessible_label(&window, "Buy Mate, 3,000 sats").collect();
+    assert_eq!(mate.len(), 1);
+    for t in tiles.iter().chain(mate.iter()) {
+        let size = t.size();
+        assert!(size.width >= 60.0 && size.height >= 60.0, "tile {size:?}");
+    }
+    tiles[0].invoke_accessible_default_action();
+
+    run_until(&window, "the payment screen", |w| {
+        w.global::<Machine>().get_screen() == Screen::Payment
+    });
+    let m = window.machine();
+    assert_eq!(m.get_product(), "Cola");
+    assert_eq!(m.get_amount(), "2,100 sats");
+    assert!(
+        m.get_countdown().starts_with("Expires in 4:5"),
+        "{}",
+        m.get_countdown()
+    );
+    let invoice = sim.latest().unwrap();
+    let scanned = decode_qr(&m.get_qr());
+    assert_eq!(
+        scanned,
+        format!("LIGHTNING:{}", invoice.bolt11.to_uppercase())
+    );
+    let parsed: lightning_invoice::Bolt11Invoice = scanned["LIGHTNING:".len()..]
+        .to_lowercase()
+        .parse()
+        .unwrap();
+    assert_eq!(parsed.amount_milli_satoshis(), Some(2_100_000));
+
+    let cancel: Vec<_> =
+        ElementHandle::find_by_accessible_label(&window, "Cancel payment").collect();
+    assert_eq!(cancel.len(), 1);
+    let size = cancel[0].size();
+    assert!(size.height >= 60.0 && size.width >= 60.0, "cancel {size:?}");
+    cancel[0].invoke_accessible_default_action();
+    run_until(&window, "the idle screen again", |w| {
+        w.global::<Machine>().get_screen() == Screen::Idle
+    });
+
+    let _ = stop_tx.send(());
+    rt.block_on(ctl).unwrap();
+}
