@@ -45,6 +45,7 @@ pub fn settings(config: &Config) -> Settings {
         watch: WatchTiming::default(),
         health_every: Duration::from_secs(5),
         request_timeout: Duration::from_secs(10),
+        network: config.backend().network(),
     }
 }
 
@@ -87,9 +88,15 @@ pub fn assemble(config: &Config) -> anyhow::Result<Machine> {
         Pump::new(L298n::new(pins, a, b), config.max_run()).context("cannot stop the pump")?;
     let (backend, sim): (Arc<dyn PaymentBackend>, Option<Arc<SimBackend>>) = match config.backend()
     {
-        BackendConfig::Sim => {
-            let sim = Arc::new(SimBackend::new());
+        BackendConfig::Sim(c) => {
+            let sim = Arc::new(SimBackend::new().with_fiat_rate(c.fiat_rate_sat));
             (sim.clone(), Some(sim))
+        }
+        other @ (BackendConfig::Btcpay(_) | BackendConfig::Cln(_) | BackendConfig::Lnbits(_)) => {
+            anyhow::bail!(
+                "the {} backend is not available in this build yet",
+                other.kind()
+            )
         }
     };
     let ledger = Ledger::open(&config.data_dir());

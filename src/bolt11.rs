@@ -5,14 +5,17 @@
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use lightning_invoice::Bolt11Invoice;
+use lightning_invoice::{Bolt11Invoice, Currency};
 
 use crate::backend::{Invoice, InvoiceRequest};
+use crate::config::Network;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Bolt11Error {
     #[error("the invoice does not parse as BOLT11: {0}")]
     Parse(String),
+    #[error("the invoice is for {got}, this machine sells on {want:?}")]
+    Network { got: String, want: Network },
     #[error("the invoice signature does not verify")]
     Signature,
     #[error("the invoice asks for {got:?} msat, we asked for {want} msat")]
@@ -31,6 +34,7 @@ pub const MIN_TIME_TO_PAY: Duration = Duration::from_secs(30);
 pub fn check(
     invoice: &Invoice,
     request: &InvoiceRequest,
+    network: Network,
     now: SystemTime,
 ) -> Result<(), Bolt11Error> {
     let parsed = Bolt11Invoice::from_str(invoice.bolt11.trim())
@@ -38,12 +42,24 @@ pub fn check(
     parsed
         .check_signature()
         .map_err(|_| Bolt11Error::Signature)?;
-    let want = request.amount.as_msat();
-    if parsed.amount_milli_satoshis() != Some(want) || invoice.amount.as_msat() != want {
-        return Err(Bolt11Error::Amount {
-            got: parsed.amount_milli_satoshis(),
-            want,
+    let want_net = match network {
+        Network::Bitcoin => Currency::Bitcoin,
+        Network::Testnet => Currency::BitcoinTestnet,
+        Network::Signet => Currency::Signet,
+        Network::Regtest => Currency::Regtest,
+    };
+    if parsed.currency() != want_net {
+        return Err(Bolt11Error::Network {
+            got: format!("{:?}", parsed.currency()),
+            want: network,
         });
+    }
+    // A sats price must be met exactly; a fiat price was converted by the backend, so the
+    // BOLT11 must at least ask for what the backend says it asks for.
+    let want = request.price.msat().unwrap_or(invoice.amount).as_msat();
+    let got = parsed.amount_milli_satoshis();
+    if got != Some(want) || invoice.amount.as_msat() != want || want == 0 {
+        return Err(Bolt11Error::Amount { got, want });
     }
     if !parsed
         .payment_hash()
@@ -70,12 +86,12 @@ mod tests {
     use super::*;
     use crate::backend::sim::SimBackend;
     use crate::backend::PaymentBackend;
-    use crate::money::Msat;
+    use crate::money::{Msat, Price};
 
     fn req(sat: u64) -> InvoiceRequest {
         InvoiceRequest {
             sale_id: "s".into(),
-            amount: Msat::from_sat(sat).unwrap(),
+            price: Price::Sats(Msat::from_sat(sat).unwrap()),
             description: "Cola".into(),
             expiry: Duration::from_secs(600),
         }
@@ -85,10 +101,23 @@ mod tests {
     async fn a_matching_invoice_passes_and_a_wrong_amount_is_refused() {
         let sim = SimBackend::new();
         let inv = sim.create_invoice(&req(2100)).await.unwrap();
-        assert_eq!(check(&inv, &req(2100), SystemTime::now()), Ok(()));
+        assert_eq!(
+            check(&inv, &req(2100), Network::Regtest, SystemTime::now()),
+            Ok(())
+        );
         assert!(matches!(
-            check(&inv, &req(21), SystemTime::now()),
+            check(&inv, &req(21), Network::Regtest, SystemTime::now()),
             Err(Bolt11Error::Amount { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_invoice_for_another_network_is_refused() {
+        let sim = SimBackend::new();
+        let inv = sim.create_invoice(&req(2100)).await.unwrap();
+        assert!(matches!(
+            check(&inv, &req(2100), Network::Bitcoin, SystemTime::now()),
+            Err(Bolt11Error::Network { .. })
         ));
     }
 
@@ -98,22 +127,27 @@ mod tests {
         let inv = sim.create_invoice(&req(2100)).await.unwrap();
         let late = SystemTime::now() + Duration::from_secs(590);
         assert!(matches!(
-            check(&inv, &req(2100), late),
+            check(&inv, &req(2100), Network::Regtest, late),
             Err(Bolt11Error::ExpiresTooSoon(_))
         ));
         let mut other = inv.clone();
         other.payment_hash = "00".repeat(32);
         assert_eq!(
-            check(&other, &req(2100), SystemTime::now()),
+            check(&other, &req(2100), Network::Regtest, SystemTime::now()),
             Err(Bolt11Error::PaymentHash)
         );
         let mut garbled = inv.clone();
         garbled.bolt11.replace_range(20..21, "q");
-        assert!(check(&garbled, &req(2100), SystemTime::now()).is_err());
+        assert!(check(&garbled, &req(2100), Network::Regtest, SystemTime::now()).is_err());
         let mut wrong_expiry = inv;
         wrong_expiry.expires_at_unix += 600;
         assert!(matches!(
-            check(&wrong_expiry, &req(2100), SystemTime::now()),
+            check(
+                &wrong_expiry,
+                &req(2100),
+                Network::Regtest,
+                SystemTime::now()
+            ),
             Err(Bolt11Error::ExpiryMismatch(_))
         ));
     }

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::money::Msat;
+use crate::money::{Fiat, Msat, Price};
 use crate::pump::{BridgePins, Channel, PourSettings};
+use crate::secret::Secret;
 use crate::vend::Product;
 
 /// How lnvend was started; it picks the defaults for the GPIO and payment backends.
@@ -38,6 +39,9 @@ pub struct Config {
     /// How long a customer has to pay, in seconds.
     #[serde(default = "default_invoice_expiry_s")]
     pub invoice_expiry_s: u64,
+    /// Currency of `price_fiat` prices (ISO 4217, e.g. "EUR"). Needed only for fiat prices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
     /// The products on the idle screen, in order.
     #[serde(rename = "product", default)]
     pub products: Vec<ProductConfig>,
@@ -52,8 +56,13 @@ pub struct Config {
 pub struct ProductConfig {
     /// Shown on the tile and in the invoice description.
     pub name: String,
-    /// Price in whole satoshis.
-    pub price_sat: u64,
+    /// Price in whole satoshis. Give this or `price_fiat`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_sat: Option<u64>,
+    /// Price in the machine's `currency`, as a decimal string ("2.50"); the payment backend
+    /// converts it when the invoice is made. Not with Core Lightning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_fiat: Option<String>,
     /// How long the pump runs for one drink, in milliseconds.
     pub pour_ms: u64,
     /// Which L298N channel drives this product's pump: "A" or "B".
@@ -121,10 +130,140 @@ pub struct ChannelBPins {
 
 /// The payment backend.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum BackendConfig {
     /// The built-in simulated Lightning backend (no real money).
-    Sim,
+    Sim(SimConfig),
+    /// BTCPay Server, Greenfield API.
+    Btcpay(BtcpayConfig),
+    /// Core Lightning: the local `lightning-rpc` socket or a remote node's clnrest.
+    Cln(ClnConfig),
+    /// An LNbits wallet.
+    Lnbits(LnbitsConfig),
+}
+
+/// The Lightning network a backend's invoices must be for.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    #[default]
+    Bitcoin,
+    Testnet,
+    Signet,
+    Regtest,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SimConfig {
+    /// Sats per whole unit of `currency` for fiat prices (a made-up rate).
+    #[serde(default = "default_fiat_rate")]
+    pub fiat_rate_sat: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            fiat_rate_sat: default_fiat_rate(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BtcpayConfig {
+    /// Base URL of the server, e.g. "https://btcpay.example.com".
+    pub url: String,
+    pub store_id: String,
+    /// Greenfield API key (`Authorization: token …`). Give this or `api_key_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_file: Option<PathBuf>,
+    /// PEM file of a CA to trust (a LAN server with its own CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// SHA-256 of the server's certificate (hex): trust exactly that certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_sha256: Option<String>,
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// The network the store's Lightning node is on.
+    #[serde(default)]
+    pub network: Network,
+    /// Listen for BTCPay webhooks on this address, e.g. "127.0.0.1:8089" (off when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_listen: Option<String>,
+    /// The webhook's secret, to verify `BTCPay-Sig`. Or `webhook_secret_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClnConfig {
+    /// Path of lightningd's `lightning-rpc` socket (a node on this machine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpc_socket: Option<PathBuf>,
+    /// Base URL of a remote node's clnrest, e.g. "https://node.lan:3010".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The rune for clnrest. Give this or `rune_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rune: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rune_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_sha256: Option<String>,
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    #[serde(default)]
+    pub network: Network,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LnbitsConfig {
+    /// Base URL of the LNbits server, e.g. "https://lnbits.example.com".
+    pub url: String,
+    /// The wallet's invoice/read key. Give this or `invoice_key_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice_key: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice_key_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_sha256: Option<String>,
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    #[serde(default)]
+    pub network: Network,
+}
+
+impl BackendConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendConfig::Sim(_) => "sim",
+            BackendConfig::Btcpay(_) => "btcpay",
+            BackendConfig::Cln(_) => "cln",
+            BackendConfig::Lnbits(_) => "lnbits",
+        }
+    }
+
+    /// The network whose invoices the machine may show.
+    pub fn network(&self) -> Network {
+        match self {
+            BackendConfig::Sim(_) => Network::Regtest,
+            BackendConfig::Btcpay(c) => c.network,
+            BackendConfig::Cln(c) => c.network,
+            BackendConfig::Lnbits(c) => c.network,
+        }
+    }
 }
 
 fn default_machine_id() -> String {
@@ -132,6 +271,12 @@ fn default_machine_id() -> String {
 }
 fn default_invoice_expiry_s() -> u64 {
     600
+}
+fn default_fiat_rate() -> u64 {
+    crate::backend::sim::DEFAULT_FIAT_RATE_SAT
+}
+fn default_request_timeout_ms() -> u64 {
+    10_000
 }
 fn default_channel() -> Channel {
     Channel::A
@@ -234,9 +379,8 @@ impl Config {
             field: "(file)".into(),
             message: format!("cannot read: {e}"),
         })?;
-        let mut cfg = Config::parse(&text, &path.display().to_string(), mode)?;
-        cfg.resolve_paths(path.parent().unwrap_or(Path::new(".")));
-        Ok(cfg)
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse_in(&text, &path.display().to_string(), mode, base)
     }
 
     /// The configuration `lnvend sim` uses when no file is given.
@@ -247,10 +391,23 @@ impl Config {
 
     /// Parses and validates TOML text; `file` names it in errors.
     pub fn parse(text: &str, file: &str, mode: Mode) -> Result<Config, ConfigError> {
+        Config::parse_in(text, file, mode, Path::new("."))
+    }
+
+    /// Like [`Config::parse`], with relative paths taken from `base`.
+    pub fn parse_in(
+        text: &str,
+        file: &str,
+        mode: Mode,
+        base: &Path,
+    ) -> Result<Config, ConfigError> {
         let spans = Spans::new(text);
         let mut cfg: Config = toml::from_str(text).map_err(|e| spans.locate_de(file, &e))?;
         cfg.apply_mode(mode).map_err(|i| spans.locate(file, i))?;
         cfg.validate(mode).map_err(|i| spans.locate(file, i))?;
+        cfg.validate_backend().map_err(|i| spans.locate(file, i))?;
+        cfg.resolve_paths(base);
+        cfg.resolve_secrets().map_err(|i| spans.locate(file, i))?;
         Ok(cfg)
     }
 
@@ -267,22 +424,144 @@ impl Config {
                             "a payment backend is required for `lnvend run`",
                         ))
                     }
-                    Some(BackendConfig::Sim) => {
+                    Some(BackendConfig::Sim(_)) => {
                         return Err(invalid(
                             "backend.kind",
                             "\"sim\" takes no real payments and would give drinks away; use `lnvend sim` for the simulator",
                         ))
                     }
+                    Some(BackendConfig::Btcpay(_) | BackendConfig::Cln(_) | BackendConfig::Lnbits(_)) => {}
                 }
             }
             Mode::Sim => {
                 self.gpio.backend.get_or_insert(GpioBackend::Mock);
                 self.data_dir
                     .get_or_insert_with(|| PathBuf::from("lnvend-sim-data"));
-                self.backend.get_or_insert(BackendConfig::Sim);
+                self.backend
+                    .get_or_insert(BackendConfig::Sim(SimConfig::default()));
             }
         }
         Ok(())
+    }
+
+    fn validate_backend(&self) -> Result<(), Invalid> {
+        let timeout = |ms: u64| {
+            if (1_000..=120_000).contains(&ms) {
+                Ok(())
+            } else {
+                Err(invalid(
+                    "backend.request_timeout_ms",
+                    "must be between 1000 and 120000",
+                ))
+            }
+        };
+        let pin = |p: &Option<String>| match p {
+            Some(h) if parse_cert_sha256(h).is_none() => Err(invalid(
+                "backend.cert_sha256",
+                "must be 64 hex digits (colons allowed), the SHA-256 of the server certificate",
+            )),
+            Some(_) | None => Ok(()),
+        };
+        let one_secret =
+            |inline: &Option<Secret>, file: &Option<PathBuf>, name: &str| match (inline, file) {
+                (Some(_), Some(_)) => Err(invalid(
+                    format!("backend.{name}_file"),
+                    format!("give {name} or {name}_file, not both"),
+                )),
+                (None, None) => Err(invalid(
+                    format!("backend.{name}"),
+                    format!("missing {name} (or {name}_file)"),
+                )),
+                (Some(s), None) if s.is_empty() => {
+                    Err(invalid(format!("backend.{name}"), "is empty"))
+                }
+                (Some(_), None) | (None, Some(_)) => Ok(()),
+            };
+        match &self.backend {
+            None | Some(BackendConfig::Sim(_)) => Ok(()),
+            Some(BackendConfig::Btcpay(c)) => {
+                check_url(&c.url, "backend.url")?;
+                if c.store_id.trim().is_empty() {
+                    return Err(invalid("backend.store_id", "is empty"));
+                }
+                one_secret(&c.api_key, &c.api_key_file, "api_key")?;
+                timeout(c.request_timeout_ms)?;
+                pin(&c.cert_sha256)?;
+                if let Some(listen) = &c.webhook_listen {
+                    if listen.parse::<std::net::SocketAddr>().is_err() {
+                        return Err(invalid(
+                            "backend.webhook_listen",
+                            "must be an address like 127.0.0.1:8089",
+                        ));
+                    }
+                    one_secret(&c.webhook_secret, &c.webhook_secret_file, "webhook_secret")?;
+                }
+                Ok(())
+            }
+            Some(BackendConfig::Cln(c)) => {
+                match (&c.rpc_socket, &c.url) {
+                    (Some(_), Some(_)) => {
+                        return Err(invalid(
+                            "backend.url",
+                            "give rpc_socket (local node) or url (clnrest), not both",
+                        ))
+                    }
+                    (None, None) => {
+                        return Err(invalid(
+                            "backend.rpc_socket",
+                            "missing rpc_socket (local node) or url (clnrest)",
+                        ))
+                    }
+                    (None, Some(url)) => {
+                        check_url(url, "backend.url")?;
+                        one_secret(&c.rune, &c.rune_file, "rune")?;
+                    }
+                    (Some(_), None) => {}
+                }
+                timeout(c.request_timeout_ms)?;
+                pin(&c.cert_sha256)
+            }
+            Some(BackendConfig::Lnbits(c)) => {
+                check_url(&c.url, "backend.url")?;
+                one_secret(&c.invoice_key, &c.invoice_key_file, "invoice_key")?;
+                timeout(c.request_timeout_ms)?;
+                pin(&c.cert_sha256)
+            }
+        }
+    }
+
+    /// Reads `*_file` secrets into their inline fields, so a missing or empty file is a
+    /// config error at start and not a failed sale later.
+    fn resolve_secrets(&mut self) -> Result<(), Invalid> {
+        fn load(
+            slot: &mut Option<Secret>,
+            file: &Option<PathBuf>,
+            field: &str,
+        ) -> Result<(), Invalid> {
+            if let Some(path) = file {
+                let s = crate::secret::read_secret_file(path)
+                    .map_err(|e| invalid(field, e.to_string()))?;
+                *slot = Some(s);
+            }
+            Ok(())
+        }
+        match &mut self.backend {
+            None | Some(BackendConfig::Sim(_)) => Ok(()),
+            Some(BackendConfig::Btcpay(c)) => {
+                load(&mut c.api_key, &c.api_key_file, "backend.api_key_file")?;
+                load(
+                    &mut c.webhook_secret,
+                    &c.webhook_secret_file,
+                    "backend.webhook_secret_file",
+                )
+            }
+            Some(BackendConfig::Cln(c)) => load(&mut c.rune, &c.rune_file, "backend.rune_file"),
+            Some(BackendConfig::Lnbits(c)) => load(
+                &mut c.invoice_key,
+                &c.invoice_key_file,
+                "backend.invoice_key_file",
+            ),
+        }
     }
 
     fn resolve_paths(&mut self, base: &Path) {
@@ -294,6 +573,34 @@ impl Config {
         if let Some(t) = self.gpio.trace.as_mut() {
             if t.is_relative() {
                 *t = base.join(&*t);
+            }
+        }
+        let mut files: Vec<&mut PathBuf> = Vec::new();
+        match &mut self.backend {
+            None | Some(BackendConfig::Sim(_)) => {}
+            Some(BackendConfig::Btcpay(c)) => files.extend(
+                [
+                    &mut c.api_key_file,
+                    &mut c.webhook_secret_file,
+                    &mut c.ca_file,
+                ]
+                .into_iter()
+                .flatten(),
+            ),
+            Some(BackendConfig::Cln(c)) => files.extend(
+                [&mut c.rune_file, &mut c.ca_file, &mut c.rpc_socket]
+                    .into_iter()
+                    .flatten(),
+            ),
+            Some(BackendConfig::Lnbits(c)) => files.extend(
+                [&mut c.invoice_key_file, &mut c.ca_file]
+                    .into_iter()
+                    .flatten(),
+            ),
+        }
+        for f in files {
+            if f.is_relative() {
+                *f = base.join(&*f);
             }
         }
     }
@@ -397,21 +704,7 @@ impl Config {
                     format!("must be 1 to {MAX_NAME_CHARS} characters"),
                 ));
             }
-            if p.price_sat == 0 {
-                return Err(invalid(
-                    f("price_sat"),
-                    "a price of 0 would give drinks away",
-                ));
-            }
-            if p.price_sat > MAX_PRICE_SAT {
-                return Err(invalid(
-                    f("price_sat"),
-                    format!(
-                        "{} sats is above the sanity limit of {MAX_PRICE_SAT}",
-                        p.price_sat
-                    ),
-                ));
-            }
+            self.product_price(i)?;
             if p.pour_ms == 0 {
                 return Err(invalid(f("pour_ms"), "must be greater than 0"));
             }
@@ -445,7 +738,62 @@ impl Config {
     }
 
     pub fn backend(&self) -> BackendConfig {
-        self.backend.clone().unwrap_or(BackendConfig::Sim)
+        self.backend
+            .clone()
+            .unwrap_or(BackendConfig::Sim(SimConfig::default()))
+    }
+
+    /// The checked price of product `i`.
+    fn product_price(&self, i: usize) -> Result<Price, Invalid> {
+        let p = &self.products[i];
+        let f = |name: &str| format!("product[{i}].{name}");
+        match (p.price_sat, &p.price_fiat) {
+            (Some(_), Some(_)) => Err(invalid(
+                f("price_fiat"),
+                "give price_sat or price_fiat, not both",
+            )),
+            (None, None) => Err(invalid(f("price_sat"), "missing price_sat (or price_fiat)")),
+            (Some(0), None) => Err(invalid(
+                f("price_sat"),
+                "a price of 0 would give drinks away",
+            )),
+            (Some(sat), None) if sat > MAX_PRICE_SAT => Err(invalid(
+                f("price_sat"),
+                format!("{sat} sats is above the sanity limit of {MAX_PRICE_SAT}"),
+            )),
+            (Some(sat), None) => Msat::from_sat(sat)
+                .map(Price::Sats)
+                .ok_or_else(|| invalid(f("price_sat"), "too large")),
+            (None, Some(amount)) => {
+                if let Some(BackendConfig::Cln(_)) = self.backend {
+                    return Err(invalid(
+                        f("price_fiat"),
+                        "Core Lightning invoices are in sats only; use price_sat",
+                    ));
+                }
+                let Some(currency) = &self.currency else {
+                    return Err(invalid(
+                        f("price_fiat"),
+                        "a fiat price needs `currency` at the top of the file",
+                    ));
+                };
+                let fiat = Fiat::parse(amount, currency).map_err(|e| {
+                    let field = if e.contains("currency code") {
+                        "currency".to_string()
+                    } else {
+                        f("price_fiat")
+                    };
+                    invalid(field, e)
+                })?;
+                if fiat.minor() == 0 {
+                    return Err(invalid(
+                        f("price_fiat"),
+                        "a price of 0 would give drinks away",
+                    ));
+                }
+                Ok(Price::Fiat(fiat))
+            }
+        }
     }
 
     pub fn invoice_expiry(&self) -> Duration {
@@ -464,8 +812,8 @@ impl Config {
             .map(|(index, p)| Product {
                 index,
                 name: p.name.trim().to_string(),
-                // Validated at load: price_sat <= MAX_PRICE_SAT, so this cannot overflow.
-                price: Msat::from_sat(p.price_sat).unwrap_or(Msat::ZERO),
+                // Validated at load, so the fallback is never used.
+                price: self.product_price(index).unwrap_or(Price::Sats(Msat::ZERO)),
                 pour: Duration::from_millis(p.pour_ms),
                 channel: p.channel,
             })
@@ -500,6 +848,21 @@ impl Config {
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
     }
+}
+
+fn check_url(url: &str, field: &str) -> Result<(), Invalid> {
+    match url::Url::parse(url) {
+        Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => Ok(()),
+        Ok(_) => Err(invalid(field, "must be an http:// or https:// URL")),
+        Err(e) => Err(invalid(field, format!("not a URL: {e}"))),
+    }
+}
+
+/// The 32 bytes of a certificate pin written as hex, with or without colons.
+pub fn parse_cert_sha256(text: &str) -> Option<[u8; 32]> {
+    let clean: String = text.chars().filter(|c| *c != ':').collect();
+    let bytes = hex::decode(clean.trim()).ok()?;
+    bytes.try_into().ok()
 }
 
 /// The configuration of `lnvend sim` without `--config`.
@@ -683,10 +1046,13 @@ enb = 13
     fn a_good_config_loads_with_defaults() {
         let c = Config::parse(GOOD, "test.toml", Mode::Sim).unwrap();
         assert_eq!(c.catalog().len(), 2);
-        assert_eq!(c.catalog()[1].price, Msat::from_sat(3000).unwrap());
+        assert_eq!(
+            c.catalog()[1].price,
+            Price::Sats(Msat::from_sat(3000).unwrap())
+        );
         assert_eq!(c.catalog()[1].channel, Channel::B);
         assert_eq!(c.max_run(), Duration::from_secs(30));
-        assert_eq!(c.backend(), BackendConfig::Sim);
+        assert_eq!(c.backend().kind(), "sim");
         assert_eq!(c.invoice_expiry(), Duration::from_secs(600));
     }
 
@@ -748,9 +1114,12 @@ enb = 13
 
     #[test]
     fn a_missing_field_names_it() {
-        let e = err(&GOOD.replace("price_sat = 2100\n", ""));
-        assert!(e.field.ends_with("price_sat"), "{e}");
+        let e = err(&GOOD.replace("pour_ms = 4000\n", ""));
+        assert!(e.field.ends_with("pour_ms"), "{e}");
         assert!(e.message.contains("missing field"), "{e}");
+        let e = err(&GOOD.replace("price_sat = 2100\n", ""));
+        assert_eq!(e.field, "product[0].price_sat");
+        assert!(e.message.contains("missing"), "{e}");
         assert!(e.line >= 4 && e.line <= 6, "{e}");
     }
 
@@ -798,5 +1167,77 @@ enb = 13
     fn trace_needs_the_mock_backend() {
         let e = err(&GOOD.replace("backend = \"mock\"", "backend = \"rppal\"\ntrace = \"x\""));
         assert_eq!(e.field, "gpio.trace");
+    }
+
+    #[test]
+    fn fiat_prices_need_a_currency_and_are_refused_for_core_lightning() {
+        let fiat = GOOD.replace("price_sat = 3000", "price_fiat = \"2.50\"");
+        let e = err(&fiat);
+        assert_eq!(e.field, "product[1].price_fiat");
+        assert!(e.message.contains("currency"), "{e}");
+        let with_currency = format!("currency = \"EUR\"\n{fiat}");
+        let c = Config::parse(&with_currency, "t", Mode::Sim).unwrap();
+        assert_eq!(c.catalog()[1].price.display(), "2.50 EUR");
+        let cln = format!(
+            "{with_currency}\n[backend]\nkind = \"cln\"\nrpc_socket = \"/run/lightning-rpc\"\n"
+        );
+        let e = Config::parse(&cln, "t", Mode::Run).unwrap_err();
+        assert_eq!(e.field, "product[1].price_fiat");
+        assert!(e.message.contains("sats only"), "{e}");
+        let both = GOOD.replace("price_sat = 3000", "price_sat = 3000\nprice_fiat = \"1\"");
+        assert_eq!(
+            err(&format!("currency = \"EUR\"\n{both}")).field,
+            "product[1].price_fiat"
+        );
+    }
+
+    #[test]
+    fn backend_sections_are_checked_and_keys_never_printed() {
+        let btcpay = format!(
+            "{GOOD}\n[backend]\nkind = \"btcpay\"\nurl = \"https://pay.example\"\nstore_id = \"S1\"\napi_key = \"sekrit-key-123\"\n"
+        );
+        let c = Config::parse(&btcpay, "t", Mode::Run).unwrap();
+        let printed = c.to_redacted_toml();
+        assert!(!printed.contains("sekrit"), "{printed}");
+        assert!(printed.contains("<redacted>"));
+        assert!(!format!("{c:?}").contains("sekrit"));
+        let no_key = btcpay.replace("api_key = \"sekrit-key-123\"\n", "");
+        let e = Config::parse(&no_key, "t", Mode::Run).unwrap_err();
+        assert_eq!(e.field, "backend.api_key");
+        let bad_url = btcpay.replace("https://pay.example", "pay.example");
+        assert_eq!(
+            Config::parse(&bad_url, "t", Mode::Run).unwrap_err().field,
+            "backend.url"
+        );
+        let typo = btcpay.replace("store_id", "storeid");
+        let e = Config::parse(&typo, "t", Mode::Run).unwrap_err();
+        assert!(
+            e.message.contains("storeid") || e.message.contains("store_id"),
+            "{e}"
+        );
+        let pin = btcpay.replace("api_key =", "cert_sha256 = \"abc\"\napi_key =");
+        assert_eq!(
+            Config::parse(&pin, "t", Mode::Run).unwrap_err().field,
+            "backend.cert_sha256"
+        );
+    }
+
+    #[test]
+    fn secret_files_are_read_at_load_relative_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key"), "filekey\n").unwrap();
+        let text = format!(
+            "{GOOD}\n[backend]\nkind = \"lnbits\"\nurl = \"http://127.0.0.1:5000\"\ninvoice_key_file = \"key\"\n"
+        );
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, &text).unwrap();
+        let c = Config::load(&path, Mode::Run).unwrap();
+        match c.backend() {
+            BackendConfig::Lnbits(l) => assert_eq!(l.invoice_key.unwrap().expose(), "filekey"),
+            other => panic!("{other:?}"),
+        }
+        std::fs::remove_file(dir.path().join("key")).unwrap();
+        let e = Config::load(&path, Mode::Run).unwrap_err();
+        assert_eq!(e.field, "backend.invoice_key_file");
     }
 }

@@ -18,7 +18,9 @@ use tokio::time::{sleep_until, Instant};
 
 use crate::backend::watch::{watch_invoice, WatchTiming};
 use crate::backend::{Invoice, InvoiceId, InvoiceRequest, PaymentBackend};
+use crate::config::Network;
 use crate::ledger::{Ledger, LedgerError};
+use crate::money::Price;
 use crate::pump::{self, PourSettings, Pump};
 use crate::qr::{self, QrBitmap};
 use crate::vend::{self, Effect, Event, PourFailure, Product, Sale, SaleId, State};
@@ -95,6 +97,8 @@ pub struct Settings {
     pub health_every: Duration,
     /// How long a backend call may take before it counts as unreachable.
     pub request_timeout: Duration,
+    /// The network every shown invoice must be for.
+    pub network: Network,
 }
 
 /// Pixel size the QR is rasterised for.
@@ -357,13 +361,14 @@ impl Controller {
                 let tx = self.tx.clone();
                 let request = InvoiceRequest {
                     sale_id: sale.id.0.clone(),
-                    amount: sale.product.price,
+                    price: sale.product.price.clone(),
                     description: format!("{} ({})", sale.product.name, self.settings.machine_id),
                     expiry: self.settings.invoice_expiry,
                 };
                 let timeout = self.settings.request_timeout;
+                let network = self.settings.network;
                 tokio::spawn(async move {
-                    let ev = create_invoice(backend.as_ref(), &request, timeout).await;
+                    let ev = create_invoice(backend.as_ref(), &request, network, timeout).await;
                     let ev = match ev {
                         Ok((invoice, expires_at)) => Event::InvoiceCreated {
                             sale_id: sale.id,
@@ -524,7 +529,7 @@ impl Controller {
             State::CreatingInvoice { sale } => {
                 v.screen = Screen::Creating;
                 v.product = sale.product.name.clone();
-                v.amount = sale.product.price.display_sats();
+                v.amount = sale.product.price.display();
             }
             State::AwaitingPayment {
                 sale,
@@ -533,7 +538,10 @@ impl Controller {
             } => {
                 v.screen = Screen::Payment;
                 v.product = sale.product.name.clone();
-                v.amount = invoice.amount.display_sats();
+                v.amount = match &sale.product.price {
+                    Price::Sats(_) => invoice.amount.display_sats(),
+                    Price::Fiat(f) => format!("{} ({f})", invoice.amount.display_sats()),
+                };
                 v.payment_uri = qr::payment_uri(&invoice.bolt11);
                 v.seconds_left = expires_at.saturating_duration_since(now).as_secs();
                 v.qr = self.qr_for(&v.payment_uri);
@@ -566,7 +574,7 @@ impl Controller {
             } => {
                 v.screen = Screen::Fault;
                 v.product = sale.product.name.clone();
-                v.amount = sale.product.price.display_sats();
+                v.amount = sale.product.price.display();
                 v.code = sale.id.0.clone();
                 v.seconds_left = until.saturating_duration_since(now).as_secs();
                 v.message = match failure {
@@ -611,7 +619,7 @@ fn idle_view(settings: &Settings) -> View {
             .iter()
             .map(|p| Tile {
                 name: p.name.clone(),
-                price: p.price.display_sats(),
+                price: p.price.display(),
             })
             .collect(),
         product: String::new(),
@@ -629,6 +637,7 @@ fn idle_view(settings: &Settings) -> View {
 async fn create_invoice(
     backend: &dyn PaymentBackend,
     request: &InvoiceRequest,
+    network: Network,
     timeout: Duration,
 ) -> Result<(Invoice, Instant), String> {
     let invoice = match tokio::time::timeout(timeout, backend.create_invoice(request)).await {
@@ -640,7 +649,10 @@ async fn create_invoice(
         Ok(Err(e)) => return Err(e.to_string()),
         Ok(Ok(i)) => i,
     };
-    crate::bolt11::check(&invoice, request, SystemTime::now()).map_err(|e| e.to_string())?;
+    crate::bolt11::check(&invoice, request, network, SystemTime::now()).map_err(|e| {
+        tracing::error!(invoice = %invoice.id, error = %e, "refusing to show an invoice that does not match the request");
+        e.to_string()
+    })?;
     let expires_at = instant_of_unix(invoice.expires_at_unix);
     Ok((invoice, expires_at))
 }

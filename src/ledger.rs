@@ -363,7 +363,7 @@ mod tests {
                 product: Product {
                     index: 0,
                     name: "Cola".into(),
-                    price: Msat::from_sat(2100).unwrap(),
+                    price: crate::money::Price::Sats(Msat::from_sat(2100).unwrap()),
                     pour: Duration::from_secs(4),
                     channel: Channel::A,
                 },

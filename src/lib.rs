@@ -14,5 +14,6 @@ pub mod ledger;
 pub mod money;
 pub mod pump;
 pub mod qr;
+pub mod secret;
 pub mod ui;
 pub mod vend;

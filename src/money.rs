@@ -69,9 +69,115 @@ impl fmt::Debug for Msat {
     }
 }
 
+/// A fiat price in minor units (cents), as the operator set it; the payment backend converts
+/// it to sats when the invoice is made.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Fiat {
+    minor: u64,
+    currency: String,
+}
+
+impl Fiat {
+    /// Parses "2.50" (at most two decimals) in `currency` (three letters, e.g. "EUR").
+    pub fn parse(amount: &str, currency: &str) -> Result<Fiat, String> {
+        let currency = currency.trim().to_ascii_uppercase();
+        if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
+            return Err(format!(
+                "\"{currency}\" is not a three-letter currency code"
+            ));
+        }
+        if currency == "BTC" || currency == "SAT" || currency == "SATS" {
+            return Err("use price_sat for prices in bitcoin".into());
+        }
+        let amount = amount.trim();
+        let (whole, frac) = amount.split_once('.').unwrap_or((amount, ""));
+        let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+        if !digits(whole) || (!frac.is_empty() && !digits(frac)) || frac.len() > 2 {
+            return Err(format!("\"{amount}\" is not an amount like 2.50"));
+        }
+        let whole: u64 = whole
+            .parse()
+            .map_err(|_| format!("\"{amount}\" is too large"))?;
+        let frac: u64 = format!("{frac:0<2}").parse().unwrap_or(0);
+        let minor = whole
+            .checked_mul(100)
+            .and_then(|w| w.checked_add(frac))
+            .ok_or_else(|| format!("\"{amount}\" is too large"))?;
+        Ok(Fiat { minor, currency })
+    }
+
+    pub fn minor(&self) -> u64 {
+        self.minor
+    }
+
+    pub fn currency(&self) -> &str {
+        &self.currency
+    }
+
+    /// "2.50", as payment APIs take it.
+    pub fn amount_str(&self) -> String {
+        format!("{}.{:02}", self.minor / 100, self.minor % 100)
+    }
+}
+
+impl fmt::Display for Fiat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.amount_str(), self.currency)
+    }
+}
+
+/// What a product costs.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub enum Price {
+    Sats(Msat),
+    Fiat(Fiat),
+}
+
+impl Price {
+    /// For the customer: "2,100 sats" or "2.50 EUR".
+    pub fn display(&self) -> String {
+        match self {
+            Price::Sats(m) => m.display_sats(),
+            Price::Fiat(f) => f.to_string(),
+        }
+    }
+
+    /// The exact amount, when the price is in sats.
+    pub fn msat(&self) -> Option<Msat> {
+        match self {
+            Price::Sats(m) => Some(*m),
+            Price::Fiat(_) => None,
+        }
+    }
+
+    pub fn is_zero(&self) -> bool {
+        match self {
+            Price::Sats(m) => *m == Msat::ZERO,
+            Price::Fiat(f) => f.minor == 0,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fiat_prices_parse_exactly_and_refuse_nonsense() {
+        let f = Fiat::parse("2.5", "eur").unwrap();
+        assert_eq!(f.minor(), 250);
+        assert_eq!(f.amount_str(), "2.50");
+        assert_eq!(f.to_string(), "2.50 EUR");
+        assert_eq!(Fiat::parse("3", "USD").unwrap().amount_str(), "3.00");
+        assert_eq!(Fiat::parse("0.07", "CHF").unwrap().minor(), 7);
+        for bad in ["", "2.505", "-1", "1e3", "2,50", ".5", "abc"] {
+            assert!(Fiat::parse(bad, "EUR").is_err(), "{bad}");
+        }
+        assert!(Fiat::parse("1", "EURO").is_err());
+        assert!(Fiat::parse("1", "BTC").is_err());
+        assert!(Fiat::parse("99999999999999999999", "EUR").is_err());
+        assert_eq!(Price::Fiat(f).display(), "2.50 EUR");
+    }
 
     #[test]
     fn sats_convert_to_msat_and_overflow_is_refused() {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::backend::{Invoice, InvoiceId};
-use crate::money::Msat;
+use crate::money::Price;
 use crate::pump::Channel;
 
 /// How long the thank-you screen stays up.
@@ -36,7 +36,7 @@ impl fmt::Display for SaleId {
 pub struct Product {
     pub index: usize,
     pub name: String,
-    pub price: Msat,
+    pub price: Price,
     pub pour: Duration,
     pub channel: Channel,
 }
@@ -738,12 +738,13 @@ fn after_fault(failure: PourFailure) -> State {
 mod tests {
     use super::*;
     use crate::backend::Invoice;
+    use crate::money::Msat;
 
     fn product() -> Product {
         Product {
             index: 0,
             name: "Cola".into(),
-            price: Msat::from_sat(2100).unwrap(),
+            price: Price::Sats(Msat::from_sat(2100).unwrap()),
             pour: Duration::from_millis(4000),
             channel: Channel::A,
         }

@@ -5,6 +5,7 @@
 //! never pour a drink. [`watch`] holds the one loop that turns wake-ups and polls into
 //! vend-cycle events for every backend.
 
+pub mod http;
 pub mod sim;
 pub mod watch;
 
@@ -14,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use crate::money::Msat;
+use crate::money::{Msat, Price};
 
 /// The backend's id for an invoice (BTCPay invoice id, CLN label, payment hash…).
 #[derive(Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -31,7 +32,8 @@ impl fmt::Display for InvoiceId {
 pub struct InvoiceRequest {
     /// Our sale id, so the invoice can be found from the backend's side too.
     pub sale_id: String,
-    pub amount: Msat,
+    /// In sats, or in fiat for the backend to convert.
+    pub price: Price,
     pub description: String,
     pub expiry: Duration,
 }

@@ -18,6 +18,10 @@ use tokio::time::Instant;
 use super::{
     BackendError, Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend, WakeUps,
 };
+use crate::money::{Msat, Price};
+
+/// Sats per whole fiat unit when no rate is configured.
+pub const DEFAULT_FIAT_RATE_SAT: u64 = 1000;
 #[derive(Debug)]
 struct SimInvoice {
     invoice: Invoice,
@@ -47,6 +51,8 @@ pub enum SimError {
 pub struct SimBackend {
     inner: Mutex<Inner>,
     key: SecretKey,
+    /// Sats per whole unit of a fiat currency, for fiat prices.
+    fiat_rate_sat: u64,
 }
 
 impl std::fmt::Debug for SimBackend {
@@ -71,6 +77,25 @@ impl SimBackend {
         SimBackend {
             inner: Mutex::new(Inner::default()),
             key,
+            fiat_rate_sat: DEFAULT_FIAT_RATE_SAT,
+        }
+    }
+
+    /// Converts fiat prices at `sat_per_unit` sats per whole unit (any currency).
+    pub fn with_fiat_rate(mut self, sat_per_unit: u64) -> SimBackend {
+        self.fiat_rate_sat = sat_per_unit;
+        self
+    }
+
+    fn amount_of(&self, price: &Price) -> Result<Msat, BackendError> {
+        match price {
+            Price::Sats(m) => Ok(*m),
+            Price::Fiat(f) => f
+                .minor()
+                .checked_mul(self.fiat_rate_sat)
+                .and_then(|v| v.checked_mul(10))
+                .map(Msat::from_msat)
+                .ok_or_else(|| BackendError::Rejected("fiat amount too large".into())),
         }
     }
 
@@ -168,6 +193,7 @@ impl SimBackend {
     fn make_bolt11(
         &self,
         request: &InvoiceRequest,
+        amount: Msat,
         hash: sha256::Hash,
     ) -> Result<(String, u64), BackendError> {
         let secp = Secp256k1::new();
@@ -181,7 +207,7 @@ impl SimBackend {
             .payment_secret(PaymentSecret(rand::random()))
             .duration_since_epoch(Duration::from_secs(since_epoch.as_secs()))
             .min_final_cltv_expiry_delta(144)
-            .amount_milli_satoshis(request.amount.as_msat())
+            .amount_milli_satoshis(amount.as_msat())
             .expiry_time(request.expiry)
             .build_signed(|m| secp.sign_ecdsa_recoverable(m, &self.key))
             .map_err(|e| BackendError::Rejected(format!("cannot build invoice: {e}")))?;
@@ -218,13 +244,14 @@ impl PaymentBackend for SimBackend {
         self.check_health().await?;
         let preimage: [u8; 32] = rand::random();
         let hash = sha256::Hash::hash(&preimage);
-        let (bolt11, expires_at_unix) = self.make_bolt11(request, hash)?;
+        let amount = self.amount_of(&request.price)?;
+        let (bolt11, expires_at_unix) = self.make_bolt11(request, amount, hash)?;
         let payment_hash = hash.to_string();
         let invoice = Invoice {
             id: InvoiceId(payment_hash.clone()),
             bolt11,
             payment_hash,
-            amount: request.amount,
+            amount,
             expires_at_unix,
         };
         let mut inner = self.lock();
@@ -275,13 +302,12 @@ impl PaymentBackend for SimBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::money::Msat;
     use std::str::FromStr;
 
     fn request() -> InvoiceRequest {
         InvoiceRequest {
             sale_id: "s1".into(),
-            amount: Msat::from_sat(2100).unwrap(),
+            price: Price::Sats(Msat::from_sat(2100).unwrap()),
             description: "Cola".into(),
             expiry: Duration::from_secs(600),
         }

@@ -177,7 +177,7 @@ mod tests {
         let inv = sim
             .create_invoice(&InvoiceRequest {
                 sale_id: "s".into(),
-                amount: Msat::from_sat(10).unwrap(),
+                price: crate::money::Price::Sats(Msat::from_sat(10).unwrap()),
                 description: "x".into(),
                 expiry: Duration::from_secs(300),
             })
