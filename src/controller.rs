@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 
 use crate::backend::watch::{watch_invoice, WatchTiming};
-use crate::backend::{Invoice, InvoiceId, InvoiceRequest, PaymentBackend};
+use crate::backend::{Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend};
 use crate::config::Network;
 use crate::ledger::{Ledger, LedgerError};
 use crate::money::Price;
@@ -100,6 +100,9 @@ pub struct Settings {
     /// The network every shown invoice must be for.
     pub network: Network,
 }
+
+/// How far back unsettled invoices are re-checked at start.
+pub const RECHECK_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Pixel size the QR is rasterised for.
 pub const QR_PX: u32 = 430;
@@ -221,15 +224,23 @@ impl Controller {
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "could not list owed credits"),
                 }
-                match ledger.open_invoices(unix_now()) {
+                // Invoices that are still payable are watched again; those that expired while
+                // lnvend was down are checked once, in case they were paid in time.
+                let now = unix_now();
+                match ledger.unsettled_since(now.saturating_sub(RECHECK_WINDOW.as_secs())) {
                     Ok(open) => {
                         for o in open {
-                            tracing::info!(sale = %o.sale_id, invoice = %o.invoice.id, "still watching an unpaid invoice from before the restart");
-                            self.spawn_watch(o.invoice);
+                            if o.invoice.expires_at_unix > now {
+                                tracing::info!(sale = %o.sale_id, invoice = %o.invoice.id, "still watching an unpaid invoice from before the restart");
+                                self.spawn_watch(o.invoice);
+                            } else {
+                                self.spawn_recheck(o.invoice);
+                            }
                         }
                     }
-                    Err(e) => tracing::error!(error = %e, "could not list open invoices"),
+                    Err(e) => tracing::error!(error = %e, "could not list unsettled invoices"),
                 }
+                self.spawn_catch_up();
             }
             Err(reason) => {
                 let reason = reason.clone();
@@ -484,6 +495,61 @@ impl Controller {
             };
             let _ = tx.send(Input::Event(ev));
         }));
+    }
+
+    /// One authenticated check of an invoice that can no longer be paid.
+    fn spawn_recheck(&self, invoice: Invoice) {
+        let backend = self.backend.clone();
+        let tx = self.tx.clone();
+        let timeout = self.settings.request_timeout;
+        tokio::spawn(async move {
+            for attempt in 0..5u32 {
+                match tokio::time::timeout(timeout, backend.invoice_state(&invoice.id)).await {
+                    Ok(Ok(InvoiceState::Paid { received })) if received >= invoice.amount => {
+                        let _ = tx.send(Input::Event(Event::PaymentConfirmed {
+                            invoice_id: invoice.id.clone(),
+                        }));
+                        return;
+                    }
+                    Ok(Ok(_)) => return,
+                    Ok(Err(e)) => {
+                        tracing::warn!(invoice = %invoice.id, error = %e, "re-check failed")
+                    }
+                    Err(_) => tracing::warn!(invoice = %invoice.id, "re-check timed out"),
+                }
+                tokio::time::sleep(Duration::from_secs(5 << attempt)).await;
+            }
+            tracing::error!(invoice = %invoice.id, "could not re-check an old invoice; it stays unsettled in the ledger");
+        });
+    }
+
+    /// Asks the backend for payments it saw while lnvend was down, and confirms each.
+    fn spawn_catch_up(&self) {
+        let backend = self.backend.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            match backend.paid_while_away().await {
+                Ok(ids) => {
+                    for id in ids {
+                        match backend.invoice_state(&id).await {
+                            Ok(InvoiceState::Paid { .. }) => {
+                                let _ = tx
+                                    .send(Input::Event(Event::PaymentConfirmed { invoice_id: id }));
+                            }
+                            Ok(other) => {
+                                tracing::warn!(invoice = %id, state = ?other, "reported paid while away but not paid now")
+                            }
+                            Err(e) => {
+                                tracing::error!(invoice = %id, error = %e, "could not confirm a payment made while away")
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not ask the backend for payments made while lnvend was down")
+                }
+            }
+        });
     }
 
     fn spawn_watch(&mut self, invoice: Invoice) {

@@ -313,6 +313,31 @@ impl Ledger {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Invoices never seen paid, created since `since_unix`, expired or not: at start each is
+    /// checked once, so a payment made while lnvend was down is not lost.
+    pub fn unsettled_since(&self, since_unix: u64) -> Result<Vec<OpenInvoice>, LedgerError> {
+        let mut st = self.conn.prepare(
+            "SELECT id, invoice_id, bolt11, payment_hash, price_msat, expires_at FROM sales
+             WHERE state IN ('created', 'cancelled', 'expired') AND created_us >= ?1",
+        )?;
+        let rows = st.query_map(
+            params![(since_unix as i64).saturating_mul(1_000_000)],
+            |r| {
+                Ok(OpenInvoice {
+                    sale_id: SaleId(r.get(0)?),
+                    invoice: Invoice {
+                        id: InvoiceId(r.get(1)?),
+                        bolt11: r.get(2)?,
+                        payment_hash: r.get(3)?,
+                        amount: crate::money::Msat::from_msat(r.get::<_, i64>(4)? as u64),
+                        expires_at_unix: r.get::<_, i64>(5)? as u64,
+                    },
+                })
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn owed(&self) -> Result<Vec<Owed>, LedgerError> {
         let mut st = self.conn.prepare(
             "SELECT id, product, price_msat, COALESCE(reason, '') FROM sales WHERE state = 'owed' ORDER BY created_us",

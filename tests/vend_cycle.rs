@@ -292,3 +292,53 @@ async fn the_pump_is_off_after_shutdown_even_mid_pour() {
     let mut l = Ledger::open(dir.path()).unwrap();
     assert_eq!(l.recover_interrupted().unwrap().len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_payment_made_while_the_machine_was_down_becomes_an_owed_credit_at_restart() {
+    use lnvend::controller::Controller;
+    use lnvend::pump::{L298n, Pump};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    let sim = Arc::new(lnvend::backend::sim::SimBackend::new());
+    let start = |sim: Arc<lnvend::backend::sim::SimBackend>| {
+        let gpio = lnvend::pump::mock::MockGpio::new(None).unwrap();
+        let (a, b) = cfg.bridge_pins();
+        let pump = Pump::new(L298n::new(Box::new(gpio.pins()), a, b), cfg.max_run()).unwrap();
+        let ctl = Controller::new(
+            lnvend::app::settings(&cfg),
+            sim,
+            pump,
+            Ledger::open(dir.path()),
+        );
+        (ctl.inputs(), ctl.views(), gpio, ctl)
+    };
+    // First run: a QR is shown, then the machine goes down.
+    let (inputs, mut views, _gpio, ctl) = start(sim.clone());
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(ctl.run(async {
+        let _ = rx.await;
+    }));
+    inputs.send(Input::Tap(0));
+    while views.borrow_and_update().screen != Screen::Payment {
+        views.changed().await.unwrap();
+    }
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    // The customer pays while it is down; the invoice then expires.
+    let inv = sim.latest().unwrap();
+    sim.pay_silently(&inv.id).unwrap();
+    tokio::time::advance(Duration::from_secs(400)).await;
+    // Second run: no pour, but the payment is found and owed.
+    let (_inputs, _views, gpio, ctl) = start(sim.clone());
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(ctl.run(async {
+        let _ = rx.await;
+    }));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    assert_eq!(on_time(&gpio, ENA).1, 0);
+    let owed = Ledger::open(dir.path()).unwrap().owed().unwrap();
+    assert_eq!(owed.len(), 1, "the payment made while down is owed");
+}

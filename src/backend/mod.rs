@@ -88,4 +88,12 @@ pub trait PaymentBackend: Send + Sync + 'static {
 
     /// Opens a wake-up stream for one invoice (websocket, long-poll, …).
     async fn wake_ups(&self, id: &InvoiceId) -> Result<WakeUps, BackendError>;
+
+    /// At start: invoices the backend saw paid while lnvend was not running, found by the
+    /// backend's own cursor (Core Lightning's `pay_index`). Each is then confirmed through
+    /// [`PaymentBackend::invoice_state`] like any other payment. Backends without such a
+    /// cursor rely on the controller re-checking its unsettled invoices.
+    async fn paid_while_away(&self) -> Result<Vec<InvoiceId>, BackendError> {
+        Ok(Vec::new())
+    }
 }
