@@ -44,12 +44,23 @@ pub fn settings(config: &Config) -> Settings {
         pour: config.pour_settings(),
         watch: WatchTiming::default(),
         health_every: Duration::from_secs(5),
-        request_timeout: Duration::from_secs(10),
+        // A little more than one backend request, which may itself retry once quickly.
+        request_timeout: backend_timeout(config) + Duration::from_secs(3),
         network: config.backend().network(),
     }
 }
 
-/// Builds the pump, backend, ledger and controller that `config` describes.
+fn backend_timeout(config: &Config) -> Duration {
+    Duration::from_millis(match config.backend() {
+        BackendConfig::Sim(_) => 10_000,
+        BackendConfig::Btcpay(c) => c.request_timeout_ms,
+        BackendConfig::Cln(c) => c.request_timeout_ms,
+        BackendConfig::Lnbits(c) => c.request_timeout_ms,
+    })
+}
+
+/// Builds the pump, backend, ledger and controller that `config` describes. Call it inside
+/// a tokio runtime: some backends start listeners.
 pub fn assemble(config: &Config) -> anyhow::Result<Machine> {
     let (a, b) = config.bridge_pins();
     let mut pin_names = vec![
@@ -92,7 +103,11 @@ pub fn assemble(config: &Config) -> anyhow::Result<Machine> {
             let sim = Arc::new(SimBackend::new().with_fiat_rate(c.fiat_rate_sat));
             (sim.clone(), Some(sim))
         }
-        other @ (BackendConfig::Btcpay(_) | BackendConfig::Cln(_) | BackendConfig::Lnbits(_)) => {
+        BackendConfig::Btcpay(c) => (
+            crate::backend::btcpay::BtcpayBackend::new(&c, &config.machine_id)?,
+            None,
+        ),
+        other @ (BackendConfig::Cln(_) | BackendConfig::Lnbits(_)) => {
             anyhow::bail!(
                 "the {} backend is not available in this build yet",
                 other.kind()
@@ -122,14 +137,17 @@ fn install_panic_hook(pump: Pump) {
 
 /// Runs the machine with its touchscreen until the window closes or a signal arrives.
 pub fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
-    let machine = assemble(&config)?;
-    install_panic_hook(machine.pump.clone());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("lnvend-io")
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let machine = {
+        let _in_runtime = rt.enter();
+        assemble(&config)?
+    };
+    install_panic_hook(machine.pump.clone());
 
     let inputs = machine.controller.inputs();
     // The simulator shows the same screen with its control panel beside it.

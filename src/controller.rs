@@ -83,6 +83,8 @@ pub struct View {
     pub message: String,
     /// The code a customer shows the operator on the fault screen.
     pub code: String,
+    /// For the operator: the technical reason the machine is out of service.
+    pub detail: String,
 }
 
 /// Settings of a controller.
@@ -631,6 +633,7 @@ impl Controller {
             State::OutOfService { reason } => {
                 v.screen = Screen::OutOfService;
                 v.message = reason.customer_text();
+                v.detail = reason.detail().to_string();
             }
             State::Fault {
                 sale,
@@ -696,6 +699,7 @@ fn idle_view(settings: &Settings) -> View {
         progress: 0.0,
         message: String::new(),
         code: String::new(),
+        detail: String::new(),
     }
 }
 

@@ -105,6 +105,7 @@ pub fn render(m: &Machine<'_>, view: &View, cache: &mut RenderCache) {
     m.set_progress(view.progress);
     m.set_message(view.message.as_str().into());
     m.set_code(view.code.as_str().into());
+    m.set_detail(view.detail.as_str().into());
 }
 
 /// Wires the window to the controller: taps go out as inputs, views come in and are rendered.

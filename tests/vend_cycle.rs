@@ -23,13 +23,13 @@ async fn a_paid_sale_pours_exactly_the_pour_time_once() {
     assert_eq!(v.amount, "2,100 sats");
     assert!(v.payment_uri.starts_with("LIGHTNING:LNBCRT21U1"));
     assert!(v.qr.is_some());
-    let inv = m.sim.latest().unwrap();
+    let inv = m.sim().latest().unwrap();
     assert_eq!(
         v.payment_uri,
         format!("LIGHTNING:{}", inv.bolt11.to_uppercase())
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
-    m.sim.pay(&inv.id).unwrap();
+    m.sim().pay(&inv.id).unwrap();
     m.wait_screen(Screen::Pouring).await;
     m.wait_screen(Screen::ThankYou).await;
     m.wait_screen(Screen::Idle).await;
@@ -60,7 +60,7 @@ async fn the_second_product_pours_on_its_own_channel_for_its_own_time() {
     let mut m = TestMachine::start(&config(dir.path(), ""));
     m.tap(1);
     m.wait_screen(Screen::Payment).await;
-    m.sim.pay_latest().unwrap();
+    m.sim().pay_latest().unwrap();
     m.wait_screen(Screen::ThankYou).await;
     assert_eq!(on_time(&m.gpio, ENB), (Duration::from_millis(2500), 1));
     assert_eq!(on_time(&m.gpio, ENA), (Duration::ZERO, 0));
@@ -73,9 +73,9 @@ async fn spoofed_and_repeated_wakeups_pour_once_and_only_after_payment() {
     let mut m = TestMachine::start(&config(dir.path(), ""));
     m.tap(0);
     m.wait_screen(Screen::Payment).await;
-    let inv = m.sim.latest().unwrap();
+    let inv = m.sim().latest().unwrap();
     for _ in 0..10 {
-        m.sim.spoof_wakeup(&inv.id);
+        m.sim().spoof_wakeup(&inv.id);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(
@@ -84,9 +84,9 @@ async fn spoofed_and_repeated_wakeups_pour_once_and_only_after_payment() {
         "a push alone does not pour"
     );
     assert_eq!(on_time(&m.gpio, ENA).1, 0);
-    m.sim.pay(&inv.id).unwrap();
+    m.sim().pay(&inv.id).unwrap();
     for _ in 0..10 {
-        m.sim.spoof_wakeup(&inv.id);
+        m.sim().spoof_wakeup(&inv.id);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // A duplicate confirmation straight into the controller, as a buggy backend might send.
@@ -105,9 +105,9 @@ async fn a_payment_while_the_connection_is_down_is_found_by_polling() {
     let mut m = TestMachine::start(&config(dir.path(), ""));
     m.tap(0);
     m.wait_screen(Screen::Payment).await;
-    let inv = m.sim.latest().unwrap();
-    m.sim.drop_connections();
-    m.sim.pay_silently(&inv.id).unwrap();
+    let inv = m.sim().latest().unwrap();
+    m.sim().drop_connections();
+    m.sim().pay_silently(&inv.id).unwrap();
     let t0 = tokio::time::Instant::now();
     m.wait_screen(Screen::Pouring).await;
     assert!(
@@ -126,11 +126,11 @@ async fn a_payment_after_cancel_is_owed_and_never_poured() {
     let mut m = TestMachine::start(&config(dir.path(), ""));
     m.tap(0);
     m.wait_screen(Screen::Payment).await;
-    let inv = m.sim.latest().unwrap();
+    let inv = m.sim().latest().unwrap();
     m.send(Input::Cancel);
     m.wait_screen(Screen::Idle).await;
     tokio::time::sleep(Duration::from_secs(20)).await;
-    m.sim.pay(&inv.id).unwrap();
+    m.sim().pay(&inv.id).unwrap();
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert_eq!(m.views.borrow().screen, Screen::Idle);
     assert_eq!(
@@ -176,7 +176,7 @@ async fn the_sim_expire_button_ends_the_payment_screen() {
     let mut m = TestMachine::start(&config(dir.path(), ""));
     m.tap(0);
     m.wait_screen(Screen::Payment).await;
-    m.sim.expire_latest().unwrap();
+    m.sim().expire_latest().unwrap();
     m.wait_for(Duration::from_secs(30), "idle", |v| {
         v.screen == Screen::Idle
     })
@@ -189,7 +189,7 @@ async fn the_sim_expire_button_ends_the_payment_screen() {
 async fn backend_down_means_out_of_service_with_no_qr_until_it_is_back() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = TestMachine::start(&config(dir.path(), ""));
-    m.sim.set_down(true);
+    m.sim().set_down(true);
     let v = m.wait_screen(Screen::OutOfService).await;
     assert!(
         v.message.contains("Payments are unavailable"),
@@ -199,8 +199,8 @@ async fn backend_down_means_out_of_service_with_no_qr_until_it_is_back() {
     m.tap(0);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(m.views.borrow().screen, Screen::OutOfService);
-    assert_eq!(m.sim.invoices_created(), 0, "no invoice, no QR");
-    m.sim.set_down(false);
+    assert_eq!(m.sim().invoices_created(), 0, "no invoice, no QR");
+    m.sim().set_down(false);
     m.wait_screen(Screen::Idle).await;
     m.tap(0);
     m.wait_screen(Screen::Payment).await;
@@ -212,7 +212,7 @@ async fn a_tap_while_the_backend_just_died_goes_out_of_service_not_to_a_qr() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = TestMachine::start(&config(dir.path(), ""));
     m.wait_screen(Screen::Idle).await;
-    m.sim.set_down(true);
+    m.sim().set_down(true);
     m.tap(0);
     let v = m.wait_screen(Screen::OutOfService).await;
     assert!(v.qr.is_none());
@@ -225,7 +225,7 @@ async fn a_pump_fault_mid_pour_stops_the_pump_shows_a_code_and_owes_the_customer
     let mut m = TestMachine::start(&config(dir.path(), ""));
     m.tap(0);
     m.wait_screen(Screen::Payment).await;
-    m.sim.pay_latest().unwrap();
+    m.sim().pay_latest().unwrap();
     m.wait_screen(Screen::Pouring).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     m.gpio.inject_fault(true);
@@ -268,7 +268,7 @@ async fn without_a_writable_ledger_the_machine_is_out_of_service_and_shows_no_qr
     m.tap(0);
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(m.views.borrow().screen, Screen::OutOfService);
-    assert_eq!(m.sim.invoices_created(), 0);
+    assert_eq!(m.sim().invoices_created(), 0);
     m.shutdown().await;
 }
 
@@ -278,7 +278,7 @@ async fn the_pump_is_off_after_shutdown_even_mid_pour() {
     let mut m = TestMachine::start(&config(dir.path(), ""));
     m.tap(0);
     m.wait_screen(Screen::Payment).await;
-    m.sim.pay_latest().unwrap();
+    m.sim().pay_latest().unwrap();
     m.wait_screen(Screen::Pouring).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(m.pump.is_running());

@@ -5,6 +5,7 @@
 //! never pour a drink. [`watch`] holds the one loop that turns wake-ups and polls into
 //! vend-cycle events for every backend.
 
+pub mod btcpay;
 pub mod http;
 pub mod sim;
 pub mod watch;

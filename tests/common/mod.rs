@@ -60,7 +60,7 @@ pub fn config(data_dir: &Path, extra: &str) -> Config {
 pub struct TestMachine {
     pub inputs: Inputs,
     pub views: watch::Receiver<View>,
-    pub sim: Arc<SimBackend>,
+    sim: Option<Arc<SimBackend>>,
     pub gpio: MockGpio,
     pub pump: Pump,
     stop: Option<oneshot::Sender<()>>,
@@ -79,12 +79,19 @@ impl TestMachine {
         TestMachine {
             inputs,
             views,
-            sim: m.sim.expect("sim backend"),
+            sim: m.sim,
             gpio: m.gpio.expect("mock gpio"),
             pump: m.pump,
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// The simulated backend (panics for a machine with a real backend).
+    pub fn sim(&self) -> &SimBackend {
+        self.sim
+            .as_deref()
+            .expect("this machine runs the simulated backend")
     }
 
     pub fn tap(&self, product: usize) {

@@ -1,0 +1,396 @@
+//! The BTCPay backend against a fake Greenfield server (see `fake_btcpay`), whole machine:
+//! controller, mock pump, ledger. Real sockets, so real time: pours are short (300 ms) and
+//! every wait is bounded. Every test ends by checking the fake saw no schema violation.
+
+mod common;
+mod fake_btcpay;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use fake_btcpay::{FakeBtcpay, KEY, STORE};
+use lnvend::config::{Config, Mode};
+use lnvend::controller::{Input, Screen};
+use lnvend::ledger::Ledger;
+
+const POUR: Duration = Duration::from_millis(300);
+
+fn config(dir: &std::path::Path, fake: &FakeBtcpay, extra_backend: &str, product: &str) -> Config {
+    let text = format!(
+        r#"
+machine_id = "bar-7"
+data_dir = "{}"
+invoice_expiry_s = 300
+currency = "EUR"
+
+[[product]]
+name = "Cola"
+{product}
+pour_ms = 300
+
+[gpio]
+backend = "mock"
+
+[backend]
+kind = "btcpay"
+url = "{}"
+store_id = "{STORE}"
+api_key = "{KEY}"
+request_timeout_ms = 2000
+network = "regtest"
+{extra_backend}
+"#,
+        dir.display(),
+        fake.url()
+    );
+    Config::parse(&text, "btcpay-test.toml", Mode::Run).expect("config")
+}
+
+fn sats_config(dir: &std::path::Path, fake: &FakeBtcpay) -> Config {
+    config(dir, fake, "", "price_sat = 2100")
+}
+
+async fn wait(m: &mut TestMachine, screen: Screen, within: Duration) -> lnvend::controller::View {
+    m.wait_for(within, &format!("{screen:?}"), |v| v.screen == screen)
+        .await
+}
+
+fn assert_clean(fake: &FakeBtcpay) {
+    let errs = fake.schema_errors();
+    assert!(
+        errs.is_empty(),
+        "the fake or lnvend left the Greenfield schema: {errs:#?}"
+    );
+}
+
+fn assert_poured_once(m: &TestMachine) {
+    let (total, times) = on_time(&m.gpio, ENA);
+    assert_eq!(times, 1, "the pump ran once");
+    let err = total.abs_diff(POUR);
+    // Real time on a busy machine: the exact timing is proven under paused time elsewhere.
+    assert!(
+        err < Duration::from_millis(100),
+        "poured {total:?} for a {POUR:?} pour"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settle_with_the_socket_up_pours_within_a_blink() {
+    let fake = FakeBtcpay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&sats_config(dir.path(), &fake));
+    wait(&mut m, Screen::Idle, Duration::from_secs(5)).await;
+    m.tap(0);
+    let v = wait(&mut m, Screen::Payment, Duration::from_secs(5)).await;
+    let inv = fake.latest();
+    assert_eq!(
+        v.payment_uri,
+        format!("LIGHTNING:{}", inv.bolt11.to_uppercase())
+    );
+    assert_eq!(v.amount, "2,100 sats");
+    // What lnvend asked BTCPay for.
+    let req = &fake.create_requests()[0];
+    assert_eq!(req["amount"], "2100");
+    assert_eq!(req["currency"], "SATS");
+    assert_eq!(
+        req["checkout"]["paymentMethods"],
+        serde_json::json!(["BTC-LN"])
+    );
+    assert_eq!(req["checkout"]["expirationMinutes"], 5);
+    assert_eq!(req["metadata"]["machineId"], "bar-7");
+    let sale_id = req["metadata"]["orderId"].as_str().unwrap().to_string();
+    assert!(sale_id.starts_with('S'));
+    // Let the socket connect and a keep-alive ping or two pass: they must not pour.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(fake.ws_connects() >= 1);
+    assert_eq!(on_time(&m.gpio, ENA).1, 0);
+    let t0 = Instant::now();
+    fake.settle(&inv.id);
+    wait(&mut m, Screen::Pouring, Duration::from_secs(2)).await;
+    let latency = t0.elapsed();
+    // With the socket up the safety poll is 15 s away: only the wake-up can be this fast.
+    assert!(
+        latency < Duration::from_millis(1500),
+        "pay → pour took {latency:?}"
+    );
+    wait(&mut m, Screen::ThankYou, Duration::from_secs(3)).await;
+    assert_poured_once(&m);
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(l.pour_count().unwrap(), 1);
+    assert_eq!(
+        l.sale_state(&lnvend::vend::SaleId(sale_id))
+            .unwrap()
+            .as_deref(),
+        Some("poured")
+    );
+    assert_clean(&fake);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settle_while_the_socket_is_down_is_found_by_the_poll() {
+    let fake = FakeBtcpay::start().await;
+    fake.ws_enabled(false);
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&sats_config(dir.path(), &fake));
+    m.tap(0);
+    wait(&mut m, Screen::Payment, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t0 = Instant::now();
+    fake.settle(&fake.latest().id);
+    wait(&mut m, Screen::Pouring, Duration::from_secs(4)).await;
+    assert!(
+        t0.elapsed() < Duration::from_millis(2600),
+        "found within one 2 s poll: {:?}",
+        t0.elapsed()
+    );
+    wait(&mut m, Screen::ThankYou, Duration::from_secs(3)).await;
+    assert_poured_once(&m);
+    m.shutdown().await;
+    assert_clean(&fake);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_socket_dropping_right_after_settlement_loses_nothing() {
+    let fake = FakeBtcpay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&sats_config(dir.path(), &fake));
+    m.tap(0);
+    wait(&mut m, Screen::Payment, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fake.settle_and_drop(&fake.latest().id);
+    wait(&mut m, Screen::Pouring, Duration::from_secs(4)).await;
+    wait(&mut m, Screen::ThankYou, Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_poured_once(&m);
+    m.shutdown().await;
+    assert_clean(&fake);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_invoice_returns_to_idle_without_pouring() {
+    let fake = FakeBtcpay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&sats_config(dir.path(), &fake));
+    m.tap(0);
+    wait(&mut m, Screen::Payment, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fake.expire(&fake.latest().id);
+    wait(&mut m, Screen::Idle, Duration::from_secs(3)).await;
+    assert_eq!(on_time(&m.gpio, ENA).1, 0);
+    m.shutdown().await;
+    assert_clean(&fake);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_wake_the_machine_only_when_signed_and_pour_once_however_often() {
+    let fake = FakeBtcpay::start().await;
+    fake.ws_enabled(false);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!("webhook_listen = \"127.0.0.1:{port}\"\nwebhook_secret = \"whsec-1\"");
+    let mut m = TestMachine::start(&config(dir.path(), &fake, &extra, "price_sat = 2100"));
+    m.tap(0);
+    wait(&mut m, Screen::Payment, Duration::from_secs(5)).await;
+    let inv = fake.latest();
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/btcpay");
+    let event = |kind: &str, delivery: &str| {
+        serde_json::json!({
+            "deliveryId": delivery, "webhookId": "wh1", "originalDeliveryId": delivery,
+            "isRedelivery": false, "type": kind, "timestamp": 1_795_000_000,
+            "storeId": STORE, "invoiceId": inv.id, "metadata": {},
+            "manuallyMarked": false, "overPaid": false
+        })
+    };
+    // A forged "settled" with a wrong signature, and one with none: refused, no pour.
+    let forged = serde_json::to_vec(&event("InvoiceSettled", "d0")).unwrap();
+    let r = client
+        .post(&url)
+        .header("BTCPay-Sig", sign("wrong", &forged))
+        .body(forged.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client.post(&url).body(forged).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    // A correctly signed webhook is still only a wake-up: the invoice is not settled.
+    let early = serde_json::to_vec(&event("InvoiceSettled", "d1")).unwrap();
+    let r = client
+        .post(&url)
+        .header("BTCPay-Sig", sign("whsec-1", &early))
+        .body(early)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(m.views.borrow().screen, Screen::Payment);
+    assert_eq!(on_time(&m.gpio, ENA).1, 0);
+    // Settled without any socket frame; the signed webhook wakes the machine at once,
+    // well before the 2 s poll, and its redeliveries change nothing.
+    fake.settle_silently(&inv.id);
+    let body = serde_json::to_vec(&event("InvoiceSettled", "d2")).unwrap();
+    let sig = sign("whsec-1", &body);
+    fake.schema_check_webhook(&body);
+    let t0 = Instant::now();
+    for _ in 0..3 {
+        let r = client
+            .post(&url)
+            .header("BTCPay-Sig", &sig)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    wait(&mut m, Screen::Pouring, Duration::from_secs(3)).await;
+    assert!(
+        t0.elapsed() < Duration::from_millis(1000),
+        "webhook wake-up took {:?}",
+        t0.elapsed()
+    );
+    wait(&mut m, Screen::ThankYou, Duration::from_secs(3)).await;
+    for _ in 0..3 {
+        let r = client
+            .post(&url)
+            .header("BTCPay-Sig", &sig)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_poured_once(&m);
+    m.shutdown().await;
+    assert_eq!(Ledger::open(dir.path()).unwrap().pour_count().unwrap(), 1);
+    assert_clean(&fake);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_key_a_missing_permission_or_a_wrong_store_means_out_of_service() {
+    let fake = FakeBtcpay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = sats_config(dir.path(), &fake);
+    if let Some(lnvend::config::BackendConfig::Btcpay(b)) = cfg.backend.as_mut() {
+        b.api_key = Some(lnvend::secret::Secret::new("not-the-key"));
+    }
+    let mut m = TestMachine::start(&cfg);
+    let v = wait(&mut m, Screen::OutOfService, Duration::from_secs(5)).await;
+    assert!(v.detail.contains("rejected the API key"), "{}", v.detail);
+    assert!(!v.detail.contains("not-the-key"), "the key is never shown");
+    m.tap(0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fake.invoice_count(), 0, "no invoice, no QR");
+    m.shutdown().await;
+
+    fake.missing_permission(Some("btcpay.store.canviewinvoices"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&sats_config(dir.path(), &fake));
+    let v = wait(&mut m, Screen::OutOfService, Duration::from_secs(5)).await;
+    assert!(
+        v.detail.contains("btcpay.store.canviewinvoices"),
+        "{}",
+        v.detail
+    );
+    m.shutdown().await;
+    fake.missing_permission(None);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = sats_config(dir.path(), &fake);
+    if let Some(lnvend::config::BackendConfig::Btcpay(b)) = cfg.backend.as_mut() {
+        b.store_id = "NoSuchStore".into();
+    }
+    let mut m = TestMachine::start(&cfg);
+    let v = wait(&mut m, Screen::OutOfService, Duration::from_secs(5)).await;
+    assert!(v.detail.contains("not found"), "{}", v.detail);
+    m.shutdown().await;
+    assert_clean(&fake);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_5xx_storm_is_retried_then_out_of_service_then_recovers() {
+    let fake = FakeBtcpay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&sats_config(dir.path(), &fake));
+    wait(&mut m, Screen::Idle, Duration::from_secs(5)).await;
+    // One failure during invoice creation is retried: the customer still gets a QR.
+    fake.fail_next(1);
+    m.tap(0);
+    wait(&mut m, Screen::Payment, Duration::from_secs(5)).await;
+    m.send(Input::Cancel);
+    wait(&mut m, Screen::Idle, Duration::from_secs(2)).await;
+    // A storm: out of service, no QR.
+    fake.fail_next(1000);
+    let v = wait(&mut m, Screen::OutOfService, Duration::from_secs(8)).await;
+    assert!(v.detail.contains("server error 500"), "{}", v.detail);
+    m.tap(0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(m.views.borrow().screen, Screen::OutOfService);
+    // The storm passes: back in service by itself.
+    fake.fail_next(0);
+    wait(&mut m, Screen::Idle, Duration::from_secs(8)).await;
+    m.tap(0);
+    wait(&mut m, Screen::Payment, Duration::from_secs(5)).await;
+    m.shutdown().await;
+    assert_clean(&fake);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fiat_price_is_converted_by_btcpay() {
+    let fake = FakeBtcpay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&config(dir.path(), &fake, "", "price_fiat = \"2.50\""));
+    let idle = wait(&mut m, Screen::Idle, Duration::from_secs(5)).await;
+    assert_eq!(idle.tiles[0].price, "2.50 EUR");
+    m.tap(0);
+    let v = wait(&mut m, Screen::Payment, Duration::from_secs(5)).await;
+    let req = &fake.create_requests()[0];
+    assert_eq!(req["amount"], "2.50");
+    assert_eq!(req["currency"], "EUR");
+    assert_eq!(v.amount, "2,500 sats (2.50 EUR)");
+    let inv = fake.latest();
+    assert_eq!(inv.msat, 2_500_000);
+    fake.settle(&inv.id);
+    wait(&mut m, Screen::ThankYou, Duration::from_secs(3)).await;
+    assert_poured_once(&m);
+    m.shutdown().await;
+    assert_clean(&fake);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bolt11_whose_amount_disagrees_is_never_shown() {
+    let fake = FakeBtcpay::start().await;
+    fake.wrong_amount(true);
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&sats_config(dir.path(), &fake));
+    wait(&mut m, Screen::Idle, Duration::from_secs(5)).await;
+    m.tap(0);
+    let v = wait(&mut m, Screen::OutOfService, Duration::from_secs(5)).await;
+    assert!(v.qr.is_none());
+    assert!(
+        v.detail.contains("2101000") || v.detail.contains("msat"),
+        "{}",
+        v.detail
+    );
+    assert_eq!(fake.invoice_count(), 1, "asked once");
+    m.shutdown().await;
+    assert_clean(&fake);
+}
