@@ -394,3 +394,35 @@ async fn a_bolt11_whose_amount_disagrees_is_never_shown() {
     m.shutdown().await;
     assert_clean(&fake);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_or_malformed_replies_mean_out_of_service_never_a_crash_or_a_qr() {
+    use fake_btcpay::Hostile;
+    let fake = FakeBtcpay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&sats_config(dir.path(), &fake));
+    for (mode, expect) in [
+        (Hostile::Malformed, "malformed JSON"),
+        (Hostile::Huge, "over 1048576 bytes"),
+        (Hostile::FieldError, "checkout.expirationMinutes: Too long"),
+        (
+            Hostile::AmountMismatch,
+            "BTCPay says the invoice is 1000 msat",
+        ),
+    ] {
+        wait(&mut m, Screen::Idle, Duration::from_secs(8)).await;
+        fake.hostile(Some(mode));
+        m.tap(0);
+        let v = wait(&mut m, Screen::OutOfService, Duration::from_secs(5)).await;
+        assert!(v.detail.contains(expect), "{mode:?}: {}", v.detail);
+        assert!(v.qr.is_none());
+        fake.hostile(None);
+    }
+    // The machine is still alive and sells again once the server behaves.
+    wait(&mut m, Screen::Idle, Duration::from_secs(8)).await;
+    m.tap(0);
+    wait(&mut m, Screen::Payment, Duration::from_secs(5)).await;
+    assert_eq!(on_time(&m.gpio, ENA).1, 0);
+    m.shutdown().await;
+    assert_clean(&fake);
+}

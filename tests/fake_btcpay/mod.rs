@@ -45,6 +45,19 @@ pub struct FakeInvoice {
     pub checkout: Value,
 }
 
+/// Replies no honest server sends.
+#[derive(Clone, Copy, Debug)]
+pub enum Hostile {
+    /// Invoice creation answers 200 with a body that is not JSON.
+    Malformed,
+    /// Invoice creation answers 200 with 2 MB of JSON.
+    Huge,
+    /// Invoice creation answers 422 with a field error.
+    FieldError,
+    /// The payment methods answer claims a BOLT11 for another amount than it contains.
+    AmountMismatch,
+}
+
 enum WsCmd {
     Frame,
     Drop,
@@ -59,6 +72,7 @@ struct Inner {
     wrong_amount: bool,
     ws_enabled: bool,
     missing_permission: Option<&'static str>,
+    hostile: Option<Hostile>,
     schema_errors: Vec<String>,
     create_requests: Vec<Value>,
     api_calls: u64,
@@ -185,6 +199,10 @@ impl FakeBtcpay {
         self.lock().missing_permission = p;
     }
 
+    pub fn hostile(&self, mode: Option<Hostile>) {
+        self.lock().hostile = mode;
+    }
+
     pub fn drop_sockets(&self) {
         let mut inner = self.lock();
         for socks in inner.sockets.values_mut() {
@@ -300,6 +318,22 @@ async fn create(
     }
     fake.check("CreateInvoiceRequest", false, &req);
     fake.lock().create_requests.push(req.clone());
+    let hostile = fake.lock().hostile;
+    match hostile {
+        Some(Hostile::Malformed) => {
+            return (StatusCode::OK, "{\"id\": \"Inv1\", \"status\": ").into_response()
+        }
+        Some(Hostile::Huge) => {
+            let pad = " ".repeat(2 << 20);
+            return (StatusCode::OK, format!("{pad}{{}}")).into_response();
+        }
+        Some(Hostile::FieldError) => {
+            let body = json!([{"path": "checkout.expirationMinutes", "message": "Too long"}]);
+            fake.check("ValidationProblemDetails", false, &body);
+            return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
+        }
+        Some(Hostile::AmountMismatch) | None => {}
+    }
     let amount = req["amount"].as_str().unwrap_or_default().to_string();
     let currency = req["currency"].as_str().unwrap_or("SATS").to_string();
     let sats: Option<u64> = if currency == "SATS" {
@@ -417,7 +451,7 @@ async fn methods(
         "paymentMethodPaid": if paid { btc.clone() } else { "0".into() },
         "totalPaid": if paid { btc.clone() } else { "0".into() },
         "due": if paid { "0".to_string() } else { btc.clone() },
-        "amount": btc,
+        "amount": if matches!(fake.lock().hostile, Some(Hostile::AmountMismatch)) { "0.00000001".to_string() } else { btc },
         "paymentMethodFee": "0",
         "payments": [],
         "activated": true,
