@@ -123,7 +123,11 @@ pub struct Controller {
     watches: HashMap<InvoiceId, JoinHandle<()>>,
     pour_task: Option<JoinHandle<()>>,
     qr_cache: Option<(String, Arc<QrBitmap>)>,
+    heartbeat: watch::Sender<Instant>,
 }
+
+/// How often the controller loop proves it is alive (see [`Controller::heartbeat`]).
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
 
 impl Controller {
     /// `ledger` is the opened ledger, or why it could not be opened (the machine then stays
@@ -152,7 +156,14 @@ impl Controller {
             watches: HashMap::new(),
             pour_task: None,
             qr_cache: None,
+            heartbeat: watch::channel(Instant::now()).0,
         }
+    }
+
+    /// Updated by the controller loop itself every [`HEARTBEAT`]: a value that stops moving
+    /// means the loop is stuck (the systemd watchdog is fed from this).
+    pub fn heartbeat(&self) -> watch::Receiver<Instant> {
+        self.heartbeat.subscribe()
     }
 
     pub fn inputs(&self) -> Inputs {
@@ -178,6 +189,8 @@ impl Controller {
             self.tx.clone(),
         ));
         tokio::pin!(shutdown);
+        let mut beat = tokio::time::interval(HEARTBEAT);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let wake = self.next_wake();
             tokio::select! {
@@ -189,6 +202,9 @@ impl Controller {
                 },
                 () = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
                     self.handle(Input::Event(Event::Tick));
+                }
+                _ = beat.tick() => {
+                    self.heartbeat.send_replace(Instant::now());
                 }
             }
         }
