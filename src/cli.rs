@@ -31,6 +31,18 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Print the sales ledger: every sale since a date, with totals and owed credits.
+    Sales {
+        /// The machine's config (default: the simulator's built-in one, ./lnvend-sim-data).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Only sales created on or after this UTC date (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Comma-separated values instead of a table.
+        #[arg(long)]
+        csv: bool,
+    },
     /// Check a config file and print the effective configuration (secrets redacted).
     CheckConfig {
         #[arg(long, value_name = "FILE")]
@@ -79,6 +91,40 @@ pub fn main(cli: Cli) -> ExitCode {
                 Err(code) => code,
             }
         }
+        Command::Sales { config, since, csv } => {
+            let loaded = match &config {
+                // A machine's file, or a simulator's file (which may name no backend).
+                Some(path) => {
+                    Config::load(path, Mode::Run).or_else(|_| Config::load(path, Mode::Sim))
+                }
+                None => Ok(Config::simulator_default()),
+            };
+            let cfg = match loaded {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let since_us = match since.as_deref().map(crate::timefmt::parse_date_us) {
+                None => 0,
+                Some(Some(us)) => us,
+                Some(None) => {
+                    eprintln!("error: --since must be a date like 2026-11-21");
+                    return ExitCode::from(1);
+                }
+            };
+            match sales_report(&cfg, since_us, csv) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Run { config } => {
             init_logging();
             let cfg = match load(&config, Mode::Run) {
@@ -98,6 +144,94 @@ pub fn main(cli: Cli) -> ExitCode {
             };
             finish(crate::app::run(cfg, Mode::Sim))
         }
+    }
+}
+
+/// The sales report: one line per sale, then totals and owed credits.
+pub fn sales_report(
+    cfg: &Config,
+    since_us: i64,
+    csv: bool,
+) -> Result<String, crate::ledger::LedgerError> {
+    use std::fmt::Write;
+    let dir = cfg.data_dir();
+    if !dir.join("sales.db").exists() {
+        return Ok(if csv {
+            "sale_id,created_utc,product,price_sat,backend,invoice_id,state\n".to_string()
+        } else {
+            format!("no sales recorded yet in {}\n", dir.display())
+        });
+    }
+    let ledger = crate::ledger::Ledger::open(&dir)?;
+    let rows = ledger.sales_since(since_us, usize::MAX >> 1)?;
+    let mut out = String::new();
+    let sats = |msat: u64| {
+        format!("{}.{:03}", msat / 1000, msat % 1000)
+            .trim_end_matches(".000")
+            .to_string()
+    };
+    if csv {
+        out.push_str("sale_id,created_utc,product,price_sat,backend,invoice_id,state\n");
+        for r in &rows {
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{},{}",
+                r.sale_id,
+                crate::timefmt::format_us(r.created_us),
+                csv_field(&r.product),
+                sats(r.price_msat),
+                r.backend,
+                csv_field(&r.invoice_id),
+                r.state
+            );
+        }
+        return Ok(out);
+    }
+    let _ = writeln!(
+        out,
+        "{:<18} {:<20} {:<16} {:>10} {:<8} state",
+        "sale", "created (UTC)", "product", "sats", "backend"
+    );
+    for r in &rows {
+        let _ = writeln!(
+            out,
+            "{:<18} {:<20} {:<16} {:>10} {:<8} {}",
+            r.sale_id.0,
+            crate::timefmt::format_us(r.created_us),
+            r.product,
+            sats(r.price_msat),
+            r.backend,
+            r.state
+        );
+    }
+    let t = ledger.totals_since(since_us)?;
+    let _ = writeln!(out, "\npoured: {} sales, {} sats", t.count, sats(t.msat));
+    let owed = ledger.owed()?;
+    let owed_msat: u64 = owed.iter().map(|o| o.price_msat).sum();
+    let _ = writeln!(
+        out,
+        "owed credits: {} ({} sats)",
+        owed.len(),
+        sats(owed_msat)
+    );
+    for o in owed {
+        let _ = writeln!(
+            out,
+            "  {} {} {} sats: {}",
+            o.sale_id,
+            o.product,
+            sats(o.price_msat),
+            o.reason
+        );
+    }
+    Ok(out)
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
     }
 }
 

@@ -36,6 +36,25 @@ pub struct Owed {
     pub reason: String,
 }
 
+/// One sale for the operator's list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaleRow {
+    pub sale_id: SaleId,
+    pub product: String,
+    pub price_msat: u64,
+    pub backend: String,
+    pub invoice_id: String,
+    pub state: String,
+    pub created_us: i64,
+}
+
+/// Counts and sums of poured sales.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Totals {
+    pub count: u64,
+    pub msat: u64,
+}
+
 /// An invoice that may still be paid.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpenInvoice {
@@ -353,6 +372,122 @@ impl Ledger {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Starts the pour of an owed credit: only one start wins, and only while it is owed.
+    pub fn begin_credit_pour(&mut self, sale_id: &SaleId) -> Result<(), LedgerError> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE sales SET state = 'pouring' WHERE id = ?1 AND state = 'owed'",
+            params![sale_id.0],
+        )?;
+        if n != 1 {
+            return Err(LedgerError::AlreadyPoured);
+        }
+        tx.execute(
+            "INSERT INTO transitions (sale_id, kind, at_us) VALUES (?1, 'pour_started', ?2)",
+            params![sale_id.0, now_us()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Owed credits that became owed after `since_us` (the customer may still be there).
+    pub fn recent_credits(&self, since_us: i64) -> Result<Vec<Owed>, LedgerError> {
+        let mut st = self.conn.prepare(
+            "SELECT s.id, s.product, s.price_msat, COALESCE(s.reason, '') FROM sales s
+             WHERE s.state = 'owed' AND (SELECT MAX(at_us) FROM transitions t
+                 WHERE t.sale_id = s.id AND t.kind = 'credited') >= ?1
+             ORDER BY s.created_us",
+        )?;
+        let rows = st.query_map(params![since_us], |r| {
+            Ok(Owed {
+                sale_id: SaleId(r.get(0)?),
+                product: r.get(1)?,
+                price_msat: r.get::<_, i64>(2)? as u64,
+                reason: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The invoice id of a sale.
+    pub fn invoice_of(&self, sale_id: &SaleId) -> Result<Option<InvoiceId>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT invoice_id FROM sales WHERE id = ?1",
+                params![sale_id.0],
+                |r| r.get(0).map(InvoiceId),
+            )
+            .optional()?)
+    }
+
+    /// The operator settled an owed credit by hand (a drink or cash given).
+    pub fn mark_settled(&mut self, sale_id: &SaleId) -> Result<bool, LedgerError> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE sales SET state = 'settled' WHERE id = ?1 AND state = 'owed'",
+            params![sale_id.0],
+        )?;
+        if n == 1 {
+            tx.execute(
+                "INSERT INTO transitions (sale_id, kind, at_us) VALUES (?1, 'settled', ?2)",
+                params![sale_id.0, now_us()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(n == 1)
+    }
+
+    /// An owed credit was refunded; `detail` is the refund link or receipt code.
+    pub fn record_refunded(&mut self, sale_id: &SaleId, detail: &str) -> Result<bool, LedgerError> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE sales SET state = 'refunded' WHERE id = ?1 AND state = 'owed'",
+            params![sale_id.0],
+        )?;
+        if n == 1 {
+            tx.execute(
+                "INSERT INTO transitions (sale_id, kind, at_us, detail) VALUES (?1, 'refunded', ?2, ?3)",
+                params![sale_id.0, now_us(), detail],
+            )?;
+        }
+        tx.commit()?;
+        Ok(n == 1)
+    }
+
+    /// Poured sales created at or after `since_us`.
+    pub fn totals_since(&self, since_us: i64) -> Result<Totals, LedgerError> {
+        let (count, msat): (i64, i64) = self.conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(price_msat), 0) FROM sales WHERE state = 'poured' AND created_us >= ?1",
+            params![since_us],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(Totals {
+            count: count as u64,
+            msat: msat as u64,
+        })
+    }
+
+    /// Sales created at or after `since_us`, newest first, at most `limit` (all states).
+    pub fn sales_since(&self, since_us: i64, limit: usize) -> Result<Vec<SaleRow>, LedgerError> {
+        let mut st = self.conn.prepare(
+            "SELECT id, product, price_msat, backend, invoice_id, state, created_us FROM sales
+             WHERE created_us >= ?1 ORDER BY created_us DESC, id DESC LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![since_us, limit as i64], |r| {
+            Ok(SaleRow {
+                sale_id: SaleId(r.get(0)?),
+                product: r.get(1)?,
+                price_msat: r.get::<_, i64>(2)? as u64,
+                backend: r.get(3)?,
+                invoice_id: r.get(4)?,
+                state: r.get(5)?,
+                created_us: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The state of one sale ("created", "pouring", "poured", "owed", …).
     pub fn sale_state(&self, sale_id: &SaleId) -> Result<Option<String>, LedgerError> {
         Ok(self
@@ -482,5 +617,66 @@ mod tests {
         l.record_abandoned(&s.id, Abandoned::Cancelled).unwrap();
         assert_eq!(l.open_invoices(1_000).unwrap().len(), 1);
         assert_eq!(l.open_invoices(2_000_000_001).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_credit_is_poured_at_most_once_and_can_be_settled_or_refunded_instead() {
+        let mut l = Ledger::in_memory().unwrap();
+        let (s, i) = sale("f");
+        l.record_created(&s, "sim", &i).unwrap();
+        l.begin_pour(&s.id, &i.id).unwrap();
+        l.record_owed(&s.id, "pump: jam").unwrap();
+        assert_eq!(l.recent_credits(0).unwrap().len(), 1);
+        assert!(
+            l.recent_credits(i64::MAX).unwrap().is_empty(),
+            "outside the window"
+        );
+        l.begin_credit_pour(&s.id).unwrap();
+        assert!(matches!(
+            l.begin_credit_pour(&s.id),
+            Err(LedgerError::AlreadyPoured)
+        ));
+        l.record_poured(&s.id).unwrap();
+        assert!(l.owed().unwrap().is_empty());
+        assert!(!l.mark_settled(&s.id).unwrap(), "a poured sale is not owed");
+
+        let (s2, i2) = sale("g");
+        l.record_created(&s2, "sim", &i2).unwrap();
+        l.record_late_payment(&i2.id).unwrap();
+        assert!(l
+            .record_refunded(&s2.id, "https://pay.example/pp/1")
+            .unwrap());
+        assert!(
+            !l.record_refunded(&s2.id, "again").unwrap(),
+            "refunded once"
+        );
+        assert!(matches!(
+            l.begin_credit_pour(&s2.id),
+            Err(LedgerError::AlreadyPoured)
+        ));
+        assert_eq!(l.sale_state(&s2.id).unwrap().as_deref(), Some("refunded"));
+    }
+
+    #[test]
+    fn totals_count_only_poured_sales() {
+        let mut l = Ledger::in_memory().unwrap();
+        for id in ["h1", "h2", "h3"] {
+            let (s, i) = sale(id);
+            l.record_created(&s, "sim", &i).unwrap();
+            if id != "h3" {
+                l.begin_pour(&s.id, &i.id).unwrap();
+                l.record_poured(&s.id).unwrap();
+            }
+        }
+        assert_eq!(
+            l.totals_since(0).unwrap(),
+            Totals {
+                count: 2,
+                msat: 4_200_000
+            }
+        );
+        let rows = l.sales_since(0, 20).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(l.sales_since(0, 2).unwrap().len(), 2);
     }
 }

@@ -15,5 +15,6 @@ pub mod money;
 pub mod pump;
 pub mod qr;
 pub mod secret;
+pub mod timefmt;
 pub mod ui;
 pub mod vend;
