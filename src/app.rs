@@ -47,6 +47,16 @@ pub fn settings(config: &Config) -> Settings {
         // A little more than one backend request, which may itself retry once quickly.
         request_timeout: backend_timeout(config) + Duration::from_secs(3),
         network: config.backend().network(),
+        pin_hash: config
+            .operator_pin_hash
+            .as_deref()
+            .and_then(|h| crate::operator::PinHash::parse(h).ok()),
+        credit_window: config.credit_window(),
+        max_pour: config
+            .max_run()
+            .saturating_sub(std::time::Duration::from_millis(config.gpio.anti_drip_ms)),
+        overrides_path: Some(crate::operator::overrides_path(&config.data_dir())),
+        version: env!("CARGO_PKG_VERSION").to_string(),
     }
 }
 
@@ -115,7 +125,24 @@ pub fn assemble(config: &Config) -> anyhow::Result<Machine> {
         }
     };
     let ledger = Ledger::open(&config.data_dir());
-    let controller = Controller::new(settings(config), backend, pump.clone(), ledger);
+    // The operator's saved prices and pour times, if any and if still valid.
+    let path = crate::operator::overrides_path(&config.data_dir());
+    let effective = match crate::operator::load_overrides(&path).map_err(|e| e.to_string()) {
+        Ok(o) => match config.with_overrides(&o) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "operator overrides ignored: they would make the config invalid");
+                config.clone()
+            }
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "operator overrides ignored");
+            config.clone()
+        }
+    };
+    let mut settings = settings(config);
+    settings.catalog = effective.catalog();
+    let controller = Controller::new(settings, backend, pump.clone(), ledger);
     Ok(Machine {
         controller,
         pump,

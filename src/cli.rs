@@ -43,6 +43,9 @@ pub enum Command {
         #[arg(long)]
         csv: bool,
     },
+    /// Read an operator PIN (4-8 digits) from standard input and print its hash for
+    /// `operator_pin_hash` in the config.
+    HashPin,
     /// Check a config file and print the effective configuration (secrets redacted).
     CheckConfig {
         #[arg(long, value_name = "FILE")]
@@ -89,6 +92,23 @@ pub fn main(cli: Cli) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(code) => code,
+            }
+        }
+        Command::HashPin => {
+            let mut line = String::new();
+            if std::io::stdin().read_line(&mut line).is_err() {
+                eprintln!("error: cannot read the PIN from standard input");
+                return ExitCode::from(1);
+            }
+            match crate::operator::hash_pin(line.trim()) {
+                Ok(h) => {
+                    println!("operator_pin_hash = \"{h}\"");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
             }
         }
         Command::Sales { config, since, csv } => {

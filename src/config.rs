@@ -39,6 +39,12 @@ pub struct Config {
     /// How long a customer has to pay, in seconds.
     #[serde(default = "default_invoice_expiry_s")]
     pub invoice_expiry_s: u64,
+    /// Hash of the operator PIN, made by `lnvend hash-pin` (operator menu disabled without).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_pin_hash: Option<String>,
+    /// How long an owed credit is offered on the idle screen as "tap to pour", in seconds.
+    #[serde(default = "default_credit_window_s")]
+    pub credit_window_s: u64,
     /// Currency of `price_fiat` prices (ISO 4217, e.g. "EUR"). Needed only for fiat prices.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
@@ -270,6 +276,9 @@ fn default_machine_id() -> String {
     "lnvend".into()
 }
 fn default_invoice_expiry_s() -> u64 {
+    600
+}
+fn default_credit_window_s() -> u64 {
     600
 }
 fn default_fiat_rate() -> u64 {
@@ -627,6 +636,17 @@ impl Config {
                 ),
             ));
         }
+        if let Some(h) = &self.operator_pin_hash {
+            if crate::operator::PinHash::parse(h).is_err() {
+                return Err(invalid(
+                    "operator_pin_hash",
+                    "not a hash made by `lnvend hash-pin`",
+                ));
+            }
+        }
+        if self.credit_window_s > 86_400 {
+            return Err(invalid("credit_window_s", "must be at most 86400 (a day)"));
+        }
         let g = &self.gpio;
         if !(1_000..=MAX_RUN_MS_LIMIT).contains(&g.max_run_ms) {
             return Err(invalid(
@@ -725,6 +745,32 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Applies the operator's saved overrides (prices, pour times), re-validating the result:
+    /// an override that would make the config invalid is refused as a whole.
+    pub fn with_overrides(&self, o: &crate::operator::Overrides) -> Result<Config, String> {
+        let mut c = self.clone();
+        for po in &o.products {
+            let Some(p) = c.products.get_mut(po.index) else {
+                continue;
+            };
+            if p.name.trim() != po.name.trim() {
+                continue;
+            }
+            if po.price_sat.is_some() || po.price_fiat.is_some() {
+                p.price_sat = po.price_sat;
+                p.price_fiat = po.price_fiat.clone();
+            }
+            p.pour_ms = po.pour_ms;
+        }
+        c.validate(Mode::Sim)
+            .map_err(|i| format!("{}: {}", i.field, i.message))?;
+        Ok(c)
+    }
+
+    pub fn credit_window(&self) -> Duration {
+        Duration::from_secs(self.credit_window_s)
     }
 
     pub fn data_dir(&self) -> PathBuf {

@@ -20,8 +20,10 @@ use crate::backend::watch::{watch_invoice, WatchTiming};
 use crate::backend::{Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend};
 use crate::config::Network;
 use crate::ledger::{Ledger, LedgerError};
-use crate::money::Price;
+use crate::money::{Fiat, Msat, Price};
+use crate::operator::{Lockout, PinHash, PinOutcome};
 use crate::pump::{self, PourSettings, Pump};
+use crate::pump::{Channel, Direction};
 use crate::qr::{self, QrBitmap};
 use crate::vend::{self, Effect, Event, PourFailure, Product, Sale, SaleId, State};
 
@@ -32,8 +34,78 @@ pub enum Input {
     Tap(usize),
     Cancel,
     DismissFault,
+    /// A customer tapped the owed credit of this sale on the idle screen.
+    RedeemCredit(String),
+    /// The hidden corner was held for three seconds.
+    OpenOperator,
+    /// A PIN was entered on the PIN pad.
+    OperatorPin(String),
+    /// Something the operator did in the menu.
+    Operator(OpAction),
+    /// A background operator task finished, with a line for the operator.
+    OperatorNote(String),
+    /// A refund finished: the link (BTCPay) or `None` (to be refunded by hand), or an error.
+    RefundDone {
+        sale_id: String,
+        result: Result<Option<String>, String>,
+    },
     Event(Event),
 }
+
+/// The operator's actions in the menu.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpAction {
+    Exit,
+    CancelPin,
+    Tab(OpTab),
+    /// Price of product `index` one step up (or down).
+    Price {
+        index: usize,
+        up: bool,
+    },
+    /// Pour time of product `index` one step up (or down).
+    Pour {
+        index: usize,
+        up: bool,
+    },
+    /// Save the edited products to the overrides file and use them.
+    Save,
+    /// Pour product `index` once, unpaid, to check the dose.
+    TestPour {
+        index: usize,
+    },
+    /// Run the pump forward while held (at most [`PRIME_MAX`]).
+    Prime {
+        channel: Channel,
+        on: bool,
+    },
+    /// Run the pump backwards briefly (clean the line).
+    Reverse {
+        channel: Channel,
+    },
+    Settle(String),
+    Refund(String),
+    CloseRefund,
+}
+
+/// The operator menu's pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OpTab {
+    #[default]
+    Products,
+    Pump,
+    Sales,
+    Credits,
+    Status,
+}
+
+/// The longest a held "prime" button runs the pump.
+pub const PRIME_MAX: Duration = Duration::from_secs(10);
+/// How long "reverse / clean" runs the pump backwards.
+pub const REVERSE_RUN: Duration = Duration::from_secs(2);
+/// Steps of the operator's +/- buttons.
+pub const PRICE_STEP_SAT: u64 = 100;
+pub const POUR_STEP: Duration = Duration::from_millis(250);
 
 /// A cloneable sender of inputs.
 #[derive(Clone, Debug)]
@@ -56,6 +128,49 @@ pub enum Screen {
     ThankYou,
     OutOfService,
     Fault,
+    /// The operator PIN pad.
+    Pin,
+    /// The operator menu.
+    Operator,
+}
+
+/// An owed credit offered on the idle screen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreditTile {
+    pub sale_id: String,
+    pub product: String,
+}
+
+/// One product row in the operator menu.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpProduct {
+    pub name: String,
+    pub price: String,
+    pub pour: String,
+}
+
+/// One owed credit in the operator menu.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpCredit {
+    pub sale_id: String,
+    pub text: String,
+}
+
+/// What the operator menu shows.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct OperatorView {
+    pub tab: OpTab,
+    pub products: Vec<OpProduct>,
+    pub unsaved: bool,
+    pub today: String,
+    pub total: String,
+    pub recent: Vec<String>,
+    pub credits: Vec<OpCredit>,
+    pub status: Vec<String>,
+    pub message: String,
+    /// A refund to show: a QR of the claim link, or a receipt code to refund by hand.
+    pub refund_qr: Option<Arc<QrBitmap>>,
+    pub refund_text: String,
 }
 
 /// A product tile.
@@ -85,6 +200,11 @@ pub struct View {
     pub code: String,
     /// For the operator: the technical reason the machine is out of service.
     pub detail: String,
+    /// Owed credits a customer may still tap to have poured (idle screen).
+    pub credits: Vec<CreditTile>,
+    /// The PIN pad's line (wrong PIN, locked out…).
+    pub pin_message: String,
+    pub operator: Option<OperatorView>,
 }
 
 /// Settings of a controller.
@@ -101,6 +221,15 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// The network every shown invoice must be for.
     pub network: Network,
+    /// The operator PIN (no operator menu without one).
+    pub pin_hash: Option<PinHash>,
+    /// How long an owed credit is offered as "tap to pour".
+    pub credit_window: Duration,
+    /// The longest pour a product may be set to (max run time less the anti-drip pulse).
+    pub max_pour: Duration,
+    /// Where the operator's product changes are saved (none: not saved).
+    pub overrides_path: Option<std::path::PathBuf>,
+    pub version: String,
 }
 
 /// How far back unsettled invoices are re-checked at start.
@@ -124,6 +253,24 @@ pub struct Controller {
     pour_task: Option<JoinHandle<()>>,
     qr_cache: Option<(String, Arc<QrBitmap>)>,
     heartbeat: watch::Sender<Instant>,
+    /// The PIN pad is up (with its message).
+    pin_prompt: Option<String>,
+    lockout: Lockout,
+    op: OpState,
+    /// The last health report, for the operator.
+    health: String,
+    /// A pump run the operator started (prime, test, reverse), to stop it on exit.
+    op_pump: Option<JoinHandle<()>>,
+}
+
+/// The operator menu's working state.
+#[derive(Default)]
+struct OpState {
+    tab: OpTab,
+    draft: Vec<Product>,
+    unsaved: bool,
+    message: String,
+    refund: Option<(Option<String>, String)>,
 }
 
 /// How often the controller loop proves it is alive (see [`Controller::heartbeat`]).
@@ -157,6 +304,11 @@ impl Controller {
             pour_task: None,
             qr_cache: None,
             heartbeat: watch::channel(Instant::now()).0,
+            pin_prompt: None,
+            lockout: Lockout::default(),
+            op: OpState::default(),
+            health: "not checked yet".into(),
+            op_pump: None,
         }
     }
 
@@ -275,11 +427,14 @@ impl Controller {
             State::AwaitingPayment { .. } | State::Fault { .. } => {
                 Some(now + Duration::from_millis(500))
             }
+
             State::Pouring { .. } => Some(now + Duration::from_millis(100)),
-            State::Idle
-            | State::CreatingInvoice { .. }
+            // Owed credits leave the idle screen when their window ends.
+            State::Idle => Some(now + Duration::from_secs(30)),
+            State::CreatingInvoice { .. }
             | State::ThankYou { .. }
-            | State::OutOfService { .. } => None,
+            | State::OutOfService { .. }
+            | State::Service => None,
         };
         match (self.state.deadline(), refresh) {
             (Some(d), Some(r)) => Some(d.min(r)),
@@ -301,7 +456,46 @@ impl Controller {
             },
             Input::Cancel => Event::CancelTapped,
             Input::DismissFault => Event::FaultDismissed,
-            Input::Event(e) => e,
+            Input::RedeemCredit(id) => match self.credit_sale(&id) {
+                Some((sale, invoice_id)) => Event::CreditTapped { sale, invoice_id },
+                None => {
+                    self.publish();
+                    return;
+                }
+            },
+            Input::OpenOperator => {
+                self.open_pin_pad();
+                self.publish();
+                return;
+            }
+            Input::OperatorPin(pin) => match self.check_pin(&pin) {
+                Some(e) => e,
+                None => {
+                    self.publish();
+                    return;
+                }
+            },
+            Input::Operator(action) => match self.operator_action(action) {
+                Some(e) => e,
+                None => {
+                    self.publish();
+                    return;
+                }
+            },
+            Input::OperatorNote(note) => {
+                self.op.message = note;
+                self.publish();
+                return;
+            }
+            Input::RefundDone { sale_id, result } => {
+                self.refund_done(sale_id, result);
+                self.publish();
+                return;
+            }
+            Input::Event(e) => {
+                self.note_health(&e);
+                e
+            }
         };
         let event = self.record_before_showing(event);
         self.apply(event);
@@ -431,7 +625,11 @@ impl Controller {
                     }
                 }
             }
-            Effect::BeginPour { sale, invoice_id } => self.begin_pour(sale, invoice_id),
+            Effect::BeginPour {
+                sale,
+                invoice_id,
+                credit,
+            } => self.begin_pour(sale, invoice_id, credit),
             Effect::StopPump => {
                 if let Some(p) = self.pour_task.take() {
                     p.abort();
@@ -481,8 +679,9 @@ impl Controller {
         }
     }
 
-    fn begin_pour(&mut self, sale: Sale, invoice_id: InvoiceId) {
+    fn begin_pour(&mut self, sale: Sale, invoice_id: InvoiceId, credit: bool) {
         let recorded = match &mut self.ledger {
+            Ok(l) if credit => l.begin_credit_pour(&sale.id),
             Ok(l) => l.begin_pour(&sale.id, &invoice_id),
             Err(reason) => Err(LedgerError::UnknownSale(reason.clone())),
         };
@@ -608,8 +807,19 @@ impl Controller {
 
     fn make_view(&mut self, now: Instant) -> View {
         let mut v = idle_view(&self.settings);
+        if let Some(msg) = &self.pin_prompt {
+            v.screen = Screen::Pin;
+            v.pin_message = msg.clone();
+            return v;
+        }
         match &self.state {
-            State::Idle => {}
+            State::Idle => {
+                v.credits = self.idle_credits();
+            }
+            State::Service => {
+                v.screen = Screen::Operator;
+                v.operator = Some(self.operator_view());
+            }
             State::CreatingInvoice { sale } => {
                 v.screen = Screen::Creating;
                 v.product = sale.product.name.clone();
@@ -695,6 +905,485 @@ impl Controller {
     }
 }
 
+/// Operator mode and owed credits: the parts of the controller a customer rarely sees.
+impl Controller {
+    /// Owed credits still inside their "tap to pour" window, for the idle screen.
+    fn idle_credits(&self) -> Vec<CreditTile> {
+        let Ok(ledger) = &self.ledger else {
+            return Vec::new();
+        };
+        let since = unix_now_us() - self.settings.credit_window.as_micros() as i64;
+        match ledger.recent_credits(since) {
+            Ok(owed) => owed
+                .into_iter()
+                .filter(|o| self.product_named(&o.product).is_some())
+                .take(3)
+                .map(|o| CreditTile {
+                    sale_id: o.sale_id.0,
+                    product: o.product,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list owed credits");
+                Vec::new()
+            }
+        }
+    }
+
+    fn product_named(&self, name: &str) -> Option<&Product> {
+        self.settings.catalog.iter().find(|p| p.name == name)
+    }
+
+    /// The sale behind a credit tile, if it is still owed and inside its window.
+    fn credit_sale(&self, sale_id: &str) -> Option<(Sale, InvoiceId)> {
+        let tile = self
+            .idle_credits()
+            .into_iter()
+            .find(|c| c.sale_id == sale_id)?;
+        let product = self.product_named(&tile.product)?.clone();
+        let id = SaleId(tile.sale_id);
+        let invoice_id = self.ledger.as_ref().ok()?.invoice_of(&id).ok()??;
+        tracing::info!(sale = %id, "customer tapped an owed credit");
+        Some((Sale { id, product }, invoice_id))
+    }
+
+    fn open_pin_pad(&mut self) {
+        if !matches!(self.state, State::Idle | State::OutOfService { .. }) {
+            // Never in front of a paying customer.
+            return;
+        }
+        self.pin_prompt = Some(match self.settings.pin_hash {
+            Some(_) => "Enter the operator PIN".into(),
+            None => {
+                "No operator PIN is configured (operator_pin_hash, see `lnvend hash-pin`)".into()
+            }
+        });
+    }
+
+    fn check_pin(&mut self, pin: &str) -> Option<Event> {
+        self.pin_prompt.as_ref()?;
+        let Some(hash) = self.settings.pin_hash.clone() else {
+            self.pin_prompt = None;
+            return None;
+        };
+        match self.lockout.attempt(&hash, pin, Instant::now()) {
+            PinOutcome::Accepted => {
+                tracing::info!("operator menu opened");
+                self.pin_prompt = None;
+                self.op = OpState {
+                    draft: self.settings.catalog.clone(),
+                    ..OpState::default()
+                };
+                Some(Event::ServiceEntered)
+            }
+            PinOutcome::Wrong { tries_left } => {
+                tracing::warn!(tries_left, "wrong operator PIN");
+                self.pin_prompt = Some(format!("Wrong PIN: {tries_left} tries left"));
+                None
+            }
+            PinOutcome::LockedOut { for_ } => {
+                tracing::warn!(seconds = for_.as_secs(), "operator PIN locked out");
+                self.pin_prompt = Some(format!(
+                    "Too many wrong PINs: locked for {} s",
+                    for_.as_secs().max(1)
+                ));
+                None
+            }
+        }
+    }
+
+    fn note_health(&mut self, e: &Event) {
+        match e {
+            Event::BackendUp => self.health = format!("{}: answering", self.backend.name()),
+            Event::BackendDown { reason } => {
+                self.health = format!("{}: {reason}", self.backend.name())
+            }
+            Event::ProductTapped { .. }
+            | Event::CancelTapped
+            | Event::FaultDismissed
+            | Event::InvoiceCreated { .. }
+            | Event::InvoiceFailed { .. }
+            | Event::PaymentConfirmed { .. }
+            | Event::InvoiceExpired { .. }
+            | Event::Tick
+            | Event::PourFinished { .. }
+            | Event::PourFailed { .. }
+            | Event::ServiceRestored
+            | Event::LedgerDown { .. }
+            | Event::CreditTapped { .. }
+            | Event::ServiceEntered
+            | Event::ServiceLeft => {}
+        }
+    }
+
+    /// Handles a menu action; returns an event for the vend cycle when there is one.
+    fn operator_action(&mut self, action: OpAction) -> Option<Event> {
+        if let OpAction::CancelPin = action {
+            self.pin_prompt = None;
+            return None;
+        }
+        if self.state != State::Service {
+            return None;
+        }
+        match action {
+            OpAction::CancelPin => None,
+            OpAction::Exit => {
+                self.stop_op_pump();
+                self.op = OpState::default();
+                tracing::info!("operator menu closed");
+                Some(Event::ServiceLeft)
+            }
+            OpAction::Tab(t) => {
+                self.op.tab = t;
+                None
+            }
+            OpAction::Price { index, up } => {
+                if let Some(p) = self.op.draft.get_mut(index) {
+                    p.price = step_price(&p.price, up);
+                    self.op.unsaved = true;
+                }
+                None
+            }
+            OpAction::Pour { index, up } => {
+                let max = self.settings.max_pour;
+                if let Some(p) = self.op.draft.get_mut(index) {
+                    p.pour = if up {
+                        (p.pour + POUR_STEP).min(max)
+                    } else {
+                        p.pour.saturating_sub(POUR_STEP).max(POUR_STEP)
+                    };
+                    self.op.unsaved = true;
+                }
+                None
+            }
+            OpAction::Save => {
+                self.save_products();
+                None
+            }
+            OpAction::TestPour { index } => {
+                if let Some(p) = self.op.draft.get(index).cloned() {
+                    self.op.message =
+                        format!("Test pour: {} for {} ms…", p.name, p.pour.as_millis());
+                    let (pump, settings, tx) =
+                        (self.pump.clone(), self.settings.pour, self.tx.clone());
+                    self.run_op_pump(async move {
+                        let note = match pump::pour(&pump, p.channel, p.pour, settings).await {
+                            Ok(()) => {
+                                format!("Test pour of {} done ({} ms).", p.name, p.pour.as_millis())
+                            }
+                            Err(e) => format!("Test pour failed: {e}"),
+                        };
+                        let _ = tx.send(Input::OperatorNote(note));
+                    });
+                }
+                None
+            }
+            OpAction::Prime { channel, on } => {
+                if on {
+                    let (pump, duty, tx) =
+                        (self.pump.clone(), self.settings.pour.duty, self.tx.clone());
+                    self.op.message = format!("Priming channel {channel}…");
+                    self.run_op_pump(async move {
+                        let note = match pump.start(channel, Direction::Forward, duty) {
+                            Ok(_) => {
+                                // Held longer than this: stop anyway.
+                                tokio::time::sleep(PRIME_MAX).await;
+                                let _ = pump.stop();
+                                format!("Priming stopped after {} s.", PRIME_MAX.as_secs())
+                            }
+                            Err(e) => format!("Prime failed: {e}"),
+                        };
+                        let _ = tx.send(Input::OperatorNote(note));
+                    });
+                } else {
+                    self.stop_op_pump();
+                    self.op.message = format!("Channel {channel} primed.");
+                }
+                None
+            }
+            OpAction::Reverse { channel } => {
+                let (pump, duty, tx) =
+                    (self.pump.clone(), self.settings.pour.duty, self.tx.clone());
+                self.op.message = format!("Reversing channel {channel}…");
+                self.run_op_pump(async move {
+                    let note = match pump.start(channel, Direction::Reverse, duty) {
+                        Ok(_) => {
+                            tokio::time::sleep(REVERSE_RUN).await;
+                            match pump.stop() {
+                                Ok(()) => format!(
+                                    "Reversed channel {channel} for {} s.",
+                                    REVERSE_RUN.as_secs()
+                                ),
+                                Err(e) => format!("Reverse: {e}"),
+                            }
+                        }
+                        Err(e) => format!("Reverse failed: {e}"),
+                    };
+                    let _ = tx.send(Input::OperatorNote(note));
+                });
+                None
+            }
+            OpAction::Settle(id) => {
+                if let Ok(l) = &mut self.ledger {
+                    match l.mark_settled(&SaleId(id.clone())) {
+                        Ok(true) => {
+                            tracing::info!(sale = %id, "operator settled an owed credit by hand");
+                            self.op.message = format!("{id} marked as settled.");
+                        }
+                        Ok(false) => self.op.message = format!("{id} is no longer owed."),
+                        Err(e) => self.op.message = format!("Could not record: {e}"),
+                    }
+                }
+                None
+            }
+            OpAction::Refund(id) => {
+                self.start_refund(id);
+                None
+            }
+            OpAction::CloseRefund => {
+                self.op.refund = None;
+                None
+            }
+        }
+    }
+
+    fn run_op_pump(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.stop_op_pump();
+        self.op_pump = Some(tokio::spawn(task));
+    }
+
+    fn stop_op_pump(&mut self) {
+        if let Some(t) = self.op_pump.take() {
+            t.abort();
+        }
+        if let Err(e) = self.pump.stop() {
+            tracing::error!(error = %e, "could not stop the pump");
+        }
+    }
+
+    fn save_products(&mut self) {
+        let draft = self.op.draft.clone();
+        let overrides = crate::operator::Overrides {
+            products: draft
+                .iter()
+                .map(|p| crate::operator::ProductOverride {
+                    index: p.index,
+                    name: p.name.clone(),
+                    price_sat: p.price.msat().and_then(|m| m.as_whole_sat()),
+                    price_fiat: match &p.price {
+                        Price::Fiat(f) => Some(f.amount_str()),
+                        Price::Sats(_) => None,
+                    },
+                    pour_ms: p.pour.as_millis() as u64,
+                })
+                .collect(),
+        };
+        let saved = match &self.settings.overrides_path {
+            Some(path) => {
+                crate::operator::save_overrides(path, &overrides).map_err(|e| e.to_string())
+            }
+            None => Ok(()),
+        };
+        match saved {
+            Ok(()) => {
+                tracing::info!("operator saved product settings");
+                self.settings.catalog = draft;
+                self.op.unsaved = false;
+                self.op.message = "Saved: new prices and pour times are in use.".into();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not save product settings");
+                self.op.message = format!("NOT saved: {e}");
+            }
+        }
+    }
+
+    fn start_refund(&mut self, id: String) {
+        let sale = SaleId(id.clone());
+        let invoice = match &self.ledger {
+            Ok(l) => l.invoice_of(&sale).ok().flatten(),
+            Err(_) => None,
+        };
+        let Some(invoice) = invoice else {
+            self.op.message = format!("Unknown sale {id}.");
+            return;
+        };
+        self.op.message = format!("Refunding {id}…");
+        let (backend, tx) = (self.backend.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            let result = backend.refund(&invoice).await.map_err(|e| e.to_string());
+            let _ = tx.send(Input::RefundDone {
+                sale_id: id,
+                result,
+            });
+        });
+    }
+
+    fn refund_done(&mut self, sale_id: String, result: Result<Option<String>, String>) {
+        let sale = SaleId(sale_id.clone());
+        match result {
+            Ok(detail) => {
+                let record = detail
+                    .clone()
+                    .unwrap_or_else(|| format!("by hand, receipt {sale_id}"));
+                if let Ok(l) = &mut self.ledger {
+                    match l.record_refunded(&sale, &record) {
+                        Ok(true) => tracing::info!(sale = %sale_id, "owed credit refunded"),
+                        Ok(false) => {
+                            self.op.message = format!("{sale_id} is no longer owed.");
+                            return;
+                        }
+                        Err(e) => {
+                            self.op.message = format!("Refund made but NOT recorded: {e}");
+                            return;
+                        }
+                    }
+                }
+                self.op.refund = Some(match detail {
+                    Some(link) => (Some(link), format!("Scan to claim the refund of {sale_id}")),
+                    None => (
+                        None,
+                        format!("Refund {sale_id} by hand; receipt code {sale_id}"),
+                    ),
+                });
+                self.op.message.clear();
+            }
+            Err(e) => {
+                tracing::error!(sale = %sale_id, error = %e, "refund failed");
+                self.op.message = format!("Refund failed: {e}");
+            }
+        }
+    }
+
+    fn operator_view(&mut self) -> OperatorView {
+        let mut v = OperatorView {
+            tab: self.op.tab,
+            unsaved: self.op.unsaved,
+            message: self.op.message.clone(),
+            ..OperatorView::default()
+        };
+        v.products = self
+            .op
+            .draft
+            .iter()
+            .map(|p| OpProduct {
+                name: p.name.clone(),
+                price: p.price.display(),
+                pour: format!("{:.2} s", p.pour.as_secs_f64()),
+            })
+            .collect();
+        if let Ok(l) = &self.ledger {
+            let now = unix_now_us();
+            let sats = |t: crate::ledger::Totals| {
+                format!(
+                    "{} sales, {}",
+                    t.count,
+                    Msat::from_msat(t.msat).display_sats()
+                )
+            };
+            v.today = l
+                .totals_since(crate::timefmt::today_start_us(now))
+                .map(sats)
+                .unwrap_or_else(|e| e.to_string());
+            v.total = l
+                .totals_since(0)
+                .map(sats)
+                .unwrap_or_else(|e| e.to_string());
+            v.recent = l
+                .sales_since(0, 20)
+                .map(|rows| {
+                    rows.into_iter()
+                        .map(|r| {
+                            format!(
+                                "{}  {}  {}  {}",
+                                crate::timefmt::format_us(r.created_us),
+                                r.product,
+                                Msat::from_msat(r.price_msat).display_sats(),
+                                r.state
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            v.credits = l
+                .owed()
+                .map(|o| {
+                    o.into_iter()
+                        .map(|o| OpCredit {
+                            text: format!(
+                                "{} {} {}: {}",
+                                o.sale_id,
+                                o.product,
+                                Msat::from_msat(o.price_msat).display_sats(),
+                                o.reason
+                            ),
+                            sale_id: o.sale_id.0,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+        v.status = vec![
+            format!("Machine: {}", self.settings.machine_id),
+            format!("Payment backend: {}", self.health),
+            format!("Network: {:?}", self.settings.network),
+            format!(
+                "Ledger: {}",
+                match &self.ledger {
+                    Ok(_) => "writable".to_string(),
+                    Err(e) => e.clone(),
+                }
+            ),
+            format!("lnvend {}", self.settings.version),
+        ];
+        if let Some((link, text)) = &self.op.refund {
+            v.refund_text = text.clone();
+            v.refund_qr = link.as_ref().and_then(|l| match qr::render(l, 300) {
+                Ok(b) => Some(Arc::new(b)),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot draw the refund QR");
+                    None
+                }
+            });
+        }
+        v
+    }
+}
+
+/// One operator step of a price: 100 sats, or 0.10 of a fiat unit; never below one step.
+fn step_price(p: &Price, up: bool) -> Price {
+    match p {
+        Price::Sats(m) => {
+            let sat = m.as_msat() / 1000;
+            let next = if up {
+                sat.saturating_add(PRICE_STEP_SAT)
+                    .min(crate::config::MAX_PRICE_SAT)
+            } else {
+                sat.saturating_sub(PRICE_STEP_SAT)
+                    .max(PRICE_STEP_SAT.min(sat.max(1)))
+            };
+            Price::Sats(Msat::from_sat(next).unwrap_or(*m))
+        }
+        Price::Fiat(f) => {
+            let minor = if up {
+                f.minor().saturating_add(10)
+            } else {
+                f.minor().saturating_sub(10).max(10)
+            };
+            let text = format!("{}.{:02}", minor / 100, minor % 100);
+            Fiat::parse(&text, f.currency())
+                .map(Price::Fiat)
+                .unwrap_or_else(|_| p.clone())
+        }
+    }
+}
+
+fn unix_now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
 fn idle_view(settings: &Settings) -> View {
     View {
         screen: Screen::Idle,
@@ -716,6 +1405,9 @@ fn idle_view(settings: &Settings) -> View {
         message: String::new(),
         code: String::new(),
         detail: String::new(),
+        credits: Vec::new(),
+        pin_message: String::new(),
+        operator: None,
     }
 }
 
@@ -823,5 +1515,8 @@ fn event_name(e: &Event) -> &'static str {
         Event::BackendUp => "BackendUp",
         Event::ServiceRestored => "ServiceRestored",
         Event::LedgerDown { .. } => "LedgerDown",
+        Event::CreditTapped { .. } => "CreditTapped",
+        Event::ServiceEntered => "ServiceEntered",
+        Event::ServiceLeft => "ServiceLeft",
     }
 }

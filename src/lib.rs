@@ -12,6 +12,7 @@ pub mod config;
 pub mod controller;
 pub mod ledger;
 pub mod money;
+pub mod operator;
 pub mod pump;
 pub mod qr;
 pub mod secret;

@@ -34,6 +34,63 @@ pub fn countdown_text(seconds: u64) -> String {
     format!("Expires in {}:{:02}", seconds / 60, seconds % 60)
 }
 
+fn strings(v: &[String]) -> ModelRc<SharedString> {
+    ModelRc::new(VecModel::from(
+        v.iter()
+            .map(|s| SharedString::from(s.as_str()))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+fn render_operator(
+    m: &Machine<'_>,
+    op: Option<&crate::controller::OperatorView>,
+    cache: &mut RenderCache,
+) {
+    use crate::controller::OpTab;
+    let Some(op) = op else {
+        return;
+    };
+    m.set_op_tab(match op.tab {
+        OpTab::Products => 0,
+        OpTab::Pump => 1,
+        OpTab::Sales => 2,
+        OpTab::Credits => 3,
+        OpTab::Status => 4,
+    });
+    let products: Vec<OpProductRow> = op
+        .products
+        .iter()
+        .map(|p| OpProductRow {
+            name: p.name.as_str().into(),
+            price: p.price.as_str().into(),
+            pour: p.pour.as_str().into(),
+        })
+        .collect();
+    m.set_op_products(ModelRc::new(VecModel::from(products)));
+    m.set_op_unsaved(op.unsaved);
+    m.set_op_today(op.today.as_str().into());
+    m.set_op_total(op.total.as_str().into());
+    m.set_op_recent(strings(&op.recent));
+    let credits: Vec<OpCreditRow> = op
+        .credits
+        .iter()
+        .map(|c| OpCreditRow {
+            sale_id: c.sale_id.as_str().into(),
+            text: c.text.as_str().into(),
+        })
+        .collect();
+    m.set_op_credits(ModelRc::new(VecModel::from(credits)));
+    m.set_op_status(strings(&op.status));
+    m.set_op_message(op.message.as_str().into());
+    m.set_op_refund_text(op.refund_text.as_str().into());
+    m.set_op_refund_qr(match &op.refund_qr {
+        Some(bmp) => qr_image(bmp),
+        None => Image::default(),
+    });
+    let _ = cache;
+}
+
 /// A window that shows the machine's screen: the kiosk window or the simulator.
 pub trait MachineUi: ComponentHandle + 'static {
     fn machine(&self) -> Machine<'_>;
@@ -61,7 +118,20 @@ pub fn render(m: &Machine<'_>, view: &View, cache: &mut RenderCache) {
         ViewScreen::ThankYou => Screen::Thanks,
         ViewScreen::OutOfService => Screen::OutOfService,
         ViewScreen::Fault => Screen::Fault,
+        ViewScreen::Pin => Screen::Pin,
+        ViewScreen::Operator => Screen::Operator,
     });
+    let credits: Vec<CreditTile> = view
+        .credits
+        .iter()
+        .map(|c| CreditTile {
+            sale_id: c.sale_id.as_str().into(),
+            product: c.product.as_str().into(),
+        })
+        .collect();
+    m.set_credits(ModelRc::new(VecModel::from(credits)));
+    m.set_pin_message(view.pin_message.as_str().into());
+    render_operator(m, view.operator.as_ref(), cache);
     m.set_machine_id(view.machine_id.as_str().into());
     let tiles: Vec<ProductTile> = view
         .tiles
@@ -126,10 +196,77 @@ pub fn attach<W: MachineUi>(
     m.on_cancel(move || {
         i.send(Input::Cancel);
     });
-    let i = inputs;
+    let i = inputs.clone();
     m.on_dismiss(move || {
         i.send(Input::DismissFault);
     });
+    let i = inputs.clone();
+    m.on_redeem_credit(move |id| {
+        i.send(Input::RedeemCredit(id.to_string()));
+    });
+    let i = inputs.clone();
+    m.on_open_operator(move || {
+        i.send(Input::OpenOperator);
+    });
+    let i = inputs.clone();
+    m.on_submit_pin(move |pin| {
+        i.send(Input::OperatorPin(pin.to_string()));
+    });
+    let i = inputs.clone();
+    m.on_op(move |action, index, on| {
+        use crate::controller::{OpAction as A, OpTab};
+        use crate::pump::Channel;
+        let idx = usize::try_from(index).unwrap_or(usize::MAX);
+        let channel = if index == 1 { Channel::B } else { Channel::A };
+        let a = match action.as_str() {
+            "exit" => A::Exit,
+            "cancel-pin" => A::CancelPin,
+            "tab" => A::Tab(match index {
+                1 => OpTab::Pump,
+                2 => OpTab::Sales,
+                3 => OpTab::Credits,
+                4 => OpTab::Status,
+                _ => OpTab::Products,
+            }),
+            "price-up" => A::Price {
+                index: idx,
+                up: true,
+            },
+            "price-down" => A::Price {
+                index: idx,
+                up: false,
+            },
+            "pour-up" => A::Pour {
+                index: idx,
+                up: true,
+            },
+            "pour-down" => A::Pour {
+                index: idx,
+                up: false,
+            },
+            "save" => A::Save,
+            "test" => A::TestPour { index: idx },
+            "prime" => A::Prime { channel, on },
+            "reverse" => A::Reverse { channel },
+            "close-refund" => A::CloseRefund,
+            other => {
+                tracing::error!(action = other, "unknown operator action from the UI");
+                return;
+            }
+        };
+        i.send(Input::Operator(a));
+    });
+    let i = inputs.clone();
+    m.on_op_credit(move |action, id| {
+        use crate::controller::OpAction as A;
+        let a = if action == "refund" {
+            A::Refund(id.to_string())
+        } else {
+            A::Settle(id.to_string())
+        };
+        i.send(Input::Operator(a));
+    });
+    drop(inputs);
 
     render_cached(window, &views.borrow_and_update());
 

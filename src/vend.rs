@@ -117,6 +117,8 @@ pub enum State {
     OutOfService {
         reason: OutOfService,
     },
+    /// The operator menu is open: no sales.
+    Service,
     /// Paid but not poured: the sale is an owed credit and the customer gets a code.
     Fault {
         sale: Sale,
@@ -135,13 +137,14 @@ impl State {
             State::Pouring { .. } => "Pouring",
             State::ThankYou { .. } => "ThankYou",
             State::OutOfService { .. } => "OutOfService",
+            State::Service => "Service",
             State::Fault { .. } => "Fault",
         }
     }
 
     pub fn sale_id(&self) -> Option<&SaleId> {
         match self {
-            State::Idle | State::OutOfService { .. } => None,
+            State::Idle | State::OutOfService { .. } | State::Service => None,
             State::CreatingInvoice { sale }
             | State::AwaitingPayment { sale, .. }
             | State::Pouring { sale, .. }
@@ -153,7 +156,10 @@ impl State {
     /// When the state machine next wants a `Tick` without any other input.
     pub fn deadline(&self) -> Option<Instant> {
         match self {
-            State::Idle | State::CreatingInvoice { .. } | State::OutOfService { .. } => None,
+            State::Idle
+            | State::CreatingInvoice { .. }
+            | State::OutOfService { .. }
+            | State::Service => None,
             State::AwaitingPayment { expires_at, .. } => Some(*expires_at),
             State::Pouring { ends, .. } => Some(*ends + POUR_GRACE),
             State::ThankYou { until, .. } | State::Fault { until, .. } => Some(*until),
@@ -211,6 +217,15 @@ pub enum Event {
     BackendUp,
     /// The operator cleared a fault that keeps the machine out of service.
     ServiceRestored,
+    /// A customer tapped an owed credit to have it poured now.
+    CreditTapped {
+        sale: Sale,
+        invoice_id: InvoiceId,
+    },
+    /// The operator menu opened (PIN accepted).
+    ServiceEntered,
+    /// The operator menu closed.
+    ServiceLeft,
     /// The ledger cannot be written.
     LedgerDown {
         reason: String,
@@ -241,6 +256,8 @@ pub enum Effect {
     BeginPour {
         sale: Sale,
         invoice_id: InvoiceId,
+        /// Pouring an owed credit rather than a fresh payment.
+        credit: bool,
     },
     /// Stop the pump now.
     StopPump,
@@ -286,6 +303,7 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
             | S::AwaitingPayment { .. }
             | S::Pouring { .. }
             | S::OutOfService { .. }
+            | S::Service
             | S::Fault { .. }),
             Ev::ProductTapped { .. },
         ) => (s, vec![]),
@@ -305,6 +323,7 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
             | S::Pouring { .. }
             | S::ThankYou { .. }
             | S::OutOfService { .. }
+            | S::Service
             | S::Fault { .. }),
             Ev::CancelTapped,
         ) => (s, vec![]),
@@ -317,7 +336,8 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
             | S::AwaitingPayment { .. }
             | S::Pouring { .. }
             | S::ThankYou { .. }
-            | S::OutOfService { .. }),
+            | S::OutOfService { .. }
+            | S::Service),
             Ev::FaultDismissed,
         ) => (s, vec![]),
 
@@ -349,6 +369,7 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
             | S::Pouring { .. }
             | S::ThankYou { .. }
             | S::OutOfService { .. }
+            | S::Service
             | S::Fault { .. }),
             Ev::InvoiceCreated {
                 sale_id, invoice, ..
@@ -384,6 +405,7 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
             | S::Pouring { .. }
             | S::ThankYou { .. }
             | S::OutOfService { .. }
+            | S::Service
             | S::Fault { .. }),
             Ev::InvoiceFailed { .. },
         ) => (s, vec![]),
@@ -406,7 +428,11 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
                         started: now,
                         ends,
                     },
-                    vec![E::BeginPour { sale, invoice_id }],
+                    vec![E::BeginPour {
+                        sale,
+                        invoice_id,
+                        credit: false,
+                    }],
                 )
             } else {
                 (
@@ -431,7 +457,8 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
                 S::Idle
                 | S::CreatingInvoice { .. }
                 | S::AwaitingPayment { .. }
-                | S::OutOfService { .. } => false,
+                | S::OutOfService { .. }
+                | S::Service => false,
             };
             if same {
                 (s, vec![])
@@ -440,7 +467,7 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
             }
         }
         (
-            s @ (S::Idle | S::CreatingInvoice { .. } | S::OutOfService { .. }),
+            s @ (S::Idle | S::CreatingInvoice { .. } | S::OutOfService { .. } | S::Service),
             Ev::PaymentConfirmed { invoice_id },
         ) => (s, vec![E::RecordLatePayment { invoice_id }]),
 
@@ -479,6 +506,7 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
             | S::Pouring { .. }
             | S::ThankYou { .. }
             | S::OutOfService { .. }
+            | S::Service
             | S::Fault { .. }),
             Ev::InvoiceExpired { .. },
         ) => (s, vec![]),
@@ -595,9 +623,10 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
                 )
             }
         }
-        (s @ (S::Idle | S::CreatingInvoice { .. } | S::OutOfService { .. }), Ev::Tick) => {
-            (s, vec![])
-        }
+        (
+            s @ (S::Idle | S::CreatingInvoice { .. } | S::OutOfService { .. } | S::Service),
+            Ev::Tick,
+        ) => (s, vec![]),
 
         // --- the pump reports
         (
@@ -648,6 +677,7 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
             | S::Pouring { .. }
             | S::ThankYou { .. }
             | S::OutOfService { .. }
+            | S::Service
             | S::Fault { .. }),
             Ev::PourFinished { .. } | Ev::PourFailed { .. },
         ) => (s, vec![]),
@@ -664,7 +694,8 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
             s @ (S::AwaitingPayment { .. }
             | S::Pouring { .. }
             | S::ThankYou { .. }
-            | S::Fault { .. }),
+            | S::Fault { .. }
+            | S::Service),
             Ev::BackendDown { .. },
         ) => (s, vec![]),
         (S::OutOfService { reason }, Ev::BackendDown { reason: new }) => match reason {
@@ -681,7 +712,8 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
             OutOfService::Pump(_) | OutOfService::Ledger(_) => (S::OutOfService { reason }, vec![]),
         },
         (
-            s @ (S::Idle
+            s @ (S::Service
+            | S::Idle
             | S::CreatingInvoice { .. }
             | S::AwaitingPayment { .. }
             | S::Pouring { .. }
@@ -693,7 +725,8 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
         // --- operator
         (S::OutOfService { .. }, Ev::ServiceRestored) => (S::Idle, vec![]),
         (
-            s @ (S::Idle
+            s @ (S::Service
+            | S::Idle
             | S::CreatingInvoice { .. }
             | S::AwaitingPayment { .. }
             | S::Pouring { .. }
@@ -716,8 +749,59 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
             s @ (S::AwaitingPayment { .. }
             | S::Pouring { .. }
             | S::ThankYou { .. }
-            | S::Fault { .. }),
+            | S::Fault { .. }
+            | S::Service),
             Ev::LedgerDown { .. },
+        ) => (s, vec![]),
+
+        // --- an owed credit is poured when its customer taps it
+        (S::Idle | S::ThankYou { .. }, Ev::CreditTapped { sale, invoice_id }) => {
+            let ends = now + sale.product.pour;
+            (
+                S::Pouring {
+                    sale: sale.clone(),
+                    invoice_id: invoice_id.clone(),
+                    started: now,
+                    ends,
+                },
+                vec![E::BeginPour {
+                    sale,
+                    invoice_id,
+                    credit: true,
+                }],
+            )
+        }
+        (
+            s @ (S::CreatingInvoice { .. }
+            | S::AwaitingPayment { .. }
+            | S::Pouring { .. }
+            | S::OutOfService { .. }
+            | S::Service
+            | S::Fault { .. }),
+            Ev::CreditTapped { .. },
+        ) => (s, vec![]),
+
+        // --- the operator menu: only from a machine that is not serving a customer
+        (S::Idle | S::OutOfService { .. }, Ev::ServiceEntered) => (S::Service, vec![]),
+        (
+            s @ (S::CreatingInvoice { .. }
+            | S::AwaitingPayment { .. }
+            | S::Pouring { .. }
+            | S::ThankYou { .. }
+            | S::Service
+            | S::Fault { .. }),
+            Ev::ServiceEntered,
+        ) => (s, vec![]),
+        (S::Service, Ev::ServiceLeft) => (S::Idle, vec![]),
+        (
+            s @ (S::Idle
+            | S::CreatingInvoice { .. }
+            | S::AwaitingPayment { .. }
+            | S::Pouring { .. }
+            | S::ThankYou { .. }
+            | S::OutOfService { .. }
+            | S::Fault { .. }),
+            Ev::ServiceLeft,
         ) => (s, vec![]),
     }
 }
@@ -821,6 +905,7 @@ mod tests {
             thank_you(now),
             oos_backend(),
             fault(now, PourFailure::Pump("jam".into())),
+            State::Service,
         ]
     }
 
@@ -865,6 +950,12 @@ mod tests {
             Event::LedgerDown {
                 reason: "disk".into(),
             },
+            Event::CreditTapped {
+                sale: sale("s1"),
+                invoice_id: InvoiceId("i1".into()),
+            },
+            Event::ServiceEntered,
+            Event::ServiceLeft,
         ]
     }
 
@@ -876,7 +967,7 @@ mod tests {
     }
 
     #[test]
-    fn the_only_pour_in_the_whole_table_is_a_confirmed_payment_of_the_invoice_on_screen() {
+    fn the_only_pours_in_the_whole_table_are_a_confirmed_payment_on_screen_or_a_tapped_credit() {
         let now = t0();
         for s in all_states(now) {
             for e in all_events(now) {
@@ -885,6 +976,12 @@ mod tests {
                     (&s, &e),
                     (State::AwaitingPayment { .. }, Event::PaymentConfirmed { invoice_id })
                         if invoice_id.0 == "i1"
+                ) || matches!(
+                    (&s, &e),
+                    (
+                        State::Idle | State::ThankYou { .. },
+                        Event::CreditTapped { .. }
+                    )
                 );
                 assert_eq!(pours(&effects), usize::from(expect), "{} + {e:?}", s.name());
                 if expect {
@@ -974,7 +1071,8 @@ mod tests {
             e,
             vec![Effect::BeginPour {
                 sale: sale("s1"),
-                invoice_id: InvoiceId("i1".into())
+                invoice_id: InvoiceId("i1".into()),
+                credit: false,
             }]
         );
         let later = now + Duration::from_millis(4000);
@@ -1330,6 +1428,7 @@ mod tests {
                 | State::Pouring { .. }
                 | State::ThankYou { .. }
                 | State::OutOfService { .. }
+                | State::Service
                 | State::Fault { .. } => assert_eq!(next, s),
             }
         }
@@ -1348,5 +1447,69 @@ mod tests {
             Some(now + Duration::from_millis(4000) + POUR_GRACE)
         );
         assert_eq!(thank_you(now).deadline(), Some(now + THANK_YOU));
+    }
+
+    #[test]
+    fn a_tapped_credit_pours_as_a_credit_and_only_when_nobody_else_is_served() {
+        let now = t0();
+        let tap = Event::CreditTapped {
+            sale: sale("s9"),
+            invoice_id: InvoiceId("i9".into()),
+        };
+        let (s, e) = step(State::Idle, tap.clone(), now);
+        assert_eq!(s.name(), "Pouring");
+        assert_eq!(
+            e,
+            vec![Effect::BeginPour {
+                sale: sale("s9"),
+                invoice_id: InvoiceId("i9".into()),
+                credit: true
+            }]
+        );
+        for busy in [awaiting(now), pouring(now), State::Service, oos_backend()] {
+            let (s, e) = step(busy.clone(), tap.clone(), now);
+            assert_eq!(s, busy);
+            assert!(e.is_empty());
+        }
+    }
+
+    #[test]
+    fn the_operator_menu_opens_only_on_an_idle_or_stopped_machine_and_blocks_sales() {
+        let now = t0();
+        let (s, _) = step(State::Idle, Event::ServiceEntered, now);
+        assert_eq!(s, State::Service);
+        let (s2, e) = step(
+            s.clone(),
+            Event::ProductTapped {
+                product: product(),
+                sale_id: SaleId("s2".into()),
+            },
+            now,
+        );
+        assert_eq!(s2, State::Service, "no sale while the operator works");
+        assert!(e.is_empty());
+        let (s3, e) = step(
+            s.clone(),
+            Event::PaymentConfirmed {
+                invoice_id: InvoiceId("late".into()),
+            },
+            now,
+        );
+        assert_eq!(s3, State::Service);
+        assert_eq!(e.len(), 1, "a late payment is still recorded");
+        let (s4, _) = step(s, Event::ServiceLeft, now);
+        assert_eq!(s4, State::Idle);
+        let (s5, _) = step(awaiting(now), Event::ServiceEntered, now);
+        assert_eq!(s5, awaiting(now), "never in front of a paying customer");
+        let stopped = State::OutOfService {
+            reason: OutOfService::Pump("jam".into()),
+        };
+        let (s6, _) = step(stopped, Event::ServiceEntered, now);
+        let (s7, _) = step(s6, Event::ServiceLeft, now);
+        assert_eq!(
+            s7,
+            State::Idle,
+            "the operator clears a pump fault by visiting the menu"
+        );
     }
 }

@@ -424,6 +424,38 @@ impl PaymentBackend for BtcpayBackend {
         }
     }
 
+    async fn refund(&self, id: &InvoiceId) -> Result<Option<String>, BackendError> {
+        // At the rate the invoice was paid, claimable over Lightning.
+        let body = json!({
+            "name": format!("Refund {}", id.0),
+            "description": format!("Refund from vending machine {}", self.machine_id),
+            "refundVariant": "RateThen",
+            "payoutMethods": ["BTC-LN"],
+        });
+        let reply = self
+            .call(
+                Method::POST,
+                &self.store_path(&format!("invoices/{}/refund", urlencode(&id.0))),
+                Some(body),
+                "btcpay.store.cancreatepullpayments",
+            )
+            .await?;
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct PullPayment {
+            view_link: String,
+        }
+        let pp: PullPayment = http::parse_json(&reply)?;
+        let link = Url::parse(&pp.view_link)
+            .map_err(|e| BackendError::BadReply(format!("refund link is not a URL: {e}")))?;
+        if link.scheme() != "https" && link.scheme() != "http" {
+            return Err(BackendError::BadReply(
+                "refund link is not a web link".into(),
+            ));
+        }
+        Ok(Some(link.to_string()))
+    }
+
     async fn wake_ups(&self, id: &InvoiceId) -> Result<WakeUps, BackendError> {
         let url = self.ws_url(&id.0)?;
         let connector = http::ws_connector(&self.tls)?;

@@ -97,4 +97,12 @@ pub trait PaymentBackend: Send + Sync + 'static {
     async fn paid_while_away(&self) -> Result<Vec<InvoiceId>, BackendError> {
         Ok(Vec::new())
     }
+
+    /// Refunds a paid invoice that was not poured. `Some(link)`: the customer claims the
+    /// refund with their wallet from this link (BTCPay pull payment). `None`: this backend
+    /// cannot refund by itself; the operator refunds by hand against the receipt code.
+    async fn refund(&self, id: &InvoiceId) -> Result<Option<String>, BackendError> {
+        let _ = id;
+        Ok(None)
+    }
 }
