@@ -1,0 +1,310 @@
+//! Owed credits and the operator menu, whole machine under paused time: what the customer
+//! and the operator see, what the pump did, and what the ledger holds.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use lnvend::controller::{Input, OpAction, OpTab, Screen, View};
+use lnvend::ledger::Ledger;
+use lnvend::pump::Channel;
+
+/// The simulator's PIN (examples/sim.toml holds its hash).
+const PIN: &str = "1234";
+
+fn pin_line() -> String {
+    let sim = include_str!("../examples/sim.toml");
+    let line = sim
+        .lines()
+        .find(|l| l.starts_with("operator_pin_hash"))
+        .expect("the sim config has a PIN");
+    format!("{line}\n")
+}
+
+fn cfg(dir: &std::path::Path, top: &str) -> lnvend::config::Config {
+    let text = format!("{}{}", pin_line(), top) + &config_text(dir, "");
+    lnvend::config::Config::parse(&text, "operator-test.toml", lnvend::config::Mode::Sim).unwrap()
+}
+
+async fn login(m: &mut TestMachine) -> View {
+    m.send(Input::OpenOperator);
+    let v = m.wait_screen(Screen::Pin).await;
+    assert!(v.pin_message.contains("PIN"), "{}", v.pin_message);
+    m.send(Input::OperatorPin(PIN.into()));
+    m.wait_screen(Screen::Operator).await
+}
+
+/// Pays for Cola and makes the pump fail half-way: an owed credit.
+async fn owed_cola(m: &mut TestMachine) -> String {
+    m.tap(0);
+    m.wait_screen(Screen::Payment).await;
+    m.sim().pay_latest().unwrap();
+    m.wait_screen(Screen::Pouring).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    m.gpio.inject_fault(true);
+    let fault = m.wait_screen(Screen::Fault).await;
+    m.gpio.inject_fault(false);
+    m.send(Input::DismissFault);
+    m.wait_screen(Screen::OutOfService).await;
+    fault.code
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_customer_whose_pour_failed_taps_their_credit_and_gets_one_full_drink() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&cfg(dir.path(), ""));
+    let code = owed_cola(&mut m).await;
+    // The operator fixes the pump and puts the machine back in service.
+    login(&mut m).await;
+    m.send(Input::Operator(OpAction::Exit));
+    let idle = m.wait_screen(Screen::Idle).await;
+    assert_eq!(
+        idle.credits.len(),
+        1,
+        "the paid Cola is offered on the idle screen"
+    );
+    assert_eq!(idle.credits[0].sale_id, code);
+    assert_eq!(idle.credits[0].product, "Cola");
+    let before = on_time(&m.gpio, ENA);
+    m.send(Input::RedeemCredit(code.clone()));
+    m.wait_screen(Screen::Pouring).await;
+    let v = m.wait_screen(Screen::ThankYou).await;
+    assert_eq!(v.product, "Cola");
+    let after = on_time(&m.gpio, ENA);
+    assert_eq!(after.1, before.1 + 1);
+    assert_eq!(
+        after.0 - before.0,
+        Duration::from_millis(4000),
+        "a full pour"
+    );
+    m.wait_screen(Screen::Idle).await;
+    assert!(m.views.borrow().credits.is_empty(), "the credit is used up");
+    // A second tap on the same code does nothing.
+    m.send(Input::RedeemCredit(code.clone()));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(on_time(&m.gpio, ENA).1, after.1);
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(
+        l.sale_state(&lnvend::vend::SaleId(code))
+            .unwrap()
+            .as_deref(),
+        Some("poured")
+    );
+    assert!(l.owed().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn outside_its_window_a_credit_waits_for_the_operator_who_can_settle_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&cfg(dir.path(), "credit_window_s = 0\n"));
+    let code = owed_cola(&mut m).await;
+    let op = login(&mut m).await;
+    assert_eq!(op.operator.as_ref().unwrap().tab, OpTab::Products);
+    m.send(Input::Operator(OpAction::Tab(OpTab::Credits)));
+    let v = m
+        .wait_for(Duration::from_secs(5), "credits tab", |v| {
+            v.operator.as_ref().is_some_and(|o| o.tab == OpTab::Credits)
+        })
+        .await;
+    let credits = &v.operator.as_ref().unwrap().credits;
+    assert_eq!(credits.len(), 1);
+    assert!(
+        credits[0].text.contains("2,100 sats"),
+        "{}",
+        credits[0].text
+    );
+    m.send(Input::Operator(OpAction::Exit));
+    let idle = m.wait_screen(Screen::Idle).await;
+    assert!(idle.credits.is_empty(), "not offered to the next customer");
+    login(&mut m).await;
+    m.send(Input::Operator(OpAction::Settle(code.clone())));
+    let v = m
+        .wait_for(Duration::from_secs(5), "settled", |v| {
+            v.operator.as_ref().is_some_and(|o| o.credits.is_empty())
+        })
+        .await;
+    assert!(v.operator.unwrap().message.contains("settled"));
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(
+        l.sale_state(&lnvend::vend::SaleId(code))
+            .unwrap()
+            .as_deref(),
+        Some("settled")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refund_on_a_backend_without_refunds_gives_a_receipt_to_refund_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&cfg(dir.path(), ""));
+    let code = owed_cola(&mut m).await;
+    login(&mut m).await;
+    m.send(Input::Operator(OpAction::Refund(code.clone())));
+    let v = m
+        .wait_for(Duration::from_secs(5), "refund", |v| {
+            v.operator
+                .as_ref()
+                .is_some_and(|o| !o.refund_text.is_empty())
+        })
+        .await;
+    let op = v.operator.unwrap();
+    assert!(op.refund_text.contains(&code), "{}", op.refund_text);
+    assert!(op.refund_qr.is_none(), "nothing to scan: refunded by hand");
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(
+        l.sale_state(&lnvend::vend::SaleId(code))
+            .unwrap()
+            .as_deref(),
+        Some("refunded")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn wrong_pins_lock_the_pad_and_a_paying_customer_is_never_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&cfg(dir.path(), ""));
+    m.wait_screen(Screen::Idle).await;
+    m.send(Input::OpenOperator);
+    m.wait_screen(Screen::Pin).await;
+    for _ in 0..4 {
+        m.send(Input::OperatorPin("9999".into()));
+    }
+    let v = m
+        .wait_for(Duration::from_secs(5), "1 try left", |v| {
+            v.pin_message.contains("1 tries left")
+        })
+        .await;
+    assert_eq!(v.screen, Screen::Pin);
+    m.send(Input::OperatorPin("9999".into()));
+    m.wait_for(Duration::from_secs(5), "locked", |v| {
+        v.pin_message.contains("locked for 30 s")
+    })
+    .await;
+    m.send(Input::OperatorPin(PIN.into()));
+    let v = m
+        .wait_for(Duration::from_secs(5), "still locked", |v| {
+            v.pin_message.contains("locked")
+        })
+        .await;
+    assert_eq!(
+        v.screen,
+        Screen::Pin,
+        "the right PIN is refused while locked"
+    );
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    m.send(Input::OperatorPin(PIN.into()));
+    m.wait_screen(Screen::Operator).await;
+    m.send(Input::Operator(OpAction::Exit));
+    m.wait_screen(Screen::Idle).await;
+    // While a customer pays, the corner does nothing.
+    m.tap(0);
+    m.wait_screen(Screen::Payment).await;
+    m.send(Input::OpenOperator);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(m.views.borrow().screen, Screen::Payment);
+    m.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn new_prices_and_pour_times_apply_at_once_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = cfg(dir.path(), "");
+    let mut m = TestMachine::start(&config);
+    login(&mut m).await;
+    for _ in 0..4 {
+        m.send(Input::Operator(OpAction::Price { index: 0, up: true }));
+    }
+    for _ in 0..2 {
+        m.send(Input::Operator(OpAction::Pour {
+            index: 0,
+            up: false,
+        }));
+    }
+    let v = m
+        .wait_for(Duration::from_secs(5), "edited", |v| {
+            v.operator
+                .as_ref()
+                .is_some_and(|o| o.unsaved && o.products[0].pour == "3.50 s")
+        })
+        .await;
+    assert_eq!(v.operator.unwrap().products[0].price, "2,500 sats");
+    m.send(Input::Operator(OpAction::Save));
+    m.send(Input::Operator(OpAction::Exit));
+    let idle = m.wait_screen(Screen::Idle).await;
+    assert_eq!(idle.tiles[0].price, "2,500 sats");
+    m.tap(0);
+    let pay = m.wait_screen(Screen::Payment).await;
+    assert_eq!(pay.amount, "2,500 sats", "the new price is charged");
+    m.sim().pay_latest().unwrap();
+    m.wait_screen(Screen::ThankYou).await;
+    assert_eq!(
+        on_time(&m.gpio, ENA),
+        (Duration::from_millis(3500), 1),
+        "the new pour time"
+    );
+    m.shutdown().await;
+    assert!(dir.path().join("overrides.toml").exists());
+    // A restart keeps them.
+    let mut m = TestMachine::start(&config);
+    let idle = m.wait_screen(Screen::Idle).await;
+    assert_eq!(idle.tiles[0].price, "2,500 sats");
+    m.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn test_pour_prime_and_reverse_drive_the_pump_as_labelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&cfg(dir.path(), ""));
+    login(&mut m).await;
+    m.send(Input::Operator(OpAction::TestPour { index: 1 }));
+    m.wait_for(Duration::from_secs(10), "test done", |v| {
+        v.operator
+            .as_ref()
+            .is_some_and(|o| o.message.contains("done"))
+    })
+    .await;
+    assert_eq!(on_time(&m.gpio, ENB), (Duration::from_millis(2500), 1));
+    // Prime while held...
+    m.send(Input::Operator(OpAction::Prime {
+        channel: Channel::A,
+        on: true,
+    }));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    m.send(Input::Operator(OpAction::Prime {
+        channel: Channel::A,
+        on: false,
+    }));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (t, n) = on_time(&m.gpio, ENA);
+    assert_eq!(n, 1);
+    assert!(
+        t >= Duration::from_millis(1500) && t <= Duration::from_millis(1600),
+        "{t:?}"
+    );
+    // ...and never longer than 10 s even if the release is lost.
+    m.send(Input::Operator(OpAction::Prime {
+        channel: Channel::A,
+        on: true,
+    }));
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let (t2, n2) = on_time(&m.gpio, ENA);
+    assert_eq!(n2, 2);
+    assert_eq!(t2 - t, Duration::from_secs(10));
+    // Reverse runs the reverse input, briefly.
+    m.send(Input::Operator(OpAction::Reverse {
+        channel: Channel::A,
+    }));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let rev = m.gpio.high_intervals(24);
+    assert_eq!(rev.len(), 1);
+    assert_eq!(rev[0].1 - rev[0].0, Duration::from_secs(2));
+    assert!(
+        !m.pump.is_running(),
+        "everything the operator started has stopped"
+    );
+    m.shutdown().await;
+}
