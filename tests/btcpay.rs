@@ -426,3 +426,56 @@ async fn hostile_or_malformed_replies_mean_out_of_service_never_a_crash_or_a_qr(
     m.shutdown().await;
     assert_clean(&fake);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owed_sale_is_refunded_as_a_pull_payment_the_customer_scans() {
+    use lnvend::controller::OpAction;
+    let fake = FakeBtcpay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pin = include_str!("../examples/sim.toml")
+        .lines()
+        .find(|l| l.starts_with("operator_pin_hash"))
+        .unwrap()
+        .to_string();
+    let mut cfg = sats_config(dir.path(), &fake);
+    cfg.operator_pin_hash = Some(pin.split('"').nth(1).unwrap().to_string());
+    let mut m = TestMachine::start(&cfg);
+    m.tap(0);
+    wait(&mut m, Screen::Payment, Duration::from_secs(5)).await;
+    let inv = fake.latest();
+    m.gpio.inject_fault(true);
+    fake.settle(&inv.id);
+    let fault = wait(&mut m, Screen::Fault, Duration::from_secs(5)).await;
+    m.gpio.inject_fault(false);
+    m.send(Input::DismissFault);
+    wait(&mut m, Screen::OutOfService, Duration::from_secs(3)).await;
+    m.send(Input::OpenOperator);
+    wait(&mut m, Screen::Pin, Duration::from_secs(3)).await;
+    m.send(Input::OperatorPin("1234".into()));
+    wait(&mut m, Screen::Operator, Duration::from_secs(3)).await;
+    m.send(Input::Operator(OpAction::Refund(fault.code.clone())));
+    let v = m
+        .wait_for(Duration::from_secs(5), "refund QR", |v| {
+            v.operator.as_ref().is_some_and(|o| o.refund_qr.is_some())
+        })
+        .await;
+    let op = v.operator.unwrap();
+    let bmp = op.refund_qr.unwrap();
+    let s = bmp.size as usize;
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(s, s, |x, y| bmp.pixels[y * s + x]);
+    let link = img.detect_grids()[0].decode().unwrap().1;
+    assert!(
+        link.starts_with(&format!("{}/pull-payments/PP", fake.url())),
+        "{link}"
+    );
+    assert_eq!(fake.refunds(), vec![inv.id.clone()]);
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(
+        l.sale_state(&lnvend::vend::SaleId(fault.code))
+            .unwrap()
+            .as_deref(),
+        Some("refunded")
+    );
+    assert_clean(&fake);
+}

@@ -78,6 +78,7 @@ struct Inner {
     api_calls: u64,
     ws_connects: u64,
     ping_every: Duration,
+    refunds: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -117,6 +118,10 @@ impl FakeBtcpay {
             .route(
                 "/api/v1/stores/{store}/invoices/{id}/payment-methods",
                 get(methods),
+            )
+            .route(
+                "/api/v1/stores/{store}/invoices/{id}/refund",
+                axum::routing::post(refund),
             )
             .route("/i/{id}/status/ws", get(status_ws))
             .with_state(fake.clone());
@@ -210,6 +215,11 @@ impl FakeBtcpay {
                 let _ = s.send(WsCmd::Drop);
             }
         }
+    }
+
+    /// Invoices refunded so far.
+    pub fn refunds(&self) -> Vec<String> {
+        self.lock().refunds.clone()
     }
 
     pub fn create_requests(&self) -> Vec<Value> {
@@ -458,6 +468,41 @@ async fn methods(
         "additionalData": {},
     }]);
     fake.check("InvoicePaymentMethodDataModel", true, &body);
+    Json(body).into_response()
+}
+
+async fn refund(
+    State(fake): State<FakeBtcpay>,
+    Path((store, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(req): Json<Value>,
+) -> Response {
+    if let Some(r) = fake.gate(&headers, &store, "btcpay.store.cancreatepullpayments") {
+        return r;
+    }
+    fake.check("RefundInvoiceRequest", false, &req);
+    let Some(inv) = fake.lock().invoices.get(&id).cloned() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if inv.status != "Settled" {
+        let body = json!([{"path": "invoiceId", "message": "Cannot refund an invoice that is not settled"}]);
+        fake.check("ValidationProblemDetails", false, &body);
+        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+    }
+    let pp = format!("PP{:08X}", rand::random::<u32>());
+    let body = json!({
+        "id": pp,
+        "name": req["name"],
+        "description": req["description"],
+        "currency": "BTC",
+        "amount": format!("{:.8}", inv.msat as f64 / 1e11),
+        "BOLT11Expiration": "30",
+        "autoApproveClaims": false,
+        "archived": false,
+        "viewLink": format!("{}/pull-payments/{pp}", fake.url()),
+    });
+    fake.check("PullPaymentData", false, &body);
+    fake.lock().refunds.push(id);
     Json(body).into_response()
 }
 
