@@ -110,7 +110,11 @@ pub fn assemble(config: &Config) -> anyhow::Result<Machine> {
     let (backend, sim): (Arc<dyn PaymentBackend>, Option<Arc<SimBackend>>) = match config.backend()
     {
         BackendConfig::Sim(c) => {
-            let sim = Arc::new(SimBackend::new().with_fiat_rate(c.fiat_rate_sat));
+            let sim = Arc::new(
+                SimBackend::new()
+                    .with_fiat_rate(c.fiat_rate_sat)
+                    .with_store(config.data_dir().join("sim-backend.json")),
+            );
             (sim.clone(), Some(sim))
         }
         BackendConfig::Btcpay(c) => (
@@ -431,4 +435,152 @@ fn attach_sim_panel(
             }
         }
     });
+}
+
+/// The simulator without a window, driven by lines on standard input and reporting each
+/// screen on standard output: for scripts, CI and crash tests.
+///
+/// Commands: `tap N`, `cancel`, `dismiss`, `redeem SALE`, `pay`, `expire`, `drop`,
+/// `down on|off`, `fault on|off`, `quit`. Output: `screen NAME [detail]` at every change of
+/// screen, and `ok`/`error …` after each command.
+pub fn run_headless(config: Config) -> anyhow::Result<()> {
+    use std::io::Write;
+    use tokio::io::AsyncBufReadExt;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let machine = {
+        let _in_runtime = rt.enter();
+        assemble(&config)?
+    };
+    install_panic_hook(machine.pump.clone());
+    let pump = machine.pump.clone();
+    let inputs = machine.controller.inputs();
+    let mut views = machine.controller.views();
+    let sim = machine.sim.clone();
+    let gpio = machine.gpio.clone();
+    let pump_at_exit = pump.clone();
+    rt.block_on(async move {
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let controller = tokio::spawn(machine.controller.run(async {
+            let _ = stop_rx.await;
+        }));
+        let mut signals = Box::pin(wait_for_signal());
+        tokio::spawn(async move {
+            let mut last = None;
+            loop {
+                let (screen, detail) = {
+                    let v = views.borrow_and_update();
+                    (v.screen, v.detail.clone())
+                };
+                if last != Some(screen) {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "screen {screen:?} {detail}");
+                    let _ = out.flush();
+                    last = Some(screen);
+                }
+                if views.changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        loop {
+            let line = tokio::select! {
+                line = lines.next_line() => line,
+                name = &mut signals => {
+                    tracing::warn!(signal = name, pump_stopped = pump.emergency_stop(), "signal received; shutting down");
+                    break;
+                }
+            };
+            let Ok(Some(line)) = line else { break };
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let reply = match words.as_slice() {
+                ["quit"] => break,
+                ["tap", n] => match n.parse() {
+                    Ok(n) => send(&inputs, Input::Tap(n)),
+                    Err(_) => Err("tap needs a product number".to_string()),
+                },
+                ["cancel"] => send(&inputs, Input::Cancel),
+                ["dismiss"] => send(&inputs, Input::DismissFault),
+                ["redeem", id] => send(&inputs, Input::RedeemCredit((*id).to_string())),
+                ["pay"] => sim_do(&sim, |s| s.pay_latest().map(|_| ()).map_err(|e| e.to_string())),
+                ["expire"] => sim_do(&sim, |s| s.expire_latest().map(|_| ()).map_err(|e| e.to_string())),
+                ["drop"] => sim_do(&sim, |s| {
+                    s.drop_connections();
+                    Ok(())
+                }),
+                ["down", on] => sim_do(&sim, |s| {
+                    s.set_down(*on == "on");
+                    Ok(())
+                }),
+                ["fault", on] => match &gpio {
+                    Some(g) => {
+                        g.inject_fault(*on == "on");
+                        Ok(())
+                    }
+                    None => Err("GPIO is not mocked".into()),
+                },
+                _ => Err(format!("unknown command: {line}")),
+            };
+            let mut out = std::io::stdout().lock();
+            let _ = match reply {
+                Ok(()) => writeln!(out, "ok"),
+                Err(e) => writeln!(out, "error {e}"),
+            };
+            let _ = out.flush();
+        }
+        let _ = stop_tx.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), controller).await;
+    });
+    pump_off(&pump_at_exit)
+}
+
+fn pump_off(pump: &Pump) -> anyhow::Result<()> {
+    pump.stop().context("cannot stop the pump")
+}
+
+fn send(inputs: &Inputs, input: Input) -> Result<(), String> {
+    if inputs.send(input) {
+        Ok(())
+    } else {
+        Err("the controller has stopped".into())
+    }
+}
+
+fn sim_do(
+    sim: &Option<Arc<SimBackend>>,
+    f: impl FnOnce(&SimBackend) -> Result<(), String>,
+) -> Result<(), String> {
+    match sim {
+        Some(s) => f(s),
+        None => Err("the payment backend is not the simulator".into()),
+    }
+}
+
+/// The name of the first of SIGINT, SIGTERM or SIGHUP to arrive.
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut streams = Vec::new();
+    for (kind, name) in [
+        (SignalKind::interrupt(), "SIGINT"),
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::hangup(), "SIGHUP"),
+    ] {
+        match signal(kind) {
+            Ok(s) => streams.push((s, name)),
+            Err(e) => tracing::error!(signal = name, error = %e, "cannot catch signal"),
+        }
+    }
+    let futs = streams.iter_mut().map(|(s, name)| {
+        Box::pin(async move {
+            s.recv().await;
+            *name
+        })
+    });
+    let (name, _, _) = futures_select_all(futs.collect()).await;
+    name
 }

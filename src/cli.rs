@@ -30,6 +30,9 @@ pub enum Command {
     Sim {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// No window: commands on standard input, screens on standard output (for scripts).
+        #[arg(long)]
+        headless: bool,
     },
     /// Print the sales ledger: every sale since a date, with totals and owed credits.
     Sales {
@@ -153,7 +156,7 @@ pub fn main(cli: Cli) -> ExitCode {
             };
             finish(crate::app::run(cfg, Mode::Run))
         }
-        Command::Sim { config } => {
+        Command::Sim { config, headless } => {
             init_logging();
             let cfg = match config {
                 Some(path) => match load(&path, Mode::Sim) {
@@ -162,7 +165,11 @@ pub fn main(cli: Cli) -> ExitCode {
                 },
                 None => Config::simulator_default(),
             };
-            finish(crate::app::run(cfg, Mode::Sim))
+            if headless {
+                finish(crate::app::run_headless(cfg))
+            } else {
+                finish(crate::app::run(cfg, Mode::Sim))
+            }
         }
     }
 }

@@ -22,6 +22,24 @@ use crate::money::{Msat, Price};
 
 /// Sats per whole fiat unit when no rate is configured.
 pub const DEFAULT_FIAT_RATE_SAT: u64 = 1000;
+/// An invoice as the simulator stores it on disk.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stored {
+    id: String,
+    bolt11: String,
+    payment_hash: String,
+    amount_msat: u64,
+    expires_at_unix: u64,
+    paid: bool,
+    expired_early: bool,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 #[derive(Debug)]
 struct SimInvoice {
     invoice: Invoice,
@@ -51,6 +69,9 @@ pub enum SimError {
 pub struct SimBackend {
     inner: Mutex<Inner>,
     key: SecretKey,
+    /// Where the invoices are kept, so a restarted simulator finds them like a real server
+    /// that kept running would.
+    store: Option<std::path::PathBuf>,
     /// Sats per whole unit of a fiat currency, for fiat prices.
     fiat_rate_sat: u64,
 }
@@ -77,7 +98,76 @@ impl SimBackend {
         SimBackend {
             inner: Mutex::new(Inner::default()),
             key,
+            store: None,
             fiat_rate_sat: DEFAULT_FIAT_RATE_SAT,
+        }
+    }
+
+    /// Keeps the invoices in `path` (JSON), loading what an earlier run left there.
+    pub fn with_store(mut self, path: std::path::PathBuf) -> SimBackend {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            match serde_json::from_str::<Vec<Stored>>(&text) {
+                Ok(list) => {
+                    let now_unix = unix_now();
+                    let mut inner = self.lock();
+                    // The newest invoice is the one a customer may be looking at.
+                    inner.latest = list
+                        .iter()
+                        .max_by_key(|st| st.expires_at_unix)
+                        .map(|st| InvoiceId(st.id.clone()));
+                    for st in list {
+                        let left = st.expires_at_unix.saturating_sub(now_unix);
+                        let invoice = Invoice {
+                            id: InvoiceId(st.id.clone()),
+                            bolt11: st.bolt11,
+                            payment_hash: st.payment_hash,
+                            amount: Msat::from_msat(st.amount_msat),
+                            expires_at_unix: st.expires_at_unix,
+                        };
+                        inner.invoices.insert(
+                            invoice.id.clone(),
+                            SimInvoice {
+                                invoice,
+                                expires: Instant::now() + Duration::from_secs(left),
+                                paid: st.paid,
+                                expired_early: st.expired_early,
+                            },
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "ignoring the simulator's stored invoices")
+                }
+            }
+        }
+        self.store = Some(path);
+        self
+    }
+
+    fn persist(&self, inner: &Inner) {
+        let Some(path) = &self.store else {
+            return;
+        };
+        let list: Vec<Stored> = inner
+            .invoices
+            .values()
+            .map(|i| Stored {
+                id: i.invoice.id.0.clone(),
+                bolt11: i.invoice.bolt11.clone(),
+                payment_hash: i.invoice.payment_hash.clone(),
+                amount_msat: i.invoice.amount.as_msat(),
+                expires_at_unix: i.invoice.expires_at_unix,
+                paid: i.paid,
+                expired_early: i.expired_early,
+            })
+            .collect();
+        let tmp = path.with_extension("json.tmp");
+        let written = serde_json::to_vec(&list)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = written {
+            tracing::warn!(file = %path.display(), error = %e, "cannot store the simulator's invoices");
         }
     }
 
@@ -145,6 +235,7 @@ impl SimBackend {
             return Err(SimError::NotPending);
         }
         inv.paid = true;
+        self.persist(&inner);
         if wake {
             wake_all(&mut inner, id);
         }
@@ -163,6 +254,7 @@ impl SimBackend {
             return Err(SimError::NotPending);
         }
         inv.expired_early = true;
+        self.persist(&inner);
         wake_all(&mut inner, &id);
         Ok(id)
     }
@@ -266,6 +358,7 @@ impl PaymentBackend for SimBackend {
                 expired_early: false,
             },
         );
+        self.persist(&inner);
         Ok(invoice)
     }
 

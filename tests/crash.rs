@@ -1,0 +1,264 @@
+//! Power cuts and crashes: the real `lnvend` binary (headless simulator) is killed with
+//! SIGKILL at each phase of a sale and started again on the same data directory. Afterwards
+//! the ledger and the mock pin trace must show no double pour and no paid sale that was
+//! neither poured nor owed.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use lnvend::ledger::Ledger;
+
+const ENA: u64 = 18;
+
+struct Run {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+}
+
+fn config(dir: &Path) -> PathBuf {
+    let text = format!(
+        r#"
+machine_id = "crash-test"
+data_dir = "{d}"
+invoice_expiry_s = 300
+
+[[product]]
+name = "Cola"
+price_sat = 2100
+pour_ms = 1500
+
+[gpio]
+backend = "mock"
+trace = "{d}/pins.jsonl"
+"#,
+        d = dir.display()
+    );
+    let path = dir.join("machine.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn start(cfg: &Path) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lnvend"))
+        .args(["sim", "--headless", "--config"])
+        .arg(cfg)
+        .env("LNVEND_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start lnvend");
+    let stdout = child.stdout.take().unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Run {
+        child,
+        stdin,
+        lines,
+    }
+}
+
+impl Run {
+    fn send(&mut self, cmd: &str) {
+        writeln!(self.stdin, "{cmd}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    fn wait_for(&self, prefix: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return,
+                Ok(_) => {}
+                Err(_) => panic!("lnvend never printed {prefix:?}"),
+            }
+        }
+    }
+
+    /// The crash: SIGKILL, no destructor, no signal handler.
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn quit(mut self) {
+        self.send("quit");
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "lnvend exited with {status}");
+    }
+}
+
+/// (rising edges of ENA, total on-time) from the pin trace.
+fn enable_record(dir: &Path) -> (usize, Vec<Duration>) {
+    let text = std::fs::read_to_string(dir.join("pins.jsonl")).unwrap_or_default();
+    let mut on: Option<u64> = None;
+    let mut edges = 0;
+    let mut spans = Vec::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["pin"] != ENA {
+            continue;
+        }
+        let high = v["level"] == 1 || v["duty"].as_f64().is_some_and(|d| d > 0.0);
+        let ts = v["ts_us"].as_u64().unwrap();
+        match (on, high) {
+            (None, true) => {
+                edges += 1;
+                on = Some(ts);
+            }
+            (Some(t), false) => {
+                spans.push(Duration::from_micros(ts - t));
+                on = None;
+            }
+            (None, false) | (Some(_), true) => {}
+        }
+    }
+    (edges, spans)
+}
+
+/// Every paid invoice (per the simulated server's own records) is poured or owed, and the
+/// pump started no more often than sales were paid.
+fn check_invariants(dir: &Path) -> Vec<(String, String)> {
+    let store: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sim-backend.json")).unwrap())
+            .unwrap();
+    let ledger = Ledger::open(dir).unwrap();
+    let rows = ledger.sales_since(0, 100).unwrap();
+    let mut paid = 0;
+    let mut states = Vec::new();
+    for inv in store.as_array().unwrap() {
+        let id = inv["id"].as_str().unwrap();
+        let row = rows
+            .iter()
+            .find(|r| r.invoice_id == id)
+            .expect("every invoice is in the ledger");
+        states.push((row.sale_id.0.clone(), row.state.clone()));
+        if inv["paid"] == true {
+            paid += 1;
+            assert!(
+                row.state == "poured" || row.state == "owed",
+                "paid sale {} is {:?}: neither poured nor owed",
+                row.sale_id,
+                row.state
+            );
+        }
+    }
+    let (edges, _) = enable_record(dir);
+    assert!(edges <= paid, "{edges} pump starts for {paid} paid sales");
+    let pours = ledger.pour_count().unwrap() as usize;
+    assert!(
+        pours <= paid,
+        "{pours} pours recorded for {paid} paid sales"
+    );
+    states
+}
+
+#[test]
+fn killed_with_the_qr_on_screen_then_paid_after_the_restart_it_is_owed_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let mut run = start(&cfg);
+    run.wait_for("screen Idle");
+    run.send("tap 0");
+    run.wait_for("screen Payment");
+    run.kill9();
+    // The customer's wallet pays the QR it already scanned, while the machine restarts.
+    let mut run = start(&cfg);
+    run.wait_for("screen Idle");
+    run.send("pay");
+    run.wait_for("ok");
+    std::thread::sleep(Duration::from_secs(3));
+    run.quit();
+    let states = check_invariants(dir.path());
+    assert_eq!(states.len(), 1);
+    assert_eq!(
+        states[0].1, "owed",
+        "paid after the screen was gone: an owed credit"
+    );
+    assert_eq!(enable_record(dir.path()).0, 0, "no pour on the idle screen");
+}
+
+#[test]
+fn killed_right_as_the_payment_arrives_it_is_poured_or_owed_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let mut run = start(&cfg);
+    run.wait_for("screen Idle");
+    run.send("tap 0");
+    run.wait_for("screen Payment");
+    run.send("pay");
+    run.wait_for("ok");
+    run.kill9();
+    let run = start(&cfg);
+    run.wait_for("screen Idle");
+    std::thread::sleep(Duration::from_secs(3));
+    run.quit();
+    let states = check_invariants(dir.path());
+    assert!(
+        states[0].1 == "poured" || states[0].1 == "owed",
+        "{states:?}"
+    );
+    assert!(enable_record(dir.path()).0 <= 1);
+}
+
+#[test]
+fn killed_mid_pour_the_pump_is_off_at_restart_and_the_sale_is_owed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let mut run = start(&cfg);
+    run.wait_for("screen Idle");
+    run.send("tap 0");
+    run.wait_for("screen Payment");
+    run.send("pay");
+    run.wait_for("screen Pouring");
+    std::thread::sleep(Duration::from_millis(400));
+    run.kill9();
+    let (edges, spans) = enable_record(dir.path());
+    assert_eq!((edges, spans.len()), (1, 0), "killed with the pump on");
+    let run = start(&cfg);
+    run.wait_for("screen Idle");
+    // The restart drove the enable pin low before anything else.
+    let (edges, spans) = enable_record(dir.path());
+    assert_eq!(edges, 1, "not poured again");
+    assert_eq!(spans.len(), 1, "the enable pin went low at restart");
+    std::thread::sleep(Duration::from_secs(1));
+    run.quit();
+    let states = check_invariants(dir.path());
+    assert_eq!(states[0].1, "owed");
+}
+
+#[test]
+fn killed_on_the_thank_you_screen_the_sale_stays_poured_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let mut run = start(&cfg);
+    run.wait_for("screen Idle");
+    run.send("tap 0");
+    run.wait_for("screen Payment");
+    run.send("pay");
+    run.wait_for("screen ThankYou");
+    run.kill9();
+    let run = start(&cfg);
+    run.wait_for("screen Idle");
+    std::thread::sleep(Duration::from_secs(2));
+    run.quit();
+    let states = check_invariants(dir.path());
+    assert_eq!(states[0].1, "poured");
+    let (edges, spans) = enable_record(dir.path());
+    assert_eq!(edges, 1);
+    let err = spans[0].abs_diff(Duration::from_millis(1500));
+    assert!(err < Duration::from_millis(100), "poured {:?}", spans[0]);
+}
