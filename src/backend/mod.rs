@@ -5,6 +5,8 @@
 //! never pour a drink. [`watch`] holds the one loop that turns wake-ups and polls into
 //! vend-cycle events for every backend.
 
+pub mod cln;
+pub mod clnrest;
 pub mod http;
 pub mod sim;
 pub mod watch;
