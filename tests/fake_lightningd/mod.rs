@@ -312,11 +312,11 @@ impl FakeNode {
     }
 
     /// Serves clnrest on `listener`, accepting only `rune`.
-    pub fn serve_rest(
-        &self,
-        listener: tokio::net::TcpListener,
-        rune: &str,
-    ) -> tokio::task::JoinHandle<()> {
+    pub fn serve_rest<L>(&self, listener: L, rune: &str) -> tokio::task::JoinHandle<()>
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug,
+    {
         use axum::extract::{Path as UrlPath, State as AxState};
         use axum::http::{HeaderMap, StatusCode};
         use axum::response::{IntoResponse, Response};
