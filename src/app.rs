@@ -121,7 +121,8 @@ pub fn assemble(config: &Config) -> anyhow::Result<Machine> {
             crate::backend::btcpay::BtcpayBackend::new(&c, &config.machine_id)?,
             None,
         ),
-        other @ (BackendConfig::Cln(_) | BackendConfig::Lnbits(_)) => {
+        BackendConfig::Cln(c) => (cln_backend(&c, &config.data_dir())?, None),
+        other @ BackendConfig::Lnbits(_) => {
             anyhow::bail!(
                 "the {} backend is not available in this build yet",
                 other.kind()
@@ -154,6 +155,44 @@ pub fn assemble(config: &Config) -> anyhow::Result<Machine> {
         sim,
         pin_names,
     })
+}
+
+/// Core Lightning: the local socket when `rpc_socket` is given, clnrest when `url` is.
+fn cln_backend(
+    c: &crate::config::ClnConfig,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Arc<dyn PaymentBackend>> {
+    use crate::backend::cln::{ClnBackend, SocketRpc};
+    use crate::backend::clnrest::RestRpc;
+    use crate::backend::http::TlsSettings;
+    let timeout = Duration::from_millis(c.request_timeout_ms);
+    match (&c.rpc_socket, &c.url) {
+        (Some(socket), None) => Ok(Arc::new(ClnBackend::new(
+            SocketRpc::new(socket.clone(), timeout),
+            "cln",
+            c.network,
+            data_dir,
+        ))),
+        (None, Some(url)) => {
+            let rune = c
+                .rune
+                .clone()
+                .context("clnrest needs a rune (backend.rune or backend.rune_file)")?;
+            let tls = TlsSettings {
+                ca_file: c.ca_file.clone(),
+                cert_sha256: c
+                    .cert_sha256
+                    .as_deref()
+                    .and_then(crate::config::parse_cert_sha256),
+            };
+            let rpc = RestRpc::new(url, rune, &tls, timeout)?;
+            Ok(Arc::new(ClnBackend::new(
+                rpc, "clnrest", c.network, data_dir,
+            )))
+        }
+        // The configuration loader refuses both and neither; this is the backstop.
+        _ => anyhow::bail!("backend.cln: give rpc_socket or url, exactly one"),
+    }
 }
 
 /// Stops the pump first when any thread panics.

@@ -6,6 +6,8 @@
 //! vend-cycle events for every backend.
 
 pub mod btcpay;
+pub mod cln;
+pub mod clnrest;
 pub mod http;
 pub mod sim;
 pub mod watch;

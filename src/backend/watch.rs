@@ -41,6 +41,9 @@ impl Default for WatchTiming {
     }
 }
 
+/// How long a wake-up stream must stay up before its drop resets the reconnect backoff.
+const STABLE: Duration = Duration::from_secs(10);
+
 /// How a watch ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WatchOutcome {
@@ -61,6 +64,7 @@ pub async fn watch_invoice(
 ) -> WatchOutcome {
     let give_up = expires_at + timing.grace;
     let mut wake: Option<WakeUps> = None;
+    let mut connected_at = Instant::now();
     let mut backoff = timing.backoff_min;
     let mut next_connect = Instant::now();
     let mut next_poll = Instant::now();
@@ -72,7 +76,7 @@ pub async fn watch_invoice(
                 Ok(rx) => {
                     tracing::debug!(invoice = %invoice.id, "wake-up stream connected");
                     wake = Some(rx);
-                    backoff = timing.backoff_min;
+                    connected_at = Instant::now();
                 }
                 Err(e) => {
                     tracing::debug!(invoice = %invoice.id, error = %e, "wake-up stream unavailable");
@@ -114,7 +118,13 @@ pub async fn watch_invoice(
                         None => {
                             tracing::debug!(invoice = %invoice.id, "wake-up stream dropped");
                             wake = None;
+                            // A stream that held a while earns a quick reconnect; one that
+                            // drops at once (a server refusing, a long-poll failing) backs off.
+                            if connected_at.elapsed() >= STABLE {
+                                backoff = timing.backoff_min;
+                            }
                             next_connect = Instant::now() + jitter(backoff);
+                            backoff = (backoff * 2).min(timing.backoff_max);
                             next_poll = Instant::now();
                         }
                     },

@@ -1,0 +1,646 @@
+//! Core Lightning. This module owns everything both ways of reaching a node share: the
+//! JSON-RPC calls lnvend makes (`getinfo`, `invoice`, `listinvoices`, `waitinvoice`,
+//! `waitanyinvoice`), how their replies become [`InvoiceState`]s, how CLN's error codes become
+//! [`BackendError`]s, and the persisted `pay_index` cursor; plus the local transport, the
+//! `lightning-rpc` unix socket through the official `cln-rpc` crate. The remote transport,
+//! clnrest over HTTPS, is in [`super::clnrest`] and plugs into the same [`ClnBackend`], so the
+//! two can never disagree about what "paid" means.
+//!
+//! The invoice id is the label, and the label is our sale id: the operator can find a sale in
+//! `lightning-cli listinvoices` by the code on the screen.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::{
+    BackendError, Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend, WakeUps,
+};
+use crate::config::Network;
+use crate::money::{Msat, Price};
+
+/// CLN error codes lnvend reacts to (see the `errors` sections of the method schemas).
+pub mod code {
+    /// `invoice`: an invoice with this label already exists.
+    pub const DUPLICATE_LABEL: i64 = 900;
+    /// `waitinvoice`: the invoice expired (or was already expired) before being paid.
+    pub const EXPIRED: i64 = 903;
+    /// `waitanyinvoice`: the timeout was reached with no newer paid invoice.
+    pub const WAIT_TIMEOUT: i64 = 904;
+}
+
+/// How a call failed: an error the node answered with, or no usable answer at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// A JSON-RPC error object from lightningd (or clnrest's `{code,message}` body).
+    Rpc { code: i64, message: String },
+    /// Transport, credentials or a malformed reply.
+    Backend(BackendError),
+}
+
+impl CallError {
+    /// The error as the rest of lnvend sees it. `method` names the call for the operator.
+    pub fn into_backend(self, method: &str) -> BackendError {
+        match self {
+            CallError::Backend(e) => e,
+            CallError::Rpc { code, message } => {
+                let message = printable(&message);
+                match code {
+                    code::DUPLICATE_LABEL => BackendError::Rejected(format!(
+                        "{method}: the node already has an invoice with this label (900): {message}"
+                    )),
+                    // Method not found: an old node, or a rune/plugin that hides the method.
+                    -32601 => BackendError::Rejected(format!(
+                        "{method}: the node does not offer this method (-32601): {message}"
+                    )),
+                    // A rune that does not allow the call, as clnrest reports it in the body.
+                    1501 | 1502 => BackendError::Unauthorized(format!(
+                        "{method}: the rune was refused ({code}): {message}"
+                    )),
+                    _ => BackendError::Rejected(format!("{method}: error {code}: {message}")),
+                }
+            }
+        }
+    }
+}
+
+/// At most 200 printable characters of a node's message, for logs and the service screen.
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+/// One way of calling a node's JSON-RPC methods with named params.
+#[async_trait]
+pub trait Rpc: Send + Sync + 'static {
+    /// A short call that must answer within the configured request timeout.
+    async fn call(&self, method: &str, params: Value) -> Result<Value, CallError>;
+
+    /// Starts a call that blocks on the node's side until something happens
+    /// (`waitinvoice`). Fails at once if the node cannot be reached, so the watcher backs
+    /// off; the returned future resolves when the node answers or the connection drops.
+    async fn start_long_call(&self, method: &str, params: Value) -> Result<LongCall, BackendError>;
+}
+
+/// A blocking call in flight.
+pub type LongCall =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, CallError>> + Send>>;
+
+/// CLN's name for a network, as `getinfo` reports it.
+pub fn network_matches(ours: Network, theirs: &str) -> bool {
+    match ours {
+        Network::Bitcoin => theirs == "bitcoin",
+        // testnet3 and testnet4 invoices share the `lntb` prefix.
+        Network::Testnet => theirs == "testnet" || theirs == "testnet4",
+        Network::Signet => theirs == "signet",
+        Network::Regtest => theirs == "regtest",
+    }
+}
+
+fn network_name(n: Network) -> &'static str {
+    match n {
+        Network::Bitcoin => "bitcoin",
+        Network::Testnet => "testnet",
+        Network::Signet => "signet",
+        Network::Regtest => "regtest",
+    }
+}
+
+/// `getinfo` must name the network the machine is configured for.
+pub fn check_getinfo(reply: &Value, want: Network) -> Result<(), BackendError> {
+    let got = reply
+        .get("network")
+        .and_then(Value::as_str)
+        .ok_or_else(|| BackendError::BadReply("getinfo: no `network`".into()))?;
+    if network_matches(want, got) {
+        Ok(())
+    } else {
+        Err(BackendError::Rejected(format!(
+            "the node is on {}, this machine is configured for {}",
+            printable(got),
+            network_name(want)
+        )))
+    }
+}
+
+/// An msat amount as CLN prints it: an integer, or (before v23) a string ending in "msat".
+pub fn parse_msat(v: Option<&Value>, field: &str) -> Result<Msat, BackendError> {
+    let bad = || BackendError::BadReply(format!("`{field}` is missing or not an msat amount"));
+    match v.ok_or_else(bad)? {
+        Value::Number(n) => n.as_u64().map(Msat::from_msat).ok_or_else(bad),
+        Value::String(s) => s
+            .strip_suffix("msat")
+            .and_then(|d| d.parse().ok())
+            .map(Msat::from_msat)
+            .ok_or_else(bad),
+        _ => Err(bad()),
+    }
+}
+
+/// The params of `invoice` for `request`. CLN invoices are in sats only (fiat prices are
+/// refused when the configuration is loaded; this is the backstop).
+pub fn invoice_params(request: &InvoiceRequest) -> Result<(Value, Msat), BackendError> {
+    let amount = match &request.price {
+        Price::Sats(m) => *m,
+        Price::Fiat(f) => {
+            return Err(BackendError::Rejected(format!(
+                "Core Lightning cannot price in {}; use price_sat",
+                f.currency()
+            )))
+        }
+    };
+    let params = json!({
+        "amount_msat": amount.as_msat(),
+        "label": request.sale_id,
+        "description": request.description,
+        "expiry": request.expiry.as_secs(),
+    });
+    Ok((params, amount))
+}
+
+/// The reply of `invoice` as an [`Invoice`].
+pub fn parse_invoice_reply(
+    reply: &Value,
+    request: &InvoiceRequest,
+    amount: Msat,
+) -> Result<Invoice, BackendError> {
+    let text = |f: &str| {
+        reply
+            .get(f)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| BackendError::BadReply(format!("invoice: no `{f}`")))
+    };
+    let expires_at_unix = reply
+        .get("expires_at")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| BackendError::BadReply("invoice: no `expires_at`".into()))?;
+    Ok(Invoice {
+        id: InvoiceId(request.sale_id.clone()),
+        bolt11: text("bolt11")?,
+        payment_hash: text("payment_hash")?,
+        amount,
+        expires_at_unix,
+    })
+}
+
+/// The state of one invoice as `listinvoices`, `waitinvoice` or `waitanyinvoice` describe it.
+pub fn state_of(inv: &Value) -> Result<InvoiceState, BackendError> {
+    match inv.get("status").and_then(Value::as_str) {
+        Some("paid") => {
+            let received = parse_msat(inv.get("amount_received_msat"), "amount_received_msat")?;
+            // An amountless invoice has no `amount_msat`; lnvend never makes one, so a
+            // missing amount is read as "anything received is not enough to trust".
+            let asked = parse_msat(inv.get("amount_msat"), "amount_msat")?;
+            if received >= asked {
+                Ok(InvoiceState::Paid { received })
+            } else {
+                // Reported as paid with what came in; the watcher refuses to pour for it.
+                tracing::error!(%received, %asked, "the node reports an invoice paid with less than asked");
+                Ok(InvoiceState::Paid { received })
+            }
+        }
+        Some("expired") => Ok(InvoiceState::Expired),
+        Some("unpaid") => Ok(InvoiceState::Pending),
+        Some(other) => Err(BackendError::BadReply(format!(
+            "unknown invoice status {:?}",
+            printable(other)
+        ))),
+        None => Err(BackendError::BadReply("invoice without `status`".into())),
+    }
+}
+
+/// The state of invoice `label` from a `listinvoices label=…` reply.
+pub fn state_from_listinvoices(reply: &Value, label: &str) -> Result<InvoiceState, BackendError> {
+    let invoices = reply
+        .get("invoices")
+        .and_then(Value::as_array)
+        .ok_or_else(|| BackendError::BadReply("listinvoices: no `invoices` array".into()))?;
+    let mut matching = invoices
+        .iter()
+        .filter(|i| i.get("label").and_then(Value::as_str) == Some(label));
+    match (matching.next(), matching.next()) {
+        (Some(inv), None) => state_of(inv),
+        (None, _) => Err(BackendError::Rejected(format!(
+            "the node has no invoice labelled {label}"
+        ))),
+        (Some(_), Some(_)) => Err(BackendError::BadReply(format!(
+            "listinvoices: two invoices labelled {label}"
+        ))),
+    }
+}
+
+/// The highest `pay_index` lnvend has seen, kept in `<data_dir>/cln-pay-index` so a restart
+/// can ask the node for exactly the payments made since.
+#[derive(Debug)]
+pub struct PayIndexFile {
+    path: PathBuf,
+    /// Serialises writers; holds the last value written.
+    last: Mutex<Option<u64>>,
+}
+
+impl PayIndexFile {
+    pub fn new(data_dir: &Path) -> PayIndexFile {
+        PayIndexFile {
+            path: data_dir.join("cln-pay-index"),
+            last: Mutex::new(None),
+        }
+    }
+
+    /// The saved index; `Ok(None)` when lnvend never saved one (first start).
+    pub fn load(&self) -> Result<Option<u64>, String> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(s) => s
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|e| format!("{} is corrupt: {e}", self.path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("cannot read {}: {e}", self.path.display())),
+        }
+    }
+
+    /// Saves `index` if it is higher than the saved one: write a temporary file, fsync it,
+    /// rename it over the old one, so a power cut leaves either the old or the new value.
+    /// (Small synchronous writes: a few hundred microseconds, once per sale.)
+    pub fn raise_to(&self, index: u64) -> Result<(), String> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let current = match *last {
+            Some(v) => Some(v),
+            None => self.load()?,
+        };
+        if current.is_some_and(|c| c >= index) {
+            *last = current;
+            return Ok(());
+        }
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let tmp = self.path.with_extension("tmp");
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            writeln!(f, "{index}")?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.path)?;
+            // The rename itself is durable only once the directory is synced.
+            std::fs::File::open(dir)?.sync_all()
+        };
+        write().map_err(|e| format!("cannot save {}: {e}", self.path.display()))?;
+        *last = Some(index);
+        Ok(())
+    }
+}
+
+/// Safety bound on how many payments one start-up collects (a node that keeps returning
+/// invoices must not keep lnvend from starting).
+const MAX_CATCH_UP: usize = 10_000;
+
+/// A Core Lightning node behind some [`Rpc`] transport.
+pub struct ClnBackend<R: Rpc> {
+    rpc: Arc<R>,
+    name: &'static str,
+    network: Network,
+    pay_index: PayIndexFile,
+}
+
+impl<R: Rpc> std::fmt::Debug for ClnBackend<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClnBackend")
+            .field("name", &self.name)
+            .field("network", &self.network)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Rpc> ClnBackend<R> {
+    pub fn new(rpc: R, name: &'static str, network: Network, data_dir: &Path) -> ClnBackend<R> {
+        ClnBackend {
+            rpc: Arc::new(rpc),
+            name,
+            network,
+            pay_index: PayIndexFile::new(data_dir),
+        }
+    }
+
+    async fn call(&self, method: &str, params: Value) -> Result<Value, BackendError> {
+        self.rpc
+            .call(method, params)
+            .await
+            .map_err(|e| e.into_backend(method))
+    }
+
+    fn remember_pay_index(&self, inv: &Value) {
+        if let Some(i) = inv.get("pay_index").and_then(Value::as_u64) {
+            if let Err(e) = self.pay_index.raise_to(i) {
+                tracing::error!(error = %e, "could not save the node's pay_index");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl<R: Rpc> PaymentBackend for ClnBackend<R> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    async fn check_health(&self) -> Result<(), BackendError> {
+        let info = self.call("getinfo", json!({})).await?;
+        check_getinfo(&info, self.network)
+    }
+
+    async fn create_invoice(&self, request: &InvoiceRequest) -> Result<Invoice, BackendError> {
+        let (params, amount) = invoice_params(request)?;
+        let reply = self.call("invoice", params).await?;
+        parse_invoice_reply(&reply, request, amount)
+    }
+
+    async fn invoice_state(&self, id: &InvoiceId) -> Result<InvoiceState, BackendError> {
+        let reply = self.call("listinvoices", json!({ "label": id.0 })).await?;
+        let state = state_from_listinvoices(&reply, &id.0)?;
+        if let InvoiceState::Paid { .. } = state {
+            if let Some(inv) = reply["invoices"].as_array().and_then(|a| a.first()) {
+                self.remember_pay_index(inv);
+            }
+        }
+        Ok(state)
+    }
+
+    async fn wake_ups(&self, id: &InvoiceId) -> Result<WakeUps, BackendError> {
+        let wait = self
+            .rpc
+            .start_long_call("waitinvoice", json!({ "label": id.0 }))
+            .await?;
+        let (tx, rx) = mpsc::channel(1);
+        let label = id.0.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                r = wait => match r {
+                    // Paid (or expired: waitinvoice also returns for that); the watcher asks
+                    // listinvoices, which decides.
+                    Ok(_) => { let _ = tx.send(()).await; }
+                    Err(CallError::Rpc { code: code::EXPIRED, .. }) => {
+                        tracing::debug!(invoice = %label, "waitinvoice: expired");
+                    }
+                    Err(e) => {
+                        tracing::debug!(invoice = %label, error = %e.into_backend("waitinvoice"), "waitinvoice ended");
+                    }
+                },
+                // The watcher is gone: drop the call, and with it the connection.
+                _ = tx.closed() => {}
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn paid_while_away(&self) -> Result<Vec<InvoiceId>, BackendError> {
+        let saved = self.pay_index.load().map_err(BackendError::Rejected)?;
+        // On a first start there is no cursor: every payment the node ever received (other
+        // apps' too) would look new. Walk to the node's latest pay_index and report nothing.
+        let first_start = saved.is_none();
+        let mut cursor = saved.unwrap_or(0);
+        let mut found = Vec::new();
+        for _ in 0..MAX_CATCH_UP {
+            let reply = match self
+                .rpc
+                .call(
+                    "waitanyinvoice",
+                    json!({ "lastpay_index": cursor, "timeout": 0 }),
+                )
+                .await
+            {
+                Ok(r) => r,
+                Err(CallError::Rpc {
+                    code: code::WAIT_TIMEOUT,
+                    ..
+                }) => break,
+                Err(e) => return Err(e.into_backend("waitanyinvoice")),
+            };
+            let index = reply
+                .get("pay_index")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| BackendError::BadReply("waitanyinvoice: no `pay_index`".into()))?;
+            if index <= cursor {
+                return Err(BackendError::BadReply(format!(
+                    "waitanyinvoice went backwards ({index} after {cursor})"
+                )));
+            }
+            cursor = index;
+            if !first_start {
+                if let Some(label) = reply.get("label").and_then(Value::as_str) {
+                    found.push(InvoiceId(label.to_owned()));
+                }
+            }
+        }
+        // Saved after the walk: a crash midway repeats it, and a repeated confirmation of
+        // the same sale is harmless (the ledger owes each sale once).
+        if first_start || cursor > saved.unwrap_or(0) {
+            self.pay_index
+                .raise_to(cursor)
+                .map_err(BackendError::Rejected)?;
+        }
+        if !found.is_empty() {
+            tracing::warn!(
+                count = found.len(),
+                "the node saw payments while lnvend was down"
+            );
+        }
+        Ok(found)
+    }
+}
+
+/// The local node: one connection per call over the `lightning-rpc` socket, as
+/// `lightning-cli` does, so a long `waitinvoice` never holds up another call. `cln-rpc`'s
+/// client needs `&mut self` per call, which fits that exactly; its raw JSON path is used
+/// because lnvend needs only five methods and must read replies defensively.
+#[derive(Debug, Clone)]
+pub struct SocketRpc {
+    path: PathBuf,
+    timeout: std::time::Duration,
+}
+
+impl SocketRpc {
+    pub fn new(path: PathBuf, timeout: std::time::Duration) -> SocketRpc {
+        SocketRpc { path, timeout }
+    }
+
+    async fn connect(&self) -> Result<cln_rpc::ClnRpc, BackendError> {
+        match tokio::time::timeout(self.timeout, cln_rpc::ClnRpc::new(&self.path)).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(BackendError::Unreachable(format!(
+                "cannot connect to {}: {e}",
+                self.path.display()
+            ))),
+            Err(_) => Err(BackendError::Unreachable(format!(
+                "connecting to {} timed out",
+                self.path.display()
+            ))),
+        }
+    }
+}
+
+/// A `cln-rpc` error: with a code it is the node's answer, without one the socket failed.
+fn socket_error(e: cln_rpc::RpcError) -> CallError {
+    match e.code {
+        Some(code) => CallError::Rpc {
+            code: code.into(),
+            message: e.message,
+        },
+        None => CallError::Backend(BackendError::Unreachable(format!(
+            "lightning-rpc: {}",
+            printable(&e.message)
+        ))),
+    }
+}
+
+async fn raw_call(
+    mut conn: cln_rpc::ClnRpc,
+    method: String,
+    params: Value,
+) -> Result<Value, CallError> {
+    conn.call_raw::<Value, Value>(&method, &params)
+        .await
+        .map_err(socket_error)
+}
+
+#[async_trait]
+impl Rpc for SocketRpc {
+    async fn call(&self, method: &str, params: Value) -> Result<Value, CallError> {
+        let conn = self.connect().await.map_err(CallError::Backend)?;
+        match tokio::time::timeout(self.timeout, raw_call(conn, method.to_owned(), params)).await {
+            Ok(r) => r,
+            Err(_) => Err(CallError::Backend(BackendError::Unreachable(format!(
+                "{method}: lightningd did not answer in time"
+            )))),
+        }
+    }
+
+    async fn start_long_call(&self, method: &str, params: Value) -> Result<LongCall, BackendError> {
+        let conn = self.connect().await?;
+        Ok(Box::pin(raw_call(conn, method.to_owned(), params)))
+    }
+}
+
+/// The local node's backend.
+pub type ClnSocketBackend = ClnBackend<SocketRpc>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn request() -> InvoiceRequest {
+        InvoiceRequest {
+            sale_id: "S1-00AA".into(),
+            price: Price::Sats(Msat::from_sat(2100).unwrap()),
+            description: "Cola".into(),
+            expiry: Duration::from_secs(300),
+        }
+    }
+
+    #[test]
+    fn networks_map_to_cln_names_and_a_mismatch_names_both() {
+        assert!(network_matches(Network::Bitcoin, "bitcoin"));
+        assert!(network_matches(Network::Testnet, "testnet4"));
+        assert!(!network_matches(Network::Bitcoin, "regtest"));
+        let e = check_getinfo(&json!({"network": "testnet"}), Network::Bitcoin).unwrap_err();
+        assert!(
+            matches!(&e, BackendError::Rejected(m) if m.contains("testnet") && m.contains("bitcoin")),
+            "{e}"
+        );
+        check_getinfo(&json!({"network": "signet"}), Network::Signet).unwrap();
+    }
+
+    #[test]
+    fn invoice_params_carry_the_sale_id_as_label_and_refuse_fiat() {
+        let (p, amount) = invoice_params(&request()).unwrap();
+        assert_eq!(p["label"], "S1-00AA");
+        assert_eq!(p["amount_msat"], 2_100_000);
+        assert_eq!(p["expiry"], 300);
+        assert_eq!(amount, Msat::from_msat(2_100_000));
+        let mut fiat = request();
+        fiat.price = Price::Fiat(crate::money::Fiat::parse("2.50", "EUR").unwrap());
+        assert!(matches!(
+            invoice_params(&fiat),
+            Err(BackendError::Rejected(_))
+        ));
+    }
+
+    #[test]
+    fn listinvoices_states() {
+        let paid = json!({"invoices": [{"label": "a", "status": "paid", "amount_msat": 1000,
+            "amount_received_msat": 1000, "pay_index": 3}]});
+        assert_eq!(
+            state_from_listinvoices(&paid, "a").unwrap(),
+            InvoiceState::Paid {
+                received: Msat::from_msat(1000)
+            }
+        );
+        let old_style = json!({"invoices": [{"label": "a", "status": "paid",
+            "amount_msat": "1000msat", "amount_received_msat": "1001msat"}]});
+        assert_eq!(
+            state_from_listinvoices(&old_style, "a").unwrap(),
+            InvoiceState::Paid {
+                received: Msat::from_msat(1001)
+            }
+        );
+        let expired = json!({"invoices": [{"label": "a", "status": "expired"}]});
+        assert_eq!(
+            state_from_listinvoices(&expired, "a").unwrap(),
+            InvoiceState::Expired
+        );
+        let unpaid = json!({"invoices": [{"label": "a", "status": "unpaid"}]});
+        assert_eq!(
+            state_from_listinvoices(&unpaid, "a").unwrap(),
+            InvoiceState::Pending
+        );
+        assert!(matches!(
+            state_from_listinvoices(&json!({"invoices": []}), "a"),
+            Err(BackendError::Rejected(_))
+        ));
+        assert!(state_from_listinvoices(
+            &json!({"invoices": [{"label": "a", "status": "paid"}]}),
+            "a"
+        )
+        .is_err());
+        assert!(state_from_listinvoices(
+            &json!({"invoices": [{"label": "a", "status": "weird"}]}),
+            "a"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn error_codes_become_what_the_operator_must_do() {
+        let dup = CallError::Rpc {
+            code: 900,
+            message: "Duplicate label".into(),
+        };
+        assert!(
+            matches!(dup.into_backend("invoice"), BackendError::Rejected(m) if m.contains("label"))
+        );
+        let rune = CallError::Rpc {
+            code: 1502,
+            message: "Not authorized".into(),
+        };
+        assert!(matches!(
+            rune.into_backend("invoice"),
+            BackendError::Unauthorized(_)
+        ));
+    }
+
+    #[test]
+    fn the_pay_index_only_rises_and_survives_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = PayIndexFile::new(dir.path());
+        assert_eq!(f.load().unwrap(), None);
+        f.raise_to(5).unwrap();
+        f.raise_to(3).unwrap();
+        assert_eq!(PayIndexFile::new(dir.path()).load().unwrap(), Some(5));
+        std::fs::write(dir.path().join("cln-pay-index"), "garbage").unwrap();
+        assert!(PayIndexFile::new(dir.path()).load().is_err());
+    }
+}

@@ -1,0 +1,266 @@
+//! Whole-machine scenarios with Core Lightning: the controller, the mock pump and a real
+//! ledger against a fake lightningd on a unix socket (and a fake clnrest over HTTP) whose
+//! every reply is checked against CLN's own schemas. What is asserted is what a customer or
+//! an operator would notice: the screen, the pin record and the ledger.
+
+mod common;
+mod fake_lightningd;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use fake_lightningd::FakeNode;
+use lnvend::controller::Screen;
+use lnvend::ledger::Ledger;
+
+fn socket_backend(sock: &Path, network: &str) -> String {
+    format!(
+        "[backend]\nkind = \"cln\"\nrpc_socket = \"{}\"\nnetwork = \"{network}\"\n",
+        sock.display()
+    )
+}
+
+/// A fake node on a socket in `dir`, and the config of a regtest machine using it.
+fn node_and_config(dir: &Path, node_network: &str) -> (FakeNode, lnvend::config::Config) {
+    let node = FakeNode::new(node_network);
+    let sock = dir.join("lightning-rpc");
+    node.serve_socket(&sock);
+    let cfg = config(&dir.join("data"), &socket_backend(&sock, "regtest"));
+    (node, cfg)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_paid_invoice_pours_exactly_the_pour_time_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, cfg) = node_and_config(dir.path(), "regtest");
+    let mut m = NodeMachine::start(&cfg);
+    m.wait_screen(Screen::Idle).await;
+    m.tap(0);
+    let v = m.wait_screen(Screen::Payment).await;
+    assert_eq!(v.amount, "2,100 sats");
+    assert!(
+        v.payment_uri.starts_with("LIGHTNING:LNBCRT21U1"),
+        "{}",
+        v.payment_uri
+    );
+    assert!(v.qr.is_some());
+    let label = node.latest_label().unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    node.pay(&label);
+    m.wait_screen(Screen::Pouring).await;
+    m.wait_screen(Screen::ThankYou).await;
+    m.wait_screen(Screen::Idle).await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(on_time(&m.gpio, ENA), (Duration::from_millis(4000), 1));
+    assert_eq!(on_time(&m.gpio, ENB).1, 0);
+    m.shutdown().await;
+    let l = Ledger::open(&dir.path().join("data")).unwrap();
+    assert_eq!(l.pour_count().unwrap(), 1);
+    assert!(l.owed().unwrap().is_empty());
+    assert!(node.calls("waitinvoice") >= 1, "woken by waitinvoice");
+    node.assert_replies_valid();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_invoice_that_expires_goes_back_to_idle_without_pouring() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, cfg) = node_and_config(dir.path(), "regtest");
+    let mut m = NodeMachine::start(&cfg);
+    m.tap(0);
+    m.wait_screen(Screen::Payment).await;
+    // waitinvoice answers 903 at expiry; listinvoices then says expired.
+    m.wait_for(Duration::from_secs(400), "idle after expiry", |v| {
+        v.screen == Screen::Idle
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(on_time(&m.gpio, ENA).1, 0);
+    assert_eq!(m.views.borrow().screen, Screen::Idle);
+    m.shutdown().await;
+    node.assert_replies_valid();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_duplicate_label_is_out_of_service_with_no_qr() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, cfg) = node_and_config(dir.path(), "regtest");
+    let mut m = NodeMachine::start(&cfg);
+    m.wait_screen(Screen::Idle).await;
+    node.fail_next_invoice(900, "Duplicate label 'S1-0000'");
+    m.tap(0);
+    let v = m
+        .wait_for(Duration::from_secs(30), "not a QR", |v| {
+            v.screen != Screen::Idle && v.screen != Screen::Creating
+        })
+        .await;
+    assert_eq!(v.screen, Screen::OutOfService, "{v:?}");
+    assert!(v.qr.is_none());
+    assert_eq!(node.invoice_count(), 0);
+    assert_eq!(on_time(&m.gpio, ENA).1, 0);
+    m.shutdown().await;
+    node.assert_replies_valid();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_daemon_hanging_up_mid_wait_still_finds_the_payment_and_pours_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, cfg) = node_and_config(dir.path(), "regtest");
+    let mut m = NodeMachine::start(&cfg);
+    m.tap(0);
+    m.wait_screen(Screen::Payment).await;
+    let label = node.latest_label().unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Every waitinvoice is hung up on, now and on reconnect: only polling is left.
+    node.set_waits_closed(true);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    node.pay_silently(&label);
+    let t0 = tokio::time::Instant::now();
+    m.wait_screen(Screen::Pouring).await;
+    assert!(
+        t0.elapsed() <= Duration::from_secs(3),
+        "found within a poll: {:?}",
+        t0.elapsed()
+    );
+    m.wait_screen(Screen::Idle).await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(on_time(&m.gpio, ENA), (Duration::from_millis(4000), 1));
+    m.shutdown().await;
+    node.assert_replies_valid();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_payment_made_while_lnvend_was_down_is_owed_at_restart_not_poured() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, cfg) = node_and_config(dir.path(), "regtest");
+    // Another app on the node was paid before lnvend ever ran: not ours to report.
+    node.foreign_payment();
+    let mut m = NodeMachine::start(&cfg);
+    m.tap(0);
+    m.wait_screen(Screen::Payment).await;
+    let label = node.latest_label().unwrap();
+    // The start-up catch-up runs beside the sale; give it its round trips.
+    let cursor = dir.path().join("data/cln-pay-index");
+    for _ in 0..50 {
+        if cursor.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    m.shutdown().await;
+    assert_eq!(
+        std::fs::read_to_string(&cursor).unwrap().trim(),
+        "1",
+        "the first start saved the node's cursor and reported nothing"
+    );
+    // Paid while down; the invoice then expires.
+    node.pay_silently(&label);
+    tokio::time::advance(Duration::from_secs(400)).await;
+    let before = node.calls("waitanyinvoice");
+    let m = NodeMachine::start(&cfg);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(m.views.borrow().screen, Screen::Idle, "no pour on screen");
+    assert_eq!(on_time(&m.gpio, ENA).1, 0);
+    m.shutdown().await;
+    assert!(
+        node.calls("waitanyinvoice") > before,
+        "asked from the cursor"
+    );
+    let owed = Ledger::open(&dir.path().join("data"))
+        .unwrap()
+        .owed()
+        .unwrap();
+    assert_eq!(owed.len(), 1, "the payment made while down is owed once");
+    assert_eq!(owed[0].sale_id.0, label);
+    assert_eq!(owed[0].price_msat, 2_100_000);
+    let saved = std::fs::read_to_string(dir.path().join("data/cln-pay-index")).unwrap();
+    assert_eq!(saved.trim(), "2", "the cursor moved past the payment");
+    node.assert_replies_valid();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_on_the_wrong_network_puts_the_machine_out_of_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, cfg) = node_and_config(dir.path(), "bitcoin");
+    let mut m = NodeMachine::start(&cfg);
+    let v = m.wait_screen(Screen::OutOfService).await;
+    m.tap(0);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(m.views.borrow().screen, Screen::OutOfService, "{v:?}");
+    assert_eq!(node.invoice_count(), 0, "no invoice, no QR");
+    m.shutdown().await;
+    node.assert_replies_valid();
+}
+
+#[test]
+fn the_schema_check_catches_a_reply_real_lightningd_would_not_send() {
+    let schemas = fake_lightningd::Schemas::load();
+    let good = serde_json::json!({"bolt11": "lnbcrt1", "payment_hash": "00".repeat(32),
+        "payment_secret": "11".repeat(32), "expires_at": 1, "created_index": 1});
+    assert!(schemas.check("invoice", &good).is_empty());
+    let mut no_secret = good.clone();
+    no_secret.as_object_mut().unwrap().remove("payment_secret");
+    assert!(!schemas.check("invoice", &no_secret).is_empty());
+    let mut short_hash = good.clone();
+    short_hash["payment_hash"] = "abcd".into();
+    assert!(!schemas.check("invoice", &short_hash).is_empty());
+    let paid_without_index = serde_json::json!({"invoices": [{"label": "a",
+        "payment_hash": "00".repeat(32), "status": "paid", "expires_at": 1,
+        "created_index": 1, "amount_msat": 1000}]});
+    assert!(!schemas
+        .check("listinvoices", &paid_without_index)
+        .is_empty());
+}
+
+// --- clnrest ---
+
+async fn rest_node(
+    dir: &Path,
+    rune_served: &str,
+    rune_configured: &str,
+) -> (FakeNode, lnvend::config::Config) {
+    let node = FakeNode::new("regtest");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    node.serve_rest(listener, rune_served);
+    let cfg = config(
+        &dir.join("data"),
+        &format!(
+            "[backend]\nkind = \"cln\"\nurl = \"http://{addr}\"\nrune = \"{rune_configured}\"\nnetwork = \"regtest\"\n"
+        ),
+    );
+    (node, cfg)
+}
+
+#[tokio::test(start_paused = true)]
+async fn clnrest_a_paid_invoice_pours_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, cfg) = rest_node(dir.path(), "good-rune", "good-rune").await;
+    let mut m = NodeMachine::start(&cfg);
+    m.wait_screen(Screen::Idle).await;
+    m.tap(1);
+    let v = m.wait_screen(Screen::Payment).await;
+    assert_eq!(v.amount, "3,000 sats");
+    let label = node.latest_label().unwrap();
+    node.pay(&label);
+    m.wait_screen(Screen::ThankYou).await;
+    m.wait_screen(Screen::Idle).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(on_time(&m.gpio, ENB), (Duration::from_millis(2500), 1));
+    m.shutdown().await;
+    node.assert_replies_valid();
+}
+
+#[tokio::test(start_paused = true)]
+async fn clnrest_a_wrong_rune_is_out_of_service_with_no_qr() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, cfg) = rest_node(dir.path(), "good-rune", "stale-rune").await;
+    let mut m = NodeMachine::start(&cfg);
+    let v = m.wait_screen(Screen::OutOfService).await;
+    assert!(!v.message.contains("stale-rune"), "{}", v.message);
+    m.tap(0);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(m.views.borrow().screen, Screen::OutOfService);
+    assert_eq!(node.invoice_count(), 0);
+    m.shutdown().await;
+}
