@@ -92,7 +92,14 @@ pub fn assemble(config: &Config) -> anyhow::Result<Machine> {
             let sim = Arc::new(SimBackend::new().with_fiat_rate(c.fiat_rate_sat));
             (sim.clone(), Some(sim))
         }
-        other @ (BackendConfig::Btcpay(_) | BackendConfig::Cln(_) | BackendConfig::Lnbits(_)) => {
+        BackendConfig::Lnbits(c) => (
+            Arc::new(
+                crate::backend::lnbits::LnbitsBackend::new(&c)
+                    .context("cannot set up the LNbits backend")?,
+            ),
+            None,
+        ),
+        other @ (BackendConfig::Btcpay(_) | BackendConfig::Cln(_)) => {
             anyhow::bail!(
                 "the {} backend is not available in this build yet",
                 other.kind()

@@ -6,6 +6,7 @@
 //! vend-cycle events for every backend.
 
 pub mod http;
+pub mod lnbits;
 pub mod sim;
 pub mod watch;
 
