@@ -63,11 +63,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// LNbits' FakeWallet signs invoices without the `9` (features) field, which BOLT11 obliges
-/// writers to set (var_onion_optin and payment_secret) and which lightning-invoice, like
-/// lnvend's own BOLT11 check, rightly insists on. Real funding sources (LND, CLN…) set it. This
-/// hook, loaded by Python at start through PYTHONPATH, adds the two features to every BOLT11
-/// the server encodes; nothing else about LNbits changes.
+/// Two gaps between LNbits' FakeWallet and a real funding source (LND, CLN…), closed by this
+/// hook, which Python loads at start through PYTHONPATH; nothing else about LNbits changes.
+/// 1. FakeWallet signs invoices without the `9` (features) field, which BOLT11 obliges writers
+///    to set (var_onion_optin and payment_secret) and which lightning-invoice, like lnvend's
+///    own BOLT11 check, rightly insists on. The hook adds the two features.
+/// 2. FakeWallet keeps its invoices in memory only, so after a restart it calls every pending
+///    invoice failed and LNbits refuses to settle it; a real node remembers its invoices. The
+///    hook answers "pending" for invoices it does not know.
 const FEATURES_HOOK: &str = r#"
 import bolt11
 from bolt11 import Feature, Features, FeatureState, TagChar
@@ -90,6 +93,18 @@ def _encode_with_features(invoice, privkey):
 
 
 bolt11.encode = _encode_with_features
+
+import lnbits.wallets.fake as _fake
+from lnbits.wallets.base import PaymentPendingStatus, PaymentSuccessStatus
+
+
+async def _invoice_status(self, checking_id):
+    if checking_id in self.paid_invoices:
+        return PaymentSuccessStatus()
+    return PaymentPendingStatus()
+
+
+_fake.FakeWallet.get_invoice_status = _invoice_status
 "#;
 
 /// One LNbits server process (and its children, in their own process group).
