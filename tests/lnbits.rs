@@ -461,3 +461,29 @@ async fn a_payment_made_after_lnbits_restarts_is_found_and_poured_once() {
     assert_eq!(l.pour_count().unwrap(), 1);
     assert!(l.owed().unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_invoice_key_keeps_the_machine_out_of_service_without_a_qr() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("lnbits");
+    std::fs::create_dir_all(&data).unwrap();
+    let lnbits = Lnbits::start(&data, free_port()).await;
+    let mut wallets = set_up_wallets(&lnbits).await;
+    wallets.machine_inkey = "0".repeat(32);
+    let mut m = LiveMachine::start(&machine_config(
+        &dir.path().join("machine"),
+        &lnbits,
+        &wallets,
+    ));
+    let v = m.wait_screen(Screen::OutOfService, STEP).await;
+    assert!(
+        v.message.contains("Payments are unavailable"),
+        "{}",
+        v.message
+    );
+    m.tap(0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(m.screen(), Screen::OutOfService);
+    assert!(m.views.borrow().qr.is_none(), "no QR without a working key");
+    m.shutdown().await;
+}
