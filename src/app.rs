@@ -122,12 +122,13 @@ pub fn assemble(config: &Config) -> anyhow::Result<Machine> {
             None,
         ),
         BackendConfig::Cln(c) => (cln_backend(&c, &config.data_dir())?, None),
-        other @ BackendConfig::Lnbits(_) => {
-            anyhow::bail!(
-                "the {} backend is not available in this build yet",
-                other.kind()
-            )
-        }
+        BackendConfig::Lnbits(c) => (
+            Arc::new(
+                crate::backend::lnbits::LnbitsBackend::new(&c)
+                    .context("cannot set up the LNbits backend")?,
+            ),
+            None,
+        ),
     };
     let ledger = Ledger::open(&config.data_dir());
     // The operator's saved prices and pour times, if any and if still valid.

@@ -9,6 +9,7 @@ pub mod btcpay;
 pub mod cln;
 pub mod clnrest;
 pub mod http;
+pub mod lnbits;
 pub mod sim;
 pub mod watch;
 
