@@ -11,6 +11,7 @@ fn check_config_names_file_line_and_field_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("machine.toml");
     let text = include_str!("../examples/sim.toml").replace("price_sat = 3000", "price_sat = 0");
+    let line = text.lines().position(|l| l == "price_sat = 0").unwrap() + 1;
     std::fs::write(&path, text).unwrap();
     let out = lnvend()
         .args(["check-config", "--sim", "--config"])
@@ -20,7 +21,10 @@ fn check_config_names_file_line_and_field_and_exits_1() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(&format!("{}:15:1: product[1].price_sat:", path.display())),
+        err.contains(&format!(
+            "{}:{line}:1: product[1].price_sat:",
+            path.display()
+        )),
         "{err}"
     );
 }
