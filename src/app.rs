@@ -279,26 +279,7 @@ pub fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
 /// Stops the pump at once on SIGINT, SIGTERM or SIGHUP, then asks the UI to quit (which
 /// shuts the controller down). A signal that kills the process would skip rppal's cleanup.
 async fn signals(pump: Pump) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let kinds = [
-        (SignalKind::interrupt(), "SIGINT"),
-        (SignalKind::terminate(), "SIGTERM"),
-        (SignalKind::hangup(), "SIGHUP"),
-    ];
-    let mut streams = Vec::new();
-    for (kind, name) in kinds {
-        match signal(kind) {
-            Ok(s) => streams.push((s, name)),
-            Err(e) => tracing::error!(signal = name, error = %e, "cannot catch signal"),
-        }
-    }
-    let futs = streams.iter_mut().map(|(s, name)| {
-        Box::pin(async move {
-            s.recv().await;
-            *name
-        })
-    });
-    let (name, _, _) = futures_select_all(futs.collect()).await;
+    let name = wait_for_signal().await;
     let stopped = pump.emergency_stop();
     tracing::warn!(
         signal = name,

@@ -105,6 +105,20 @@ fn now_us() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
+/// Reads an `OpenInvoice` from `id, invoice_id, bolt11, payment_hash, price_msat, expires_at`.
+fn open_invoice_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OpenInvoice> {
+    Ok(OpenInvoice {
+        sale_id: SaleId(r.get(0)?),
+        invoice: Invoice {
+            id: InvoiceId(r.get(1)?),
+            bolt11: r.get(2)?,
+            payment_hash: r.get(3)?,
+            amount: crate::money::Msat::from_msat(r.get::<_, i64>(4)? as u64),
+            expires_at_unix: r.get::<_, i64>(5)? as u64,
+        },
+    })
+}
+
 impl Ledger {
     /// Opens (or creates) `sales.db` in `dir`.
     pub fn open(dir: &Path) -> Result<Ledger, LedgerError> {
@@ -317,18 +331,7 @@ impl Ledger {
             "SELECT id, invoice_id, bolt11, payment_hash, price_msat, expires_at FROM sales
              WHERE state IN ('created', 'cancelled', 'expired') AND expires_at > ?1",
         )?;
-        let rows = st.query_map(params![now_unix as i64], |r| {
-            Ok(OpenInvoice {
-                sale_id: SaleId(r.get(0)?),
-                invoice: Invoice {
-                    id: InvoiceId(r.get(1)?),
-                    bolt11: r.get(2)?,
-                    payment_hash: r.get(3)?,
-                    amount: crate::money::Msat::from_msat(r.get::<_, i64>(4)? as u64),
-                    expires_at_unix: r.get::<_, i64>(5)? as u64,
-                },
-            })
-        })?;
+        let rows = st.query_map(params![now_unix as i64], open_invoice_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -341,18 +344,7 @@ impl Ledger {
         )?;
         let rows = st.query_map(
             params![(since_unix as i64).saturating_mul(1_000_000)],
-            |r| {
-                Ok(OpenInvoice {
-                    sale_id: SaleId(r.get(0)?),
-                    invoice: Invoice {
-                        id: InvoiceId(r.get(1)?),
-                        bolt11: r.get(2)?,
-                        payment_hash: r.get(3)?,
-                        amount: crate::money::Msat::from_msat(r.get::<_, i64>(4)? as u64),
-                        expires_at_unix: r.get::<_, i64>(5)? as u64,
-                    },
-                })
-            },
+            open_invoice_row,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

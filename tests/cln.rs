@@ -34,7 +34,7 @@ fn node_and_config(dir: &Path, node_network: &str) -> (FakeNode, lnvend::config:
 async fn a_paid_invoice_pours_exactly_the_pour_time_once() {
     let dir = tempfile::tempdir().unwrap();
     let (node, cfg) = node_and_config(dir.path(), "regtest");
-    let mut m = NodeMachine::start(&cfg);
+    let mut m = TestMachine::start(&cfg);
     m.wait_screen(Screen::Idle).await;
     m.tap(0);
     let v = m.wait_screen(Screen::Payment).await;
@@ -66,7 +66,7 @@ async fn a_paid_invoice_pours_exactly_the_pour_time_once() {
 async fn an_invoice_that_expires_goes_back_to_idle_without_pouring() {
     let dir = tempfile::tempdir().unwrap();
     let (node, cfg) = node_and_config(dir.path(), "regtest");
-    let mut m = NodeMachine::start(&cfg);
+    let mut m = TestMachine::start(&cfg);
     m.tap(0);
     m.wait_screen(Screen::Payment).await;
     // waitinvoice answers 903 at expiry; listinvoices then says expired.
@@ -85,7 +85,7 @@ async fn an_invoice_that_expires_goes_back_to_idle_without_pouring() {
 async fn a_duplicate_label_is_out_of_service_with_no_qr() {
     let dir = tempfile::tempdir().unwrap();
     let (node, cfg) = node_and_config(dir.path(), "regtest");
-    let mut m = NodeMachine::start(&cfg);
+    let mut m = TestMachine::start(&cfg);
     m.wait_screen(Screen::Idle).await;
     node.fail_next_invoice(900, "Duplicate label 'S1-0000'");
     m.tap(0);
@@ -106,7 +106,7 @@ async fn a_duplicate_label_is_out_of_service_with_no_qr() {
 async fn the_daemon_hanging_up_mid_wait_still_finds_the_payment_and_pours_once() {
     let dir = tempfile::tempdir().unwrap();
     let (node, cfg) = node_and_config(dir.path(), "regtest");
-    let mut m = NodeMachine::start(&cfg);
+    let mut m = TestMachine::start(&cfg);
     m.tap(0);
     m.wait_screen(Screen::Payment).await;
     let label = node.latest_label().unwrap();
@@ -135,7 +135,7 @@ async fn a_payment_made_while_lnvend_was_down_is_owed_at_restart_not_poured() {
     let (node, cfg) = node_and_config(dir.path(), "regtest");
     // Another app on the node was paid before lnvend ever ran: not ours to report.
     node.foreign_payment();
-    let mut m = NodeMachine::start(&cfg);
+    let mut m = TestMachine::start(&cfg);
     m.tap(0);
     m.wait_screen(Screen::Payment).await;
     let label = node.latest_label().unwrap();
@@ -157,7 +157,7 @@ async fn a_payment_made_while_lnvend_was_down_is_owed_at_restart_not_poured() {
     node.pay_silently(&label);
     tokio::time::advance(Duration::from_secs(400)).await;
     let before = node.calls("waitanyinvoice");
-    let m = NodeMachine::start(&cfg);
+    let m = TestMachine::start(&cfg);
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(m.views.borrow().screen, Screen::Idle, "no pour on screen");
     assert_eq!(on_time(&m.gpio, ENA).1, 0);
@@ -182,7 +182,7 @@ async fn a_payment_made_while_lnvend_was_down_is_owed_at_restart_not_poured() {
 async fn a_node_on_the_wrong_network_puts_the_machine_out_of_service() {
     let dir = tempfile::tempdir().unwrap();
     let (node, cfg) = node_and_config(dir.path(), "bitcoin");
-    let mut m = NodeMachine::start(&cfg);
+    let mut m = TestMachine::start(&cfg);
     let v = m.wait_screen(Screen::OutOfService).await;
     m.tap(0);
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -236,7 +236,7 @@ async fn rest_node(
 async fn clnrest_a_paid_invoice_pours_once() {
     let dir = tempfile::tempdir().unwrap();
     let (node, cfg) = rest_node(dir.path(), "good-rune", "good-rune").await;
-    let mut m = NodeMachine::start(&cfg);
+    let mut m = TestMachine::start(&cfg);
     m.wait_screen(Screen::Idle).await;
     m.tap(1);
     let v = m.wait_screen(Screen::Payment).await;
@@ -255,7 +255,7 @@ async fn clnrest_a_paid_invoice_pours_once() {
 async fn clnrest_a_wrong_rune_is_out_of_service_with_no_qr() {
     let dir = tempfile::tempdir().unwrap();
     let (node, cfg) = rest_node(dir.path(), "good-rune", "stale-rune").await;
-    let mut m = NodeMachine::start(&cfg);
+    let mut m = TestMachine::start(&cfg);
     let v = m.wait_screen(Screen::OutOfService).await;
     assert!(!v.message.contains("stale-rune"), "{}", v.message);
     m.tap(0);

@@ -86,7 +86,7 @@ fn backend(addr: SocketAddr, pin: Option<&str>) -> String {
 async fn a_pinned_self_signed_node_certificate_is_trusted() {
     let dir = tempfile::tempdir().unwrap();
     let (node, addr, pin) = tls_node().await;
-    let mut m = NodeMachine::start(&config(dir.path(), &backend(addr, Some(&pin))));
+    let mut m = TestMachine::start(&config(dir.path(), &backend(addr, Some(&pin))));
     m.wait_screen(Screen::Idle).await;
     m.tap(0);
     let v = m.wait_screen(Screen::Payment).await;
@@ -100,7 +100,7 @@ async fn a_pinned_self_signed_node_certificate_is_trusted() {
 async fn an_unpinned_self_signed_node_certificate_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (node, addr, _pin) = tls_node().await;
-    let mut m = NodeMachine::start(&config(dir.path(), &backend(addr, None)));
+    let mut m = TestMachine::start(&config(dir.path(), &backend(addr, None)));
     m.wait_screen(Screen::OutOfService).await;
     m.tap(0);
     tokio::time::sleep(Duration::from_secs(5)).await;

@@ -309,7 +309,7 @@ network = "bitcoin"
 }
 
 /// The BOLT11 on screen, as the customer's wallet would scan it.
-fn bolt11_on_screen(m: &LiveMachine) -> String {
+fn bolt11_on_screen(m: &TestMachine) -> String {
     let uri = m.views.borrow().payment_uri.clone();
     uri.strip_prefix("LIGHTNING:")
         .unwrap_or_else(|| panic!("not a lightning URI: {uri}"))
@@ -317,7 +317,7 @@ fn bolt11_on_screen(m: &LiveMachine) -> String {
 }
 
 /// Waits past the end of a pour, then checks the pump ran once for the pour time.
-async fn assert_poured_once(m: &LiveMachine) {
+async fn assert_poured_once(m: &TestMachine) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (total, times) = on_time(&m.gpio, ENA);
     assert_eq!(times, 1, "the enable pin went high exactly once");
@@ -329,7 +329,7 @@ async fn assert_poured_once(m: &LiveMachine) {
     assert_eq!(m.gpio.level(ENA), Some(PinValue::Level(false)));
 }
 
-async fn start_all() -> (tempfile::TempDir, Lnbits, Wallets, LiveMachine) {
+async fn start_all() -> (tempfile::TempDir, Lnbits, Wallets, TestMachine) {
     // The machine's log, shown only for a failing test.
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
@@ -340,12 +340,12 @@ async fn start_all() -> (tempfile::TempDir, Lnbits, Wallets, LiveMachine) {
     std::fs::create_dir_all(&data).unwrap();
     let lnbits = Lnbits::start(&data, free_port()).await;
     let wallets = set_up_wallets(&lnbits).await;
-    let mut m = LiveMachine::start(&machine_config(
+    let mut m = TestMachine::start(&machine_config(
         &dir.path().join("machine"),
         &lnbits,
         &wallets,
     ));
-    m.wait_screen(Screen::Idle, STEP).await;
+    m.wait_screen_within(Screen::Idle, STEP).await;
     (dir, lnbits, wallets, m)
 }
 
@@ -353,7 +353,7 @@ async fn start_all() -> (tempfile::TempDir, Lnbits, Wallets, LiveMachine) {
 async fn a_paid_invoice_pours_once_for_the_pour_time() {
     let (dir, lnbits, wallets, mut m) = start_all().await;
     m.tap(0);
-    let v = m.wait_screen(Screen::Payment, STEP).await;
+    let v = m.wait_screen_within(Screen::Payment, STEP).await;
     assert_eq!(v.amount, "2,100 sats");
     let bolt11 = bolt11_on_screen(&m);
     let parsed = Bolt11Invoice::from_str(&bolt11).unwrap();
@@ -361,9 +361,9 @@ async fn a_paid_invoice_pours_once_for_the_pour_time() {
     assert_eq!(on_time(&m.gpio, ENA).1, 0, "nothing before payment");
 
     pay(&lnbits, &wallets, &bolt11).await;
-    m.wait_screen(Screen::Pouring, Duration::from_secs(10))
+    m.wait_screen_within(Screen::Pouring, Duration::from_secs(10))
         .await;
-    m.wait_screen(Screen::ThankYou, STEP).await;
+    m.wait_screen_within(Screen::ThankYou, STEP).await;
     assert_poured_once(&m).await;
     assert_eq!(machine_balance_sat(&lnbits, &wallets).await, 2100);
     m.shutdown().await;
@@ -376,7 +376,7 @@ async fn a_paid_invoice_pours_once_for_the_pour_time() {
 async fn a_spoofed_paid_push_on_the_websocket_pours_nothing() {
     let (dir, lnbits, wallets, mut m) = start_all().await;
     m.tap(0);
-    m.wait_screen(Screen::Payment, STEP).await;
+    m.wait_screen_within(Screen::Payment, STEP).await;
     let bolt11 = bolt11_on_screen(&m);
     let hash = Bolt11Invoice::from_str(&bolt11)
         .unwrap()
@@ -425,7 +425,7 @@ async fn a_spoofed_paid_push_on_the_websocket_pours_nothing() {
 
     // The real payment still pours, once.
     pay(&lnbits, &wallets, &bolt11).await;
-    m.wait_screen(Screen::ThankYou, STEP).await;
+    m.wait_screen_within(Screen::ThankYou, STEP).await;
     assert_poured_once(&m).await;
     m.shutdown().await;
     let l = Ledger::open(&dir.path().join("machine")).unwrap();
@@ -436,7 +436,7 @@ async fn a_spoofed_paid_push_on_the_websocket_pours_nothing() {
 async fn a_payment_made_after_lnbits_restarts_is_found_and_poured_once() {
     let (dir, mut lnbits, wallets, mut m) = start_all().await;
     m.tap(0);
-    m.wait_screen(Screen::Payment, STEP).await;
+    m.wait_screen_within(Screen::Payment, STEP).await;
     let bolt11 = bolt11_on_screen(&m);
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -452,8 +452,8 @@ async fn a_payment_made_after_lnbits_restarts_is_found_and_poured_once() {
 
     lnbits.restart().await;
     pay(&lnbits, &wallets, &bolt11).await;
-    m.wait_screen(Screen::Pouring, STEP).await;
-    m.wait_screen(Screen::ThankYou, STEP).await;
+    m.wait_screen_within(Screen::Pouring, STEP).await;
+    m.wait_screen_within(Screen::ThankYou, STEP).await;
     assert_poured_once(&m).await;
     assert_eq!(machine_balance_sat(&lnbits, &wallets).await, 2100);
     m.shutdown().await;
@@ -470,12 +470,12 @@ async fn a_wrong_invoice_key_keeps_the_machine_out_of_service_without_a_qr() {
     let lnbits = Lnbits::start(&data, free_port()).await;
     let mut wallets = set_up_wallets(&lnbits).await;
     wallets.machine_inkey = "0".repeat(32);
-    let mut m = LiveMachine::start(&machine_config(
+    let mut m = TestMachine::start(&machine_config(
         &dir.path().join("machine"),
         &lnbits,
         &wallets,
     ));
-    let v = m.wait_screen(Screen::OutOfService, STEP).await;
+    let v = m.wait_screen_within(Screen::OutOfService, STEP).await;
     assert!(
         v.message.contains("Payments are unavailable"),
         "{}",

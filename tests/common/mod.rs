@@ -129,6 +129,16 @@ impl TestMachine {
         }
     }
 
+    pub fn screen(&self) -> Screen {
+        self.views.borrow().screen
+    }
+
+    /// Waits for a screen for at most `limit` (real or virtual time).
+    pub async fn wait_screen_within(&mut self, screen: Screen, limit: Duration) -> View {
+        self.wait_for(limit, &format!("{screen:?}"), |v| v.screen == screen)
+            .await
+    }
+
     pub async fn wait_screen(&mut self, screen: Screen) -> View {
         self.wait_for(Duration::from_secs(60), &format!("{screen:?}"), |v| {
             v.screen == screen
@@ -153,169 +163,10 @@ pub fn on_time(gpio: &MockGpio, pin: u8) -> (Duration, usize) {
     (spans.iter().map(|(a, b)| *b - *a).sum(), spans.len())
 }
 
-/// A machine whose backend is whatever `config` names (a fake node, not the simulator).
-pub struct NodeMachine {
-    pub inputs: Inputs,
-    pub views: watch::Receiver<View>,
-    pub gpio: MockGpio,
-    pub pump: Pump,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
-}
-
-impl NodeMachine {
-    pub fn start(config: &Config) -> NodeMachine {
-        let m = app::assemble(config).expect("assemble");
-        let inputs = m.controller.inputs();
-        let views = m.controller.views();
-        let (stop, rx) = oneshot::channel();
-        let task = tokio::spawn(m.controller.run(async {
-            let _ = rx.await;
-        }));
-        NodeMachine {
-            inputs,
-            views,
-            gpio: m.gpio.expect("mock gpio"),
-            pump: m.pump,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    pub fn tap(&self, product: usize) {
-        assert!(self.inputs.send(Input::Tap(product)));
-    }
-
-    /// Waits (in virtual time) until the view matches, or panics after `limit`.
-    pub async fn wait_for(
-        &mut self,
-        limit: Duration,
-        what: &str,
-        pred: impl Fn(&View) -> bool,
-    ) -> View {
-        let fut = async {
-            loop {
-                {
-                    let v = self.views.borrow_and_update();
-                    if pred(&v) {
-                        return v.clone();
-                    }
-                }
-                self.views.changed().await.expect("controller alive");
-            }
-        };
-        match tokio::time::timeout(limit, fut).await {
-            Ok(v) => v,
-            Err(_) => panic!(
-                "timed out waiting for {what}; view: {:?}",
-                self.views.borrow()
-            ),
-        }
-    }
-
-    pub async fn wait_screen(&mut self, screen: Screen) -> View {
-        self.wait_for(Duration::from_secs(60), &format!("{screen:?}"), |v| {
-            v.screen == screen
-        })
-        .await
-    }
-
-    /// Stops the controller and waits for it.
-    pub async fn shutdown(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.await.expect("controller task");
-        }
-    }
-}
-
 /// The test config with 300 ms pours, for tests under real time (a real payment backend).
 pub fn short_pour_config(data_dir: &Path, extra: &str) -> Config {
     let text = config_text(data_dir, extra)
         .replace("pour_ms = 4000", "pour_ms = 300")
         .replace("pour_ms = 2500", "pour_ms = 300");
     Config::parse(&text, "test.toml", Mode::Sim).expect("test config")
-}
-
-/// A machine whose payment backend is whatever the config says (not necessarily the
-/// simulator), with mock GPIO.
-pub struct LiveMachine {
-    pub inputs: Inputs,
-    pub views: watch::Receiver<View>,
-    pub gpio: MockGpio,
-    pub pump: Pump,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
-}
-
-impl LiveMachine {
-    pub fn start(config: &Config) -> LiveMachine {
-        let m = app::assemble(config).expect("assemble");
-        let inputs = m.controller.inputs();
-        let views = m.controller.views();
-        let (stop, rx) = oneshot::channel();
-        let task = tokio::spawn(m.controller.run(async {
-            let _ = rx.await;
-        }));
-        LiveMachine {
-            inputs,
-            views,
-            gpio: m.gpio.expect("mock gpio"),
-            pump: m.pump,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    pub fn tap(&self, product: usize) {
-        assert!(self.inputs.send(Input::Tap(product)));
-    }
-
-    pub fn screen(&self) -> Screen {
-        self.views.borrow().screen
-    }
-
-    /// Waits until the view matches, or panics after `limit`.
-    pub async fn wait_for(
-        &mut self,
-        limit: Duration,
-        what: &str,
-        pred: impl Fn(&View) -> bool,
-    ) -> View {
-        let fut = async {
-            loop {
-                {
-                    let v = self.views.borrow_and_update();
-                    if pred(&v) {
-                        return v.clone();
-                    }
-                }
-                self.views.changed().await.expect("controller alive");
-            }
-        };
-        match tokio::time::timeout(limit, fut).await {
-            Ok(v) => v,
-            Err(_) => panic!(
-                "timed out waiting for {what}; view: {:?}",
-                self.views.borrow()
-            ),
-        }
-    }
-
-    pub async fn wait_screen(&mut self, screen: Screen, limit: Duration) -> View {
-        self.wait_for(limit, &format!("{screen:?}"), |v| v.screen == screen)
-            .await
-    }
-
-    /// Stops the controller and waits for it.
-    pub async fn shutdown(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.await.expect("controller task");
-        }
-    }
 }
