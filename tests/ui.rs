@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use i_slint_backend_testing::ElementHandle;
 use lnvend::ui::{self, Machine, MachineUi, MachineWindow, Screen};
-use slint::ComponentHandle;
+use slint::{ComponentHandle, Model};
 
 /// Runs the slint event loop until `done` returns true (checked every 20 ms) or 20 s pass.
 fn run_until(window: &MachineWindow, what: &str, done: impl Fn(&MachineWindow) -> bool + 'static) {
@@ -52,7 +52,14 @@ fn decode_qr(img: &slint::Image) -> String {
 fn a_customer_taps_a_product_and_sees_a_scannable_qr() {
     i_slint_backend_testing::init_integration_test_with_system_time();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = common::config(dir.path(), "");
+    // With the simulator's operator PIN (1234).
+    let pin = include_str!("../examples/sim.toml")
+        .lines()
+        .find(|l| l.starts_with("operator_pin_hash"))
+        .unwrap();
+    let text = format!("{pin}\n{}", common::config_text(dir.path(), ""));
+    let cfg =
+        lnvend::config::Config::parse(&text, "ui-test.toml", lnvend::config::Mode::Sim).unwrap();
     let machine = lnvend::app::assemble(&cfg).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -113,6 +120,39 @@ fn a_customer_taps_a_product_and_sees_a_scannable_qr() {
     assert!(size.height >= 60.0 && size.width >= 60.0, "cancel {size:?}");
     cancel[0].invoke_accessible_default_action();
     run_until(&window, "the idle screen again", |w| {
+        w.global::<Machine>().get_screen() == Screen::Idle
+    });
+
+    // The operator: the corner, the PIN pad by its labelled keys, the menu, and out again.
+    let tap = |label: &str| {
+        let found: Vec<_> = ElementHandle::find_by_accessible_label(&window, label).collect();
+        assert_eq!(found.len(), 1, "one element labelled {label:?}");
+        let size = found[0].size();
+        assert!(
+            size.width >= 60.0 && size.height >= 60.0,
+            "{label}: {size:?}"
+        );
+        found[0].invoke_accessible_default_action();
+    };
+    tap("Operator");
+    run_until(&window, "the PIN pad", |w| {
+        w.global::<Machine>().get_screen() == Screen::Pin
+    });
+    for d in ["Digit 1", "Digit 2", "Digit 3", "Digit 4"] {
+        tap(d);
+    }
+    tap("Enter PIN");
+    run_until(&window, "the operator menu", |w| {
+        w.global::<Machine>().get_screen() == Screen::Operator
+    });
+    let m = window.machine();
+    assert_eq!(m.get_op_products().row_count(), 2);
+    tap("Operator tab Status");
+    run_until(&window, "the status page", |w| {
+        w.global::<Machine>().get_op_tab() == 4
+    });
+    tap("Leave the operator menu");
+    run_until(&window, "the idle screen after the menu", |w| {
         w.global::<Machine>().get_screen() == Screen::Idle
     });
 
