@@ -55,6 +55,7 @@ pub fn settings(config: &Config) -> Settings {
         max_pour: config
             .max_run()
             .saturating_sub(std::time::Duration::from_millis(config.gpio.anti_drip_ms)),
+        fault_refund: config.refund_on_fault_screen,
         overrides_path: Some(crate::operator::overrides_path(&config.data_dir())),
         version: env!("CARGO_PKG_VERSION").to_string(),
     }

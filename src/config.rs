@@ -42,6 +42,9 @@ pub struct Config {
     /// Hash of the operator PIN, made by `lnvend hash-pin` (operator menu disabled without).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator_pin_hash: Option<String>,
+    /// Offer "refund to my wallet" on the fault screen (BTCPay only: it refunds by itself).
+    #[serde(default)]
+    pub refund_on_fault_screen: bool,
     /// How long an owed credit is offered on the idle screen as "tap to pour", in seconds.
     #[serde(default = "default_credit_window_s")]
     pub credit_window_s: u64,
@@ -643,6 +646,12 @@ impl Config {
                     "not a hash made by `lnvend hash-pin`",
                 ));
             }
+        }
+        if self.refund_on_fault_screen && !matches!(self.backend, Some(BackendConfig::Btcpay(_))) {
+            return Err(invalid(
+                "refund_on_fault_screen",
+                "only the BTCPay backend can refund by itself; refund other backends' credits from the operator menu",
+            ));
         }
         if self.credit_window_s > 86_400 {
             return Err(invalid("credit_window_s", "must be at most 86400 (a day)"));

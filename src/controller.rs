@@ -42,6 +42,8 @@ pub enum Input {
     OperatorPin(String),
     /// Something the operator did in the menu.
     Operator(OpAction),
+    /// The customer on the fault screen asked for their money back.
+    RefundFault,
     /// A background operator task finished, with a line for the operator.
     OperatorNote(String),
     /// A refund finished: the link (BTCPay) or `None` (to be refunded by hand), or an error.
@@ -204,6 +206,11 @@ pub struct View {
     pub credits: Vec<CreditTile>,
     /// The PIN pad's line (wrong PIN, locked out…).
     pub pin_message: String,
+    /// The fault screen offers a refund to the customer's wallet.
+    pub fault_refund: bool,
+    /// The fault screen's refund: a QR of the claim link, or why it failed.
+    pub refund_qr: Option<Arc<QrBitmap>>,
+    pub refund_text: String,
     pub operator: Option<OperatorView>,
 }
 
@@ -227,6 +234,8 @@ pub struct Settings {
     pub credit_window: Duration,
     /// The longest pour a product may be set to (max run time less the anti-drip pulse).
     pub max_pour: Duration,
+    /// Whether the fault screen offers a refund (the backend refunds by itself).
+    pub fault_refund: bool,
     /// Where the operator's product changes are saved (none: not saved).
     pub overrides_path: Option<std::path::PathBuf>,
     pub version: String,
@@ -261,6 +270,8 @@ pub struct Controller {
     health: String,
     /// A pump run the operator started (prime, test, reverse), to stop it on exit.
     op_pump: Option<JoinHandle<()>>,
+    /// A refund asked for on the fault screen: its sale, then the link or the error.
+    fault_refund: Option<(SaleId, Option<Result<String, String>>)>,
 }
 
 /// The operator menu's working state.
@@ -309,6 +320,7 @@ impl Controller {
             op: OpState::default(),
             health: "not checked yet".into(),
             op_pump: None,
+            fault_refund: None,
         }
     }
 
@@ -482,6 +494,11 @@ impl Controller {
                     return;
                 }
             },
+            Input::RefundFault => {
+                self.refund_from_fault_screen();
+                self.publish();
+                return;
+            }
             Input::OperatorNote(note) => {
                 self.op.message = note;
                 self.publish();
@@ -872,6 +889,24 @@ impl Controller {
                 v.amount = sale.product.price.display();
                 v.code = sale.id.0.clone();
                 v.seconds_left = until.saturating_duration_since(now).as_secs();
+                v.fault_refund = self.settings.fault_refund
+                    && matches!(failure, PourFailure::Pump(_) | PourFailure::Ledger(_));
+                if let Some((id, Some(result))) = &self.fault_refund {
+                    if *id == sale.id {
+                        match result {
+                            Ok(link) => {
+                                v.refund_text =
+                                    "Scan with your Lightning wallet to claim your refund".into();
+                                v.refund_qr = qr::render(link, 300).ok().map(Arc::new);
+                            }
+                            Err(e) => {
+                                v.refund_text = format!(
+                                    "The refund failed ({e}); show the code to the operator."
+                                )
+                            }
+                        }
+                    }
+                }
                 v.message = match failure {
                     PourFailure::AlreadyPoured => {
                         "This payment was already used for a drink.".into()
@@ -1219,8 +1254,44 @@ impl Controller {
         });
     }
 
+    fn refund_from_fault_screen(&mut self) {
+        let State::Fault { sale, failure, .. } = &self.state else {
+            return;
+        };
+        let refundable = matches!(failure, PourFailure::Pump(_) | PourFailure::Ledger(_));
+        let started = self
+            .fault_refund
+            .as_ref()
+            .is_some_and(|(id, _)| *id == sale.id);
+        if !self.settings.fault_refund || !refundable || started {
+            return;
+        }
+        tracing::info!(sale = %sale.id, "customer asked for a refund on the fault screen");
+        self.fault_refund = Some((sale.id.clone(), None));
+        self.start_refund(sale.id.0.clone());
+    }
+
     fn refund_done(&mut self, sale_id: String, result: Result<Option<String>, String>) {
         let sale = SaleId(sale_id.clone());
+        if let Some((id, slot @ None)) = &mut self.fault_refund {
+            if *id == sale {
+                let shown = match &result {
+                    Ok(Some(link)) => Ok(link.clone()),
+                    Ok(None) => Err("this backend cannot refund by itself".to_string()),
+                    Err(e) => Err(e.clone()),
+                };
+                if let (Ok(Some(link)), Ok(l)) = (&result, &mut self.ledger) {
+                    if let Err(e) = l.record_refunded(&sale, link) {
+                        tracing::error!(sale = %sale_id, error = %e, "refund made but not recorded");
+                    }
+                }
+                if let Err(e) = &shown {
+                    tracing::error!(sale = %sale_id, error = %e, "refund from the fault screen failed");
+                }
+                *slot = Some(shown);
+                return;
+            }
+        }
         match result {
             Ok(detail) => {
                 let record = detail
@@ -1407,6 +1478,9 @@ fn idle_view(settings: &Settings) -> View {
         detail: String::new(),
         credits: Vec::new(),
         pin_message: String::new(),
+        fault_refund: false,
+        refund_qr: None,
+        refund_text: String::new(),
         operator: None,
     }
 }

@@ -131,6 +131,12 @@ pub fn render(m: &Machine<'_>, view: &View, cache: &mut RenderCache) {
         .collect();
     m.set_credits(ModelRc::new(VecModel::from(credits)));
     m.set_pin_message(view.pin_message.as_str().into());
+    m.set_fault_refund(view.fault_refund);
+    m.set_refund_text(view.refund_text.as_str().into());
+    m.set_refund_qr(match &view.refund_qr {
+        Some(bmp) => qr_image(bmp),
+        None => Image::default(),
+    });
     render_operator(m, view.operator.as_ref(), cache);
     m.set_machine_id(view.machine_id.as_str().into());
     let tiles: Vec<ProductTile> = view
@@ -199,6 +205,10 @@ pub fn attach<W: MachineUi>(
     let i = inputs.clone();
     m.on_dismiss(move || {
         i.send(Input::DismissFault);
+    });
+    let i = inputs.clone();
+    m.on_refund_fault(move || {
+        i.send(Input::RefundFault);
     });
     let i = inputs.clone();
     m.on_redeem_credit(move |id| {

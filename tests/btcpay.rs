@@ -479,3 +479,48 @@ async fn an_owed_sale_is_refunded_as_a_pull_payment_the_customer_scans() {
     );
     assert_clean(&fake);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fault_screen_can_refund_the_customer_directly_when_configured() {
+    let fake = FakeBtcpay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = sats_config(dir.path(), &fake);
+    cfg.refund_on_fault_screen = true;
+    let mut m = TestMachine::start(&cfg);
+    m.tap(0);
+    wait(&mut m, Screen::Payment, Duration::from_secs(5)).await;
+    let inv = fake.latest();
+    m.gpio.inject_fault(true);
+    fake.settle(&inv.id);
+    let fault = wait(&mut m, Screen::Fault, Duration::from_secs(5)).await;
+    assert!(fault.fault_refund, "the refund is offered");
+    m.send(Input::RefundFault);
+    m.send(Input::RefundFault);
+    let v = m
+        .wait_for(Duration::from_secs(5), "refund QR", |v| {
+            v.refund_qr.is_some()
+        })
+        .await;
+    let bmp = v.refund_qr.unwrap();
+    let s = bmp.size as usize;
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(s, s, |x, y| bmp.pixels[y * s + x]);
+    let link = img.detect_grids()[0].decode().unwrap().1;
+    assert!(link.contains("/pull-payments/PP"), "{link}");
+    assert_eq!(
+        fake.refunds(),
+        vec![inv.id.clone()],
+        "refunded once, however often tapped"
+    );
+    m.send(Input::DismissFault);
+    let idle = wait(&mut m, Screen::OutOfService, Duration::from_secs(3)).await;
+    assert!(idle.credits.is_empty());
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(
+        l.sale_state(&lnvend::vend::SaleId(fault.code))
+            .unwrap()
+            .as_deref(),
+        Some("refunded")
+    );
+    assert_clean(&fake);
+}
