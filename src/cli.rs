@@ -1,4 +1,4 @@
-//! The command line: `lnvend run | sim | check-config`.
+//! The command line: `lnvend run | sim | check-config | pour | pump-off`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +39,29 @@ pub enum Command {
         #[arg(long)]
         sim: bool,
     },
+    /// Hardware test: run one pump channel for N ms, as a sale would (same watchdog).
+    /// Refused above the maximum run time; Ctrl-C stops the pump.
+    Pour {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long, value_parser = parse_channel, default_value = "A")]
+        channel: crate::pump::Channel,
+        #[arg(long, value_name = "N")]
+        ms: u64,
+    },
+    /// Drive every configured bridge pin low (also run by systemd after lnvend stops).
+    PumpOff {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+fn parse_channel(s: &str) -> Result<crate::pump::Channel, String> {
+    match s {
+        "A" | "a" => Ok(crate::pump::Channel::A),
+        "B" | "b" => Ok(crate::pump::Channel::B),
+        other => Err(format!("{other:?} is not a channel: A or B")),
+    }
 }
 
 /// Logs go to stderr; under journald (JOURNAL_STREAM set) without colours or timestamps,
@@ -87,6 +110,18 @@ pub fn main(cli: Cli) -> ExitCode {
             };
             finish(crate::app::run(cfg, Mode::Run))
         }
+        Command::Pour {
+            config,
+            channel,
+            ms,
+        } => match load(&config, Mode::Run) {
+            Ok(cfg) => crate::hwtest::main_pour(&cfg, channel, ms),
+            Err(code) => code,
+        },
+        Command::PumpOff { config } => match load(&config, Mode::Run) {
+            Ok(cfg) => crate::hwtest::main_pump_off(&cfg),
+            Err(code) => code,
+        },
         Command::Sim { config } => {
             init_logging();
             let cfg = match config {
