@@ -276,7 +276,14 @@ fn systemd_ready(
         })
     };
     let notifier = open();
-    if let Err(e) = notifier.send(&[Message::Ready, Message::Status("serving".into())]) {
+    // Ready once the event loop runs, i.e. the window is shown and being drawn.
+    let ready = open();
+    let queued = slint::invoke_from_event_loop(move || {
+        if let Err(e) = ready.send(&[Message::Ready, Message::Status("serving".into())]) {
+            tracing::error!(error = %e, "cannot tell systemd the machine is ready");
+        }
+    });
+    if let Err(e) = queued {
         tracing::error!(error = %e, "cannot tell systemd the machine is ready");
     }
     if let Some(period) = crate::notify::watchdog_period() {
