@@ -146,3 +146,41 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pump::Channel;
+
+    #[test]
+    fn pour_takes_a_channel_defaulting_to_a_and_a_time() {
+        let cli =
+            Cli::try_parse_from(["lnvend", "pour", "--config", "c.toml", "--ms", "1500"]).unwrap();
+        let Command::Pour { channel, ms, .. } = cli.command else {
+            panic!("not parsed as pour: {:?}", cli.command)
+        };
+        assert_eq!((channel, ms), (Channel::A, 1500));
+        let cli = Cli::try_parse_from([
+            "lnvend",
+            "pour",
+            "--config",
+            "c.toml",
+            "--channel",
+            "B",
+            "--ms",
+            "10",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Pour {
+                channel: Channel::B,
+                ..
+            }
+        ));
+        assert!(
+            Cli::try_parse_from(["lnvend", "pour", "--config", "c.toml", "--ms", "-5"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["lnvend", "pump-off", "--config", "c.toml"]).is_ok());
+    }
+}
