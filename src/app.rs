@@ -17,6 +17,7 @@ use crate::backend::PaymentBackend;
 use crate::config::{BackendConfig, Config, GpioBackend, Mode};
 use crate::controller::{Controller, Input, Inputs, Settings, View};
 use crate::ledger::Ledger;
+use crate::notify::{Beat, Message, Notifier};
 use crate::pump::mock::MockGpio;
 use crate::pump::rpi::RppalPins;
 use crate::pump::{L298n, Pins, Pump};
@@ -209,6 +210,8 @@ fn install_panic_hook(pump: Pump) {
 
 /// Runs the machine with its touchscreen until the window closes or a signal arrives.
 pub fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
+    // Before any thread exists: the UI backend reads these from the environment.
+    crate::display::prepare_ui_env(&config.display, mode);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("lnvend-io")
@@ -246,6 +249,7 @@ pub fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
         }
     };
 
+    let heartbeat = machine.controller.heartbeat();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let pump = machine.pump.clone();
     let controller = rt.spawn(async move {
@@ -262,7 +266,9 @@ pub fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
 
     window.show_window().context("cannot show the window")?;
     tracing::info!(machine = %config.machine_id, ?mode, "lnvend is running");
+    let notifier = systemd_ready(&rt, heartbeat, pump.clone());
     let ui_result = slint::run_event_loop_until_quit();
+    let _ = notifier.send(&[Message::Stopping]);
 
     let _ = stop_tx.send(());
     let joined =
@@ -305,6 +311,65 @@ async fn futures_select_all<F: std::future::Future + Unpin>(
         std::task::Poll::Pending
     })
     .await
+}
+
+/// Tells systemd the machine is up (`READY=1`) and, when the unit has `WatchdogSec=`,
+/// feeds its watchdog while both the controller loop and the UI thread keep beating. A
+/// notifier that cannot be set up is logged and ignored: the machine still sells, only
+/// without systemd's supervision. Returns the notifier for `STOPPING=1`.
+fn systemd_ready(
+    rt: &tokio::runtime::Runtime,
+    controller: tokio::sync::watch::Receiver<tokio::time::Instant>,
+    pump: Pump,
+) -> Notifier {
+    let open = || {
+        Notifier::from_env().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "no systemd notifications");
+            Notifier::disabled()
+        })
+    };
+    let notifier = open();
+    // Ready once the event loop runs, i.e. the window is shown and being drawn.
+    let ready = open();
+    let queued = slint::invoke_from_event_loop(move || {
+        if let Err(e) = ready.send(&[Message::Ready, Message::Status("serving".into())]) {
+            tracing::error!(error = %e, "cannot tell systemd the machine is ready");
+        }
+    });
+    if let Err(e) = queued {
+        tracing::error!(error = %e, "cannot tell systemd the machine is ready");
+    }
+    if let Some(period) = crate::notify::watchdog_period() {
+        // The UI thread beats only when asked: a hung event loop never runs the closure.
+        let (ui_tx, ui) = tokio::sync::watch::channel(tokio::time::Instant::now());
+        let nudge = move || {
+            let tx = ui_tx.clone();
+            let _ = slint::invoke_from_event_loop(move || {
+                tx.send_replace(tokio::time::Instant::now());
+            });
+        };
+        let beats = vec![
+            Beat {
+                name: "controller",
+                last: controller,
+            },
+            Beat {
+                name: "ui",
+                last: ui,
+            },
+        ];
+        let on_hung = move || {
+            pump.emergency_stop();
+        };
+        rt.spawn(crate::notify::feed_watchdog(
+            open(),
+            period,
+            beats,
+            nudge,
+            on_hung,
+        ));
+    }
+    notifier
 }
 
 /// Either window, to show it.

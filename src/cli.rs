@@ -1,4 +1,4 @@
-//! The command line: `lnvend run | sim | check-config`.
+//! The command line: `lnvend run | sim | check-config | pour | pump-off`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +57,29 @@ pub enum Command {
         #[arg(long)]
         sim: bool,
     },
+    /// Hardware test: run one pump channel for N ms, as a sale would (same watchdog).
+    /// Refused above the maximum run time; Ctrl-C stops the pump.
+    Pour {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long, value_parser = parse_channel, default_value = "A")]
+        channel: crate::pump::Channel,
+        #[arg(long, value_name = "N")]
+        ms: u64,
+    },
+    /// Drive every configured bridge pin low (also run by systemd after lnvend stops).
+    PumpOff {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+fn parse_channel(s: &str) -> Result<crate::pump::Channel, String> {
+    match s {
+        "A" | "a" => Ok(crate::pump::Channel::A),
+        "B" | "b" => Ok(crate::pump::Channel::B),
+        other => Err(format!("{other:?} is not a channel: A or B")),
+    }
 }
 
 /// Logs go to stderr; under journald (JOURNAL_STREAM set) without colours or timestamps,
@@ -156,6 +179,18 @@ pub fn main(cli: Cli) -> ExitCode {
             };
             finish(crate::app::run(cfg, Mode::Run))
         }
+        Command::Pour {
+            config,
+            channel,
+            ms,
+        } => match load(&config, Mode::Run) {
+            Ok(cfg) => crate::hwtest::main_pour(&cfg, channel, ms),
+            Err(code) => code,
+        },
+        Command::PumpOff { config } => match load(&config, Mode::Run) {
+            Ok(cfg) => crate::hwtest::main_pump_off(&cfg),
+            Err(code) => code,
+        },
         Command::Sim { config, headless } => {
             init_logging();
             let cfg = match config {
@@ -270,5 +305,43 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pump::Channel;
+
+    #[test]
+    fn pour_takes_a_channel_defaulting_to_a_and_a_time() {
+        let cli =
+            Cli::try_parse_from(["lnvend", "pour", "--config", "c.toml", "--ms", "1500"]).unwrap();
+        let Command::Pour { channel, ms, .. } = cli.command else {
+            panic!("not parsed as pour: {:?}", cli.command)
+        };
+        assert_eq!((channel, ms), (Channel::A, 1500));
+        let cli = Cli::try_parse_from([
+            "lnvend",
+            "pour",
+            "--config",
+            "c.toml",
+            "--channel",
+            "B",
+            "--ms",
+            "10",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Pour {
+                channel: Channel::B,
+                ..
+            }
+        ));
+        assert!(
+            Cli::try_parse_from(["lnvend", "pour", "--config", "c.toml", "--ms", "-5"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["lnvend", "pump-off", "--config", "c.toml"]).is_ok());
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::display::DisplayConfig;
 use crate::money::{Fiat, Msat, Price};
 use crate::pump::{BridgePins, Channel, PourSettings};
 use crate::secret::Secret;
@@ -58,6 +59,9 @@ pub struct Config {
     pub gpio: GpioConfig,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<BackendConfig>,
+    /// The touchscreen as mounted (kiosk build): see [`crate::display`].
+    #[serde(default, skip_serializing_if = "DisplayConfig::is_default")]
+    pub display: DisplayConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -655,6 +659,9 @@ impl Config {
         }
         if self.credit_window_s > 86_400 {
             return Err(invalid("credit_window_s", "must be at most 86400 (a day)"));
+        }
+        if let Some(problem) = self.display.problem() {
+            return Err(invalid("display.rotation", problem));
         }
         let g = &self.gpio;
         if !(1_000..=MAX_RUN_MS_LIMIT).contains(&g.max_run_ms) {

@@ -1,7 +1,9 @@
 //! GPIO on the Raspberry Pi through rppal. Outputs start low. PWM on an enable pin is rppal's
-//! software PWM (any pin). rppal resets pins when they are dropped, but a signal that kills
-//! the process skips every destructor, which is why [`super::Pump::emergency_stop`] is wired
-//! to SIGINT/SIGTERM and the panic hook.
+//! software PWM (any pin). Pins are not reset when dropped: they keep the level lnvend last
+//! drove, which is low on every way out (the pump is stopped first). A signal that kills the
+//! process skips every destructor, which is why [`super::Pump::emergency_stop`] is wired to
+//! SIGINT/SIGTERM and the panic hook, and why the service runs `lnvend pump-off` after any
+//! exit (a watchdog kill included).
 
 use std::collections::HashMap;
 
@@ -23,10 +25,14 @@ impl RppalPins {
         let mut out = HashMap::new();
         let mut expected = HashMap::new();
         for &p in pins {
-            let pin = gpio
+            let mut pin = gpio
                 .get(p)
                 .map_err(|e| PumpError::Gpio(format!("cannot claim BCM {p}: {e}")))?
                 .into_output_low();
+            // Left as driven when lnvend exits (always low: every way out stops the pump
+            // first). rppal's default would turn the pin back into a floating input, which
+            // an L298N enable input may read as high.
+            pin.set_reset_on_drop(false);
             out.insert(p, pin);
             expected.insert(p, Some(false));
         }
