@@ -481,6 +481,8 @@ struct Samples {
     poll_seen: Vec<f64>,
     pour_error: Vec<f64>,
     poll_missed: usize,
+    /// One authenticated `invoice_state` call (what lnvend asks after each wake-up).
+    state_call: Vec<f64>,
 }
 
 /// `n` full vend cycles with every measurement.
@@ -522,6 +524,10 @@ fn measure_cycles(
         s.pay_call.push(ms(call));
         pollers.push((poller, paid_at));
         rig.wait(|v| v.screen == Screen::ThankYou, "thank you");
+        let backend = rig.poll_backend.clone();
+        let t = Instant::now();
+        let _ = rig.rt.block_on(backend.invoice_state(&id));
+        s.state_call.push(ms(t.elapsed()));
     }
     // The pollers see the payments within 2 s of them.
     for (h, paid_at) in pollers {
@@ -907,6 +913,7 @@ fn bench_main(o: &Opts, venv: Option<&Path>) {
         "p95 ≤ 150",
         Some(("p95", 150.0)),
     ));
+    rows.push(row("tap → QR in view, LNbits", &l.tap_to_qr, "", None));
     rows.push(row(
         "tap → QR on screen (view + render + frame), LNbits",
         &l.tap_to_frame,
@@ -966,6 +973,8 @@ struct SoakResult {
     cycles: usize,
     poured: usize,
     missed: usize,
+    /// Taps that did not lead to a payment screen (the soak stops at the first).
+    failed: usize,
     rss_start_kb: u64,
     rss_end_kb: u64,
     pour_error_p99: f64,
@@ -975,13 +984,23 @@ struct SoakResult {
 fn soak(rig: &mut Rig, data: &Path, cycles: usize) -> SoakResult {
     let warm = (cycles / 20).clamp(1, 100);
     let mut missed = 0;
+    let mut failed = 0;
+    let mut done = 0;
     let mut rss_start_kb = 0;
     let started = Instant::now();
     for i in 0..warm + cycles {
         if i == warm {
             rss_start_kb = rss_kb();
         }
-        let (v, _) = rig.tap_to_qr();
+        assert!(rig.inputs.send(Input::Tap(0)));
+        let Some(v) = rig.try_wait(|v| v.screen == Screen::Payment && v.qr.is_some()) else {
+            println!(
+                "soak: cycle {i}: no payment screen after a tap; view {:?}",
+                rig.views.borrow()
+            );
+            failed += 1;
+            break;
+        };
         let bolt11 = bolt11_of(&v);
         let id = invoice_id(&rig.payer, &bolt11);
         rig.rt
@@ -989,6 +1008,7 @@ fn soak(rig: &mut Rig, data: &Path, cycles: usize) -> SoakResult {
         if rig.try_wait(|v| v.screen == Screen::ThankYou).is_none() {
             missed += 1;
         }
+        done += 1;
     }
     let elapsed = started.elapsed();
     let rss_end_kb = rss_kb();
@@ -1004,9 +1024,10 @@ fn soak(rig: &mut Rig, data: &Path, cycles: usize) -> SoakResult {
     );
     let owed = ledger.owed().expect("owed").len();
     SoakResult {
-        cycles: warm + cycles,
+        cycles: done,
         poured: poured_pins,
         missed: missed + owed,
+        failed,
         rss_start_kb,
         rss_end_kb,
         pour_error_p99: stats(&errors).p99,
@@ -1019,11 +1040,12 @@ fn report_soak(what: &str, r: &SoakResult) -> (bool, bool) {
     let double = r.poured.saturating_sub(r.cycles);
     let missed = r.missed + r.cycles.saturating_sub(r.poured);
     let growth = (r.rss_end_kb as f64 - r.rss_start_kb as f64) / r.rss_start_kb as f64 * 100.0;
-    let sound = double == 0 && missed == 0;
+    let sound = double == 0 && missed == 0 && r.failed == 0;
     let ok = sound && growth <= 5.0;
     println!(
-        "soak {what}: {} cycles (incl. warm-up) in {:.1} s: pours {}, double pours {double}, missed payments {missed}, RSS {} kB → {} kB ({growth:+.2} %, target ≤ 5 %), pour error p99 {:.2} ms: {}",
+        "soak {what}: {} cycles (incl. warm-up), {} failed taps, in {:.1} s: pours {}, double pours {double}, missed payments {missed}, RSS {} kB → {} kB ({growth:+.2} %, target ≤ 5 %), pour error p99 {:.2} ms: {}",
         r.cycles,
+        r.failed,
         r.elapsed.as_secs_f64(),
         r.poured,
         r.rss_start_kb,
