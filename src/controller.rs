@@ -1561,8 +1561,20 @@ fn instant_of_unix(unix: u64) -> Instant {
     Instant::now() + Duration::from_secs(unix.saturating_sub(unix_now()))
 }
 
+/// `S<unix seconds>-<4 hex digits>`. Within one second the suffix counts up from a random
+/// start, so two sales started in the same second never get the same id (two random
+/// suffixes collided in a soak of fast vend cycles, and the ledger then refused the sale).
 fn new_sale_id() -> SaleId {
-    SaleId(format!("S{}-{:04X}", unix_now(), rand::random::<u16>()))
+    static LAST: std::sync::Mutex<(u64, u16)> = std::sync::Mutex::new((0, 0));
+    let now = unix_now();
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let suffix = if last.0 == now {
+        last.1.wrapping_add(1)
+    } else {
+        rand::random::<u16>()
+    };
+    *last = (now, suffix);
+    SaleId(format!("S{now}-{suffix:04X}"))
 }
 
 fn failure_text(f: &PourFailure) -> String {
