@@ -359,7 +359,15 @@ impl PaymentBackend for LnbitsBackend {
     }
 
     async fn check_health(&self) -> Result<(), BackendError> {
-        let (status, body) = self.call(Method::GET, "api/v1/wallet", None).await?;
+        // One retry on a transport error: a pooled keep-alive connection the server closed
+        // at the same moment must not put the machine out of service (seen in the soak).
+        let (status, body) = match self.call(Method::GET, "api/v1/wallet", None).await {
+            Err(BackendError::Unreachable(first)) => {
+                tracing::debug!(error = %first, "LNbits health check failed once; retrying");
+                self.call(Method::GET, "api/v1/wallet", None).await?
+            }
+            other => other?,
+        };
         match status.as_u16() {
             // A 200 page from a proxy is not LNbits: the body must be a wallet.
             200 => http::parse_json::<WalletReply>(&body).map(|_| ()),
