@@ -105,6 +105,16 @@ fn now_us() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
+/// Reads an `Owed` from `id, product, price_msat, reason`.
+fn owed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Owed> {
+    Ok(Owed {
+        sale_id: SaleId(r.get(0)?),
+        product: r.get(1)?,
+        price_msat: r.get::<_, i64>(2)? as u64,
+        reason: r.get(3)?,
+    })
+}
+
 /// Reads an `OpenInvoice` from `id, invoice_id, bolt11, payment_hash, price_msat, expires_at`.
 fn open_invoice_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OpenInvoice> {
     Ok(OpenInvoice {
@@ -353,14 +363,7 @@ impl Ledger {
         let mut st = self.conn.prepare(
             "SELECT id, product, price_msat, COALESCE(reason, '') FROM sales WHERE state = 'owed' ORDER BY created_us",
         )?;
-        let rows = st.query_map([], |r| {
-            Ok(Owed {
-                sale_id: SaleId(r.get(0)?),
-                product: r.get(1)?,
-                price_msat: r.get::<_, i64>(2)? as u64,
-                reason: r.get(3)?,
-            })
-        })?;
+        let rows = st.query_map([], owed_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -390,14 +393,7 @@ impl Ledger {
                  WHERE t.sale_id = s.id AND t.kind = 'credited') >= ?1
              ORDER BY s.created_us",
         )?;
-        let rows = st.query_map(params![since_us], |r| {
-            Ok(Owed {
-                sale_id: SaleId(r.get(0)?),
-                product: r.get(1)?,
-                price_msat: r.get::<_, i64>(2)? as u64,
-                reason: r.get(3)?,
-            })
-        })?;
+        let rows = st.query_map(params![since_us], owed_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
