@@ -29,14 +29,16 @@
 //! it the LNbits rows say "not run". `--no-lnbits` skips them; `--cycles N` and
 //! `--soak-sim N` / `--soak-lnbits N` change the counts.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+#[path = "../tests/support/lnbits_server.rs"]
+mod lnbits_server;
+
+use std::path::Path;
 use std::rc::Rc;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lnbits_server::{call, free_port, set_up_wallets, venv, Lnbits, Wallets};
 use lnvend::backend::sim::SimBackend;
 use lnvend::backend::{InvoiceId, InvoiceState, PaymentBackend};
 use lnvend::config::{BackendConfig, Config, Mode};
@@ -44,7 +46,7 @@ use lnvend::controller::{Input, Inputs, Screen, View, QR_PX};
 use lnvend::pump::mock::MockGpio;
 use lnvend::ui::{MachineUi, MachineWindow, RenderCache};
 use rand::Rng;
-use serde_json::{json, Value};
+use serde_json::json;
 use slint::platform::software_renderer::{
     MinimalSoftwareWindow, PremultipliedRgbaColor, RepaintBufferType,
 };
@@ -438,10 +440,8 @@ async fn pump_on_after(gpio: &MockGpio, since: tokio::time::Instant) -> Option<I
     tokio::time::timeout(STEP, async {
         loop {
             let found = gpio
-                .changes()
+                .recent_changes(32)
                 .iter()
-                .rev()
-                .take(32)
                 .filter(|c| c.pin == ENA && c.value.is_on() && c.at >= since)
                 .map(|c| c.at)
                 .min();
@@ -483,6 +483,11 @@ struct Samples {
     poll_missed: usize,
     /// One authenticated `invoice_state` call (what lnvend asks after each wake-up).
     state_call: Vec<f64>,
+    /// LNbits only: when an observer on the invoice's websocket got the push, from the
+    /// payer's call returning (negative: before it returned).
+    push_after_pay: Vec<f64>,
+    /// The backend's `create_invoice` alone, without the machine.
+    create_call: Vec<f64>,
 }
 
 /// `n` full vend cycles with every measurement.
@@ -509,6 +514,10 @@ fn measure_cycles(
             .rt
             .spawn(poll_until_paid(rig.poll_backend.clone(), id.clone()));
         let delay = Duration::from_micros(rng.gen_range(0..=max_delay.as_micros() as u64));
+        let observer = match &rig.payer {
+            Payer::Lnbits { url, .. } => Some(rig.rt.block_on(observe_push(url, &id))),
+            Payer::Sim(_) => None,
+        };
         let gpio = rig.gpio.clone();
         let (paid_at, call, on) = rig.rt.block_on(async {
             tokio::time::sleep(delay).await;
@@ -523,6 +532,11 @@ fn measure_cycles(
         s.pay_to_pump.push(ms_between(paid_at, on));
         s.pay_call.push(ms(call));
         pollers.push((poller, paid_at));
+        if let Some(h) = observer {
+            if let Some(at) = rig.rt.block_on(h).unwrap() {
+                s.push_after_pay.push(ms_between(paid_at, at));
+            }
+        }
         rig.wait(|v| v.screen == Screen::ThankYou, "thank you");
         let backend = rig.poll_backend.clone();
         let t = Instant::now();
@@ -537,7 +551,43 @@ fn measure_cycles(
         }
     }
     s.pour_error = pour_errors(&rig.gpio, rig.pour);
+    // The backend's invoice creation alone, as lnvend asks for it on a tap.
+    let req = lnvend::backend::InvoiceRequest {
+        sale_id: "bench-create".into(),
+        price: lnvend::money::Price::Sats(lnvend::money::Msat::from_sat(10).unwrap()),
+        description: "Cola (bench)".into(),
+        expiry: Duration::from_secs(600),
+    };
+    for _ in 0..n {
+        let t = Instant::now();
+        rig.rt
+            .block_on(rig.poll_backend.create_invoice(&req))
+            .expect("create_invoice");
+        s.create_call.push(ms(t.elapsed()));
+    }
     s
+}
+
+/// Connects an observer to LNbits' websocket for invoice `id` (its payment hash); the task
+/// returns when the first message arrives.
+async fn observe_push(url: &str, id: &InvoiceId) -> tokio::task::JoinHandle<Option<Instant>> {
+    use futures_util::StreamExt;
+    let ws_url = format!("{}/api/v1/ws/{}", url.replacen("http", "ws", 1), id.0);
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str())
+        .await
+        .expect("observer websocket");
+    tokio::spawn(async move {
+        let first = tokio::time::timeout(STEP, async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(m)) if m.is_text() || m.is_binary() => return Some(Instant::now()),
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => return None,
+                }
+            }
+        });
+        first.await.ok().flatten()
+    })
 }
 
 /// |high time − pour time| of every pour in the pin record, in ms.
@@ -619,198 +669,19 @@ impl Screen2 {
 }
 
 // ---------------------------------------------------------------------------------------
-// LNbits, started from its virtualenv (as tests/lnbits.rs does)
+// LNbits, started from its virtualenv (tests/support/lnbits_server.rs, as tests/lnbits.rs)
 
-fn venv() -> Option<PathBuf> {
-    let dir = std::env::var_os("LNBITS_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/lnbits-venv"));
-    dir.join("bin/lnbits").exists().then_some(dir)
-}
-
-fn site_packages(venv: &Path) -> PathBuf {
-    std::fs::read_dir(venv.join("lib"))
-        .expect("venv lib")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("site-packages"))
-        .find(|p| p.join("lnbits").is_dir())
-        .expect("lnbits package")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The same FakeWallet fixes as tests/lnbits.rs (BOLT11 feature bits; pending after restart).
-const FEATURES_HOOK: &str = r#"
-import bolt11
-from bolt11 import Feature, Features, FeatureState, TagChar
-
-_encode = bolt11.encode
-
-
-def _encode_with_features(invoice, privkey):
-    if not invoice.tags.has(TagChar.features):
-        invoice.tags.add(
-            TagChar.features,
-            Features.from_feature_list(
-                {
-                    Feature.var_onion_optin: FeatureState.required,
-                    Feature.payment_secret: FeatureState.required,
-                }
-            ),
-        )
-    return _encode(invoice, privkey)
-
-
-bolt11.encode = _encode_with_features
-
-import lnbits.wallets.fake as _fake
-from lnbits.wallets.base import PaymentPendingStatus, PaymentSuccessStatus
-
-
-async def _invoice_status(self, checking_id):
-    if checking_id in self.paid_invoices:
-        return PaymentSuccessStatus()
-    return PaymentPendingStatus()
-
-
-_fake.FakeWallet.get_invoice_status = _invoice_status
-"#;
-
-struct Lnbits {
-    child: Option<Child>,
-    url: String,
-    machine_inkey: String,
-    payer_adminkey: String,
-}
-
-impl Drop for Lnbits {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let pgid = child.id();
-            // bash's builtin with `--` (procps' kill(1) misreads a negative pid).
-            if pgid > 1 {
-                let _ = Command::new("bash")
-                    .args(["-c", &format!("kill -s KILL -- -{pgid}")])
-                    .status();
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-async fn call(req: reqwest::RequestBuilder, what: &str) -> Value {
-    let resp = req.send().await.unwrap_or_else(|e| panic!("{what}: {e}"));
-    let status = resp.status();
-    let body = resp.text().await.unwrap();
-    assert!(status.is_success(), "{what}: {status} {body}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{what}: {e}: {body}"))
-}
-
-/// Starts LNbits on a free loopback port with a machine wallet and a funded payer wallet.
-fn start_lnbits(venv: &Path, data: &Path) -> Lnbits {
-    use std::os::unix::process::CommandExt;
-    let port = free_port();
-    let hook = data.join("pyhook");
-    std::fs::create_dir_all(&hook).unwrap();
-    std::fs::write(hook.join("sitecustomize.py"), FEATURES_HOOK).unwrap();
-    let log = std::fs::File::create(data.join("lnbits.log")).unwrap();
-    let child = Command::new(venv.join("bin/lnbits"))
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .current_dir(site_packages(venv))
-        .env("LNBITS_DATA_FOLDER", data)
-        .env("LNBITS_BACKEND_WALLET_CLASS", "FakeWallet")
-        .env("LNBITS_ADMIN_UI", "true")
-        .env("PYTHONPATH", &hook)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .expect("start lnbits");
-    let mut server = Lnbits {
-        child: Some(child),
-        url: format!("http://127.0.0.1:{port}"),
-        machine_inkey: String::new(),
-        payer_adminkey: String::new(),
-    };
+/// Starts LNbits with a machine wallet and a funded payer wallet.
+fn start_lnbits(venv: &Path, data: &Path) -> (Lnbits, Wallets) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let url = server.url.clone();
-    let (inkey, adminkey) = rt.block_on(async {
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            if http
-                .get(format!("{url}/api/v1/health"))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "LNbits did not answer within 90 s");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let admin = call(
-            http.put(format!("{url}/api/v1/auth/first_install")).json(
-                &json!({"username": "operator", "password": "secret1234", "password_repeat": "secret1234"}),
-            ),
-            "first install",
-        )
-        .await;
-        let token = admin["access_token"].as_str().expect("token").to_string();
-        let machine = call(
-            http.post(format!("{url}/api/v1/account"))
-                .json(&json!({"name": "machine"})),
-            "machine wallet",
-        )
-        .await;
-        let payer = call(
-            http.post(format!("{url}/api/v1/account"))
-                .json(&json!({"name": "customer"})),
-            "payer wallet",
-        )
-        .await;
-        let funded = call(
-            http.put(format!("{url}/users/api/v1/balance"))
-                .bearer_auth(&token)
-                .json(&json!({"id": payer["id"], "amount": 1_000_000})),
-            "fund payer",
-        )
-        .await;
-        assert_eq!(funded["success"], true, "{funded}");
-        (
-            machine["inkey"].as_str().unwrap().to_string(),
-            payer["adminkey"].as_str().unwrap().to_string(),
-        )
-    });
-    server.machine_inkey = inkey;
-    server.payer_adminkey = adminkey;
-    server
-}
-
-fn lnbits_backend_toml(l: &Lnbits) -> String {
-    format!(
-        r#"
-[backend]
-kind = "lnbits"
-url = "{}"
-invoice_key = "{}"
-request_timeout_ms = 5000
-network = "bitcoin"
-"#,
-        l.url, l.machine_inkey
-    )
+    rt.block_on(async {
+        let server = Lnbits::start(venv, data, free_port()).await;
+        let wallets = set_up_wallets(&server, 1_000_000).await;
+        (server, wallets)
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -861,12 +732,13 @@ fn bench_main(o: &Opts, venv: Option<&Path>) {
     let ln = venv.map(|venv| {
         let data = dir.path().join("lnbits");
         std::fs::create_dir_all(&data).unwrap();
-        let server = start_lnbits(venv, &data);
-        let cfg = config(&dir.path().join("ln"), 50, &lnbits_backend_toml(&server));
-        let mut rig = Rig::start(
-            &cfg,
-            Some((server.url.clone(), server.payer_adminkey.clone())),
+        let (server, wallets) = start_lnbits(venv, &data);
+        let cfg = config(
+            &dir.path().join("ln"),
+            50,
+            &lnbits_server::backend_toml(&server, &wallets),
         );
+        let mut rig = Rig::start(&cfg, Some((server.url(), wallets.payer_adminkey.clone())));
         let s = measure_cycles(&mut rig, &mut screen, o.cycles, max_delay);
         rig.shutdown();
         check_cycles("lnbits", &s, o.cycles);
@@ -906,6 +778,18 @@ fn bench_main(o: &Opts, venv: Option<&Path>) {
         "",
         None,
     ));
+    rows.push(row(
+        "  (LNbits push to an observer socket, after pay)",
+        &l.push_after_pay,
+        "",
+        None,
+    ));
+    rows.push(row(
+        "  (one authenticated invoice_state, LNbits)",
+        &l.state_call,
+        "",
+        None,
+    ));
     rows.push(row("tap → QR in view, sim", &sim.tap_to_qr, "", None));
     rows.push(row(
         "tap → QR on screen (view + render + frame), sim",
@@ -919,6 +803,18 @@ fn bench_main(o: &Opts, venv: Option<&Path>) {
         &l.tap_to_frame,
         "p95 ≤ 150",
         Some(("p95", 150.0)),
+    ));
+    rows.push(row(
+        "  (create_invoice alone, sim)",
+        &sim.create_call,
+        "",
+        None,
+    ));
+    rows.push(row(
+        "  (create_invoice alone, LNbits)",
+        &l.create_call,
+        "",
+        None,
     ));
     let frames: Vec<f64> = sim.frame.iter().chain(l.frame.iter()).copied().collect();
     rows.push(row(
@@ -969,6 +865,13 @@ fn rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// What SQLite has allocated in this process (its page caches and statements), in kB.
+fn sqlite_kb() -> u64 {
+    // SAFETY: a read-only statistics call, safe from any thread.
+    let bytes = unsafe { rusqlite::ffi::sqlite3_memory_used() };
+    u64::try_from(bytes).unwrap_or(0) / 1024
+}
+
 struct SoakResult {
     cycles: usize,
     poured: usize,
@@ -985,13 +888,19 @@ fn soak(rig: &mut Rig, data: &Path, cycles: usize) -> SoakResult {
     let warm = (cycles / 20).clamp(1, 100);
     let mut missed = 0;
     let mut failed = 0;
-    let mut done = 0;
+    let mut done: usize = 0;
     let mut rss_start_kb = 0;
+    let mut errors = Vec::with_capacity(warm + cycles);
+    let mut trace = Vec::new();
     let started = Instant::now();
     for i in 0..warm + cycles {
         if i == warm {
             rss_start_kb = rss_kb();
         }
+        if i >= warm && (i - warm) % (cycles / 10).max(1) == 0 {
+            trace.push((i - warm, rss_kb(), sqlite_kb()));
+        }
+        let cycle_start = tokio::time::Instant::now();
         assert!(rig.inputs.send(Input::Tap(0)));
         let Some(v) = rig.try_wait(|v| v.screen == Screen::Payment && v.qr.is_some()) else {
             println!(
@@ -1009,13 +918,30 @@ fn soak(rig: &mut Rig, data: &Path, cycles: usize) -> SoakResult {
             missed += 1;
         }
         done += 1;
+        // The thank-you screen comes after the pump stopped: this cycle's pour is recorded.
+        // (The mock keeps only recent pin changes, so each cycle's is read now.)
+        errors.extend(
+            rig.gpio
+                .high_intervals(ENA)
+                .iter()
+                .filter(|(a, _)| *a >= cycle_start)
+                .map(|(a, b)| (ms(*b - *a) - ms(rig.pour)).abs()),
+        );
     }
     let elapsed = started.elapsed();
     let rss_end_kb = rss_kb();
+    trace.push((done.saturating_sub(warm), rss_end_kb, sqlite_kb()));
+    let trace: Vec<String> = trace
+        .iter()
+        .map(|(c, rss, sql)| format!("{c}: {rss} ({sql})"))
+        .collect();
+    println!(
+        "soak: RSS kB (of which SQLite's own allocations) after N cycles past warm-up: {}",
+        trace.join(", ")
+    );
     // Let the last pour end before counting.
     std::thread::sleep(Duration::from_millis(200));
-    let errors = pour_errors(&rig.gpio, rig.pour);
-    let poured_pins = errors.len();
+    let poured_pins = rig.gpio.on_count(ENA) as usize;
     let ledger = lnvend::ledger::Ledger::open(data).expect("ledger");
     let poured_ledger = ledger.pour_count().expect("pour count") as usize;
     assert_eq!(
@@ -1072,13 +998,11 @@ fn soak_main(o: &Opts, venv: Option<&Path>) {
             Some(venv) => {
                 let ldata = dir.path().join("lnbits");
                 std::fs::create_dir_all(&ldata).unwrap();
-                let server = start_lnbits(venv, &ldata);
+                let (server, wallets) = start_lnbits(venv, &ldata);
                 let data = dir.path().join("ln");
-                let cfg = config(&data, 20, &lnbits_backend_toml(&server));
-                let mut rig = Rig::start(
-                    &cfg,
-                    Some((server.url.clone(), server.payer_adminkey.clone())),
-                );
+                let cfg = config(&data, 20, &lnbits_server::backend_toml(&server, &wallets));
+                let mut rig =
+                    Rig::start(&cfg, Some((server.url(), wallets.payer_adminkey.clone())));
                 let r = soak(&mut rig, &data, o.soak_lnbits);
                 rig.shutdown();
                 let (sound, light) = report_soak("LNbits", &r);

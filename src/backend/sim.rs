@@ -3,6 +3,10 @@
 //! with a throwaway key made at start) that any decoder accepts, and it can be driven from the
 //! simulator panel or a test: pay, expire, drop the wake-up connections, go down, or push a
 //! wake-up that carries no payment (which must never pour).
+//!
+//! It keeps every invoice that can still be paid and the last [`KEEP_FINISHED`] paid or
+//! expired ones, in memory and in its store file: enough for a restart to find a payment it
+//! missed, without a simulator left running for days growing without end.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,6 +23,9 @@ use super::{
     BackendError, Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend, WakeUps,
 };
 use crate::money::{Msat, Price};
+
+/// Paid or expired invoices kept after newer ones (older ones are forgotten).
+pub const KEEP_FINISHED: usize = 256;
 
 /// Sats per whole fiat unit when no rate is configured.
 pub const DEFAULT_FIAT_RATE_SAT: u64 = 1000;
@@ -46,6 +53,14 @@ struct SimInvoice {
     expires: Instant,
     paid: bool,
     expired_early: bool,
+    /// Issue order, for forgetting the oldest first.
+    seq: u64,
+}
+
+impl SimInvoice {
+    fn finished(&self, now: Instant) -> bool {
+        self.paid || self.expired_early || now >= self.expires
+    }
 }
 
 #[derive(Default, Debug)]
@@ -55,6 +70,8 @@ struct Inner {
     down: bool,
     subscribers: HashMap<InvoiceId, Vec<mpsc::Sender<()>>>,
     created: u64,
+    /// The last issue-order number handed out (loaded invoices included).
+    seq: u64,
 }
 
 /// What a simulator control did, for the panel's status line.
@@ -115,6 +132,8 @@ impl SimBackend {
                         .iter()
                         .max_by_key(|st| st.expires_at_unix)
                         .map(|st| InvoiceId(st.id.clone()));
+                    let mut list = list;
+                    list.sort_by_key(|st| st.expires_at_unix);
                     for st in list {
                         let left = st.expires_at_unix.saturating_sub(now_unix);
                         let invoice = Invoice {
@@ -124,6 +143,8 @@ impl SimBackend {
                             amount: Msat::from_msat(st.amount_msat),
                             expires_at_unix: st.expires_at_unix,
                         };
+                        inner.seq += 1;
+                        let seq = inner.seq;
                         inner.invoices.insert(
                             invoice.id.clone(),
                             SimInvoice {
@@ -131,6 +152,7 @@ impl SimBackend {
                                 expires: Instant::now() + Duration::from_secs(left),
                                 paid: st.paid,
                                 expired_early: st.expired_early,
+                                seq,
                             },
                         );
                     }
@@ -310,6 +332,28 @@ impl SimBackend {
     }
 }
 
+/// Forgets the oldest finished invoices beyond [`KEEP_FINISHED`], and the wake-up lists
+/// whose watchers have all gone.
+fn forget_old(inner: &mut Inner) {
+    let now = Instant::now();
+    let mut finished: Vec<(u64, InvoiceId)> = inner
+        .invoices
+        .iter()
+        .filter(|(_, i)| i.finished(now))
+        .map(|(id, i)| (i.seq, id.clone()))
+        .collect();
+    if finished.len() > KEEP_FINISHED {
+        finished.sort_unstable_by_key(|(seq, _)| *seq);
+        for (_, id) in &finished[..finished.len() - KEEP_FINISHED] {
+            inner.invoices.remove(id);
+        }
+    }
+    inner.subscribers.retain(|_, subs| {
+        subs.retain(|tx| !tx.is_closed());
+        !subs.is_empty()
+    });
+}
+
 fn wake_all(inner: &mut Inner, id: &InvoiceId) {
     if let Some(subs) = inner.subscribers.get_mut(id) {
         // A full channel already holds a wake-up; a closed one is pruned.
@@ -348,6 +392,8 @@ impl PaymentBackend for SimBackend {
         };
         let mut inner = self.lock();
         inner.created += 1;
+        inner.seq += 1;
+        let seq = inner.seq;
         inner.latest = Some(invoice.id.clone());
         inner.invoices.insert(
             invoice.id.clone(),
@@ -356,8 +402,10 @@ impl PaymentBackend for SimBackend {
                 expires: Instant::now() + request.expiry,
                 paid: false,
                 expired_early: false,
+                seq,
             },
         );
+        forget_old(&mut inner);
         self.persist(&inner);
         Ok(invoice)
     }
@@ -466,5 +514,45 @@ mod tests {
         assert!(sim.invoice_state(&inv.id).await.is_err());
         sim.set_down(false);
         assert!(sim.check_health().await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_run_forgets_old_finished_invoices_but_never_a_payable_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("sim-backend.json");
+        let sim = SimBackend::new().with_store(store.clone());
+        let mut long = request();
+        long.expiry = Duration::from_secs(3600);
+        let payable = sim.create_invoice(&long).await.unwrap();
+        let first_paid = sim.create_invoice(&request()).await.unwrap();
+        sim.pay(&first_paid.id).unwrap();
+        let mut last = None;
+        for _ in 0..2 * KEEP_FINISHED {
+            let inv = sim.create_invoice(&request()).await.unwrap();
+            sim.pay(&inv.id).unwrap();
+            last = Some(inv);
+        }
+        let last = last.unwrap();
+        // The oldest paid invoice is gone; the newest paid and the payable one remain.
+        assert!(sim.invoice_state(&first_paid.id).await.is_err());
+        assert!(matches!(
+            sim.invoice_state(&last.id).await.unwrap(),
+            InvoiceState::Paid { .. }
+        ));
+        assert_eq!(
+            sim.invoice_state(&payable.id).await.unwrap(),
+            InvoiceState::Pending
+        );
+        assert_eq!(sim.invoices_created(), 2 * KEEP_FINISHED as u64 + 2);
+        let stored: Vec<Stored> =
+            serde_json::from_str(&std::fs::read_to_string(&store).unwrap()).unwrap();
+        assert!(stored.len() <= KEEP_FINISHED + 2, "{} stored", stored.len());
+        // A restarted simulator still finds the payable invoice and can take its payment.
+        let again = SimBackend::new().with_store(store);
+        again.pay(&payable.id).unwrap();
+        assert!(matches!(
+            again.invoice_state(&payable.id).await.unwrap(),
+            InvoiceState::Paid { .. }
+        ));
     }
 }

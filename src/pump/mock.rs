@@ -2,8 +2,12 @@
 //! live levels to the simulator panel, and with `trace = "FILE"` appends one JSON object per
 //! change (`{"ts_us","pin","level"}` or `{"ts_us","pin","duty"}`) so a run can be checked
 //! afterwards. Times come from the tokio clock, so under paused time a recorded pour is exact.
+//!
+//! Memory holds only the last [`HISTORY`] changes (a simulator left running for days must
+//! not grow); the trace file has all of them, and [`MockGpio::on_count`] counts every
+//! switch-on since start.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
@@ -41,8 +45,14 @@ pub struct PinChange {
     pub value: PinValue,
 }
 
+/// How many recent changes are kept in memory: hundreds of pours, far more than a test or
+/// the panel looks at.
+pub const HISTORY: usize = 4096;
+
 struct Log {
-    changes: Vec<PinChange>,
+    changes: VecDeque<PinChange>,
+    /// Switch-ons (off or unset -> on) per pin since start.
+    on_counts: BTreeMap<u8, u64>,
     levels: BTreeMap<u8, PinValue>,
     trace: Option<File>,
     trace_failed: bool,
@@ -72,7 +82,8 @@ impl MockGpio {
         };
         Ok(MockGpio {
             log: Arc::new(Mutex::new(Log {
-                changes: Vec::new(),
+                changes: VecDeque::new(),
+                on_counts: BTreeMap::new(),
                 levels: BTreeMap::new(),
                 trace,
                 trace_failed: false,
@@ -92,8 +103,21 @@ impl MockGpio {
         MockPins { gpio: self.clone() }
     }
 
+    /// The recorded changes, oldest first (the last [`HISTORY`]).
     pub fn changes(&self) -> Vec<PinChange> {
-        self.lock().changes.clone()
+        self.lock().changes.iter().cloned().collect()
+    }
+
+    /// The last `n` changes, oldest first, without copying the whole history.
+    pub fn recent_changes(&self, n: usize) -> Vec<PinChange> {
+        let log = self.lock();
+        let skip = log.changes.len().saturating_sub(n);
+        log.changes.iter().skip(skip).cloned().collect()
+    }
+
+    /// How many times `pin` was switched on since start, including changes no longer kept.
+    pub fn on_count(&self, pin: u8) -> u64 {
+        self.lock().on_counts.get(&pin).copied().unwrap_or(0)
     }
 
     pub fn level(&self, pin: u8) -> Option<PinValue> {
@@ -118,8 +142,8 @@ impl MockGpio {
         self.lock().fault
     }
 
-    /// Every span during which `pin` was on (high or PWM > 0), as (from, to).
-    /// A span still open ends at "now".
+    /// Every span during which `pin` was on (high or PWM > 0), as (from, to), within the
+    /// kept history. A span still open ends at "now".
     pub fn high_intervals(&self, pin: u8) -> Vec<(Instant, Instant)> {
         let log = self.lock();
         let mut out = Vec::new();
@@ -142,8 +166,12 @@ impl MockGpio {
 
     fn record(&self, pin: u8, value: PinValue) {
         let mut log = self.lock();
-        if log.levels.get(&pin) == Some(&value) {
+        let before = log.levels.get(&pin).copied();
+        if before == Some(value) {
             return;
+        }
+        if value.is_on() && !before.is_some_and(PinValue::is_on) {
+            *log.on_counts.entry(pin).or_insert(0) += 1;
         }
         let at = Instant::now();
         let wall = log.epoch.0 + at.saturating_duration_since(log.epoch.1);
@@ -173,7 +201,10 @@ impl MockGpio {
                 }
             }
         }
-        log.changes.push(change);
+        if log.changes.len() == HISTORY {
+            log.changes.pop_front();
+        }
+        log.changes.push_back(change);
         drop(log);
         self.changed.send_modify(|n| *n += 1);
     }
@@ -236,5 +267,30 @@ mod tests {
             .as_micros() as u64;
         assert!(lines[0]["ts_us"].as_u64().unwrap() <= now_us);
         assert!(lines[0]["ts_us"].as_u64().unwrap() > now_us - 60_000_000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_run_keeps_recent_history_and_counts_every_switch_on() {
+        let gpio = MockGpio::new(None).unwrap();
+        let mut pins = gpio.pins();
+        let pours = HISTORY; // two changes each: twice what memory keeps
+        for _ in 0..pours {
+            pins.set_duty(18, 0.3).unwrap();
+            pins.set_duty(18, 1.0).unwrap(); // still on: not a new switch-on
+            tokio::time::advance(Duration::from_millis(10)).await;
+            pins.set_level(18, false).unwrap();
+        }
+        assert_eq!(gpio.on_count(18), pours as u64);
+        assert_eq!(gpio.on_count(19), 0);
+        let kept = gpio.changes();
+        assert_eq!(kept.len(), HISTORY);
+        assert_eq!(kept.last().unwrap().value, PinValue::Level(false));
+        assert_eq!(gpio.recent_changes(2), kept[HISTORY - 2..].to_vec());
+        // The pours still in memory each lasted exactly 10 ms.
+        let spans = gpio.high_intervals(18);
+        assert!(spans.len() >= HISTORY / 3 - 1);
+        assert!(spans
+            .iter()
+            .all(|(a, b)| *b - *a == Duration::from_millis(10)));
     }
 }
