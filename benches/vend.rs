@@ -501,6 +501,7 @@ fn measure_cycles(
     let mut pollers = Vec::new();
     let mut rng = rand::thread_rng();
     for _ in 0..n {
+        let cycle_start = tokio::time::Instant::now();
         let (v, tap_qr) = rig.tap_to_qr();
         s.tap_to_qr.push(ms(tap_qr));
         if let Some(scr) = screen.as_mut() {
@@ -538,6 +539,8 @@ fn measure_cycles(
             }
         }
         rig.wait(|v| v.screen == Screen::ThankYou, "thank you");
+        s.pour_error
+            .extend(pour_errors(&rig.gpio, rig.pour, cycle_start));
         let backend = rig.poll_backend.clone();
         let t = Instant::now();
         let _ = rig.rt.block_on(backend.invoice_state(&id));
@@ -550,7 +553,6 @@ fn measure_cycles(
             None => s.poll_missed += 1,
         }
     }
-    s.pour_error = pour_errors(&rig.gpio, rig.pour);
     // The backend's invoice creation alone, as lnvend asks for it on a tap.
     let req = lnvend::backend::InvoiceRequest {
         sale_id: "bench-create".into(),
@@ -590,10 +592,13 @@ async fn observe_push(url: &str, id: &InvoiceId) -> tokio::task::JoinHandle<Opti
     })
 }
 
-/// |high time − pour time| of every pour in the pin record, in ms.
-fn pour_errors(gpio: &MockGpio, pour: Duration) -> Vec<f64> {
+/// |high time − pour time| of the pours that started at or after `since`, in ms. Called
+/// once the thank-you screen shows (the pump has stopped by then), cycle by cycle: the mock
+/// keeps only recent pin changes.
+fn pour_errors(gpio: &MockGpio, pour: Duration, since: tokio::time::Instant) -> Vec<f64> {
     gpio.high_intervals(ENA)
         .iter()
+        .filter(|(a, _)| *a >= since)
         .map(|(a, b)| (ms(*b - *a) - ms(pour)).abs())
         .collect()
 }
@@ -865,6 +870,13 @@ fn rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// What the process's heap holds in use (glibc's count), in kB.
+fn heap_kb() -> u64 {
+    // SAFETY: mallinfo2 only reads the allocator's statistics.
+    let info = unsafe { libc::mallinfo2() };
+    (info.uordblks + info.hblkhd) as u64 / 1024
+}
+
 /// What SQLite has allocated in this process (its page caches and statements), in kB.
 fn sqlite_kb() -> u64 {
     // SAFETY: a read-only statistics call, safe from any thread.
@@ -880,12 +892,17 @@ struct SoakResult {
     failed: usize,
     rss_start_kb: u64,
     rss_end_kb: u64,
+    /// Bytes the allocator has handed out and not got back (no pools, no code pages).
+    heap_start_kb: u64,
+    heap_end_kb: u64,
     pour_error_p99: f64,
     elapsed: Duration,
 }
 
 fn soak(rig: &mut Rig, data: &Path, cycles: usize) -> SoakResult {
-    let warm = (cycles / 20).clamp(1, 100);
+    // The first tenth faults in code and fills the allocator's pools and SQLite's page cache;
+    // growth is measured after it.
+    let warm = (cycles / 10).clamp(1, 500);
     let mut missed = 0;
     let mut failed = 0;
     let mut done: usize = 0;
@@ -898,7 +915,7 @@ fn soak(rig: &mut Rig, data: &Path, cycles: usize) -> SoakResult {
             rss_start_kb = rss_kb();
         }
         if i >= warm && (i - warm) % (cycles / 10).max(1) == 0 {
-            trace.push((i - warm, rss_kb(), sqlite_kb()));
+            trace.push((i - warm, rss_kb(), heap_kb(), sqlite_kb()));
         }
         let cycle_start = tokio::time::Instant::now();
         assert!(rig.inputs.send(Input::Tap(0)));
@@ -918,25 +935,24 @@ fn soak(rig: &mut Rig, data: &Path, cycles: usize) -> SoakResult {
             missed += 1;
         }
         done += 1;
-        // The thank-you screen comes after the pump stopped: this cycle's pour is recorded.
-        // (The mock keeps only recent pin changes, so each cycle's is read now.)
-        errors.extend(
-            rig.gpio
-                .high_intervals(ENA)
-                .iter()
-                .filter(|(a, _)| *a >= cycle_start)
-                .map(|(a, b)| (ms(*b - *a) - ms(rig.pour)).abs()),
-        );
+        errors.extend(pour_errors(&rig.gpio, rig.pour, cycle_start));
     }
     let elapsed = started.elapsed();
     let rss_end_kb = rss_kb();
-    trace.push((done.saturating_sub(warm), rss_end_kb, sqlite_kb()));
+    trace.push((
+        done.saturating_sub(warm),
+        rss_end_kb,
+        heap_kb(),
+        sqlite_kb(),
+    ));
+    let heap_start_kb = trace.first().map_or(0, |t| t.2);
+    let heap_end_kb = trace.last().map_or(0, |t| t.2);
     let trace: Vec<String> = trace
         .iter()
-        .map(|(c, rss, sql)| format!("{c}: {rss} ({sql})"))
+        .map(|(c, rss, heap, sql)| format!("{c}: {rss}/{heap}/{sql}"))
         .collect();
     println!(
-        "soak: RSS kB (of which SQLite's own allocations) after N cycles past warm-up: {}",
+        "soak: after N cycles past the {warm}-cycle warm-up, RSS/heap in use/SQLite's share, kB: {}",
         trace.join(", ")
     );
     // Let the last pour end before counting.
@@ -956,6 +972,8 @@ fn soak(rig: &mut Rig, data: &Path, cycles: usize) -> SoakResult {
         failed,
         rss_start_kb,
         rss_end_kb,
+        heap_start_kb,
+        heap_end_kb,
         pour_error_p99: stats(&errors).p99,
         elapsed,
     }
@@ -969,13 +987,15 @@ fn report_soak(what: &str, r: &SoakResult) -> (bool, bool) {
     let sound = double == 0 && missed == 0 && r.failed == 0;
     let ok = sound && growth <= 5.0;
     println!(
-        "soak {what}: {} cycles (incl. warm-up), {} failed taps, in {:.1} s: pours {}, double pours {double}, missed payments {missed}, RSS {} kB → {} kB ({growth:+.2} %, target ≤ 5 %), pour error p99 {:.2} ms: {}",
+        "soak {what}: {} cycles (incl. warm-up), {} failed taps, in {:.1} s: pours {}, double pours {double}, missed payments {missed}, RSS {} kB → {} kB ({growth:+.2} %, target ≤ 5 %), heap in use {} kB → {} kB, pour error p99 {:.2} ms: {}",
         r.cycles,
         r.failed,
         r.elapsed.as_secs_f64(),
         r.poured,
         r.rss_start_kb,
         r.rss_end_kb,
+        r.heap_start_kb,
+        r.heap_end_kb,
         r.pour_error_p99,
         if ok { "PASS" } else { "FAIL" }
     );

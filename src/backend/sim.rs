@@ -25,7 +25,7 @@ use super::{
 use crate::money::{Msat, Price};
 
 /// Paid or expired invoices kept after newer ones (older ones are forgotten).
-pub const KEEP_FINISHED: usize = 256;
+pub const KEEP_FINISHED: usize = 64;
 
 /// Sats per whole fiat unit when no rate is configured.
 pub const DEFAULT_FIAT_RATE_SAT: u64 = 1000;

@@ -47,7 +47,7 @@ pub struct PinChange {
 
 /// How many recent changes are kept in memory: hundreds of pours, far more than a test or
 /// the panel looks at.
-pub const HISTORY: usize = 4096;
+pub const HISTORY: usize = 1024;
 
 struct Log {
     changes: VecDeque<PinChange>,
