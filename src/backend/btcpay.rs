@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::Message;
 use url::Url;
 
 use super::http::{self, TlsSettings};
+use super::memo::{unix_now, InvoiceMemo};
 use super::{
     BackendError, Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend, WakeUps,
 };
@@ -47,7 +48,7 @@ pub struct BtcpayBackend {
     tls: TlsSettings,
     wakers: Wakers,
     /// BOLT11 amounts of the invoices we made, to report what a settled invoice was for.
-    amounts: Mutex<HashMap<InvoiceId, Msat>>,
+    amounts: InvoiceMemo<Msat>,
 }
 
 impl std::fmt::Debug for BtcpayBackend {
@@ -128,7 +129,7 @@ impl BtcpayBackend {
             machine_id: machine_id.to_string(),
             tls,
             wakers: Arc::default(),
-            amounts: Mutex::default(),
+            amounts: InvoiceMemo::default(),
         });
         if let Some(listen) = &config.webhook_listen {
             let addr: SocketAddr = listen
@@ -386,9 +387,7 @@ impl PaymentBackend for BtcpayBackend {
         };
         let id = InvoiceId(data.id);
         self.amounts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.clone(), amount);
+            .insert(id.0.clone(), expires_at_unix, amount, unix_now());
         Ok(Invoice {
             id,
             payment_hash: parsed.payment_hash().to_string(),
@@ -406,12 +405,7 @@ impl PaymentBackend for BtcpayBackend {
             "Invalid" => Ok(InvoiceState::Invalid),
             "Settled" => {
                 // Greenfield's Settled means paid in full; report the invoice's own amount.
-                let known = self
-                    .amounts
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(id)
-                    .copied();
+                let known = self.amounts.get(&id.0);
                 let received = match known {
                     Some(m) => m,
                     None => self.lightning_method(&id.0).await?.1,
@@ -481,12 +475,16 @@ impl PaymentBackend for BtcpayBackend {
             Ok(Ok(s)) => s,
         };
         let (tx, rx) = mpsc::channel(1);
-        self.wakers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(id.0.clone())
-            .or_default()
-            .push(tx.downgrade());
+        {
+            let mut wakers = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+            // Watches that ended without a webhook (expired, or no webhook set up) leave
+            // dead entries behind: clear them here so the map stays small.
+            wakers.retain(|_, list| {
+                list.retain(|w| w.strong_count() > 0);
+                !list.is_empty()
+            });
+            wakers.entry(id.0.clone()).or_default().push(tx.downgrade());
+        }
         let invoice = id.0.clone();
         tokio::spawn(async move {
             let (_write, mut read) = socket.split();

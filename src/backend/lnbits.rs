@@ -14,9 +14,7 @@
 //! The key goes into the `X-Api-Key` header and nowhere else: not in a URL (LNbits would
 //! accept `?api-key=`, which ends up in proxy logs), not in an error, not in `Debug`.
 
-use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -30,6 +28,7 @@ use tokio_tungstenite::tungstenite::Message;
 use url::Url;
 
 use super::http::{self, TlsSettings};
+use super::memo::InvoiceMemo;
 use super::{
     BackendError, Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend, WakeUps,
 };
@@ -54,7 +53,7 @@ pub struct LnbitsBackend {
     http: reqwest::Client,
     tls: TlsSettings,
     timeout: Duration,
-    issued: Mutex<HashMap<String, Issued>>,
+    issued: InvoiceMemo<Issued>,
 }
 
 impl std::fmt::Debug for LnbitsBackend {
@@ -104,7 +103,7 @@ impl LnbitsBackend {
             http: http::client(&tls, timeout)?,
             tls,
             timeout,
-            issued: Mutex::new(HashMap::new()),
+            issued: InvoiceMemo::default(),
         })
     }
 
@@ -112,11 +111,6 @@ impl LnbitsBackend {
         self.base
             .join(path)
             .map_err(|e| BackendError::Rejected(format!("LNbits URL for {path}: {e}")))
-    }
-
-    fn issued(&self) -> std::sync::MutexGuard<'_, HashMap<String, Issued>> {
-        // A panic elsewhere must not stop payments from being checked.
-        self.issued.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sends a request with the key and reads the (capped) reply.
@@ -395,7 +389,12 @@ impl PaymentBackend for LnbitsBackend {
             return Err(http::status_error(status, &reply, "LNbits create invoice"));
         }
         let (invoice, issued) = parse_created(&reply)?;
-        self.issued().insert(invoice.payment_hash.clone(), issued);
+        self.issued.insert(
+            invoice.payment_hash.clone(),
+            issued.expires_at_unix,
+            issued,
+            unix_now(),
+        );
         Ok(invoice)
     }
 
@@ -408,7 +407,7 @@ impl PaymentBackend for LnbitsBackend {
         if status != StatusCode::OK {
             return Err(http::status_error(status, &body, "LNbits payment status"));
         }
-        let issued = self.issued().get(&hash).cloned();
+        let issued = self.issued.get(&hash);
         judge(&hash, &body, issued.as_ref(), unix_now())
     }
 

@@ -10,6 +10,7 @@ pub mod cln;
 pub mod clnrest;
 pub mod http;
 pub mod lnbits;
+pub mod memo;
 pub mod sim;
 pub mod watch;
 
