@@ -50,8 +50,8 @@ pub fn settings(config: &Config) -> Settings {
         network: config.backend().network(),
         pin_hash: config
             .operator_pin_hash
-            .as_deref()
-            .and_then(|h| crate::operator::PinHash::parse(h).ok()),
+            .as_ref()
+            .and_then(|h| crate::operator::PinHash::parse(h.expose()).ok()),
         credit_window: config.credit_window(),
         max_pour: config
             .max_run()
@@ -59,6 +59,7 @@ pub fn settings(config: &Config) -> Settings {
         fault_refund: config.refund_on_fault_screen,
         overrides_path: Some(crate::operator::overrides_path(&config.data_dir())),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        clock: Arc::new(crate::clock::SystemClock::new(config.require_clock_sync())),
     }
 }
 
@@ -74,6 +75,16 @@ fn backend_timeout(config: &Config) -> Duration {
 /// Builds the pump, backend, ledger and controller that `config` describes. Call it inside
 /// a tokio runtime: some backends start listeners.
 pub fn assemble(config: &Config) -> anyhow::Result<Machine> {
+    assemble_with_clock(config, None)
+}
+
+/// [`assemble`] with another clock than the system's (tests jump it and drop its sync).
+pub fn assemble_with_clock(
+    config: &Config,
+    clock: Option<Arc<dyn crate::clock::Clock>>,
+) -> anyhow::Result<Machine> {
+    let clock: Arc<dyn crate::clock::Clock> = clock
+        .unwrap_or_else(|| Arc::new(crate::clock::SystemClock::new(config.require_clock_sync())));
     let (a, b) = config.bridge_pins();
     let mut pin_names = vec![
         (a.forward, "IN1 (A forward)".to_string()),
@@ -114,6 +125,7 @@ pub fn assemble(config: &Config) -> anyhow::Result<Machine> {
         BackendConfig::Sim(c) => {
             let sim = Arc::new(
                 SimBackend::new()
+                    .with_clock(clock.clone())
                     .with_fiat_rate(c.fiat_rate_sat)
                     .with_store(config.data_dir().join("sim-backend.json")),
             );
@@ -150,6 +162,7 @@ pub fn assemble(config: &Config) -> anyhow::Result<Machine> {
     };
     let mut settings = settings(config);
     settings.catalog = effective.catalog();
+    settings.clock = clock;
     let controller = Controller::new(settings, backend, pump.clone(), ledger);
     Ok(Machine {
         controller,

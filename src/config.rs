@@ -41,8 +41,10 @@ pub struct Config {
     #[serde(default = "default_invoice_expiry_s")]
     pub invoice_expiry_s: u64,
     /// Hash of the operator PIN, made by `lnvend hash-pin` (operator menu disabled without).
+    /// A secret like a key: a 4-digit PIN falls to an offline search of its hash in minutes,
+    /// so it never prints (check-config shows `<redacted>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operator_pin_hash: Option<String>,
+    pub operator_pin_hash: Option<Secret>,
     /// Offer "refund to my wallet" on the fault screen (BTCPay only: it refunds by itself).
     #[serde(default)]
     pub refund_on_fault_screen: bool,
@@ -62,6 +64,20 @@ pub struct Config {
     /// The touchscreen as mounted (kiosk build): see [`crate::display`].
     #[serde(default, skip_serializing_if = "DisplayConfig::is_default")]
     pub display: DisplayConfig,
+    /// Whether to wait for a synchronised wall clock before selling: see [`crate::clock`].
+    #[serde(default)]
+    pub clock: ClockConfig,
+}
+
+/// `[clock]`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ClockConfig {
+    /// Sell nothing until the system clock is synchronised (systemd-timesyncd's flag file,
+    /// or the kernel's NTP status). Default: true for `lnvend run` (a Pi 3B/4 has no
+    /// real-time clock), false for `lnvend sim`. Set false on a machine with an RTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_sync: Option<bool>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -81,6 +97,14 @@ pub struct ProductConfig {
     /// Which L298N channel drives this product's pump: "A" or "B".
     #[serde(default = "default_channel")]
     pub channel: Channel,
+    /// With `price_fiat`: the least sats an invoice for it may ask. An invoice outside
+    /// `min_sat..=max_sat` puts the machine out of service, so a broken exchange rate cannot
+    /// sell drinks for 1 sat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_sat: Option<u64>,
+    /// With `price_fiat`: the most sats an invoice for it may ask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sat: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -431,6 +455,7 @@ impl Config {
         match mode {
             Mode::Run => {
                 self.gpio.backend.get_or_insert(GpioBackend::Rppal);
+                self.clock.require_sync.get_or_insert(true);
                 self.data_dir
                     .get_or_insert_with(|| PathBuf::from("/var/lib/lnvend"));
                 match self.backend {
@@ -451,6 +476,7 @@ impl Config {
             }
             Mode::Sim => {
                 self.gpio.backend.get_or_insert(GpioBackend::Mock);
+                self.clock.require_sync.get_or_insert(false);
                 self.data_dir
                     .get_or_insert_with(|| PathBuf::from("lnvend-sim-data"));
                 self.backend
@@ -644,7 +670,7 @@ impl Config {
             ));
         }
         if let Some(h) = &self.operator_pin_hash {
-            if crate::operator::PinHash::parse(h).is_err() {
+            if crate::operator::PinHash::parse(h.expose()).is_err() {
                 return Err(invalid(
                     "operator_pin_hash",
                     "not a hash made by `lnvend hash-pin`",
@@ -740,7 +766,33 @@ impl Config {
                     format!("must be 1 to {MAX_NAME_CHARS} characters"),
                 ));
             }
-            self.product_price(i)?;
+            let price = self.product_price(i)?;
+            match (&price, p.min_sat, p.max_sat) {
+                (_, None, None) => {}
+                (Price::Sats(_), _, _) => {
+                    return Err(invalid(
+                        f(if p.min_sat.is_some() {
+                            "min_sat"
+                        } else {
+                            "max_sat"
+                        }),
+                        "min_sat and max_sat bound a fiat price (price_fiat); a price_sat is exact",
+                    ))
+                }
+                (Price::Fiat(_), min, max) => {
+                    let (lo, hi) = (min.unwrap_or(1), max.unwrap_or(MAX_PRICE_SAT));
+                    if lo == 0 || hi > MAX_PRICE_SAT || lo > hi {
+                        return Err(invalid(
+                            f(if min.is_some() && (lo == 0 || lo > hi) {
+                                "min_sat"
+                            } else {
+                                "max_sat"
+                            }),
+                            format!("need 1 <= min_sat <= max_sat <= {MAX_PRICE_SAT}"),
+                        ));
+                    }
+                }
+            }
             if p.pour_ms == 0 {
                 return Err(invalid(f("pour_ms"), "must be greater than 0"));
             }
@@ -878,8 +930,20 @@ impl Config {
                 price: self.product_price(index).unwrap_or(Price::Sats(Msat::ZERO)),
                 pour: Duration::from_millis(p.pour_ms),
                 channel: p.channel,
+                sat_bounds: match (&p.price_fiat, p.min_sat, p.max_sat) {
+                    (Some(_), lo, hi) if lo.is_some() || hi.is_some() => Some((
+                        Msat::from_sat(lo.unwrap_or(1)).unwrap_or(Msat::ZERO),
+                        Msat::from_sat(hi.unwrap_or(MAX_PRICE_SAT)).unwrap_or(Msat::ZERO),
+                    )),
+                    _ => None,
+                },
             })
             .collect()
+    }
+
+    /// Whether to sell only on a synchronised clock (set by the mode at load).
+    pub fn require_clock_sync(&self) -> bool {
+        self.clock.require_sync.unwrap_or(true)
     }
 
     pub fn bridge_pins(&self) -> (BridgePins, Option<BridgePins>) {

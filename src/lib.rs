@@ -8,6 +8,7 @@ pub mod app;
 pub mod backend;
 pub mod bolt11;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod controller;
 pub mod display;

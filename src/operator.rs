@@ -20,9 +20,16 @@ pub const MAX_LOCKOUT: Duration = Duration::from_secs(3600);
 /// PBKDF2 rounds: about a tenth of a second on a Pi 3B.
 pub const PIN_ROUNDS: u32 = 50_000;
 
+/// The shortest PIN `lnvend hash-pin` accepts. A 4-digit PIN's hash falls to an offline
+/// search in minutes; six digits make that a thousand times longer. Hashes of shorter PINs
+/// made before this rule still work.
+pub const MIN_NEW_PIN_DIGITS: usize = 6;
+/// The longest PIN (the PIN pad takes this many digits).
+pub const MAX_PIN_DIGITS: usize = 12;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PinHashError {
-    #[error("a PIN is 4 to 8 digits")]
+    #[error("a new PIN is 6 to 12 digits")]
     BadPin,
     #[error("not a PIN hash made by `lnvend hash-pin` (pbkdf2-sha256$rounds$salt$hash)")]
     BadHash,
@@ -31,6 +38,9 @@ pub enum PinHashError {
 /// Hashes a PIN for the config file.
 pub fn hash_pin(pin: &str) -> Result<String, PinHashError> {
     check_pin_shape(pin)?;
+    if pin.len() < MIN_NEW_PIN_DIGITS {
+        return Err(PinHashError::BadPin);
+    }
     let salt: [u8; 16] = rand::random();
     Ok(format!(
         "pbkdf2-sha256${PIN_ROUNDS}${}${}",
@@ -40,7 +50,7 @@ pub fn hash_pin(pin: &str) -> Result<String, PinHashError> {
 }
 
 fn check_pin_shape(pin: &str) -> Result<(), PinHashError> {
-    if (4..=8).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit()) {
+    if (4..=MAX_PIN_DIGITS).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
         Err(PinHashError::BadPin)
@@ -120,6 +130,19 @@ pub enum PinOutcome {
 }
 
 impl Lockout {
+    /// The state after a restart with `failures` wrong PINs on record: past the free tries,
+    /// the pad is locked again for the lockout those failures earned, from `now` (the
+    /// monotonic clock starts anew at boot, so the lock starts anew too: never shorter).
+    pub fn restore(failures: u32, now: Instant) -> Lockout {
+        let until = (failures >= FREE_TRIES).then(|| now + lock_for(failures));
+        Lockout { failures, until }
+    }
+
+    /// Wrong PINs since the last right one.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
     /// Checks `pin` unless locked out; `None` hash means operator mode is disabled.
     pub fn attempt(&mut self, hash: &PinHash, pin: &str, now: Instant) -> PinOutcome {
         if let Some(until) = self.until {
@@ -138,11 +161,16 @@ impl Lockout {
                 tries_left: FREE_TRIES - self.failures,
             };
         }
-        let doublings = (self.failures - FREE_TRIES).min(16);
-        let lock = (FIRST_LOCKOUT * 2u32.pow(doublings)).min(MAX_LOCKOUT);
+        let lock = lock_for(self.failures);
         self.until = Some(now + lock);
         PinOutcome::LockedOut { for_: lock }
     }
+}
+
+/// The lockout `failures` wrong PINs earn (at least [`FREE_TRIES`]).
+fn lock_for(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(FREE_TRIES).min(16);
+    (FIRST_LOCKOUT * 2u32.pow(doublings)).min(MAX_LOCKOUT)
 }
 
 /// The operator's changes to one product, by index and name (a renamed product drops them).
@@ -229,23 +257,57 @@ mod tests {
 
     #[test]
     fn a_pin_hash_accepts_only_its_pin_and_never_prints_it() {
-        let h = hash_pin("2468").unwrap();
+        let h = hash_pin("246813").unwrap();
         assert!(h.starts_with("pbkdf2-sha256$50000$"));
-        assert!(!h.contains("2468"));
+        assert!(!h.contains("246813"));
         let p = PinHash::parse(&h).unwrap();
-        assert!(p.matches("2468"));
-        assert!(!p.matches("2469"));
-        assert!(!p.matches("24680"));
+        assert!(p.matches("246813"));
+        assert!(!p.matches("246814"));
+        assert!(!p.matches("2468130"));
         assert_eq!(format!("{p:?}"), "PinHash(<redacted>)");
-        assert_eq!(hash_pin("12a4"), Err(PinHashError::BadPin));
-        assert_eq!(hash_pin("123"), Err(PinHashError::BadPin));
+        assert_eq!(hash_pin("12a456"), Err(PinHashError::BadPin));
+        assert_eq!(
+            hash_pin("12345"),
+            Err(PinHashError::BadPin),
+            "new PINs: 6 digits at least"
+        );
+        assert_eq!(hash_pin("1234567890123"), Err(PinHashError::BadPin));
+        assert!(hash_pin("123456789012").is_ok());
         assert_eq!(PinHash::parse("sha1$1$00$00"), Err(PinHashError::BadHash));
-        assert_ne!(hash_pin("2468").unwrap(), h, "salted");
+        assert_ne!(hash_pin("246813").unwrap(), h, "salted");
+        // The simulator's hash of a 4-digit PIN, made before the rule, still works.
+        let old = include_str!("../examples/sim.toml")
+            .lines()
+            .find_map(|l| l.strip_prefix("operator_pin_hash = \""))
+            .and_then(|l| l.strip_suffix('"'))
+            .unwrap();
+        assert!(PinHash::parse(old).unwrap().matches("1234"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_gives_no_fresh_tries() {
+        let h = PinHash::parse(&hash_pin("123456").unwrap()).unwrap();
+        let t = Instant::now();
+        let mut l = Lockout::default();
+        for _ in 0..FREE_TRIES {
+            l.attempt(&h, "000000", t);
+        }
+        // Power cycle: a new Lockout from the recorded count, on a new monotonic clock.
+        let mut again = Lockout::restore(l.failures(), t + Duration::from_secs(1));
+        assert!(matches!(
+            again.attempt(&h, "123456", t + Duration::from_secs(2)),
+            PinOutcome::LockedOut { .. }
+        ));
+        let mut fresh = Lockout::restore(3, t);
+        assert_eq!(
+            fresh.attempt(&h, "000000", t),
+            PinOutcome::Wrong { tries_left: 1 }
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn five_wrong_pins_lock_out_and_the_lockout_grows() {
-        let h = PinHash::parse(&hash_pin("1234").unwrap()).unwrap();
+        let h = PinHash::parse(&hash_pin("123456").unwrap()).unwrap();
         let mut l = Lockout::default();
         let t = Instant::now();
         for left in (1..FREE_TRIES).rev() {
@@ -262,7 +324,7 @@ mod tests {
         );
         // Even the right PIN is refused while locked out.
         assert!(matches!(
-            l.attempt(&h, "1234", t + Duration::from_secs(10)),
+            l.attempt(&h, "123456", t + Duration::from_secs(10)),
             PinOutcome::LockedOut { .. }
         ));
         let t2 = t + FIRST_LOCKOUT;
@@ -280,7 +342,7 @@ mod tests {
             }
         );
         let t4 = t3 + FIRST_LOCKOUT * 4;
-        assert_eq!(l.attempt(&h, "1234", t4), PinOutcome::Accepted);
+        assert_eq!(l.attempt(&h, "123456", t4), PinOutcome::Accepted);
         assert_eq!(
             l.attempt(&h, "0000", t4),
             PinOutcome::Wrong { tries_left: 4 },

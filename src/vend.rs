@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::backend::{Invoice, InvoiceId};
-use crate::money::Price;
+use crate::money::{Msat, Price};
 use crate::pump::Channel;
 
 /// How long the thank-you screen stays up.
@@ -22,7 +22,7 @@ pub const FAULT_SCREEN: Duration = Duration::from_secs(120);
 pub const POUR_GRACE: Duration = Duration::from_secs(3);
 
 /// Our own id for one sale (one invoice). Unique across restarts.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub struct SaleId(pub String);
 
 impl fmt::Display for SaleId {
@@ -39,6 +39,9 @@ pub struct Product {
     pub price: Price,
     pub pour: Duration,
     pub channel: Channel,
+    /// For a fiat price: the least and most sats an invoice may ask (a broken exchange rate
+    /// must not sell a drink for 1 sat, nor for a fortune).
+    pub sat_bounds: Option<(Msat, Msat)>,
 }
 
 /// One customer's purchase in progress.
@@ -57,6 +60,9 @@ pub enum OutOfService {
     Pump(String),
     /// Sales cannot be recorded, so none are offered.
     Ledger(String),
+    /// The wall clock is not known to be right (no time sync yet): invoice expiries, sale
+    /// ids and the ledger's records would be wrong, so nothing is sold.
+    Clock(String),
 }
 
 impl OutOfService {
@@ -70,12 +76,19 @@ impl OutOfService {
                 "The drink dispenser needs attention from the operator.".into()
             }
             OutOfService::Ledger(_) => "Sales cannot be recorded right now.".into(),
+            OutOfService::Clock(_) => {
+                "Waiting for the correct time before taking payments. This takes a minute after power-up."
+                    .into()
+            }
         }
     }
 
     pub fn detail(&self) -> &str {
         match self {
-            OutOfService::Backend(d) | OutOfService::Pump(d) | OutOfService::Ledger(d) => d,
+            OutOfService::Backend(d)
+            | OutOfService::Pump(d)
+            | OutOfService::Ledger(d)
+            | OutOfService::Clock(d) => d,
         }
     }
 }
@@ -97,6 +110,8 @@ pub enum State {
     Idle,
     CreatingInvoice {
         sale: Sale,
+        /// When the machine stops waiting for the backend's invoice.
+        give_up_at: Instant,
     },
     AwaitingPayment {
         sale: Sale,
@@ -145,7 +160,7 @@ impl State {
     pub fn sale_id(&self) -> Option<&SaleId> {
         match self {
             State::Idle | State::OutOfService { .. } | State::Service => None,
-            State::CreatingInvoice { sale }
+            State::CreatingInvoice { sale, .. }
             | State::AwaitingPayment { sale, .. }
             | State::Pouring { sale, .. }
             | State::ThankYou { sale, .. }
@@ -156,10 +171,8 @@ impl State {
     /// When the state machine next wants a `Tick` without any other input.
     pub fn deadline(&self) -> Option<Instant> {
         match self {
-            State::Idle
-            | State::CreatingInvoice { .. }
-            | State::OutOfService { .. }
-            | State::Service => None,
+            State::Idle | State::OutOfService { .. } | State::Service => None,
+            State::CreatingInvoice { give_up_at, .. } => Some(*give_up_at),
             State::AwaitingPayment { expires_at, .. } => Some(*expires_at),
             State::Pouring { ends, .. } => Some(*ends + POUR_GRACE),
             State::ThankYou { until, .. } | State::Fault { until, .. } => Some(*until),
@@ -177,10 +190,12 @@ pub enum Abandoned {
 /// Everything that can happen to the machine.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Event {
-    /// A customer tapped a product; the controller minted `sale_id` for it.
+    /// A customer tapped a product; the controller minted `sale_id` for it and says when
+    /// to stop waiting for its invoice.
     ProductTapped {
         product: Product,
         sale_id: SaleId,
+        give_up_at: Instant,
     },
     CancelTapped,
     /// The customer closed the fault screen.
@@ -230,6 +245,39 @@ pub enum Event {
     LedgerDown {
         reason: String,
     },
+    /// The wall clock is not (or no longer) known to be right.
+    ClockWrong {
+        reason: String,
+    },
+    /// The wall clock is synchronised.
+    ClockRight,
+}
+
+impl Event {
+    /// The event's name, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::ProductTapped { .. } => "ProductTapped",
+            Event::CancelTapped => "CancelTapped",
+            Event::FaultDismissed => "FaultDismissed",
+            Event::InvoiceCreated { .. } => "InvoiceCreated",
+            Event::InvoiceFailed { .. } => "InvoiceFailed",
+            Event::PaymentConfirmed { .. } => "PaymentConfirmed",
+            Event::InvoiceExpired { .. } => "InvoiceExpired",
+            Event::Tick => "Tick",
+            Event::PourFinished { .. } => "PourFinished",
+            Event::PourFailed { .. } => "PourFailed",
+            Event::BackendDown { .. } => "BackendDown",
+            Event::BackendUp => "BackendUp",
+            Event::ServiceRestored => "ServiceRestored",
+            Event::LedgerDown { .. } => "LedgerDown",
+            Event::CreditTapped { .. } => "CreditTapped",
+            Event::ServiceEntered => "ServiceEntered",
+            Event::ServiceLeft => "ServiceLeft",
+            Event::ClockWrong { .. } => "ClockWrong",
+            Event::ClockRight => "ClockRight",
+        }
+    }
 }
 
 /// What the controller must do after a step.
@@ -288,13 +336,23 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
 
     match (state, event) {
         // --- a customer taps a product
-        (S::Idle | S::ThankYou { .. }, Ev::ProductTapped { product, sale_id }) => {
+        (
+            S::Idle | S::ThankYou { .. },
+            Ev::ProductTapped {
+                product,
+                sale_id,
+                give_up_at,
+            },
+        ) => {
             let sale = Sale {
                 id: sale_id,
                 product,
             };
             (
-                S::CreatingInvoice { sale: sale.clone() },
+                S::CreatingInvoice {
+                    sale: sale.clone(),
+                    give_up_at,
+                },
                 vec![E::CreateInvoice { sale }],
             )
         }
@@ -343,7 +401,7 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
 
         // --- the backend answered the invoice request
         (
-            S::CreatingInvoice { sale },
+            S::CreatingInvoice { sale, .. },
             Ev::InvoiceCreated {
                 sale_id,
                 invoice,
@@ -388,7 +446,7 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
                 },
             ],
         ),
-        (S::CreatingInvoice { sale }, Ev::InvoiceFailed { sale_id, reason })
+        (S::CreatingInvoice { sale, .. }, Ev::InvoiceFailed { sale_id, reason })
             if is_current(&sale, &sale_id) =>
         {
             (
@@ -623,10 +681,23 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
                 )
             }
         }
-        (
-            s @ (S::Idle | S::CreatingInvoice { .. } | S::OutOfService { .. } | S::Service),
-            Ev::Tick,
-        ) => (s, vec![]),
+        (S::CreatingInvoice { sale, give_up_at }, Ev::Tick) => {
+            if now >= give_up_at {
+                // The backend never answered: say so instead of "Preparing…" for ever. An
+                // invoice that still arrives is recorded and watched, never shown.
+                (
+                    S::OutOfService {
+                        reason: OutOfService::Backend(
+                            "the payment backend did not make an invoice in time".into(),
+                        ),
+                    },
+                    vec![],
+                )
+            } else {
+                (S::CreatingInvoice { sale, give_up_at }, vec![])
+            }
+        }
+        (s @ (S::Idle | S::OutOfService { .. } | S::Service), Ev::Tick) => (s, vec![]),
 
         // --- the pump reports
         (
@@ -705,11 +776,15 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
                 },
                 vec![],
             ),
-            OutOfService::Pump(_) | OutOfService::Ledger(_) => (S::OutOfService { reason }, vec![]),
+            OutOfService::Pump(_) | OutOfService::Ledger(_) | OutOfService::Clock(_) => {
+                (S::OutOfService { reason }, vec![])
+            }
         },
         (S::OutOfService { reason }, Ev::BackendUp) => match reason {
             OutOfService::Backend(_) => (S::Idle, vec![]),
-            OutOfService::Pump(_) | OutOfService::Ledger(_) => (S::OutOfService { reason }, vec![]),
+            OutOfService::Pump(_) | OutOfService::Ledger(_) | OutOfService::Clock(_) => {
+                (S::OutOfService { reason }, vec![])
+            }
         },
         (
             s @ (S::Service
@@ -733,6 +808,50 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
             | S::ThankYou { .. }
             | S::Fault { .. }),
             Ev::ServiceRestored,
+        ) => (s, vec![]),
+
+        // --- the clock: nothing is sold on a wall clock not known to be right
+        (S::Idle | S::CreatingInvoice { .. }, Ev::ClockWrong { reason }) => (
+            S::OutOfService {
+                reason: OutOfService::Clock(reason),
+            },
+            vec![],
+        ),
+        (S::OutOfService { reason }, Ev::ClockWrong { reason: new }) => match reason {
+            // A backend that is down is second to the clock: the next health report after
+            // the clock is right says so again.
+            OutOfService::Backend(_) | OutOfService::Clock(_) => (
+                S::OutOfService {
+                    reason: OutOfService::Clock(new),
+                },
+                vec![],
+            ),
+            OutOfService::Pump(_) | OutOfService::Ledger(_) => (S::OutOfService { reason }, vec![]),
+        },
+        // A QR already on screen stays: its expiry runs on the monotonic clock.
+        (
+            s @ (S::AwaitingPayment { .. }
+            | S::Pouring { .. }
+            | S::ThankYou { .. }
+            | S::Fault { .. }
+            | S::Service),
+            Ev::ClockWrong { .. },
+        ) => (s, vec![]),
+        (S::OutOfService { reason }, Ev::ClockRight) => match reason {
+            OutOfService::Clock(_) => (S::Idle, vec![]),
+            OutOfService::Backend(_) | OutOfService::Pump(_) | OutOfService::Ledger(_) => {
+                (S::OutOfService { reason }, vec![])
+            }
+        },
+        (
+            s @ (S::Idle
+            | S::CreatingInvoice { .. }
+            | S::AwaitingPayment { .. }
+            | S::Pouring { .. }
+            | S::ThankYou { .. }
+            | S::Fault { .. }
+            | S::Service),
+            Ev::ClockRight,
         ) => (s, vec![]),
 
         // --- the ledger cannot be written: stop offering sales
@@ -831,6 +950,17 @@ mod tests {
             price: Price::Sats(Msat::from_sat(2100).unwrap()),
             pour: Duration::from_millis(4000),
             channel: Channel::A,
+            sat_bounds: None,
+        }
+    }
+
+    /// How long the tests' machine waits for an invoice.
+    const GIVE_UP: Duration = Duration::from_secs(13);
+
+    fn creating(now: Instant) -> State {
+        State::CreatingInvoice {
+            sale: sale("s1"),
+            give_up_at: now + GIVE_UP,
         }
     }
 
@@ -899,11 +1029,14 @@ mod tests {
     fn all_states(now: Instant) -> Vec<State> {
         vec![
             State::Idle,
-            State::CreatingInvoice { sale: sale("s1") },
+            creating(now),
             awaiting(now),
             pouring(now),
             thank_you(now),
             oos_backend(),
+            State::OutOfService {
+                reason: OutOfService::Clock("not synchronised".into()),
+            },
             fault(now, PourFailure::Pump("jam".into())),
             State::Service,
         ]
@@ -915,6 +1048,7 @@ mod tests {
             Event::ProductTapped {
                 product: product(),
                 sale_id: SaleId("s2".into()),
+                give_up_at: now + GIVE_UP,
             },
             Event::CancelTapped,
             Event::FaultDismissed,
@@ -956,6 +1090,10 @@ mod tests {
             },
             Event::ServiceEntered,
             Event::ServiceLeft,
+            Event::ClockWrong {
+                reason: "not synchronised".into(),
+            },
+            Event::ClockRight,
         ]
     }
 
@@ -1021,15 +1159,17 @@ mod tests {
 
     #[test]
     fn a_tap_on_idle_asks_for_an_invoice_and_no_qr_yet() {
+        let now = t0();
         let (s, e) = step(
             State::Idle,
             Event::ProductTapped {
                 product: product(),
                 sale_id: SaleId("s1".into()),
+                give_up_at: now + GIVE_UP,
             },
-            t0(),
+            now,
         );
-        assert_eq!(s, State::CreatingInvoice { sale: sale("s1") });
+        assert_eq!(s, creating(now));
         assert_eq!(e, vec![Effect::CreateInvoice { sale: sale("s1") }]);
     }
 
@@ -1038,7 +1178,7 @@ mod tests {
         let now = t0();
         let exp = now + Duration::from_secs(600);
         let (s, e) = step(
-            State::CreatingInvoice { sale: sale("s1") },
+            creating(now),
             Event::InvoiceCreated {
                 sale_id: SaleId("s1".into()),
                 invoice: invoice("i1"),
@@ -1230,7 +1370,7 @@ mod tests {
     fn backend_unreachable_means_out_of_service_and_no_qr() {
         let now = t0();
         let (s, e) = step(
-            State::CreatingInvoice { sale: sale("s1") },
+            creating(now),
             Event::InvoiceFailed {
                 sale_id: SaleId("s1".into()),
                 reason: "unreachable".into(),
@@ -1249,6 +1389,7 @@ mod tests {
             Event::ProductTapped {
                 product: product(),
                 sale_id: SaleId("s2".into()),
+                give_up_at: now + GIVE_UP,
             },
             now,
         );
@@ -1278,11 +1419,7 @@ mod tests {
     #[test]
     fn an_invoice_arriving_after_cancel_is_recorded_and_watched_never_shown() {
         let now = t0();
-        let (s, e) = step(
-            State::CreatingInvoice { sale: sale("s1") },
-            Event::CancelTapped,
-            now,
-        );
+        let (s, e) = step(creating(now), Event::CancelTapped, now);
         assert_eq!(s, State::Idle);
         assert!(e.is_empty());
         let (s, e) = step(
@@ -1483,6 +1620,7 @@ mod tests {
             Event::ProductTapped {
                 product: product(),
                 sale_id: SaleId("s2".into()),
+                give_up_at: now + GIVE_UP,
             },
             now,
         );
@@ -1511,5 +1649,85 @@ mod tests {
             State::Idle,
             "the operator clears a pump fault by visiting the menu"
         );
+    }
+
+    #[test]
+    fn a_backend_that_never_makes_the_invoice_is_given_up_with_a_plain_message() {
+        let now = t0();
+        let (s, _) = step(
+            creating(now),
+            Event::Tick,
+            now + GIVE_UP - Duration::from_millis(1),
+        );
+        assert_eq!(s, creating(now), "still waiting just before the deadline");
+        assert_eq!(creating(now).deadline(), Some(now + GIVE_UP));
+        let (s, e) = step(s, Event::Tick, now + GIVE_UP);
+        assert!(e.is_empty());
+        let State::OutOfService { reason } = &s else {
+            panic!("{s:?}")
+        };
+        assert!(matches!(reason, OutOfService::Backend(_)));
+        assert!(reason.customer_text().contains("try again"));
+        // The invoice that arrives after all is recorded and watched, never shown.
+        let (s, e) = step(
+            s,
+            Event::InvoiceCreated {
+                sale_id: SaleId("s1".into()),
+                invoice: invoice("i1"),
+                expires_at: now + Duration::from_secs(600),
+            },
+            now + GIVE_UP,
+        );
+        assert_eq!(s.name(), "OutOfService");
+        assert!(e.iter().any(|e| matches!(e, Effect::WatchInvoice { .. })));
+        assert!(e.iter().any(|e| matches!(e, Effect::AbandonInvoice { .. })));
+    }
+
+    #[test]
+    fn nothing_is_sold_while_the_clock_is_wrong_and_sales_resume_when_it_is_right() {
+        let now = t0();
+        let wrong = || Event::ClockWrong {
+            reason: "not synchronised".into(),
+        };
+        let (s, _) = step(State::Idle, wrong(), now);
+        assert_eq!(
+            s,
+            State::OutOfService {
+                reason: OutOfService::Clock("not synchronised".into())
+            }
+        );
+        let (s2, e) = step(
+            s.clone(),
+            Event::ProductTapped {
+                product: product(),
+                sale_id: SaleId("s2".into()),
+                give_up_at: now + GIVE_UP,
+            },
+            now,
+        );
+        assert_eq!(s2, s, "a tap sells nothing");
+        assert!(e.is_empty());
+        // The backend's health does not hide the clock.
+        let (s3, _) = step(s.clone(), Event::BackendUp, now);
+        assert_eq!(s3, s);
+        let (s4, _) = step(s, Event::ClockRight, now);
+        assert_eq!(s4, State::Idle);
+        // A backend outage is second to the clock, and a pump fault first.
+        let (s5, _) = step(oos_backend(), wrong(), now);
+        assert_eq!(s5.name(), "OutOfService");
+        assert!(matches!(
+            s5,
+            State::OutOfService {
+                reason: OutOfService::Clock(_)
+            }
+        ));
+        let pump = State::OutOfService {
+            reason: OutOfService::Pump("jam".into()),
+        };
+        assert_eq!(step(pump.clone(), wrong(), now).0, pump);
+        assert_eq!(step(pump.clone(), Event::ClockRight, now).0, pump);
+        // A customer already paying keeps their QR.
+        assert_eq!(step(awaiting(now), wrong(), now).0, awaiting(now));
+        assert_eq!(step(pouring(now), wrong(), now).0, pouring(now));
     }
 }

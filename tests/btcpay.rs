@@ -28,6 +28,10 @@ name = "Cola"
 {product}
 pour_ms = 300
 
+# This test host's clock need not be NTP-synchronised.
+[clock]
+require_sync = false
+
 [gpio]
 backend = "mock"
 
@@ -438,7 +442,7 @@ async fn an_owed_sale_is_refunded_as_a_pull_payment_the_customer_scans() {
         .unwrap()
         .to_string();
     let mut cfg = sats_config(dir.path(), &fake);
-    cfg.operator_pin_hash = Some(pin.split('"').nth(1).unwrap().to_string());
+    cfg.operator_pin_hash = Some(lnvend::secret::Secret::new(pin.split('"').nth(1).unwrap()));
     let mut m = TestMachine::start(&cfg);
     m.tap(0);
     wait(&mut m, Screen::Payment, Duration::from_secs(5)).await;

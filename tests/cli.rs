@@ -71,6 +71,7 @@ fn sales_lists_every_sale_and_the_owed_credits() {
                     price: Price::Sats(Msat::from_sat(2100).unwrap()),
                     pour: std::time::Duration::from_secs(1),
                     channel: Channel::A,
+                    sat_bounds: None,
                 },
             };
             let inv = Invoice {

@@ -288,9 +288,20 @@ async fn the_pump_is_off_after_shutdown_even_mid_pour() {
     assert!(!pump.is_running());
     assert_eq!(gpio.level(ENA), Some(PinValue::Level(false)));
     assert_eq!(gpio.level(IN1), Some(PinValue::Level(false)));
-    // A restart finds the interrupted pour and makes it an owed credit.
+    // The stop made the interrupted pour an owed credit at once: `lnvend sales` shows it
+    // owed, not "pouring" (neither poured nor owed) until some later start.
     let mut l = Ledger::open(dir.path()).unwrap();
-    assert_eq!(l.recover_interrupted().unwrap().len(), 1);
+    let owed = l.owed().unwrap();
+    assert_eq!(owed.len(), 1);
+    assert!(
+        owed[0].reason.contains("stopped during the pour"),
+        "{}",
+        owed[0].reason
+    );
+    assert!(owed[0].public, "its customer may still pour it once");
+    assert!(l.recover_interrupted().unwrap().is_empty());
+    let report = lnvend::cli::sales_report(&config(dir.path(), ""), 0, false).unwrap();
+    assert!(report.contains("owed credits: 1"), "{report}");
 }
 
 #[tokio::test(start_paused = true)]

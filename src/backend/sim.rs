@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bitcoin::hashes::{sha256, Hash};
@@ -41,12 +41,6 @@ struct Stored {
     expired_early: bool,
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 #[derive(Debug)]
 struct SimInvoice {
     invoice: Invoice,
@@ -72,6 +66,8 @@ struct Inner {
     created: u64,
     /// The last issue-order number handed out (loaded invoices included).
     seq: u64,
+    /// How long `create_invoice` takes (a slow or hanging server).
+    create_delay: Duration,
 }
 
 /// What a simulator control did, for the panel's status line.
@@ -91,6 +87,9 @@ pub struct SimBackend {
     store: Option<std::path::PathBuf>,
     /// Sats per whole unit of a fiat currency, for fiat prices.
     fiat_rate_sat: u64,
+    /// The simulated world's wall clock: the machine's own, so a test that jumps the
+    /// machine's clock moves the simulated server's with it, as one host's clock would.
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
 }
 
 impl std::fmt::Debug for SimBackend {
@@ -117,7 +116,14 @@ impl SimBackend {
             key,
             store: None,
             fiat_rate_sat: DEFAULT_FIAT_RATE_SAT,
+            clock: std::sync::Arc::new(crate::clock::SystemClock::new(false)),
         }
+    }
+
+    /// Reads the wall clock from `clock` (call before `with_store`).
+    pub fn with_clock(mut self, clock: std::sync::Arc<dyn crate::clock::Clock>) -> SimBackend {
+        self.clock = clock;
+        self
     }
 
     /// Keeps the invoices in `path` (JSON), loading what an earlier run left there.
@@ -125,7 +131,7 @@ impl SimBackend {
         if let Ok(text) = std::fs::read_to_string(&path) {
             match serde_json::from_str::<Vec<Stored>>(&text) {
                 Ok(list) => {
-                    let now_unix = unix_now();
+                    let now_unix = self.clock.unix();
                     let mut inner = self.lock();
                     // The newest invoice is the one a customer may be looking at.
                     inner.latest = list
@@ -238,6 +244,34 @@ impl SimBackend {
         self.settle(id, false)
     }
 
+    /// A payment that arrives after the invoice expired, as BTCPay reports a `PaidLate`
+    /// invoice: paid, though nobody watches it any more. Wakes nobody.
+    pub fn pay_after_expiry(&self, id: &InvoiceId) -> Result<(), SimError> {
+        let mut inner = self.lock();
+        let inv = inner.invoices.get_mut(id).ok_or(SimError::NotPending)?;
+        if inv.paid {
+            return Err(SimError::NotPending);
+        }
+        inv.paid = true;
+        self.persist(&inner);
+        Ok(())
+    }
+
+    /// Makes every later `create_invoice` take this long (a slow or hung server).
+    pub fn set_create_delay(&self, delay: Duration) {
+        self.lock().create_delay = delay;
+    }
+
+    /// Wake-up streams still open (watchers listening).
+    pub fn wake_up_streams(&self) -> usize {
+        self.lock()
+            .subscribers
+            .values()
+            .flatten()
+            .filter(|tx| !tx.is_closed())
+            .count()
+    }
+
     /// Pays the invoice most recently issued (the one on screen).
     pub fn pay_latest(&self) -> Result<InvoiceId, SimError> {
         let id = self
@@ -311,7 +345,7 @@ impl SimBackend {
         hash: sha256::Hash,
     ) -> Result<(String, u64), BackendError> {
         let secp = Secp256k1::new();
-        let now = SystemTime::now();
+        let now = self.clock.wall();
         let since_epoch = now
             .duration_since(UNIX_EPOCH)
             .map_err(|e| BackendError::BadReply(format!("clock before 1970: {e}")))?;
@@ -378,6 +412,10 @@ impl PaymentBackend for SimBackend {
 
     async fn create_invoice(&self, request: &InvoiceRequest) -> Result<Invoice, BackendError> {
         self.check_health().await?;
+        let delay = self.lock().create_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let preimage: [u8; 32] = rand::random();
         let hash = sha256::Hash::hash(&preimage);
         let amount = self.amount_of(&request.price)?;

@@ -69,7 +69,15 @@ pub struct TestMachine {
 
 impl TestMachine {
     pub fn start(config: &Config) -> TestMachine {
-        let m = app::assemble(config).expect("assemble");
+        TestMachine::start_with_clock(config, None)
+    }
+
+    /// A machine on a clock the test controls (see `lnvend::clock::FakeClock`).
+    pub fn start_with_clock(
+        config: &Config,
+        clock: Option<Arc<dyn lnvend::clock::Clock>>,
+    ) -> TestMachine {
+        let m = app::assemble_with_clock(config, clock).expect("assemble");
         let inputs = m.controller.inputs();
         let views = m.controller.views();
         let (stop, rx) = oneshot::channel();

@@ -6,18 +6,25 @@
 //! The money rules live here in two places only: a sale is written to the ledger before its
 //! QR is shown (`InvoiceCreated` is turned into `InvoiceFailed` if it cannot be), and a
 //! pour starts only after the ledger committed the payment and the pour start.
+//!
+//! Beside it: [`late`] (payments that arrive where no watch looks) and [`limits`] (the
+//! invoice rate limit and the public credit offers, on the monotonic clock).
+
+pub mod late;
+pub mod limits;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{sleep_until, Instant};
 
 use crate::backend::watch::{watch_invoice, WatchTiming};
-use crate::backend::{Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend};
+use crate::backend::{Invoice, InvoiceId, InvoiceRequest, PaymentBackend};
+use crate::clock::{instant_of_unix, Clock};
 use crate::config::Network;
 use crate::ledger::{Ledger, LedgerError};
 use crate::money::{Fiat, Msat, Price};
@@ -50,6 +57,12 @@ pub enum Input {
     RefundDone {
         sale_id: String,
         result: Result<Option<String>, String>,
+    },
+    /// A background check (start-up, catch-up, sweep) found this invoice paid: the
+    /// controller compares `received` with the ledger's amount before believing it.
+    PaidOutOfBand {
+        invoice_id: InvoiceId,
+        received: Msat,
     },
     Event(Event),
 }
@@ -239,7 +252,14 @@ pub struct Settings {
     /// Where the operator's product changes are saved (none: not saved).
     pub overrides_path: Option<std::path::PathBuf>,
     pub version: String,
+    /// The wall and monotonic clocks, and whether the wall clock may be trusted.
+    pub clock: Arc<dyn Clock>,
 }
+
+/// The most invoices watched live at once. Beyond it the oldest abandoned invoice's watch
+/// ends and the late-payment sweep ([`late`]) covers it: a prankster tapping and cancelling
+/// cannot grow the machine without bound.
+pub const MAX_WATCHES: usize = 32;
 
 /// How far back unsettled invoices are re-checked at start.
 pub const RECHECK_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -258,7 +278,26 @@ pub struct Controller {
     view: watch::Sender<View>,
     /// Sales whose invoice is being created, to record them when it arrives.
     creating: HashMap<SaleId, Sale>,
-    watches: HashMap<InvoiceId, JoinHandle<()>>,
+    /// A sale whose invoice waits for the rate limit, and when it may be asked for.
+    deferred: Option<(Sale, Instant)>,
+    invoices: limits::TokenBucket,
+    /// Live watches, with the order they started in (for dropping the oldest).
+    watches: HashMap<InvoiceId, (u64, JoinHandle<()>)>,
+    watch_seq: u64,
+    /// One-shot background work (invoice creation, checks, refunds), aborted at shutdown.
+    tasks: JoinSet<()>,
+    /// The periodic sweep's check, while it runs.
+    sweep_task: Option<JoinHandle<()>>,
+    /// When the sweep last asked about each unwatched invoice.
+    swept: HashMap<InvoiceId, Instant>,
+    /// Owed credits the public screen offers, until when.
+    offers: limits::Offers,
+    /// The last sale id minted (seconds, suffix), so ids only ever go up.
+    last_id: (u64, u16),
+    /// The wall clock's state at the last look (None: not looked yet).
+    clock_problem: Option<Option<String>>,
+    /// The last backend health report, to restore it once the clock is right.
+    backend_down: Option<String>,
     pour_task: Option<JoinHandle<()>>,
     qr_cache: Option<(String, Arc<QrBitmap>)>,
     heartbeat: watch::Sender<Instant>,
@@ -311,7 +350,21 @@ impl Controller {
             rx,
             view,
             creating: HashMap::new(),
+            deferred: None,
+            invoices: limits::TokenBucket::new(
+                limits::INVOICE_BURST,
+                limits::INVOICE_REFILL,
+                Instant::now(),
+            ),
             watches: HashMap::new(),
+            watch_seq: 0,
+            tasks: JoinSet::new(),
+            sweep_task: None,
+            swept: HashMap::new(),
+            offers: limits::Offers::default(),
+            last_id: (0, 0),
+            clock_problem: None,
+            backend_down: None,
             pour_task: None,
             qr_cache: None,
             heartbeat: watch::channel(Instant::now()).0,
@@ -355,6 +408,9 @@ impl Controller {
         tokio::pin!(shutdown);
         let mut beat = tokio::time::interval(HEARTBEAT);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sweep =
+            tokio::time::interval_at(Instant::now() + late::SWEEP_EVERY, late::SWEEP_EVERY);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let wake = self.next_wake();
             tokio::select! {
@@ -365,27 +421,59 @@ impl Controller {
                     None => break,
                 },
                 () = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
+                    self.start_deferred_invoice();
                     self.handle(Input::Event(Event::Tick));
                 }
                 _ = beat.tick() => {
                     self.heartbeat.send_replace(Instant::now());
+                    self.check_clock();
                 }
+                _ = sweep.tick() => self.sweep(),
             }
+            // Finished one-shot tasks leave their results here; drop them as they come.
+            while self.tasks.try_join_next().is_some() {}
         }
-        health.abort();
-        for (_, w) in self.watches.drain() {
-            w.abort();
+        // The pump first: whatever else fails below, it is off.
+        if let Err(e) = self.pump.stop() {
+            tracing::error!(error = %e, "could not stop the pump at shutdown");
         }
         if let Some(p) = self.pour_task.take() {
             p.abort();
         }
-        if let Err(e) = self.pump.stop() {
-            tracing::error!(error = %e, "could not stop the pump at shutdown");
+        // A pour cut short by a stop is owed now, not left "pouring" until the next start.
+        if let State::Pouring { sale, .. } = &self.state {
+            let sale = sale.id.clone();
+            match &mut self.ledger {
+                Ok(l) => match l.record_owed(&sale, "the machine was stopped during the pour") {
+                    Ok(_) => {
+                        tracing::warn!(sale = %sale, "stopped during the pour: the sale is an owed credit")
+                    }
+                    Err(e) => {
+                        tracing::error!(sale = %sale, error = %e, "stopped during the pour and could not record it; it becomes owed at the next start")
+                    }
+                },
+                Err(_) => tracing::error!(sale = %sale, "stopped during the pour with no ledger"),
+            }
         }
+        health.abort();
+        for (_, (_, w)) in self.watches.drain() {
+            w.abort();
+        }
+        if let Some(t) = self.sweep_task.take() {
+            t.abort();
+        }
+        if let Some(t) = self.op_pump.take() {
+            t.abort();
+        }
+        self.tasks.shutdown().await;
+        let _ = health.await;
         tracing::info!("controller stopped; pump off");
     }
 
     fn start_up(&mut self) {
+        self.check_clock();
+        let now = self.settings.clock.now();
+        let window = self.settings.credit_window;
         match &mut self.ledger {
             Ok(ledger) => {
                 match ledger.recover_interrupted() {
@@ -395,6 +483,40 @@ impl Controller {
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "could not recover interrupted pours"),
+                }
+                // Credits the customer may still be waiting for: those that became owed
+                // within the window (just now, for pours the restart interrupted). A wall
+                // clock that went backwards makes a credit look younger than it is, so only
+                // ages between zero and the window count.
+                let wall_us = self.settings.clock.unix_us();
+                match ledger.public_credits() {
+                    Ok(credits) => {
+                        for (o, credited_us) in credits {
+                            let age = wall_us.checked_sub(credited_us).unwrap_or(-1);
+                            let window_us = window.as_micros() as i64;
+                            if (0..window_us).contains(&age) {
+                                let left = Duration::from_micros((window_us - age) as u64);
+                                self.offers.offer(o.sale_id, now + left);
+                            }
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "could not list owed credits"),
+                }
+                match ledger.newest_sale_id() {
+                    Ok(Some(id)) => self.last_id = parse_sale_id(&id).unwrap_or((0, 0)),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error = %e, "could not read the newest sale id"),
+                }
+                match ledger.meta(PIN_FAILURES) {
+                    Ok(Some(n)) => {
+                        let failures = n.parse().unwrap_or(crate::operator::FREE_TRIES);
+                        self.lockout = Lockout::restore(failures, now);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not read the PIN lockout; locking the pad");
+                        self.lockout = Lockout::restore(crate::operator::FREE_TRIES, now);
+                    }
                 }
                 match ledger.owed() {
                     Ok(owed) if !owed.is_empty() => {
@@ -407,22 +529,36 @@ impl Controller {
                     Err(e) => tracing::error!(error = %e, "could not list owed credits"),
                 }
                 // Invoices that are still payable are watched again; those that expired while
-                // lnvend was down are checked once, in case they were paid in time.
-                let now = unix_now();
-                match ledger.unsettled_since(now.saturating_sub(RECHECK_WINDOW.as_secs())) {
+                // lnvend was down are checked, in case they were paid in time.
+                let now_unix = self.settings.clock.unix();
+                match ledger.unsettled_since(now_unix.saturating_sub(RECHECK_WINDOW.as_secs())) {
                     Ok(open) => {
+                        let mut expired = Vec::new();
                         for o in open {
-                            if o.invoice.expires_at_unix > now {
+                            if o.invoice.expires_at_unix > now_unix {
                                 tracing::info!(sale = %o.sale_id, invoice = %o.invoice.id, "still watching an unpaid invoice from before the restart");
                                 self.spawn_watch(o.invoice);
                             } else {
-                                self.spawn_recheck(o.invoice);
+                                expired.push(o.invoice.id);
                             }
+                        }
+                        if !expired.is_empty() {
+                            self.tasks.spawn(late::check_invoices(
+                                self.backend.clone(),
+                                expired,
+                                self.settings.request_timeout,
+                                late::Attempts::AT_START,
+                                self.tx.clone(),
+                            ));
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "could not list unsettled invoices"),
                 }
-                self.spawn_catch_up();
+                self.tasks.spawn(late::catch_up(
+                    self.backend.clone(),
+                    self.settings.request_timeout,
+                    self.tx.clone(),
+                ));
             }
             Err(reason) => {
                 let reason = reason.clone();
@@ -442,25 +578,164 @@ impl Controller {
 
             State::Pouring { .. } => Some(now + Duration::from_millis(100)),
             // Owed credits leave the idle screen when their window ends.
-            State::Idle => Some(now + Duration::from_secs(30)),
+            State::Idle => Some(
+                self.offers
+                    .next_end()
+                    .map_or(now + Duration::from_secs(30), |e| e.max(now)),
+            ),
             State::CreatingInvoice { .. }
             | State::ThankYou { .. }
             | State::OutOfService { .. }
             | State::Service => None,
         };
-        match (self.state.deadline(), refresh) {
-            (Some(d), Some(r)) => Some(d.min(r)),
-            (d, r) => d.or(r),
+        let deferred = self.deferred.as_ref().map(|(_, at)| *at);
+        [self.state.deadline(), refresh, deferred]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Looks at the wall clock: nothing is sold while it is not known to be right.
+    fn check_clock(&mut self) {
+        let problem = self.settings.clock.sync_problem();
+        let changed = self.clock_problem.as_ref() != Some(&problem);
+        match &problem {
+            Some(reason) => {
+                if changed {
+                    tracing::warn!(%reason, "the wall clock is not trusted; selling nothing until it is");
+                }
+                self.apply(Event::ClockWrong {
+                    reason: reason.clone(),
+                });
+            }
+            None if changed && self.clock_problem.is_some() => {
+                tracing::info!("the wall clock is synchronised; selling");
+                self.apply(Event::ClockRight);
+                if let Some(reason) = self.backend_down.clone() {
+                    self.apply(Event::BackendDown { reason });
+                }
+            }
+            None => {}
+        }
+        self.clock_problem = Some(problem);
+        self.publish();
+    }
+
+    /// Starts the invoice a tap is waiting for, once the rate limit allows.
+    fn start_deferred_invoice(&mut self) {
+        let Some((sale, at)) = self.deferred.take() else {
+            return;
+        };
+        let still_wanted =
+            matches!(&self.state, State::CreatingInvoice { sale: s, .. } if s.id == sale.id);
+        if !still_wanted {
+            // Cancelled (or given up) before it was asked for: no invoice at all.
+            self.creating.remove(&sale.id);
+            return;
+        }
+        let now = Instant::now();
+        if now < at || !self.invoices.take(now) {
+            let at = self.invoices.ready_at(now);
+            self.deferred = Some((sale, at));
+            return;
+        }
+        self.spawn_create(sale);
+    }
+
+    /// The periodic look at unsettled invoices no watch covers (see [`late`]).
+    fn sweep(&mut self) {
+        if self.sweep_task.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        self.watches.retain(|_, (_, h)| !h.is_finished());
+        let Ok(ledger) = &self.ledger else {
+            return;
+        };
+        let since = self
+            .settings
+            .clock
+            .unix()
+            .saturating_sub((late::LATE_WINDOW + self.settings.invoice_expiry).as_secs());
+        let open = match ledger.unsettled_since(since) {
+            Ok(open) => open,
+            Err(e) => {
+                tracing::error!(error = %e, "could not list unsettled invoices");
+                return;
+            }
+        };
+        let mut candidates: Vec<(Option<Instant>, InvoiceId)> = open
+            .into_iter()
+            .map(|o| o.invoice.id)
+            .filter(|id| !self.watches.contains_key(id))
+            .map(|id| (self.swept.get(&id).copied(), id))
+            .collect();
+        // Forget what is no longer a candidate, so the map stays as small as the window.
+        self.swept
+            .retain(|id, _| candidates.iter().any(|(_, c)| c == id));
+        // Never asked first, then the longest ago.
+        candidates.sort();
+        let now = Instant::now();
+        let batch: Vec<InvoiceId> = candidates
+            .into_iter()
+            .take(late::SWEEP_BATCH)
+            .map(|(_, id)| id)
+            .collect();
+        if batch.is_empty() {
+            return;
+        }
+        for id in &batch {
+            self.swept.insert(id.clone(), now);
+        }
+        tracing::debug!(count = batch.len(), "checking unwatched unsettled invoices");
+        self.sweep_task = Some(tokio::spawn(late::check_invoices(
+            self.backend.clone(),
+            batch,
+            self.settings.request_timeout,
+            late::Attempts::ONCE,
+            self.tx.clone(),
+        )));
+    }
+
+    /// A payment a background check found: believed only for one of our invoices and for at
+    /// least its amount, then handled like any confirmation (a late one becomes owed).
+    fn paid_out_of_band(&mut self, invoice_id: InvoiceId, received: Msat) -> Option<Event> {
+        let recorded = match &self.ledger {
+            Ok(l) => l.invoice_by_id(&invoice_id),
+            Err(_) => return None,
+        };
+        match recorded {
+            Ok(Some(open)) if received >= open.invoice.amount => {
+                Some(Event::PaymentConfirmed { invoice_id })
+            }
+            Ok(Some(open)) => {
+                tracing::error!(invoice = %invoice_id, %received, expected = %open.invoice.amount, "an invoice was paid with less than its price; not owed automatically, refund by hand");
+                None
+            }
+            Ok(None) => {
+                tracing::info!(invoice = %invoice_id, "a paid invoice that is not one of ours; ignored");
+                None
+            }
+            Err(e) => {
+                tracing::error!(invoice = %invoice_id, error = %e, "could not look up a paid invoice");
+                None
+            }
         }
     }
 
     fn handle(&mut self, input: Input) {
         let event = match input {
-            Input::Tap(i) => match self.settings.catalog.get(i) {
-                Some(product) => Event::ProductTapped {
-                    product: product.clone(),
-                    sale_id: new_sale_id(),
-                },
+            Input::Tap(i) => match self.settings.catalog.get(i).cloned() {
+                Some(product) => {
+                    // A tap waiting for the rate limit waits on "Preparing…", which gives up
+                    // a request time after its turn comes.
+                    let now = Instant::now();
+                    let turn = self.invoices.ready_at(now);
+                    Event::ProductTapped {
+                        product,
+                        sale_id: self.new_sale_id(),
+                        give_up_at: turn + self.settings.request_timeout,
+                    }
+                }
                 None => {
                     tracing::warn!(index = i, "tap on a product that does not exist");
                     return;
@@ -509,6 +784,13 @@ impl Controller {
                 self.publish();
                 return;
             }
+            Input::PaidOutOfBand {
+                invoice_id,
+                received,
+            } => match self.paid_out_of_band(invoice_id, received) {
+                Some(e) => e,
+                None => return,
+            },
             Input::Event(e) => {
                 self.note_health(&e);
                 e
@@ -564,8 +846,11 @@ impl Controller {
 
     fn apply(&mut self, event: Event) {
         let now = Instant::now();
-        let quiet = matches!(event, Event::Tick | Event::BackendUp);
-        let event_name = event_name(&event);
+        let quiet = matches!(
+            event,
+            Event::Tick | Event::BackendUp | Event::ClockWrong { .. }
+        );
+        let event_name = event.name();
         let before = self.state.name();
         let old = std::mem::replace(&mut self.state, State::Idle);
         let (state, effects) = vend::step(old, event, now);
@@ -597,34 +882,18 @@ impl Controller {
         match effect {
             Effect::CreateInvoice { sale } => {
                 self.creating.insert(sale.id.clone(), sale.clone());
-                let backend = self.backend.clone();
-                let tx = self.tx.clone();
-                let request = InvoiceRequest {
-                    sale_id: sale.id.0.clone(),
-                    price: sale.product.price.clone(),
-                    description: format!("{} ({})", sale.product.name, self.settings.machine_id),
-                    expiry: self.settings.invoice_expiry,
-                };
-                let timeout = self.settings.request_timeout;
-                let network = self.settings.network;
-                tokio::spawn(async move {
-                    let ev = create_invoice(backend.as_ref(), &request, network, timeout).await;
-                    let ev = match ev {
-                        Ok((invoice, expires_at)) => Event::InvoiceCreated {
-                            sale_id: sale.id,
-                            invoice,
-                            expires_at,
-                        },
-                        Err(reason) => {
-                            tracing::error!(sale = %sale.id, %reason, "could not get an invoice");
-                            Event::InvoiceFailed {
-                                sale_id: sale.id,
-                                reason,
-                            }
-                        }
-                    };
-                    let _ = tx.send(Input::Event(ev));
-                });
+                let now = Instant::now();
+                if self.invoices.take(now) {
+                    self.spawn_create(sale);
+                } else {
+                    tracing::info!(sale = %sale.id, "invoices asked for too quickly; this one waits its turn");
+                    // Only the newest tap waits; an older waiting one was left already.
+                    if let Some((old, _)) = self.deferred.take() {
+                        self.creating.remove(&old.id);
+                    }
+                    let at = self.invoices.ready_at(now);
+                    self.deferred = Some((sale, at));
+                }
             }
             Effect::WatchInvoice { sale_id, invoice } => {
                 tracing::info!(sale = %sale_id, invoice = %invoice.id, amount = %invoice.amount, "invoice shown; watching for payment");
@@ -657,9 +926,19 @@ impl Controller {
             }
             Effect::RecordPoured { sale_id } => {
                 tracing::info!(sale = %sale_id, "poured");
+                self.offers.withdraw(&sale_id);
                 if let Ok(l) = &mut self.ledger {
-                    if let Err(e) = l.record_poured(&sale_id) {
-                        tracing::error!(sale = %sale_id, error = %e, "could not record the finished pour");
+                    // Once more on a failure (a busy disk), then out of service: the sale
+                    // stays "pouring" in the ledger and becomes owed at the next start, at
+                    // most once more on the public screen (see ledger::MAX_AUTOMATIC_POURS).
+                    let recorded = l
+                        .record_poured(&sale_id)
+                        .or_else(|_| l.record_poured(&sale_id));
+                    if let Err(e) = recorded {
+                        tracing::error!(sale = %sale_id, error = %e, "could not record the finished pour; out of service");
+                        let _ = self.tx.send(Input::Event(Event::LedgerDown {
+                            reason: format!("cannot record a finished pour: {e}"),
+                        }));
                     }
                 }
             }
@@ -667,11 +946,20 @@ impl Controller {
                 let reason = failure_text(&failure);
                 tracing::error!(sale = %sale_id, %reason, "paid but not poured: owed credit");
                 match &mut self.ledger {
-                    Ok(l) => {
-                        if let Err(e) = l.record_owed(&sale_id, &reason) {
+                    Ok(l) => match l.record_owed(&sale_id, &reason) {
+                        Ok(true) => {
+                            let until = Instant::now() + self.settings.credit_window;
+                            self.offers.offer(sale_id, until);
+                        }
+                        Ok(false) => {
+                            // Its credit pour was interrupted too: the operator decides.
+                            self.offers.withdraw(&sale_id);
+                            tracing::warn!(sale = %sale_id, "a second interrupted pour of one sale: only the operator can settle or refund it now");
+                        }
+                        Err(e) => {
                             tracing::error!(sale = %sale_id, error = %e, "COULD NOT RECORD AN OWED CREDIT; the fault screen shows the code");
                         }
-                    }
+                    },
                     Err(_) => {
                         tracing::error!(sale = %sale_id, "no ledger: the owed credit exists only on the fault screen and in this log")
                     }
@@ -680,7 +968,9 @@ impl Controller {
             Effect::RecordLatePayment { invoice_id } => match &mut self.ledger {
                 Ok(l) => match l.record_late_payment(&invoice_id) {
                     Ok(Some(sale)) => {
-                        tracing::warn!(sale = %sale, invoice = %invoice_id, "a payment arrived after the customer left; recorded as an owed credit")
+                        tracing::warn!(sale = %sale, invoice = %invoice_id, "a payment arrived after the customer left; recorded as an owed credit");
+                        let until = Instant::now() + self.settings.credit_window;
+                        self.offers.offer(sale, until);
                     }
                     Ok(None) => {
                         tracing::info!(invoice = %invoice_id, "payment report for an invoice already settled or not ours; ignored")
@@ -731,63 +1021,69 @@ impl Controller {
         }));
     }
 
-    /// One authenticated check of an invoice that can no longer be paid.
-    fn spawn_recheck(&self, invoice: Invoice) {
+    /// Asks the backend for the sale's invoice (the rate limit already let it through).
+    fn spawn_create(&mut self, sale: Sale) {
         let backend = self.backend.clone();
         let tx = self.tx.clone();
+        let request = InvoiceRequest {
+            sale_id: sale.id.0.clone(),
+            price: sale.product.price.clone(),
+            description: format!("{} ({})", sale.product.name, self.settings.machine_id),
+            expiry: self.settings.invoice_expiry,
+        };
         let timeout = self.settings.request_timeout;
-        tokio::spawn(async move {
-            for attempt in 0..5u32 {
-                match tokio::time::timeout(timeout, backend.invoice_state(&invoice.id)).await {
-                    Ok(Ok(InvoiceState::Paid { received })) if received >= invoice.amount => {
-                        let _ = tx.send(Input::Event(Event::PaymentConfirmed {
-                            invoice_id: invoice.id.clone(),
-                        }));
-                        return;
-                    }
-                    Ok(Ok(_)) => return,
-                    Ok(Err(e)) => {
-                        tracing::warn!(invoice = %invoice.id, error = %e, "re-check failed")
-                    }
-                    Err(_) => tracing::warn!(invoice = %invoice.id, "re-check timed out"),
-                }
-                tokio::time::sleep(Duration::from_secs(5 << attempt)).await;
-            }
-            tracing::error!(invoice = %invoice.id, "could not re-check an old invoice; it stays unsettled in the ledger");
-        });
-    }
-
-    /// Asks the backend for payments it saw while lnvend was down, and confirms each.
-    fn spawn_catch_up(&self) {
-        let backend = self.backend.clone();
-        let tx = self.tx.clone();
-        tokio::spawn(async move {
-            match backend.paid_while_away().await {
-                Ok(ids) => {
-                    for id in ids {
-                        match backend.invoice_state(&id).await {
-                            Ok(InvoiceState::Paid { .. }) => {
-                                let _ = tx
-                                    .send(Input::Event(Event::PaymentConfirmed { invoice_id: id }));
-                            }
-                            Ok(other) => {
-                                tracing::warn!(invoice = %id, state = ?other, "reported paid while away but not paid now")
-                            }
-                            Err(e) => {
-                                tracing::error!(invoice = %id, error = %e, "could not confirm a payment made while away")
-                            }
-                        }
+        let network = self.settings.network;
+        let clock = self.settings.clock.clone();
+        self.tasks.spawn(async move {
+            let ev = create_invoice(
+                backend.as_ref(),
+                &request,
+                sale.product.sat_bounds,
+                network,
+                timeout,
+                clock.as_ref(),
+            )
+            .await;
+            let ev = match ev {
+                Ok((invoice, expires_at)) => Event::InvoiceCreated {
+                    sale_id: sale.id,
+                    invoice,
+                    expires_at,
+                },
+                Err(reason) => {
+                    tracing::error!(sale = %sale.id, %reason, "could not get an invoice");
+                    Event::InvoiceFailed {
+                        sale_id: sale.id,
+                        reason,
                     }
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "could not ask the backend for payments made while lnvend was down")
-                }
-            }
+            };
+            let _ = tx.send(Input::Event(ev));
         });
     }
 
     fn spawn_watch(&mut self, invoice: Invoice) {
-        let expires_at = instant_of_unix(invoice.expires_at_unix);
+        self.watches.retain(|_, (_, h)| !h.is_finished());
+        if self.watches.len() >= MAX_WATCHES && !self.watches.contains_key(&invoice.id) {
+            // The oldest watch of an invoice nobody is looking at goes; the sweep covers it.
+            let on_screen = match &self.state {
+                State::AwaitingPayment { invoice, .. } => Some(invoice.id.clone()),
+                _ => None,
+            };
+            let oldest = self
+                .watches
+                .iter()
+                .filter(|(id, _)| Some(*id) != on_screen.as_ref())
+                .min_by_key(|(_, (seq, _))| *seq)
+                .map(|(id, _)| id.clone());
+            if let Some(id) = oldest {
+                if let Some((_, h)) = self.watches.remove(&id) {
+                    h.abort();
+                }
+                tracing::info!(invoice = %id, "too many invoices watched; the late-payment sweep checks this one instead");
+            }
+        }
+        let expires_at = instant_of_unix(self.settings.clock.as_ref(), invoice.expires_at_unix);
         let id = invoice.id.clone();
         let backend = self.backend.clone();
         let timing = self.settings.watch;
@@ -804,8 +1100,8 @@ impl Controller {
                 forward
             );
         });
-        self.watches.retain(|_, h| !h.is_finished());
-        if let Some(old) = self.watches.insert(id, handle) {
+        self.watch_seq += 1;
+        if let Some((_, old)) = self.watches.insert(id, (self.watch_seq, handle)) {
             old.abort();
         }
     }
@@ -837,7 +1133,7 @@ impl Controller {
                 v.screen = Screen::Operator;
                 v.operator = Some(self.operator_view());
             }
-            State::CreatingInvoice { sale } => {
+            State::CreatingInvoice { sale, .. } => {
                 v.screen = Screen::Creating;
                 v.product = sale.product.name.clone();
                 v.amount = sale.product.price.display();
@@ -943,26 +1239,27 @@ impl Controller {
 /// Operator mode and owed credits: the parts of the controller a customer rarely sees.
 impl Controller {
     /// Owed credits still inside their "tap to pour" window, for the idle screen.
-    fn idle_credits(&self) -> Vec<CreditTile> {
+    fn idle_credits(&mut self) -> Vec<CreditTile> {
+        let offered = self.offers.current(Instant::now());
         let Ok(ledger) = &self.ledger else {
             return Vec::new();
         };
-        let since = unix_now_us() - self.settings.credit_window.as_micros() as i64;
-        match ledger.recent_credits(since) {
-            Ok(owed) => owed
-                .into_iter()
-                .filter(|o| self.product_named(&o.product).is_some())
-                .take(3)
-                .map(|o| CreditTile {
-                    sale_id: o.sale_id.0,
-                    product: o.product,
-                })
-                .collect(),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot list owed credits");
-                Vec::new()
+        let mut tiles = Vec::new();
+        for id in offered {
+            match ledger.owed_sale(&id) {
+                // Still owed, and the customer may pour it themselves.
+                Ok(Some(o)) if o.public && self.product_named(&o.product).is_some() => {
+                    tiles.push(CreditTile {
+                        sale_id: o.sale_id.0,
+                        product: o.product,
+                    })
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "cannot read an owed credit"),
             }
         }
+        tiles.truncate(3);
+        tiles
     }
 
     fn product_named(&self, name: &str) -> Option<&Product> {
@@ -970,7 +1267,7 @@ impl Controller {
     }
 
     /// The sale behind a credit tile, if it is still owed and inside its window.
-    fn credit_sale(&self, sale_id: &str) -> Option<(Sale, InvoiceId)> {
+    fn credit_sale(&mut self, sale_id: &str) -> Option<(Sale, InvoiceId)> {
         let tile = self
             .idle_credits()
             .into_iter()
@@ -979,6 +1276,7 @@ impl Controller {
         let id = SaleId(tile.sale_id);
         let invoice_id = self.ledger.as_ref().ok()?.invoice_of(&id).ok()??;
         tracing::info!(sale = %id, "customer tapped an owed credit");
+        self.offers.withdraw(&id);
         Some((Sale { id, product }, invoice_id))
     }
 
@@ -1001,7 +1299,14 @@ impl Controller {
             self.pin_prompt = None;
             return None;
         };
-        match self.lockout.attempt(&hash, pin, Instant::now()) {
+        let outcome = self.lockout.attempt(&hash, pin, Instant::now());
+        // Kept in the ledger, so a power cycle gives no fresh tries.
+        if let Ok(l) = &mut self.ledger {
+            if let Err(e) = l.set_meta(PIN_FAILURES, &self.lockout.failures().to_string()) {
+                tracing::error!(error = %e, "could not record the PIN attempt");
+            }
+        }
+        match outcome {
             PinOutcome::Accepted => {
                 tracing::info!("operator menu opened");
                 self.pin_prompt = None;
@@ -1029,9 +1334,13 @@ impl Controller {
 
     fn note_health(&mut self, e: &Event) {
         match e {
-            Event::BackendUp => self.health = format!("{}: answering", self.backend.name()),
+            Event::BackendUp => {
+                self.health = format!("{}: answering", self.backend.name());
+                self.backend_down = None;
+            }
             Event::BackendDown { reason } => {
-                self.health = format!("{}: {reason}", self.backend.name())
+                self.health = format!("{}: {reason}", self.backend.name());
+                self.backend_down = Some(reason.clone());
             }
             Event::ProductTapped { .. }
             | Event::CancelTapped
@@ -1047,7 +1356,9 @@ impl Controller {
             | Event::LedgerDown { .. }
             | Event::CreditTapped { .. }
             | Event::ServiceEntered
-            | Event::ServiceLeft => {}
+            | Event::ServiceLeft
+            | Event::ClockWrong { .. }
+            | Event::ClockRight => {}
         }
     }
 
@@ -1344,7 +1655,7 @@ impl Controller {
             })
             .collect();
         if let Ok(l) = &self.ledger {
-            let now = unix_now_us();
+            let now = self.settings.clock.unix_us();
             let sats = |t: crate::ledger::Totals| {
                 format!(
                     "{} sales, {}",
@@ -1449,12 +1760,6 @@ fn step_price(p: &Price, up: bool) -> Price {
     }
 }
 
-fn unix_now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
-
 fn idle_view(settings: &Settings) -> View {
     View {
         screen: Screen::Idle,
@@ -1489,8 +1794,10 @@ fn idle_view(settings: &Settings) -> View {
 async fn create_invoice(
     backend: &dyn PaymentBackend,
     request: &InvoiceRequest,
+    bounds: Option<(Msat, Msat)>,
     network: Network,
     timeout: Duration,
+    clock: &dyn Clock,
 ) -> Result<(Invoice, Instant), String> {
     let invoice = match tokio::time::timeout(timeout, backend.create_invoice(request)).await {
         Err(_) => {
@@ -1501,11 +1808,24 @@ async fn create_invoice(
         Ok(Err(e)) => return Err(e.to_string()),
         Ok(Ok(i)) => i,
     };
-    crate::bolt11::check(&invoice, request, network, SystemTime::now()).map_err(|e| {
+    crate::bolt11::check(&invoice, request, network, clock.wall()).map_err(|e| {
         tracing::error!(invoice = %invoice.id, error = %e, "refusing to show an invoice that does not match the request");
         e.to_string()
     })?;
-    let expires_at = instant_of_unix(invoice.expires_at_unix);
+    if let Some((lo, hi)) = bounds {
+        if invoice.amount < lo || invoice.amount > hi {
+            let reason = format!(
+                "the backend priced {} at {}, outside this product's min_sat..max_sat ({}..{}); is its exchange rate broken?",
+                request.price.display(),
+                invoice.amount.display_sats(),
+                lo.display_sats(),
+                hi.display_sats()
+            );
+            tracing::error!(invoice = %invoice.id, %reason, "refusing to show the invoice");
+            return Err(reason);
+        }
+    }
+    let expires_at = instant_of_unix(clock, invoice.expires_at_unix);
     Ok((invoice, expires_at))
 }
 
@@ -1550,31 +1870,33 @@ impl Drop for StopOnDrop {
     }
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// Reads `S<unix seconds>-<4 hex digits>` back.
+fn parse_sale_id(id: &str) -> Option<(u64, u16)> {
+    let (secs, suffix) = id.strip_prefix('S')?.split_once('-')?;
+    Some((secs.parse().ok()?, u16::from_str_radix(suffix, 16).ok()?))
 }
 
-/// The tokio instant at which a UNIX time falls (now if it is past).
-fn instant_of_unix(unix: u64) -> Instant {
-    Instant::now() + Duration::from_secs(unix.saturating_sub(unix_now()))
-}
+/// The ledger key under which the operator PIN's failure count survives a restart.
+const PIN_FAILURES: &str = "pin_failures";
 
-/// `S<unix seconds>-<4 hex digits>`. Within one second the suffix counts up from a random
-/// start, so two sales started in the same second never get the same id (two random
-/// suffixes collided in a soak of fast vend cycles, and the ledger then refused the sale).
-fn new_sale_id() -> SaleId {
-    static LAST: std::sync::Mutex<(u64, u16)> = std::sync::Mutex::new((0, 0));
-    let now = unix_now();
-    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
-    let suffix = if last.0 == now {
-        last.1.wrapping_add(1)
-    } else {
-        rand::random::<u16>()
-    };
-    *last = (now, suffix);
-    SaleId(format!("S{now}-{suffix:04X}"))
+impl Controller {
+    /// `S<unix seconds>-<4 hex digits>`, always above the last one minted (or found in the
+    /// ledger at start), whatever the wall clock does: a clock stepped back an hour must not
+    /// make an id the ledger (or Core Lightning's labels) already holds. Within one second
+    /// the suffix counts up from a random start.
+    fn new_sale_id(&mut self) -> SaleId {
+        let (last_s, last_n) = self.last_id;
+        let now = self.settings.clock.unix();
+        let (secs, suffix) = if now > last_s {
+            (now, rand::random::<u16>() & 0x7fff)
+        } else if last_n == u16::MAX {
+            (last_s + 1, 0)
+        } else {
+            (last_s, last_n + 1)
+        };
+        self.last_id = (secs, suffix);
+        SaleId(format!("S{secs}-{suffix:04X}"))
+    }
 }
 
 fn failure_text(f: &PourFailure) -> String {
@@ -1582,27 +1904,5 @@ fn failure_text(f: &PourFailure) -> String {
         PourFailure::Pump(r) => format!("pump: {r}"),
         PourFailure::Ledger(r) => format!("ledger: {r}"),
         PourFailure::AlreadyPoured => "already poured".into(),
-    }
-}
-
-fn event_name(e: &Event) -> &'static str {
-    match e {
-        Event::ProductTapped { .. } => "ProductTapped",
-        Event::CancelTapped => "CancelTapped",
-        Event::FaultDismissed => "FaultDismissed",
-        Event::InvoiceCreated { .. } => "InvoiceCreated",
-        Event::InvoiceFailed { .. } => "InvoiceFailed",
-        Event::PaymentConfirmed { .. } => "PaymentConfirmed",
-        Event::InvoiceExpired { .. } => "InvoiceExpired",
-        Event::Tick => "Tick",
-        Event::PourFinished { .. } => "PourFinished",
-        Event::PourFailed { .. } => "PourFailed",
-        Event::BackendDown { .. } => "BackendDown",
-        Event::BackendUp => "BackendUp",
-        Event::ServiceRestored => "ServiceRestored",
-        Event::LedgerDown { .. } => "LedgerDown",
-        Event::CreditTapped { .. } => "CreditTapped",
-        Event::ServiceEntered => "ServiceEntered",
-        Event::ServiceLeft => "ServiceLeft",
     }
 }

@@ -3,6 +3,11 @@
 //! transition. The pour of a payment is a row in `pours` keyed by the invoice id: the
 //! primary key makes a second pour for one payment impossible, whatever the code above does.
 //! The payment and the pour start are committed in one transaction *before* the pump starts.
+//! A sale may be poured by the machine at most twice: the paid pour, and once more as an
+//! owed credit the customer taps; if that second pour is interrupted too, the sale waits
+//! for the operator (`pour_attempts`, see [`schema`]).
+
+pub mod schema;
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -25,7 +30,12 @@ pub enum LedgerError {
     AlreadyPoured,
     #[error("unknown sale {0}")]
     UnknownSale(String),
+    #[error("the sales ledger has schema version {found}; this lnvend knows up to {known} (downgrade refused)")]
+    TooNew { found: u32, known: u32 },
 }
+
+/// How many pours a sale may get without the operator: the paid one and one credit pour.
+pub const MAX_AUTOMATIC_POURS: i64 = 2;
 
 /// A sale that was paid and not poured.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +44,9 @@ pub struct Owed {
     pub product: String,
     pub price_msat: u64,
     pub reason: String,
+    /// May be offered on the public screen ("tap to pour"); false once a credit pour of
+    /// this sale was interrupted too: then only the operator settles or refunds it.
+    pub public: bool,
 }
 
 /// One sale for the operator's list.
@@ -75,46 +88,23 @@ impl std::fmt::Debug for Ledger {
 /// SQLite's page cache for the ledger, in KiB.
 const LEDGER_CACHE_KIB: i64 = 256;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS sales (
-    id TEXT PRIMARY KEY,
-    product TEXT NOT NULL,
-    price_msat INTEGER NOT NULL,
-    backend TEXT NOT NULL,
-    invoice_id TEXT NOT NULL UNIQUE,
-    payment_hash TEXT NOT NULL,
-    bolt11 TEXT NOT NULL,
-    expires_at INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    reason TEXT,
-    created_us INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS transitions (
-    sale_id TEXT NOT NULL REFERENCES sales(id),
-    kind TEXT NOT NULL,
-    at_us INTEGER NOT NULL,
-    detail TEXT
-);
-CREATE TABLE IF NOT EXISTS pours (
-    invoice_id TEXT PRIMARY KEY,
-    sale_id TEXT NOT NULL UNIQUE REFERENCES sales(id),
-    started_us INTEGER NOT NULL
-);
-";
-
 fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64)
 }
 
-/// Reads an `Owed` from `id, product, price_msat, reason`.
+/// The columns [`owed_row`] reads, in its order.
+const OWED_COLUMNS: &str = "s.id, s.product, s.price_msat, COALESCE(s.reason, ''), s.pour_attempts";
+
+/// Reads an `Owed` from [`OWED_COLUMNS`].
 fn owed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Owed> {
     Ok(Owed {
         sale_id: SaleId(r.get(0)?),
         product: r.get(1)?,
         price_msat: r.get::<_, i64>(2)? as u64,
         reason: r.get(3)?,
+        public: r.get::<_, i64>(4)? < MAX_AUTOMATIC_POURS,
     })
 }
 
@@ -148,7 +138,7 @@ impl Ledger {
         Ledger::init(Connection::open_in_memory()?)
     }
 
-    fn init(conn: Connection) -> Result<Ledger, LedgerError> {
+    fn init(mut conn: Connection) -> Result<Ledger, LedgerError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -157,7 +147,7 @@ impl Ledger {
         // showed +2 MB); the kernel keeps the file's pages warm anyway.
         conn.pragma_update(None, "cache_size", -LEDGER_CACHE_KIB)?;
         conn.busy_timeout(std::time::Duration::from_secs(2))?;
-        conn.execute_batch(SCHEMA)?;
+        schema::migrate(&mut conn)?;
         Ok(Ledger { conn })
     }
 
@@ -258,7 +248,7 @@ impl Ledger {
             Err(e) => return Err(e.into()),
         }
         tx.execute(
-            "UPDATE sales SET state = 'pouring' WHERE id = ?1",
+            "UPDATE sales SET state = 'pouring', pour_attempts = pour_attempts + 1 WHERE id = ?1",
             params![sale_id.0],
         )?;
         tx.execute(
@@ -270,15 +260,22 @@ impl Ledger {
     }
 
     pub fn record_poured(&mut self, sale_id: &SaleId) -> Result<(), LedgerError> {
-        self.conn.execute(
+        let tx = self.conn.transaction()?;
+        tx.execute(
             "UPDATE sales SET state = 'poured' WHERE id = ?1",
             params![sale_id.0],
         )?;
-        self.transition(&sale_id.0, "poured", None)
+        tx.execute(
+            "INSERT INTO transitions (sale_id, kind, at_us) VALUES (?1, 'poured', ?2)",
+            params![sale_id.0, now_us()],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
-    /// A paid sale that was not (fully) poured becomes an owed credit.
-    pub fn record_owed(&mut self, sale_id: &SaleId, reason: &str) -> Result<(), LedgerError> {
+    /// A paid sale that was not (fully) poured becomes an owed credit. Returns whether the
+    /// customer may still pour it themselves (false after an interrupted credit pour).
+    pub fn record_owed(&mut self, sale_id: &SaleId, reason: &str) -> Result<bool, LedgerError> {
         let tx = self.conn.transaction()?;
         tx.execute(
             "UPDATE sales SET state = 'owed', reason = ?2 WHERE id = ?1",
@@ -288,8 +285,16 @@ impl Ledger {
             "INSERT INTO transitions (sale_id, kind, at_us, detail) VALUES (?1, 'failed', ?2, ?3), (?1, 'credited', ?2, ?3)",
             params![sale_id.0, now_us(), reason],
         )?;
+        let attempts: i64 = tx
+            .query_row(
+                "SELECT pour_attempts FROM sales WHERE id = ?1",
+                params![sale_id.0],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
         tx.commit()?;
-        Ok(())
+        Ok(attempts < MAX_AUTOMATIC_POURS)
     }
 
     /// A confirmed payment for an invoice that is not on screen. If it is one of ours and
@@ -367,19 +372,33 @@ impl Ledger {
     }
 
     pub fn owed(&self) -> Result<Vec<Owed>, LedgerError> {
-        let mut st = self.conn.prepare(
-            "SELECT id, product, price_msat, COALESCE(reason, '') FROM sales WHERE state = 'owed' ORDER BY created_us",
-        )?;
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {OWED_COLUMNS} FROM sales s WHERE s.state = 'owed' ORDER BY s.created_us"
+        ))?;
         let rows = st.query_map([], owed_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Starts the pour of an owed credit: only one start wins, and only while it is owed.
+    /// One owed credit, if the sale is owed.
+    pub fn owed_sale(&self, sale_id: &SaleId) -> Result<Option<Owed>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {OWED_COLUMNS} FROM sales s WHERE s.id = ?1 AND s.state = 'owed'"),
+                params![sale_id.0],
+                owed_row,
+            )
+            .optional()?)
+    }
+
+    /// Starts the customer's pour of an owed credit: only one start wins, only while it is
+    /// owed, and only if the machine has not already begun two pours for this sale.
     pub fn begin_credit_pour(&mut self, sale_id: &SaleId) -> Result<(), LedgerError> {
         let tx = self.conn.transaction()?;
         let n = tx.execute(
-            "UPDATE sales SET state = 'pouring' WHERE id = ?1 AND state = 'owed'",
-            params![sale_id.0],
+            "UPDATE sales SET state = 'pouring', pour_attempts = pour_attempts + 1
+             WHERE id = ?1 AND state = 'owed' AND pour_attempts < ?2",
+            params![sale_id.0, MAX_AUTOMATIC_POURS],
         )?;
         if n != 1 {
             return Err(LedgerError::AlreadyPoured);
@@ -392,16 +411,65 @@ impl Ledger {
         Ok(())
     }
 
-    /// Owed credits that became owed after `since_us` (the customer may still be there).
-    pub fn recent_credits(&self, since_us: i64) -> Result<Vec<Owed>, LedgerError> {
-        let mut st = self.conn.prepare(
-            "SELECT s.id, s.product, s.price_msat, COALESCE(s.reason, '') FROM sales s
-             WHERE s.state = 'owed' AND (SELECT MAX(at_us) FROM transitions t
-                 WHERE t.sale_id = s.id AND t.kind = 'credited') >= ?1
-             ORDER BY s.created_us",
-        )?;
-        let rows = st.query_map(params![since_us], owed_row)?;
+    /// Public owed credits with the wall-clock time (µs) they last became owed, oldest
+    /// first. Used once at start: the running machine keeps its offers on the monotonic
+    /// clock.
+    pub fn public_credits(&self) -> Result<Vec<(Owed, i64)>, LedgerError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {OWED_COLUMNS}, (SELECT MAX(at_us) FROM transitions t
+                 WHERE t.sale_id = s.id AND t.kind = 'credited') FROM sales s
+             WHERE s.state = 'owed' AND s.pour_attempts < ?1
+             ORDER BY s.created_us"
+        ))?;
+        let rows = st.query_map(params![MAX_AUTOMATIC_POURS], |r| {
+            Ok((owed_row(r)?, r.get::<_, Option<i64>>(5)?.unwrap_or(0)))
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The newest sale id of the `S<unix seconds>-<hex>` form, to keep new ids above it
+    /// whatever the wall clock says.
+    pub fn newest_sale_id(&self) -> Result<Option<String>, LedgerError> {
+        Ok(self.conn.query_row(
+            "SELECT MAX(id) FROM sales WHERE id GLOB 'S[0-9]*-*'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// A sale's invoice as recorded (for confirming a payment reported out of band).
+    pub fn invoice_by_id(
+        &self,
+        invoice_id: &InvoiceId,
+    ) -> Result<Option<OpenInvoice>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, invoice_id, bolt11, payment_hash, price_msat, expires_at FROM sales
+                 WHERE invoice_id = ?1",
+                params![invoice_id.0],
+                open_invoice_row,
+            )
+            .optional()?)
+    }
+
+    /// A small durable fact (see `meta` in [`schema`]).
+    pub fn meta(&self, key: &str) -> Result<Option<String>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), LedgerError> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
     }
 
     /// The invoice id of a sale.
@@ -521,6 +589,7 @@ mod tests {
                     price: crate::money::Price::Sats(Msat::from_sat(2100).unwrap()),
                     pour: Duration::from_secs(4),
                     channel: Channel::A,
+                    sat_bounds: None,
                 },
             },
             Invoice {
@@ -620,12 +689,8 @@ mod tests {
         let (s, i) = sale("f");
         l.record_created(&s, "sim", &i).unwrap();
         l.begin_pour(&s.id, &i.id).unwrap();
-        l.record_owed(&s.id, "pump: jam").unwrap();
-        assert_eq!(l.recent_credits(0).unwrap().len(), 1);
-        assert!(
-            l.recent_credits(i64::MAX).unwrap().is_empty(),
-            "outside the window"
-        );
+        assert!(l.record_owed(&s.id, "pump: jam").unwrap(), "public");
+        assert_eq!(l.public_credits().unwrap().len(), 1);
         l.begin_credit_pour(&s.id).unwrap();
         assert!(matches!(
             l.begin_credit_pour(&s.id),
@@ -673,5 +738,119 @@ mod tests {
         let rows = l.sales_since(0, 20).unwrap();
         assert_eq!(rows.len(), 3);
         assert_eq!(l.sales_since(0, 2).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn an_interrupted_credit_pour_goes_to_the_operator_never_back_to_the_public() {
+        let mut l = Ledger::in_memory().unwrap();
+        let (s, i) = sale("k");
+        l.record_created(&s, "sim", &i).unwrap();
+        l.begin_pour(&s.id, &i.id).unwrap();
+        // The paid pour is interrupted: the customer may tap it once.
+        assert_eq!(l.recover_interrupted().unwrap(), vec![s.id.clone()]);
+        assert!(l.owed_sale(&s.id).unwrap().unwrap().public);
+        l.begin_credit_pour(&s.id).unwrap();
+        // The credit pour is interrupted too (a crash, or its record_poured failed).
+        assert_eq!(l.recover_interrupted().unwrap(), vec![s.id.clone()]);
+        let owed = l.owed_sale(&s.id).unwrap().unwrap();
+        assert!(!owed.public, "second interruption: operator only");
+        assert!(l.public_credits().unwrap().is_empty());
+        assert!(matches!(
+            l.begin_credit_pour(&s.id),
+            Err(LedgerError::AlreadyPoured)
+        ));
+        assert_eq!(
+            l.owed().unwrap().len(),
+            1,
+            "still owed, in the operator's list"
+        );
+        assert!(l.mark_settled(&s.id).unwrap());
+        // The same holds when the credit pour fails while running.
+        let (s2, i2) = sale("m");
+        l.record_created(&s2, "sim", &i2).unwrap();
+        l.begin_pour(&s2.id, &i2.id).unwrap();
+        assert!(l.record_owed(&s2.id, "pump: jam").unwrap());
+        l.begin_credit_pour(&s2.id).unwrap();
+        assert!(!l.record_owed(&s2.id, "pump: jam again").unwrap());
+    }
+
+    #[test]
+    fn a_ledger_written_before_versioning_opens_and_migrates_with_every_sale_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/data/ledger/v1-from-25a8c75.db"
+            ),
+            dir.path().join("sales.db"),
+        )
+        .unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let version: u32 = l
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, schema::LATEST);
+        let states: Vec<(String, String)> = l
+            .sales_since(0, 100)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.sale_id.0, r.state))
+            .collect();
+        assert_eq!(states.len(), 10);
+        let state = |id: &str| {
+            states
+                .iter()
+                .find(|(s, _)| s == id)
+                .map(|(_, st)| st.as_str())
+                .unwrap()
+        };
+        assert_eq!(state("S1764000000-0001"), "poured");
+        assert_eq!(state("S1764000010-0002"), "cancelled");
+        assert_eq!(state("S1764000060-0007"), "refunded");
+        assert_eq!(state("S1764000080-0009"), "pouring");
+        assert_eq!(l.pour_count().unwrap(), 6);
+        // The pour counts came over: the credit already poured twice is not public.
+        let attempts = |id: &str| -> i64 {
+            l.conn
+                .query_row(
+                    "SELECT pour_attempts FROM sales WHERE id = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        assert_eq!(attempts("S1764000070-0008"), 2);
+        assert_eq!(attempts("S1764000000-0001"), 1);
+        assert_eq!(attempts("S1764000090-000A"), 0);
+        let owed: Vec<String> = l.owed().unwrap().into_iter().map(|o| o.sale_id.0).collect();
+        assert_eq!(owed, vec!["S1764000030-0004", "S1764000040-0005"]);
+        // And the old file keeps working: the interrupted pour is owed, a new sale records.
+        assert_eq!(
+            l.recover_interrupted().unwrap(),
+            vec![SaleId("S1764000080-0009".into())]
+        );
+        let (s, i) = sale("new");
+        l.record_created(&s, "sim", &i).unwrap();
+        assert_eq!(
+            l.newest_sale_id().unwrap().as_deref(),
+            Some("S1764000090-000A")
+        );
+        drop(l);
+        // Opening it again is no migration at all.
+        Ledger::open(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn meta_values_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut l = Ledger::open(dir.path()).unwrap();
+            assert_eq!(l.meta("pin_failures").unwrap(), None);
+            l.set_meta("pin_failures", "3").unwrap();
+            l.set_meta("pin_failures", "4").unwrap();
+        }
+        let l = Ledger::open(dir.path()).unwrap();
+        assert_eq!(l.meta("pin_failures").unwrap().as_deref(), Some("4"));
     }
 }

@@ -1,0 +1,120 @@
+//! The ledger's schema and its ordered migrations, versioned with SQLite's `user_version`.
+//!
+//! Version 1 is the schema of lnvend before versioning (its files say `user_version = 0`);
+//! every later version is one migration applied in order, each in its own transaction, so
+//! a power cut in the middle of an upgrade leaves the old version whole and the next start
+//! tries again. A file newer than this binary knows is refused rather than misread.
+
+use rusqlite::Connection;
+
+use super::LedgerError;
+
+/// The version this binary writes.
+pub const LATEST: u32 = 2;
+
+/// Version 1: the schema before versioning, unchanged (a file of that time is exactly this).
+const V1: &str = "
+CREATE TABLE IF NOT EXISTS sales (
+    id TEXT PRIMARY KEY,
+    product TEXT NOT NULL,
+    price_msat INTEGER NOT NULL,
+    backend TEXT NOT NULL,
+    invoice_id TEXT NOT NULL UNIQUE,
+    payment_hash TEXT NOT NULL,
+    bolt11 TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    created_us INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS transitions (
+    sale_id TEXT NOT NULL REFERENCES sales(id),
+    kind TEXT NOT NULL,
+    at_us INTEGER NOT NULL,
+    detail TEXT
+);
+CREATE TABLE IF NOT EXISTS pours (
+    invoice_id TEXT PRIMARY KEY,
+    sale_id TEXT NOT NULL UNIQUE REFERENCES sales(id),
+    started_us INTEGER NOT NULL
+);
+";
+
+/// Version 2:
+/// * `sales.pour_attempts` counts the pours begun for a sale (the paid pour, then at most
+///   one credit pour by the customer), so a sale whose second pour is interrupted goes to
+///   the operator and is never offered on the public screen again. Existing rows get the
+///   number of `pour_started` transitions they already have.
+/// * `meta` keeps small machine facts that must survive a power cut (the operator PIN's
+///   failure count, so a power cycle gives no fresh tries).
+const V2: &str = "
+ALTER TABLE sales ADD COLUMN pour_attempts INTEGER NOT NULL DEFAULT 0;
+UPDATE sales SET pour_attempts = (
+    SELECT COUNT(*) FROM transitions t WHERE t.sale_id = sales.id AND t.kind = 'pour_started'
+);
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS transitions_by_sale ON transitions(sale_id);
+";
+
+/// The migrations, in order: `MIGRATIONS[i]` takes version `i + 1` to `i + 2`.
+const MIGRATIONS: [&str; 1] = [V2];
+
+fn user_version(conn: &Connection) -> Result<u32, LedgerError> {
+    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get::<_, u32>(0))?)
+}
+
+/// Brings the file to [`LATEST`]; returns the version it had.
+pub fn migrate(conn: &mut Connection) -> Result<u32, LedgerError> {
+    let mut version = user_version(conn)?;
+    let found = version;
+    if version == 0 {
+        // Either a new file or one written before versioning: version 1 either way.
+        let tx = conn.transaction()?;
+        tx.execute_batch(V1)?;
+        tx.pragma_update(None, "user_version", 1)?;
+        tx.commit()?;
+        version = 1;
+    }
+    if version > LATEST {
+        return Err(LedgerError::TooNew {
+            found: version,
+            known: LATEST,
+        });
+    }
+    while version < LATEST {
+        let tx = conn.transaction()?;
+        tx.execute_batch(MIGRATIONS[(version - 1) as usize])?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+        version += 1;
+        tracing::info!(version, "sales ledger migrated");
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_file_gets_the_latest_schema() {
+        let mut c = Connection::open_in_memory().unwrap();
+        assert_eq!(migrate(&mut c).unwrap(), 0);
+        assert_eq!(user_version(&c).unwrap(), LATEST);
+        // Running it again is a no-op.
+        assert_eq!(migrate(&mut c).unwrap(), LATEST);
+    }
+
+    #[test]
+    fn a_file_from_a_newer_lnvend_is_refused() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.pragma_update(None, "user_version", LATEST + 1).unwrap();
+        assert!(matches!(
+            migrate(&mut c),
+            Err(LedgerError::TooNew { found, .. }) if found == LATEST + 1
+        ));
+    }
+}
