@@ -133,13 +133,7 @@ pub fn pour_command(config: &Config, channel: Channel, ms: u64) -> Result<Outcom
         .build()
         .map_err(HwError::Runtime)?;
     let (pump, _gpio) = open_pump(config)?;
-    let hook_pump = pump.clone();
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let stopped = hook_pump.emergency_stop();
-        eprintln!("lnvend: panic; pump stopped: {stopped}");
-        previous(info);
-    }));
+    crate::app::install_panic_hook(pump.clone());
     eprintln!(
         "pouring on channel {channel} for {} ms (Ctrl-C stops the pump)",
         duration.as_millis()
