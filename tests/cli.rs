@@ -137,3 +137,86 @@ fn sales_lists_every_sale_and_the_owed_credits() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// A machine's file whose payment side is broken in every way `pump-off` must not care
+/// about: a missing key file, an unknown key and a wrong type in `[backend]`.
+fn broken_backend_config(dir: &std::path::Path, gpio_extra: &str) -> std::path::PathBuf {
+    let text = format!(
+        r#"machine_id = "pump-off-test"
+
+[[product]]
+name = "Cola"
+price_sat = 2100
+pour_ms = 1500
+
+[gpio]
+backend = "mock"
+trace = "{d}/pins.jsonl"
+{gpio_extra}
+[gpio.channel_b]
+in3 = 5
+in4 = 6
+enb = 13
+
+[backend]
+kind = "btcpay"
+url = 5
+store_id = "store"
+api_key_file = "{d}/no-such-key"
+colour = "blue"
+"#,
+        d = dir.display()
+    );
+    let path = dir.join("machine.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn pump_off_drives_every_pin_low_whatever_is_wrong_outside_the_gpio_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = broken_backend_config(dir.path(), "");
+    let out = lnvend()
+        .args(["pump-off", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let trace = std::fs::read_to_string(dir.path().join("pins.jsonl")).unwrap();
+    let mut last = std::collections::BTreeMap::new();
+    for line in trace.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        last.insert(v["pin"].as_u64().unwrap(), v["level"].clone());
+    }
+    let pins: Vec<u64> = last.keys().copied().collect();
+    assert_eq!(pins, [5, 6, 13, 18, 23, 24], "{trace}");
+    assert!(last.values().all(|l| l == 0), "{trace}");
+}
+
+#[test]
+fn pump_off_still_refuses_a_broken_gpio_table_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (extra, field) in [
+        ("max_run_ms = \"long\"\n", "gpio.max_run_ms"),
+        (
+            "channel_a = { in1 = 23, in2 = 23, ena = 18 }\n",
+            "gpio.channel_a.in2",
+        ),
+    ] {
+        let path = broken_backend_config(dir.path(), extra);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line = text.lines().position(|l| l == extra.trim_end()).unwrap() + 1;
+        let out = lnvend()
+            .args(["pump-off", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{}:{line}:", path.display())) && stderr.contains(field),
+            "{extra}: {stderr}"
+        );
+    }
+}
