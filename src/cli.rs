@@ -115,6 +115,9 @@ pub fn main(cli: Cli) -> ExitCode {
             match load(&config, mode) {
                 Ok(c) => {
                     print!("{}", c.to_redacted_toml());
+                    for w in c.warnings() {
+                        eprintln!("warning: {w}");
+                    }
                     eprintln!("{}: OK", config.display());
                     ExitCode::SUCCESS
                 }

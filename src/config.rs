@@ -949,6 +949,26 @@ impl Config {
         Ok(g)
     }
 
+    /// Things that load but will probably not work as meant, for `check-config` to print.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(BackendConfig::Cln(c)) = &self.backend {
+            if let Some(socket) = &c.rpc_socket {
+                if socket.starts_with("/home") || socket.starts_with("/root") {
+                    out.push(format!(
+                        "backend.rpc_socket {} is under /home or /root, which the service's \
+                         ProtectHome=yes hides from lnvend; install the drop-in \
+                         cln-socket-under-home.conf (in systemd/ of lnvend's source) as \
+                         /etc/systemd/system/lnvend.service.d/cln-socket-under-home.conf with \
+                         this path, then `systemctl daemon-reload`",
+                        socket.display()
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     /// What driving the pins needs to be right: the trace only with mock pins, every pin on
     /// the header and used once. (The same rules as in `validate`.)
     fn validate_gpio_outputs(g: &GpioConfig) -> Result<(), Invalid> {

@@ -220,3 +220,93 @@ fn pump_off_still_refuses_a_broken_gpio_table_with_its_line() {
         );
     }
 }
+
+#[test]
+fn check_config_warns_that_the_unit_hides_a_cln_socket_under_home_and_names_the_drop_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("machine.toml");
+    let check = |socket: &str| {
+        let text = format!(
+            "[[product]]\nname = \"Cola\"\nprice_sat = 2100\npour_ms = 1500\n\n\
+             [backend]\nkind = \"cln\"\nrpc_socket = \"{socket}\"\nnetwork = \"regtest\"\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        let out = lnvend()
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        stderr
+    };
+    for socket in [
+        "/home/bitcoin/.lightning/regtest/lightning-rpc",
+        "/root/.lightning/regtest/lightning-rpc",
+    ] {
+        let stderr = check(socket);
+        let warning = stderr
+            .lines()
+            .find(|l| l.starts_with("warning: "))
+            .unwrap_or_else(|| panic!("no warning for {socket}: {stderr}"));
+        assert!(
+            warning.contains(socket) && warning.contains("cln-socket-under-home.conf"),
+            "{warning}"
+        );
+    }
+    let stderr = check("/run/lightningd/lightning-rpc");
+    assert!(!stderr.contains("warning:"), "{stderr}");
+}
+
+/// The package's postinst, run with every command it calls replaced by a stub that logs it:
+/// a group this system lacks is made, and lnvend joins every device group.
+#[test]
+fn postinst_makes_missing_device_groups_and_puts_lnvend_in_each() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("calls.log");
+    let stub = |name: &str, body: &str| {
+        let path = dir.path().join(name);
+        let script = format!(
+            "#!/bin/sh\necho \"{name} $*\" >> '{}'\n{body}\n",
+            log.display()
+        );
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    // This system has the user, and the groups video and input but not gpio or render.
+    stub(
+        "getent",
+        "case \"$1 $2\" in \"group gpio\"|\"group render\") exit 2;; *) exit 0;; esac",
+    );
+    for name in ["adduser", "addgroup", "chown", "chmod", "systemctl"] {
+        stub(name, "exit 0");
+    }
+    let out = Command::new("/bin/sh")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/debian/postinst"))
+        .arg("configure")
+        .env("PATH", dir.path())
+        .output()
+        .unwrap();
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{calls}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let made: Vec<&str> = calls
+        .lines()
+        .filter(|l| l.starts_with("addgroup"))
+        .collect();
+    assert_eq!(
+        made,
+        ["addgroup --system gpio", "addgroup --system render"],
+        "{calls}"
+    );
+    for g in ["gpio", "video", "input", "render"] {
+        assert!(
+            calls.lines().any(|l| l == format!("adduser lnvend {g}")),
+            "lnvend not added to {g}:\n{calls}"
+        );
+    }
+}
