@@ -2,7 +2,8 @@
 //! the payment backend, the ledger and the controller; then the UI on the main thread and
 //! tokio on its own worker threads. This is also where the pump is made safe on every way
 //! out: a panic hook and SIGINT/SIGTERM/SIGHUP handlers stop it before anything else, and the
-//! controller stops it when it ends.
+//! controller stops it when it ends. A panic anywhere then aborts the process, for systemd
+//! to restart it: a half-dead machine must not keep showing a payable QR.
 
 use std::sync::Arc;
 use std::time::Duration;
