@@ -599,8 +599,8 @@ mod tests {
             .unwrap();
         let (pump, gpio) = pump(Duration::from_millis(1000));
         let blocked = Arc::new(AtomicUsize::new(0));
-        let started = std::time::Instant::now();
-        rt.block_on(async {
+        let started = rt.block_on(async {
+            let started = std::time::Instant::now();
             pump.start(Channel::A, Direction::Forward, 1.0).unwrap();
             for _ in 0..2 {
                 let blocked = blocked.clone();
@@ -609,6 +609,7 @@ mod tests {
                     std::thread::sleep(Duration::from_secs(3));
                 });
             }
+            started
         });
         while blocked.load(Ordering::SeqCst) < 2 {
             assert!(
