@@ -2,7 +2,8 @@
 //! the payment backend, the ledger and the controller; then the UI on the main thread and
 //! tokio on its own worker threads. This is also where the pump is made safe on every way
 //! out: a panic hook and SIGINT/SIGTERM/SIGHUP handlers stop it before anything else, and the
-//! controller stops it when it ends.
+//! controller stops it when it ends. A panic anywhere then aborts the process, for systemd
+//! to restart it: a half-dead machine must not keep showing a payable QR.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -211,13 +212,18 @@ fn cln_backend(
     }
 }
 
-/// Stops the pump first when any thread panics.
-fn install_panic_hook(pump: Pump) {
+/// When any thread or task panics: stops the pump, logs, runs the previous hook, and ends
+/// the process. Left alone, tokio would swallow a task's panic and a dead controller would
+/// leave a payable QR on the screen; ended, the process is restarted by systemd
+/// (`Restart=always`), whose start-up turns an interrupted pour into an owed credit. The
+/// unit's `LimitCORE=0` keeps the abort from writing a core file with secrets in it.
+pub(crate) fn install_panic_hook(pump: Pump) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let stopped = pump.emergency_stop();
-        eprintln!("lnvend: panic; pump stopped: {stopped}");
+        eprintln!("lnvend: panic; pump stopped: {stopped}; aborting so that lnvend is restarted");
         previous(info);
+        std::process::abort();
     }));
 }
 
@@ -541,11 +547,12 @@ fn attach_sim_panel(
 /// screen on standard output: for scripts, CI and crash tests.
 ///
 /// Commands: `tap N`, `cancel`, `dismiss`, `redeem SALE`, `pay`, `expire`, `drop`,
-/// `down on|off`, `fault on|off`, `quit`. Output: `screen NAME [detail]` at every change of
-/// screen, and `ok`/`error …` after each command.
+/// `down on|off`, `fault on|off`, `crash` (a deliberate bug, for supervision tests: a panic
+/// inside a tokio task), `quit`. Output: `screen NAME [detail]` at every change of screen,
+/// and `ok`/`error …` after each command. It ends at end-of-file, `quit`, SIGINT, SIGTERM or
+/// SIGHUP, with the pump off.
 pub fn run_headless(config: Config) -> anyhow::Result<()> {
     use std::io::Write;
-    use tokio::io::AsyncBufReadExt;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -587,16 +594,16 @@ pub fn run_headless(config: Config) -> anyhow::Result<()> {
                 }
             }
         });
-        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        let mut lines = stdin_lines()?;
         loop {
             let line = tokio::select! {
-                line = lines.next_line() => line,
+                line = lines.recv() => line,
                 name = &mut signals => {
                     tracing::warn!(signal = name, pump_stopped = pump.emergency_stop(), "signal received; shutting down");
                     break;
                 }
             };
-            let Ok(Some(line)) = line else { break };
+            let Some(line) = line else { break };
             let words: Vec<&str> = line.split_whitespace().collect();
             let reply = match words.as_slice() {
                 ["quit"] => break,
@@ -624,6 +631,12 @@ pub fn run_headless(config: Config) -> anyhow::Result<()> {
                     }
                     None => Err("GPIO is not mocked".into()),
                 },
+                ["crash"] => {
+                    tokio::spawn(async {
+                        panic!("the headless simulator's `crash` command: a deliberate bug");
+                    });
+                    Ok(())
+                }
                 _ => Err(format!("unknown command: {line}")),
             };
             let mut out = std::io::stdout().lock();
@@ -635,8 +648,29 @@ pub fn run_headless(config: Config) -> anyhow::Result<()> {
         }
         let _ = stop_tx.send(());
         let _ = tokio::time::timeout(Duration::from_secs(5), controller).await;
-    });
+        anyhow::Ok(())
+    })?;
     pump_off(&pump_at_exit)
+}
+
+/// Standard input's lines, read on a plain thread. tokio's stdin reader is a blocking task
+/// that the runtime waits for when it shuts down, so with stdin left open a signal could not
+/// end the process. This thread is simply left blocked in `read` when the process exits.
+fn stdin_lines() -> anyhow::Result<tokio::sync::mpsc::Receiver<String>> {
+    use std::io::BufRead;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    std::thread::Builder::new()
+        .name("lnvend-stdin".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.blocking_send(line).is_err() {
+                    break;
+                }
+            }
+        })
+        .context("cannot start the standard input reader")?;
+    Ok(rx)
 }
 
 fn pump_off(pump: &Pump) -> anyhow::Result<()> {

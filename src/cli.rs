@@ -67,7 +67,8 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         ms: u64,
     },
-    /// Drive every configured bridge pin low (also run by systemd after lnvend stops).
+    /// Drive every configured bridge pin low (also run by systemd after lnvend stops). Reads
+    /// only the file's [gpio] table, so nothing else in it can keep the pins up.
     PumpOff {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
@@ -114,6 +115,9 @@ pub fn main(cli: Cli) -> ExitCode {
             match load(&config, mode) {
                 Ok(c) => {
                     print!("{}", c.to_redacted_toml());
+                    for w in c.warnings() {
+                        eprintln!("warning: {w}");
+                    }
                     eprintln!("{}: OK", config.display());
                     ExitCode::SUCCESS
                 }
@@ -187,9 +191,13 @@ pub fn main(cli: Cli) -> ExitCode {
             Ok(cfg) => crate::hwtest::main_pour(&cfg, channel, ms),
             Err(code) => code,
         },
-        Command::PumpOff { config } => match load(&config, Mode::Run) {
-            Ok(cfg) => crate::hwtest::main_pump_off(&cfg),
-            Err(code) => code,
+        // Only the [gpio] table: nothing else in the file may keep the pins from going low.
+        Command::PumpOff { config } => match Config::load_gpio(&config, Mode::Run) {
+            Ok(gpio) => crate::hwtest::main_pump_off(&gpio),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
         },
         Command::Sim { config, headless } => {
             init_logging();

@@ -974,6 +974,104 @@ impl Config {
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
     }
+
+    /// Only the `[gpio]` table of a config file, for `lnvend pump-off`. That command runs
+    /// after every exit of the service (a SIGKILL included) and must drive the pins low even
+    /// when the rest of the file (a missing key file, a broken `[backend]`) would stop
+    /// `lnvend run`; so nothing outside the table is read, and no secret file is opened. The
+    /// table itself is checked (types, unknown keys, pins, backend, trace) and located in
+    /// the file as at a full load.
+    pub fn load_gpio(path: &Path, mode: Mode) -> Result<GpioConfig, ConfigError> {
+        // Not `deny_unknown_fields`: every other key of the file is skipped unread.
+        #[derive(Deserialize)]
+        struct GpioOnly {
+            #[serde(default)]
+            gpio: GpioConfig,
+        }
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            field: "(file)".into(),
+            message: format!("cannot read: {e}"),
+        })?;
+        let spans = Spans::new(&text);
+        let mut g = toml::from_str::<GpioOnly>(&text)
+            .map_err(|e| spans.locate_de(&file, &e))?
+            .gpio;
+        g.backend.get_or_insert(match mode {
+            Mode::Run => GpioBackend::Rppal,
+            Mode::Sim => GpioBackend::Mock,
+        });
+        Config::validate_gpio_outputs(&g).map_err(|i| spans.locate(&file, i))?;
+        if let Some(t) = g.trace.as_mut() {
+            if t.is_relative() {
+                *t = path.parent().unwrap_or(Path::new(".")).join(&*t);
+            }
+        }
+        Ok(g)
+    }
+
+    /// Things that load but will probably not work as meant, for `check-config` to print.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(BackendConfig::Cln(c)) = &self.backend {
+            if let Some(socket) = &c.rpc_socket {
+                if socket.starts_with("/home") || socket.starts_with("/root") {
+                    out.push(format!(
+                        "backend.rpc_socket {} is under /home or /root, which the service's \
+                         ProtectHome=yes hides from lnvend; install the drop-in \
+                         cln-socket-under-home.conf (in systemd/ of lnvend's source) as \
+                         /etc/systemd/system/lnvend.service.d/cln-socket-under-home.conf with \
+                         this path, then `systemctl daemon-reload`",
+                        socket.display()
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// What driving the pins needs to be right: the trace only with mock pins, every pin on
+    /// the header and used once. (The same rules as in `validate`.)
+    fn validate_gpio_outputs(g: &GpioConfig) -> Result<(), Invalid> {
+        if g.trace.is_some() && g.backend != Some(GpioBackend::Mock) {
+            return Err(invalid(
+                "gpio.trace",
+                "a pin trace is only written by the mock GPIO backend",
+            ));
+        }
+        let a = g.channel_a;
+        let mut pins = vec![
+            ("gpio.channel_a.in1", a.in1),
+            ("gpio.channel_a.in2", a.in2),
+            ("gpio.channel_a.ena", a.ena),
+        ];
+        if let Some(b) = g.channel_b {
+            pins.extend([
+                ("gpio.channel_b.in3", b.in3),
+                ("gpio.channel_b.in4", b.in4),
+                ("gpio.channel_b.enb", b.enb),
+            ]);
+        }
+        let mut used: HashMap<u8, &str> = HashMap::new();
+        for (field, pin) in pins {
+            if pin > MAX_BCM {
+                return Err(invalid(
+                    field,
+                    format!("BCM {pin} is not on the 40-pin header (0..=27)"),
+                ));
+            }
+            if let Some(other) = used.insert(pin, field) {
+                return Err(invalid(
+                    field,
+                    format!("BCM {pin} is already used by {other}"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn check_url(url: &str, field: &str) -> Result<(), Invalid> {

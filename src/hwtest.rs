@@ -2,19 +2,20 @@
 //! for a given time) and `lnvend pump-off` (drive every bridge pin low, also the service's
 //! `ExecStopPost=` after a crash or a watchdog kill).
 //!
-//! They read the same config file as the service and drive the pump through the same
+//! `pour` reads the same config file as the service and drives the pump through the same
 //! [`Pump`] and [`pour`] as a sale, with its watchdog: what works here works when a customer
-//! pays. A pour is refused up front when it is longer than the configured maximum run time,
+//! pays. `pump-off` reads only the file's `[gpio]` table ([`Config::load_gpio`]), so that
+//! nothing else in the file can keep it from driving the pins low. A pour is refused up front when it is longer than the configured maximum run time,
 //! instead of being cut short by the watchdog with liquid in the line.
 
 use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::config::{Config, GpioBackend};
+use crate::config::{Config, GpioBackend, GpioConfig};
 use crate::pump::mock::MockGpio;
 use crate::pump::rpi::RppalPins;
-use crate::pump::{pour, Channel, L298n, Pins, Pump, PumpError};
+use crate::pump::{pour, BridgePins, Channel, L298n, Pins, Pump, PumpError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HwError {
@@ -49,27 +50,49 @@ pub enum Outcome {
 /// The pump the config describes, every output driven low. The mock pins come back too, for
 /// tests and for `gpio.backend = "mock"` at a desk.
 pub fn open_pump(config: &Config) -> Result<(Pump, Option<MockGpio>), HwError> {
-    let (a, b) = config.bridge_pins();
-    let (pins, gpio): (Box<dyn Pins>, Option<MockGpio>) = match config.gpio_backend() {
-        GpioBackend::Mock => {
-            let gpio = MockGpio::new(config.gpio.trace.as_deref())
-                .map_err(|e| PumpError::Gpio(format!("cannot open the pin trace file: {e}")))?;
-            (Box::new(gpio.pins()), Some(gpio))
-        }
-        GpioBackend::Rppal => {
-            let all: Vec<u8> = [a]
-                .into_iter()
-                .chain(b)
-                .flat_map(|p| [p.forward, p.reverse, p.enable])
-                .collect();
-            (
-                Box::new(RppalPins::new(&all, config.gpio.pwm_frequency_hz)?),
-                None,
-            )
-        }
-    };
-    let pump = Pump::new(L298n::new(pins, a, b), config.max_run())?;
+    let (bridge, gpio) = open_bridge(&config.gpio)?;
+    let pump = Pump::new(bridge, config.max_run())?;
     Ok((pump, gpio))
+}
+
+/// The bridge the `[gpio]` table describes, and its mock pins when they are mocked.
+fn open_bridge(g: &GpioConfig) -> Result<(L298n, Option<MockGpio>), HwError> {
+    let (a, b) = bridge_pins(g);
+    let (pins, gpio): (Box<dyn Pins>, Option<MockGpio>) =
+        match g.backend.unwrap_or(GpioBackend::Mock) {
+            GpioBackend::Mock => {
+                let gpio = MockGpio::new(g.trace.as_deref())
+                    .map_err(|e| PumpError::Gpio(format!("cannot open the pin trace file: {e}")))?;
+                (Box::new(gpio.pins()), Some(gpio))
+            }
+            GpioBackend::Rppal => {
+                let all: Vec<u8> = [a]
+                    .into_iter()
+                    .chain(b)
+                    .flat_map(|p| [p.forward, p.reverse, p.enable])
+                    .collect();
+                (Box::new(RppalPins::new(&all, g.pwm_frequency_hz)?), None)
+            }
+        };
+    Ok((L298n::new(pins, a, b), gpio))
+}
+
+/// [`Config::bridge_pins`] from the table alone (`pump-off` reads nothing else).
+fn bridge_pins(g: &GpioConfig) -> (BridgePins, Option<BridgePins>) {
+    let a = g.channel_a;
+    let b = g.channel_b.map(|b| BridgePins {
+        forward: b.in3,
+        reverse: b.in4,
+        enable: b.enb,
+    });
+    (
+        BridgePins {
+            forward: a.in1,
+            reverse: a.in2,
+            enable: a.ena,
+        },
+        b,
+    )
 }
 
 /// The pour time to use for a request of `ms` on `channel`, or why it is refused. The
@@ -133,13 +156,7 @@ pub fn pour_command(config: &Config, channel: Channel, ms: u64) -> Result<Outcom
         .build()
         .map_err(HwError::Runtime)?;
     let (pump, _gpio) = open_pump(config)?;
-    let hook_pump = pump.clone();
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let stopped = hook_pump.emergency_stop();
-        eprintln!("lnvend: panic; pump stopped: {stopped}");
-        previous(info);
-    }));
+    crate::app::install_panic_hook(pump.clone());
     eprintln!(
         "pouring on channel {channel} for {} ms (Ctrl-C stops the pump)",
         duration.as_millis()
@@ -152,12 +169,12 @@ pub fn pour_command(config: &Config, channel: Channel, ms: u64) -> Result<Outcom
     Ok(outcome)
 }
 
-/// `lnvend pump-off`: claims every configured bridge pin and drives it low, which is what
-/// opening the pump does. The pins stay low after lnvend exits (see `pump::rpi`).
-pub fn pump_off_command(config: &Config) -> Result<Vec<u8>, HwError> {
-    let (pump, _gpio) = open_pump(config)?;
-    pump.stop()?;
-    let (a, b) = config.bridge_pins();
+/// `lnvend pump-off`: claims every bridge pin of the `[gpio]` table and drives it low. The
+/// pins stay low after lnvend exits (see `pump::rpi`).
+pub fn pump_off_command(g: &GpioConfig) -> Result<Vec<u8>, HwError> {
+    let (mut bridge, _gpio) = open_bridge(g)?;
+    bridge.stop_all()?;
+    let (a, b) = bridge_pins(g);
     let mut pins: Vec<u8> = [a]
         .into_iter()
         .chain(b)
@@ -191,8 +208,8 @@ pub fn main_pour(config: &Config, channel: Channel, ms: u64) -> ExitCode {
 }
 
 /// `lnvend pump-off` for the command line: 0 when every pin is low, 2 otherwise.
-pub fn main_pump_off(config: &Config) -> ExitCode {
-    match pump_off_command(config) {
+pub fn main_pump_off(g: &GpioConfig) -> ExitCode {
+    match pump_off_command(g) {
         Ok(pins) => {
             let list: Vec<String> = pins.iter().map(|p| format!("BCM {p}")).collect();
             eprintln!("pump off: {} low", list.join(", "));
@@ -330,6 +347,9 @@ max_run_ms = 10000
     #[test]
     fn pump_off_drives_every_configured_pin_low() {
         let c = config("\n[gpio.channel_b]\nin3 = 5\nin4 = 6\nenb = 13\n");
-        assert_eq!(pump_off_command(&c).unwrap(), vec![5, 6, 13, 18, 23, 24]);
+        assert_eq!(
+            pump_off_command(&c.gpio).unwrap(),
+            vec![5, 6, 13, 18, 23, 24]
+        );
     }
 }

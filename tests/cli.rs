@@ -138,3 +138,176 @@ fn sales_lists_every_sale_and_the_owed_credits() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// A machine's file whose payment side is broken in every way `pump-off` must not care
+/// about: a missing key file, an unknown key and a wrong type in `[backend]`.
+fn broken_backend_config(dir: &std::path::Path, gpio_extra: &str) -> std::path::PathBuf {
+    let text = format!(
+        r#"machine_id = "pump-off-test"
+
+[[product]]
+name = "Cola"
+price_sat = 2100
+pour_ms = 1500
+
+[gpio]
+backend = "mock"
+trace = "{d}/pins.jsonl"
+{gpio_extra}
+[gpio.channel_b]
+in3 = 5
+in4 = 6
+enb = 13
+
+[backend]
+kind = "btcpay"
+url = 5
+store_id = "store"
+api_key_file = "{d}/no-such-key"
+colour = "blue"
+"#,
+        d = dir.display()
+    );
+    let path = dir.join("machine.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn pump_off_drives_every_pin_low_whatever_is_wrong_outside_the_gpio_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = broken_backend_config(dir.path(), "");
+    let out = lnvend()
+        .args(["pump-off", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let trace = std::fs::read_to_string(dir.path().join("pins.jsonl")).unwrap();
+    let mut last = std::collections::BTreeMap::new();
+    for line in trace.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        last.insert(v["pin"].as_u64().unwrap(), v["level"].clone());
+    }
+    let pins: Vec<u64> = last.keys().copied().collect();
+    assert_eq!(pins, [5, 6, 13, 18, 23, 24], "{trace}");
+    assert!(last.values().all(|l| l == 0), "{trace}");
+}
+
+#[test]
+fn pump_off_still_refuses_a_broken_gpio_table_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (extra, field) in [
+        ("max_run_ms = \"long\"\n", "gpio.max_run_ms"),
+        (
+            "channel_a = { in1 = 23, in2 = 23, ena = 18 }\n",
+            "gpio.channel_a.in2",
+        ),
+    ] {
+        let path = broken_backend_config(dir.path(), extra);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line = text.lines().position(|l| l == extra.trim_end()).unwrap() + 1;
+        let out = lnvend()
+            .args(["pump-off", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{}:{line}:", path.display())) && stderr.contains(field),
+            "{extra}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn check_config_warns_that_the_unit_hides_a_cln_socket_under_home_and_names_the_drop_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("machine.toml");
+    let check = |socket: &str| {
+        let text = format!(
+            "[[product]]\nname = \"Cola\"\nprice_sat = 2100\npour_ms = 1500\n\n\
+             [backend]\nkind = \"cln\"\nrpc_socket = \"{socket}\"\nnetwork = \"regtest\"\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        let out = lnvend()
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        stderr
+    };
+    for socket in [
+        "/home/bitcoin/.lightning/regtest/lightning-rpc",
+        "/root/.lightning/regtest/lightning-rpc",
+    ] {
+        let stderr = check(socket);
+        let warning = stderr
+            .lines()
+            .find(|l| l.starts_with("warning: "))
+            .unwrap_or_else(|| panic!("no warning for {socket}: {stderr}"));
+        assert!(
+            warning.contains(socket) && warning.contains("cln-socket-under-home.conf"),
+            "{warning}"
+        );
+    }
+    let stderr = check("/run/lightningd/lightning-rpc");
+    assert!(!stderr.contains("warning:"), "{stderr}");
+}
+
+/// The package's postinst, run with every command it calls replaced by a stub that logs it:
+/// a group this system lacks is made, and lnvend joins every device group.
+#[test]
+fn postinst_makes_missing_device_groups_and_puts_lnvend_in_each() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("calls.log");
+    let stub = |name: &str, body: &str| {
+        let path = dir.path().join(name);
+        let script = format!(
+            "#!/bin/sh\necho \"{name} $*\" >> '{}'\n{body}\n",
+            log.display()
+        );
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    // This system has the user, and the groups video and input but not gpio or render.
+    stub(
+        "getent",
+        "case \"$1 $2\" in \"group gpio\"|\"group render\") exit 2;; *) exit 0;; esac",
+    );
+    for name in ["adduser", "addgroup", "chown", "chmod", "systemctl"] {
+        stub(name, "exit 0");
+    }
+    let out = Command::new("/bin/sh")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/debian/postinst"))
+        .arg("configure")
+        .env("PATH", dir.path())
+        .output()
+        .unwrap();
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{calls}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let made: Vec<&str> = calls
+        .lines()
+        .filter(|l| l.starts_with("addgroup"))
+        .collect();
+    assert_eq!(
+        made,
+        ["addgroup --system gpio", "addgroup --system render"],
+        "{calls}"
+    );
+    for g in ["gpio", "video", "input", "render"] {
+        assert!(
+            calls.lines().any(|l| l == format!("adduser lnvend {g}")),
+            "lnvend not added to {g}:\n{calls}"
+        );
+    }
+}

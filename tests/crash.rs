@@ -1,11 +1,12 @@
 //! Power cuts and crashes: the real `lnvend` binary (headless simulator) is killed with
 //! SIGKILL at each phase of a sale and started again on the same data directory. Afterwards
 //! the ledger and the mock pin trace must show no double pour and no paid sale that was
-//! neither poured nor owed.
+//! neither poured nor owed. A bug (a panic) and a stop signal mid-pour must end the process
+//! by themselves with the pump off, as systemd expects.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,10 @@ struct Run {
 }
 
 fn config(dir: &Path) -> PathBuf {
+    config_pouring(dir, 1500)
+}
+
+fn config_pouring(dir: &Path, pour_ms: u64) -> PathBuf {
     let text = format!(
         r#"
 machine_id = "crash-test"
@@ -29,7 +34,7 @@ invoice_expiry_s = 300
 [[product]]
 name = "Cola"
 price_sat = 2100
-pour_ms = 1500
+pour_ms = {pour_ms}
 
 [gpio]
 backend = "mock"
@@ -94,6 +99,19 @@ impl Run {
         self.child.wait().unwrap();
     }
 
+    /// The exit status, if the process ends by itself within `limit`; else it is killed.
+    fn exit_within(mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill9();
+        None
+    }
+
     fn quit(mut self) {
         self.send("quit");
         let status = self.child.wait().unwrap();
@@ -127,6 +145,34 @@ fn enable_record(dir: &Path) -> (usize, Vec<Duration>) {
         }
     }
     (edges, spans)
+}
+
+/// The last level the trace shows for ENA (PWM counts as on).
+fn last_enable_on(dir: &Path) -> Option<bool> {
+    let text = std::fs::read_to_string(dir.join("pins.jsonl")).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["pin"] == ENA)
+        .map(|v| v["level"] == 1 || v["duty"].as_f64().is_some_and(|d| d > 0.0))
+        .next_back()
+}
+
+/// Starts a 5 s pour and returns as soon as the pump is on.
+fn pouring(dir: &Path) -> Run {
+    let cfg = config_pouring(dir, 5000);
+    let mut run = start(&cfg);
+    run.wait_for("screen Idle");
+    run.send("tap 0");
+    run.wait_for("screen Payment");
+    run.send("pay");
+    run.wait_for("screen Pouring");
+    // The screen changes when the pour is recorded, just before the motor starts.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while last_enable_on(dir) != Some(true) {
+        assert!(Instant::now() < deadline, "the pump never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    run
 }
 
 /// Every paid invoice (per the simulated server's own records) is poured or owed, and the
@@ -261,4 +307,57 @@ fn killed_on_the_thank_you_screen_the_sale_stays_poured_once() {
     assert_eq!(edges, 1);
     let err = spans[0].abs_diff(Duration::from_millis(1500));
     assert!(err < Duration::from_millis(100), "poured {:?}", spans[0]);
+}
+
+#[test]
+fn a_panic_mid_pour_stops_the_pump_and_ends_the_process_for_systemd_to_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = pouring(dir.path());
+    run.send("crash");
+    let status = run
+        .exit_within(Duration::from_secs(5))
+        .expect("a panicking lnvend must end by itself");
+    assert!(!status.success(), "exited with {status}");
+    assert_eq!(
+        last_enable_on(dir.path()),
+        Some(false),
+        "the pump was left on"
+    );
+    let (edges, spans) = enable_record(dir.path());
+    assert_eq!(edges, 1);
+    assert!(
+        spans[0] < Duration::from_millis(4000),
+        "stopped by the panic, not by the end of the pour: {:?}",
+        spans[0]
+    );
+}
+
+fn a_stop_signal_mid_pour_ends_the_process_with_stdin_open(signal: libc::c_int) {
+    let dir = tempfile::tempdir().unwrap();
+    let run = pouring(dir.path());
+    let pid = libc::pid_t::try_from(run.child.id()).unwrap();
+    // SAFETY: kill(2) on our own child's pid has no memory effects.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    // Standard input stays open: `run` (and its stdin pipe) lives until exit_within.
+    let status = run
+        .exit_within(Duration::from_secs(5))
+        .expect("lnvend must exit on a stop signal without waiting for end-of-file");
+    assert!(status.success(), "exited with {status}");
+    assert_eq!(
+        last_enable_on(dir.path()),
+        Some(false),
+        "the pump was left on"
+    );
+    let (_, spans) = enable_record(dir.path());
+    assert!(spans[0] < Duration::from_millis(4000), "{:?}", spans[0]);
+}
+
+#[test]
+fn sigterm_mid_pour_ends_the_headless_simulator_with_the_pump_off() {
+    a_stop_signal_mid_pour_ends_the_process_with_stdin_open(libc::SIGTERM);
+}
+
+#[test]
+fn sigint_mid_pour_ends_the_headless_simulator_with_the_pump_off() {
+    a_stop_signal_mid_pour_ends_the_process_with_stdin_open(libc::SIGINT);
 }

@@ -6,11 +6,16 @@
 //! on every start that stops the motor at the hard maximum run time whatever the rest of the
 //! program is doing, and [`Pump::emergency_stop`] is safe to call from a signal task or a
 //! panic hook.
+//!
+//! The hard stop is armed twice. A tokio task keeps virtual time exact in paused-time tests;
+//! a plain OS thread per pump, sleeping on std's monotonic clock, holds when every runtime
+//! worker is stuck (fsync'd ledger commits, PIN hashing, a bug). Whichever fires first stops
+//! that run; the other finds it already stopped.
 
 pub mod mock;
 pub mod rpi;
 
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError, Weak};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -61,6 +66,8 @@ pub enum PumpError {
     WatchdogTripped(Duration),
     #[error("pump channel {0} is not wired in the configuration")]
     NoSuchChannel(Channel),
+    #[error("cannot start the pump's hard-stop thread: {0}")]
+    HardStop(String),
 }
 
 /// Raw GPIO outputs, by BCM number.
@@ -148,6 +155,99 @@ struct Inner {
 pub struct Pump {
     inner: Arc<Mutex<Inner>>,
     max_run: Duration,
+    hard_stop: Arc<HardStop>,
+}
+
+/// The run the hard-stop thread is waiting on, if any.
+#[derive(Default)]
+struct Armed {
+    /// (run id, when it must be stopped), on std's monotonic clock.
+    run: Option<(u64, std::time::Instant)>,
+    /// Set when the last [`Pump`] handle is gone: the thread ends.
+    closed: bool,
+}
+
+type ArmedCell = (Mutex<Armed>, Condvar);
+
+/// The handles' side of the hard-stop thread. Shared by every clone of one [`Pump`]; its
+/// drop (with the last clone) ends the thread.
+struct HardStop {
+    armed: Arc<ArmedCell>,
+}
+
+impl HardStop {
+    fn start(inner: Weak<Mutex<Inner>>, max_run: Duration) -> Result<HardStop, PumpError> {
+        let armed: Arc<ArmedCell> = Arc::default();
+        let theirs = armed.clone();
+        std::thread::Builder::new()
+            .name("pump-hard-stop".into())
+            .spawn(move || hard_stop_thread(&theirs, &inner, max_run))
+            .map_err(|e| PumpError::HardStop(e.to_string()))?;
+        Ok(HardStop { armed })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Armed> {
+        self.armed.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn arm(&self, run_id: u64, deadline: std::time::Instant) {
+        self.lock().run = Some((run_id, deadline));
+        self.armed.1.notify_one();
+    }
+}
+
+impl Drop for HardStop {
+    fn drop(&mut self) {
+        self.lock().closed = true;
+        self.armed.1.notify_one();
+    }
+}
+
+/// Waits for each armed run's deadline and stops that run if it is still going. It holds
+/// only a weak reference to the pump, and never the pump's lock while it waits.
+fn hard_stop_thread(armed: &ArmedCell, inner: &Weak<Mutex<Inner>>, max_run: Duration) {
+    let (cell, wake) = armed;
+    let mut guard = cell.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        if guard.closed {
+            return;
+        }
+        let Some((run_id, deadline)) = guard.run else {
+            guard = wake.wait(guard).unwrap_or_else(|e| e.into_inner());
+            continue;
+        };
+        let now = std::time::Instant::now();
+        if now < deadline {
+            guard = wake
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            continue;
+        }
+        guard.run = None;
+        drop(guard);
+        let Some(inner) = inner.upgrade() else { return };
+        let mut locked = inner.lock().unwrap_or_else(|e| e.into_inner());
+        stop_if_still_running(&mut locked, run_id, max_run);
+        drop(locked);
+        drop(inner);
+        guard = cell.lock().unwrap_or_else(|e| e.into_inner());
+    }
+}
+
+/// The hard stop itself, from either watchdog.
+fn stop_if_still_running(inner: &mut Inner, run_id: u64, max_run: Duration) {
+    if inner.running && inner.run_id == run_id {
+        tracing::error!(
+            ?max_run,
+            "watchdog: pump ran for the maximum time, stopping it"
+        );
+        inner.running = false;
+        inner.tripped = Some(run_id);
+        if let Err(e) = inner.bridge.stop_all() {
+            tracing::error!(error = %e, "watchdog could not stop the pump");
+        }
+    }
 }
 
 impl std::fmt::Debug for Pump {
@@ -161,17 +261,25 @@ impl std::fmt::Debug for Pump {
 impl Pump {
     /// Wraps the bridge; every output is driven low first.
     pub fn new(bridge: L298n, max_run: Duration) -> Result<Pump, PumpError> {
-        let pump = Pump {
-            inner: Arc::new(Mutex::new(Inner {
-                bridge,
-                run_id: 0,
-                running: false,
-                tripped: None,
-            })),
+        let inner = Arc::new(Mutex::new(Inner {
+            bridge,
+            run_id: 0,
+            running: false,
+            tripped: None,
+        }));
+        // Driven low before anything else can fail.
+        let stopped = inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .bridge
+            .stop_all();
+        let hard_stop = Arc::new(HardStop::start(Arc::downgrade(&inner), max_run)?);
+        stopped?;
+        Ok(Pump {
+            inner,
             max_run,
-        };
-        pump.stop()?;
-        Ok(pump)
+            hard_stop,
+        })
     }
 
     pub fn max_run(&self) -> Duration {
@@ -183,8 +291,8 @@ impl Pump {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts the motor and arms the watchdog for this run. Must be called inside a tokio
-    /// runtime.
+    /// Starts the motor and arms both watchdogs for this run. The hard-stop thread needs no
+    /// runtime; the tokio watchdog is armed when called inside one.
     pub fn start(&self, channel: Channel, dir: Direction, duty: f64) -> Result<u64, PumpError> {
         let run_id = {
             let mut inner = self.lock();
@@ -192,6 +300,10 @@ impl Pump {
             inner.running = true;
             inner.tripped = None;
             let id = inner.run_id;
+            // Armed before the motor can turn, and with the lock held so that no later run
+            // can be armed in between.
+            self.hard_stop
+                .arm(id, std::time::Instant::now() + self.max_run);
             if let Err(e) = inner.bridge.run(channel, dir, duty) {
                 inner.running = false;
                 let _ = inner.bridge.stop_all();
@@ -199,25 +311,15 @@ impl Pump {
             }
             id
         };
-        let me = self.clone();
-        let deadline = Instant::now() + self.max_run;
-        tokio::spawn(async move {
-            sleep_until(deadline).await;
-            me.watchdog_fire(run_id);
-        });
-        Ok(run_id)
-    }
-
-    fn watchdog_fire(&self, run_id: u64) {
-        let mut inner = self.lock();
-        if inner.running && inner.run_id == run_id {
-            tracing::error!(max_run = ?self.max_run, "watchdog: pump ran for the maximum time, stopping it");
-            inner.running = false;
-            inner.tripped = Some(run_id);
-            if let Err(e) = inner.bridge.stop_all() {
-                tracing::error!(error = %e, "watchdog could not stop the pump");
-            }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let me = self.clone();
+            let deadline = Instant::now() + self.max_run;
+            rt.spawn(async move {
+                sleep_until(deadline).await;
+                stop_if_still_running(&mut me.lock(), run_id, me.max_run);
+            });
         }
+        Ok(run_id)
     }
 
     pub fn set_duty(&self, channel: Channel, duty: f64) -> Result<(), PumpError> {
@@ -482,6 +584,83 @@ mod tests {
         .join();
         assert!(pump.emergency_stop());
         assert_eq!(gpio.level(A.enable), Some(PinValue::Level(false)));
+    }
+
+    /// The hard stop must not depend on the async runtime: here both of its workers are
+    /// stuck (as fsync'd ledger commits and PIN hashing can make them) for three times the
+    /// maximum run time.
+    #[test]
+    fn the_hard_stop_holds_when_every_runtime_worker_is_blocked() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .unwrap();
+        let (pump, gpio) = pump(Duration::from_millis(1000));
+        let blocked = Arc::new(AtomicUsize::new(0));
+        let started = rt.block_on(async {
+            let started = std::time::Instant::now();
+            pump.start(Channel::A, Direction::Forward, 1.0).unwrap();
+            for _ in 0..2 {
+                let blocked = blocked.clone();
+                tokio::spawn(async move {
+                    blocked.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_secs(3));
+                });
+            }
+            started
+        });
+        while blocked.load(Ordering::SeqCst) < 2 {
+            assert!(
+                started.elapsed() < Duration::from_millis(900),
+                "workers never blocked"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(gpio.level(A.enable), Some(PinValue::Level(true)));
+        std::thread::sleep(
+            (started + Duration::from_millis(1050)).duration_since(std::time::Instant::now()),
+        );
+        assert_eq!(
+            gpio.level(A.enable),
+            Some(PinValue::Level(false)),
+            "still pumping {:?} after the start with a maximum of 1 s",
+            started.elapsed()
+        );
+        assert!(!pump.is_running());
+        rt.shutdown_background();
+    }
+
+    /// Threads of this process named like the hard stop's.
+    fn hard_stop_threads() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|name| name.trim() == "pump-hard-stop")
+            .count()
+    }
+
+    #[test]
+    fn dropping_the_last_handle_ends_the_hard_stop_thread() {
+        // Other tests in this process make pumps too: the margin is for them.
+        let before = hard_stop_threads();
+        for _ in 0..300 {
+            let (pump, _gpio) = pump(Duration::from_secs(30));
+            pump.start(Channel::A, Direction::Forward, 1.0).unwrap();
+            let clone = pump.clone();
+            drop(pump);
+            clone.stop().unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while hard_stop_threads() > before + 50 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} hard-stop threads left after 300 pumps were dropped",
+                hard_stop_threads()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     #[test]
