@@ -578,16 +578,26 @@ pub fn run_headless(config: Config) -> anyhow::Result<()> {
         let mut signals = Box::pin(wait_for_signal());
         tokio::spawn(async move {
             let mut last = None;
+            let mut last_credits: Vec<String> = Vec::new();
             loop {
-                let (screen, detail) = {
+                let (screen, detail, credits) = {
                     let v = views.borrow_and_update();
-                    (v.screen, v.detail.clone())
+                    let credits: Vec<String> =
+                        v.credits.iter().map(|c| c.sale_id.clone()).collect();
+                    (v.screen, v.detail.clone(), credits)
                 };
                 if last != Some(screen) {
                     let mut out = std::io::stdout().lock();
                     let _ = writeln!(out, "screen {screen:?} {detail}");
                     let _ = out.flush();
                     last = Some(screen);
+                }
+                if credits != last_credits {
+                    // The owed credits the public screen offers ("tap to pour").
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "credits {}", credits.join(" "));
+                    let _ = out.flush();
+                    last_credits = credits;
                 }
                 if views.changed().await.is_err() {
                     break;

@@ -1022,12 +1022,21 @@ impl Config {
                     out.push(format!(
                         "backend.rpc_socket {} is under /home or /root, which the service's \
                          ProtectHome=yes hides from lnvend; install the drop-in \
-                         cln-socket-under-home.conf (in systemd/ of lnvend's source) as \
+                         /usr/share/doc/lnvend/cln-socket-under-home.conf as \
                          /etc/systemd/system/lnvend.service.d/cln-socket-under-home.conf with \
                          this path, then `systemctl daemon-reload`",
                         socket.display()
                     ));
                 }
+            }
+        }
+        for (i, p) in self.products.iter().enumerate() {
+            if p.price_fiat.is_some() && p.min_sat.is_none() && p.max_sat.is_none() {
+                out.push(format!(
+                    "product[{i}] ({}) is priced in fiat without min_sat/max_sat: a broken \
+                     exchange rate at the backend would sell it at any price",
+                    p.name.trim()
+                ));
             }
         }
         out
