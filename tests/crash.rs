@@ -416,15 +416,24 @@ fn killed_twice_during_a_credit_pour_the_sale_goes_to_the_operator_never_back_to
     run.wait_for("screen Idle");
     let lines = run.lines_for(Duration::from_secs(2));
     assert!(
-        !lines.iter().any(|l| l.starts_with("credits") && l.contains(&code)),
+        !lines
+            .iter()
+            .any(|l| l.starts_with("credits") && l.contains(&code)),
         "offered on the public screen again: {lines:?}"
     );
     // The receipt code typed in by hand pours nothing either.
     run.send(&format!("redeem {code}"));
     let lines = run.lines_for(Duration::from_secs(2));
-    assert!(!lines.iter().any(|l| l.starts_with("screen Pouring")), "{lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.starts_with("screen Pouring")),
+        "{lines:?}"
+    );
     run.quit();
-    assert_eq!(enable_record(dir.path()).0, 2, "the paid pour and one credit pour");
+    assert_eq!(
+        enable_record(dir.path()).0,
+        2,
+        "the paid pour and one credit pour"
+    );
     let ledger = Ledger::open(dir.path()).unwrap();
     let owed = ledger.owed().unwrap();
     assert_eq!(owed.len(), 1, "owed, for the operator's Credits tab");

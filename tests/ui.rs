@@ -123,6 +123,27 @@ fn a_customer_taps_a_product_and_sees_a_scannable_qr() {
         w.global::<Machine>().get_screen() == Screen::Idle
     });
 
+    // A backend that hangs: "Preparing your invoice…" offers Cancel at once.
+    sim.set_create_delay(Duration::from_secs(3600));
+    let cola: Vec<_> =
+        ElementHandle::find_by_accessible_label(&window, "Buy Cola, 2,100 sats").collect();
+    cola[0].invoke_accessible_default_action();
+    run_until(&window, "the preparing screen", |w| {
+        w.global::<Machine>().get_screen() == Screen::Creating
+    });
+    let cancel: Vec<_> =
+        ElementHandle::find_by_accessible_label(&window, "Cancel payment").collect();
+    assert_eq!(cancel.len(), 1, "Cancel while preparing");
+    let size = cancel[0].size();
+    assert!(size.height >= 60.0 && size.width >= 60.0, "cancel {size:?}");
+    cancel[0].invoke_accessible_default_action();
+    run_until(
+        &window,
+        "the idle screen after cancelling the preparation",
+        |w| w.global::<Machine>().get_screen() == Screen::Idle,
+    );
+    sim.set_create_delay(Duration::ZERO);
+
     // The operator: the corner, the PIN pad by its labelled keys, the menu, and out again.
     let tap = |label: &str| {
         let found: Vec<_> = ElementHandle::find_by_accessible_label(&window, label).collect();
