@@ -1,0 +1,542 @@
+//! The pure step of the vend cycle: one `match` over (state, event), exhaustive, with no
+//! `_ =>` arm, so adding a state or an event is a compile error until every pair is decided.
+
+use tokio::time::Instant;
+
+use crate::backend::InvoiceId;
+
+use super::{
+    Abandoned, Effect, Event, OutOfService, PourFailure, Sale, SaleId, State, FAULT_SCREEN,
+    POUR_GRACE, THANK_YOU,
+};
+
+/// The invoice whose payment a pouring, thank-you or fault screen is about.
+fn paid_invoice(s: &State) -> Option<&InvoiceId> {
+    match s {
+        State::Pouring { invoice_id, .. }
+        | State::ThankYou { invoice_id, .. }
+        | State::Fault { invoice_id, .. } => Some(invoice_id),
+        State::Idle
+        | State::CreatingInvoice { .. }
+        | State::AwaitingPayment { .. }
+        | State::OutOfService { .. }
+        | State::Service => None,
+    }
+}
+
+fn is_current(sale: &Sale, id: &SaleId) -> bool {
+    &sale.id == id
+}
+
+/// Advances the vend cycle by one event.
+pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
+    use Effect as E;
+    use Event as Ev;
+    use State as S;
+
+    match (state, event) {
+        // --- a customer taps a product
+        (
+            S::Idle | S::ThankYou { .. },
+            Ev::ProductTapped {
+                product,
+                sale_id,
+                give_up_at,
+            },
+        ) => {
+            let sale = Sale {
+                id: sale_id,
+                product,
+            };
+            (
+                S::CreatingInvoice {
+                    sale: sale.clone(),
+                    give_up_at,
+                },
+                vec![E::CreateInvoice { sale }],
+            )
+        }
+        (
+            s @ (S::CreatingInvoice { .. }
+            | S::AwaitingPayment { .. }
+            | S::Pouring { .. }
+            | S::OutOfService { .. }
+            | S::Service
+            | S::Fault { .. }),
+            Ev::ProductTapped { .. },
+        ) => (s, vec![]),
+
+        // --- cancel
+        (S::CreatingInvoice { .. }, Ev::CancelTapped) => (S::Idle, vec![]),
+        (S::AwaitingPayment { sale, invoice, .. }, Ev::CancelTapped) => (
+            S::Idle,
+            vec![E::AbandonInvoice {
+                sale_id: sale.id,
+                invoice_id: invoice.id,
+                why: Abandoned::Cancelled,
+            }],
+        ),
+        (
+            s @ (S::Idle
+            | S::Pouring { .. }
+            | S::ThankYou { .. }
+            | S::OutOfService { .. }
+            | S::Service
+            | S::Fault { .. }),
+            Ev::CancelTapped,
+        ) => (s, vec![]),
+
+        // --- the fault screen is closed
+        (S::Fault { failure, .. }, Ev::FaultDismissed) => (after_fault(failure), vec![]),
+        (
+            s @ (S::Idle
+            | S::CreatingInvoice { .. }
+            | S::AwaitingPayment { .. }
+            | S::Pouring { .. }
+            | S::ThankYou { .. }
+            | S::OutOfService { .. }
+            | S::Service),
+            Ev::FaultDismissed,
+        ) => (s, vec![]),
+
+        // --- the backend answered the invoice request
+        (
+            S::CreatingInvoice { sale, .. },
+            Ev::InvoiceCreated {
+                sale_id,
+                invoice,
+                expires_at,
+            },
+        ) if is_current(&sale, &sale_id) => (
+            S::AwaitingPayment {
+                sale: sale.clone(),
+                invoice: invoice.clone(),
+                expires_at,
+            },
+            vec![E::WatchInvoice {
+                sale_id: sale.id,
+                invoice,
+            }],
+        ),
+        // An invoice for a sale the customer already left was never shown, but it is ours:
+        // record it and keep watching it until it expires.
+        (
+            s @ (S::Idle
+            | S::CreatingInvoice { .. }
+            | S::AwaitingPayment { .. }
+            | S::Pouring { .. }
+            | S::ThankYou { .. }
+            | S::OutOfService { .. }
+            | S::Service
+            | S::Fault { .. }),
+            Ev::InvoiceCreated {
+                sale_id, invoice, ..
+            },
+        ) => (
+            s,
+            vec![
+                E::WatchInvoice {
+                    sale_id: sale_id.clone(),
+                    invoice: invoice.clone(),
+                },
+                E::AbandonInvoice {
+                    sale_id,
+                    invoice_id: invoice.id,
+                    why: Abandoned::Cancelled,
+                },
+            ],
+        ),
+        (S::CreatingInvoice { sale, .. }, Ev::InvoiceFailed { sale_id, reason })
+            if is_current(&sale, &sale_id) =>
+        {
+            (
+                S::OutOfService {
+                    reason: OutOfService::Backend(reason),
+                },
+                vec![],
+            )
+        }
+        (
+            s @ (S::Idle
+            | S::CreatingInvoice { .. }
+            | S::AwaitingPayment { .. }
+            | S::Pouring { .. }
+            | S::ThankYou { .. }
+            | S::OutOfService { .. }
+            | S::Service
+            | S::Fault { .. }),
+            Ev::InvoiceFailed { .. },
+        ) => (s, vec![]),
+
+        // --- payment
+        (S::AwaitingPayment { sale, invoice, .. }, Ev::PaymentConfirmed { invoice_id })
+            if invoice.id == invoice_id =>
+        {
+            let ends = now + sale.product.pour;
+            (
+                S::Pouring {
+                    sale: sale.clone(),
+                    invoice_id: invoice_id.clone(),
+                    started: now,
+                    ends,
+                },
+                vec![E::BeginPour {
+                    sale,
+                    invoice_id,
+                    credit: false,
+                }],
+            )
+        }
+        // The same payment reported again while (or after) it pours: nothing to do.
+        (
+            s @ (S::Pouring { .. } | S::ThankYou { .. } | S::Fault { .. }),
+            Ev::PaymentConfirmed { invoice_id },
+        ) if paid_invoice(&s) == Some(&invoice_id) => (s, vec![]),
+        // A payment for an invoice that is not on screen: the ledger decides (an owed credit
+        // if it is one of ours not yet poured).
+        (
+            s @ (S::Idle
+            | S::CreatingInvoice { .. }
+            | S::AwaitingPayment { .. }
+            | S::Pouring { .. }
+            | S::ThankYou { .. }
+            | S::OutOfService { .. }
+            | S::Service
+            | S::Fault { .. }),
+            Ev::PaymentConfirmed { invoice_id },
+        ) => (s, vec![E::RecordLatePayment { invoice_id }]),
+
+        // --- expiry
+        (S::AwaitingPayment { sale, invoice, .. }, Ev::InvoiceExpired { invoice_id })
+            if invoice.id == invoice_id =>
+        {
+            (
+                S::Idle,
+                vec![E::AbandonInvoice {
+                    sale_id: sale.id,
+                    invoice_id,
+                    why: Abandoned::Expired,
+                }],
+            )
+        }
+        (
+            s @ (S::Idle
+            | S::CreatingInvoice { .. }
+            | S::AwaitingPayment { .. }
+            | S::Pouring { .. }
+            | S::ThankYou { .. }
+            | S::OutOfService { .. }
+            | S::Service
+            | S::Fault { .. }),
+            Ev::InvoiceExpired { .. },
+        ) => (s, vec![]),
+
+        // --- time
+        (
+            S::AwaitingPayment {
+                sale,
+                invoice,
+                expires_at,
+            },
+            Ev::Tick,
+        ) if now >= expires_at => (
+            S::Idle,
+            vec![E::AbandonInvoice {
+                sale_id: sale.id,
+                invoice_id: invoice.id,
+                why: Abandoned::Expired,
+            }],
+        ),
+        (
+            S::Pouring {
+                sale,
+                invoice_id,
+                ends,
+                ..
+            },
+            Ev::Tick,
+        ) if now >= ends + POUR_GRACE => {
+            // The pour never reported back: stop the pump and owe the customer.
+            let failure = PourFailure::Pump("the pour did not report completion".into());
+            (
+                S::Fault {
+                    sale: sale.clone(),
+                    invoice_id,
+                    failure: failure.clone(),
+                    until: now + FAULT_SCREEN,
+                },
+                vec![
+                    E::StopPump,
+                    E::RecordOwed {
+                        sale_id: sale.id,
+                        failure,
+                    },
+                ],
+            )
+        }
+        (S::ThankYou { until, .. }, Ev::Tick) if now >= until => (S::Idle, vec![]),
+        (S::Fault { failure, until, .. }, Ev::Tick) if now >= until => {
+            (after_fault(failure), vec![])
+        }
+        (S::CreatingInvoice { give_up_at, .. }, Ev::Tick) if now >= give_up_at => {
+            // The backend never answered: say so instead of "Preparing…" for ever. An
+            // invoice that still arrives is recorded and watched, never shown.
+            (
+                S::OutOfService {
+                    reason: OutOfService::Backend(
+                        "the payment backend did not make an invoice in time".into(),
+                    ),
+                },
+                vec![],
+            )
+        }
+        // Not yet time for any of the above.
+        (
+            s @ (S::Idle
+            | S::CreatingInvoice { .. }
+            | S::AwaitingPayment { .. }
+            | S::Pouring { .. }
+            | S::ThankYou { .. }
+            | S::OutOfService { .. }
+            | S::Service
+            | S::Fault { .. }),
+            Ev::Tick,
+        ) => (s, vec![]),
+
+        // --- the pump reports
+        (
+            S::Pouring {
+                sale, invoice_id, ..
+            },
+            Ev::PourFinished { sale_id },
+        ) if is_current(&sale, &sale_id) => (
+            S::ThankYou {
+                sale,
+                invoice_id,
+                until: now + THANK_YOU,
+            },
+            vec![E::RecordPoured { sale_id }],
+        ),
+        (
+            S::Pouring {
+                sale, invoice_id, ..
+            },
+            Ev::PourFailed { sale_id, failure },
+        ) if is_current(&sale, &sale_id) => {
+            let effects = match failure {
+                // Nothing was poured twice; there is nothing owed for this one.
+                PourFailure::AlreadyPoured => vec![],
+                PourFailure::Pump(_) | PourFailure::Ledger(_) => vec![
+                    E::StopPump,
+                    E::RecordOwed {
+                        sale_id,
+                        failure: failure.clone(),
+                    },
+                ],
+            };
+            (
+                S::Fault {
+                    sale,
+                    invoice_id,
+                    failure,
+                    until: now + FAULT_SCREEN,
+                },
+                effects,
+            )
+        }
+        // A report for a pour that is no longer on screen (it was already given up as owed).
+        (
+            s @ (S::Idle
+            | S::CreatingInvoice { .. }
+            | S::AwaitingPayment { .. }
+            | S::Pouring { .. }
+            | S::ThankYou { .. }
+            | S::OutOfService { .. }
+            | S::Service
+            | S::Fault { .. }),
+            Ev::PourFinished { .. } | Ev::PourFailed { .. },
+        ) => (s, vec![]),
+
+        // --- backend health
+        (S::Idle | S::CreatingInvoice { .. }, Ev::BackendDown { reason }) => (
+            S::OutOfService {
+                reason: OutOfService::Backend(reason),
+            },
+            vec![],
+        ),
+        // A QR on screen stays: the payment may still complete and the watch goes on.
+        (
+            s @ (S::AwaitingPayment { .. }
+            | S::Pouring { .. }
+            | S::ThankYou { .. }
+            | S::Fault { .. }
+            | S::Service),
+            Ev::BackendDown { .. },
+        ) => (s, vec![]),
+        (S::OutOfService { reason }, Ev::BackendDown { reason: new }) => match reason {
+            OutOfService::Backend(_) => (
+                S::OutOfService {
+                    reason: OutOfService::Backend(new),
+                },
+                vec![],
+            ),
+            OutOfService::Pump(_) | OutOfService::Ledger(_) | OutOfService::Clock(_) => {
+                (S::OutOfService { reason }, vec![])
+            }
+        },
+        (S::OutOfService { reason }, Ev::BackendUp) => match reason {
+            OutOfService::Backend(_) => (S::Idle, vec![]),
+            OutOfService::Pump(_) | OutOfService::Ledger(_) | OutOfService::Clock(_) => {
+                (S::OutOfService { reason }, vec![])
+            }
+        },
+        (
+            s @ (S::Service
+            | S::Idle
+            | S::CreatingInvoice { .. }
+            | S::AwaitingPayment { .. }
+            | S::Pouring { .. }
+            | S::ThankYou { .. }
+            | S::Fault { .. }),
+            Ev::BackendUp,
+        ) => (s, vec![]),
+
+        // --- operator
+        (S::OutOfService { .. }, Ev::ServiceRestored) => (S::Idle, vec![]),
+        (
+            s @ (S::Service
+            | S::Idle
+            | S::CreatingInvoice { .. }
+            | S::AwaitingPayment { .. }
+            | S::Pouring { .. }
+            | S::ThankYou { .. }
+            | S::Fault { .. }),
+            Ev::ServiceRestored,
+        ) => (s, vec![]),
+
+        // --- the clock: nothing is sold on a wall clock not known to be right
+        (S::Idle | S::CreatingInvoice { .. }, Ev::ClockWrong { reason }) => (
+            S::OutOfService {
+                reason: OutOfService::Clock(reason),
+            },
+            vec![],
+        ),
+        (S::OutOfService { reason }, Ev::ClockWrong { reason: new }) => match reason {
+            // A backend that is down is second to the clock: the next health report after
+            // the clock is right says so again.
+            OutOfService::Backend(_) | OutOfService::Clock(_) => (
+                S::OutOfService {
+                    reason: OutOfService::Clock(new),
+                },
+                vec![],
+            ),
+            OutOfService::Pump(_) | OutOfService::Ledger(_) => (S::OutOfService { reason }, vec![]),
+        },
+        // A QR already on screen stays: its expiry runs on the monotonic clock.
+        (
+            s @ (S::AwaitingPayment { .. }
+            | S::Pouring { .. }
+            | S::ThankYou { .. }
+            | S::Fault { .. }
+            | S::Service),
+            Ev::ClockWrong { .. },
+        ) => (s, vec![]),
+        (S::OutOfService { reason }, Ev::ClockRight) => match reason {
+            OutOfService::Clock(_) => (S::Idle, vec![]),
+            OutOfService::Backend(_) | OutOfService::Pump(_) | OutOfService::Ledger(_) => {
+                (S::OutOfService { reason }, vec![])
+            }
+        },
+        (
+            s @ (S::Idle
+            | S::CreatingInvoice { .. }
+            | S::AwaitingPayment { .. }
+            | S::Pouring { .. }
+            | S::ThankYou { .. }
+            | S::Fault { .. }
+            | S::Service),
+            Ev::ClockRight,
+        ) => (s, vec![]),
+
+        // --- the ledger cannot be written: stop offering sales
+        (
+            S::Idle | S::CreatingInvoice { .. } | S::OutOfService { .. },
+            Ev::LedgerDown { reason },
+        ) => (
+            S::OutOfService {
+                reason: OutOfService::Ledger(reason),
+            },
+            vec![],
+        ),
+        (
+            s @ (S::AwaitingPayment { .. }
+            | S::Pouring { .. }
+            | S::ThankYou { .. }
+            | S::Fault { .. }
+            | S::Service),
+            Ev::LedgerDown { .. },
+        ) => (s, vec![]),
+
+        // --- an owed credit is poured when its customer taps it
+        (S::Idle | S::ThankYou { .. }, Ev::CreditTapped { sale, invoice_id }) => {
+            let ends = now + sale.product.pour;
+            (
+                S::Pouring {
+                    sale: sale.clone(),
+                    invoice_id: invoice_id.clone(),
+                    started: now,
+                    ends,
+                },
+                vec![E::BeginPour {
+                    sale,
+                    invoice_id,
+                    credit: true,
+                }],
+            )
+        }
+        (
+            s @ (S::CreatingInvoice { .. }
+            | S::AwaitingPayment { .. }
+            | S::Pouring { .. }
+            | S::OutOfService { .. }
+            | S::Service
+            | S::Fault { .. }),
+            Ev::CreditTapped { .. },
+        ) => (s, vec![]),
+
+        // --- the operator menu: only from a machine that is not serving a customer
+        (S::Idle | S::OutOfService { .. }, Ev::ServiceEntered) => (S::Service, vec![]),
+        (
+            s @ (S::CreatingInvoice { .. }
+            | S::AwaitingPayment { .. }
+            | S::Pouring { .. }
+            | S::ThankYou { .. }
+            | S::Service
+            | S::Fault { .. }),
+            Ev::ServiceEntered,
+        ) => (s, vec![]),
+        (S::Service, Ev::ServiceLeft) => (S::Idle, vec![]),
+        (
+            s @ (S::Idle
+            | S::CreatingInvoice { .. }
+            | S::AwaitingPayment { .. }
+            | S::Pouring { .. }
+            | S::ThankYou { .. }
+            | S::OutOfService { .. }
+            | S::Fault { .. }),
+            Ev::ServiceLeft,
+        ) => (s, vec![]),
+    }
+}
+
+fn after_fault(failure: PourFailure) -> State {
+    match failure {
+        PourFailure::Pump(reason) => State::OutOfService {
+            reason: OutOfService::Pump(reason),
+        },
+        PourFailure::Ledger(reason) => State::OutOfService {
+            reason: OutOfService::Ledger(reason),
+        },
+        PourFailure::AlreadyPoured => State::Idle,
+    }
+}
