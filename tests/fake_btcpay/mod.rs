@@ -248,6 +248,15 @@ impl FakeBtcpay {
         self.lock().keep_last = Some(n);
     }
 
+    /// Status sockets asked for an invoice and not yet closed.
+    pub fn sockets_for(&self, id: &str) -> usize {
+        let inner = self.lock();
+        inner
+            .sockets
+            .get(id)
+            .map_or(0, |s| s.iter().filter(|s| !s.is_closed()).count())
+    }
+
     /// Status sockets still open on the fake's side.
     pub fn ws_live(&self) -> u64 {
         self.lock().ws_live
@@ -470,6 +479,8 @@ async fn create(
             inner.invoices.remove(&old);
             inner.sockets.remove(&old);
         }
+        let excess = inner.create_requests.len().saturating_sub(keep);
+        inner.create_requests.drain(..excess);
     }
     drop(inner);
     Json(body).into_response()
