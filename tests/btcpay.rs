@@ -831,6 +831,14 @@ async fn a_webhook_flood_neither_stops_a_sale_nor_keeps_sockets() {
     while let Some(r) = conns.join_next().await {
         held.extend(r.unwrap());
     }
+    // The listener serves at most 32 of them; the rest are closed as they are accepted.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        fds() <= before + held.len() + 32 + 20,
+        "{} fds with {} flood sockets held (before: {before}): the listener kept more than 32",
+        fds(),
+        held.len()
+    );
     // 200 parallel 1 MiB bodies, unsigned.
     let client = reqwest::Client::new();
     let body = axum::body::Bytes::from(vec![b'{'; 1 << 20]);
@@ -887,4 +895,73 @@ async fn a_webhook_flood_neither_stops_a_sale_nor_keeps_sockets() {
     assert_poured_once(&m);
     m.shutdown().await;
     assert_clean(&fake);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsigned_webhook_is_refused_without_waiting_for_its_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _gate = GATE.read().await;
+    let fake = FakeBtcpay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "webhook_listen = \"127.0.0.1:{}\"\nwebhook_secret = \"whsec-1\"",
+        free_port()
+    );
+    let backend = backend_of(dir.path(), &fake, &extra);
+    let addr = backend.webhook_addr().unwrap();
+    // Announces a 1 MiB body and never sends it.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"POST /btcpay HTTP/1.1\r\nHost: m\r\nContent-Length: 1048576\r\n\r\n{")
+        .await
+        .unwrap();
+    let mut reply = vec![0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut reply))
+        .await
+        .expect("an answer before the body timeout")
+        .unwrap();
+    let head = String::from_utf8_lossy(&reply[..n]).to_string();
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_body_that_trickles_is_cut_off_after_ten_seconds() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _gate = GATE.read().await;
+    let fake = FakeBtcpay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "webhook_listen = \"127.0.0.1:{}\"\nwebhook_secret = \"whsec-1\"",
+        free_port()
+    );
+    let backend = backend_of(dir.path(), &fake, &extra);
+    let addr = backend.webhook_addr().unwrap();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /btcpay HTTP/1.1\r\nHost: m\r\nBTCPay-Sig: {}\r\nContent-Length: 100\r\n\r\n",
+        sign("whsec-1", b"x")
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let t0 = Instant::now();
+    // A byte a second: never idle, never done.
+    let trickle = async {
+        for _ in 0..30 {
+            if s.write_all(b" ").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(20), trickle).await;
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut reply)).await;
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_secs(9) && took < Duration::from_secs(16),
+        "cut off after {took:?}"
+    );
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.is_empty() || reply.starts_with("HTTP/1.1 408"),
+        "{reply}"
+    );
 }

@@ -2,7 +2,8 @@
 //!
 //! A delivery is only ever a wake-up (the watcher then asks Greenfield), so the listener's
 //! job is to stay cheap and alive whatever reaches its port: the `BTCPay-Sig` HMAC is checked
-//! in constant time, a connection gets 5 s for its request head and 10 s for its body, a
+//! in constant time (a request without a well-formed one is refused before its body is
+//! read), a connection gets 5 s for its request head and 10 s for its body, a
 //! body is at most 1 MiB, one request is served per connection, and at most 32 connections
 //! are served at once (further ones are closed as soon as they are accepted, so a flood
 //! costs neither a task nor a file descriptor each). The listener belongs to its
@@ -128,6 +129,13 @@ pub fn signature_valid(secret: &Secret, body: &[u8], header: Option<&str>) -> bo
     };
     mac.update(body);
     mac.verify_slice(&sig).is_ok()
+}
+
+/// Whether a `BTCPay-Sig` header could be a valid one (`sha256=` and 64 hex digits).
+fn signature_shaped(header: Option<&str>) -> bool {
+    header
+        .and_then(|h| h.trim().strip_prefix("sha256="))
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[derive(Deserialize, Debug)]
@@ -270,6 +278,16 @@ async fn handle(req: Request<hyper::body::Incoming>, receiver: &Receiver) -> Res
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
     let (parts, body) = req.into_parts();
+    let sig = parts
+        .headers
+        .get("btcpay-sig")
+        .and_then(|v| v.to_str().ok());
+    // Without a signature there is nothing to check the body against: refuse before
+    // reading (and holding) up to a MiB of it.
+    if !signature_shaped(sig) {
+        tracing::warn!("webhook without a BTCPay-Sig refused");
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
     let read = axum::body::to_bytes(Body::new(body), MAX_BODY);
     let body: Bytes = match tokio::time::timeout(receiver.limits.body_timeout, read).await {
         Ok(Ok(b)) => b,
@@ -282,10 +300,6 @@ async fn handle(req: Request<hyper::body::Incoming>, receiver: &Receiver) -> Res
             return StatusCode::REQUEST_TIMEOUT.into_response();
         }
     };
-    let sig = parts
-        .headers
-        .get("btcpay-sig")
-        .and_then(|v| v.to_str().ok());
     if !signature_valid(&receiver.secret, &body, sig) {
         tracing::warn!("webhook with a bad or missing BTCPay-Sig refused");
         return StatusCode::UNAUTHORIZED.into_response();
@@ -337,6 +351,10 @@ mod tests {
             body,
             Some(&good.replace("sha256=", "sha1="))
         ));
+        assert!(signature_shaped(Some(&good)));
+        assert!(!signature_shaped(None));
+        assert!(!signature_shaped(Some("sha256=zz")));
+        assert!(!signature_shaped(Some(&good[..good.len() - 1])));
     }
 
     #[tokio::test]
