@@ -19,17 +19,24 @@
 //! * **QR encode + rasterise**: `qr::render(payment_uri(bolt11), QR_PX)` alone.
 //!
 //! `cargo bench --bench vend -- --soak` runs the soak instead: 5,000 vend cycles against the
-//! simulated backend and 500 against LNbits (20 ms pours), each after a warm-up of a tenth
-//! as many, checking zero double pours, zero missed payments and RSS growth ≤ 5 % over the
-//! measured cycles (RSS, glibc's heap in use and SQLite's share are printed along the way).
+//! simulated backend, 500 against LNbits and 5,000 against the fake BTCPay server of the
+//! tests (20 ms pours), each after a warm-up of a tenth as many, checking zero double pours,
+//! zero missed payments and RSS growth ≤ 5 % over the measured cycles (RSS, glibc's heap in
+//! use and SQLite's share are printed along the way), and open file descriptors. The fake
+//! BTCPay keeps every status socket open and pings it every 200 ms, as BTCPay does (it
+//! never closes a settled invoice's socket), so a socket a finished watch failed to close
+//! shows as one more fd per sale: the BTCPay row fails unless the end count is ≤ the start
+//! count + 5.
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) a seconds-long smoke version runs
 //! every measurement a few times, without LNbits, and checks the same invariants.
 //!
 //! LNbits comes from `LNBITS_VENV` or `target/lnbits-venv` (`./scripts/lnbits-venv`); without
 //! it the LNbits rows say "not run". `--no-lnbits` skips them; `--cycles N` and
-//! `--soak-sim N` / `--soak-lnbits N` change the counts.
+//! `--soak-sim N` / `--soak-lnbits N` / `--soak-btcpay N` change the counts.
 
+#[path = "../tests/fake_btcpay/mod.rs"]
+mod fake_btcpay;
 #[path = "../tests/support/lnbits_server.rs"]
 mod lnbits_server;
 
@@ -39,6 +46,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fake_btcpay::FakeBtcpay;
 use lnbits_server::{call, free_port, set_up_wallets, venv, Lnbits, Wallets};
 use lnvend::backend::sim::SimBackend;
 use lnvend::backend::{InvoiceId, InvoiceState, PaymentBackend};
@@ -69,6 +77,7 @@ struct Opts {
     cycles: usize,
     soak_sim: usize,
     soak_lnbits: usize,
+    soak_btcpay: usize,
 }
 
 fn opts() -> Opts {
@@ -88,6 +97,7 @@ fn opts() -> Opts {
         cycles: num("--cycles", 100, 3),
         soak_sim: num("--soak-sim", 5000, 30),
         soak_lnbits: num("--soak-lnbits", 500, 0),
+        soak_btcpay: num("--soak-btcpay", 5000, 30),
     }
 }
 
@@ -280,7 +290,20 @@ backend = "mock"
 /// How the bench pays an invoice.
 enum Payer {
     Sim(Arc<SimBackend>),
-    Lnbits { url: String, adminkey: String },
+    Lnbits {
+        url: String,
+        adminkey: String,
+    },
+    /// The tests' fake BTCPay server (and the runtime it runs on).
+    Btcpay(FakeBtcpay),
+}
+
+/// The backend a rig runs against, beyond what its config says.
+enum With {
+    Sim,
+    /// LNbits' URL and the paying wallet's admin key.
+    Lnbits(String, String),
+    Btcpay(FakeBtcpay),
 }
 
 impl Payer {
@@ -296,6 +319,15 @@ impl Payer {
                 )
                 .await;
                 assert_eq!(paid["status"], "success", "{paid}");
+            }
+            Payer::Btcpay(fake) => {
+                // As a customer's wallet takes a moment: the status socket is up by then
+                // (it would be on any real machine), so its frame is what wakes lnvend.
+                let end = Instant::now() + Duration::from_secs(2);
+                while fake.sockets_for(&id.0) == 0 && Instant::now() < end {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                fake.settle(&id.0);
             }
         }
     }
@@ -316,7 +348,7 @@ struct Rig {
 }
 
 impl Rig {
-    fn start(cfg: &Config, lnbits_payer: Option<(String, String)>) -> Rig {
+    fn start(cfg: &Config, with: With) -> Rig {
         // As `lnvend run` and the headless simulator: two tokio worker threads.
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -327,12 +359,21 @@ impl Rig {
         let m = lnvend::app::assemble(cfg).expect("assemble");
         let inputs = m.controller.inputs();
         let views = m.controller.views();
-        let (poll_backend, payer): (Arc<dyn PaymentBackend>, Payer) = match lnbits_payer {
-            None => {
+        let (poll_backend, payer): (Arc<dyn PaymentBackend>, Payer) = match with {
+            With::Sim => {
                 let sim = m.sim.clone().expect("sim backend");
                 (sim.clone(), Payer::Sim(sim))
             }
-            Some((url, adminkey)) => {
+            With::Btcpay(fake) => {
+                let BackendConfig::Btcpay(c) = cfg.backend() else {
+                    panic!("not a BTCPay config")
+                };
+                (
+                    lnvend::backend::btcpay::BtcpayBackend::new(&c, "bench-poll").unwrap(),
+                    Payer::Btcpay(fake),
+                )
+            }
+            With::Lnbits(url, adminkey) => {
                 let BackendConfig::Lnbits(c) = cfg.backend() else {
                     panic!("not an LNbits config")
                 };
@@ -428,6 +469,7 @@ fn bolt11_of(v: &View) -> String {
 fn invoice_id(payer: &Payer, bolt11: &str) -> InvoiceId {
     match payer {
         Payer::Sim(sim) => sim.latest().expect("an invoice").id,
+        Payer::Btcpay(fake) => InvoiceId(fake.latest().id),
         Payer::Lnbits { .. } => {
             let inv = lightning_invoice::Bolt11Invoice::from_str(bolt11).expect("bolt11");
             InvoiceId(inv.payment_hash().to_string())
@@ -518,7 +560,7 @@ fn measure_cycles(
         let delay = Duration::from_micros(rng.gen_range(0..=max_delay.as_micros() as u64));
         let observer = match &rig.payer {
             Payer::Lnbits { url, .. } => Some(rig.rt.block_on(observe_push(url, &id))),
-            Payer::Sim(_) => None,
+            Payer::Sim(_) | Payer::Btcpay(_) => None,
         };
         let gpio = rig.gpio.clone();
         let (paid_at, call, on) = rig.rt.block_on(async {
@@ -729,7 +771,7 @@ fn bench_main(o: &Opts, venv: Option<&Path>) {
 
     // The simulated backend.
     let dir = tempfile::tempdir().unwrap();
-    let mut rig = Rig::start(&config(&dir.path().join("sim"), 50, ""), None);
+    let mut rig = Rig::start(&config(&dir.path().join("sim"), 50, ""), With::Sim);
     let sim = measure_cycles(&mut rig, &mut screen, o.cycles, max_delay);
     rig.shutdown();
     check_cycles("sim", &sim, o.cycles);
@@ -744,7 +786,10 @@ fn bench_main(o: &Opts, venv: Option<&Path>) {
             50,
             &lnbits_server::backend_toml(&server, &wallets),
         );
-        let mut rig = Rig::start(&cfg, Some((server.url(), wallets.payer_adminkey.clone())));
+        let mut rig = Rig::start(
+            &cfg,
+            With::Lnbits(server.url(), wallets.payer_adminkey.clone()),
+        );
         let s = measure_cycles(&mut rig, &mut screen, o.cycles, max_delay);
         rig.shutdown();
         check_cycles("lnbits", &s, o.cycles);
@@ -871,6 +916,11 @@ fn rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// Open file descriptors of this process.
+fn fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
 /// What the process's heap holds in use (glibc's count), in kB.
 fn heap_kb() -> u64 {
     // SAFETY: mallinfo2 only reads the allocator's statistics.
@@ -893,6 +943,9 @@ struct SoakResult {
     failed: usize,
     rss_start_kb: u64,
     rss_end_kb: u64,
+    /// Open file descriptors after the warm-up and at the end.
+    fds_start: usize,
+    fds_end: usize,
     /// Bytes the allocator has handed out and not got back (no pools, no code pages).
     heap_start_kb: u64,
     heap_end_kb: u64,
@@ -908,12 +961,14 @@ fn soak(rig: &mut Rig, data: &Path, cycles: usize) -> SoakResult {
     let mut failed = 0;
     let mut done: usize = 0;
     let mut rss_start_kb = 0;
+    let mut fds_start = 0;
     let mut errors = Vec::with_capacity(warm + cycles);
     let mut trace = Vec::new();
     let started = Instant::now();
     for i in 0..warm + cycles {
         if i == warm {
             rss_start_kb = rss_kb();
+            fds_start = fds();
         }
         if i >= warm && (i - warm) % (cycles / 10).max(1) == 0 {
             trace.push((i - warm, rss_kb(), heap_kb(), sqlite_kb()));
@@ -958,6 +1013,12 @@ fn soak(rig: &mut Rig, data: &Path, cycles: usize) -> SoakResult {
     );
     // Let the last pour end before counting.
     std::thread::sleep(Duration::from_millis(200));
+    // The last watch closes its socket as it ends: a moment, not a leak.
+    let fds_by = Instant::now() + Duration::from_secs(2);
+    while fds() > fds_start + 5 && Instant::now() < fds_by {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let fds_end = fds();
     let poured_pins = rig.gpio.on_count(ENA) as usize;
     let ledger = lnvend::ledger::Ledger::open(data).expect("ledger");
     let poured_ledger = ledger.pour_count().expect("pour count") as usize;
@@ -973,6 +1034,8 @@ fn soak(rig: &mut Rig, data: &Path, cycles: usize) -> SoakResult {
         failed,
         rss_start_kb,
         rss_end_kb,
+        fds_start,
+        fds_end,
         heap_start_kb,
         heap_end_kb,
         pour_error_p99: stats(&errors).p99,
@@ -988,7 +1051,7 @@ fn report_soak(what: &str, r: &SoakResult) -> (bool, bool) {
     let sound = double == 0 && missed == 0 && r.failed == 0;
     let ok = sound && growth <= 5.0;
     println!(
-        "soak {what}: {} cycles (incl. warm-up), {} failed taps, in {:.1} s: pours {}, double pours {double}, missed payments {missed}, RSS {} kB → {} kB ({growth:+.2} %, target ≤ 5 %), heap in use {} kB → {} kB, pour error p99 {:.2} ms: {}",
+        "soak {what}: {} cycles (incl. warm-up), {} failed taps, in {:.1} s: pours {}, double pours {double}, missed payments {missed}, RSS {} kB → {} kB ({growth:+.2} %, target ≤ 5 %), heap in use {} kB → {} kB, open fds {} → {}, pour error p99 {:.2} ms: {}",
         r.cycles,
         r.failed,
         r.elapsed.as_secs_f64(),
@@ -997,6 +1060,8 @@ fn report_soak(what: &str, r: &SoakResult) -> (bool, bool) {
         r.rss_end_kb,
         r.heap_start_kb,
         r.heap_end_kb,
+        r.fds_start,
+        r.fds_end,
         r.pour_error_p99,
         if ok { "PASS" } else { "FAIL" }
     );
@@ -1008,7 +1073,7 @@ fn soak_main(o: &Opts, venv: Option<&Path>) {
     let mut ok = true;
     {
         let data = dir.path().join("sim");
-        let mut rig = Rig::start(&config(&data, 20, ""), None);
+        let mut rig = Rig::start(&config(&data, 20, ""), With::Sim);
         let r = soak(&mut rig, &data, o.soak_sim);
         rig.shutdown();
         let (sound, light) = report_soak("sim backend", &r);
@@ -1022,8 +1087,10 @@ fn soak_main(o: &Opts, venv: Option<&Path>) {
                 let (server, wallets) = start_lnbits(venv, &ldata);
                 let data = dir.path().join("ln");
                 let cfg = config(&data, 20, &lnbits_server::backend_toml(&server, &wallets));
-                let mut rig =
-                    Rig::start(&cfg, Some((server.url(), wallets.payer_adminkey.clone())));
+                let mut rig = Rig::start(
+                    &cfg,
+                    With::Lnbits(server.url(), wallets.payer_adminkey.clone()),
+                );
                 let r = soak(&mut rig, &data, o.soak_lnbits);
                 rig.shutdown();
                 let (sound, light) = report_soak("LNbits", &r);
@@ -1032,7 +1099,57 @@ fn soak_main(o: &Opts, venv: Option<&Path>) {
             None => println!("soak LNbits: not run (no LNbits virtualenv)"),
         }
     }
-    // The smoke run only checks that nothing was lost or poured twice: its RSS figures come
-    // from too few cycles to mean anything.
+    if o.soak_btcpay > 0 {
+        ok &= soak_btcpay(o, dir.path());
+    }
+    // The smoke run only checks that nothing was lost or poured twice (and, for BTCPay, that
+    // no socket was left open): its RSS figures come from too few cycles to mean anything.
     assert!(ok, "the soak failed");
+}
+
+/// The BTCPay row: the tests' fake Greenfield server on its own runtime, keeping every
+/// status socket open and pinging it; whether the row passed.
+fn soak_btcpay(o: &Opts, dir: &Path) -> bool {
+    let fake_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fake = fake_rt.block_on(FakeBtcpay::start());
+    fake.ping_every(Duration::from_millis(200));
+    // 5,000 invoices' records would be the fake's growth, not lnvend's.
+    fake.keep_last(50);
+    let backend = format!(
+        r#"
+[backend]
+kind = "btcpay"
+url = "{}"
+store_id = "{}"
+api_key = "{}"
+request_timeout_ms = 5000
+network = "regtest"
+"#,
+        fake.url(),
+        fake_btcpay::STORE,
+        fake_btcpay::KEY
+    );
+    let data = dir.join("btcpay");
+    let mut rig = Rig::start(&config(&data, 20, &backend), With::Btcpay(fake.clone()));
+    let r = soak(&mut rig, &data, o.soak_btcpay);
+    rig.shutdown();
+    let (sound, light) = report_soak("BTCPay (fake)", &r);
+    let closed = r.fds_end <= r.fds_start + 5;
+    println!(
+        "soak BTCPay (fake): open fds {} → {} (target ≤ start + 5), status sockets still open at the fake {}: {}",
+        r.fds_start,
+        r.fds_end,
+        fake.ws_live(),
+        if closed { "PASS" } else { "FAIL" }
+    );
+    let errors = fake.schema_errors();
+    assert!(
+        errors.is_empty(),
+        "the fake or lnvend left the Greenfield schema: {errors:#?}"
+    );
+    sound && closed && (light || !o.full)
 }

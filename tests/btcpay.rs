@@ -1,6 +1,7 @@
 //! The BTCPay backend against a fake Greenfield server (see `fake_btcpay`), whole machine:
 //! controller, mock pump, ledger. Real sockets, so real time: pours are short (300 ms) and
 //! every wait is bounded. Every test ends by checking the fake saw no schema violation.
+//! Tests that count the process's open file descriptors run alone (see [`GATE`]).
 
 mod common;
 mod fake_btcpay;
@@ -9,11 +10,23 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use fake_btcpay::{FakeBtcpay, KEY, STORE};
+use lnvend::backend::btcpay::BtcpayBackend;
+use lnvend::backend::{InvoiceRequest, InvoiceState, PaymentBackend};
 use lnvend::config::{Config, Mode};
 use lnvend::controller::{Input, Screen};
 use lnvend::ledger::Ledger;
+use lnvend::money::Msat;
 
 const POUR: Duration = Duration::from_millis(300);
+
+/// Every test holds it: shared by default, exclusively by a test that counts the process's
+/// file descriptors, so no other test's sockets come and go during its count.
+static GATE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// Open file descriptors of this process.
+fn fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
 
 fn config(dir: &std::path::Path, fake: &FakeBtcpay, extra_backend: &str, product: &str) -> Config {
     let text = format!(
@@ -80,6 +93,7 @@ fn assert_poured_once(m: &TestMachine) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settle_with_the_socket_up_pours_within_a_blink() {
+    let _gate = GATE.read().await;
     let fake = FakeBtcpay::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut m = TestMachine::start(&sats_config(dir.path(), &fake));
@@ -133,6 +147,7 @@ async fn settle_with_the_socket_up_pours_within_a_blink() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settle_while_the_socket_is_down_is_found_by_the_poll() {
+    let _gate = GATE.read().await;
     let fake = FakeBtcpay::start().await;
     fake.ws_enabled(false);
     let dir = tempfile::tempdir().unwrap();
@@ -156,6 +171,7 @@ async fn settle_while_the_socket_is_down_is_found_by_the_poll() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_socket_dropping_right_after_settlement_loses_nothing() {
+    let _gate = GATE.read().await;
     let fake = FakeBtcpay::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut m = TestMachine::start(&sats_config(dir.path(), &fake));
@@ -173,6 +189,7 @@ async fn the_socket_dropping_right_after_settlement_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_invoice_returns_to_idle_without_pouring() {
+    let _gate = GATE.read().await;
     let fake = FakeBtcpay::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut m = TestMachine::start(&sats_config(dir.path(), &fake));
@@ -203,6 +220,7 @@ fn sign(secret: &str, body: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_wake_the_machine_only_when_signed_and_pour_once_however_often() {
+    let _gate = GATE.read().await;
     let fake = FakeBtcpay::start().await;
     fake.ws_enabled(false);
     let port = free_port();
@@ -290,6 +308,7 @@ async fn webhooks_wake_the_machine_only_when_signed_and_pour_once_however_often(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_key_a_missing_permission_or_a_wrong_store_means_out_of_service() {
+    let _gate = GATE.read().await;
     let fake = FakeBtcpay::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = sats_config(dir.path(), &fake);
@@ -331,6 +350,7 @@ async fn a_rejected_key_a_missing_permission_or_a_wrong_store_means_out_of_servi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_5xx_storm_is_retried_then_out_of_service_then_recovers() {
+    let _gate = GATE.read().await;
     let fake = FakeBtcpay::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut m = TestMachine::start(&sats_config(dir.path(), &fake));
@@ -359,6 +379,7 @@ async fn a_5xx_storm_is_retried_then_out_of_service_then_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fiat_price_is_converted_by_btcpay() {
+    let _gate = GATE.read().await;
     let fake = FakeBtcpay::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut m = TestMachine::start(&config(dir.path(), &fake, "", "price_fiat = \"2.50\""));
@@ -381,6 +402,7 @@ async fn a_fiat_price_is_converted_by_btcpay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bolt11_whose_amount_disagrees_is_never_shown() {
+    let _gate = GATE.read().await;
     let fake = FakeBtcpay::start().await;
     fake.wrong_amount(true);
     let dir = tempfile::tempdir().unwrap();
@@ -401,6 +423,7 @@ async fn a_bolt11_whose_amount_disagrees_is_never_shown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_or_malformed_replies_mean_out_of_service_never_a_crash_or_a_qr() {
+    let _gate = GATE.read().await;
     use fake_btcpay::Hostile;
     let fake = FakeBtcpay::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -433,6 +456,7 @@ async fn hostile_or_malformed_replies_mean_out_of_service_never_a_crash_or_a_qr(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_owed_sale_is_refunded_as_a_pull_payment_the_customer_scans() {
+    let _gate = GATE.read().await;
     use lnvend::controller::OpAction;
     let fake = FakeBtcpay::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -486,6 +510,7 @@ async fn an_owed_sale_is_refunded_as_a_pull_payment_the_customer_scans() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fault_screen_can_refund_the_customer_directly_when_configured() {
+    let _gate = GATE.read().await;
     let fake = FakeBtcpay::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = sats_config(dir.path(), &fake);
@@ -527,4 +552,420 @@ async fn the_fault_screen_can_refund_the_customer_directly_when_configured() {
         Some("refunded")
     );
     assert_clean(&fake);
+}
+
+/// The BTCPay backend alone, from the same config as the machines.
+fn backend_of(
+    dir: &std::path::Path,
+    fake: &FakeBtcpay,
+    extra: &str,
+) -> std::sync::Arc<BtcpayBackend> {
+    let cfg = config(dir, fake, extra, "price_sat = 2100");
+    let Some(lnvend::config::BackendConfig::Btcpay(b)) = cfg.backend.as_ref() else {
+        panic!("not a BTCPay config")
+    };
+    BtcpayBackend::new(b, "bar-7").expect("backend")
+}
+
+fn request(sale: &str) -> InvoiceRequest {
+    InvoiceRequest {
+        sale_id: sale.into(),
+        price: lnvend::money::Price::Sats(lnvend::money::Msat::from_sat(2100).unwrap()),
+        description: "Cola".into(),
+        expiry: Duration::from_secs(300),
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds or `limit` passes; whether it held.
+async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One sale with its status socket connected when the customer pays.
+async fn sell(m: &mut TestMachine, fake: &FakeBtcpay) {
+    let connects = fake.ws_connects();
+    m.tap(0);
+    wait(m, Screen::Payment, Duration::from_secs(5)).await;
+    assert!(
+        eventually(Duration::from_secs(3), || fake.ws_connects() > connects).await,
+        "the status socket connected"
+    );
+    fake.settle(&fake.latest().id);
+    wait(m, Screen::ThankYou, Duration::from_secs(3)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_sales_with_pinged_sockets_leave_no_socket_open() {
+    let _gate = GATE.write().await;
+    let fake = FakeBtcpay::start().await;
+    // BTCPay keeps a settled invoice's socket open and pings it; so does the fake.
+    fake.ping_every(Duration::from_millis(200));
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&sats_config(dir.path(), &fake));
+    wait(&mut m, Screen::Idle, Duration::from_secs(5)).await;
+    // One sale first, so that connection pools and the ledger are open before the count.
+    let mut sales = 0;
+    sell(&mut m, &fake).await;
+    sales += 1;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = fds();
+    for _ in 0..30 {
+        sell(&mut m, &fake).await;
+        sales += 1;
+    }
+    wait(&mut m, Screen::Idle, Duration::from_secs(5)).await;
+    let closed = eventually(Duration::from_secs(5), || {
+        fake.ws_live() == 0 && fds() <= before + 5
+    })
+    .await;
+    assert!(
+        closed,
+        "after 30 sales: {} fds (before: {before}), {} status sockets still open at the fake",
+        fds(),
+        fake.ws_live()
+    );
+    assert_eq!(on_time(&m.gpio, ENA).1, sales, "one pour per sale");
+    m.shutdown().await;
+    assert_eq!(
+        Ledger::open(dir.path()).unwrap().pour_count().unwrap(),
+        sales as u64
+    );
+    assert_clean(&fake);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_watch_leaves_no_waker_and_no_socket_behind() {
+    let _gate = GATE.read().await;
+    let fake = FakeBtcpay::start().await;
+    fake.ping_every(Duration::from_millis(100));
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "webhook_listen = \"127.0.0.1:{}\"\nwebhook_secret = \"whsec-1\"",
+        free_port()
+    );
+    let backend = backend_of(dir.path(), &fake, &extra);
+    for i in 0..5 {
+        let inv = backend
+            .create_invoice(&request(&format!("S{i}")))
+            .await
+            .unwrap();
+        let mut rx = backend.wake_ups(&inv.id).await.unwrap();
+        assert_eq!(
+            backend.webhook_wakers(),
+            1,
+            "the watch can be woken by a webhook"
+        );
+        fake.settle(&inv.id.0);
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(3), rx.recv()).await,
+            Ok(Some(())),
+            "the settlement woke the watch"
+        );
+        // The watch ends: BTCPay keeps the socket open and pings it.
+        drop(rx);
+        assert!(
+            eventually(Duration::from_secs(3), || fake.ws_live() == 0
+                && backend.webhook_wakers() == 0)
+            .await,
+            "sale {i}: {} sockets open, {} wakers left",
+            fake.ws_live(),
+            backend.webhook_wakers()
+        );
+    }
+    assert_clean(&fake);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_after_expiry_is_a_payment_and_an_underpaid_one_is_not() {
+    let _gate = GATE.read().await;
+    let fake = FakeBtcpay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let backend = backend_of(dir.path(), &fake, "");
+    let inv = backend.create_invoice(&request("S1")).await.unwrap();
+    fake.expire(&inv.id.0);
+    assert_eq!(
+        backend.invoice_state(&inv.id).await.unwrap(),
+        InvoiceState::Expired
+    );
+    fake.pay_late(&inv.id.0, 2_100_000);
+    assert_eq!(
+        backend.invoice_state(&inv.id).await.unwrap(),
+        InvoiceState::Paid {
+            received: Msat::from_msat(2_100_000)
+        },
+        "paid in full, late"
+    );
+    // More than asked, late: what was paid.
+    let over = backend.create_invoice(&request("S2")).await.unwrap();
+    fake.pay_late(&over.id.0, 2_500_000);
+    assert_eq!(
+        backend.invoice_state(&over.id).await.unwrap(),
+        InvoiceState::Paid {
+            received: Msat::from_msat(2_500_000)
+        }
+    );
+    // Part of it, late: not a payment (BTCPay still says PaidLate).
+    let part = backend.create_invoice(&request("S3")).await.unwrap();
+    fake.pay_late(&part.id.0, 2_099_000);
+    assert_eq!(
+        backend.invoice_state(&part.id).await.unwrap(),
+        InvoiceState::Expired
+    );
+    // Settled and overpaid in time: paid, as before.
+    let settled = backend.create_invoice(&request("S4")).await.unwrap();
+    fake.settle_over(&settled.id.0, 3_000_000);
+    assert!(matches!(
+        backend.invoice_state(&settled.id).await.unwrap(),
+        InvoiceState::Paid { received } if received >= settled.amount
+    ));
+    assert_clean(&fake);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bolt11_for_another_payment_hash_is_never_shown() {
+    use fake_btcpay::Hostile;
+    let _gate = GATE.read().await;
+    let fake = FakeBtcpay::start().await;
+    fake.hostile(Some(Hostile::HashMismatch));
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&sats_config(dir.path(), &fake));
+    wait(&mut m, Screen::Idle, Duration::from_secs(5)).await;
+    m.tap(0);
+    let v = wait(&mut m, Screen::OutOfService, Duration::from_secs(5)).await;
+    assert!(v.qr.is_none(), "no QR");
+    assert!(v.detail.contains("payment hash"), "{}", v.detail);
+    // Whatever happens to that invoice, nothing pours.
+    fake.settle(&fake.latest().id);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(on_time(&m.gpio, ENA).1, 0);
+    // An older server that does not send the hash: accepted, as before.
+    fake.hostile(Some(Hostile::NoHash));
+    wait(&mut m, Screen::Idle, Duration::from_secs(8)).await;
+    m.tap(0);
+    wait(&mut m, Screen::Payment, Duration::from_secs(5)).await;
+    m.shutdown().await;
+    assert_clean(&fake);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_websocket_frame_ends_the_stream_and_the_sale_still_pours_once() {
+    let _gate = GATE.read().await;
+    let fake = FakeBtcpay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&sats_config(dir.path(), &fake));
+    m.tap(0);
+    wait(&mut m, Screen::Payment, Duration::from_secs(5)).await;
+    let inv = fake.latest();
+    assert!(eventually(Duration::from_secs(3), || fake.ws_live() == 1).await);
+    fake.huge_frame(&inv.id, 1 << 20);
+    // lnvend drops that socket (and the watcher reconnects).
+    assert!(
+        eventually(Duration::from_secs(5), || fake.ws_connects() >= 2).await,
+        "the oversized frame ended the stream"
+    );
+    assert_eq!(on_time(&m.gpio, ENA).1, 0, "a frame is no payment");
+    fake.settle(&inv.id);
+    wait(&mut m, Screen::ThankYou, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_poured_once(&m);
+    m.shutdown().await;
+    assert_clean(&fake);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_listener_ends_with_its_backend() {
+    let _gate = GATE.read().await;
+    let fake = FakeBtcpay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let extra = format!("webhook_listen = \"127.0.0.1:{port}\"\nwebhook_secret = \"whsec-1\"");
+    let backend = backend_of(dir.path(), &fake, &extra);
+    assert!(tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_ok());
+    drop(backend);
+    assert!(
+        eventually(Duration::from_secs(3), || std::net::TcpStream::connect((
+            "127.0.0.1",
+            port
+        ))
+        .is_err())
+        .await,
+        "nothing listens once the backend is gone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_flood_neither_stops_a_sale_nor_keeps_sockets() {
+    use tokio::io::AsyncWriteExt;
+    let _gate = GATE.write().await;
+    let fake = FakeBtcpay::start().await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!("webhook_listen = \"127.0.0.1:{port}\"\nwebhook_secret = \"whsec-1\"");
+    let mut m = TestMachine::start(&config(dir.path(), &fake, &extra, "price_sat = 2100"));
+    wait(&mut m, Screen::Idle, Duration::from_secs(5)).await;
+    let before = fds();
+    let t0 = Instant::now();
+    // 1,000 connections that send nothing, or half a header, and stay open.
+    let mut conns = tokio::task::JoinSet::new();
+    for i in 0..1000 {
+        conns.spawn(async move {
+            let connect = tokio::net::TcpStream::connect(("127.0.0.1", port));
+            let mut s = tokio::time::timeout(Duration::from_secs(3), connect)
+                .await
+                .ok()?
+                .ok()?;
+            if i % 2 == 1 {
+                let _ = s.write_all(b"POST /btcpay HTTP/1.1\r\nHost: mach").await;
+            }
+            Some(s)
+        });
+    }
+    let mut held = Vec::new();
+    while let Some(r) = conns.join_next().await {
+        held.extend(r.unwrap());
+    }
+    // The listener serves at most 32 of them; the rest are closed as they are accepted.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        fds() <= before + held.len() + 32 + 20,
+        "{} fds with {} flood sockets held (before: {before}): the listener kept more than 32",
+        fds(),
+        held.len()
+    );
+    // 200 parallel 1 MiB bodies, unsigned.
+    let client = reqwest::Client::new();
+    let body = axum::body::Bytes::from(vec![b'{'; 1 << 20]);
+    let mut posts = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let (client, body) = (client.clone(), body.clone());
+        let url = format!("http://127.0.0.1:{port}/btcpay");
+        posts.spawn(async move {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(15), client.post(url).body(body).send())
+                    .await;
+        });
+    }
+    // A customer buys meanwhile.
+    m.tap(0);
+    wait(&mut m, Screen::Payment, Duration::from_secs(5)).await;
+    fake.settle(&fake.latest().id);
+    wait(&mut m, Screen::ThankYou, Duration::from_secs(5)).await;
+    while posts.join_next().await.is_some() {}
+    // Once the header timeout has passed, the listener holds none of the flood's sockets,
+    // although the flood still holds its own ends.
+    let drained = eventually(Duration::from_secs(12), || {
+        fds() <= before + held.len() + 10
+    })
+    .await;
+    assert!(
+        drained,
+        "{} fds with {} flood sockets held (before: {before})",
+        fds(),
+        held.len()
+    );
+    drop(held);
+    drop(client);
+    assert!(
+        eventually(Duration::from_secs(5), || fds() <= before + 10).await,
+        "{} fds after the flood (before: {before})",
+        fds()
+    );
+    // The listener still answers a genuine delivery.
+    let event = serde_json::to_vec(&serde_json::json!({
+        "type": "InvoiceSettled", "storeId": STORE, "invoiceId": fake.latest().id
+    }))
+    .unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/btcpay"))
+        .header("BTCPay-Sig", sign("whsec-1", &event))
+        .body(event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(t0.elapsed() < Duration::from_secs(45), "{:?}", t0.elapsed());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_poured_once(&m);
+    m.shutdown().await;
+    assert_clean(&fake);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsigned_webhook_is_refused_without_waiting_for_its_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _gate = GATE.read().await;
+    let fake = FakeBtcpay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "webhook_listen = \"127.0.0.1:{}\"\nwebhook_secret = \"whsec-1\"",
+        free_port()
+    );
+    let backend = backend_of(dir.path(), &fake, &extra);
+    let addr = backend.webhook_addr().unwrap();
+    // Announces a 1 MiB body and never sends it.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"POST /btcpay HTTP/1.1\r\nHost: m\r\nContent-Length: 1048576\r\n\r\n{")
+        .await
+        .unwrap();
+    let mut reply = vec![0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut reply))
+        .await
+        .expect("an answer before the body timeout")
+        .unwrap();
+    let head = String::from_utf8_lossy(&reply[..n]).to_string();
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_body_that_trickles_is_cut_off_after_ten_seconds() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _gate = GATE.read().await;
+    let fake = FakeBtcpay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "webhook_listen = \"127.0.0.1:{}\"\nwebhook_secret = \"whsec-1\"",
+        free_port()
+    );
+    let backend = backend_of(dir.path(), &fake, &extra);
+    let addr = backend.webhook_addr().unwrap();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /btcpay HTTP/1.1\r\nHost: m\r\nBTCPay-Sig: {}\r\nContent-Length: 100\r\n\r\n",
+        sign("whsec-1", b"x")
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let t0 = Instant::now();
+    // A byte a second: never idle, never done.
+    let trickle = async {
+        for _ in 0..30 {
+            if s.write_all(b" ").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(20), trickle).await;
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut reply)).await;
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_secs(9) && took < Duration::from_secs(16),
+        "cut off after {took:?}"
+    );
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.is_empty() || reply.starts_with("HTTP/1.1 408"),
+        "{reply}"
+    );
 }

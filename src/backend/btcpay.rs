@@ -5,12 +5,18 @@
 //! can reach the screen. A pour is authorised only by Greenfield's authenticated
 //! `status == "Settled"`. Wake-ups come from the checkout page's status websocket
 //! (`/i/{id}/status/ws`, unauthenticated, so a frame only means "look again") and,
-//! optionally, from signed webhooks; both only make the watcher ask Greenfield again.
+//! optionally, from signed webhooks (see [`super::webhook`]); both only make the watcher ask
+//! Greenfield again. A wake-up task lives exactly as long as its watch: BTCPay keeps a
+//! settled invoice's socket open (and pings it), so the task ends when the watcher drops
+//! its receiver, not when the server closes.
+//!
+//! A payment that arrives after expiry is Greenfield's `Expired` with `additionalStatus`
+//! `PaidLate`: it is reported as paid with what the Lightning method actually received, so
+//! the caller credits it; a partial late payment is not a payment.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,11 +26,13 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use url::Url;
 
 use super::http::{self, TlsSettings};
 use super::memo::{unix_now, InvoiceMemo};
+use super::webhook::{Limits, Wakers, WebhookListener};
 use super::{
     BackendError, Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend, WakeUps,
 };
@@ -35,9 +43,9 @@ use crate::secret::Secret;
 /// Greenfield's Lightning payment method id (v2); older servers call it `BTC-LightningNetwork`.
 const LN_METHODS: [&str; 2] = ["BTC-LN", "BTC-LightningNetwork"];
 
-/// Wake-up senders per invoice id, held weakly so that a closed websocket still closes the
-/// watcher's channel (which is how it learns to poll).
-type Wakers = Arc<Mutex<HashMap<String, Vec<mpsc::WeakSender<()>>>>>;
+/// The largest status-socket message or frame we read: BTCPay's are a byte or a `ping`, so
+/// anything near this is hostile and ends the stream (the watcher then polls).
+const WS_MAX: usize = 64 << 10;
 
 pub struct BtcpayBackend {
     client: reqwest::Client,
@@ -49,6 +57,8 @@ pub struct BtcpayBackend {
     wakers: Wakers,
     /// BOLT11 amounts of the invoices we made, to report what a settled invoice was for.
     amounts: InvoiceMemo<Msat>,
+    /// The webhook listener, when configured; it stops when the backend is dropped.
+    webhook: Option<WebhookListener>,
 }
 
 impl std::fmt::Debug for BtcpayBackend {
@@ -65,6 +75,9 @@ impl std::fmt::Debug for BtcpayBackend {
 struct InvoiceData {
     id: String,
     status: String,
+    /// Why the invoice has its status ("PaidLate", "PaidPartial", "PaidOver", …).
+    #[serde(default)]
+    additional_status: Option<String>,
     #[serde(default)]
     expiration_time: Option<f64>,
 }
@@ -78,6 +91,60 @@ struct PaymentMethod {
     /// The invoice amount in this method's currency (BTC), as a decimal string.
     #[serde(default)]
     amount: Option<String>,
+    /// What was paid through this method (BTC), as a decimal string.
+    #[serde(default)]
+    payment_method_paid: Option<String>,
+    /// BTCPay 2.x: the Lightning prompt's details (`paymentHash`, `preimage`, …).
+    #[serde(default)]
+    additional_data: Option<serde_json::Value>,
+}
+
+/// The Lightning payment method of an invoice, checked.
+struct LnMethod {
+    bolt11: String,
+    /// The BOLT11's amount.
+    amount: Msat,
+    /// What was paid through it, if BTCPay says.
+    paid: Option<Msat>,
+}
+
+/// Greenfield's status and additional status, as far as a pour is concerned.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Reported {
+    Pending,
+    Settled,
+    /// Expired, but a payment arrived after the expiry (perhaps only part of it).
+    PaidLate,
+    Expired,
+    Invalid,
+}
+
+fn reported(status: &str, additional: Option<&str>) -> Result<Reported, BackendError> {
+    Ok(match (status, additional) {
+        ("New" | "Processing", _) => Reported::Pending,
+        ("Settled", _) => Reported::Settled,
+        ("Expired", Some("PaidLate")) => Reported::PaidLate,
+        ("Expired", _) => Reported::Expired,
+        ("Invalid", _) => Reported::Invalid,
+        (other, _) => {
+            return Err(BackendError::BadReply(format!(
+                "unknown invoice status {other:?}"
+            )))
+        }
+    })
+}
+
+/// A late payment of `paid` for an invoice of `asked`: paid only in full.
+fn late_payment(invoice: &str, paid: Msat, asked: Msat) -> InvoiceState {
+    if paid >= asked {
+        InvoiceState::Paid { received: paid }
+    } else {
+        tracing::error!(
+            %invoice, %paid, %asked,
+            "BTCPay invoice paid late and only in part; not a payment"
+        );
+        InvoiceState::Expired
+    }
 }
 
 #[derive(Deserialize, Debug)]
@@ -86,17 +153,6 @@ struct FieldError {
     path: String,
     #[serde(default)]
     message: String,
-}
-
-#[derive(Deserialize, Debug)]
-#[serde(rename_all = "camelCase")]
-struct WebhookEvent {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    invoice_id: Option<String>,
-    #[serde(default)]
-    store_id: Option<String>,
 }
 
 impl BtcpayBackend {
@@ -121,32 +177,48 @@ impl BtcpayBackend {
             .api_key
             .clone()
             .ok_or_else(|| BackendError::Unauthorized("no API key configured".into()))?;
-        let backend = Arc::new(BtcpayBackend {
+        let wakers = Wakers::default();
+        let webhook = match &config.webhook_listen {
+            Some(listen) => {
+                let addr: SocketAddr = listen
+                    .parse()
+                    .map_err(|e| BackendError::Rejected(format!("backend.webhook_listen: {e}")))?;
+                let secret = config.webhook_secret.clone().ok_or_else(|| {
+                    BackendError::Rejected("backend.webhook_secret is missing".into())
+                })?;
+                let listener = WebhookListener::start(
+                    addr,
+                    secret,
+                    config.store_id.clone(),
+                    wakers.clone(),
+                    Limits::default(),
+                )?;
+                tracing::info!(bound = %listener.bound(), "listening for BTCPay webhooks");
+                Some(listener)
+            }
+            None => None,
+        };
+        Ok(Arc::new(BtcpayBackend {
             client: http::client(&tls, timeout)?,
             base,
             store_id: config.store_id.clone(),
             api_key,
             machine_id: machine_id.to_string(),
             tls,
-            wakers: Arc::default(),
+            wakers,
             amounts: InvoiceMemo::default(),
-        });
-        if let Some(listen) = &config.webhook_listen {
-            let addr: SocketAddr = listen
-                .parse()
-                .map_err(|e| BackendError::Rejected(format!("backend.webhook_listen: {e}")))?;
-            let secret = config.webhook_secret.clone().ok_or_else(|| {
-                BackendError::Rejected("backend.webhook_secret is missing".into())
-            })?;
-            let bound = spawn_webhook_listener(
-                addr,
-                secret,
-                config.store_id.clone(),
-                backend.wakers.clone(),
-            )?;
-            tracing::info!(%bound, "listening for BTCPay webhooks");
-        }
-        Ok(backend)
+            webhook,
+        }))
+    }
+
+    /// Where the webhook listener listens, when there is one.
+    pub fn webhook_addr(&self) -> Option<SocketAddr> {
+        self.webhook.as_ref().map(WebhookListener::bound)
+    }
+
+    /// Invoices a webhook could wake a watch for right now (watches still running).
+    pub fn webhook_wakers(&self) -> usize {
+        self.wakers.len()
     }
 
     fn url(&self, path: &str) -> Result<Url, BackendError> {
@@ -256,8 +328,9 @@ impl BtcpayBackend {
         Ok(data)
     }
 
-    /// The BTC-LN payment method's BOLT11 and its amount in msat.
-    async fn lightning_method(&self, id: &str) -> Result<(String, Msat), BackendError> {
+    /// The BTC-LN payment method: its BOLT11 (checked against what BTCPay says of it), the
+    /// BOLT11's amount, and what was paid through it.
+    async fn lightning_method(&self, id: &str) -> Result<LnMethod, BackendError> {
         let body = self
             .call_retrying(
                 Method::GET,
@@ -296,7 +369,38 @@ impl BtcpayBackend {
                 )));
             }
         }
-        Ok((bolt11.trim().to_string(), Msat::from_msat(msat)))
+        // BTCPay credits the invoice whose hash it recorded; a BOLT11 for any other hash
+        // would take the customer's money without ever settling this invoice.
+        let recorded = ln.additional_data.as_ref().map(|d| &d["paymentHash"]);
+        match recorded {
+            None | Some(serde_json::Value::Null) => {}
+            Some(serde_json::Value::String(hash)) => {
+                let ours = parsed.payment_hash().to_string();
+                if !hash.eq_ignore_ascii_case(&ours) {
+                    return Err(BackendError::BadReply(format!(
+                        "the BOLT11's payment hash {ours} is not the one BTCPay recorded ({hash})"
+                    )));
+                }
+            }
+            Some(_) => {
+                return Err(BackendError::BadReply(
+                    "BTC-LN additionalData.paymentHash is not a string".into(),
+                ))
+            }
+        }
+        let paid = match &ln.payment_method_paid {
+            None => None,
+            Some(btc) => Some(Msat::from_msat(btc_to_msat(btc).ok_or_else(|| {
+                BackendError::BadReply(format!(
+                    "BTC-LN paymentMethodPaid {btc:?} is not a BTC amount"
+                ))
+            })?)),
+        };
+        Ok(LnMethod {
+            bolt11: bolt11.trim().to_string(),
+            amount: Msat::from_msat(msat),
+            paid,
+        })
     }
 
     fn ws_url(&self, id: &str) -> Result<Url, BackendError> {
@@ -376,7 +480,7 @@ impl PaymentBackend for BtcpayBackend {
                 data.status
             )));
         }
-        let (bolt11, amount) = self.lightning_method(&data.id).await?;
+        let LnMethod { bolt11, amount, .. } = self.lightning_method(&data.id).await?;
         let parsed = Bolt11Invoice::from_str(&bolt11)
             .map_err(|e| BackendError::BadReply(format!("BOLT11: {e}")))?;
         let bolt11_expiry = parsed.expires_at().map_or(u64::MAX, |d| d.as_secs());
@@ -399,22 +503,30 @@ impl PaymentBackend for BtcpayBackend {
 
     async fn invoice_state(&self, id: &InvoiceId) -> Result<InvoiceState, BackendError> {
         let data = self.invoice_data(&id.0).await?;
-        match data.status.as_str() {
-            "New" | "Processing" => Ok(InvoiceState::Pending),
-            "Expired" => Ok(InvoiceState::Expired),
-            "Invalid" => Ok(InvoiceState::Invalid),
-            "Settled" => {
+        match reported(&data.status, data.additional_status.as_deref())? {
+            Reported::Pending => Ok(InvoiceState::Pending),
+            Reported::Expired => Ok(InvoiceState::Expired),
+            Reported::Invalid => Ok(InvoiceState::Invalid),
+            Reported::Settled => {
                 // Greenfield's Settled means paid in full; report the invoice's own amount.
                 let known = self.amounts.get(&id.0);
                 let received = match known {
                     Some(m) => m,
-                    None => self.lightning_method(&id.0).await?.1,
+                    None => self.lightning_method(&id.0).await?.amount,
                 };
                 Ok(InvoiceState::Paid { received })
             }
-            other => Err(BackendError::BadReply(format!(
-                "unknown invoice status {other:?}"
-            ))),
+            Reported::PaidLate => {
+                // Greenfield does not settle a late payment: what the Lightning method
+                // received decides.
+                let ln = self.lightning_method(&id.0).await?;
+                let paid = ln.paid.ok_or_else(|| {
+                    BackendError::BadReply(
+                        "a PaidLate invoice without BTC-LN paymentMethodPaid".into(),
+                    )
+                })?;
+                Ok(late_payment(&id.0, paid, ln.amount))
+            }
         }
     }
 
@@ -453,9 +565,12 @@ impl PaymentBackend for BtcpayBackend {
     async fn wake_ups(&self, id: &InvoiceId) -> Result<WakeUps, BackendError> {
         let url = self.ws_url(&id.0)?;
         let connector = http::ws_connector(&self.tls)?;
+        let limits = WebSocketConfig::default()
+            .max_message_size(Some(WS_MAX))
+            .max_frame_size(Some(WS_MAX));
         let connect = tokio_tungstenite::connect_async_tls_with_config(
             url.as_str(),
-            None,
+            Some(limits),
             false,
             Some(connector),
         );
@@ -475,34 +590,36 @@ impl PaymentBackend for BtcpayBackend {
             Ok(Ok(s)) => s,
         };
         let (tx, rx) = mpsc::channel(1);
-        {
-            let mut wakers = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
-            // Watches that ended without a webhook (expired, or no webhook set up) leave
-            // dead entries behind: clear them here so the map stays small.
-            wakers.retain(|_, list| {
-                list.retain(|w| w.strong_count() > 0);
-                !list.is_empty()
-            });
-            wakers.entry(id.0.clone()).or_default().push(tx.downgrade());
-        }
+        self.wakers.register(&id.0, &tx);
         let invoice = id.0.clone();
+        let wakers = self.wakers.clone();
         tokio::spawn(async move {
-            let (_write, mut read) = socket.split();
-            while let Some(msg) = read.next().await {
-                match msg {
-                    // The checkout page's keep-alive; it says nothing about the invoice.
-                    Ok(Message::Text(t)) if t.as_str() == "ping" => {}
-                    // Any other frame means "something changed": look again. Its content is
-                    // meaningless by design, so it is never parsed.
-                    Ok(Message::Text(_) | Message::Binary(_)) => {
-                        let _ = tx.try_send(());
-                    }
-                    Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
-                    Ok(Message::Close(_)) | Err(_) => break,
+            let mut socket = socket;
+            loop {
+                tokio::select! {
+                    // The watch is over (paid, expired, gave up): BTCPay would keep this
+                    // socket open for ever, so it is closed here.
+                    () = tx.closed() => break,
+                    msg = socket.next() => match msg {
+                        // The checkout page's keep-alive; it says nothing about the invoice.
+                        Some(Ok(Message::Text(t))) if t.as_str() == "ping" => {}
+                        // Any other frame means "something changed": look again. Its
+                        // content is meaningless by design, so it is never parsed.
+                        Some(Ok(Message::Text(_) | Message::Binary(_))) => {
+                            let _ = tx.try_send(());
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                        // Closed, broken, or over the size limits.
+                        Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                    },
                 }
             }
             tracing::debug!(%invoice, "BTCPay status websocket closed");
-            // Dropping `tx` tells the watcher the stream is gone.
+            drop(socket);
+            // Dropping `tx` tells a still-running watcher that the stream is gone (it polls
+            // and reconnects); the webhook map forgets it.
+            drop(tx);
+            wakers.forget_closed(&invoice);
         });
         Ok(rx)
     }
@@ -542,99 +659,6 @@ fn btc_to_msat(btc: &str) -> Option<u64> {
     whole.checked_mul(100_000_000_000)?.checked_add(frac)
 }
 
-/// Verifies `BTCPay-Sig: sha256=<hex>` over the raw body, in constant time.
-pub fn signature_valid(secret: &Secret, body: &[u8], header: Option<&str>) -> bool {
-    use hmac::{Hmac, Mac};
-    let Some(hex_sig) = header.and_then(|h| h.trim().strip_prefix("sha256=")) else {
-        return false;
-    };
-    let Ok(sig) = hex::decode(hex_sig) else {
-        return false;
-    };
-    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret.expose().as_bytes()) else {
-        return false;
-    };
-    mac.update(body);
-    mac.verify_slice(&sig).is_ok()
-}
-
-/// Starts the webhook listener on `addr`; returns the bound address.
-pub fn spawn_webhook_listener(
-    addr: SocketAddr,
-    secret: Secret,
-    store_id: String,
-    wakers: Wakers,
-) -> Result<SocketAddr, BackendError> {
-    use axum::body::Bytes;
-    use axum::extract::DefaultBodyLimit;
-    use axum::http::HeaderMap;
-
-    let listener = std::net::TcpListener::bind(addr).map_err(|e| {
-        BackendError::Rejected(format!("cannot listen for webhooks on {addr}: {e}"))
-    })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| BackendError::Rejected(format!("webhook listener: {e}")))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| BackendError::Rejected(format!("webhook listener: {e}")))?;
-    let listener = tokio::net::TcpListener::from_std(listener)
-        .map_err(|e| BackendError::Rejected(format!("webhook listener: {e}")))?;
-    let handler = move |headers: HeaderMap, body: Bytes| {
-        let secret = secret.clone();
-        let store_id = store_id.clone();
-        let wakers = wakers.clone();
-        async move {
-            let sig = headers.get("btcpay-sig").and_then(|v| v.to_str().ok());
-            if !signature_valid(&secret, &body, sig) {
-                tracing::warn!("webhook with a bad or missing BTCPay-Sig refused");
-                return StatusCode::UNAUTHORIZED;
-            }
-            let event: WebhookEvent = match serde_json::from_slice(&body) {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::warn!(error = %e, "signed webhook with a malformed body");
-                    return StatusCode::BAD_REQUEST;
-                }
-            };
-            if event.store_id.as_deref().is_some_and(|s| s != store_id) {
-                tracing::warn!(kind = %event.kind, "webhook for another store ignored");
-                return StatusCode::OK;
-            }
-            if let Some(id) = event.invoice_id {
-                tracing::debug!(kind = %event.kind, invoice = %id, "webhook: re-checking the invoice");
-                wake(&wakers, &id);
-            }
-            StatusCode::OK
-        }
-    };
-    let app = axum::Router::new()
-        .fallback(axum::routing::post(handler))
-        .layer(DefaultBodyLimit::max(http::MAX_BODY));
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "webhook listener stopped");
-        }
-    });
-    Ok(bound)
-}
-
-fn wake(wakers: &Wakers, invoice: &str) {
-    let mut map = wakers.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(list) = map.get_mut(invoice) {
-        list.retain(|w| match w.upgrade() {
-            Some(tx) => {
-                let _ = tx.try_send(());
-                true
-            }
-            None => false,
-        });
-        if list.is_empty() {
-            map.remove(invoice);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -652,26 +676,46 @@ mod tests {
     }
 
     #[test]
-    fn webhook_signatures_are_checked() {
-        use hmac::{Hmac, Mac};
-        let secret = Secret::new("whsec");
-        let body = br#"{"type":"InvoiceSettled","invoiceId":"abc"}"#;
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"whsec").unwrap();
-        mac.update(body);
-        let good = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-        assert!(signature_valid(&secret, body, Some(&good)));
-        assert!(!signature_valid(&secret, b"{}", Some(&good)), "other body");
-        assert!(
-            !signature_valid(&Secret::new("other"), body, Some(&good)),
-            "other secret"
+    fn a_late_payment_counts_only_in_full() {
+        assert_eq!(
+            reported("Expired", Some("PaidLate")).unwrap(),
+            Reported::PaidLate
         );
-        assert!(!signature_valid(&secret, body, None));
-        assert!(!signature_valid(&secret, body, Some("sha256=zz")));
-        assert!(!signature_valid(
-            &secret,
-            body,
-            Some(&good.replace("sha256=", "sha1="))
-        ));
+        assert_eq!(
+            reported("Expired", Some("None")).unwrap(),
+            Reported::Expired
+        );
+        assert_eq!(
+            reported("Expired", Some("PaidPartial")).unwrap(),
+            Reported::Expired
+        );
+        assert_eq!(reported("Expired", None).unwrap(), Reported::Expired);
+        assert_eq!(
+            reported("Settled", Some("PaidOver")).unwrap(),
+            Reported::Settled
+        );
+        assert_eq!(reported("Settled", None).unwrap(), Reported::Settled);
+        assert_eq!(reported("Processing", None).unwrap(), Reported::Pending);
+        assert_eq!(
+            reported("Invalid", Some("PaidLate")).unwrap(),
+            Reported::Invalid
+        );
+        assert!(reported("Paid", None).is_err());
+        let asked = Msat::from_msat(2_100_000);
+        assert_eq!(
+            late_payment("i", Msat::from_msat(2_100_000), asked),
+            InvoiceState::Paid { received: asked }
+        );
+        assert_eq!(
+            late_payment("i", Msat::from_msat(2_200_000), asked),
+            InvoiceState::Paid {
+                received: Msat::from_msat(2_200_000)
+            }
+        );
+        assert_eq!(
+            late_payment("i", Msat::from_msat(2_099_999), asked),
+            InvoiceState::Expired
+        );
     }
 
     #[test]

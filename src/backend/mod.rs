@@ -13,6 +13,7 @@ pub mod lnbits;
 pub mod memo;
 pub mod sim;
 pub mod watch;
+pub mod webhook;
 
 use std::fmt;
 use std::time::Duration;

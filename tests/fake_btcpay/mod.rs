@@ -41,6 +41,12 @@ pub struct FakeInvoice {
     pub expiration: u64,
     pub bolt11: String,
     pub msat: u64,
+    /// The payment hash inside `bolt11`, lower-case hex.
+    pub payment_hash: String,
+    /// Greenfield's `additionalStatus` ("None", "PaidLate", "PaidOver", …).
+    pub additional_status: String,
+    /// What was paid over Lightning, in msat.
+    pub paid_msat: u64,
     pub metadata: Value,
     pub checkout: Value,
 }
@@ -56,10 +62,16 @@ pub enum Hostile {
     FieldError,
     /// The payment methods answer claims a BOLT11 for another amount than it contains.
     AmountMismatch,
+    /// The payment methods answer names another payment hash than its BOLT11 carries.
+    HashMismatch,
+    /// The payment methods answer has no `additionalData.paymentHash` (older servers).
+    NoHash,
 }
 
 enum WsCmd {
     Frame,
+    /// One binary frame of this many bytes.
+    Huge(usize),
     Drop,
 }
 
@@ -77,7 +89,11 @@ struct Inner {
     create_requests: Vec<Value>,
     api_calls: u64,
     ws_connects: u64,
+    /// Status sockets the fake holds open right now.
+    ws_live: u64,
     ping_every: Duration,
+    /// Forget all but this many of the latest invoices (a long soak's memory).
+    keep_last: Option<usize>,
     refunds: Vec<String>,
 }
 
@@ -150,9 +166,27 @@ impl FakeBtcpay {
     }
 
     fn set_status(&self, id: &str, status: &str, notify: bool, drop: bool) {
+        self.set_state(id, status, None, None, notify, drop);
+    }
+
+    /// `additional` sets `additionalStatus`, `paid` the msat paid (by default, in full when
+    /// Settled, nothing otherwise).
+    fn set_state(
+        &self,
+        id: &str,
+        status: &str,
+        additional: Option<&str>,
+        paid: Option<u64>,
+        notify: bool,
+        drop: bool,
+    ) {
         let mut inner = self.lock();
-        inner.invoices.get_mut(id).expect("known invoice").status = status.into();
+        let inv = inner.invoices.get_mut(id).expect("known invoice");
+        inv.status = status.into();
+        inv.additional_status = additional.unwrap_or("None").into();
+        inv.paid_msat = paid.unwrap_or(if status == "Settled" { inv.msat } else { 0 });
         if let Some(socks) = inner.sockets.get_mut(id) {
+            socks.retain(|s| !s.is_closed());
             for s in socks.iter() {
                 if notify {
                     let _ = s.send(WsCmd::Frame);
@@ -184,6 +218,48 @@ impl FakeBtcpay {
 
     pub fn expire(&self, id: &str) {
         self.set_status(id, "Expired", true, false);
+    }
+
+    /// `msat` arrive after the invoice expired: Expired with PaidLate, as BTCPay reports it.
+    pub fn pay_late(&self, id: &str, msat: u64) {
+        self.set_state(id, "Expired", Some("PaidLate"), Some(msat), true, false);
+    }
+
+    /// Settled with more than asked: PaidOver.
+    pub fn settle_over(&self, id: &str, msat: u64) {
+        self.set_state(id, "Settled", Some("PaidOver"), Some(msat), true, false);
+    }
+
+    /// Sends one binary frame of `bytes` bytes on every status socket of the invoice.
+    pub fn huge_frame(&self, id: &str, bytes: usize) {
+        let inner = self.lock();
+        for s in inner.sockets.get(id).into_iter().flatten() {
+            let _ = s.send(WsCmd::Huge(bytes));
+        }
+    }
+
+    /// How often an open status socket gets its text `ping`.
+    pub fn ping_every(&self, every: Duration) {
+        self.lock().ping_every = every;
+    }
+
+    /// Keeps only the latest `n` invoices (for a long soak in one process).
+    pub fn keep_last(&self, n: usize) {
+        self.lock().keep_last = Some(n);
+    }
+
+    /// Status sockets asked for an invoice and not yet closed.
+    pub fn sockets_for(&self, id: &str) -> usize {
+        let inner = self.lock();
+        inner
+            .sockets
+            .get(id)
+            .map_or(0, |s| s.iter().filter(|s| !s.is_closed()).count())
+    }
+
+    /// Status sockets still open on the fake's side.
+    pub fn ws_live(&self) -> u64 {
+        self.lock().ws_live
     }
 
     /// The next `n` Greenfield calls answer 500.
@@ -253,7 +329,7 @@ impl FakeBtcpay {
             "id": inv.id,
             "storeId": STORE,
             "amount": inv.amount,
-            "paidAmount": if inv.status == "Settled" { inv.amount.clone() } else { "0".into() },
+            "paidAmount": if inv.paid_msat > 0 { inv.amount.clone() } else { "0".into() },
             "currency": inv.currency,
             "type": "Standard",
             "checkoutLink": format!("{}/i/{}", self.url(), inv.id),
@@ -261,7 +337,7 @@ impl FakeBtcpay {
             "expirationTime": inv.expiration,
             "monitoringExpiration": inv.expiration + 86400,
             "status": inv.status,
-            "additionalStatus": "None",
+            "additionalStatus": inv.additional_status,
             "availableStatusesForManualMarking": ["Settled", "Invalid"],
             "archived": false,
             "metadata": inv.metadata,
@@ -272,12 +348,14 @@ impl FakeBtcpay {
         v
     }
 
-    fn bolt11(&self, msat: u64, expiry: Duration) -> String {
+    /// A signed BOLT11 and its payment hash (hex).
+    fn bolt11(&self, msat: u64, expiry: Duration) -> (String, String) {
         let secp = Secp256k1::new();
         let preimage: [u8; 32] = rand::random();
-        InvoiceBuilder::new(Currency::Regtest)
+        let hash = sha256::Hash::hash(&preimage);
+        let bolt11 = InvoiceBuilder::new(Currency::Regtest)
             .description("lnvend test".into())
-            .payment_hash(sha256::Hash::hash(&preimage))
+            .payment_hash(hash)
             .payment_secret(PaymentSecret(rand::random()))
             .duration_since_epoch(Duration::from_secs(now()))
             .min_final_cltv_expiry_delta(144)
@@ -285,7 +363,8 @@ impl FakeBtcpay {
             .expiry_time(expiry)
             .build_signed(|m| secp.sign_ecdsa_recoverable(m, &self.key))
             .unwrap()
-            .to_string()
+            .to_string();
+        (bolt11, hash.to_string())
     }
 
     /// Auth and storms, as Greenfield answers them. `None` means: go on.
@@ -342,7 +421,7 @@ async fn create(
             fake.check("ValidationProblemDetails", false, &body);
             return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
         }
-        Some(Hostile::AmountMismatch) | None => {}
+        Some(Hostile::AmountMismatch | Hostile::HashMismatch | Hostile::NoHash) | None => {}
     }
     let amount = req["amount"].as_str().unwrap_or_default().to_string();
     let currency = req["currency"].as_str().unwrap_or("SATS").to_string();
@@ -363,6 +442,7 @@ async fn create(
     let wrong = fake.lock().wrong_amount;
     let msat = sats * 1000 + if wrong { 1000 } else { 0 };
     let created = now();
+    let (bolt11, payment_hash) = fake.bolt11(msat, Duration::from_secs(minutes * 60));
     let inv = FakeInvoice {
         id: format!("Inv{:016X}", rand::random::<u64>()),
         status: "New".into(),
@@ -370,8 +450,11 @@ async fn create(
         currency,
         created,
         expiration: created + minutes * 60,
-        bolt11: fake.bolt11(msat, Duration::from_secs(minutes * 60)),
+        bolt11,
         msat,
+        payment_hash,
+        additional_status: "None".into(),
+        paid_msat: 0,
         metadata: req["metadata"].clone(),
         checkout: json!({
             "speedPolicy": "HighSpeed",
@@ -390,6 +473,15 @@ async fn create(
     let mut inner = fake.lock();
     inner.order.push(inv.id.clone());
     inner.invoices.insert(inv.id.clone(), inv);
+    if let Some(keep) = inner.keep_last {
+        while inner.order.len() > keep {
+            let old = inner.order.remove(0);
+            inner.invoices.remove(&old);
+            inner.sockets.remove(&old);
+        }
+        let excess = inner.create_requests.len().saturating_sub(keep);
+        inner.create_requests.drain(..excess);
+    }
     drop(inner);
     Json(body).into_response()
 }
@@ -445,30 +537,56 @@ async fn methods(
     let Some(inv) = fake.lock().invoices.get(&id).cloned() else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let btc = format!(
-        "{}.{:011}",
-        inv.msat / 100_000_000_000,
-        inv.msat % 100_000_000_000
-    );
-    let btc = btc.trim_end_matches('0').trim_end_matches('.').to_string();
-    let paid = inv.status == "Settled";
+    let btc = btc_of(inv.msat);
+    let paid = btc_of(inv.paid_msat);
+    let due = if inv.paid_msat > inv.msat {
+        format!("-{}", btc_of(inv.paid_msat - inv.msat))
+    } else {
+        btc_of(inv.msat - inv.paid_msat)
+    };
+    let hostile = fake.lock().hostile;
+    let additional = match hostile {
+        Some(Hostile::NoHash) => json!({}),
+        Some(Hostile::HashMismatch) => json!({
+            "paymentHash": sha256::Hash::hash(b"another invoice").to_string(),
+            "preimage": null,
+            "invoiceId": inv.payment_hash,
+            "nodeInfo": NODE_INFO,
+        }),
+        _ => json!({
+            "paymentHash": inv.payment_hash,
+            "preimage": null,
+            "invoiceId": inv.payment_hash,
+            "nodeInfo": NODE_INFO,
+        }),
+    };
     let body = json!([{
         "paymentMethodId": "BTC-LN",
         "currency": "BTC",
         "destination": inv.bolt11,
         "paymentLink": format!("lightning:{}", inv.bolt11),
         "rate": "100000000",
-        "paymentMethodPaid": if paid { btc.clone() } else { "0".into() },
-        "totalPaid": if paid { btc.clone() } else { "0".into() },
-        "due": if paid { "0".to_string() } else { btc.clone() },
-        "amount": if matches!(fake.lock().hostile, Some(Hostile::AmountMismatch)) { "0.00000001".to_string() } else { btc },
+        "paymentMethodPaid": paid,
+        "totalPaid": paid,
+        "due": due,
+        "amount": if matches!(hostile, Some(Hostile::AmountMismatch)) { "0.00000001".to_string() } else { btc },
         "paymentMethodFee": "0",
         "payments": [],
         "activated": true,
-        "additionalData": {},
+        "additionalData": additional,
     }]);
     fake.check("InvoicePaymentMethodDataModel", true, &body);
     Json(body).into_response()
+}
+
+/// A node's connection string, as BTCPay shows it.
+const NODE_INFO: &str =
+    "02a8d2f3b2f2c4e8e5b0f1c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718@127.0.0.1:9735";
+
+/// msat as a BTC decimal string, as Greenfield writes amounts ("0.000021", "0").
+fn btc_of(msat: u64) -> String {
+    let s = format!("{}.{:011}", msat / 100_000_000_000, msat % 100_000_000_000);
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 async fn refund(
@@ -530,9 +648,15 @@ async fn status_ws(
     {
         let mut inner = fake.lock();
         inner.ws_connects += 1;
-        inner.sockets.entry(id).or_default().push(tx);
+        let socks = inner.sockets.entry(id).or_default();
+        socks.retain(|s| !s.is_closed());
+        socks.push(tx);
     }
-    ws.on_upgrade(move |socket| serve_socket(socket, rx, ping))
+    ws.on_upgrade(move |socket| async move {
+        fake.lock().ws_live += 1;
+        serve_socket(socket, rx, ping).await;
+        fake.lock().ws_live -= 1;
+    })
 }
 
 async fn serve_socket(
@@ -550,6 +674,11 @@ async fn serve_socket(
                         return;
                     }
                 }
+                Some(WsCmd::Huge(n)) => {
+                    if socket.send(Message::Binary(vec![0x01; n].into())).await.is_err() {
+                        return;
+                    }
+                }
                 // Abrupt: no close frame.
                 Some(WsCmd::Drop) | None => return,
             },
@@ -558,7 +687,8 @@ async fn serve_socket(
                     return;
                 }
             }
-            msg = socket.recv() => if msg.is_none() { return },
+            // The client went away (or broke the protocol): this socket is done.
+            msg = socket.recv() => if !matches!(msg, Some(Ok(_))) { return },
         }
     }
 }
