@@ -730,6 +730,7 @@ mod tests {
             cert_sha256: None,
             request_timeout_ms: 1000,
             network: crate::config::Network::Bitcoin,
+            allow_insecure_http: false,
         })
         .unwrap();
         let shown = format!("{backend:?}");
