@@ -420,7 +420,7 @@ impl PaymentBackend for LnbitsBackend {
             .map_err(|()| BackendError::Rejected("cannot make a websocket URL".into()))?;
         let connect = tokio_tungstenite::connect_async_tls_with_config(
             url.as_str(),
-            None,
+            Some(http::ws_config()),
             false,
             Some(http::ws_connector(&self.tls)?),
         );
@@ -718,6 +718,122 @@ mod tests {
         assert_eq!(body["unit"], "EUR");
         req.price = Price::Sats(Msat::from_msat(1500));
         assert!(matches!(create_body(&req), Err(BackendError::Rejected(_))));
+    }
+
+    fn config(url: &str) -> LnbitsConfig {
+        LnbitsConfig {
+            url: url.into(),
+            invoice_key: Some(Secret::new("s3cr3t-invoice-key")),
+            invoice_key_file: None,
+            ca_file: None,
+            cert_sha256: None,
+            request_timeout_ms: 1000,
+            network: crate::config::Network::Bitcoin,
+            allow_insecure_http: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_an_error_and_the_key_never_reaches_the_other_host() {
+        use crate::backend::http::test_server;
+        let (elsewhere, elsewhere_saw) = test_server::start(
+            "HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n{\"balance\":0}\n".into(),
+        )
+        .await;
+        let (server, server_saw) =
+            test_server::start(test_server::redirect_to(elsewhere, "/api/v1/wallet")).await;
+        let backend = LnbitsBackend::new(&config(&format!("http://{server}"))).unwrap();
+        let err = backend.check_health().await.unwrap_err();
+        assert!(err.to_string().contains("redirect"), "{err}");
+        assert!(!err.to_string().contains("s3cr3t"), "{err}");
+        let hash = "ab".repeat(32);
+        let err = backend
+            .invoice_state(&InvoiceId(hash.clone()))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("redirect"), "{err}");
+        assert!(server_saw.lock().unwrap()[0].contains("s3cr3t-invoice-key"));
+        assert_eq!(
+            elsewhere_saw.lock().unwrap().len(),
+            0,
+            "the other host got a request: {:?}",
+            elsewhere_saw.lock().unwrap()
+        );
+    }
+
+    /// A local stand-in for LNbits' per-invoice websocket: on each connection it sends
+    /// `pushes` (text messages, in order), then keeps the socket open until the client goes.
+    /// The returned counter is the number of sockets open right now.
+    async fn ws_server(
+        pushes: Vec<String>,
+    ) -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use axum::extract::ws::{Message as AxMessage, WebSocketUpgrade};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let open = Arc::new(AtomicUsize::new(0));
+        let counter = open.clone();
+        let app = axum::Router::new().route(
+            "/api/v1/ws/{hash}",
+            axum::routing::get(move |ws: WebSocketUpgrade| {
+                let pushes = pushes.clone();
+                let open = counter.clone();
+                async move {
+                    ws.max_message_size(8 << 20)
+                        .max_frame_size(8 << 20)
+                        .on_upgrade(move |mut socket| async move {
+                            open.fetch_add(1, Ordering::SeqCst);
+                            for p in pushes {
+                                if socket.send(AxMessage::Text(p.into())).await.is_err() {
+                                    break;
+                                }
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                            // Until the client closes or drops the connection.
+                            while let Some(Ok(_)) = socket.recv().await {}
+                            open.fetch_sub(1, Ordering::SeqCst);
+                        })
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (addr, open)
+    }
+
+    #[tokio::test]
+    async fn an_oversized_websocket_frame_ends_the_wake_up_stream() {
+        let (addr, _) = ws_server(vec!["{}".into(), "x".repeat(1 << 20)]).await;
+        let backend = LnbitsBackend::new(&config(&format!("http://{addr}"))).unwrap();
+        let mut rx = backend.wake_ups(&InvoiceId("ab".repeat(32))).await.unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+        assert_eq!(first, Ok(Some(())), "a normal push still wakes the watcher");
+        // The 1 MiB push is refused and the stream ends, so the watcher polls instead.
+        let next = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+        assert_eq!(next, Ok(None), "the stream ended");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_wake_up_stream_closes_its_websocket() {
+        use std::sync::atomic::Ordering;
+        let (addr, open) = ws_server(vec![]).await;
+        let backend = LnbitsBackend::new(&config(&format!("http://{addr}"))).unwrap();
+        let mut streams = Vec::new();
+        for i in 0..5u8 {
+            let hash = hex::encode([i; 32]);
+            streams.push(backend.wake_ups(&InvoiceId(hash)).await.unwrap());
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while open.load(Ordering::SeqCst) != 5 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(open.load(Ordering::SeqCst), 5);
+        // The watches end.
+        drop(streams);
+        while open.load(Ordering::SeqCst) != 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(open.load(Ordering::SeqCst), 0, "every socket was closed");
     }
 
     #[test]
