@@ -1396,11 +1396,12 @@ enb = 13
             let text = with_backend(&format!(
                 "kind = \"lnbits\"\nurl = \"http://{host}:5000\"\ninvoice_key = \"k\"\n"
             ));
-            let c = Config::parse(&text, "t.toml", Mode::Run)
-                .unwrap_or_else(|e| panic!("{host}: {e}"));
+            let c =
+                Config::parse(&text, "t.toml", Mode::Run).unwrap_or_else(|e| panic!("{host}: {e}"));
             assert_eq!(c.insecure_http_warning(), None, "{host}");
         }
-        let https = with_backend("kind = \"lnbits\"\nurl = \"https://lnbits.lan\"\ninvoice_key = \"k\"\n");
+        let https =
+            with_backend("kind = \"lnbits\"\nurl = \"https://lnbits.lan\"\ninvoice_key = \"k\"\n");
         let c = Config::parse(&https, "t.toml", Mode::Run).unwrap();
         assert_eq!(c.insecure_http_warning(), None);
 
@@ -1408,9 +1409,17 @@ enb = 13
             "kind = \"cln\"\nurl = \"http://node.lan:3010\"\nrune = \"r\"\nallow_insecure_http = true\n",
         );
         let c = Config::parse(&lan, "t.toml", Mode::Run).unwrap();
-        let warning = c.insecure_http_warning().expect("a warning for check-config");
-        assert!(warning.contains("clnrest") && warning.contains("clear"), "{warning}");
-        assert!(!warning.contains("\"r\""), "no rune in the warning: {warning}");
+        let warning = c
+            .insecure_http_warning()
+            .expect("a warning for check-config");
+        assert!(
+            warning.contains("clnrest") && warning.contains("clear"),
+            "{warning}"
+        );
+        assert!(
+            !warning.contains("\"r\""),
+            "no rune in the warning: {warning}"
+        );
         // The switch is written back only when set, and still no unknown key is accepted.
         assert!(c.to_redacted_toml().contains("allow_insecure_http = true"));
         let typo = lan.replace("allow_insecure_http", "allow_insecure");

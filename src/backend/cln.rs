@@ -570,6 +570,41 @@ mod tests {
     }
 
     #[test]
+    fn an_absurd_expires_at_is_refused_before_it_is_shown() {
+        let reply = |expires_at: &str| {
+            serde_json::from_str::<Value>(&format!(
+                r#"{{"bolt11":"lnbcrt1x","payment_hash":"{}","expires_at":{expires_at}}}"#,
+                "ab".repeat(32)
+            ))
+            .unwrap()
+        };
+        let amount = Msat::from_msat(2_100_000);
+        // Past u64 or negative: not an expiry at all.
+        for bad in ["18446744073709551616", "1e30", "-5", "\"soon\""] {
+            assert!(
+                matches!(
+                    parse_invoice_reply(&reply(bad), &request(), amount),
+                    Err(BackendError::BadReply(_))
+                ),
+                "{bad}"
+            );
+        }
+        // u64::MAX parses, and the BOLT11 check refuses it without overflowing.
+        let inv = parse_invoice_reply(&reply("18446744073709551615"), &request(), amount).unwrap();
+        assert_eq!(inv.expires_at_unix, u64::MAX);
+        let now = std::time::SystemTime::now();
+        let secs = now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let mut ok = inv.clone();
+        ok.bolt11 =
+            crate::bolt11::tests::handmade(2_100_000, [0xab; 32], secs, Some(300), [7; 32], None);
+        ok.expires_at_unix = u64::MAX;
+        assert!(matches!(
+            crate::bolt11::check(&ok, &request(), Network::Regtest, now),
+            Err(crate::bolt11::Bolt11Error::ExpiresTooLate { .. })
+        ));
+    }
+
+    #[test]
     fn listinvoices_states() {
         let paid = json!({"invoices": [{"label": "a", "status": "paid", "amount_msat": 1000,
             "amount_received_msat": 1000, "pay_index": 3}]});

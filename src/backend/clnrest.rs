@@ -140,8 +140,7 @@ mod tests {
     async fn a_redirect_is_an_error_and_the_rune_never_reaches_the_other_host() {
         use crate::backend::http::test_server;
         let (elsewhere, elsewhere_saw) = test_server::start(
-            "HTTP/1.1 201 Created\r\nContent-Length: 22\r\n\r\n{\"network\":\"regtest\"}\n"
-                .into(),
+            "HTTP/1.1 201 Created\r\nContent-Length: 22\r\n\r\n{\"network\":\"regtest\"}\n".into(),
         )
         .await;
         let (server, server_saw) =

@@ -19,7 +19,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use lightning_invoice::Bolt11Invoice;
 use reqwest::header::HeaderValue;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -194,10 +193,10 @@ fn parse_created(body: &[u8]) -> Result<(Invoice, Issued), BackendError> {
         .or(reply.payment_request)
         .ok_or_else(|| BackendError::BadReply("no bolt11 in the reply".into()))?;
     let bolt11 = bolt11.trim().to_string();
-    let parsed = Bolt11Invoice::from_str(&bolt11)
+    let parsed = crate::bolt11::decode(&bolt11)
         .map_err(|e| BackendError::BadReply(format!("bolt11 does not parse: {e}")))?;
     let amount = parsed
-        .amount_milli_satoshis()
+        .amount_msat
         .filter(|a| *a > 0)
         .map(Msat::from_msat)
         .ok_or_else(|| BackendError::BadReply("the bolt11 has no amount".into()))?;
@@ -208,19 +207,12 @@ fn parse_created(body: &[u8]) -> Result<(Invoice, Issued), BackendError> {
             )));
         }
     }
-    if !parsed
-        .payment_hash()
-        .to_string()
-        .eq_ignore_ascii_case(&hash)
-    {
+    if !parsed.payment_hash.eq_ignore_ascii_case(&hash) {
         return Err(BackendError::BadReply(
             "the bolt11's payment hash is not the reply's payment_hash".into(),
         ));
     }
-    let expires_at_unix = parsed
-        .expires_at()
-        .ok_or_else(|| BackendError::BadReply("the bolt11's expiry overflows".into()))?
-        .as_secs();
+    let expires_at_unix = parsed.expires_at_unix;
     let issued = Issued {
         amount,
         expires_at_unix,
@@ -275,20 +267,17 @@ fn judge(
         .details
         .as_ref()
         .and_then(|d| d.bolt11.as_deref())
-        .and_then(|b| Bolt11Invoice::from_str(b.trim()).ok())
-        .filter(|b| b.payment_hash().to_string().eq_ignore_ascii_case(hash));
+        .and_then(|b| crate::bolt11::decode(b).ok())
+        .filter(|b| b.payment_hash.eq_ignore_ascii_case(hash));
     let asked = issued.map(|i| i.amount).or_else(|| {
         from_details
             .as_ref()
-            .and_then(|b| b.amount_milli_satoshis())
+            .and_then(|b| b.amount_msat)
             .map(Msat::from_msat)
     });
-    let expires_at = issued.map(|i| i.expires_at_unix).or_else(|| {
-        from_details
-            .as_ref()
-            .and_then(|b| b.expires_at())
-            .map(|d| d.as_secs())
-    });
+    let expires_at = issued
+        .map(|i| i.expires_at_unix)
+        .or_else(|| from_details.as_ref().map(|b| b.expires_at_unix));
 
     let ours = reply.details.as_ref().filter(|d| {
         let same_wallet = match (issued.and_then(|i| i.wallet_id.as_deref()), &d.wallet_id) {
@@ -580,6 +569,53 @@ mod tests {
     }
 
     #[test]
+    fn a_stock_fakewallet_invoice_without_feature_bits_is_understood() {
+        use crate::bolt11::tests::handmade;
+        let b = handmade(2_100_000, [5; 32], NOW, Some(300), [7; 32], None);
+        let h = hex::encode([5; 32]);
+        let body = format!(r#"{{"payment_hash":"{h}","bolt11":"{b}","amount":2100000}}"#);
+        let (inv, rec) = parse_created(body.as_bytes()).unwrap();
+        assert_eq!(inv.amount, Msat::from_msat(2_100_000));
+        assert_eq!(inv.expires_at_unix, NOW + 300);
+        assert_eq!(rec.expires_at_unix, NOW + 300);
+        // After a restart its bolt11 in `details` still gives the price.
+        let paid = |amount: i64| {
+            format!(
+                r#"{{"paid":true,"details":{{"payment_hash":"{h}","amount":{amount},"bolt11":"{b}"}}}}"#
+            )
+        };
+        assert_eq!(
+            judge(&h, paid(2_100_000).as_bytes(), None, NOW + 10).unwrap(),
+            InvoiceState::Paid {
+                received: Msat::from_msat(2_100_000)
+            }
+        );
+        assert_eq!(
+            judge(&h, paid(2_000_000).as_bytes(), None, NOW + 10).unwrap(),
+            InvoiceState::Pending
+        );
+    }
+
+    #[test]
+    fn an_expiry_that_overflows_is_a_bad_reply_not_a_panic() {
+        use crate::bolt11::tests::handmade;
+        let b = handmade(2_100_000, [5; 32], NOW, Some(u64::MAX), [7; 32], None);
+        let h = hex::encode([5; 32]);
+        let body = format!(r#"{{"payment_hash":"{h}","bolt11":"{b}"}}"#);
+        assert!(matches!(
+            parse_created(body.as_bytes()),
+            Err(BackendError::BadReply(m)) if m.contains("overflow")
+        ));
+        let unpaid = format!(
+            r#"{{"paid":false,"details":{{"payment_hash":"{h}","amount":2100000,"status":"pending","bolt11":"{b}"}}}}"#
+        );
+        assert_eq!(
+            judge(&h, unpaid.as_bytes(), None, u64::MAX).unwrap(),
+            InvoiceState::Pending
+        );
+    }
+
+    #[test]
     fn paid_with_our_details_and_the_full_amount_is_paid() {
         let (_, h) = bolt11(2_100_000);
         let body = status(true, Some((&h, 2_100_000, "success", "w1")));
@@ -766,7 +802,10 @@ mod tests {
     /// The returned counter is the number of sockets open right now.
     async fn ws_server(
         pushes: Vec<String>,
-    ) -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    ) -> (
+        std::net::SocketAddr,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
         use axum::extract::ws::{Message as AxMessage, WebSocketUpgrade};
         use std::sync::atomic::{AtomicUsize, Ordering};
         use std::sync::Arc;
