@@ -9,7 +9,8 @@
 //! needs the `details` that LNbits only shows to the wallet owning the payment, with an
 //! incoming amount at least what was asked. And wake-ups from the per-invoice websocket
 //! (`/api/v1/ws/{payment_hash}`): that socket is unauthenticated and anyone can push text to
-//! it (`POST /api/v1/ws/{id}`), so a message only makes the watcher ask again.
+//! it (`POST /api/v1/ws/{id}`), so a message only makes the watcher ask again, and a message
+//! over [`http::MAX_WS_MESSAGE`] ends the stream (the watcher then polls).
 //!
 //! The key goes into the `X-Api-Key` header and nowhere else: not in a URL (LNbits would
 //! accept `?api-key=`, which ends up in proxy logs), not in an error, not in `Debug`.

@@ -2,7 +2,9 @@
 //! socket the way lightningd does (a stream of JSON requests in, each reply followed by a
 //! blank line), and the same methods as clnrest over HTTP (`POST /v1/<method>`, `Rune`
 //! header, 201 on success). Its behaviour is scripted from the test (pay, pay silently,
-//! close the waiting connections, fail the next `invoice`, report another network).
+//! close the waiting connections, fail the next `invoice`, report another network, send
+//! replies over 2 MiB), and it counts the socket connections open, so a test can see that
+//! finished watches leave none behind.
 //!
 //! Every successful reply is checked against the `response` schema of CLN's own method
 //! file (copied into `tests/data/cln/`) before it is sent, so the fake cannot drift from the
