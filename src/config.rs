@@ -236,6 +236,10 @@ pub struct BtcpayConfig {
     pub webhook_secret: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_secret_file: Option<PathBuf>,
+    /// Allow a plain `http://` URL to a host other than this machine. Off by default: over
+    /// http anyone on the path reads the key and can answer "paid" to get a free drink.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -260,6 +264,10 @@ pub struct ClnConfig {
     pub request_timeout_ms: u64,
     #[serde(default)]
     pub network: Network,
+    /// Allow a plain `http://` URL to a host other than this machine. Off by default: over
+    /// http anyone on the path reads the key and can answer "paid" to get a free drink.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -280,6 +288,10 @@ pub struct LnbitsConfig {
     pub request_timeout_ms: u64,
     #[serde(default)]
     pub network: Network,
+    /// Allow a plain `http://` URL to a host other than this machine. Off by default: over
+    /// http anyone on the path reads the key and can answer "paid" to get a free drink.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure_http: bool,
 }
 
 impl BackendConfig {
@@ -522,7 +534,7 @@ impl Config {
         match &self.backend {
             None | Some(BackendConfig::Sim(_)) => Ok(()),
             Some(BackendConfig::Btcpay(c)) => {
-                check_url(&c.url, "backend.url")?;
+                check_url(&c.url, "backend.url", c.allow_insecure_http)?;
                 if c.store_id.trim().is_empty() {
                     return Err(invalid("backend.store_id", "is empty"));
                 }
@@ -555,7 +567,7 @@ impl Config {
                         ))
                     }
                     (None, Some(url)) => {
-                        check_url(url, "backend.url")?;
+                        check_url(url, "backend.url", c.allow_insecure_http)?;
                         one_secret(&c.rune, &c.rune_file, "rune")?;
                     }
                     (Some(_), None) => {}
@@ -564,7 +576,7 @@ impl Config {
                 pin(&c.cert_sha256)
             }
             Some(BackendConfig::Lnbits(c)) => {
-                check_url(&c.url, "backend.url")?;
+                check_url(&c.url, "backend.url", c.allow_insecure_http)?;
                 one_secret(&c.invoice_key, &c.invoice_key_file, "invoice_key")?;
                 timeout(c.request_timeout_ms)?;
                 pin(&c.cert_sha256)
@@ -1083,11 +1095,55 @@ impl Config {
     }
 }
 
-fn check_url(url: &str, field: &str) -> Result<(), Invalid> {
+impl Config {
+    /// A warning for check-config when the backend is reached over plain http to another
+    /// host (allowed only by `allow_insecure_http = true`); `None` when the link is https or
+    /// stays on this machine.
+    pub fn insecure_http_warning(&self) -> Option<String> {
+        let (kind, url, allowed) = match self.backend.as_ref()? {
+            BackendConfig::Btcpay(c) => ("BTCPay", c.url.as_str(), c.allow_insecure_http),
+            BackendConfig::Cln(c) => ("clnrest", c.url.as_deref()?, c.allow_insecure_http),
+            BackendConfig::Lnbits(c) => ("LNbits", c.url.as_str(), c.allow_insecure_http),
+            BackendConfig::Sim(_) => return None,
+        };
+        let u = url::Url::parse(url).ok()?;
+        (allowed && u.scheme() == "http" && !is_loopback(&u)).then(|| {
+            format!(
+                "warning: the {kind} backend is reached over plain http (allow_insecure_http = true): \
+                 its key crosses the network in clear, and anyone on that network can answer \"paid\""
+            )
+        })
+    }
+}
+
+/// A backend URL must be https, or http to this machine itself, unless the operator said
+/// `allow_insecure_http = true`: the key (and the "paid" answer) would otherwise cross the
+/// venue's network in clear.
+fn check_url(url: &str, field: &str, allow_insecure_http: bool) -> Result<(), Invalid> {
     match url::Url::parse(url) {
-        Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => Ok(()),
+        Ok(u) if u.scheme() == "https" && u.host().is_some() => Ok(()),
+        Ok(u) if u.scheme() == "http" && u.host().is_some() => {
+            if allow_insecure_http || is_loopback(&u) {
+                Ok(())
+            } else {
+                Err(invalid(
+                    field,
+                    "http:// to another host sends the key in clear and lets anyone on the network answer \"paid\"; use https:// (or set allow_insecure_http = true on a network you trust)",
+                ))
+            }
+        }
         Ok(_) => Err(invalid(field, "must be an http:// or https:// URL")),
         Err(e) => Err(invalid(field, format!("not a URL: {e}"))),
+    }
+}
+
+/// 127.0.0.0/8, ::1 or `localhost`: traffic that never leaves the machine.
+fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
     }
 }
 
@@ -1472,5 +1528,75 @@ enb = 13
         std::fs::remove_file(dir.path().join("key")).unwrap();
         let e = Config::load(&path, Mode::Run).unwrap_err();
         assert_eq!(e.field, "backend.invoice_key_file");
+    }
+
+    /// GOOD plus a `[backend]` table with `lines`, which start on line 24.
+    fn with_backend(lines: &str) -> String {
+        format!("{GOOD}\n[backend]\n{lines}")
+    }
+
+    #[test]
+    fn plain_http_to_another_host_is_refused_at_its_line_for_every_backend() {
+        for (kind, rest) in [
+            ("lnbits", "invoice_key = \"k\"\n"),
+            ("cln", "rune = \"r\"\n"),
+            ("btcpay", "store_id = \"s\"\napi_key = \"k\"\n"),
+        ] {
+            let text = with_backend(&format!(
+                "kind = \"{kind}\"\nurl = \"http://lnbits.lan:5000\"\n{rest}"
+            ));
+            let e = Config::parse(&text, "t.toml", Mode::Run).unwrap_err();
+            assert_eq!(e.field, "backend.url", "{kind}: {e}");
+            assert_eq!(e.line, 25, "{kind}: {e}");
+            assert!(e.message.contains("https://"), "{kind}: {e}");
+            assert!(e.message.contains("allow_insecure_http"), "{kind}: {e}");
+            // A private address is no better than a name.
+            let lan_ip = text.replace("lnbits.lan", "192.168.1.20");
+            assert_eq!(
+                Config::parse(&lan_ip, "t.toml", Mode::Run)
+                    .unwrap_err()
+                    .field,
+                "backend.url"
+            );
+        }
+    }
+
+    #[test]
+    fn plain_http_to_this_machine_or_with_the_switch_is_accepted() {
+        for host in ["127.0.0.1", "127.3.4.5", "[::1]", "localhost", "LocalHost"] {
+            let text = with_backend(&format!(
+                "kind = \"lnbits\"\nurl = \"http://{host}:5000\"\ninvoice_key = \"k\"\n"
+            ));
+            let c =
+                Config::parse(&text, "t.toml", Mode::Run).unwrap_or_else(|e| panic!("{host}: {e}"));
+            assert_eq!(c.insecure_http_warning(), None, "{host}");
+        }
+        let https =
+            with_backend("kind = \"lnbits\"\nurl = \"https://lnbits.lan\"\ninvoice_key = \"k\"\n");
+        let c = Config::parse(&https, "t.toml", Mode::Run).unwrap();
+        assert_eq!(c.insecure_http_warning(), None);
+
+        let lan = with_backend(
+            "kind = \"cln\"\nurl = \"http://node.lan:3010\"\nrune = \"r\"\nallow_insecure_http = true\n",
+        );
+        let c = Config::parse(&lan, "t.toml", Mode::Run).unwrap();
+        let warning = c
+            .insecure_http_warning()
+            .expect("a warning for check-config");
+        assert!(
+            warning.contains("clnrest") && warning.contains("clear"),
+            "{warning}"
+        );
+        assert!(
+            !warning.contains("\"r\""),
+            "no rune in the warning: {warning}"
+        );
+        // The switch is written back only when set, and still no unknown key is accepted.
+        assert!(c.to_redacted_toml().contains("allow_insecure_http = true"));
+        let typo = lan.replace("allow_insecure_http", "allow_insecure");
+        assert!(Config::parse(&typo, "t.toml", Mode::Run)
+            .unwrap_err()
+            .message
+            .contains("unknown field"));
     }
 }

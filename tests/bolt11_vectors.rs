@@ -125,3 +125,38 @@ fn every_invalid_vector_is_refused() {
         );
     }
 }
+
+/// lnvend's own reader ([`lnvend::bolt11::decode`], which does not insist on feature bits)
+/// reads every valid example to the same network, amount, hash, timestamp and expiry, and
+/// refuses every invalid one except the one whose only fault is a missing payment secret
+/// (lnvend does not need one; a wallet that does simply will not pay).
+#[test]
+fn lnvends_decoder_agrees_with_every_vector() {
+    let all = vectors();
+    let default_expiry = all["common"]["defaults_when_field_absent"]["expiry_seconds"]
+        .as_u64()
+        .unwrap();
+    for v in all["valid"].as_array().unwrap() {
+        let id = v["id"].as_str().unwrap();
+        let d = lnvend::bolt11::decode(v["bolt11"].as_str().unwrap())
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(d.currency, currency(v["network"].as_str().unwrap()), "{id}");
+        assert_eq!(d.amount_msat, v["amount_msat"].as_u64(), "{id}");
+        assert_eq!(d.payment_hash, v["payment_hash"], "{id}");
+        assert_eq!(d.timestamp_unix, v["timestamp"].as_u64().unwrap(), "{id}");
+        let expiry = v["expiry_seconds"].as_u64().unwrap_or(default_expiry);
+        assert_eq!(d.expiry_secs, expiry, "{id}");
+        if v["payee_pubkey_ambiguous"] != true {
+            assert_eq!(d.payee.to_string(), v["payee_pubkey"], "{id}");
+        }
+    }
+    for v in all["invalid"].as_array().unwrap() {
+        let id = v["id"].as_str().unwrap();
+        let decoded = lnvend::bolt11::decode(v["bolt11"].as_str().unwrap());
+        if id == "missing_payment_secret" {
+            assert!(decoded.is_ok(), "{id}: {decoded:?}");
+        } else {
+            assert!(decoded.is_err(), "{id} was accepted: {decoded:?}");
+        }
+    }
+}

@@ -192,6 +192,79 @@ async fn a_node_on_the_wrong_network_puts_the_machine_out_of_service() {
     node.assert_replies_valid();
 }
 
+#[tokio::test(start_paused = true)]
+async fn an_oversized_reply_puts_the_machine_out_of_service_and_pours_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, cfg) = node_and_config(dir.path(), "regtest");
+    node.set_oversized_replies(Some("getinfo"));
+    let mut m = TestMachine::start(&cfg);
+    let v = m.wait_screen(Screen::OutOfService).await;
+    m.tap(0);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(m.views.borrow().screen, Screen::OutOfService, "{v:?}");
+    assert!(m.views.borrow().qr.is_none());
+    assert_eq!(node.invoice_count(), 0, "no invoice, no QR");
+    assert_eq!(on_time(&m.gpio, ENA).1, 0);
+    assert_eq!(
+        node.open_connections(),
+        0,
+        "the oversized replies' connections were dropped"
+    );
+
+    // A sane node again: the machine comes back and sells.
+    node.set_oversized_replies(None);
+    m.wait_screen(Screen::Idle).await;
+    // A 2 MiB answer to the invoice request shows no QR either.
+    node.set_oversized_replies(Some("invoice"));
+    m.tap(0);
+    let v = m
+        .wait_for(Duration::from_secs(30), "not a QR", |v| {
+            v.screen != Screen::Idle && v.screen != Screen::Creating
+        })
+        .await;
+    assert_eq!(v.screen, Screen::OutOfService, "{v:?}");
+    assert!(v.qr.is_none());
+    assert_eq!(on_time(&m.gpio, ENA).1, 0);
+    m.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn finished_sales_leave_no_connection_to_the_node_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, cfg) = node_and_config(dir.path(), "regtest");
+    let mut m = TestMachine::start(&cfg);
+    m.wait_screen(Screen::Idle).await;
+    for sale in 0..3 {
+        m.tap(0);
+        m.wait_screen(Screen::Payment).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(
+            node.open_connections() >= 1,
+            "sale {sale}: waitinvoice is open"
+        );
+        node.pay(&node.latest_label().unwrap());
+        m.wait_screen(Screen::ThankYou).await;
+        m.wait_screen(Screen::Idle).await;
+    }
+    // One left to expire unpaid, its waitinvoice open until then.
+    m.tap(0);
+    m.wait_screen(Screen::Payment).await;
+    m.wait_for(Duration::from_secs(400), "idle after expiry", |v| {
+        v.screen == Screen::Idle
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert_eq!(
+        node.open_connections(),
+        0,
+        "every watch closed its connection"
+    );
+    m.shutdown().await;
+    let l = Ledger::open(&dir.path().join("data")).unwrap();
+    assert_eq!(l.pour_count().unwrap(), 3);
+    node.assert_replies_valid();
+}
+
 #[test]
 fn the_schema_check_catches_a_reply_real_lightningd_would_not_send() {
     let schemas = fake_lightningd::Schemas::load();

@@ -118,8 +118,11 @@ async fn a_paid_invoice_pours_once_for_the_pour_time() {
     let v = m.wait_screen_within(Screen::Payment, STEP).await;
     assert_eq!(v.amount, "2,100 sats");
     let bolt11 = bolt11_on_screen(&m);
-    let parsed = Bolt11Invoice::from_str(&bolt11).unwrap();
-    assert_eq!(parsed.amount_milli_satoshis(), Some(2_100_000));
+    // A stock FakeWallet invoice: no feature bits, which lightning-invoice's full parse
+    // refuses and lnvend's reader does not need.
+    assert!(Bolt11Invoice::from_str(&bolt11).is_err());
+    let parsed = lnvend::bolt11::decode(&bolt11).unwrap();
+    assert_eq!(parsed.amount_msat, Some(2_100_000));
     assert_eq!(on_time(&m.gpio, ENA).1, 0, "nothing before payment");
 
     pay(&lnbits, &wallets, &bolt11).await;
@@ -140,10 +143,7 @@ async fn a_spoofed_paid_push_on_the_websocket_pours_nothing() {
     m.tap(0);
     m.wait_screen_within(Screen::Payment, STEP).await;
     let bolt11 = bolt11_on_screen(&m);
-    let hash = Bolt11Invoice::from_str(&bolt11)
-        .unwrap()
-        .payment_hash()
-        .to_string();
+    let hash = lnvend::bolt11::decode(&bolt11).unwrap().payment_hash;
 
     // Listen on the same socket as the machine, to prove the fake pushes really arrive.
     let ws_url = format!("ws://127.0.0.1:{}/api/v1/ws/{hash}", lnbits.port);

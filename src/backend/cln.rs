@@ -1,10 +1,10 @@
 //! Core Lightning. This module owns everything both ways of reaching a node share: the
 //! JSON-RPC calls lnvend makes (`getinfo`, `invoice`, `listinvoices`, `waitinvoice`,
 //! `waitanyinvoice`), how their replies become [`InvoiceState`]s, how CLN's error codes become
-//! [`BackendError`]s, and the persisted `pay_index` cursor; plus the local transport, the
-//! `lightning-rpc` unix socket through the official `cln-rpc` crate. The remote transport,
-//! clnrest over HTTPS, is in [`super::clnrest`] and plugs into the same [`ClnBackend`], so the
-//! two can never disagree about what "paid" means.
+//! [`BackendError`]s, and the persisted `pay_index` cursor. The two transports plug into the
+//! same [`ClnBackend`], so they can never disagree about what "paid" means: the local
+//! `lightning-rpc` unix socket in [`socket`] (a small bounded JSON-RPC client that replaced
+//! the `cln-rpc` crate), and clnrest over HTTPS in [`super::clnrest`].
 //!
 //! The invoice id is the label, and the label is our sale id: the operator can find a sale in
 //! `lightning-cli listinvoices` by the code on the screen.
@@ -22,6 +22,8 @@ use super::{
 };
 use crate::config::Network;
 use crate::money::{Msat, Price};
+
+mod socket;
 
 /// CLN error codes lnvend reacts to (see the `errors` sections of the method schemas).
 pub mod code {
@@ -452,77 +454,7 @@ impl<R: Rpc> PaymentBackend for ClnBackend<R> {
     }
 }
 
-/// The local node: one connection per call over the `lightning-rpc` socket, as
-/// `lightning-cli` does, so a long `waitinvoice` never holds up another call. `cln-rpc`'s
-/// client needs `&mut self` per call, which fits that exactly; its raw JSON path is used
-/// because lnvend needs only five methods and must read replies defensively.
-#[derive(Debug, Clone)]
-pub struct SocketRpc {
-    path: PathBuf,
-    timeout: std::time::Duration,
-}
-
-impl SocketRpc {
-    pub fn new(path: PathBuf, timeout: std::time::Duration) -> SocketRpc {
-        SocketRpc { path, timeout }
-    }
-
-    async fn connect(&self) -> Result<cln_rpc::ClnRpc, BackendError> {
-        match tokio::time::timeout(self.timeout, cln_rpc::ClnRpc::new(&self.path)).await {
-            Ok(Ok(c)) => Ok(c),
-            Ok(Err(e)) => Err(BackendError::Unreachable(format!(
-                "cannot connect to {}: {e}",
-                self.path.display()
-            ))),
-            Err(_) => Err(BackendError::Unreachable(format!(
-                "connecting to {} timed out",
-                self.path.display()
-            ))),
-        }
-    }
-}
-
-/// A `cln-rpc` error: with a code it is the node's answer, without one the socket failed.
-fn socket_error(e: cln_rpc::RpcError) -> CallError {
-    match e.code {
-        Some(code) => CallError::Rpc {
-            code: code.into(),
-            message: e.message,
-        },
-        None => CallError::Backend(BackendError::Unreachable(format!(
-            "lightning-rpc: {}",
-            printable(&e.message)
-        ))),
-    }
-}
-
-async fn raw_call(
-    mut conn: cln_rpc::ClnRpc,
-    method: String,
-    params: Value,
-) -> Result<Value, CallError> {
-    conn.call_raw::<Value, Value>(&method, &params)
-        .await
-        .map_err(socket_error)
-}
-
-#[async_trait]
-impl Rpc for SocketRpc {
-    async fn call(&self, method: &str, params: Value) -> Result<Value, CallError> {
-        let conn = self.connect().await.map_err(CallError::Backend)?;
-        match tokio::time::timeout(self.timeout, raw_call(conn, method.to_owned(), params)).await {
-            Ok(r) => r,
-            Err(_) => Err(CallError::Backend(BackendError::Unreachable(format!(
-                "{method}: lightningd did not answer in time"
-            )))),
-        }
-    }
-
-    async fn start_long_call(&self, method: &str, params: Value) -> Result<LongCall, BackendError> {
-        let conn = self.connect().await?;
-        Ok(Box::pin(raw_call(conn, method.to_owned(), params)))
-    }
-}
+pub use socket::{SocketRpc, MAX_SOCKET_REPLY};
 
 /// The local node's backend.
 pub type ClnSocketBackend = ClnBackend<SocketRpc>;
@@ -566,6 +498,41 @@ mod tests {
         assert!(matches!(
             invoice_params(&fiat),
             Err(BackendError::Rejected(_))
+        ));
+    }
+
+    #[test]
+    fn an_absurd_expires_at_is_refused_before_it_is_shown() {
+        let reply = |expires_at: &str| {
+            serde_json::from_str::<Value>(&format!(
+                r#"{{"bolt11":"lnbcrt1x","payment_hash":"{}","expires_at":{expires_at}}}"#,
+                "ab".repeat(32)
+            ))
+            .unwrap()
+        };
+        let amount = Msat::from_msat(2_100_000);
+        // Past u64 or negative: not an expiry at all.
+        for bad in ["18446744073709551616", "1e30", "-5", "\"soon\""] {
+            assert!(
+                matches!(
+                    parse_invoice_reply(&reply(bad), &request(), amount),
+                    Err(BackendError::BadReply(_))
+                ),
+                "{bad}"
+            );
+        }
+        // u64::MAX parses, and the BOLT11 check refuses it without overflowing.
+        let inv = parse_invoice_reply(&reply("18446744073709551615"), &request(), amount).unwrap();
+        assert_eq!(inv.expires_at_unix, u64::MAX);
+        let now = std::time::SystemTime::now();
+        let secs = now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let mut ok = inv.clone();
+        ok.bolt11 =
+            crate::bolt11::tests::handmade(2_100_000, [0xab; 32], secs, Some(300), [7; 32], None);
+        ok.expires_at_unix = u64::MAX;
+        assert!(matches!(
+            crate::bolt11::check(&ok, &request(), Network::Regtest, now),
+            Err(crate::bolt11::Bolt11Error::ExpiresTooLate { .. })
         ));
     }
 

@@ -136,6 +136,45 @@ pub type ClnRestBackend = ClnBackend<RestRpc>;
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_redirect_is_an_error_and_the_rune_never_reaches_the_other_host() {
+        use crate::backend::http::test_server;
+        let (elsewhere, elsewhere_saw) = test_server::start(
+            "HTTP/1.1 201 Created\r\nContent-Length: 22\r\n\r\n{\"network\":\"regtest\"}\n".into(),
+        )
+        .await;
+        let (server, server_saw) =
+            test_server::start(test_server::redirect_to(elsewhere, "/v1/getinfo")).await;
+        let r = RestRpc::new(
+            &format!("http://{server}"),
+            Secret::new("rune-sekrit-123"),
+            &TlsSettings::default(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let err = r
+            .call("getinfo", serde_json::json!({}))
+            .await
+            .unwrap_err()
+            .into_backend("getinfo");
+        assert!(err.to_string().contains("redirect"), "{err}");
+        let long = r
+            .start_long_call("waitinvoice", serde_json::json!({"label": "x"}))
+            .await
+            .unwrap()
+            .await
+            .unwrap_err()
+            .into_backend("waitinvoice");
+        assert!(long.to_string().contains("redirect"), "{long}");
+        assert!(server_saw.lock().unwrap()[0].contains("rune-sekrit-123"));
+        assert_eq!(
+            elsewhere_saw.lock().unwrap().len(),
+            0,
+            "the other host got a request: {:?}",
+            elsewhere_saw.lock().unwrap()
+        );
+    }
+
     #[test]
     fn the_rune_never_shows_in_debug() {
         let r = RestRpc::new(

@@ -1,7 +1,8 @@
 //! HTTP(S) and websocket plumbing shared by the real backends: one rustls configuration
 //! (the public web roots, plus an operator's CA, or exactly one pinned certificate for a LAN
-//! server with a self-signed certificate), reply bodies capped at 1 MB, and errors that name
-//! the problem without ever carrying a key.
+//! server with a self-signed certificate), no redirects followed, reply bodies capped at 1 MB,
+//! websocket messages capped at 64 KiB, and errors that name the problem without ever
+//! carrying a key.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::BackendError;
 
@@ -141,16 +143,33 @@ impl ServerCertVerifier for PinnedCert {
     }
 }
 
-/// An HTTP client with lnvend's TLS rules and a per-request timeout.
+/// An HTTP client with lnvend's TLS rules and a per-request timeout. It never follows a
+/// redirect: reqwest drops only `Authorization` on a cross-host redirect, so LNbits'
+/// `X-Api-Key` or clnrest's `Rune` would go to whatever host a 3xx names.
 pub fn client(tls: &TlsSettings, timeout: Duration) -> Result<reqwest::Client, BackendError> {
     let config = rustls_config(tls)?;
     reqwest::Client::builder()
         .use_preconfigured_tls((*config).clone())
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .user_agent(concat!("lnvend/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| BackendError::Unreachable(format!("HTTP client: {}", e.without_url())))
+}
+
+/// The largest websocket message (and frame) lnvend reads. A wake-up needs a few bytes; the
+/// library's default (64 MiB) would let a hostile push fill the Pi's memory.
+pub const MAX_WS_MESSAGE: usize = 64 << 10;
+
+/// The websocket settings for every wake-up socket: a message or frame over
+/// [`MAX_WS_MESSAGE`] is an error that ends the stream (the watcher then polls and
+/// reconnects), and the buffers are sized for small messages.
+pub fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_WS_MESSAGE))
+        .max_frame_size(Some(MAX_WS_MESSAGE))
+        .read_buffer_size(16 << 10)
 }
 
 /// A websocket connector with the same TLS rules.
@@ -211,8 +230,61 @@ pub fn status_error(status: StatusCode, body: &[u8], what: &str) -> BackendError
         422 | 400 => {
             BackendError::Rejected(format!("{what}: {} {}", status.as_u16(), excerpt(body)))
         }
+        300..=399 => BackendError::Rejected(format!(
+            "{what}: the server redirected ({}); redirects are not followed, so the key stays \
+             with the configured host: put the final URL in the config",
+            status.as_u16()
+        )),
         500..=599 => BackendError::Unreachable(format!("{what}: server error {}", status.as_u16())),
         _ => BackendError::BadReply(format!("{what}: unexpected status {}", status.as_u16())),
+    }
+}
+
+/// A minimal HTTP/1.1 server for the backends' unit tests: answers every request with one
+/// canned response and keeps each request's head, so a test can see what reached it.
+#[cfg(test)]
+pub(crate) mod test_server {
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    pub(crate) type Seen = Arc<Mutex<Vec<String>>>;
+
+    pub(crate) async fn start(response: String) -> (SocketAddr, Seen) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen: Seen = Arc::default();
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let log = log.clone();
+                let response = response.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    log.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&head).into_owned());
+                    let _ = conn.write_all(response.as_bytes()).await;
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        (addr, seen)
+    }
+
+    /// A 302 to `to`, as a hostile or misconfigured server would send.
+    pub(crate) fn redirect_to(to: SocketAddr, path: &str) -> String {
+        format!(
+            "HTTP/1.1 302 Found\r\nLocation: http://{to}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
     }
 }
 

@@ -9,7 +9,8 @@
 //! needs the `details` that LNbits only shows to the wallet owning the payment, with an
 //! incoming amount at least what was asked. And wake-ups from the per-invoice websocket
 //! (`/api/v1/ws/{payment_hash}`): that socket is unauthenticated and anyone can push text to
-//! it (`POST /api/v1/ws/{id}`), so a message only makes the watcher ask again.
+//! it (`POST /api/v1/ws/{id}`), so a message only makes the watcher ask again, and a message
+//! over [`http::MAX_WS_MESSAGE`] ends the stream (the watcher then polls).
 //!
 //! The key goes into the `X-Api-Key` header and nowhere else: not in a URL (LNbits would
 //! accept `?api-key=`, which ends up in proxy logs), not in an error, not in `Debug`.
@@ -19,7 +20,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use lightning_invoice::Bolt11Invoice;
 use reqwest::header::HeaderValue;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -194,10 +194,10 @@ fn parse_created(body: &[u8]) -> Result<(Invoice, Issued), BackendError> {
         .or(reply.payment_request)
         .ok_or_else(|| BackendError::BadReply("no bolt11 in the reply".into()))?;
     let bolt11 = bolt11.trim().to_string();
-    let parsed = Bolt11Invoice::from_str(&bolt11)
+    let parsed = crate::bolt11::decode(&bolt11)
         .map_err(|e| BackendError::BadReply(format!("bolt11 does not parse: {e}")))?;
     let amount = parsed
-        .amount_milli_satoshis()
+        .amount_msat
         .filter(|a| *a > 0)
         .map(Msat::from_msat)
         .ok_or_else(|| BackendError::BadReply("the bolt11 has no amount".into()))?;
@@ -208,19 +208,12 @@ fn parse_created(body: &[u8]) -> Result<(Invoice, Issued), BackendError> {
             )));
         }
     }
-    if !parsed
-        .payment_hash()
-        .to_string()
-        .eq_ignore_ascii_case(&hash)
-    {
+    if !parsed.payment_hash.eq_ignore_ascii_case(&hash) {
         return Err(BackendError::BadReply(
             "the bolt11's payment hash is not the reply's payment_hash".into(),
         ));
     }
-    let expires_at_unix = parsed
-        .expires_at()
-        .ok_or_else(|| BackendError::BadReply("the bolt11's expiry overflows".into()))?
-        .as_secs();
+    let expires_at_unix = parsed.expires_at_unix;
     let issued = Issued {
         amount,
         expires_at_unix,
@@ -275,20 +268,17 @@ fn judge(
         .details
         .as_ref()
         .and_then(|d| d.bolt11.as_deref())
-        .and_then(|b| Bolt11Invoice::from_str(b.trim()).ok())
-        .filter(|b| b.payment_hash().to_string().eq_ignore_ascii_case(hash));
+        .and_then(|b| crate::bolt11::decode(b).ok())
+        .filter(|b| b.payment_hash.eq_ignore_ascii_case(hash));
     let asked = issued.map(|i| i.amount).or_else(|| {
         from_details
             .as_ref()
-            .and_then(|b| b.amount_milli_satoshis())
+            .and_then(|b| b.amount_msat)
             .map(Msat::from_msat)
     });
-    let expires_at = issued.map(|i| i.expires_at_unix).or_else(|| {
-        from_details
-            .as_ref()
-            .and_then(|b| b.expires_at())
-            .map(|d| d.as_secs())
-    });
+    let expires_at = issued
+        .map(|i| i.expires_at_unix)
+        .or_else(|| from_details.as_ref().map(|b| b.expires_at_unix));
 
     let ours = reply.details.as_ref().filter(|d| {
         let same_wallet = match (issued.and_then(|i| i.wallet_id.as_deref()), &d.wallet_id) {
@@ -420,7 +410,7 @@ impl PaymentBackend for LnbitsBackend {
             .map_err(|()| BackendError::Rejected("cannot make a websocket URL".into()))?;
         let connect = tokio_tungstenite::connect_async_tls_with_config(
             url.as_str(),
-            None,
+            Some(http::ws_config()),
             false,
             Some(http::ws_connector(&self.tls)?),
         );
@@ -580,6 +570,53 @@ mod tests {
     }
 
     #[test]
+    fn a_stock_fakewallet_invoice_without_feature_bits_is_understood() {
+        use crate::bolt11::tests::handmade;
+        let b = handmade(2_100_000, [5; 32], NOW, Some(300), [7; 32], None);
+        let h = hex::encode([5; 32]);
+        let body = format!(r#"{{"payment_hash":"{h}","bolt11":"{b}","amount":2100000}}"#);
+        let (inv, rec) = parse_created(body.as_bytes()).unwrap();
+        assert_eq!(inv.amount, Msat::from_msat(2_100_000));
+        assert_eq!(inv.expires_at_unix, NOW + 300);
+        assert_eq!(rec.expires_at_unix, NOW + 300);
+        // After a restart its bolt11 in `details` still gives the price.
+        let paid = |amount: i64| {
+            format!(
+                r#"{{"paid":true,"details":{{"payment_hash":"{h}","amount":{amount},"bolt11":"{b}"}}}}"#
+            )
+        };
+        assert_eq!(
+            judge(&h, paid(2_100_000).as_bytes(), None, NOW + 10).unwrap(),
+            InvoiceState::Paid {
+                received: Msat::from_msat(2_100_000)
+            }
+        );
+        assert_eq!(
+            judge(&h, paid(2_000_000).as_bytes(), None, NOW + 10).unwrap(),
+            InvoiceState::Pending
+        );
+    }
+
+    #[test]
+    fn an_expiry_that_overflows_is_a_bad_reply_not_a_panic() {
+        use crate::bolt11::tests::handmade;
+        let b = handmade(2_100_000, [5; 32], NOW, Some(u64::MAX), [7; 32], None);
+        let h = hex::encode([5; 32]);
+        let body = format!(r#"{{"payment_hash":"{h}","bolt11":"{b}"}}"#);
+        assert!(matches!(
+            parse_created(body.as_bytes()),
+            Err(BackendError::BadReply(m)) if m.contains("overflow")
+        ));
+        let unpaid = format!(
+            r#"{{"paid":false,"details":{{"payment_hash":"{h}","amount":2100000,"status":"pending","bolt11":"{b}"}}}}"#
+        );
+        assert_eq!(
+            judge(&h, unpaid.as_bytes(), None, u64::MAX).unwrap(),
+            InvoiceState::Pending
+        );
+    }
+
+    #[test]
     fn paid_with_our_details_and_the_full_amount_is_paid() {
         let (_, h) = bolt11(2_100_000);
         let body = status(true, Some((&h, 2_100_000, "success", "w1")));
@@ -720,6 +757,125 @@ mod tests {
         assert!(matches!(create_body(&req), Err(BackendError::Rejected(_))));
     }
 
+    fn config(url: &str) -> LnbitsConfig {
+        LnbitsConfig {
+            url: url.into(),
+            invoice_key: Some(Secret::new("s3cr3t-invoice-key")),
+            invoice_key_file: None,
+            ca_file: None,
+            cert_sha256: None,
+            request_timeout_ms: 1000,
+            network: crate::config::Network::Bitcoin,
+            allow_insecure_http: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_an_error_and_the_key_never_reaches_the_other_host() {
+        use crate::backend::http::test_server;
+        let (elsewhere, elsewhere_saw) = test_server::start(
+            "HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n{\"balance\":0}\n".into(),
+        )
+        .await;
+        let (server, server_saw) =
+            test_server::start(test_server::redirect_to(elsewhere, "/api/v1/wallet")).await;
+        let backend = LnbitsBackend::new(&config(&format!("http://{server}"))).unwrap();
+        let err = backend.check_health().await.unwrap_err();
+        assert!(err.to_string().contains("redirect"), "{err}");
+        assert!(!err.to_string().contains("s3cr3t"), "{err}");
+        let hash = "ab".repeat(32);
+        let err = backend
+            .invoice_state(&InvoiceId(hash.clone()))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("redirect"), "{err}");
+        assert!(server_saw.lock().unwrap()[0].contains("s3cr3t-invoice-key"));
+        assert_eq!(
+            elsewhere_saw.lock().unwrap().len(),
+            0,
+            "the other host got a request: {:?}",
+            elsewhere_saw.lock().unwrap()
+        );
+    }
+
+    /// A local stand-in for LNbits' per-invoice websocket: on each connection it sends
+    /// `pushes` (text messages, in order), then keeps the socket open until the client goes.
+    /// The returned counter is the number of sockets open right now.
+    async fn ws_server(
+        pushes: Vec<String>,
+    ) -> (
+        std::net::SocketAddr,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use axum::extract::ws::{Message as AxMessage, WebSocketUpgrade};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let open = Arc::new(AtomicUsize::new(0));
+        let counter = open.clone();
+        let app = axum::Router::new().route(
+            "/api/v1/ws/{hash}",
+            axum::routing::get(move |ws: WebSocketUpgrade| {
+                let pushes = pushes.clone();
+                let open = counter.clone();
+                async move {
+                    ws.max_message_size(8 << 20)
+                        .max_frame_size(8 << 20)
+                        .on_upgrade(move |mut socket| async move {
+                            open.fetch_add(1, Ordering::SeqCst);
+                            for p in pushes {
+                                if socket.send(AxMessage::Text(p.into())).await.is_err() {
+                                    break;
+                                }
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                            // Until the client closes or drops the connection.
+                            while let Some(Ok(_)) = socket.recv().await {}
+                            open.fetch_sub(1, Ordering::SeqCst);
+                        })
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (addr, open)
+    }
+
+    #[tokio::test]
+    async fn an_oversized_websocket_frame_ends_the_wake_up_stream() {
+        let (addr, _) = ws_server(vec!["{}".into(), "x".repeat(1 << 20)]).await;
+        let backend = LnbitsBackend::new(&config(&format!("http://{addr}"))).unwrap();
+        let mut rx = backend.wake_ups(&InvoiceId("ab".repeat(32))).await.unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+        assert_eq!(first, Ok(Some(())), "a normal push still wakes the watcher");
+        // The 1 MiB push is refused and the stream ends, so the watcher polls instead.
+        let next = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+        assert_eq!(next, Ok(None), "the stream ended");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_wake_up_stream_closes_its_websocket() {
+        use std::sync::atomic::Ordering;
+        let (addr, open) = ws_server(vec![]).await;
+        let backend = LnbitsBackend::new(&config(&format!("http://{addr}"))).unwrap();
+        let mut streams = Vec::new();
+        for i in 0..5u8 {
+            let hash = hex::encode([i; 32]);
+            streams.push(backend.wake_ups(&InvoiceId(hash)).await.unwrap());
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while open.load(Ordering::SeqCst) != 5 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(open.load(Ordering::SeqCst), 5);
+        // The watches end.
+        drop(streams);
+        while open.load(Ordering::SeqCst) != 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(open.load(Ordering::SeqCst), 0, "every socket was closed");
+    }
+
     #[test]
     fn the_key_never_shows_in_debug_output() {
         let backend = LnbitsBackend::new(&LnbitsConfig {
@@ -730,6 +886,7 @@ mod tests {
             cert_sha256: None,
             request_timeout_ms: 1000,
             network: crate::config::Network::Bitcoin,
+            allow_insecure_http: false,
         })
         .unwrap();
         let shown = format!("{backend:?}");

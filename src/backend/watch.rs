@@ -5,6 +5,11 @@
 //! payment. While the wake-up stream is down the loop polls every `poll_down` and reconnects
 //! with backoff and jitter; on every (re)connect it reconciles at once, so a payment that
 //! happened while the connection was down is found immediately.
+//!
+//! Wake-ups are unauthenticated (anyone can push to an LNbits socket), so a flood of them
+//! must not become a flood of key-authenticated checks: the first wake-up after a quiet spell
+//! is checked at once (a real payment pours without delay), later ones merge into one check
+//! after a gap that doubles up to `poll_down` while they keep coming ([`Coalesce`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +32,9 @@ pub struct WatchTiming {
     pub backoff_max: Duration,
     /// How long past the invoice's expiry to keep asking (clock skew, late settlement).
     pub grace: Duration,
+    /// The least time between two checks prompted by wake-ups; doubles up to `poll_down`
+    /// while wake-ups keep coming.
+    pub wake_gap_min: Duration,
 }
 
 impl Default for WatchTiming {
@@ -37,12 +45,59 @@ impl Default for WatchTiming {
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
             grace: Duration::from_secs(60),
+            wake_gap_min: Duration::from_millis(250),
         }
     }
 }
 
 /// How long a wake-up stream must stay up before its drop resets the reconnect backoff.
 const STABLE: Duration = Duration::from_secs(10);
+
+/// When to check after a wake-up.
+#[derive(Debug)]
+struct Coalesce {
+    min: Duration,
+    /// Also the quiet spell after which a wake-up is checked at once again.
+    max: Duration,
+    gap: Duration,
+    last_wake: Option<Instant>,
+    last_check: Option<Instant>,
+    /// A wake-up arrived since the last check.
+    woken: bool,
+}
+
+impl Coalesce {
+    fn new(min: Duration, max: Duration) -> Coalesce {
+        Coalesce {
+            min,
+            max: max.max(min),
+            gap: min,
+            last_wake: None,
+            last_check: None,
+            woken: false,
+        }
+    }
+
+    /// A wake-up arrived at `now`: the time to check for it.
+    fn on_wake(&mut self, now: Instant) -> Instant {
+        let quiet = self.last_wake.is_none_or(|t| now - t >= self.max);
+        self.last_wake = Some(now);
+        self.woken = true;
+        if quiet {
+            self.gap = self.min;
+            return now;
+        }
+        self.last_check.map_or(now, |c| (c + self.gap).max(now))
+    }
+
+    /// A check ran at `now` (prompted by a wake-up, a poll or a reconnect).
+    fn checked(&mut self, now: Instant) {
+        if std::mem::take(&mut self.woken) {
+            self.gap = (self.gap * 2).min(self.max);
+        }
+        self.last_check = Some(now);
+    }
+}
 
 /// How a watch ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +123,7 @@ pub async fn watch_invoice(
     let mut backoff = timing.backoff_min;
     let mut next_connect = Instant::now();
     let mut next_poll = Instant::now();
+    let mut coalesce = Coalesce::new(timing.wake_gap_min, timing.poll_down);
 
     loop {
         let now = Instant::now();
@@ -93,6 +149,7 @@ pub async fn watch_invoice(
             if let Some(outcome) = reconcile(backend.as_ref(), &invoice, &events).await {
                 return outcome;
             }
+            coalesce.checked(Instant::now());
             let interval = if wake.is_some() {
                 timing.poll_up
             } else {
@@ -114,7 +171,9 @@ pub async fn watch_invoice(
             Some(rx) => {
                 tokio::select! {
                     msg = rx.recv() => match msg {
-                        Some(()) => next_poll = Instant::now(),
+                        Some(()) => {
+                            next_poll = next_poll.min(coalesce.on_wake(Instant::now()));
+                        }
                         None => {
                             tracing::debug!(invoice = %invoice.id, "wake-up stream dropped");
                             wake = None;
@@ -289,5 +348,133 @@ mod tests {
         );
         assert_eq!(task.await.unwrap(), WatchOutcome::Expired);
         assert!(Instant::now() >= exp);
+    }
+
+    /// The simulator, counting the key-authenticated state checks a watch makes.
+    struct Counting {
+        sim: Arc<SimBackend>,
+        checks: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Counting {
+        fn checks(&self) -> usize {
+            self.checks.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl PaymentBackend for Counting {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+        async fn check_health(&self) -> Result<(), crate::backend::BackendError> {
+            self.sim.check_health().await
+        }
+        async fn create_invoice(
+            &self,
+            request: &InvoiceRequest,
+        ) -> Result<Invoice, crate::backend::BackendError> {
+            self.sim.create_invoice(request).await
+        }
+        async fn invoice_state(
+            &self,
+            id: &crate::backend::InvoiceId,
+        ) -> Result<InvoiceState, crate::backend::BackendError> {
+            self.checks
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.sim.invoice_state(id).await
+        }
+        async fn wake_ups(
+            &self,
+            id: &crate::backend::InvoiceId,
+        ) -> Result<WakeUps, crate::backend::BackendError> {
+            self.sim.wake_ups(id).await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_of_pushes_is_not_a_flood_of_checks_and_a_real_one_after_is_seen_at_once() {
+        let (sim, inv, exp) = setup().await;
+        let counting = Arc::new(Counting {
+            sim: sim.clone(),
+            checks: Default::default(),
+        });
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(watch_invoice(
+            counting.clone(),
+            inv.clone(),
+            exp,
+            WatchTiming::default(),
+            tx,
+        ));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = counting.checks();
+        assert_eq!(before, 1, "one check on connect");
+
+        // The first push after a quiet spell is checked at once (a real payment's latency).
+        sim.spoof_wakeup(&inv.id);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(
+            counting.checks(),
+            before + 1,
+            "the first push is checked at once"
+        );
+
+        // 200 spoofed pushes within 2 s.
+        for _ in 0..200 {
+            sim.spoof_wakeup(&inv.id);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let flood = counting.checks() - before;
+        assert!(flood <= 8, "{flood} checks for 201 pushes");
+        assert!(flood >= 2, "pushes still lead to a check: {flood}");
+        assert!(rx.try_recv().is_err(), "nothing confirmed");
+
+        // After the quiet spell a real payment is seen with no wait.
+        let t0 = Instant::now();
+        sim.pay(&inv.id).unwrap();
+        assert_eq!(
+            rx.recv().await.unwrap(),
+            Event::PaymentConfirmed {
+                invoice_id: inv.id.clone()
+            }
+        );
+        assert_eq!(Instant::now(), t0, "no gap waited");
+        assert_eq!(task.await.unwrap(), WatchOutcome::Paid);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_payment_during_a_flood_is_still_found_within_the_poll_interval() {
+        let (sim, inv, exp) = setup().await;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tokio::spawn(watch_invoice(
+            sim.clone(),
+            inv.clone(),
+            exp,
+            WatchTiming::default(),
+            tx,
+        ));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for _ in 0..150 {
+            sim.spoof_wakeup(&inv.id);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let t0 = Instant::now();
+        sim.pay(&inv.id).unwrap();
+        for _ in 0..50 {
+            sim.spoof_wakeup(&inv.id);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let ev = tokio::time::timeout(Duration::from_secs(3), rx.recv())
+            .await
+            .expect("found within the largest gap");
+        assert_eq!(
+            ev,
+            Some(Event::PaymentConfirmed {
+                invoice_id: inv.id.clone()
+            })
+        );
+        assert!(Instant::now() - t0 <= Duration::from_millis(2100));
     }
 }

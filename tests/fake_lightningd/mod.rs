@@ -2,7 +2,9 @@
 //! socket the way lightningd does (a stream of JSON requests in, each reply followed by a
 //! blank line), and the same methods as clnrest over HTTP (`POST /v1/<method>`, `Rune`
 //! header, 201 on success). Its behaviour is scripted from the test (pay, pay silently,
-//! close the waiting connections, fail the next `invoice`, report another network).
+//! close the waiting connections, fail the next `invoice`, report another network, send
+//! replies over 2 MiB), and it counts the socket connections open, so a test can see that
+//! finished watches leave none behind.
 //!
 //! Every successful reply is checked against the `response` schema of CLN's own method
 //! file (copied into `tests/data/cln/`) before it is sent, so the fake cannot drift from the
@@ -216,6 +218,10 @@ struct State {
     validated: usize,
     violations: Vec<String>,
     calls: Vec<String>,
+    /// While set, every reply to this method is padded past 2 MiB (a hostile daemon).
+    oversize: Option<String>,
+    /// Socket connections open right now.
+    open_conns: usize,
 }
 
 /// What the fake answers to one request.
@@ -273,7 +279,13 @@ impl FakeNode {
         })
     }
 
-    async fn serve_conn(self, mut conn: UnixStream) {
+    async fn serve_conn(self, conn: UnixStream) {
+        self.lock().open_conns += 1;
+        self.serve_conn_inner(conn).await;
+        self.lock().open_conns -= 1;
+    }
+
+    async fn serve_conn_inner(&self, mut conn: UnixStream) {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
         loop {
@@ -286,7 +298,27 @@ impl FakeNode {
                     let id = req["id"].clone();
                     let method = req["method"].as_str().unwrap_or("").to_string();
                     let params = req["params"].clone();
-                    let out = match self.answer(&method, params).await {
+                    // Like lightningd, notice a client that hangs up mid-call.
+                    let answer = self.answer(&method, params);
+                    tokio::pin!(answer);
+                    let answer = loop {
+                        tokio::select! {
+                            a = &mut answer => break a,
+                            r = conn.read(&mut chunk) => match r {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            },
+                        }
+                    };
+                    let oversize = self.lock().oversize.as_deref() == Some(method.as_str());
+                    let answer = match answer {
+                        Answer::Result(mut r) if oversize => {
+                            r["padding"] = json!("x".repeat(2 << 20));
+                            Answer::Result(r)
+                        }
+                        other => other,
+                    };
+                    let out = match answer {
                         Answer::Result(r) => json!({"jsonrpc": "2.0", "id": id, "result": r}),
                         Answer::Error(code, message) => json!({"jsonrpc": "2.0", "id": id,
                             "error": {"code": code, "message": message}}),
@@ -581,6 +613,16 @@ impl FakeNode {
     pub fn set_waits_closed(&self, on: bool) {
         self.lock().close_waits = on;
         self.changed.notify_waiters();
+    }
+
+    /// While `Some(method)`, every reply to `method` is over 2 MiB.
+    pub fn set_oversized_replies(&self, method: Option<&str>) {
+        self.lock().oversize = method.map(str::to_string);
+    }
+
+    /// Socket connections open right now (a `waitinvoice` in flight holds one).
+    pub fn open_connections(&self) -> usize {
+        self.lock().open_conns
     }
 
     /// The next `invoice` call fails with `code`.

@@ -41,37 +41,15 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Two gaps between LNbits' FakeWallet and a real funding source (LND, CLN…), closed by this
+/// One gap between LNbits' FakeWallet and a real funding source (LND, CLN…), closed by this
 /// hook, which Python loads at start through PYTHONPATH; nothing else about LNbits changes.
-/// 1. FakeWallet signs invoices without the `9` (features) field, which BOLT11 obliges writers
-///    to set (var_onion_optin and payment_secret) and which lightning-invoice, like lnvend's
-///    own BOLT11 check, rightly insists on. The hook adds the two features.
-/// 2. FakeWallet keeps its invoices in memory only, so after a restart it calls every pending
-///    invoice failed and LNbits refuses to settle it; a real node remembers its invoices. The
-///    hook answers "pending" for invoices it does not know.
-const FEATURES_HOOK: &str = r#"
-import bolt11
-from bolt11 import Feature, Features, FeatureState, TagChar
-
-_encode = bolt11.encode
-
-
-def _encode_with_features(invoice, privkey):
-    if not invoice.tags.has(TagChar.features):
-        invoice.tags.add(
-            TagChar.features,
-            Features.from_feature_list(
-                {
-                    Feature.var_onion_optin: FeatureState.required,
-                    Feature.payment_secret: FeatureState.required,
-                }
-            ),
-        )
-    return _encode(invoice, privkey)
-
-
-bolt11.encode = _encode_with_features
-
+/// FakeWallet keeps its invoices in memory only, so after a restart it calls every pending
+/// invoice failed and LNbits refuses to settle it; a real node remembers its invoices. The
+/// hook answers "pending" for invoices it does not know.
+///
+/// FakeWallet's invoices themselves are left as they are: they lack the features field (9),
+/// and lnvend's BOLT11 reader does not need it.
+const RESTART_HOOK: &str = r#"
 import lnbits.wallets.fake as _fake
 from lnbits.wallets.base import PaymentPendingStatus, PaymentSuccessStatus
 
@@ -102,7 +80,7 @@ impl Lnbits {
         let log = data.join("lnbits.log");
         let hook = data.join("pyhook");
         std::fs::create_dir_all(&hook).unwrap();
-        std::fs::write(hook.join("sitecustomize.py"), FEATURES_HOOK).unwrap();
+        std::fs::write(hook.join("sitecustomize.py"), RESTART_HOOK).unwrap();
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
