@@ -1042,6 +1042,7 @@ impl Config {
                 }
             }
         }
+        out.extend(self.insecure_http_warning());
         for (i, p) in self.products.iter().enumerate() {
             if p.price_fiat.is_some() && p.min_sat.is_none() && p.max_sat.is_none() {
                 out.push(format!(

@@ -15,18 +15,15 @@
 //! the caller credits it; a partial late payment is not a payment.
 
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use lightning_invoice::Bolt11Invoice;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use url::Url;
 
@@ -43,9 +40,6 @@ use crate::secret::Secret;
 /// Greenfield's Lightning payment method id (v2); older servers call it `BTC-LightningNetwork`.
 const LN_METHODS: [&str; 2] = ["BTC-LN", "BTC-LightningNetwork"];
 
-/// The largest status-socket message or frame we read: BTCPay's are a byte or a `ping`, so
-/// anything near this is hostile and ends the stream (the watcher then polls).
-const WS_MAX: usize = 64 << 10;
 
 pub struct BtcpayBackend {
     client: reqwest::Client,
@@ -353,11 +347,11 @@ impl BtcpayBackend {
             .ok_or_else(|| {
                 BackendError::BadReply("BTC-LN payment method without a destination".into())
             })?;
-        let parsed = Bolt11Invoice::from_str(bolt11.trim()).map_err(|e| {
+        let parsed = crate::bolt11::decode(bolt11.trim()).map_err(|e| {
             BackendError::BadReply(format!("BTC-LN destination is not a BOLT11 invoice: {e}"))
         })?;
         let msat = parsed
-            .amount_milli_satoshis()
+            .amount_msat
             .ok_or_else(|| BackendError::BadReply("the BOLT11 invoice has no amount".into()))?;
         if let Some(btc) = &ln.amount {
             let stated = btc_to_msat(btc).ok_or_else(|| {
@@ -375,7 +369,7 @@ impl BtcpayBackend {
         match recorded {
             None | Some(serde_json::Value::Null) => {}
             Some(serde_json::Value::String(hash)) => {
-                let ours = parsed.payment_hash().to_string();
+                let ours = &parsed.payment_hash;
                 if !hash.eq_ignore_ascii_case(&ours) {
                     return Err(BackendError::BadReply(format!(
                         "the BOLT11's payment hash {ours} is not the one BTCPay recorded ({hash})"
@@ -481,9 +475,9 @@ impl PaymentBackend for BtcpayBackend {
             )));
         }
         let LnMethod { bolt11, amount, .. } = self.lightning_method(&data.id).await?;
-        let parsed = Bolt11Invoice::from_str(&bolt11)
+        let parsed = crate::bolt11::decode(&bolt11)
             .map_err(|e| BackendError::BadReply(format!("BOLT11: {e}")))?;
-        let bolt11_expiry = parsed.expires_at().map_or(u64::MAX, |d| d.as_secs());
+        let bolt11_expiry = parsed.expires_at_unix;
         // The QR must not outlive the Greenfield invoice, nor the other way round.
         let expires_at_unix = match data.expiration_time {
             Some(t) if t.is_finite() && t > 0.0 => (t as u64).min(bolt11_expiry),
@@ -494,7 +488,7 @@ impl PaymentBackend for BtcpayBackend {
             .insert(id.0.clone(), expires_at_unix, amount, unix_now());
         Ok(Invoice {
             id,
-            payment_hash: parsed.payment_hash().to_string(),
+            payment_hash: parsed.payment_hash.clone(),
             bolt11,
             amount,
             expires_at_unix,
@@ -565,12 +559,9 @@ impl PaymentBackend for BtcpayBackend {
     async fn wake_ups(&self, id: &InvoiceId) -> Result<WakeUps, BackendError> {
         let url = self.ws_url(&id.0)?;
         let connector = http::ws_connector(&self.tls)?;
-        let limits = WebSocketConfig::default()
-            .max_message_size(Some(WS_MAX))
-            .max_frame_size(Some(WS_MAX));
         let connect = tokio_tungstenite::connect_async_tls_with_config(
             url.as_str(),
-            Some(limits),
+            Some(http::ws_config()),
             false,
             Some(connector),
         );
