@@ -40,7 +40,6 @@ use crate::secret::Secret;
 /// Greenfield's Lightning payment method id (v2); older servers call it `BTC-LightningNetwork`.
 const LN_METHODS: [&str; 2] = ["BTC-LN", "BTC-LightningNetwork"];
 
-
 pub struct BtcpayBackend {
     client: reqwest::Client,
     base: Url,

@@ -3,7 +3,8 @@
 //!
 //! * [`TokenBucket`]: how often a customer (or a prankster tapping and cancelling) may make
 //!   the machine ask the backend for an invoice. Taps beyond it wait on "Preparing your
-//!   invoice…" (with Cancel) for the next token instead of making unbounded invoices.
+//!   invoice…" (with Cancel) for the next token instead of making unbounded invoices. A paid
+//!   invoice gives its token back, so only unpaid ones count.
 //! * [`Offers`]: which owed credits the public idle screen offers as "tap to pour", and
 //!   until when. A wall clock that jumps by hours, or to 1970, cannot bring an old credit
 //!   back onto the screen, because the window is measured here and not from the ledger's
@@ -60,6 +61,12 @@ impl TokenBucket {
         } else {
             false
         }
+    }
+
+    /// Returns a token: an invoice that was paid cost the backend nothing wasted, so a
+    /// busy machine selling one drink after another is never slowed down.
+    pub fn give_back(&mut self) {
+        self.tokens = (self.tokens + 1).min(self.capacity);
     }
 
     /// When a token will be there (now, if one is).
@@ -127,6 +134,14 @@ mod tests {
         assert!(!b.take(t + Duration::from_secs(10)));
         // A long pause refills to the capacity, not beyond.
         let later = t + Duration::from_secs(1000);
+        assert!(b.take(later) && b.take(later) && b.take(later));
+        assert!(!b.take(later));
+        // A paid invoice gives its token back, never beyond the capacity.
+        b.give_back();
+        assert!(b.take(later));
+        for _ in 0..10 {
+            b.give_back();
+        }
         assert!(b.take(later) && b.take(later) && b.take(later));
         assert!(!b.take(later));
     }

@@ -987,6 +987,9 @@ impl Controller {
     }
 
     fn begin_pour(&mut self, sale: Sale, invoice_id: InvoiceId, credit: bool) {
+        if !credit {
+            self.invoices.give_back();
+        }
         let recorded = match &mut self.ledger {
             Ok(l) if credit => l.begin_credit_pour(&sale.id),
             Ok(l) => l.begin_pour(&sale.id, &invoice_id),
