@@ -242,4 +242,64 @@ mod tests {
         assert!(cache.qr(None).is_some(), "the old QR is cleared once");
         assert!(cache.qr(None).is_none(), "and then left alone");
     }
+
+    fn view(screen: ViewScreen) -> View {
+        View {
+            screen,
+            machine_id: "m".into(),
+            tiles: vec![],
+            product: String::new(),
+            amount: String::new(),
+            payment_uri: String::new(),
+            qr: None,
+            seconds_left: 0,
+            progress: 0.0,
+            message: String::new(),
+            code: String::new(),
+            detail: String::new(),
+            credits: vec![],
+            pin_message: String::new(),
+            fault_refund: false,
+            refund_qr: None,
+            refund_text: String::new(),
+            operator: None,
+        }
+    }
+
+    #[test]
+    fn the_operator_refund_qr_is_converted_once_and_follows_a_new_refund() {
+        i_slint_backend_testing::init_no_event_loop();
+        let window = MachineWindow::new().unwrap();
+        let mut cache = RenderCache::default();
+        let first = bitmap(8, 0);
+        let mut v = view(ViewScreen::Operator);
+        v.operator = Some(crate::controller::OperatorView {
+            refund_qr: Some(first.clone()),
+            refund_text: "Refund claim".into(),
+            ..Default::default()
+        });
+        render(&window, &v, &mut cache);
+        // The menu's view changes every tick (the status lines); the QR must not be redone.
+        render(&window, &v, &mut cache);
+        render(&window, &v, &mut cache);
+        assert_eq!(cache.conversions, 1);
+        assert_eq!(first_pixel(&window.operator().get_refund_qr()), 0);
+
+        if let Some(op) = v.operator.as_mut() {
+            op.refund_qr = Some(bitmap(8, 255));
+        }
+        render(&window, &v, &mut cache);
+        assert_eq!(cache.conversions, 2);
+        assert_eq!(first_pixel(&window.operator().get_refund_qr()), 255);
+
+        if let Some(op) = v.operator.as_mut() {
+            op.refund_qr = None;
+            op.refund_text.clear();
+        }
+        render(&window, &v, &mut cache);
+        assert!(
+            window.operator().get_refund_qr().to_rgb8().is_none(),
+            "a closed refund leaves no QR behind"
+        );
+    }
 }
