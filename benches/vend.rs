@@ -52,7 +52,7 @@ use lnvend::backend::{InvoiceId, InvoiceState, PaymentBackend};
 use lnvend::config::{BackendConfig, Config, Mode};
 use lnvend::controller::{Input, Inputs, Screen, View, QR_PX};
 use lnvend::pump::mock::MockGpio;
-use lnvend::ui::{MachineUi, MachineWindow, RenderCache};
+use lnvend::ui::{MachineWindow, RenderCache};
 use rand::Rng;
 use serde_json::json;
 use slint::platform::software_renderer::{
@@ -705,7 +705,7 @@ impl Screen2 {
     /// Maps `view` onto the window and draws one full frame: the time it took.
     fn show(&mut self, view: &View) -> Duration {
         let t = Instant::now();
-        lnvend::ui::render(&self.ui.machine(), view, &mut self.cache);
+        lnvend::ui::render(&self.ui, view, &mut self.cache);
         // A new buffer each frame: the whole screen is drawn, as for a screen change.
         self.window.request_redraw();
         let drawn = self.frame();

@@ -1,6 +1,7 @@
 //! The touchscreen, headless, through slint's testing backend: a customer taps a product by
 //! its accessible label, the payment screen appears, the QR on it decodes back to the
-//! invoice, Cancel returns to the tiles, and every touch target is at least 60 px.
+//! invoice, Cancel returns to the tiles, the operator's typed buttons reach the controller,
+//! and every touch target is at least 60 px.
 //!
 //! The testing backend can be initialised once per process, so this file holds one test.
 
@@ -11,7 +12,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use i_slint_backend_testing::ElementHandle;
-use lnvend::ui::{self, Machine, MachineUi, MachineWindow, Screen};
+use lnvend::ui::{self, Machine, MachineUi, MachineWindow, OpTab, Screen};
 use slint::{ComponentHandle, Model};
 
 /// Runs the slint event loop until `done` returns true (checked every 20 ms) or 20 s pass.
@@ -93,7 +94,7 @@ fn a_customer_taps_a_product_and_sees_a_scannable_qr() {
     run_until(&window, "the payment screen", |w| {
         w.global::<Machine>().get_screen() == Screen::Payment
     });
-    let m = window.machine();
+    let m = window.payment();
     assert_eq!(m.get_product(), "Cola");
     assert_eq!(m.get_amount(), "2,100 sats");
     assert!(
@@ -166,14 +167,37 @@ fn a_customer_taps_a_product_and_sees_a_scannable_qr() {
     run_until(&window, "the operator menu", |w| {
         w.global::<Machine>().get_screen() == Screen::Operator
     });
-    let m = window.machine();
-    assert_eq!(m.get_op_products().row_count(), 2);
+    assert_eq!(window.operator().get_products().row_count(), 2);
+    // Each typed button reaches the controller: a price step marks the menu unsaved, a tab
+    // turns the page.
+    assert!(!window.operator().get_unsaved());
+    tap("Raise the price of Cola");
+    run_until(&window, "an unsaved price change", |w| {
+        w.operator().get_unsaved()
+    });
+    tap("Operator tab Pump");
+    run_until(&window, "the pump page", |w| {
+        w.operator().get_current_tab() == OpTab::Pump
+    });
+    assert_eq!(
+        ElementHandle::find_by_accessible_label(&window, "Reverse channel B").count(),
+        1
+    );
     tap("Operator tab Status");
     run_until(&window, "the status page", |w| {
-        w.global::<Machine>().get_op_tab() == 4
+        w.operator().get_current_tab() == OpTab::Status
     });
     tap("Leave the operator menu");
     run_until(&window, "the idle screen after the menu", |w| {
+        w.global::<Machine>().get_screen() == Screen::Idle
+    });
+    // The PIN pad's Cancel goes back to the tiles.
+    tap("Operator");
+    run_until(&window, "the PIN pad again", |w| {
+        w.global::<Machine>().get_screen() == Screen::Pin
+    });
+    tap("Cancel operator login");
+    run_until(&window, "the idle screen after cancelling the PIN", |w| {
         w.global::<Machine>().get_screen() == Screen::Idle
     });
 

@@ -1,0 +1,132 @@
+//! The customer's screens: idle (tiles and owed credits), preparing, payment, pouring,
+//! thank-you, out of service, fault (with its refund) and the PIN pad's line. `connect()`
+//! turns the taps on these screens into controller inputs; `render()` fills their globals
+//! from the [`View`]. A tap carries only an index or a sale id: what it costs and whether it
+//! pours is for the controller to decide.
+
+use slint::{Model, ModelRc, SharedString, VecModel};
+
+use super::{CreditTile, MachineUi, ProductTile, RenderCache};
+use crate::controller::{Input, Inputs, View};
+
+/// "Expires in 4:59"
+pub fn countdown_text(seconds: u64) -> String {
+    format!("Expires in {}:{:02}", seconds / 60, seconds % 60)
+}
+
+/// Sets the customer screens' callbacks: each tap becomes one controller input.
+pub fn connect<W: MachineUi>(window: &W, inputs: &Inputs) {
+    let i = inputs.clone();
+    window.idle().on_tap_product(move |idx| {
+        // A negative index cannot come from a tile; it is dropped rather than wrapped.
+        if let Ok(idx) = usize::try_from(idx) {
+            i.send(Input::Tap(idx));
+        }
+    });
+    let i = inputs.clone();
+    window.idle().on_redeem_credit(move |id| {
+        i.send(Input::RedeemCredit(id.to_string()));
+    });
+    let i = inputs.clone();
+    window.creating().on_cancel(move || {
+        i.send(Input::Cancel);
+    });
+    let i = inputs.clone();
+    window.payment().on_cancel(move || {
+        i.send(Input::Cancel);
+    });
+    let i = inputs.clone();
+    window.fault().on_dismiss(move || {
+        i.send(Input::DismissFault);
+    });
+    let i = inputs.clone();
+    window.fault().on_refund(move || {
+        i.send(Input::RefundFault);
+    });
+    let i = inputs.clone();
+    window.machine().on_open_operator(move || {
+        i.send(Input::OpenOperator);
+    });
+    let i = inputs.clone();
+    window.pin_pad().on_submit(move |pin| {
+        i.send(Input::OperatorPin(pin.to_string()));
+    });
+}
+
+/// Fills the customer screens' globals from `view`.
+pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
+    let idle = window.idle();
+    let credits: Vec<CreditTile> = view
+        .credits
+        .iter()
+        .map(|c| CreditTile {
+            sale_id: c.sale_id.as_str().into(),
+            product: c.product.as_str().into(),
+        })
+        .collect();
+    idle.set_credits(ModelRc::new(VecModel::from(credits)));
+    let tiles: Vec<ProductTile> = view
+        .tiles
+        .iter()
+        .map(|t| ProductTile {
+            name: SharedString::from(t.name.as_str()),
+            price: SharedString::from(t.price.as_str()),
+        })
+        .collect();
+    // A new model would rebuild every tile (and drop a press in progress) at each tick.
+    let current = idle.get_products();
+    let same = current.row_count() == tiles.len()
+        && tiles
+            .iter()
+            .enumerate()
+            .all(|(i, t)| current.row_data(i).as_ref() == Some(t));
+    if !same {
+        idle.set_products(ModelRc::new(VecModel::from(tiles)));
+    }
+
+    let product = SharedString::from(view.product.as_str());
+    window.creating().set_product(product.clone());
+
+    let payment = window.payment();
+    payment.set_product(product.clone());
+    payment.set_amount(view.amount.as_str().into());
+    if let Some(img) = cache.qr(view.qr.as_ref()) {
+        payment.set_qr(img);
+    }
+    payment.set_countdown(countdown_text(view.seconds_left).into());
+
+    let pouring = window.pouring();
+    pouring.set_product(product.clone());
+    pouring.set_progress(view.progress);
+
+    window.thanks().set_product(product);
+
+    let oos = window.out_of_service();
+    oos.set_message(view.message.as_str().into());
+    oos.set_detail(view.detail.as_str().into());
+
+    let fault = window.fault();
+    fault.set_message(view.message.as_str().into());
+    fault.set_code(view.code.as_str().into());
+    fault.set_offer_refund(view.fault_refund);
+    fault.set_refund_text(view.refund_text.as_str().into());
+    if let Some(img) = cache.refund_qr(view.refund_qr.as_ref()) {
+        fault.set_refund_qr(img);
+    }
+
+    window
+        .pin_pad()
+        .set_message(view.pin_message.as_str().into());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_countdown_shows_minutes_and_padded_seconds() {
+        assert_eq!(countdown_text(299), "Expires in 4:59");
+        assert_eq!(countdown_text(65), "Expires in 1:05");
+        assert_eq!(countdown_text(0), "Expires in 0:00");
+    }
+}
