@@ -14,11 +14,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
 use super::{Invoice, InvoiceState, PaymentBackend, WakeUps};
-use crate::vend::Event;
 
 /// Timing of a watch.
 #[derive(Clone, Copy, Debug)]
@@ -108,14 +106,15 @@ pub enum WatchOutcome {
     GaveUp,
 }
 
-/// Watches `invoice` until a final state, sending `PaymentConfirmed` or `InvoiceExpired` to
-/// `events`. `expires_at` is the invoice's expiry on the tokio clock.
+/// Watches `invoice` until a final state and says which: `Paid` only when the backend's
+/// authenticated state shows at least the invoice's amount received. `expires_at` is the
+/// invoice's expiry on the tokio clock. What a payment means for the sale is the caller's
+/// business: this layer knows nothing of the vend cycle.
 pub async fn watch_invoice(
     backend: Arc<dyn PaymentBackend>,
     invoice: Invoice,
     expires_at: Instant,
     timing: WatchTiming,
-    events: mpsc::UnboundedSender<Event>,
 ) -> WatchOutcome {
     let give_up = expires_at + timing.grace;
     let mut wake: Option<WakeUps> = None;
@@ -146,7 +145,7 @@ pub async fn watch_invoice(
         }
 
         if Instant::now() >= next_poll {
-            if let Some(outcome) = reconcile(backend.as_ref(), &invoice, &events).await {
+            if let Some(outcome) = reconcile(backend.as_ref(), &invoice).await {
                 return outcome;
             }
             coalesce.checked(Instant::now());
@@ -195,16 +194,9 @@ pub async fn watch_invoice(
     }
 }
 
-async fn reconcile(
-    backend: &dyn PaymentBackend,
-    invoice: &Invoice,
-    events: &mpsc::UnboundedSender<Event>,
-) -> Option<WatchOutcome> {
+async fn reconcile(backend: &dyn PaymentBackend, invoice: &Invoice) -> Option<WatchOutcome> {
     match backend.invoice_state(&invoice.id).await {
         Ok(InvoiceState::Paid { received }) if received >= invoice.amount => {
-            let _ = events.send(Event::PaymentConfirmed {
-                invoice_id: invoice.id.clone(),
-            });
             Some(WatchOutcome::Paid)
         }
         Ok(InvoiceState::Paid { received }) => {
@@ -214,12 +206,7 @@ async fn reconcile(
             );
             None
         }
-        Ok(InvoiceState::Expired | InvoiceState::Invalid) => {
-            let _ = events.send(Event::InvoiceExpired {
-                invoice_id: invoice.id.clone(),
-            });
-            Some(WatchOutcome::Expired)
-        }
+        Ok(InvoiceState::Expired | InvoiceState::Invalid) => Some(WatchOutcome::Expired),
         Ok(InvoiceState::Pending) => None,
         Err(e) => {
             tracing::warn!(invoice = %invoice.id, error = %e, "could not check invoice state");
@@ -258,57 +245,45 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_payment_with_a_wakeup_is_seen_at_once() {
         let (sim, inv, exp) = setup().await;
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(watch_invoice(
+        let mut task = tokio::spawn(watch_invoice(
             sim.clone(),
             inv.clone(),
             exp,
             WatchTiming::default(),
-            tx,
         ));
         tokio::time::sleep(Duration::from_secs(7)).await;
         let t0 = Instant::now();
         sim.pay(&inv.id).unwrap();
-        let ev = rx.recv().await.unwrap();
-        assert_eq!(
-            ev,
-            Event::PaymentConfirmed {
-                invoice_id: inv.id.clone()
-            }
-        );
+        let ev = (&mut task).await.unwrap();
+        assert_eq!(ev, WatchOutcome::Paid);
         assert_eq!(Instant::now(), t0, "no poll interval waited");
-        assert_eq!(task.await.unwrap(), WatchOutcome::Paid);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_spoofed_wakeup_does_not_confirm_anything() {
         let (sim, inv, exp) = setup().await;
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        tokio::spawn(watch_invoice(
+        let task = tokio::spawn(watch_invoice(
             sim.clone(),
             inv.clone(),
             exp,
             WatchTiming::default(),
-            tx,
         ));
         tokio::time::sleep(Duration::from_secs(1)).await;
         for _ in 0..5 {
             sim.spoof_wakeup(&inv.id);
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(rx.try_recv().is_err());
+        assert!(!task.is_finished());
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_silent_payment_while_the_stream_is_down_is_found_by_polling() {
         let (sim, inv, exp) = setup().await;
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        tokio::spawn(watch_invoice(
+        let mut task = tokio::spawn(watch_invoice(
             sim.clone(),
             inv.clone(),
             exp,
             WatchTiming::default(),
-            tx,
         ));
         tokio::time::sleep(Duration::from_secs(1)).await;
         sim.set_down(true);
@@ -316,13 +291,8 @@ mod tests {
         sim.set_down(false);
         let t0 = Instant::now();
         sim.pay_silently(&inv.id).unwrap();
-        let ev = rx.recv().await.unwrap();
-        assert_eq!(
-            ev,
-            Event::PaymentConfirmed {
-                invoice_id: inv.id.clone()
-            }
-        );
+        let ev = (&mut task).await.unwrap();
+        assert_eq!(ev, WatchOutcome::Paid);
         assert!(
             Instant::now() - t0 <= Duration::from_millis(2500),
             "found within a poll"
@@ -332,21 +302,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn expiry_is_reported_and_the_watch_ends() {
         let (sim, inv, exp) = setup().await;
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(watch_invoice(
+        let mut task = tokio::spawn(watch_invoice(
             sim.clone(),
             inv.clone(),
             exp,
             WatchTiming::default(),
-            tx,
         ));
-        assert_eq!(
-            rx.recv().await.unwrap(),
-            Event::InvoiceExpired {
-                invoice_id: inv.id.clone()
-            }
-        );
-        assert_eq!(task.await.unwrap(), WatchOutcome::Expired);
+        assert_eq!((&mut task).await.unwrap(), WatchOutcome::Expired);
         assert!(Instant::now() >= exp);
     }
 
@@ -399,13 +361,11 @@ mod tests {
             sim: sim.clone(),
             checks: Default::default(),
         });
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(watch_invoice(
+        let mut task = tokio::spawn(watch_invoice(
             counting.clone(),
             inv.clone(),
             exp,
             WatchTiming::default(),
-            tx,
         ));
         tokio::time::sleep(Duration::from_secs(1)).await;
         let before = counting.checks();
@@ -429,31 +389,23 @@ mod tests {
         let flood = counting.checks() - before;
         assert!(flood <= 8, "{flood} checks for 201 pushes");
         assert!(flood >= 2, "pushes still lead to a check: {flood}");
-        assert!(rx.try_recv().is_err(), "nothing confirmed");
+        assert!(!task.is_finished(), "nothing confirmed");
 
         // After the quiet spell a real payment is seen with no wait.
         let t0 = Instant::now();
         sim.pay(&inv.id).unwrap();
-        assert_eq!(
-            rx.recv().await.unwrap(),
-            Event::PaymentConfirmed {
-                invoice_id: inv.id.clone()
-            }
-        );
+        assert_eq!((&mut task).await.unwrap(), WatchOutcome::Paid);
         assert_eq!(Instant::now(), t0, "no gap waited");
-        assert_eq!(task.await.unwrap(), WatchOutcome::Paid);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_payment_during_a_flood_is_still_found_within_the_poll_interval() {
         let (sim, inv, exp) = setup().await;
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        tokio::spawn(watch_invoice(
+        let mut task = tokio::spawn(watch_invoice(
             sim.clone(),
             inv.clone(),
             exp,
             WatchTiming::default(),
-            tx,
         ));
         tokio::time::sleep(Duration::from_secs(1)).await;
         for _ in 0..150 {
@@ -466,15 +418,11 @@ mod tests {
             sim.spoof_wakeup(&inv.id);
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let ev = tokio::time::timeout(Duration::from_secs(3), rx.recv())
+        let ev = tokio::time::timeout(Duration::from_secs(3), &mut task)
             .await
-            .expect("found within the largest gap");
-        assert_eq!(
-            ev,
-            Some(Event::PaymentConfirmed {
-                invoice_id: inv.id.clone()
-            })
-        );
+            .expect("found within the largest gap")
+            .unwrap();
+        assert_eq!(ev, WatchOutcome::Paid);
         assert!(Instant::now() - t0 <= Duration::from_millis(2100));
     }
 }

@@ -1,0 +1,234 @@
+//! Carrying out the vend cycle's effects, in order: the ledger before the screen (no QR
+//! without a record) and before the pump (no pour without a committed payment).
+
+use super::*;
+
+impl Controller {
+    /// No QR without a record: an invoice the ledger cannot store is treated as failed.
+    pub(super) fn record_before_showing(&mut self, event: Event) -> Event {
+        let Event::InvoiceCreated {
+            sale_id,
+            invoice,
+            expires_at,
+        } = event
+        else {
+            return event;
+        };
+        let Some(sale) = self.creating.remove(&sale_id) else {
+            tracing::error!(sale = %sale_id, "an invoice arrived for a sale we did not start");
+            return Event::InvoiceFailed {
+                sale_id,
+                reason: "unexpected invoice".into(),
+            };
+        };
+        let backend = self.backend.name();
+        let result = match &mut self.ledger {
+            Ok(l) => l
+                .record_created(&sale, backend, &invoice)
+                .map_err(|e| e.to_string()),
+            Err(reason) => Err(reason.clone()),
+        };
+        match result {
+            Ok(()) => Event::InvoiceCreated {
+                sale_id,
+                invoice,
+                expires_at,
+            },
+            Err(reason) => {
+                tracing::error!(sale = %sale_id, %reason, "cannot record the sale; not showing its QR");
+                let _ = self.tx.send(Input::Event(Event::LedgerDown {
+                    reason: reason.clone(),
+                }));
+                Event::InvoiceFailed {
+                    sale_id,
+                    reason: format!("cannot record the sale: {reason}"),
+                }
+            }
+        }
+    }
+    pub(super) fn apply(&mut self, event: Event) {
+        let now = Instant::now();
+        let quiet = matches!(
+            event,
+            Event::Tick | Event::BackendUp | Event::ClockWrong { .. }
+        );
+        let event_name = event.name();
+        let before = self.state.name();
+        let old = std::mem::replace(&mut self.state, State::Idle);
+        let (state, effects) = vend::step(old, event, now);
+        self.state = state;
+        let after = self.state.name();
+        if before != after || !quiet {
+            let sale = self
+                .state
+                .sale_id()
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            if before != after {
+                tracing::info!(sale = %sale, event = event_name, from = before, to = after, "transition");
+            } else {
+                tracing::debug!(sale = %sale, event = event_name, state = after, "event");
+            }
+        }
+        if let State::OutOfService { reason } = &self.state {
+            if before != after {
+                tracing::warn!(reason = reason.detail(), "out of service");
+            }
+        }
+        for effect in effects {
+            self.execute(effect);
+        }
+    }
+    pub(super) fn execute(&mut self, effect: Effect) {
+        match effect {
+            Effect::CreateInvoice { sale } => {
+                self.creating.insert(sale.id.clone(), sale.clone());
+                let now = Instant::now();
+                if self.invoices.take(now) {
+                    self.spawn_create(sale);
+                } else {
+                    tracing::info!(sale = %sale.id, "invoices asked for too quickly; this one waits its turn");
+                    // Only the newest tap waits; an older waiting one was left already.
+                    if let Some((old, _)) = self.deferred.take() {
+                        self.creating.remove(&old.id);
+                    }
+                    let at = self.invoices.ready_at(now);
+                    self.deferred = Some((sale, at));
+                }
+            }
+            Effect::WatchInvoice { sale_id, invoice } => {
+                tracing::info!(sale = %sale_id, invoice = %invoice.id, amount = %invoice.amount, "invoice shown; watching for payment");
+                self.spawn_watch(invoice);
+            }
+            Effect::AbandonInvoice {
+                sale_id,
+                invoice_id,
+                why,
+            } => {
+                tracing::info!(sale = %sale_id, invoice = %invoice_id, ?why, "invoice left; still watching it until it expires");
+                if let Ok(l) = &mut self.ledger {
+                    if let Err(e) = l.record_abandoned(&sale_id, why) {
+                        tracing::error!(sale = %sale_id, error = %e, "could not record the abandoned invoice");
+                    }
+                }
+            }
+            Effect::BeginPour {
+                sale,
+                invoice_id,
+                credit,
+            } => self.begin_pour(sale, invoice_id, credit),
+            Effect::StopPump => {
+                if let Some(p) = self.pour_task.take() {
+                    p.abort();
+                }
+                if let Err(e) = self.pump.stop() {
+                    tracing::error!(error = %e, "could not stop the pump");
+                }
+            }
+            Effect::RecordPoured { sale_id } => {
+                tracing::info!(sale = %sale_id, "poured");
+                self.offers.withdraw(&sale_id);
+                if let Ok(l) = &mut self.ledger {
+                    // Once more on a failure (a busy disk), then out of service: the sale
+                    // stays "pouring" in the ledger and becomes owed at the next start, at
+                    // most once more on the public screen (see ledger::MAX_AUTOMATIC_POURS).
+                    let recorded = l
+                        .record_poured(&sale_id)
+                        .or_else(|_| l.record_poured(&sale_id));
+                    if let Err(e) = recorded {
+                        tracing::error!(sale = %sale_id, error = %e, "could not record the finished pour; out of service");
+                        let _ = self.tx.send(Input::Event(Event::LedgerDown {
+                            reason: format!("cannot record a finished pour: {e}"),
+                        }));
+                    }
+                }
+            }
+            Effect::RecordOwed { sale_id, failure } => {
+                let reason = failure_text(&failure);
+                tracing::error!(sale = %sale_id, %reason, "paid but not poured: owed credit");
+                match &mut self.ledger {
+                    Ok(l) => match l.record_owed(&sale_id, &reason) {
+                        Ok(true) => {
+                            let until = Instant::now() + self.settings.credit_window;
+                            self.offers.offer(sale_id, until);
+                        }
+                        Ok(false) => {
+                            // Its credit pour was interrupted too: the operator decides.
+                            self.offers.withdraw(&sale_id);
+                            tracing::warn!(sale = %sale_id, "a second interrupted pour of one sale: only the operator can settle or refund it now");
+                        }
+                        Err(e) => {
+                            tracing::error!(sale = %sale_id, error = %e, "COULD NOT RECORD AN OWED CREDIT; the fault screen shows the code");
+                        }
+                    },
+                    Err(_) => {
+                        tracing::error!(sale = %sale_id, "no ledger: the owed credit exists only on the fault screen and in this log")
+                    }
+                }
+            }
+            Effect::RecordLatePayment { invoice_id } => match &mut self.ledger {
+                Ok(l) => match l.record_late_payment(&invoice_id) {
+                    Ok(Some(sale)) => {
+                        tracing::warn!(sale = %sale, invoice = %invoice_id, "a payment arrived after the customer left; recorded as an owed credit");
+                        let until = Instant::now() + self.settings.credit_window;
+                        self.offers.offer(sale, until);
+                    }
+                    Ok(None) => {
+                        tracing::info!(invoice = %invoice_id, "payment report for an invoice already settled or not ours; ignored")
+                    }
+                    Err(e) => {
+                        tracing::error!(invoice = %invoice_id, error = %e, "could not record a late payment")
+                    }
+                },
+                Err(_) => {
+                    tracing::error!(invoice = %invoice_id, "a late payment arrived and there is no ledger to record it")
+                }
+            },
+        }
+    }
+    pub(super) fn begin_pour(&mut self, sale: Sale, invoice_id: InvoiceId, credit: bool) {
+        if !credit {
+            self.invoices.give_back();
+        }
+        let recorded = match &mut self.ledger {
+            Ok(l) if credit => l.begin_credit_pour(&sale.id),
+            Ok(l) => l.begin_pour(&sale.id, &invoice_id),
+            Err(reason) => Err(LedgerError::UnknownSale(reason.clone())),
+        };
+        let tx = self.tx.clone();
+        if let Err(e) = recorded {
+            let failure = match e {
+                LedgerError::AlreadyPoured => PourFailure::AlreadyPoured,
+                other => PourFailure::Ledger(other.to_string()),
+            };
+            tracing::error!(sale = %sale.id, failure = ?failure, "pour not started");
+            let _ = tx.send(Input::Event(Event::PourFailed {
+                sale_id: sale.id,
+                failure,
+            }));
+            return;
+        }
+        tracing::info!(sale = %sale.id, invoice = %invoice_id, channel = %sale.product.channel, ms = sale.product.pour.as_millis() as u64, "payment recorded; pouring");
+        let pump = self.pump.clone();
+        let settings = self.settings.pour;
+        self.pour_task = Some(tokio::spawn(async move {
+            let result = pump::pour(&pump, sale.product.channel, sale.product.pour, settings).await;
+            let ev = match result {
+                Ok(()) => Event::PourFinished { sale_id: sale.id },
+                Err(e) => Event::PourFailed {
+                    sale_id: sale.id,
+                    failure: PourFailure::Pump(e.to_string()),
+                },
+            };
+            let _ = tx.send(Input::Event(ev));
+        }));
+    }
+}
+
+fn failure_text(f: &PourFailure) -> String {
+    match f {
+        PourFailure::Pump(r) => format!("pump: {r}"),
+        PourFailure::Ledger(r) => format!("ledger: {r}"),
+        PourFailure::AlreadyPoured => "already poured".into(),
+    }
+}

@@ -1,0 +1,473 @@
+//! Operator mode and owed credits: the PIN pad and its lockout, the menu's actions (prices,
+//! pour times, test pours, priming), saving the overrides, and refunds. The parts of the
+//! controller a customer rarely sees.
+
+use super::*;
+
+/// The operator menu's working state.
+#[derive(Default)]
+pub(super) struct OpState {
+    pub(super) tab: OpTab,
+    pub(super) draft: Vec<Product>,
+    pub(super) unsaved: bool,
+    pub(super) message: String,
+    pub(super) refund: Option<(Option<String>, String)>,
+}
+
+impl Controller {
+    /// The sale behind a credit tile, if it is still owed and inside its window.
+    pub(super) fn credit_sale(&mut self, sale_id: &str) -> Option<(Sale, InvoiceId)> {
+        let tile = self
+            .idle_credits()
+            .into_iter()
+            .find(|c| c.sale_id == sale_id)?;
+        let product = self.product_named(&tile.product)?.clone();
+        let id = SaleId(tile.sale_id);
+        let invoice_id = self.ledger.as_ref().ok()?.invoice_of(&id).ok()??;
+        tracing::info!(sale = %id, "customer tapped an owed credit");
+        self.offers.withdraw(&id);
+        Some((Sale { id, product }, invoice_id))
+    }
+    pub(super) fn open_pin_pad(&mut self) {
+        if !matches!(self.state, State::Idle | State::OutOfService { .. }) {
+            // Never in front of a paying customer.
+            return;
+        }
+        self.pin_prompt = Some(match self.settings.pin_hash {
+            Some(_) => "Enter the operator PIN".into(),
+            None => {
+                "No operator PIN is configured (operator_pin_hash, see `lnvend hash-pin`)".into()
+            }
+        });
+    }
+    pub(super) fn check_pin(&mut self, pin: &str) -> Option<Event> {
+        self.pin_prompt.as_ref()?;
+        let Some(hash) = self.settings.pin_hash.clone() else {
+            self.pin_prompt = None;
+            return None;
+        };
+        let outcome = self.lockout.attempt(&hash, pin, Instant::now());
+        // Kept in the ledger, so a power cycle gives no fresh tries.
+        if let Ok(l) = &mut self.ledger {
+            if let Err(e) = l.set_meta(PIN_FAILURES, &self.lockout.failures().to_string()) {
+                tracing::error!(error = %e, "could not record the PIN attempt");
+            }
+        }
+        match outcome {
+            PinOutcome::Accepted => {
+                tracing::info!("operator menu opened");
+                self.pin_prompt = None;
+                self.op = OpState {
+                    draft: self.settings.catalog.clone(),
+                    ..OpState::default()
+                };
+                Some(Event::ServiceEntered)
+            }
+            PinOutcome::Wrong { tries_left } => {
+                tracing::warn!(tries_left, "wrong operator PIN");
+                self.pin_prompt = Some(format!("Wrong PIN: {tries_left} tries left"));
+                None
+            }
+            PinOutcome::LockedOut { for_ } => {
+                tracing::warn!(seconds = for_.as_secs(), "operator PIN locked out");
+                self.pin_prompt = Some(format!(
+                    "Too many wrong PINs: locked for {} s",
+                    for_.as_secs().max(1)
+                ));
+                None
+            }
+        }
+    }
+    /// Handles a menu action; returns an event for the vend cycle when there is one.
+    pub(super) fn operator_action(&mut self, action: OpAction) -> Option<Event> {
+        if let OpAction::CancelPin = action {
+            self.pin_prompt = None;
+            return None;
+        }
+        if self.state != State::Service {
+            return None;
+        }
+        match action {
+            OpAction::CancelPin => None,
+            OpAction::Exit => {
+                self.stop_op_pump();
+                self.op = OpState::default();
+                tracing::info!("operator menu closed");
+                Some(Event::ServiceLeft)
+            }
+            OpAction::Tab(t) => {
+                self.op.tab = t;
+                None
+            }
+            OpAction::Price { index, up } => {
+                if let Some(p) = self.op.draft.get_mut(index) {
+                    p.price = step_price(&p.price, up);
+                    self.op.unsaved = true;
+                }
+                None
+            }
+            OpAction::Pour { index, up } => {
+                let max = self.settings.max_pour;
+                if let Some(p) = self.op.draft.get_mut(index) {
+                    p.pour = if up {
+                        (p.pour + POUR_STEP).min(max)
+                    } else {
+                        p.pour.saturating_sub(POUR_STEP).max(POUR_STEP)
+                    };
+                    self.op.unsaved = true;
+                }
+                None
+            }
+            OpAction::Save => {
+                self.save_products();
+                None
+            }
+            OpAction::TestPour { index } => {
+                if let Some(p) = self.op.draft.get(index).cloned() {
+                    self.op.message =
+                        format!("Test pour: {} for {} ms…", p.name, p.pour.as_millis());
+                    let (pump, settings, tx) =
+                        (self.pump.clone(), self.settings.pour, self.tx.clone());
+                    self.run_op_pump(async move {
+                        let note = match pump::pour(&pump, p.channel, p.pour, settings).await {
+                            Ok(()) => {
+                                format!("Test pour of {} done ({} ms).", p.name, p.pour.as_millis())
+                            }
+                            Err(e) => format!("Test pour failed: {e}"),
+                        };
+                        let _ = tx.send(Input::OperatorNote(note));
+                    });
+                }
+                None
+            }
+            OpAction::Prime { channel, on } => {
+                if on {
+                    let (pump, duty, tx) =
+                        (self.pump.clone(), self.settings.pour.duty, self.tx.clone());
+                    self.op.message = format!("Priming channel {channel}…");
+                    self.run_op_pump(async move {
+                        let note = match pump.start(channel, Direction::Forward, duty) {
+                            Ok(_) => {
+                                // Held longer than this: stop anyway.
+                                tokio::time::sleep(PRIME_MAX).await;
+                                let _ = pump.stop();
+                                format!("Priming stopped after {} s.", PRIME_MAX.as_secs())
+                            }
+                            Err(e) => format!("Prime failed: {e}"),
+                        };
+                        let _ = tx.send(Input::OperatorNote(note));
+                    });
+                } else {
+                    self.stop_op_pump();
+                    self.op.message = format!("Channel {channel} primed.");
+                }
+                None
+            }
+            OpAction::Reverse { channel } => {
+                let (pump, duty, tx) =
+                    (self.pump.clone(), self.settings.pour.duty, self.tx.clone());
+                self.op.message = format!("Reversing channel {channel}…");
+                self.run_op_pump(async move {
+                    let note = match pump.start(channel, Direction::Reverse, duty) {
+                        Ok(_) => {
+                            tokio::time::sleep(REVERSE_RUN).await;
+                            match pump.stop() {
+                                Ok(()) => format!(
+                                    "Reversed channel {channel} for {} s.",
+                                    REVERSE_RUN.as_secs()
+                                ),
+                                Err(e) => format!("Reverse: {e}"),
+                            }
+                        }
+                        Err(e) => format!("Reverse failed: {e}"),
+                    };
+                    let _ = tx.send(Input::OperatorNote(note));
+                });
+                None
+            }
+            OpAction::Settle(id) => {
+                if let Ok(l) = &mut self.ledger {
+                    match l.mark_settled(&SaleId(id.clone())) {
+                        Ok(true) => {
+                            tracing::info!(sale = %id, "operator settled an owed credit by hand");
+                            self.op.message = format!("{id} marked as settled.");
+                        }
+                        Ok(false) => self.op.message = format!("{id} is no longer owed."),
+                        Err(e) => self.op.message = format!("Could not record: {e}"),
+                    }
+                }
+                None
+            }
+            OpAction::Refund(id) => {
+                self.start_refund(id);
+                None
+            }
+            OpAction::CloseRefund => {
+                self.op.refund = None;
+                None
+            }
+        }
+    }
+    pub(super) fn run_op_pump(
+        &mut self,
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        self.stop_op_pump();
+        self.op_pump = Some(tokio::spawn(task));
+    }
+    pub(super) fn stop_op_pump(&mut self) {
+        if let Some(t) = self.op_pump.take() {
+            t.abort();
+        }
+        if let Err(e) = self.pump.stop() {
+            tracing::error!(error = %e, "could not stop the pump");
+        }
+    }
+    pub(super) fn save_products(&mut self) {
+        let draft = self.op.draft.clone();
+        let overrides = crate::operator::Overrides {
+            products: draft
+                .iter()
+                .map(|p| crate::operator::ProductOverride {
+                    index: p.index,
+                    name: p.name.clone(),
+                    price_sat: p.price.msat().and_then(|m| m.as_whole_sat()),
+                    price_fiat: match &p.price {
+                        Price::Fiat(f) => Some(f.amount_str()),
+                        Price::Sats(_) => None,
+                    },
+                    pour_ms: p.pour.as_millis() as u64,
+                })
+                .collect(),
+        };
+        let saved = match &self.settings.overrides_path {
+            Some(path) => {
+                crate::operator::save_overrides(path, &overrides).map_err(|e| e.to_string())
+            }
+            None => Ok(()),
+        };
+        match saved {
+            Ok(()) => {
+                tracing::info!("operator saved product settings");
+                self.settings.catalog = draft;
+                self.op.unsaved = false;
+                self.op.message = "Saved: new prices and pour times are in use.".into();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not save product settings");
+                self.op.message = format!("NOT saved: {e}");
+            }
+        }
+    }
+    pub(super) fn start_refund(&mut self, id: String) {
+        let sale = SaleId(id.clone());
+        let invoice = match &self.ledger {
+            Ok(l) => l.invoice_of(&sale).ok().flatten(),
+            Err(_) => None,
+        };
+        let Some(invoice) = invoice else {
+            self.op.message = format!("Unknown sale {id}.");
+            return;
+        };
+        self.op.message = format!("Refunding {id}…");
+        let (backend, tx) = (self.backend.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            let result = backend.refund(&invoice).await.map_err(|e| e.to_string());
+            let _ = tx.send(Input::RefundDone {
+                sale_id: id,
+                result,
+            });
+        });
+    }
+    pub(super) fn refund_from_fault_screen(&mut self) {
+        let State::Fault { sale, failure, .. } = &self.state else {
+            return;
+        };
+        let refundable = matches!(failure, PourFailure::Pump(_) | PourFailure::Ledger(_));
+        let started = self
+            .fault_refund
+            .as_ref()
+            .is_some_and(|(id, _)| *id == sale.id);
+        if !self.settings.fault_refund || !refundable || started {
+            return;
+        }
+        tracing::info!(sale = %sale.id, "customer asked for a refund on the fault screen");
+        self.fault_refund = Some((sale.id.clone(), None));
+        self.start_refund(sale.id.0.clone());
+    }
+    pub(super) fn refund_done(&mut self, sale_id: String, result: Result<Option<String>, String>) {
+        let sale = SaleId(sale_id.clone());
+        if let Some((id, slot @ None)) = &mut self.fault_refund {
+            if *id == sale {
+                let shown = match &result {
+                    Ok(Some(link)) => Ok(link.clone()),
+                    Ok(None) => Err("this backend cannot refund by itself".to_string()),
+                    Err(e) => Err(e.clone()),
+                };
+                if let (Ok(Some(link)), Ok(l)) = (&result, &mut self.ledger) {
+                    if let Err(e) = l.record_refunded(&sale, link) {
+                        tracing::error!(sale = %sale_id, error = %e, "refund made but not recorded");
+                    }
+                }
+                if let Err(e) = &shown {
+                    tracing::error!(sale = %sale_id, error = %e, "refund from the fault screen failed");
+                }
+                *slot = Some(shown);
+                return;
+            }
+        }
+        match result {
+            Ok(detail) => {
+                let record = detail
+                    .clone()
+                    .unwrap_or_else(|| format!("by hand, receipt {sale_id}"));
+                if let Ok(l) = &mut self.ledger {
+                    match l.record_refunded(&sale, &record) {
+                        Ok(true) => tracing::info!(sale = %sale_id, "owed credit refunded"),
+                        Ok(false) => {
+                            self.op.message = format!("{sale_id} is no longer owed.");
+                            return;
+                        }
+                        Err(e) => {
+                            self.op.message = format!("Refund made but NOT recorded: {e}");
+                            return;
+                        }
+                    }
+                }
+                self.op.refund = Some(match detail {
+                    Some(link) => (Some(link), format!("Scan to claim the refund of {sale_id}")),
+                    None => (
+                        None,
+                        format!("Refund {sale_id} by hand; receipt code {sale_id}"),
+                    ),
+                });
+                self.op.message.clear();
+            }
+            Err(e) => {
+                tracing::error!(sale = %sale_id, error = %e, "refund failed");
+                self.op.message = format!("Refund failed: {e}");
+            }
+        }
+    }
+    pub(super) fn operator_view(&mut self) -> OperatorView {
+        let mut v = OperatorView {
+            tab: self.op.tab,
+            unsaved: self.op.unsaved,
+            message: self.op.message.clone(),
+            ..OperatorView::default()
+        };
+        v.products = self
+            .op
+            .draft
+            .iter()
+            .map(|p| OpProduct {
+                name: p.name.clone(),
+                price: p.price.display(),
+                pour: format!("{:.2} s", p.pour.as_secs_f64()),
+            })
+            .collect();
+        if let Ok(l) = &self.ledger {
+            let now = self.settings.clock.unix_us();
+            let sats = |t: crate::ledger::Totals| {
+                format!(
+                    "{} sales, {}",
+                    t.count,
+                    Msat::from_msat(t.msat).display_sats()
+                )
+            };
+            v.today = l
+                .totals_since(crate::timefmt::today_start_us(now))
+                .map(sats)
+                .unwrap_or_else(|e| e.to_string());
+            v.total = l
+                .totals_since(0)
+                .map(sats)
+                .unwrap_or_else(|e| e.to_string());
+            v.recent = l
+                .sales_since(0, 20)
+                .map(|rows| {
+                    rows.into_iter()
+                        .map(|r| {
+                            format!(
+                                "{}  {}  {}  {}",
+                                crate::timefmt::format_us(r.created_us),
+                                r.product,
+                                Msat::from_msat(r.price_msat).display_sats(),
+                                r.state
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            v.credits = l
+                .owed()
+                .map(|o| {
+                    o.into_iter()
+                        .map(|o| OpCredit {
+                            text: format!(
+                                "{} {} {}: {}",
+                                o.sale_id,
+                                o.product,
+                                Msat::from_msat(o.price_msat).display_sats(),
+                                o.reason
+                            ),
+                            sale_id: o.sale_id.0,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+        v.status = vec![
+            format!("Machine: {}", self.settings.machine_id),
+            format!("Payment backend: {}", self.health),
+            format!("Network: {:?}", self.settings.network),
+            format!(
+                "Ledger: {}",
+                match &self.ledger {
+                    Ok(_) => "writable".to_string(),
+                    Err(e) => e.clone(),
+                }
+            ),
+            format!("lnvend {}", self.settings.version),
+        ];
+        if let Some((link, text)) = &self.op.refund {
+            v.refund_text = text.clone();
+            v.refund_qr = link.as_ref().and_then(|l| match qr::render(l, 300) {
+                Ok(b) => Some(Arc::new(b)),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot draw the refund QR");
+                    None
+                }
+            });
+        }
+        v
+    }
+}
+
+/// One operator step of a price: 100 sats, or 0.10 of a fiat unit; never below one step.
+fn step_price(p: &Price, up: bool) -> Price {
+    match p {
+        Price::Sats(m) => {
+            let sat = m.as_msat() / 1000;
+            let next = if up {
+                sat.saturating_add(PRICE_STEP_SAT)
+                    .min(crate::config::MAX_PRICE_SAT)
+            } else {
+                sat.saturating_sub(PRICE_STEP_SAT)
+                    .max(PRICE_STEP_SAT.min(sat.max(1)))
+            };
+            Price::Sats(Msat::from_sat(next).unwrap_or(*m))
+        }
+        Price::Fiat(f) => {
+            let minor = if up {
+                f.minor().saturating_add(10)
+            } else {
+                f.minor().saturating_sub(10).max(10)
+            };
+            let text = format!("{}.{:02}", minor / 100, minor % 100);
+            Fiat::parse(&text, f.currency())
+                .map(Price::Fiat)
+                .unwrap_or_else(|_| p.clone())
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The background work the controller starts: invoice creation (behind the rate limit),
+//! the watch of each invoice, the periodic sweep of unwatched ones, and the backend's
+//! health loop. One-shot work lives in the controller's `JoinSet` and every long-lived
+//! task has a handle, so shutdown ends them all.
+
+use super::*;
+
+impl Controller {
+    /// Starts the invoice a tap is waiting for, once the rate limit allows.
+    pub(super) fn start_deferred_invoice(&mut self) {
+        let Some((sale, at)) = self.deferred.take() else {
+            return;
+        };
+        let still_wanted =
+            matches!(&self.state, State::CreatingInvoice { sale: s, .. } if s.id == sale.id);
+        if !still_wanted {
+            // Cancelled (or given up) before it was asked for: no invoice at all.
+            self.creating.remove(&sale.id);
+            return;
+        }
+        let now = Instant::now();
+        if now < at || !self.invoices.take(now) {
+            let at = self.invoices.ready_at(now);
+            self.deferred = Some((sale, at));
+            return;
+        }
+        self.spawn_create(sale);
+    }
+    /// The periodic look at unsettled invoices no watch covers (see [`late`]).
+    pub(super) fn sweep(&mut self) {
+        if self.sweep_task.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        self.watches.retain(|_, (_, h)| !h.is_finished());
+        let Ok(ledger) = &self.ledger else {
+            return;
+        };
+        let since = self
+            .settings
+            .clock
+            .unix()
+            .saturating_sub((late::LATE_WINDOW + self.settings.invoice_expiry).as_secs());
+        let open = match ledger.unsettled_since(since) {
+            Ok(open) => open,
+            Err(e) => {
+                tracing::error!(error = %e, "could not list unsettled invoices");
+                return;
+            }
+        };
+        let mut candidates: Vec<(Option<Instant>, InvoiceId)> = open
+            .into_iter()
+            .map(|o| o.invoice.id)
+            .filter(|id| !self.watches.contains_key(id))
+            .map(|id| (self.swept.get(&id).copied(), id))
+            .collect();
+        // Forget what is no longer a candidate, so the map stays as small as the window.
+        self.swept
+            .retain(|id, _| candidates.iter().any(|(_, c)| c == id));
+        // Never asked first, then the longest ago.
+        candidates.sort();
+        let now = Instant::now();
+        let batch: Vec<InvoiceId> = candidates
+            .into_iter()
+            .take(late::SWEEP_BATCH)
+            .map(|(_, id)| id)
+            .collect();
+        if batch.is_empty() {
+            return;
+        }
+        for id in &batch {
+            self.swept.insert(id.clone(), now);
+        }
+        tracing::debug!(count = batch.len(), "checking unwatched unsettled invoices");
+        self.sweep_task = Some(tokio::spawn(late::check_invoices(
+            self.backend.clone(),
+            batch,
+            self.settings.request_timeout,
+            late::Attempts::ONCE,
+            self.tx.clone(),
+        )));
+    }
+    /// Asks the backend for the sale's invoice (the rate limit already let it through).
+    pub(super) fn spawn_create(&mut self, sale: Sale) {
+        let backend = self.backend.clone();
+        let tx = self.tx.clone();
+        let request = InvoiceRequest {
+            sale_id: sale.id.0.clone(),
+            price: sale.product.price.clone(),
+            description: format!("{} ({})", sale.product.name, self.settings.machine_id),
+            expiry: self.settings.invoice_expiry,
+        };
+        let timeout = self.settings.request_timeout;
+        let network = self.settings.network;
+        let clock = self.settings.clock.clone();
+        self.tasks.spawn(async move {
+            let ev = create_invoice(
+                backend.as_ref(),
+                &request,
+                sale.product.sat_bounds,
+                network,
+                timeout,
+                clock.as_ref(),
+            )
+            .await;
+            let ev = match ev {
+                Ok((invoice, expires_at)) => Event::InvoiceCreated {
+                    sale_id: sale.id,
+                    invoice,
+                    expires_at,
+                },
+                Err(reason) => {
+                    tracing::error!(sale = %sale.id, %reason, "could not get an invoice");
+                    Event::InvoiceFailed {
+                        sale_id: sale.id,
+                        reason,
+                    }
+                }
+            };
+            let _ = tx.send(Input::Event(ev));
+        });
+    }
+    pub(super) fn spawn_watch(&mut self, invoice: Invoice) {
+        self.watches.retain(|_, (_, h)| !h.is_finished());
+        if self.watches.len() >= MAX_WATCHES && !self.watches.contains_key(&invoice.id) {
+            // The oldest watch of an invoice nobody is looking at goes; the sweep covers it.
+            let on_screen = match &self.state {
+                State::AwaitingPayment { invoice, .. } => Some(invoice.id.clone()),
+                _ => None,
+            };
+            let oldest = self
+                .watches
+                .iter()
+                .filter(|(id, _)| Some(*id) != on_screen.as_ref())
+                .min_by_key(|(_, (seq, _))| *seq)
+                .map(|(id, _)| id.clone());
+            if let Some(id) = oldest {
+                if let Some((_, h)) = self.watches.remove(&id) {
+                    h.abort();
+                }
+                tracing::info!(invoice = %id, "too many invoices watched; the late-payment sweep checks this one instead");
+            }
+        }
+        let expires_at = instant_of_unix(self.settings.clock.as_ref(), invoice.expires_at_unix);
+        let id = invoice.id.clone();
+        let backend = self.backend.clone();
+        let timing = self.settings.watch;
+        let tx = self.tx.clone();
+        let handle = tokio::spawn(async move {
+            let invoice_id = invoice.id.clone();
+            let event = match watch_invoice(backend, invoice, expires_at, timing).await {
+                WatchOutcome::Paid => Event::PaymentConfirmed { invoice_id },
+                WatchOutcome::Expired => Event::InvoiceExpired { invoice_id },
+                // The late-payment sweep looks at it from now on.
+                WatchOutcome::GaveUp => return,
+            };
+            let _ = tx.send(Input::Event(event));
+        });
+        self.watch_seq += 1;
+        if let Some((_, old)) = self.watches.insert(id, (self.watch_seq, handle)) {
+            old.abort();
+        }
+    }
+}
+
+/// Asks for an invoice and checks the BOLT11 against the request before it can be shown.
+async fn create_invoice(
+    backend: &dyn PaymentBackend,
+    request: &InvoiceRequest,
+    bounds: Option<(Msat, Msat)>,
+    network: Network,
+    timeout: Duration,
+    clock: &dyn Clock,
+) -> Result<(Invoice, Instant), String> {
+    let invoice = match tokio::time::timeout(timeout, backend.create_invoice(request)).await {
+        Err(_) => {
+            return Err(format!(
+                "the payment backend did not answer within {timeout:?}"
+            ))
+        }
+        Ok(Err(e)) => return Err(e.to_string()),
+        Ok(Ok(i)) => i,
+    };
+    crate::bolt11::check(&invoice, request, network, clock.wall()).map_err(|e| {
+        tracing::error!(invoice = %invoice.id, error = %e, "refusing to show an invoice that does not match the request");
+        e.to_string()
+    })?;
+    if let Some((lo, hi)) = bounds {
+        if invoice.amount < lo || invoice.amount > hi {
+            let reason = format!(
+                "the backend priced {} at {}, outside this product's min_sat..max_sat ({}..{}); is its exchange rate broken?",
+                request.price.display(),
+                invoice.amount.display_sats(),
+                lo.display_sats(),
+                hi.display_sats()
+            );
+            tracing::error!(invoice = %invoice.id, %reason, "refusing to show the invoice");
+            return Err(reason);
+        }
+    }
+    let expires_at = instant_of_unix(clock, invoice.expires_at_unix);
+    Ok((invoice, expires_at))
+}
+
+pub(super) async fn health_loop(
+    backend: Arc<dyn PaymentBackend>,
+    every: Duration,
+    timeout: Duration,
+    tx: mpsc::UnboundedSender<Input>,
+) {
+    let mut last_ok: Option<bool> = None;
+    loop {
+        let ev = match tokio::time::timeout(timeout, backend.check_health()).await {
+            Ok(Ok(())) => Event::BackendUp,
+            Ok(Err(e)) => Event::BackendDown {
+                reason: e.to_string(),
+            },
+            Err(_) => Event::BackendDown {
+                reason: format!("no answer within {timeout:?}"),
+            },
+        };
+        let ok = ev == Event::BackendUp;
+        if last_ok != Some(ok) {
+            match &ev {
+                Event::BackendDown { reason } => tracing::warn!(%reason, "payment backend down"),
+                _ => tracing::info!(backend = backend.name(), "payment backend up"),
+            }
+            last_ok = Some(ok);
+        }
+        if tx.send(Input::Event(ev)).is_err() {
+            return;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
