@@ -34,7 +34,7 @@ fn cfg(dir: &std::path::Path, top: &str, extra: &str) -> lnvend::config::Config 
     lnvend::config::Config::parse(&text, "hardening-test.toml", lnvend::config::Mode::Sim).unwrap()
 }
 
-fn start(cfg: &lnvend::config::Config, clock: &Arc<FakeClock>) -> TestMachine {
+fn start_machine(cfg: &lnvend::config::Config, clock: &Arc<FakeClock>) -> TestMachine {
     TestMachine::start_with_clock(cfg, Some(clock.clone() as Arc<dyn lnvend::clock::Clock>))
 }
 
@@ -64,7 +64,7 @@ fn idle_credit_ids(v: &View) -> Vec<String> {
 async fn a_credit_pours_at_most_once_by_itself_and_a_second_failure_goes_to_the_operator() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(FakeClock::new(real_now()));
-    let mut m = start(&cfg(dir.path(), "", ""), &clock);
+    let mut m = start_machine(&cfg(dir.path(), "", ""), &clock);
     let code = failed_pour(&mut m).await;
     let idle = m.wait_for(Duration::from_secs(5), "the credit tile", |v| {
         v.screen == Screen::Idle && !v.credits.is_empty()
@@ -102,7 +102,7 @@ async fn a_credit_pours_at_most_once_by_itself_and_a_second_failure_goes_to_the_
 async fn a_payment_after_expiry_is_found_by_the_sweep_and_becomes_an_owed_credit() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(FakeClock::new(real_now()));
-    let mut m = start(&cfg(dir.path(), "", ""), &clock);
+    let mut m = start_machine(&cfg(dir.path(), "", ""), &clock);
     m.tap(0);
     m.wait_screen(Screen::Payment).await;
     let inv = m.sim().latest().unwrap();
@@ -132,7 +132,7 @@ async fn nothing_is_sold_until_the_clock_is_synchronised() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(FakeClock::new(real_now()));
     clock.set_synced(false);
-    let mut m = start(&cfg(dir.path(), "", ""), &clock);
+    let mut m = start_machine(&cfg(dir.path(), "", ""), &clock);
     let v = m.wait_screen(Screen::OutOfService).await;
     assert!(v.message.contains("correct time"), "{}", v.message);
     m.tap(0);
@@ -158,7 +158,7 @@ async fn wall_clock_jumps_never_expose_old_credits_collide_sale_ids_or_refuse_a_
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(FakeClock::new(real_now()));
     let config = cfg(dir.path(), "credit_window_s = 120\n", "");
-    let mut m = start(&config, &clock);
+    let mut m = start_machine(&config, &clock);
     let code = failed_pour(&mut m).await;
     assert_eq!(idle_credit_ids(&m.views.borrow()), vec![code.clone()]);
     // The window ends on the monotonic clock...
@@ -180,7 +180,7 @@ async fn wall_clock_jumps_never_expose_old_credits_collide_sale_ids_or_refuse_a_
     }
     m.shutdown().await;
     // A restart on the stepped-back clock does not offer the old credit either.
-    let mut m = start(&config, &clock);
+    let mut m = start_machine(&config, &clock);
     m.wait_screen(Screen::Idle).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(m.views.borrow().credits.is_empty());
@@ -207,7 +207,7 @@ async fn a_power_cycle_gives_no_fresh_pin_tries() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(FakeClock::new(real_now()));
     let config = cfg(dir.path(), "", "");
-    let mut m = start(&config, &clock);
+    let mut m = start_machine(&config, &clock);
     m.wait_screen(Screen::Idle).await;
     m.send(Input::OpenOperator);
     m.wait_screen(Screen::Pin).await;
@@ -218,7 +218,7 @@ async fn a_power_cycle_gives_no_fresh_pin_tries() {
     let v = m.views.borrow().clone();
     assert!(v.pin_message.contains("locked"), "{}", v.pin_message);
     m.shutdown().await;
-    let mut m = start(&config, &clock);
+    let mut m = start_machine(&config, &clock);
     m.wait_screen(Screen::Idle).await;
     m.send(Input::OpenOperator);
     m.wait_screen(Screen::Pin).await;
@@ -245,7 +245,7 @@ async fn a_power_cycle_gives_no_fresh_pin_tries() {
 async fn a_prankster_tapping_and_cancelling_makes_bounded_invoices_and_watches() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(FakeClock::new(real_now()));
-    let mut m = start(&cfg(dir.path(), "", ""), &clock);
+    let mut m = start_machine(&cfg(dir.path(), "", ""), &clock);
     m.wait_screen(Screen::Idle).await;
     let t0 = tokio::time::Instant::now();
     for _ in 0..100 {
@@ -299,14 +299,14 @@ async fn a_broken_exchange_rate_puts_the_machine_out_of_service_instead_of_selli
         .unwrap()
     };
     // 1 sat per euro: 2.50 EUR would be 2.5 sats.
-    let mut m = start(&text(1), &clock);
+    let mut m = start_machine(&text(1), &clock);
     m.tap(0);
     let v = m.wait_screen(Screen::OutOfService).await;
     assert!(v.detail.contains("min_sat"), "{}", v.detail);
     assert!(v.qr.is_none());
     m.shutdown().await;
     // A sane rate sells.
-    let mut m = start(&text(1000), &clock);
+    let mut m = start_machine(&text(1000), &clock);
     m.wait_screen(Screen::Idle).await;
     m.tap(0);
     let v = m.wait_screen(Screen::Payment).await;
@@ -318,7 +318,7 @@ async fn a_broken_exchange_rate_puts_the_machine_out_of_service_instead_of_selli
 async fn a_backend_that_hangs_on_the_invoice_is_given_up_after_the_request_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(FakeClock::new(real_now()));
-    let mut m = start(&cfg(dir.path(), "", ""), &clock);
+    let mut m = start_machine(&cfg(dir.path(), "", ""), &clock);
     m.wait_screen(Screen::Idle).await;
     m.sim().set_create_delay(Duration::from_secs(3600));
     m.tap(0);
@@ -429,4 +429,72 @@ async fn a_payment_reported_by_the_catch_up_for_less_than_the_price_is_not_owed(
         );
         assert_eq!(gpio.high_intervals(ENA).len(), 0, "nothing poured");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn credits_from_before_a_restart_are_offered_only_on_a_trusted_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = real_now();
+    let clock = Arc::new(FakeClock::new(start));
+    let config = cfg(dir.path(), "", "");
+    let mut m = start_machine(&config, &clock);
+    let code = failed_pour(&mut m).await;
+    m.shutdown().await;
+    // The Pi boots with the wall clock it saved at shutdown (a minute later, it thinks),
+    // not yet synchronised; the real time is ten hours later.
+    clock.set_synced(false);
+    let mut m = start_machine(&config, &clock);
+    m.wait_screen(Screen::OutOfService).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    clock.jump(10 * 3600);
+    clock.set_synced(true);
+    let v = m
+        .wait_screen_within(Screen::Idle, Duration::from_secs(3))
+        .await;
+    assert!(
+        v.credits.is_empty(),
+        "yesterday's credit offered to whoever walks up: {:?}",
+        v.credits
+    );
+    m.shutdown().await;
+    // On a clock that was right all along, a restart soon after still offers it.
+    let clock = Arc::new(FakeClock::new(start + 30));
+    let dir2 = tempfile::tempdir().unwrap();
+    let config2 = cfg(dir2.path(), "", "");
+    let mut m = start_machine(&config2, &clock);
+    let code2 = failed_pour(&mut m).await;
+    m.shutdown().await;
+    let mut m = start_machine(&config2, &clock);
+    let v = m
+        .wait_for(Duration::from_secs(3), "the credit offered again", |v| {
+            !v.credits.is_empty()
+        })
+        .await;
+    assert_eq!(idle_credit_ids(&v), vec![code2]);
+    assert_ne!(code, "");
+    m.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_credit_tap_the_machine_cannot_serve_leaves_the_tile_standing() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(FakeClock::new(real_now()));
+    let mut m = start_machine(&cfg(dir.path(), "", ""), &clock);
+    let code = failed_pour(&mut m).await;
+    m.wait_for(Duration::from_secs(3), "the tile", |v| {
+        !v.credits.is_empty()
+    })
+    .await;
+    // The backend blips just as the customer taps.
+    m.send(Input::Event(Event::BackendDown {
+        reason: "blip".into(),
+    }));
+    m.send(Input::RedeemCredit(code.clone()));
+    m.wait_screen(Screen::OutOfService).await;
+    m.send(Input::Event(Event::BackendUp));
+    let v = m.wait_screen(Screen::Idle).await;
+    assert_eq!(idle_credit_ids(&v), vec![code.clone()], "still offered");
+    m.send(Input::RedeemCredit(code));
+    m.wait_screen(Screen::Pouring).await;
+    m.shutdown().await;
 }

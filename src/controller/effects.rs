@@ -78,6 +78,33 @@ impl Controller {
         for effect in effects {
             self.execute(effect);
         }
+        // A ledger that failed after a pour: no next sale until it records again.
+        if let (Some(reason), State::Idle) = (&self.ledger_fault, &self.state) {
+            let reason = reason.clone();
+            self.apply(Event::LedgerDown { reason });
+        }
+    }
+
+    /// Tries again to record pours the ledger refused; once all are recorded the fault is
+    /// gone (the operator's "back in service" then works again).
+    pub(super) fn retry_unrecorded_pours(&mut self) {
+        if self.unrecorded_pours.is_empty() {
+            return;
+        }
+        let Ok(l) = &mut self.ledger else {
+            return;
+        };
+        self.unrecorded_pours
+            .retain(|sale| match l.record_poured(sale) {
+                Ok(()) => {
+                    tracing::info!(sale = %sale, "the finished pour is recorded after all");
+                    false
+                }
+                Err(_) => true,
+            });
+        if self.unrecorded_pours.is_empty() {
+            self.ledger_fault = None;
+        }
     }
     pub(super) fn execute(&mut self, effect: Effect) {
         match effect {
@@ -129,17 +156,17 @@ impl Controller {
                 tracing::info!(sale = %sale_id, "poured");
                 self.offers.withdraw(&sale_id);
                 if let Ok(l) = &mut self.ledger {
-                    // Once more on a failure (a busy disk), then out of service: the sale
-                    // stays "pouring" in the ledger and becomes owed at the next start, at
-                    // most once more on the public screen (see ledger::MAX_AUTOMATIC_POURS).
+                    // Once more on a failure (a busy disk). If it still fails, the machine
+                    // stops selling as soon as the customer has their drink, and keeps
+                    // trying to record it (see `retry_unrecorded_pours`): a pour left
+                    // "pouring" would come back as an owed credit at the next start.
                     let recorded = l
                         .record_poured(&sale_id)
                         .or_else(|_| l.record_poured(&sale_id));
                     if let Err(e) = recorded {
-                        tracing::error!(sale = %sale_id, error = %e, "could not record the finished pour; out of service");
-                        let _ = self.tx.send(Input::Event(Event::LedgerDown {
-                            reason: format!("cannot record a finished pour: {e}"),
-                        }));
+                        tracing::error!(sale = %sale_id, error = %e, "could not record the finished pour; out of service until it is");
+                        self.ledger_fault = Some(format!("cannot record a finished pour: {e}"));
+                        self.unrecorded_pours.push(sale_id);
                     }
                 }
             }
@@ -187,6 +214,11 @@ impl Controller {
         }
     }
     pub(super) fn begin_pour(&mut self, sale: Sale, invoice_id: InvoiceId, credit: bool) {
+        // The tile goes when its pour is accepted, not when it was tapped: a tap the vend
+        // cycle ignores (the machine just went out of service) leaves the offer standing.
+        if credit {
+            self.offers.withdraw(&sale.id);
+        }
         if !credit {
             self.invoices.give_back();
         }

@@ -116,6 +116,16 @@ pub struct Controller {
     clock_problem: Option<Option<String>>,
     /// The last backend health report, to restore it once the clock is right.
     backend_down: Option<String>,
+    /// Sales whose refund is under way (one at a time per sale).
+    refunding: std::collections::HashSet<SaleId>,
+    /// Why the ledger cannot be trusted to record sales, once a write failed after a pour:
+    /// the machine goes out of service as soon as it is back on the idle screen.
+    ledger_fault: Option<String>,
+    /// Finished pours the ledger could not record yet.
+    unrecorded_pours: Vec<SaleId>,
+    /// The credits of before the start are offered only once the wall clock is trusted
+    /// (their age comes from the ledger's wall-clock dates).
+    offers_pending: bool,
     pour_task: Option<JoinHandle<()>>,
     qr_cache: Option<(String, Arc<QrBitmap>)>,
     heartbeat: watch::Sender<Instant>,
@@ -173,6 +183,10 @@ impl Controller {
             last_id: (0, 0),
             clock_problem: None,
             backend_down: None,
+            refunding: std::collections::HashSet::new(),
+            ledger_fault: None,
+            unrecorded_pours: Vec::new(),
+            offers_pending: false,
             pour_task: None,
             qr_cache: None,
             heartbeat: watch::channel(Instant::now()).0,
@@ -229,12 +243,23 @@ impl Controller {
                 }
                 _ = beat.tick() => {
                     self.heartbeat.send_replace(Instant::now());
+                    self.retry_unrecorded_pours();
                     self.check_clock();
                 }
                 _ = sweep.tick() => self.sweep(),
             }
             // Finished one-shot tasks leave their results here; drop them as they come.
             while self.tasks.try_join_next().is_some() {}
+        }
+        // A pour that finished (or failed) just before the stop has its report in the queue:
+        // take it, so a drink in the cup is not recorded as owed.
+        while let Ok(input) = self.rx.try_recv() {
+            if matches!(
+                input,
+                Input::Event(Event::PourFinished { .. } | Event::PourFailed { .. })
+            ) {
+                self.handle(input);
+            }
         }
         // The pump first: whatever else fails below, it is off.
         if let Err(e) = self.pump.stop() {
@@ -282,28 +307,15 @@ impl Controller {
                     Ok(ids) => {
                         for id in ids {
                             tracing::warn!(sale = %id, "a pour was interrupted by a restart; the sale is now an owed credit");
+                            // Owed from now, whatever the wall clock says.
+                            if matches!(ledger.owed_sale(&id), Ok(Some(o)) if o.public) {
+                                self.offers.offer(id, now + window);
+                            }
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "could not recover interrupted pours"),
                 }
-                // Credits the customer may still be waiting for: those that became owed
-                // within the window (just now, for pours the restart interrupted). A wall
-                // clock that went backwards makes a credit look younger than it is, so only
-                // ages between zero and the window count.
-                let wall_us = self.settings.clock.unix_us();
-                match ledger.public_credits() {
-                    Ok(credits) => {
-                        for (o, credited_us) in credits {
-                            let age = wall_us.checked_sub(credited_us).unwrap_or(-1);
-                            let window_us = window.as_micros() as i64;
-                            if (0..window_us).contains(&age) {
-                                let left = Duration::from_micros((window_us - age) as u64);
-                                self.offers.offer(o.sale_id, now + left);
-                            }
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, "could not list owed credits"),
-                }
+                self.offers_pending = true;
                 match ledger.newest_sale_id() {
                     Ok(Some(id)) => self.last_id = parse_sale_id(&id).unwrap_or((0, 0)),
                     Ok(None) => {}
@@ -368,8 +380,40 @@ impl Controller {
                 self.apply(Event::LedgerDown { reason });
             }
         }
+        self.offer_credits_from_before();
         self.publish();
     }
+
+    /// Credits the customer may still be waiting for from before the start: those that
+    /// became owed within the window. Only on a trusted wall clock (a Pi booting with
+    /// yesterday's time would make yesterday's credits look fresh), and a clock that went
+    /// backwards makes a credit look younger than it is, so only ages between zero and the
+    /// window count.
+    fn offer_credits_from_before(&mut self) {
+        if !self.offers_pending || self.settings.clock.sync_problem().is_some() {
+            return;
+        }
+        self.offers_pending = false;
+        let Ok(ledger) = &self.ledger else {
+            return;
+        };
+        let now = self.settings.clock.now();
+        let window_us = self.settings.credit_window.as_micros() as i64;
+        let wall_us = self.settings.clock.unix_us();
+        match ledger.public_credits() {
+            Ok(credits) => {
+                for (o, credited_us) in credits {
+                    let age = wall_us.checked_sub(credited_us).unwrap_or(-1);
+                    if (0..window_us).contains(&age) && !self.offers.is_offered(&o.sale_id, now) {
+                        let left = Duration::from_micros((window_us - age) as u64);
+                        self.offers.offer(o.sale_id, now + left);
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not list owed credits"),
+        }
+    }
+
     pub(super) fn next_wake(&self) -> Option<Instant> {
         let now = Instant::now();
         let refresh = match self.state {
@@ -410,6 +454,7 @@ impl Controller {
             }
             None if changed && self.clock_problem.is_some() => {
                 tracing::info!("the wall clock is synchronised; selling");
+                self.offer_credits_from_before();
                 self.apply(Event::ClockRight);
                 if let Some(reason) = self.backend_down.clone() {
                     self.apply(Event::BackendDown { reason });
@@ -520,6 +565,9 @@ impl Controller {
             },
             Input::Event(e) => {
                 self.note_health(&e);
+                if let Event::InvoiceFailed { sale_id, .. } = &e {
+                    self.creating.remove(sale_id);
+                }
                 e
             }
         };

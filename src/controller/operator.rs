@@ -25,7 +25,6 @@ impl Controller {
         let id = SaleId(tile.sale_id);
         let invoice_id = self.ledger.as_ref().ok()?.invoice_of(&id).ok()??;
         tracing::info!(sale = %id, "customer tapped an owed credit");
-        self.offers.withdraw(&id);
         Some((Sale { id, product }, invoice_id))
     }
     pub(super) fn open_pin_pad(&mut self) {
@@ -269,9 +268,15 @@ impl Controller {
             self.op.message = format!("Unknown sale {id}.");
             return;
         };
+        // A second tap on Refund while the first is under way would make a second refund
+        // (a second pull payment) for one sale.
+        if !self.refunding.insert(sale.clone()) {
+            self.op.message = format!("The refund of {id} is already under way.");
+            return;
+        }
         self.op.message = format!("Refunding {id}…");
         let (backend, tx) = (self.backend.clone(), self.tx.clone());
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let result = backend.refund(&invoice).await.map_err(|e| e.to_string());
             let _ = tx.send(Input::RefundDone {
                 sale_id: id,
@@ -296,6 +301,7 @@ impl Controller {
         self.start_refund(sale.id.0.clone());
     }
     pub(super) fn refund_done(&mut self, sale_id: String, result: Result<Option<String>, String>) {
+        self.refunding.remove(&SaleId(sale_id.clone()));
         let sale = SaleId(sale_id.clone());
         if let Some((id, slot @ None)) = &mut self.fault_refund {
             if *id == sale {

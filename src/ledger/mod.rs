@@ -277,8 +277,11 @@ impl Ledger {
     /// customer may still pour it themselves (false after an interrupted credit pour).
     pub fn record_owed(&mut self, sale_id: &SaleId, reason: &str) -> Result<bool, LedgerError> {
         let tx = self.conn.transaction()?;
+        // Never over a sale already settled one way or another (a pour that finished just
+        // as the machine stopped, a credit already refunded).
         tx.execute(
-            "UPDATE sales SET state = 'owed', reason = ?2 WHERE id = ?1",
+            "UPDATE sales SET state = 'owed', reason = ?2
+             WHERE id = ?1 AND state NOT IN ('poured', 'settled', 'refunded')",
             params![sale_id.0, reason],
         )?;
         tx.execute(

@@ -25,7 +25,11 @@ pub const THANK_YOU: Duration = Duration::from_secs(5);
 /// How long the fault screen stays up unless the customer dismisses it.
 pub const FAULT_SCREEN: Duration = Duration::from_secs(120);
 /// How long past its planned end a pour may go unreported before the machine gives up on it.
-pub const POUR_GRACE: Duration = Duration::from_secs(3);
+/// It covers the anti-drip pulse (up to 2 s), the ledger's fsync'd commit before the pump
+/// starts (slow on an SD card), and scheduling: a pour that is merely late must never be
+/// called failed, which would owe a credit for a drink already in the cup. The pump's own
+/// hard stop bounds the motor meanwhile.
+pub const POUR_GRACE: Duration = Duration::from_secs(10);
 
 /// Our own id for one sale (one invoice). Unique across restarts.
 #[derive(Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
