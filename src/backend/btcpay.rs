@@ -369,7 +369,7 @@ impl BtcpayBackend {
             None | Some(serde_json::Value::Null) => {}
             Some(serde_json::Value::String(hash)) => {
                 let ours = &parsed.payment_hash;
-                if !hash.eq_ignore_ascii_case(&ours) {
+                if !hash.eq_ignore_ascii_case(ours) {
                     return Err(BackendError::BadReply(format!(
                         "the BOLT11's payment hash {ours} is not the one BTCPay recorded ({hash})"
                     )));
