@@ -5,17 +5,19 @@
 //! `pour` reads the same config file as the service and drives the pump through the same
 //! [`Pump`] and [`pour`] as a sale, with its watchdog: what works here works when a customer
 //! pays. `pump-off` reads only the file's `[gpio]` table ([`Config::load_gpio`]), so that
-//! nothing else in the file can keep it from driving the pins low. A pour is refused up front when it is longer than the configured maximum run time,
-//! instead of being cut short by the watchdog with liquid in the line.
+//! nothing else in the file can keep it from driving the pins low. Both claim the pins through
+//! [`crate::assemble::open_bridge`], the one place that does, and stop on the same signals as
+//! the service ([`crate::app::signals`]). A pour is refused up front when it is longer than
+//! the configured maximum run time, instead of being cut short by the watchdog with liquid in
+//! the line.
 
 use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::config::{Config, GpioBackend, GpioConfig};
-use crate::pump::mock::MockGpio;
-use crate::pump::rpi::RppalPins;
-use crate::pump::{pour, BridgePins, Channel, L298n, Pins, Pump, PumpError};
+use crate::assemble::{bridge_pins, open_bridge, open_pump, OpenPumpError};
+use crate::config::{Config, GpioConfig};
+use crate::pump::{pour, Channel, Pump, PumpError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HwError {
@@ -35,6 +37,8 @@ pub enum HwError {
     NotWired(Channel),
     #[error(transparent)]
     Pump(#[from] PumpError),
+    #[error(transparent)]
+    Open(#[from] OpenPumpError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -45,54 +49,6 @@ pub enum Outcome {
     Poured(Duration),
     /// Ctrl-C (or SIGTERM/SIGHUP) arrived; the pump was stopped.
     Interrupted,
-}
-
-/// The pump the config describes, every output driven low. The mock pins come back too, for
-/// tests and for `gpio.backend = "mock"` at a desk.
-pub fn open_pump(config: &Config) -> Result<(Pump, Option<MockGpio>), HwError> {
-    let (bridge, gpio) = open_bridge(&config.gpio)?;
-    let pump = Pump::new(bridge, config.max_run())?;
-    Ok((pump, gpio))
-}
-
-/// The bridge the `[gpio]` table describes, and its mock pins when they are mocked.
-fn open_bridge(g: &GpioConfig) -> Result<(L298n, Option<MockGpio>), HwError> {
-    let (a, b) = bridge_pins(g);
-    let (pins, gpio): (Box<dyn Pins>, Option<MockGpio>) =
-        match g.backend.unwrap_or(GpioBackend::Mock) {
-            GpioBackend::Mock => {
-                let gpio = MockGpio::new(g.trace.as_deref())
-                    .map_err(|e| PumpError::Gpio(format!("cannot open the pin trace file: {e}")))?;
-                (Box::new(gpio.pins()), Some(gpio))
-            }
-            GpioBackend::Rppal => {
-                let all: Vec<u8> = [a]
-                    .into_iter()
-                    .chain(b)
-                    .flat_map(|p| [p.forward, p.reverse, p.enable])
-                    .collect();
-                (Box::new(RppalPins::new(&all, g.pwm_frequency_hz)?), None)
-            }
-        };
-    Ok((L298n::new(pins, a, b), gpio))
-}
-
-/// [`Config::bridge_pins`] from the table alone (`pump-off` reads nothing else).
-fn bridge_pins(g: &GpioConfig) -> (BridgePins, Option<BridgePins>) {
-    let a = g.channel_a;
-    let b = g.channel_b.map(|b| BridgePins {
-        forward: b.in3,
-        reverse: b.in4,
-        enable: b.enb,
-    });
-    (
-        BridgePins {
-            forward: a.in1,
-            reverse: a.in2,
-            enable: a.ena,
-        },
-        b,
-    )
 }
 
 /// The pour time to use for a request of `ms` on `channel`, or why it is refused. The
@@ -156,7 +112,7 @@ pub fn pour_command(config: &Config, channel: Channel, ms: u64) -> Result<Outcom
         .build()
         .map_err(HwError::Runtime)?;
     let (pump, _gpio) = open_pump(config)?;
-    crate::app::install_panic_hook(pump.clone());
+    crate::app::signals::install_panic_hook(pump.clone());
     eprintln!(
         "pouring on channel {channel} for {} ms (Ctrl-C stops the pump)",
         duration.as_millis()
@@ -201,7 +157,7 @@ pub fn main_pour(config: &Config, channel: Channel, ms: u64) -> ExitCode {
             ExitCode::from(match e {
                 HwError::TooLong { .. } | HwError::Zero => 1,
                 HwError::NotWired(_) => 1,
-                HwError::Pump(_) | HwError::Runtime(_) => 2,
+                HwError::Pump(_) | HwError::Open(_) | HwError::Runtime(_) => 2,
             })
         }
     }
@@ -224,23 +180,8 @@ pub fn main_pump_off(g: &GpioConfig) -> ExitCode {
 
 /// Completes on the first SIGINT, SIGTERM or SIGHUP; never if none can be caught.
 async fn stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut streams = Vec::new();
-    for kind in [
-        SignalKind::interrupt(),
-        SignalKind::terminate(),
-        SignalKind::hangup(),
-    ] {
-        match signal(kind) {
-            Ok(s) => streams.push(s),
-            Err(e) => eprintln!("warning: cannot catch a stop signal: {e}"),
-        }
-    }
-    if streams.is_empty() {
-        return std::future::pending().await;
-    }
-    let waits = streams.iter_mut().map(|s| Box::pin(s.recv()));
-    futures_util::future::select_all(waits).await;
+    crate::app::signals::stop_signal(|_, e| eprintln!("warning: cannot catch a stop signal: {e}"))
+        .await;
 }
 
 #[cfg(test)]

@@ -2,9 +2,11 @@
 //!
 //! The library does all the work; `main.rs` only parses the command line. Start reading at
 //! [`vend`] (the pure vend cycle), then [`controller`] (where it meets the pump, the ledger
-//! and the payment backend) and [`app`] (how the pieces are assembled and shut down).
+//! and the payment backend), [`assemble`] (how the pieces are built from the configuration)
+//! and [`app`] (how they run under systemd and are shut down).
 
 pub mod app;
+pub mod assemble;
 pub mod backend;
 pub mod bolt11;
 pub mod cli;
