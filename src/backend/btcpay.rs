@@ -13,6 +13,10 @@
 //! A payment that arrives after expiry is Greenfield's `Expired` with `additionalStatus`
 //! `PaidLate`: it is reported as paid with what the Lightning method actually received, so
 //! the caller credits it; a partial late payment is not a payment.
+//!
+//! The file is long (about 650 lines) because Greenfield's invoice, payment-method and
+//! refund replies each need their own defensive reading; the webhook listener lives apart
+//! in [`super::webhook`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! Exhaustive tests of the vend cycle: every state against every event, then the
-//! scenarios a customer or an operator would notice.
+//! scenarios a customer or an operator would notice. Long on purpose: one test per rule of
+//! the cycle, each readable on its own.
 
 use super::*;
 use crate::backend::Invoice;
