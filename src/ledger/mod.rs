@@ -10,7 +10,6 @@
 pub mod schema;
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -177,11 +176,7 @@ impl std::fmt::Debug for Ledger {
 /// SQLite's page cache for the ledger, in KiB.
 const LEDGER_CACHE_KIB: i64 = 256;
 
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
+use crate::clock::unix_now_us as now_us;
 
 /// The columns [`owed_row`] reads, in its order.
 const OWED_COLUMNS: &str = "s.id, s.product, s.price_msat, COALESCE(s.reason, ''), s.pour_attempts";

@@ -12,7 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -175,10 +175,7 @@ impl MockGpio {
         }
         let at = Instant::now();
         let wall = log.epoch.0 + at.saturating_duration_since(log.epoch.1);
-        let ts_us = wall
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_micros() as u64;
+        let ts_us = crate::clock::unix_us_of(wall) as u64;
         log.levels.insert(pin, value);
         let change = PinChange {
             at,
@@ -237,6 +234,7 @@ impl Pins for MockPins {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[tokio::test(start_paused = true)]
     async fn the_trace_file_has_one_json_object_per_change() {
@@ -261,10 +259,7 @@ mod tests {
         assert_eq!(lines[2]["duty"], 0.5);
         let dt = lines[1]["ts_us"].as_u64().unwrap() - lines[0]["ts_us"].as_u64().unwrap();
         assert_eq!(dt, 1_500_000);
-        let now_us = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_micros() as u64;
+        let now_us = crate::clock::unix_now_us() as u64;
         assert!(lines[0]["ts_us"].as_u64().unwrap() <= now_us);
         assert!(lines[0]["ts_us"].as_u64().unwrap() > now_us - 60_000_000);
     }
