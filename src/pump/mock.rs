@@ -94,6 +94,14 @@ impl MockGpio {
         })
     }
 
+    /// [`MockGpio::new`] with the trace file's failure as a [`PumpError`] naming the file.
+    pub fn open(trace: Option<&Path>) -> Result<MockGpio, PumpError> {
+        MockGpio::new(trace).map_err(|e| PumpError::Trace {
+            path: trace.map(|p| p.display().to_string()).unwrap_or_default(),
+            source: e,
+        })
+    }
+
     fn lock(&self) -> MutexGuard<'_, Log> {
         self.log.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -235,6 +243,21 @@ impl Pins for MockPins {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_trace_file_that_cannot_be_opened_names_the_file_and_keeps_the_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no-such-dir").join("pins.jsonl");
+        let Err(e) = MockGpio::open(Some(&path)) else {
+            panic!("opened a trace in a missing directory");
+        };
+        assert!(e.to_string().contains("pins.jsonl"), "{e}");
+        let io = std::error::Error::source(&e)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .expect("the io::Error is the source");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        assert!(MockGpio::open(None).is_ok());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn the_trace_file_has_one_json_object_per_change() {
