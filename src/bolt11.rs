@@ -9,7 +9,7 @@
 //! invoices without them, and whether the customer's wallet accepts the invoice is the
 //! wallet's business; a pour still needs the backend's authenticated "paid".
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bitcoin::secp256k1::PublicKey;
 use lightning_invoice::{Currency, SignedRawBolt11Invoice};
@@ -162,7 +162,7 @@ pub fn check(
         return Err(Bolt11Error::PaymentHash);
     }
     let expires = parsed.expires_at_unix;
-    let now_s = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now_s = crate::clock::unix_of(now);
     let left = Duration::from_secs(expires.saturating_sub(now_s));
     if left < MIN_TIME_TO_PAY {
         return Err(Bolt11Error::ExpiresTooSoon(left));
@@ -191,6 +191,7 @@ pub fn check(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::clock::unix_now;
     use std::str::FromStr;
 
     use crate::backend::sim::SimBackend;
@@ -307,13 +308,6 @@ pub(crate) mod tests {
         raw.sign::<_, ()>(|m| Ok(Secp256k1::new().sign_ecdsa_recoverable(m, &key)))
             .unwrap()
             .to_string()
-    }
-
-    fn unix_now() -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
     }
 
     fn invoice_for(bolt11: String, msat: u64, hash: [u8; 32], expires_at_unix: u64) -> Invoice {

@@ -40,17 +40,36 @@ pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
 
     /// Seconds since the UNIX epoch (0 for a clock before 1970).
     fn unix(&self) -> u64 {
-        self.wall()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+        unix_of(self.wall())
     }
 
     /// Microseconds since the UNIX epoch.
     fn unix_us(&self) -> i64 {
-        self.wall()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        unix_us_of(self.wall())
     }
+}
+
+/// Seconds from the UNIX epoch to `t` (0 for a time before 1970).
+pub fn unix_of(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Microseconds from the UNIX epoch to `t` (0 before 1970, `i64::MAX` past year 294 000).
+pub fn unix_us_of(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// The system's wall clock in seconds since the epoch, for code that keeps no [`Clock`]
+/// (memo expiries, webhook ages, record stamps); anything that decides whether to sell
+/// goes through a [`Clock`] so tests can move it.
+pub fn unix_now() -> u64 {
+    unix_of(SystemTime::now())
+}
+
+/// The same in microseconds.
+pub fn unix_now_us() -> i64 {
+    unix_us_of(SystemTime::now())
 }
 
 /// A wall clock before [`EARLIEST_PLAUSIBLE`] is wrong whatever else says it is right.
@@ -180,6 +199,19 @@ pub fn instant_of_unix(clock: &dyn Clock, unix: u64) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unix_time_is_zero_before_1970_and_exact_after() {
+        let before = UNIX_EPOCH - Duration::from_secs(5);
+        assert_eq!(unix_of(before), 0);
+        assert_eq!(unix_us_of(before), 0);
+        let t = UNIX_EPOCH + Duration::from_micros(1_764_000_000_250_000);
+        assert_eq!(unix_of(t), 1_764_000_000);
+        assert_eq!(unix_us_of(t), 1_764_000_000_250_000);
+        let (s, us) = (unix_now(), unix_now_us());
+        assert!(s >= EARLIEST_PLAUSIBLE, "{s}");
+        assert!((us / 1_000_000).abs_diff(s as i64) <= 60, "{us} vs {s}");
+    }
 
     #[test]
     fn a_clock_at_1970_is_never_trusted_even_without_the_sync_check() {

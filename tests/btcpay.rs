@@ -137,10 +137,8 @@ async fn settle_with_the_socket_up_pours_within_a_blink() {
     let l = Ledger::open(dir.path()).unwrap();
     assert_eq!(l.pour_count().unwrap(), 1);
     assert_eq!(
-        l.sale_state(&lnvend::vend::SaleId(sale_id))
-            .unwrap()
-            .as_deref(),
-        Some("poured")
+        l.sale_state(&lnvend::vend::SaleId(sale_id)).unwrap(),
+        Some(lnvend::ledger::SaleState::Poured)
     );
     assert_clean(&fake);
 }
@@ -500,10 +498,8 @@ async fn an_owed_sale_is_refunded_as_a_pull_payment_the_customer_scans() {
     m.shutdown().await;
     let l = Ledger::open(dir.path()).unwrap();
     assert_eq!(
-        l.sale_state(&lnvend::vend::SaleId(fault.code))
-            .unwrap()
-            .as_deref(),
-        Some("refunded")
+        l.sale_state(&lnvend::vend::SaleId(fault.code)).unwrap(),
+        Some(lnvend::ledger::SaleState::Refunded)
     );
     assert_clean(&fake);
 }
@@ -546,10 +542,8 @@ async fn the_fault_screen_can_refund_the_customer_directly_when_configured() {
     m.shutdown().await;
     let l = Ledger::open(dir.path()).unwrap();
     assert_eq!(
-        l.sale_state(&lnvend::vend::SaleId(fault.code))
-            .unwrap()
-            .as_deref(),
-        Some("refunded")
+        l.sale_state(&lnvend::vend::SaleId(fault.code)).unwrap(),
+        Some(lnvend::ledger::SaleState::Refunded)
     );
     assert_clean(&fake);
 }

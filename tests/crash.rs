@@ -10,7 +10,7 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use lnvend::ledger::Ledger;
+use lnvend::ledger::{Ledger, SaleState};
 
 const ENA: u64 = 18;
 
@@ -206,7 +206,7 @@ fn pouring(dir: &Path) -> Run {
 
 /// Every paid invoice (per the simulated server's own records) is poured or owed, and the
 /// pump started no more often than sales were paid.
-fn check_invariants(dir: &Path) -> Vec<(String, String)> {
+fn check_invariants(dir: &Path) -> Vec<(String, SaleState)> {
     let store: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("sim-backend.json")).unwrap())
             .unwrap();
@@ -220,11 +220,11 @@ fn check_invariants(dir: &Path) -> Vec<(String, String)> {
             .iter()
             .find(|r| r.invoice_id == id)
             .expect("every invoice is in the ledger");
-        states.push((row.sale_id.0.clone(), row.state.clone()));
+        states.push((row.sale_id.0.clone(), row.state));
         if inv["paid"] == true {
             paid += 1;
             assert!(
-                row.state == "poured" || row.state == "owed",
+                row.state == SaleState::Poured || row.state == SaleState::Owed,
                 "paid sale {} is {:?}: neither poured nor owed",
                 row.sale_id,
                 row.state
@@ -260,7 +260,8 @@ fn killed_with_the_qr_on_screen_then_paid_after_the_restart_it_is_owed_not_lost(
     let states = check_invariants(dir.path());
     assert_eq!(states.len(), 1);
     assert_eq!(
-        states[0].1, "owed",
+        states[0].1,
+        SaleState::Owed,
         "paid after the screen was gone: an owed credit"
     );
     assert_eq!(enable_record(dir.path()).0, 0, "no pour on the idle screen");
@@ -283,7 +284,7 @@ fn killed_right_as_the_payment_arrives_it_is_poured_or_owed_exactly_once() {
     run.quit();
     let states = check_invariants(dir.path());
     assert!(
-        states[0].1 == "poured" || states[0].1 == "owed",
+        states[0].1 == SaleState::Poured || states[0].1 == SaleState::Owed,
         "{states:?}"
     );
     assert!(enable_record(dir.path()).0 <= 1);
@@ -312,7 +313,7 @@ fn killed_mid_pour_the_pump_is_off_at_restart_and_the_sale_is_owed() {
     std::thread::sleep(Duration::from_secs(1));
     run.quit();
     let states = check_invariants(dir.path());
-    assert_eq!(states[0].1, "owed");
+    assert_eq!(states[0].1, SaleState::Owed);
 }
 
 #[test]
@@ -331,7 +332,7 @@ fn killed_on_the_thank_you_screen_the_sale_stays_poured_once() {
     std::thread::sleep(Duration::from_secs(2));
     run.quit();
     let states = check_invariants(dir.path());
-    assert_eq!(states[0].1, "poured");
+    assert_eq!(states[0].1, SaleState::Poured);
     let (edges, spans) = enable_record(dir.path());
     assert_eq!(edges, 1);
     let err = spans[0].abs_diff(Duration::from_millis(1500));
@@ -383,7 +384,7 @@ fn a_stop_signal_mid_pour_ends_the_process_with_stdin_open(signal: libc::c_int) 
     let ledger = Ledger::open(dir.path()).unwrap();
     let rows = ledger.sales_since(0, 10).unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].state, "owed", "{rows:?}");
+    assert_eq!(rows[0].state, SaleState::Owed, "{rows:?}");
 }
 
 /// Waits until the trace shows `edges` switch-ons of the enable pin and it is on.

@@ -87,10 +87,8 @@ async fn a_customer_whose_pour_failed_taps_their_credit_and_gets_one_full_drink(
     m.shutdown().await;
     let l = Ledger::open(dir.path()).unwrap();
     assert_eq!(
-        l.sale_state(&lnvend::vend::SaleId(code))
-            .unwrap()
-            .as_deref(),
-        Some("poured")
+        l.sale_state(&lnvend::vend::SaleId(code)).unwrap(),
+        Some(lnvend::ledger::SaleState::Poured)
     );
     assert!(l.owed().unwrap().is_empty());
 }
@@ -129,10 +127,8 @@ async fn outside_its_window_a_credit_waits_for_the_operator_who_can_settle_it() 
     m.shutdown().await;
     let l = Ledger::open(dir.path()).unwrap();
     assert_eq!(
-        l.sale_state(&lnvend::vend::SaleId(code))
-            .unwrap()
-            .as_deref(),
-        Some("settled")
+        l.sale_state(&lnvend::vend::SaleId(code)).unwrap(),
+        Some(lnvend::ledger::SaleState::Settled)
     );
 }
 
@@ -156,10 +152,8 @@ async fn a_refund_on_a_backend_without_refunds_gives_a_receipt_to_refund_by_hand
     m.shutdown().await;
     let l = Ledger::open(dir.path()).unwrap();
     assert_eq!(
-        l.sale_state(&lnvend::vend::SaleId(code))
-            .unwrap()
-            .as_deref(),
-        Some("refunded")
+        l.sale_state(&lnvend::vend::SaleId(code)).unwrap(),
+        Some(lnvend::ledger::SaleState::Refunded)
     );
 }
 

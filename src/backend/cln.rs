@@ -525,7 +525,7 @@ mod tests {
         let inv = parse_invoice_reply(&reply("18446744073709551615"), &request(), amount).unwrap();
         assert_eq!(inv.expires_at_unix, u64::MAX);
         let now = std::time::SystemTime::now();
-        let secs = now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let secs = crate::clock::unix_of(now);
         let mut ok = inv.clone();
         ok.bolt11 =
             crate::bolt11::tests::handmade(2_100_000, [0xab; 32], secs, Some(300), [7; 32], None);

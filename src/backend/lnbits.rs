@@ -16,7 +16,7 @@
 //! accept `?api-key=`, which ends up in proxy logs), not in an error, not in `Debug`.
 
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -32,6 +32,7 @@ use super::memo::InvoiceMemo;
 use super::{
     BackendError, Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend, WakeUps,
 };
+use crate::clock::unix_now;
 use crate::config::{parse_cert_sha256, LnbitsConfig};
 use crate::money::{Msat, Price};
 use crate::secret::Secret;
@@ -322,12 +323,6 @@ fn judge(
 fn checked_hash(text: &str) -> Option<String> {
     let t = text.trim();
     (t.len() == 64 && t.chars().all(|c| c.is_ascii_hexdigit())).then(|| t.to_ascii_lowercase())
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[derive(Deserialize)]

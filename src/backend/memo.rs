@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How long past an invoice's expiry its entry is kept: far beyond any late check while
 /// the machine runs (the watcher gives up a minute after expiry).
@@ -25,11 +24,7 @@ impl<V> Default for InvoiceMemo<V> {
     }
 }
 
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::clock::unix_now;
 
 impl<V: Clone> InvoiceMemo<V> {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, V)>> {

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bitcoin::hashes::{sha256, Hash};
@@ -346,23 +346,21 @@ impl SimBackend {
     ) -> Result<(String, u64), BackendError> {
         let secp = Secp256k1::new();
         let now = self.clock.wall();
-        let since_epoch = now
-            .duration_since(UNIX_EPOCH)
-            .map_err(|e| BackendError::BadReply(format!("clock before 1970: {e}")))?;
+        let since_epoch = crate::clock::unix_of(now);
+        if since_epoch == 0 {
+            return Err(BackendError::BadReply("clock before 1970".into()));
+        }
         let built = InvoiceBuilder::new(Currency::Regtest)
             .description(request.description.clone())
             .payment_hash(hash)
             .payment_secret(PaymentSecret(rand::random()))
-            .duration_since_epoch(Duration::from_secs(since_epoch.as_secs()))
+            .duration_since_epoch(Duration::from_secs(since_epoch))
             .min_final_cltv_expiry_delta(144)
             .amount_milli_satoshis(amount.as_msat())
             .expiry_time(request.expiry)
             .build_signed(|m| secp.sign_ecdsa_recoverable(m, &self.key))
             .map_err(|e| BackendError::Rejected(format!("cannot build invoice: {e}")))?;
-        Ok((
-            built.to_string(),
-            since_epoch.as_secs() + request.expiry.as_secs(),
-        ))
+        Ok((built.to_string(), since_epoch + request.expiry.as_secs()))
     }
 }
 

@@ -10,7 +10,6 @@
 pub mod schema;
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -32,6 +31,95 @@ pub enum LedgerError {
     UnknownSale(String),
     #[error("the sales ledger has schema version {found}; this lnvend knows up to {known} (downgrade refused)")]
     TooNew { found: u32, known: u32 },
+}
+
+/// Where a sale is, as the `sales.state` column spells it. The column stays TEXT with the
+/// strings lnvend always wrote, so files of every version read without a migration; a
+/// string no variant knows is an error (a damaged or foreign file), never a guess.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SaleState {
+    /// Invoice shown, not (yet) paid.
+    Created,
+    /// The customer left the invoice.
+    Cancelled,
+    /// The invoice ran out on screen.
+    Expired,
+    /// Paid (or an owed credit tapped) and its pour begun, not yet finished.
+    Pouring,
+    Poured,
+    /// Paid and not poured: a credit to pour, settle or refund.
+    Owed,
+    /// The operator gave the drink or the money by hand.
+    Settled,
+    Refunded,
+}
+
+impl SaleState {
+    pub const ALL: [SaleState; 8] = [
+        SaleState::Created,
+        SaleState::Cancelled,
+        SaleState::Expired,
+        SaleState::Pouring,
+        SaleState::Poured,
+        SaleState::Owed,
+        SaleState::Settled,
+        SaleState::Refunded,
+    ];
+
+    /// The string in the `sales.state` column.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SaleState::Created => "created",
+            SaleState::Cancelled => "cancelled",
+            SaleState::Expired => "expired",
+            SaleState::Pouring => "pouring",
+            SaleState::Poured => "poured",
+            SaleState::Owed => "owed",
+            SaleState::Settled => "settled",
+            SaleState::Refunded => "refunded",
+        }
+    }
+
+    /// The state a column string names, or `None` for a string no lnvend ever wrote.
+    pub fn parse(s: &str) -> Option<SaleState> {
+        SaleState::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// Never seen paid: a customer may still pay these invoices.
+    fn unpaid(self) -> bool {
+        matches!(
+            self,
+            SaleState::Created | SaleState::Cancelled | SaleState::Expired
+        )
+    }
+}
+
+impl std::fmt::Display for SaleState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A `sales.state` string no variant knows.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown sale state {0:?} in the sales ledger")]
+pub struct UnknownSaleState(String);
+
+impl rusqlite::types::FromSql for SaleState {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let s = v.as_str()?;
+        SaleState::parse(s).ok_or_else(|| {
+            // A damaged file could hold anything: enough of it to recognise, not all of it.
+            let shown: String = s.chars().take(40).collect();
+            rusqlite::types::FromSqlError::Other(Box::new(UnknownSaleState(shown)))
+        })
+    }
+}
+
+impl rusqlite::types::ToSql for SaleState {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
 }
 
 /// How many pours a sale may get without the operator: the paid one and one credit pour.
@@ -57,7 +145,7 @@ pub struct SaleRow {
     pub price_msat: u64,
     pub backend: String,
     pub invoice_id: String,
-    pub state: String,
+    pub state: SaleState,
     pub created_us: i64,
 }
 
@@ -88,11 +176,7 @@ impl std::fmt::Debug for Ledger {
 /// SQLite's page cache for the ledger, in KiB.
 const LEDGER_CACHE_KIB: i64 = 256;
 
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
+use crate::clock::unix_now_us as now_us;
 
 /// The columns [`owed_row`] reads, in its order.
 const OWED_COLUMNS: &str = "s.id, s.product, s.price_msat, COALESCE(s.reason, ''), s.pour_attempts";
@@ -175,7 +259,7 @@ impl Ledger {
         tx.execute(
             "INSERT INTO sales (id, product, price_msat, backend, invoice_id, payment_hash, bolt11,
                                 expires_at, state, created_us)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'created', ?9)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 sale.id.0,
                 sale.product.name,
@@ -185,6 +269,7 @@ impl Ledger {
                 invoice.payment_hash,
                 invoice.bolt11,
                 invoice.expires_at_unix as i64,
+                SaleState::Created,
                 now_us()
             ],
         )?;
@@ -202,16 +287,17 @@ impl Ledger {
         sale_id: &SaleId,
         why: Abandoned,
     ) -> Result<(), LedgerError> {
-        let kind = match why {
-            Abandoned::Cancelled => "cancelled",
-            Abandoned::Expired => "expired",
+        let state = match why {
+            Abandoned::Cancelled => SaleState::Cancelled,
+            Abandoned::Expired => SaleState::Expired,
         };
         let n = self.conn.execute(
-            "UPDATE sales SET state = ?2 WHERE id = ?1 AND state = 'created'",
-            params![sale_id.0, kind],
+            "UPDATE sales SET state = ?2 WHERE id = ?1 AND state = ?3",
+            params![sale_id.0, state, SaleState::Created],
         )?;
         if n == 1 {
-            self.transition(&sale_id.0, kind, None)?;
+            // These two transitions have always been named like the state they lead to.
+            self.transition(&sale_id.0, state.as_str(), None)?;
         }
         Ok(())
     }
@@ -248,8 +334,8 @@ impl Ledger {
             Err(e) => return Err(e.into()),
         }
         tx.execute(
-            "UPDATE sales SET state = 'pouring', pour_attempts = pour_attempts + 1 WHERE id = ?1",
-            params![sale_id.0],
+            "UPDATE sales SET state = ?2, pour_attempts = pour_attempts + 1 WHERE id = ?1",
+            params![sale_id.0, SaleState::Pouring],
         )?;
         tx.execute(
             "INSERT INTO transitions (sale_id, kind, at_us) VALUES (?1, 'paid', ?2), (?1, 'pour_started', ?2)",
@@ -262,8 +348,8 @@ impl Ledger {
     pub fn record_poured(&mut self, sale_id: &SaleId) -> Result<(), LedgerError> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "UPDATE sales SET state = 'poured' WHERE id = ?1",
-            params![sale_id.0],
+            "UPDATE sales SET state = ?2 WHERE id = ?1",
+            params![sale_id.0, SaleState::Poured],
         )?;
         tx.execute(
             "INSERT INTO transitions (sale_id, kind, at_us) VALUES (?1, 'poured', ?2)",
@@ -279,11 +365,23 @@ impl Ledger {
         let tx = self.conn.transaction()?;
         // Never over a sale already settled one way or another (a pour that finished just
         // as the machine stopped, a credit already refunded).
-        tx.execute(
-            "UPDATE sales SET state = 'owed', reason = ?2
-             WHERE id = ?1 AND state NOT IN ('poured', 'settled', 'refunded')",
-            params![sale_id.0, reason],
+        let changed = tx.execute(
+            "UPDATE sales SET state = ?3, reason = ?2
+             WHERE id = ?1 AND state NOT IN (?4, ?5, ?6)",
+            params![
+                sale_id.0,
+                reason,
+                SaleState::Owed,
+                SaleState::Poured,
+                SaleState::Settled,
+                SaleState::Refunded
+            ],
         )?;
+        if changed == 0 {
+            // Nothing owed: it was poured, settled or refunded already (or is unknown).
+            tx.commit()?;
+            return Ok(false);
+        }
         tx.execute(
             "INSERT INTO transitions (sale_id, kind, at_us, detail) VALUES (?1, 'failed', ?2, ?3), (?1, 'credited', ?2, ?3)",
             params![sale_id.0, now_us(), reason],
@@ -307,7 +405,7 @@ impl Ledger {
         invoice_id: &InvoiceId,
     ) -> Result<Option<SaleId>, LedgerError> {
         let tx = self.conn.transaction()?;
-        let row: Option<(String, String)> = tx
+        let row: Option<(String, SaleState)> = tx
             .query_row(
                 "SELECT id, state FROM sales WHERE invoice_id = ?1",
                 params![invoice_id.0],
@@ -317,13 +415,13 @@ impl Ledger {
         let Some((id, state)) = row else {
             return Ok(None);
         };
-        if !matches!(state.as_str(), "created" | "cancelled" | "expired") {
+        if !state.unpaid() {
             return Ok(None);
         }
         let at = now_us();
         tx.execute(
-            "UPDATE sales SET state = 'owed', reason = 'paid after the customer left the payment screen' WHERE id = ?1",
-            params![id],
+            "UPDATE sales SET state = ?2, reason = 'paid after the customer left the payment screen' WHERE id = ?1",
+            params![id, SaleState::Owed],
         )?;
         tx.execute(
             "INSERT INTO transitions (sale_id, kind, at_us) VALUES (?1, 'paid', ?2), (?1, 'credited', ?2)",
@@ -337,10 +435,8 @@ impl Ledger {
     /// power cut) become owed. Returns them.
     pub fn recover_interrupted(&mut self) -> Result<Vec<SaleId>, LedgerError> {
         let ids: Vec<String> = {
-            let mut st = self
-                .conn
-                .prepare("SELECT id FROM sales WHERE state = 'pouring'")?;
-            let rows = st.query_map([], |r| r.get(0))?;
+            let mut st = self.conn.prepare("SELECT id FROM sales WHERE state = ?1")?;
+            let rows = st.query_map(params![SaleState::Pouring], |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };
         for id in &ids {
@@ -354,9 +450,17 @@ impl Ledger {
     pub fn open_invoices(&self, now_unix: u64) -> Result<Vec<OpenInvoice>, LedgerError> {
         let mut st = self.conn.prepare(
             "SELECT id, invoice_id, bolt11, payment_hash, price_msat, expires_at FROM sales
-             WHERE state IN ('created', 'cancelled', 'expired') AND expires_at > ?1",
+             WHERE state IN (?2, ?3, ?4) AND expires_at > ?1",
         )?;
-        let rows = st.query_map(params![now_unix as i64], open_invoice_row)?;
+        let rows = st.query_map(
+            params![
+                now_unix as i64,
+                SaleState::Created,
+                SaleState::Cancelled,
+                SaleState::Expired
+            ],
+            open_invoice_row,
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -365,10 +469,15 @@ impl Ledger {
     pub fn unsettled_since(&self, since_unix: u64) -> Result<Vec<OpenInvoice>, LedgerError> {
         let mut st = self.conn.prepare(
             "SELECT id, invoice_id, bolt11, payment_hash, price_msat, expires_at FROM sales
-             WHERE state IN ('created', 'cancelled', 'expired') AND created_us >= ?1",
+             WHERE state IN (?2, ?3, ?4) AND created_us >= ?1",
         )?;
         let rows = st.query_map(
-            params![(since_unix as i64).saturating_mul(1_000_000)],
+            params![
+                (since_unix as i64).saturating_mul(1_000_000),
+                SaleState::Created,
+                SaleState::Cancelled,
+                SaleState::Expired
+            ],
             open_invoice_row,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -376,9 +485,9 @@ impl Ledger {
 
     pub fn owed(&self) -> Result<Vec<Owed>, LedgerError> {
         let mut st = self.conn.prepare(&format!(
-            "SELECT {OWED_COLUMNS} FROM sales s WHERE s.state = 'owed' ORDER BY s.created_us"
+            "SELECT {OWED_COLUMNS} FROM sales s WHERE s.state = ?1 ORDER BY s.created_us"
         ))?;
-        let rows = st.query_map([], owed_row)?;
+        let rows = st.query_map(params![SaleState::Owed], owed_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -387,8 +496,8 @@ impl Ledger {
         Ok(self
             .conn
             .query_row(
-                &format!("SELECT {OWED_COLUMNS} FROM sales s WHERE s.id = ?1 AND s.state = 'owed'"),
-                params![sale_id.0],
+                &format!("SELECT {OWED_COLUMNS} FROM sales s WHERE s.id = ?1 AND s.state = ?2"),
+                params![sale_id.0, SaleState::Owed],
                 owed_row,
             )
             .optional()?)
@@ -399,9 +508,14 @@ impl Ledger {
     pub fn begin_credit_pour(&mut self, sale_id: &SaleId) -> Result<(), LedgerError> {
         let tx = self.conn.transaction()?;
         let n = tx.execute(
-            "UPDATE sales SET state = 'pouring', pour_attempts = pour_attempts + 1
-             WHERE id = ?1 AND state = 'owed' AND pour_attempts < ?2",
-            params![sale_id.0, MAX_AUTOMATIC_POURS],
+            "UPDATE sales SET state = ?3, pour_attempts = pour_attempts + 1
+             WHERE id = ?1 AND state = ?4 AND pour_attempts < ?2",
+            params![
+                sale_id.0,
+                MAX_AUTOMATIC_POURS,
+                SaleState::Pouring,
+                SaleState::Owed
+            ],
         )?;
         if n != 1 {
             return Err(LedgerError::AlreadyPoured);
@@ -421,10 +535,10 @@ impl Ledger {
         let mut st = self.conn.prepare(&format!(
             "SELECT {OWED_COLUMNS}, (SELECT MAX(at_us) FROM transitions t
                  WHERE t.sale_id = s.id AND t.kind = 'credited') FROM sales s
-             WHERE s.state = 'owed' AND s.pour_attempts < ?1
+             WHERE s.state = ?2 AND s.pour_attempts < ?1
              ORDER BY s.created_us"
         ))?;
-        let rows = st.query_map(params![MAX_AUTOMATIC_POURS], |r| {
+        let rows = st.query_map(params![MAX_AUTOMATIC_POURS, SaleState::Owed], |r| {
             Ok((owed_row(r)?, r.get::<_, Option<i64>>(5)?.unwrap_or(0)))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -491,8 +605,8 @@ impl Ledger {
     pub fn mark_settled(&mut self, sale_id: &SaleId) -> Result<bool, LedgerError> {
         let tx = self.conn.transaction()?;
         let n = tx.execute(
-            "UPDATE sales SET state = 'settled' WHERE id = ?1 AND state = 'owed'",
-            params![sale_id.0],
+            "UPDATE sales SET state = ?2 WHERE id = ?1 AND state = ?3",
+            params![sale_id.0, SaleState::Settled, SaleState::Owed],
         )?;
         if n == 1 {
             tx.execute(
@@ -508,8 +622,8 @@ impl Ledger {
     pub fn record_refunded(&mut self, sale_id: &SaleId, detail: &str) -> Result<bool, LedgerError> {
         let tx = self.conn.transaction()?;
         let n = tx.execute(
-            "UPDATE sales SET state = 'refunded' WHERE id = ?1 AND state = 'owed'",
-            params![sale_id.0],
+            "UPDATE sales SET state = ?2 WHERE id = ?1 AND state = ?3",
+            params![sale_id.0, SaleState::Refunded, SaleState::Owed],
         )?;
         if n == 1 {
             tx.execute(
@@ -524,8 +638,8 @@ impl Ledger {
     /// Poured sales created at or after `since_us`.
     pub fn totals_since(&self, since_us: i64) -> Result<Totals, LedgerError> {
         let (count, msat): (i64, i64) = self.conn.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(price_msat), 0) FROM sales WHERE state = 'poured' AND created_us >= ?1",
-            params![since_us],
+            "SELECT COUNT(*), COALESCE(SUM(price_msat), 0) FROM sales WHERE state = ?2 AND created_us >= ?1",
+            params![since_us, SaleState::Poured],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         Ok(Totals {
@@ -554,8 +668,8 @@ impl Ledger {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The state of one sale ("created", "pouring", "poured", "owed", …).
-    pub fn sale_state(&self, sale_id: &SaleId) -> Result<Option<String>, LedgerError> {
+    /// The state of one sale.
+    pub fn sale_state(&self, sale_id: &SaleId) -> Result<Option<SaleState>, LedgerError> {
         Ok(self
             .conn
             .query_row(
@@ -617,7 +731,7 @@ mod tests {
         ));
         l.record_poured(&s.id).unwrap();
         assert_eq!(l.pour_count().unwrap(), 1);
-        assert_eq!(l.sale_state(&s.id).unwrap().as_deref(), Some("poured"));
+        assert_eq!(l.sale_state(&s.id).unwrap(), Some(SaleState::Poured));
     }
 
     #[test]
@@ -717,7 +831,7 @@ mod tests {
             l.begin_credit_pour(&s2.id),
             Err(LedgerError::AlreadyPoured)
         ));
-        assert_eq!(l.sale_state(&s2.id).unwrap().as_deref(), Some("refunded"));
+        assert_eq!(l.sale_state(&s2.id).unwrap(), Some(SaleState::Refunded));
     }
 
     #[test]
@@ -794,7 +908,7 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, schema::LATEST);
-        let states: Vec<(String, String)> = l
+        let states: Vec<(String, SaleState)> = l
             .sales_since(0, 100)
             .unwrap()
             .into_iter()
@@ -805,13 +919,13 @@ mod tests {
             states
                 .iter()
                 .find(|(s, _)| s == id)
-                .map(|(_, st)| st.as_str())
+                .map(|(_, st)| *st)
                 .unwrap()
         };
-        assert_eq!(state("S1764000000-0001"), "poured");
-        assert_eq!(state("S1764000010-0002"), "cancelled");
-        assert_eq!(state("S1764000060-0007"), "refunded");
-        assert_eq!(state("S1764000080-0009"), "pouring");
+        assert_eq!(state("S1764000000-0001"), SaleState::Poured);
+        assert_eq!(state("S1764000010-0002"), SaleState::Cancelled);
+        assert_eq!(state("S1764000060-0007"), SaleState::Refunded);
+        assert_eq!(state("S1764000080-0009"), SaleState::Pouring);
         assert_eq!(l.pour_count().unwrap(), 6);
         // The pour counts came over: the credit already poured twice is not public.
         let attempts = |id: &str| -> i64 {
@@ -842,6 +956,62 @@ mod tests {
         drop(l);
         // Opening it again is no migration at all.
         Ledger::open(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn sale_states_keep_the_strings_every_old_file_holds() {
+        let strings: Vec<&str> = SaleState::ALL.iter().map(|v| v.as_str()).collect();
+        assert_eq!(
+            strings,
+            [
+                "created",
+                "cancelled",
+                "expired",
+                "pouring",
+                "poured",
+                "owed",
+                "settled",
+                "refunded"
+            ]
+        );
+        for v in SaleState::ALL {
+            assert_eq!(SaleState::parse(v.as_str()), Some(v));
+            // `lnvend sales` prints the state with Display: the same word as in the file.
+            assert_eq!(v.to_string(), v.as_str());
+        }
+        assert_eq!(SaleState::parse("Poured"), None);
+        assert_eq!(SaleState::parse(""), None);
+    }
+
+    #[test]
+    fn an_unknown_state_in_the_file_is_an_error_not_a_guess() {
+        let mut l = Ledger::in_memory().unwrap();
+        let (s, i) = sale("u");
+        l.record_created(&s, "sim", &i).unwrap();
+        l.conn
+            .execute(
+                "UPDATE sales SET state = 'half-poured' WHERE id = ?1",
+                params![s.id.0],
+            )
+            .unwrap();
+        let err = l.sale_state(&s.id).unwrap_err();
+        assert!(err.to_string().contains("half-poured"), "{err}");
+        assert!(l.sales_since(0, 10).is_err());
+        // A payment reported for it neither pours nor is silently dropped as "not ours".
+        assert!(l.record_late_payment(&i.id).is_err());
+        assert!(l.owed().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_ledger_sql_names_sale_states_only_through_sale_state() {
+        let src = include_str!("mod.rs");
+        let code = &src[..src.find("#[cfg(test)]").unwrap()];
+        for pat in ["state = '", "state IN ('", "state='", "state IN('"] {
+            assert!(
+                !code.contains(pat),
+                "a sale state spelled in SQL ({pat}…): bind a SaleState instead"
+            );
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -91,6 +91,14 @@ impl MockGpio {
                 epoch: (SystemTime::now(), Instant::now()),
             })),
             changed: Arc::new(watch::channel(0).0),
+        })
+    }
+
+    /// [`MockGpio::new`] with the trace file's failure as a [`PumpError`] naming the file.
+    pub fn open(trace: Option<&Path>) -> Result<MockGpio, PumpError> {
+        MockGpio::new(trace).map_err(|e| PumpError::Trace {
+            path: trace.map(|p| p.display().to_string()).unwrap_or_default(),
+            source: e,
         })
     }
 
@@ -175,10 +183,7 @@ impl MockGpio {
         }
         let at = Instant::now();
         let wall = log.epoch.0 + at.saturating_duration_since(log.epoch.1);
-        let ts_us = wall
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_micros() as u64;
+        let ts_us = crate::clock::unix_us_of(wall) as u64;
         log.levels.insert(pin, value);
         let change = PinChange {
             at,
@@ -237,6 +242,22 @@ impl Pins for MockPins {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_trace_file_that_cannot_be_opened_names_the_file_and_keeps_the_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no-such-dir").join("pins.jsonl");
+        let Err(e) = MockGpio::open(Some(&path)) else {
+            panic!("opened a trace in a missing directory");
+        };
+        assert!(e.to_string().contains("pins.jsonl"), "{e}");
+        let io = std::error::Error::source(&e)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .expect("the io::Error is the source");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        assert!(MockGpio::open(None).is_ok());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn the_trace_file_has_one_json_object_per_change() {
@@ -261,10 +282,7 @@ mod tests {
         assert_eq!(lines[2]["duty"], 0.5);
         let dt = lines[1]["ts_us"].as_u64().unwrap() - lines[0]["ts_us"].as_u64().unwrap();
         assert_eq!(dt, 1_500_000);
-        let now_us = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_micros() as u64;
+        let now_us = crate::clock::unix_now_us() as u64;
         assert!(lines[0]["ts_us"].as_u64().unwrap() <= now_us);
         assert!(lines[0]["ts_us"].as_u64().unwrap() > now_us - 60_000_000);
     }

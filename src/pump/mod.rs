@@ -56,8 +56,29 @@ pub struct BridgePins {
     pub enable: u8,
 }
 
-#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+/// What can go wrong with the pump, with the underlying error kept as the source (so it is
+/// neither `Clone` nor `PartialEq`: rppal's and std's errors are not).
+#[derive(Debug, thiserror::Error)]
 pub enum PumpError {
+    /// rppal refused: the GPIO chip cannot be opened, a pin is taken, PWM failed.
+    #[error("GPIO error: {what}: {source}")]
+    Rppal {
+        what: String,
+        #[source]
+        source: rppal::gpio::Error,
+    },
+    /// A pin the bridge drives was never claimed (a wiring table and a claim disagree).
+    #[error("GPIO error: BCM {0} was not claimed")]
+    NotClaimed(u8),
+    /// The mock pins' trace file cannot be opened.
+    #[error("GPIO error: cannot open the pin trace file {path}: {source}")]
+    Trace {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A GPIO problem told in words only. Kept for callers outside this module that still
+    /// build one by hand (hwtest's trace file); prefer a variant that keeps its source.
     #[error("GPIO error: {0}")]
     Gpio(String),
     #[error("pump fault: {0}")]
@@ -67,7 +88,7 @@ pub enum PumpError {
     #[error("pump channel {0} is not wired in the configuration")]
     NoSuchChannel(Channel),
     #[error("cannot start the pump's hard-stop thread: {0}")]
-    HardStop(String),
+    HardStop(#[source] std::io::Error),
 }
 
 /// Raw GPIO outputs, by BCM number.
@@ -182,7 +203,7 @@ impl HardStop {
         std::thread::Builder::new()
             .name("pump-hard-stop".into())
             .spawn(move || hard_stop_thread(&theirs, &inner, max_run))
-            .map_err(|e| PumpError::HardStop(e.to_string()))?;
+            .map_err(PumpError::HardStop)?;
         Ok(HardStop { armed })
     }
 
@@ -515,7 +536,10 @@ mod tests {
         let err = pour(&pump, Channel::A, Duration::from_secs(5), FULL)
             .await
             .unwrap_err();
-        assert_eq!(err, PumpError::WatchdogTripped(Duration::from_secs(1)));
+        assert!(
+            matches!(err, PumpError::WatchdogTripped(d) if d == Duration::from_secs(1)),
+            "{err}"
+        );
         let highs = gpio.high_intervals(A.enable);
         assert_eq!(highs[0].1 - highs[0].0, Duration::from_secs(1));
     }
@@ -667,9 +691,9 @@ mod tests {
     fn an_unwired_channel_is_an_error_not_a_silent_no_op() {
         let gpio = MockGpio::new(None).unwrap();
         let mut bridge = L298n::new(Box::new(gpio.pins()), A, None);
-        assert_eq!(
+        assert!(matches!(
             bridge.run(Channel::B, Direction::Forward, 1.0),
             Err(PumpError::NoSuchChannel(Channel::B))
-        );
+        ));
     }
 }

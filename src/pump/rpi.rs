@@ -11,6 +11,11 @@ use rppal::gpio::{Gpio, OutputPin};
 
 use super::{Pins, PumpError};
 
+/// rppal's error with what lnvend was doing, its source kept for `{:#}` and `source()`.
+fn rppal_error(what: String, source: rppal::gpio::Error) -> PumpError {
+    PumpError::Rppal { what, source }
+}
+
 pub struct RppalPins {
     pins: HashMap<u8, OutputPin>,
     pwm_hz: f64,
@@ -21,13 +26,13 @@ pub struct RppalPins {
 impl RppalPins {
     /// Claims `pins` as outputs, driven low.
     pub fn new(pins: &[u8], pwm_hz: f64) -> Result<RppalPins, PumpError> {
-        let gpio = Gpio::new().map_err(|e| PumpError::Gpio(format!("cannot open GPIO: {e}")))?;
+        let gpio = Gpio::new().map_err(|e| rppal_error("cannot open GPIO".into(), e))?;
         let mut out = HashMap::new();
         let mut expected = HashMap::new();
         for &p in pins {
             let mut pin = gpio
                 .get(p)
-                .map_err(|e| PumpError::Gpio(format!("cannot claim BCM {p}: {e}")))?
+                .map_err(|e| rppal_error(format!("cannot claim BCM {p}"), e))?
                 .into_output_low();
             // Left as driven when lnvend exits (always low: every way out stops the pump
             // first). rppal's default would turn the pin back into a floating input, which
@@ -44,9 +49,7 @@ impl RppalPins {
     }
 
     fn pin(&mut self, pin: u8) -> Result<&mut OutputPin, PumpError> {
-        self.pins
-            .get_mut(&pin)
-            .ok_or_else(|| PumpError::Gpio(format!("BCM {pin} was not claimed")))
+        self.pins.get_mut(&pin).ok_or(PumpError::NotClaimed(pin))
     }
 }
 
@@ -55,7 +58,7 @@ impl Pins for RppalPins {
         let p = self.pin(pin)?;
         // Clearing PWM first: a software-PWM thread would otherwise keep toggling the pin.
         p.clear_pwm()
-            .map_err(|e| PumpError::Gpio(format!("BCM {pin}: {e}")))?;
+            .map_err(|e| rppal_error(format!("BCM {pin}"), e))?;
         if high {
             p.set_high();
         } else {
@@ -69,7 +72,7 @@ impl Pins for RppalPins {
         let hz = self.pwm_hz;
         let p = self.pin(pin)?;
         p.set_pwm_frequency(hz, duty.clamp(0.0, 1.0))
-            .map_err(|e| PumpError::Gpio(format!("BCM {pin}: {e}")))?;
+            .map_err(|e| rppal_error(format!("BCM {pin}"), e))?;
         self.expected.insert(pin, None);
         Ok(())
     }
@@ -88,5 +91,28 @@ impl Pins for RppalPins {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn an_rppal_error_keeps_its_source_and_its_old_message() {
+        let e = rppal_error(
+            "cannot claim BCM 18".into(),
+            rppal::gpio::Error::PinUsed(18),
+        );
+        let source = e.source().expect("rppal's error is the source");
+        assert!(source.downcast_ref::<rppal::gpio::Error>().is_some());
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "GPIO error: cannot claim BCM 18: {}",
+                rppal::gpio::Error::PinUsed(18)
+            )
+        );
     }
 }
