@@ -32,11 +32,12 @@ use tokio_tungstenite::tungstenite::Message;
 use url::Url;
 
 use super::http::{self, TlsSettings};
-use super::memo::{unix_now, InvoiceMemo};
+use super::memo::InvoiceMemo;
 use super::webhook::{Limits, Wakers, WebhookListener};
 use super::{
     BackendError, Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend, WakeUps,
 };
+use crate::clock::unix_now;
 use crate::config::{parse_cert_sha256, BtcpayConfig};
 use crate::money::{Msat, Price};
 use crate::secret::Secret;

@@ -24,8 +24,6 @@ impl<V> Default for InvoiceMemo<V> {
     }
 }
 
-pub use crate::clock::unix_now;
-
 impl<V: Clone> InvoiceMemo<V> {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, V)>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())

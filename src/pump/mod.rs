@@ -79,8 +79,6 @@ pub enum PumpError {
     },
     /// A GPIO problem told in words only. Kept for callers outside this module that still
     /// build one by hand (hwtest's trace file); prefer a variant that keeps its source.
-    #[error("GPIO error: {0}")]
-    Gpio(String),
     #[error("pump fault: {0}")]
     Fault(String),
     #[error("the watchdog stopped the pump at the maximum run time of {0:?}")]
