@@ -40,7 +40,7 @@ pub struct Machine {
 pub fn settings(config: &Config) -> Settings {
     Settings {
         machine_id: config.machine_id.clone(),
-        catalog: config.catalog(),
+        catalog: crate::vend::catalog(config),
         invoice_expiry: config.invoice_expiry(),
         pour: config.pour_settings(),
         watch: WatchTiming::default(),
@@ -161,7 +161,7 @@ pub fn assemble_with_clock(
         }
     };
     let mut settings = settings(config);
-    settings.catalog = effective.catalog();
+    settings.catalog = crate::vend::catalog(&effective);
     settings.clock = clock;
     let controller = Controller::new(settings, backend, pump.clone(), ledger);
     Ok(Machine {
@@ -194,14 +194,8 @@ fn cln_backend(
                 .rune
                 .clone()
                 .context("clnrest needs a rune (backend.rune or backend.rune_file)")?;
-            let tls = TlsSettings {
-                ca_file: c.ca_file.clone(),
-                cert_sha256: c
-                    .cert_sha256
-                    .as_deref()
-                    .and_then(crate::config::parse_cert_sha256),
-            };
-            let rpc = RestRpc::new(url, rune, &tls, timeout)?;
+            let transport = c.transport().map_err(anyhow::Error::msg)?;
+            let rpc = RestRpc::new(url, rune, &TlsSettings::from(&transport), timeout)?;
             Ok(Arc::new(ClnBackend::new(
                 rpc, "clnrest", c.network, data_dir,
             )))

@@ -4,19 +4,31 @@
 //! checked before the machine starts, so a typo never becomes a free drink or a pump that
 //! runs dry. Every error names the file, the line and column, and the field.
 
-use std::collections::HashMap;
-use std::fmt;
-use std::ops::Range;
+//!
+//! Layout: `backend` (the `[backend]` sections and their transport), `gpio` (the pins and
+//! pump drive, also read alone by `pump-off`), `locate` (file:line:column of every error).
+//! This module owns the top-level keys, the products and the one-pass load.
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::display::DisplayConfig;
 use crate::money::{Fiat, Msat, Price};
 use crate::pump::{BridgePins, Channel, PourSettings};
 use crate::secret::Secret;
-use crate::vend::Product;
+
+mod backend;
+mod gpio;
+mod locate;
+
+pub use backend::{
+    parse_cert_sha256, BackendConfig, BtcpayConfig, ClnConfig, LnbitsConfig, Network, SimConfig,
+    Transport, DEFAULT_FIAT_RATE_SAT,
+};
+pub use gpio::{ChannelAPins, ChannelBPins, GpioBackend, GpioConfig, MAX_BCM, MAX_RUN_MS_LIMIT};
+pub use locate::ConfigError;
+use locate::{invalid, Invalid, Spans};
 
 /// How lnvend was started; it picks the defaults for the GPIO and payment backends.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -61,7 +73,7 @@ pub struct Config {
     pub gpio: GpioConfig,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<BackendConfig>,
-    /// The touchscreen as mounted (kiosk build): see [`crate::display`].
+    /// The touchscreen as mounted (kiosk build): see `crate::display`.
     #[serde(default, skip_serializing_if = "DisplayConfig::is_default")]
     pub display: DisplayConfig,
     /// Whether to wait for a synchronised wall clock before selling: see [`crate::clock`].
@@ -78,6 +90,20 @@ pub struct ClockConfig {
     /// real-time clock), false for `lnvend sim`. Set false on a machine with an RTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_sync: Option<bool>,
+}
+
+/// One product as validated: what the vend cycle needs, in plain values (config does not
+/// know the vend cycle's types).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProductSpec {
+    /// Its place on the idle screen (and in the file).
+    pub index: usize,
+    pub name: String,
+    pub price: Price,
+    pub pour: Duration,
+    pub channel: Channel,
+    /// For a fiat price with `min_sat`/`max_sat`: the least and most sats an invoice may ask.
+    pub sat_bounds: Option<(Msat, Msat)>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -107,214 +133,6 @@ pub struct ProductConfig {
     pub max_sat: Option<u64>,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum GpioBackend {
-    /// The Pi's GPIO through rppal.
-    Rppal,
-    /// In-memory pins that record every change (simulator, tests).
-    Mock,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct GpioConfig {
-    /// "rppal" or "mock". Default: rppal (run), mock (sim).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backend: Option<GpioBackend>,
-    /// Mock only: append every pin change to this file as JSON lines.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trace: Option<PathBuf>,
-    /// PWM duty on the enable pin while pouring, 0 < duty <= 1. 1 drives it plainly high.
-    #[serde(default = "default_duty")]
-    pub pwm_duty: f64,
-    /// Software PWM frequency in Hz (used when pwm_duty < 1 or soft_start_ms > 0).
-    #[serde(default = "default_pwm_hz")]
-    pub pwm_frequency_hz: f64,
-    /// Ramp the motor up over this many ms at the start of a pour (0: off).
-    #[serde(default)]
-    pub soft_start_ms: u64,
-    /// Reverse the pump for this many ms after a pour to stop drips (0: off).
-    #[serde(default)]
-    pub anti_drip_ms: u64,
-    /// The pump is stopped after this many ms whatever else happens.
-    #[serde(default = "default_max_run_ms")]
-    pub max_run_ms: u64,
-    #[serde(default)]
-    pub channel_a: ChannelAPins,
-    /// Only needed when a product uses channel B.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channel_b: Option<ChannelBPins>,
-}
-
-/// BCM numbers for L298N channel A.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ChannelAPins {
-    pub in1: u8,
-    pub in2: u8,
-    pub ena: u8,
-}
-
-/// BCM numbers for L298N channel B.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ChannelBPins {
-    pub in3: u8,
-    pub in4: u8,
-    pub enb: u8,
-}
-
-/// The payment backend.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum BackendConfig {
-    /// The built-in simulated Lightning backend (no real money).
-    Sim(SimConfig),
-    /// BTCPay Server, Greenfield API.
-    Btcpay(BtcpayConfig),
-    /// Core Lightning: the local `lightning-rpc` socket or a remote node's clnrest.
-    Cln(ClnConfig),
-    /// An LNbits wallet.
-    Lnbits(LnbitsConfig),
-}
-
-/// The Lightning network a backend's invoices must be for.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Network {
-    #[default]
-    Bitcoin,
-    Testnet,
-    Signet,
-    Regtest,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SimConfig {
-    /// Sats per whole unit of `currency` for fiat prices (a made-up rate).
-    #[serde(default = "default_fiat_rate")]
-    pub fiat_rate_sat: u64,
-}
-
-impl Default for SimConfig {
-    fn default() -> Self {
-        SimConfig {
-            fiat_rate_sat: default_fiat_rate(),
-        }
-    }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct BtcpayConfig {
-    /// Base URL of the server, e.g. "https://btcpay.example.com".
-    pub url: String,
-    pub store_id: String,
-    /// Greenfield API key (`Authorization: token …`). Give this or `api_key_file`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key_file: Option<PathBuf>,
-    /// PEM file of a CA to trust (a LAN server with its own CA).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<PathBuf>,
-    /// SHA-256 of the server's certificate (hex): trust exactly that certificate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cert_sha256: Option<String>,
-    #[serde(default = "default_request_timeout_ms")]
-    pub request_timeout_ms: u64,
-    /// The network the store's Lightning node is on.
-    #[serde(default)]
-    pub network: Network,
-    /// Listen for BTCPay webhooks on this address, e.g. "127.0.0.1:8089" (off when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook_listen: Option<String>,
-    /// The webhook's secret, to verify `BTCPay-Sig`. Or `webhook_secret_file`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook_secret: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook_secret_file: Option<PathBuf>,
-    /// Allow a plain `http://` URL to a host other than this machine. Off by default: over
-    /// http anyone on the path reads the key and can answer "paid" to get a free drink.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub allow_insecure_http: bool,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ClnConfig {
-    /// Path of lightningd's `lightning-rpc` socket (a node on this machine).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rpc_socket: Option<PathBuf>,
-    /// Base URL of a remote node's clnrest, e.g. "https://node.lan:3010".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// The rune for clnrest. Give this or `rune_file`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rune: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rune_file: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cert_sha256: Option<String>,
-    #[serde(default = "default_request_timeout_ms")]
-    pub request_timeout_ms: u64,
-    #[serde(default)]
-    pub network: Network,
-    /// Allow a plain `http://` URL to a host other than this machine. Off by default: over
-    /// http anyone on the path reads the key and can answer "paid" to get a free drink.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub allow_insecure_http: bool,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct LnbitsConfig {
-    /// Base URL of the LNbits server, e.g. "https://lnbits.example.com".
-    pub url: String,
-    /// The wallet's invoice/read key. Give this or `invoice_key_file`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub invoice_key: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub invoice_key_file: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cert_sha256: Option<String>,
-    #[serde(default = "default_request_timeout_ms")]
-    pub request_timeout_ms: u64,
-    #[serde(default)]
-    pub network: Network,
-    /// Allow a plain `http://` URL to a host other than this machine. Off by default: over
-    /// http anyone on the path reads the key and can answer "paid" to get a free drink.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub allow_insecure_http: bool,
-}
-
-impl BackendConfig {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            BackendConfig::Sim(_) => "sim",
-            BackendConfig::Btcpay(_) => "btcpay",
-            BackendConfig::Cln(_) => "cln",
-            BackendConfig::Lnbits(_) => "lnbits",
-        }
-    }
-
-    /// The network whose invoices the machine may show.
-    pub fn network(&self) -> Network {
-        match self {
-            BackendConfig::Sim(_) => Network::Regtest,
-            BackendConfig::Btcpay(c) => c.network,
-            BackendConfig::Cln(c) => c.network,
-            BackendConfig::Lnbits(c) => c.network,
-        }
-    }
-}
-
 fn default_machine_id() -> String {
     "lnvend".into()
 }
@@ -324,79 +142,34 @@ fn default_invoice_expiry_s() -> u64 {
 fn default_credit_window_s() -> u64 {
     600
 }
-fn default_fiat_rate() -> u64 {
-    crate::backend::sim::DEFAULT_FIAT_RATE_SAT
-}
-fn default_request_timeout_ms() -> u64 {
-    10_000
-}
 fn default_channel() -> Channel {
     Channel::A
 }
-fn default_duty() -> f64 {
-    1.0
-}
-fn default_pwm_hz() -> f64 {
-    1000.0
-}
-fn default_max_run_ms() -> u64 {
-    30_000
+
+/// `[display]`: the touchscreen as it is mounted.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DisplayConfig {
+    /// Clockwise rotation of the UI in degrees: 0, 90, 180 or 270. The official 7" display
+    /// mounted upside down in a case needs 180. Touch input is rotated with it.
+    #[serde(default)]
+    pub rotation: u16,
 }
 
-impl Default for ChannelAPins {
-    fn default() -> Self {
-        ChannelAPins {
-            in1: 23,
-            in2: 24,
-            ena: 18,
-        }
+impl DisplayConfig {
+    /// True when nothing was configured (then `check-config` does not print the section).
+    pub fn is_default(&self) -> bool {
+        *self == DisplayConfig::default()
     }
-}
 
-impl Default for ChannelBPins {
-    fn default() -> Self {
-        ChannelBPins {
-            in3: 5,
-            in4: 6,
-            enb: 13,
+    /// Why the section is wrong, if it is.
+    pub fn problem(&self) -> Option<String> {
+        match self.rotation {
+            0 | 90 | 180 | 270 => None,
+            r => Some(format!(
+                "{r} is not one of 0, 90, 180, 270 (degrees clockwise)"
+            )),
         }
-    }
-}
-
-impl Default for GpioConfig {
-    fn default() -> Self {
-        GpioConfig {
-            backend: None,
-            trace: None,
-            pwm_duty: default_duty(),
-            pwm_frequency_hz: default_pwm_hz(),
-            soft_start_ms: 0,
-            anti_drip_ms: 0,
-            max_run_ms: default_max_run_ms(),
-            channel_a: ChannelAPins::default(),
-            channel_b: None,
-        }
-    }
-}
-
-/// A configuration error, located in its file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigError {
-    pub file: String,
-    pub line: usize,
-    pub column: usize,
-    /// Dotted path of the field, e.g. `product[1].price_sat`.
-    pub field: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}: {}",
-            self.file, self.line, self.column, self.field, self.message
-        )
     }
 }
 
@@ -404,22 +177,6 @@ impl fmt::Display for ConfigError {
 pub const MAX_PRODUCTS: usize = 8;
 pub const MAX_NAME_CHARS: usize = 24;
 pub const MAX_PRICE_SAT: u64 = 10_000_000;
-pub const MAX_RUN_MS_LIMIT: u64 = 300_000;
-/// The highest BCM number on the 40-pin header.
-pub const MAX_BCM: u8 = 27;
-
-/// A validation failure before it is located in the file.
-struct Invalid {
-    field: String,
-    message: String,
-}
-
-fn invalid(field: impl Into<String>, message: impl Into<String>) -> Invalid {
-    Invalid {
-        field: field.into(),
-        message: message.into(),
-    }
-}
 
 impl Config {
     /// Reads and validates a config file.
@@ -457,9 +214,9 @@ impl Config {
         let mut cfg: Config = toml::from_str(text).map_err(|e| spans.locate_de(file, &e))?;
         cfg.apply_mode(mode).map_err(|i| spans.locate(file, i))?;
         cfg.validate(mode).map_err(|i| spans.locate(file, i))?;
-        cfg.validate_backend().map_err(|i| spans.locate(file, i))?;
+        backend::check(&cfg.backend).map_err(|i| spans.locate(file, i))?;
         cfg.resolve_paths(base);
-        cfg.resolve_secrets().map_err(|i| spans.locate(file, i))?;
+        backend::resolve_secrets(&mut cfg.backend).map_err(|i| spans.locate(file, i))?;
         Ok(cfg)
     }
 
@@ -498,126 +255,6 @@ impl Config {
         Ok(())
     }
 
-    fn validate_backend(&self) -> Result<(), Invalid> {
-        let timeout = |ms: u64| {
-            if (1_000..=120_000).contains(&ms) {
-                Ok(())
-            } else {
-                Err(invalid(
-                    "backend.request_timeout_ms",
-                    "must be between 1000 and 120000",
-                ))
-            }
-        };
-        let pin = |p: &Option<String>| match p {
-            Some(h) if parse_cert_sha256(h).is_none() => Err(invalid(
-                "backend.cert_sha256",
-                "must be 64 hex digits (colons allowed), the SHA-256 of the server certificate",
-            )),
-            Some(_) | None => Ok(()),
-        };
-        let one_secret =
-            |inline: &Option<Secret>, file: &Option<PathBuf>, name: &str| match (inline, file) {
-                (Some(_), Some(_)) => Err(invalid(
-                    format!("backend.{name}_file"),
-                    format!("give {name} or {name}_file, not both"),
-                )),
-                (None, None) => Err(invalid(
-                    format!("backend.{name}"),
-                    format!("missing {name} (or {name}_file)"),
-                )),
-                (Some(s), None) if s.is_empty() => {
-                    Err(invalid(format!("backend.{name}"), "is empty"))
-                }
-                (Some(_), None) | (None, Some(_)) => Ok(()),
-            };
-        match &self.backend {
-            None | Some(BackendConfig::Sim(_)) => Ok(()),
-            Some(BackendConfig::Btcpay(c)) => {
-                check_url(&c.url, "backend.url", c.allow_insecure_http)?;
-                if c.store_id.trim().is_empty() {
-                    return Err(invalid("backend.store_id", "is empty"));
-                }
-                one_secret(&c.api_key, &c.api_key_file, "api_key")?;
-                timeout(c.request_timeout_ms)?;
-                pin(&c.cert_sha256)?;
-                if let Some(listen) = &c.webhook_listen {
-                    if listen.parse::<std::net::SocketAddr>().is_err() {
-                        return Err(invalid(
-                            "backend.webhook_listen",
-                            "must be an address like 127.0.0.1:8089",
-                        ));
-                    }
-                    one_secret(&c.webhook_secret, &c.webhook_secret_file, "webhook_secret")?;
-                }
-                Ok(())
-            }
-            Some(BackendConfig::Cln(c)) => {
-                match (&c.rpc_socket, &c.url) {
-                    (Some(_), Some(_)) => {
-                        return Err(invalid(
-                            "backend.url",
-                            "give rpc_socket (local node) or url (clnrest), not both",
-                        ))
-                    }
-                    (None, None) => {
-                        return Err(invalid(
-                            "backend.rpc_socket",
-                            "missing rpc_socket (local node) or url (clnrest)",
-                        ))
-                    }
-                    (None, Some(url)) => {
-                        check_url(url, "backend.url", c.allow_insecure_http)?;
-                        one_secret(&c.rune, &c.rune_file, "rune")?;
-                    }
-                    (Some(_), None) => {}
-                }
-                timeout(c.request_timeout_ms)?;
-                pin(&c.cert_sha256)
-            }
-            Some(BackendConfig::Lnbits(c)) => {
-                check_url(&c.url, "backend.url", c.allow_insecure_http)?;
-                one_secret(&c.invoice_key, &c.invoice_key_file, "invoice_key")?;
-                timeout(c.request_timeout_ms)?;
-                pin(&c.cert_sha256)
-            }
-        }
-    }
-
-    /// Reads `*_file` secrets into their inline fields, so a missing or empty file is a
-    /// config error at start and not a failed sale later.
-    fn resolve_secrets(&mut self) -> Result<(), Invalid> {
-        fn load(
-            slot: &mut Option<Secret>,
-            file: &Option<PathBuf>,
-            field: &str,
-        ) -> Result<(), Invalid> {
-            if let Some(path) = file {
-                let s = crate::secret::read_secret_file(path)
-                    .map_err(|e| invalid(field, e.to_string()))?;
-                *slot = Some(s);
-            }
-            Ok(())
-        }
-        match &mut self.backend {
-            None | Some(BackendConfig::Sim(_)) => Ok(()),
-            Some(BackendConfig::Btcpay(c)) => {
-                load(&mut c.api_key, &c.api_key_file, "backend.api_key_file")?;
-                load(
-                    &mut c.webhook_secret,
-                    &c.webhook_secret_file,
-                    "backend.webhook_secret_file",
-                )
-            }
-            Some(BackendConfig::Cln(c)) => load(&mut c.rune, &c.rune_file, "backend.rune_file"),
-            Some(BackendConfig::Lnbits(c)) => load(
-                &mut c.invoice_key,
-                &c.invoice_key_file,
-                "backend.invoice_key_file",
-            ),
-        }
-    }
-
     fn resolve_paths(&mut self, base: &Path) {
         if let Some(d) = self.data_dir.as_mut() {
             if d.is_relative() {
@@ -629,34 +266,7 @@ impl Config {
                 *t = base.join(&*t);
             }
         }
-        let mut files: Vec<&mut PathBuf> = Vec::new();
-        match &mut self.backend {
-            None | Some(BackendConfig::Sim(_)) => {}
-            Some(BackendConfig::Btcpay(c)) => files.extend(
-                [
-                    &mut c.api_key_file,
-                    &mut c.webhook_secret_file,
-                    &mut c.ca_file,
-                ]
-                .into_iter()
-                .flatten(),
-            ),
-            Some(BackendConfig::Cln(c)) => files.extend(
-                [&mut c.rune_file, &mut c.ca_file, &mut c.rpc_socket]
-                    .into_iter()
-                    .flatten(),
-            ),
-            Some(BackendConfig::Lnbits(c)) => files.extend(
-                [&mut c.invoice_key_file, &mut c.ca_file]
-                    .into_iter()
-                    .flatten(),
-            ),
-        }
-        for f in files {
-            if f.is_relative() {
-                *f = base.join(&*f);
-            }
-        }
+        backend::resolve_paths(&mut self.backend, base);
     }
 
     fn validate(&self, _mode: Mode) -> Result<(), Invalid> {
@@ -702,64 +312,7 @@ impl Config {
             return Err(invalid("display.rotation", problem));
         }
         let g = &self.gpio;
-        if !(1_000..=MAX_RUN_MS_LIMIT).contains(&g.max_run_ms) {
-            return Err(invalid(
-                "gpio.max_run_ms",
-                format!("{} is out of range 1000..={MAX_RUN_MS_LIMIT}", g.max_run_ms),
-            ));
-        }
-        if !(g.pwm_duty > 0.0 && g.pwm_duty <= 1.0) {
-            return Err(invalid(
-                "gpio.pwm_duty",
-                "must be greater than 0 and at most 1",
-            ));
-        }
-        if !(10.0..=20_000.0).contains(&g.pwm_frequency_hz) {
-            return Err(invalid(
-                "gpio.pwm_frequency_hz",
-                "must be between 10 and 20000 Hz",
-            ));
-        }
-        if g.soft_start_ms > 5_000 {
-            return Err(invalid("gpio.soft_start_ms", "must be at most 5000"));
-        }
-        if g.anti_drip_ms > 2_000 {
-            return Err(invalid("gpio.anti_drip_ms", "must be at most 2000"));
-        }
-        if g.trace.is_some() && g.backend != Some(GpioBackend::Mock) {
-            return Err(invalid(
-                "gpio.trace",
-                "a pin trace is only written by the mock GPIO backend",
-            ));
-        }
-        let mut used: HashMap<u8, String> = HashMap::new();
-        let a = g.channel_a;
-        let mut pins = vec![
-            ("gpio.channel_a.in1", a.in1),
-            ("gpio.channel_a.in2", a.in2),
-            ("gpio.channel_a.ena", a.ena),
-        ];
-        if let Some(b) = g.channel_b {
-            pins.extend([
-                ("gpio.channel_b.in3", b.in3),
-                ("gpio.channel_b.in4", b.in4),
-                ("gpio.channel_b.enb", b.enb),
-            ]);
-        }
-        for (field, pin) in pins {
-            if pin > MAX_BCM {
-                return Err(invalid(
-                    field,
-                    format!("BCM {pin} is not on the 40-pin header (0..=27)"),
-                ));
-            }
-            if let Some(other) = used.insert(pin, field.to_string()) {
-                return Err(invalid(
-                    field,
-                    format!("BCM {pin} is already used by {other}"),
-                ));
-            }
-        }
+        gpio::check(g)?;
         if self.products.is_empty() {
             return Err(invalid("product", "at least one [[product]] is required"));
         }
@@ -930,25 +483,29 @@ impl Config {
         Duration::from_millis(self.gpio.max_run_ms)
     }
 
-    /// The products as the vend cycle sees them.
-    pub fn catalog(&self) -> Vec<Product> {
+    /// The products with their checked prices, in screen order; `vend::catalog` turns them
+    /// into what the vend cycle sells.
+    pub fn product_specs(&self) -> Vec<ProductSpec> {
         self.products
             .iter()
             .enumerate()
-            .map(|(index, p)| Product {
-                index,
-                name: p.name.trim().to_string(),
-                // Validated at load, so the fallback is never used.
-                price: self.product_price(index).unwrap_or(Price::Sats(Msat::ZERO)),
-                pour: Duration::from_millis(p.pour_ms),
-                channel: p.channel,
-                sat_bounds: match (&p.price_fiat, p.min_sat, p.max_sat) {
-                    (Some(_), lo, hi) if lo.is_some() || hi.is_some() => Some((
-                        Msat::from_sat(lo.unwrap_or(1)).unwrap_or(Msat::ZERO),
-                        Msat::from_sat(hi.unwrap_or(MAX_PRICE_SAT)).unwrap_or(Msat::ZERO),
-                    )),
-                    _ => None,
-                },
+            .filter_map(|(index, p)| {
+                // Checked at load (and by `with_overrides`), so every product has a price.
+                let price = self.product_price(index).ok()?;
+                Some(ProductSpec {
+                    index,
+                    name: p.name.trim().to_string(),
+                    price,
+                    pour: Duration::from_millis(p.pour_ms),
+                    channel: p.channel,
+                    sat_bounds: match (&p.price_fiat, p.min_sat, p.max_sat) {
+                        (Some(_), lo, hi) if lo.is_some() || hi.is_some() => Some((
+                            Msat::from_sat(lo.unwrap_or(1))?,
+                            Msat::from_sat(hi.unwrap_or(MAX_PRICE_SAT))?,
+                        )),
+                        _ => None,
+                    },
+                })
             })
             .collect()
     }
@@ -959,27 +516,11 @@ impl Config {
     }
 
     pub fn bridge_pins(&self) -> (BridgePins, Option<BridgePins>) {
-        let a = self.gpio.channel_a;
-        (
-            BridgePins {
-                forward: a.in1,
-                reverse: a.in2,
-                enable: a.ena,
-            },
-            self.gpio.channel_b.map(|b| BridgePins {
-                forward: b.in3,
-                reverse: b.in4,
-                enable: b.enb,
-            }),
-        )
+        self.gpio.bridge_pins()
     }
 
     pub fn pour_settings(&self) -> PourSettings {
-        PourSettings {
-            duty: self.gpio.pwm_duty,
-            soft_start: Duration::from_millis(self.gpio.soft_start_ms),
-            anti_drip: Duration::from_millis(self.gpio.anti_drip_ms),
-        }
+        self.gpio.pour_settings()
     }
 
     /// The effective configuration as TOML, secrets redacted.
@@ -1016,7 +557,7 @@ impl Config {
             Mode::Run => GpioBackend::Rppal,
             Mode::Sim => GpioBackend::Mock,
         });
-        Config::validate_gpio_outputs(&g).map_err(|i| spans.locate(&file, i))?;
+        gpio::check_outputs(&g).map_err(|i| spans.locate(&file, i))?;
         if let Some(t) = g.trace.as_mut() {
             if t.is_relative() {
                 *t = path.parent().unwrap_or(Path::new(".")).join(&*t);
@@ -1055,251 +596,16 @@ impl Config {
         out
     }
 
-    /// What driving the pins needs to be right: the trace only with mock pins, every pin on
-    /// the header and used once. (The same rules as in `validate`.)
-    fn validate_gpio_outputs(g: &GpioConfig) -> Result<(), Invalid> {
-        if g.trace.is_some() && g.backend != Some(GpioBackend::Mock) {
-            return Err(invalid(
-                "gpio.trace",
-                "a pin trace is only written by the mock GPIO backend",
-            ));
-        }
-        let a = g.channel_a;
-        let mut pins = vec![
-            ("gpio.channel_a.in1", a.in1),
-            ("gpio.channel_a.in2", a.in2),
-            ("gpio.channel_a.ena", a.ena),
-        ];
-        if let Some(b) = g.channel_b {
-            pins.extend([
-                ("gpio.channel_b.in3", b.in3),
-                ("gpio.channel_b.in4", b.in4),
-                ("gpio.channel_b.enb", b.enb),
-            ]);
-        }
-        let mut used: HashMap<u8, &str> = HashMap::new();
-        for (field, pin) in pins {
-            if pin > MAX_BCM {
-                return Err(invalid(
-                    field,
-                    format!("BCM {pin} is not on the 40-pin header (0..=27)"),
-                ));
-            }
-            if let Some(other) = used.insert(pin, field) {
-                return Err(invalid(
-                    field,
-                    format!("BCM {pin} is already used by {other}"),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Config {
     /// A warning for check-config when the backend is reached over plain http to another
     /// host (allowed only by `allow_insecure_http = true`); `None` when the link is https or
     /// stays on this machine.
     pub fn insecure_http_warning(&self) -> Option<String> {
-        let (kind, url, allowed) = match self.backend.as_ref()? {
-            BackendConfig::Btcpay(c) => ("BTCPay", c.url.as_str(), c.allow_insecure_http),
-            BackendConfig::Cln(c) => ("clnrest", c.url.as_deref()?, c.allow_insecure_http),
-            BackendConfig::Lnbits(c) => ("LNbits", c.url.as_str(), c.allow_insecure_http),
-            BackendConfig::Sim(_) => return None,
-        };
-        let u = url::Url::parse(url).ok()?;
-        (allowed && u.scheme() == "http" && !is_loopback(&u)).then(|| {
-            format!(
-                "warning: the {kind} backend is reached over plain http (allow_insecure_http = true): \
-                 its key crosses the network in clear, and anyone on that network can answer \"paid\""
-            )
-        })
+        backend::insecure_http_warning(self.backend.as_ref()?)
     }
-}
-
-/// A backend URL must be https, or http to this machine itself, unless the operator said
-/// `allow_insecure_http = true`: the key (and the "paid" answer) would otherwise cross the
-/// venue's network in clear.
-fn check_url(url: &str, field: &str, allow_insecure_http: bool) -> Result<(), Invalid> {
-    match url::Url::parse(url) {
-        Ok(u) if u.scheme() == "https" && u.host().is_some() => Ok(()),
-        Ok(u) if u.scheme() == "http" && u.host().is_some() => {
-            if allow_insecure_http || is_loopback(&u) {
-                Ok(())
-            } else {
-                Err(invalid(
-                    field,
-                    "http:// to another host sends the key in clear and lets anyone on the network answer \"paid\"; use https:// (or set allow_insecure_http = true on a network you trust)",
-                ))
-            }
-        }
-        Ok(_) => Err(invalid(field, "must be an http:// or https:// URL")),
-        Err(e) => Err(invalid(field, format!("not a URL: {e}"))),
-    }
-}
-
-/// 127.0.0.0/8, ::1 or `localhost`: traffic that never leaves the machine.
-fn is_loopback(u: &url::Url) -> bool {
-    match u.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
-}
-
-/// The 32 bytes of a certificate pin written as hex, with or without colons.
-pub fn parse_cert_sha256(text: &str) -> Option<[u8; 32]> {
-    let clean: String = text.chars().filter(|c| *c != ':').collect();
-    let bytes = hex::decode(clean.trim()).ok()?;
-    bytes.try_into().ok()
 }
 
 /// The configuration of `lnvend sim` without `--config`.
-pub const SIM_DEFAULT: &str = include_str!("../examples/sim.toml");
-
-/// Where each key of the TOML text sits, to turn a field path into line and column.
-struct Spans<'a> {
-    text: &'a str,
-    /// (dotted path, key span, whole entry span)
-    entries: Vec<(String, Range<usize>, Range<usize>)>,
-}
-
-impl<'a> Spans<'a> {
-    fn new(text: &'a str) -> Spans<'a> {
-        let mut entries = Vec::new();
-        if let Ok(doc) = toml_edit::Document::parse(text) {
-            walk_table(doc.as_table(), "", &mut entries);
-        }
-        Spans { text, entries }
-    }
-
-    fn line_col(&self, offset: usize) -> (usize, usize) {
-        let before = &self.text[..offset.min(self.text.len())];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        (line, col)
-    }
-
-    fn locate(&self, file: &str, i: Invalid) -> ConfigError {
-        // The field itself, else its nearest parent that is in the file.
-        let mut path = i.field.as_str();
-        let offset = loop {
-            if let Some((_, key, _)) = self.entries.iter().find(|(p, _, _)| p == path) {
-                break Some(key.start);
-            }
-            match path.rfind(['.', '[']) {
-                Some(cut) => path = &path[..cut],
-                None => break None,
-            }
-        };
-        let (line, column) = offset.map_or((1, 1), |o| self.line_col(o));
-        ConfigError {
-            file: file.into(),
-            line,
-            column,
-            field: i.field,
-            message: i.message,
-        }
-    }
-
-    fn locate_de(&self, file: &str, e: &toml::de::Error) -> ConfigError {
-        let message = e.message().trim().to_string();
-        let span = e.span().unwrap_or(0..0);
-        // The innermost entry around the error is the field (or the table holding it).
-        let inner = self
-            .entries
-            .iter()
-            .filter(|(_, key, whole)| {
-                (key.start <= span.start && span.start < key.end.max(key.start + 1))
-                    || (whole.start <= span.start && span.end <= whole.end)
-            })
-            .max_by_key(|(p, _, _)| p.len());
-        let mut field = inner.map_or(String::new(), |(p, _, _)| p.clone());
-        // serde names the missing or unknown key in backticks.
-        for pat in ["missing field `", "unknown field `", "unknown variant `"] {
-            if let Some(rest) = message.split(pat).nth(1) {
-                if let Some(name) = rest.split('`').next() {
-                    if pat == "missing field `" {
-                        field = if field.is_empty() {
-                            name.to_string()
-                        } else {
-                            format!("{field}.{name}")
-                        };
-                    } else if field.is_empty() {
-                        field = name.to_string();
-                    }
-                }
-            }
-        }
-        if field.is_empty() {
-            field = "(syntax)".into();
-        }
-        let (line, column) = self.line_col(span.start);
-        ConfigError {
-            file: file.into(),
-            line,
-            column,
-            field,
-            message,
-        }
-    }
-}
-
-fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() {
-        key.to_string()
-    } else {
-        format!("{prefix}.{key}")
-    }
-}
-
-fn walk_table(
-    t: &dyn toml_edit::TableLike,
-    prefix: &str,
-    out: &mut Vec<(String, Range<usize>, Range<usize>)>,
-) {
-    for (k, item) in t.iter() {
-        let path = join(prefix, k);
-        let key_span = t
-            .get_key_value(k)
-            .and_then(|(key, _)| key.span())
-            .unwrap_or(0..0);
-        let whole = item.span().unwrap_or_else(|| key_span.clone());
-        out.push((
-            path.clone(),
-            key_span.clone(),
-            key_span.start..whole.end.max(key_span.end),
-        ));
-        walk_item(item, &path, out);
-    }
-}
-
-fn walk_item(
-    item: &toml_edit::Item,
-    path: &str,
-    out: &mut Vec<(String, Range<usize>, Range<usize>)>,
-) {
-    match item {
-        toml_edit::Item::Table(t) => walk_table(t, path, out),
-        toml_edit::Item::ArrayOfTables(a) => {
-            for (i, t) in a.iter().enumerate() {
-                let p = format!("{path}[{i}]");
-                let span = t.span().unwrap_or(0..0);
-                out.push((p.clone(), span.clone(), span));
-                walk_table(t, &p, out);
-            }
-        }
-        toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) => walk_table(t, path, out),
-        toml_edit::Item::Value(toml_edit::Value::Array(a)) => {
-            for (i, v) in a.iter().enumerate() {
-                let span = v.span().unwrap_or(0..0);
-                out.push((format!("{path}[{i}]"), span.clone(), span));
-            }
-        }
-        toml_edit::Item::Value(_) | toml_edit::Item::None => {}
-    }
-}
+pub const SIM_DEFAULT: &str = include_str!("../../examples/sim.toml");
 
 #[cfg(test)]
 mod tests {
@@ -1335,12 +641,12 @@ enb = 13
     #[test]
     fn a_good_config_loads_with_defaults() {
         let c = Config::parse(GOOD, "test.toml", Mode::Sim).unwrap();
-        assert_eq!(c.catalog().len(), 2);
+        assert_eq!(c.product_specs().len(), 2);
         assert_eq!(
-            c.catalog()[1].price,
+            c.product_specs()[1].price,
             Price::Sats(Msat::from_sat(3000).unwrap())
         );
-        assert_eq!(c.catalog()[1].channel, Channel::B);
+        assert_eq!(c.product_specs()[1].channel, Channel::B);
         assert_eq!(c.max_run(), Duration::from_secs(30));
         assert_eq!(c.backend().kind(), "sim");
         assert_eq!(c.invoice_expiry(), Duration::from_secs(600));
@@ -1449,7 +755,7 @@ enb = 13
     fn the_built_in_simulator_config_and_the_example_are_valid() {
         let c = Config::simulator_default();
         assert_eq!(c.gpio_backend(), GpioBackend::Mock);
-        let example = include_str!("../config.example.toml");
+        let example = include_str!("../../config.example.toml");
         Config::parse(example, "config.example.toml", Mode::Sim).unwrap();
     }
 
@@ -1467,7 +773,7 @@ enb = 13
         assert!(e.message.contains("currency"), "{e}");
         let with_currency = format!("currency = \"EUR\"\n{fiat}");
         let c = Config::parse(&with_currency, "t", Mode::Sim).unwrap();
-        assert_eq!(c.catalog()[1].price.display(), "2.50 EUR");
+        assert_eq!(c.product_specs()[1].price.display(), "2.50 EUR");
         let cln = format!(
             "{with_currency}\n[backend]\nkind = \"cln\"\nrpc_socket = \"/run/lightning-rpc\"\n"
         );
