@@ -58,22 +58,21 @@ pub fn open_pump(config: &Config) -> Result<(Pump, Option<MockGpio>), HwError> {
 /// The bridge the `[gpio]` table describes, and its mock pins when they are mocked.
 fn open_bridge(g: &GpioConfig) -> Result<(L298n, Option<MockGpio>), HwError> {
     let (a, b) = bridge_pins(g);
-    let (pins, gpio): (Box<dyn Pins>, Option<MockGpio>) =
-        match g.backend.unwrap_or(GpioBackend::Mock) {
-            GpioBackend::Mock => {
-                let gpio = MockGpio::new(g.trace.as_deref())
-                    .map_err(|e| PumpError::Gpio(format!("cannot open the pin trace file: {e}")))?;
-                (Box::new(gpio.pins()), Some(gpio))
-            }
-            GpioBackend::Rppal => {
-                let all: Vec<u8> = [a]
-                    .into_iter()
-                    .chain(b)
-                    .flat_map(|p| [p.forward, p.reverse, p.enable])
-                    .collect();
-                (Box::new(RppalPins::new(&all, g.pwm_frequency_hz)?), None)
-            }
-        };
+    let (pins, gpio): (Box<dyn Pins>, Option<MockGpio>) = match g.backend {
+        GpioBackend::Mock => {
+            let gpio = MockGpio::new(g.trace.as_deref())
+                .map_err(|e| PumpError::Gpio(format!("cannot open the pin trace file: {e}")))?;
+            (Box::new(gpio.pins()), Some(gpio))
+        }
+        GpioBackend::Rppal => {
+            let all: Vec<u8> = [a]
+                .into_iter()
+                .chain(b)
+                .flat_map(|p| [p.forward, p.reverse, p.enable])
+                .collect();
+            (Box::new(RppalPins::new(&all, g.pwm_frequency_hz)?), None)
+        }
+    };
     Ok((L298n::new(pins, a, b), gpio))
 }
 

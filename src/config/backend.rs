@@ -246,7 +246,7 @@ fn default_request_timeout_ms() -> u64 {
 }
 
 /// Checks the backend section as a whole.
-pub(super) fn check(backend: &Option<BackendConfig>) -> Result<(), Invalid> {
+pub(super) fn check(backend: &BackendConfig) -> Result<(), Invalid> {
     let timeout = |ms: u64| {
         if (1_000..=120_000).contains(&ms) {
             Ok(())
@@ -278,8 +278,8 @@ pub(super) fn check(backend: &Option<BackendConfig>) -> Result<(), Invalid> {
             (Some(_), None) | (None, Some(_)) => Ok(()),
         };
     match backend {
-        None | Some(BackendConfig::Sim(_)) => Ok(()),
-        Some(BackendConfig::Btcpay(c)) => {
+        BackendConfig::Sim(_) => Ok(()),
+        BackendConfig::Btcpay(c) => {
             check_url(&c.url, "backend.url", c.allow_insecure_http)?;
             if c.store_id.trim().is_empty() {
                 return Err(invalid("backend.store_id", "is empty"));
@@ -298,7 +298,7 @@ pub(super) fn check(backend: &Option<BackendConfig>) -> Result<(), Invalid> {
             }
             Ok(())
         }
-        Some(BackendConfig::Cln(c)) => {
+        BackendConfig::Cln(c) => {
             match (&c.rpc_socket, &c.url) {
                 (Some(_), Some(_)) => {
                     return Err(invalid(
@@ -321,7 +321,7 @@ pub(super) fn check(backend: &Option<BackendConfig>) -> Result<(), Invalid> {
             timeout(c.request_timeout_ms)?;
             pin(&c.cert_sha256)
         }
-        Some(BackendConfig::Lnbits(c)) => {
+        BackendConfig::Lnbits(c) => {
             check_url(&c.url, "backend.url", c.allow_insecure_http)?;
             one_secret(&c.invoice_key, &c.invoice_key_file, "invoice_key")?;
             timeout(c.request_timeout_ms)?;
@@ -332,7 +332,7 @@ pub(super) fn check(backend: &Option<BackendConfig>) -> Result<(), Invalid> {
 
 /// Reads `*_file` secrets into their inline fields, so a missing or empty file is a
 /// config error at start and not a failed sale later.
-pub(super) fn resolve_secrets(backend: &mut Option<BackendConfig>) -> Result<(), Invalid> {
+pub(super) fn resolve_secrets(backend: &mut BackendConfig) -> Result<(), Invalid> {
     fn load(slot: &mut Option<Secret>, file: &Option<PathBuf>, field: &str) -> Result<(), Invalid> {
         if let Some(path) = file {
             let s =
@@ -342,8 +342,8 @@ pub(super) fn resolve_secrets(backend: &mut Option<BackendConfig>) -> Result<(),
         Ok(())
     }
     match backend {
-        None | Some(BackendConfig::Sim(_)) => Ok(()),
-        Some(BackendConfig::Btcpay(c)) => {
+        BackendConfig::Sim(_) => Ok(()),
+        BackendConfig::Btcpay(c) => {
             load(&mut c.api_key, &c.api_key_file, "backend.api_key_file")?;
             load(
                 &mut c.webhook_secret,
@@ -351,8 +351,8 @@ pub(super) fn resolve_secrets(backend: &mut Option<BackendConfig>) -> Result<(),
                 "backend.webhook_secret_file",
             )
         }
-        Some(BackendConfig::Cln(c)) => load(&mut c.rune, &c.rune_file, "backend.rune_file"),
-        Some(BackendConfig::Lnbits(c)) => load(
+        BackendConfig::Cln(c) => load(&mut c.rune, &c.rune_file, "backend.rune_file"),
+        BackendConfig::Lnbits(c) => load(
             &mut c.invoice_key,
             &c.invoice_key_file,
             "backend.invoice_key_file",
@@ -361,11 +361,11 @@ pub(super) fn resolve_secrets(backend: &mut Option<BackendConfig>) -> Result<(),
 }
 
 /// Takes the backend's relative paths (key files, CA, socket) from the config's folder.
-pub(super) fn resolve_paths(backend: &mut Option<BackendConfig>, base: &Path) {
+pub(super) fn resolve_paths(backend: &mut BackendConfig, base: &Path) {
     let mut files: Vec<&mut PathBuf> = Vec::new();
     match backend {
-        None | Some(BackendConfig::Sim(_)) => {}
-        Some(BackendConfig::Btcpay(c)) => files.extend(
+        BackendConfig::Sim(_) => {}
+        BackendConfig::Btcpay(c) => files.extend(
             [
                 &mut c.api_key_file,
                 &mut c.webhook_secret_file,
@@ -374,12 +374,12 @@ pub(super) fn resolve_paths(backend: &mut Option<BackendConfig>, base: &Path) {
             .into_iter()
             .flatten(),
         ),
-        Some(BackendConfig::Cln(c)) => files.extend(
+        BackendConfig::Cln(c) => files.extend(
             [&mut c.rune_file, &mut c.ca_file, &mut c.rpc_socket]
                 .into_iter()
                 .flatten(),
         ),
-        Some(BackendConfig::Lnbits(c)) => files.extend(
+        BackendConfig::Lnbits(c) => files.extend(
             [&mut c.invoice_key_file, &mut c.ca_file]
                 .into_iter()
                 .flatten(),

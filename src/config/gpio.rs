@@ -27,12 +27,14 @@ pub enum GpioBackend {
     Mock,
 }
 
+/// `[gpio]`. As read from the file (`RawGpio`) the backend may be absent; after loading
+/// the mode has chosen it, so a loaded `GpioConfig` always names one.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct GpioConfig {
+pub struct GpioConfig<B = GpioBackend> {
     /// "rppal" or "mock". Default: rppal (run), mock (sim).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backend: Option<GpioBackend>,
+    #[serde(default)]
+    pub backend: B,
     /// Mock only: append every pin change to this file as JSON lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<PathBuf>,
@@ -106,7 +108,10 @@ impl Default for ChannelBPins {
     }
 }
 
-impl Default for GpioConfig {
+/// `[gpio]` as the file gives it, before the mode picks the backend.
+pub(super) type RawGpio = GpioConfig<Option<GpioBackend>>;
+
+impl Default for RawGpio {
     fn default() -> Self {
         GpioConfig {
             backend: None,
@@ -118,6 +123,23 @@ impl Default for GpioConfig {
             max_run_ms: default_max_run_ms(),
             channel_a: ChannelAPins::default(),
             channel_b: None,
+        }
+    }
+}
+
+impl RawGpio {
+    /// The table with its backend chosen: the file's, else `default`.
+    pub(super) fn settle(self, default: GpioBackend) -> GpioConfig {
+        GpioConfig {
+            backend: self.backend.unwrap_or(default),
+            trace: self.trace,
+            pwm_duty: self.pwm_duty,
+            pwm_frequency_hz: self.pwm_frequency_hz,
+            soft_start_ms: self.soft_start_ms,
+            anti_drip_ms: self.anti_drip_ms,
+            max_run_ms: self.max_run_ms,
+            channel_a: self.channel_a,
+            channel_b: self.channel_b,
         }
     }
 }
@@ -181,7 +203,7 @@ pub(super) fn check(g: &GpioConfig) -> Result<(), Invalid> {
 /// What driving the pins needs to be right: the trace only with mock pins, every pin on
 /// the header and used once. `pump-off` checks only this much.
 pub(super) fn check_outputs(g: &GpioConfig) -> Result<(), Invalid> {
-    if g.trace.is_some() && g.backend != Some(GpioBackend::Mock) {
+    if g.trace.is_some() && g.backend != GpioBackend::Mock {
         return Err(invalid(
             "gpio.trace",
             "a pin trace is only written by the mock GPIO backend",

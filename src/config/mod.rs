@@ -26,6 +26,7 @@ pub use backend::{
     parse_cert_sha256, BackendConfig, BtcpayConfig, ClnConfig, LnbitsConfig, Network, SimConfig,
     Transport, DEFAULT_FIAT_RATE_SAT,
 };
+use gpio::RawGpio;
 pub use gpio::{ChannelAPins, ChannelBPins, GpioBackend, GpioConfig, MAX_BCM, MAX_RUN_MS_LIMIT};
 pub use locate::ConfigError;
 use locate::{invalid, Invalid, Spans};
@@ -39,57 +40,101 @@ pub enum Mode {
     Sim,
 }
 
-/// The whole configuration.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+impl Mode {
+    /// The GPIO backend when `[gpio] backend` is not given.
+    fn gpio_backend(self) -> GpioBackend {
+        match self {
+            Mode::Run => GpioBackend::Rppal,
+            Mode::Sim => GpioBackend::Mock,
+        }
+    }
+}
+
+/// The file as serde reads it: every key, with the defaults that do not depend on the
+/// mode. What the mode decides (data dir, GPIO and payment backend, clock sync) is left
+/// `None` here and settled in one place, [`RawConfig::settle`].
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
+struct RawConfig {
     /// Name of this machine, in logs and in every invoice's metadata.
     #[serde(default = "default_machine_id")]
-    pub machine_id: String,
+    machine_id: String,
     /// Where the sales ledger lives. Default: /var/lib/lnvend (run), ./lnvend-sim-data (sim).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    data_dir: Option<PathBuf>,
     /// How long a customer has to pay, in seconds.
     #[serde(default = "default_invoice_expiry_s")]
-    pub invoice_expiry_s: u64,
+    invoice_expiry_s: u64,
     /// Hash of the operator PIN, made by `lnvend hash-pin` (operator menu disabled without).
     /// A secret like a key: a 4-digit PIN falls to an offline search of its hash in minutes,
     /// so it never prints (check-config shows `<redacted>`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operator_pin_hash: Option<Secret>,
+    #[serde(default)]
+    operator_pin_hash: Option<Secret>,
     /// Offer "refund to my wallet" on the fault screen (BTCPay only: it refunds by itself).
     #[serde(default)]
-    pub refund_on_fault_screen: bool,
+    refund_on_fault_screen: bool,
     /// How long an owed credit is offered on the idle screen as "tap to pour", in seconds.
     #[serde(default = "default_credit_window_s")]
-    pub credit_window_s: u64,
+    credit_window_s: u64,
     /// Currency of `price_fiat` prices (ISO 4217, e.g. "EUR"). Needed only for fiat prices.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub currency: Option<String>,
+    #[serde(default)]
+    currency: Option<String>,
     /// The products on the idle screen, in order.
     #[serde(rename = "product", default)]
-    pub products: Vec<ProductConfig>,
+    products: Vec<ProductConfig>,
     #[serde(default)]
-    pub gpio: GpioConfig,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backend: Option<BackendConfig>,
+    gpio: RawGpio,
+    #[serde(default)]
+    backend: Option<BackendConfig>,
     /// The touchscreen as mounted (kiosk build): see `crate::display`.
-    #[serde(default, skip_serializing_if = "DisplayConfig::is_default")]
-    pub display: DisplayConfig,
+    #[serde(default)]
+    display: DisplayConfig,
     /// Whether to wait for a synchronised wall clock before selling: see [`crate::clock`].
     #[serde(default)]
-    pub clock: ClockConfig,
+    clock: RawClock,
 }
 
-/// `[clock]`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+/// `[clock]` as the file gives it.
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct ClockConfig {
+struct RawClock {
     /// Sell nothing until the system clock is synchronised (systemd-timesyncd's flag file,
     /// or the kernel's NTP status). Default: true for `lnvend run` (a Pi 3B/4 has no
     /// real-time clock), false for `lnvend sim`. Set false on a machine with an RTC.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub require_sync: Option<bool>,
+    #[serde(default)]
+    require_sync: Option<bool>,
+}
+
+/// The whole configuration, loaded and checked: what the mode decides is decided, every
+/// path is absolute (relative to the file), and `*_file` secrets are read.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Config {
+    pub machine_id: String,
+    /// Where the sales ledger lives.
+    pub data_dir: PathBuf,
+    pub invoice_expiry_s: u64,
+    /// Never printed: see the key in [`RawConfig`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_pin_hash: Option<Secret>,
+    pub refund_on_fault_screen: bool,
+    pub credit_window_s: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(rename = "product")]
+    pub products: Vec<ProductConfig>,
+    pub gpio: GpioConfig,
+    /// `sim` only in `lnvend sim`.
+    pub backend: BackendConfig,
+    #[serde(skip_serializing_if = "DisplayConfig::is_default")]
+    pub display: DisplayConfig,
+    pub clock: ClockConfig,
+}
+
+/// `[clock]`, settled by the mode.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ClockConfig {
+    /// Sell only on a synchronised clock.
+    pub require_sync: bool,
 }
 
 /// One product as validated: what the vend cycle needs, in plain values (config does not
@@ -173,6 +218,49 @@ impl DisplayConfig {
     }
 }
 
+impl RawConfig {
+    /// Applies the mode: the one place where a default depends on how lnvend was started.
+    fn settle(self, mode: Mode) -> Result<Config, Invalid> {
+        // Run: a Pi 3B/4 has no real-time clock, so it waits for NTP; the simulator does not.
+        let (require_sync, data_dir) = match mode {
+            Mode::Run => (true, "/var/lib/lnvend"),
+            Mode::Sim => (false, "lnvend-sim-data"),
+        };
+        let backend = match (mode, self.backend) {
+            (Mode::Run, None) => {
+                return Err(invalid(
+                    "backend.kind",
+                    "a payment backend is required for `lnvend run`",
+                ))
+            }
+            (Mode::Run, Some(BackendConfig::Sim(_))) => {
+                return Err(invalid(
+                    "backend.kind",
+                    "\"sim\" takes no real payments and would give drinks away; use `lnvend sim` for the simulator",
+                ))
+            }
+            (Mode::Sim, None) => BackendConfig::Sim(SimConfig::default()),
+            (_, Some(b)) => b,
+        };
+        Ok(Config {
+            machine_id: self.machine_id,
+            data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from(data_dir)),
+            invoice_expiry_s: self.invoice_expiry_s,
+            operator_pin_hash: self.operator_pin_hash,
+            refund_on_fault_screen: self.refund_on_fault_screen,
+            credit_window_s: self.credit_window_s,
+            currency: self.currency,
+            products: self.products,
+            gpio: self.gpio.settle(mode.gpio_backend()),
+            backend,
+            display: self.display,
+            clock: ClockConfig {
+                require_sync: self.clock.require_sync.unwrap_or(require_sync),
+            },
+        })
+    }
+}
+
 /// The limits a value is checked against.
 pub const MAX_PRODUCTS: usize = 8;
 pub const MAX_NAME_CHARS: usize = 24;
@@ -211,55 +299,18 @@ impl Config {
         base: &Path,
     ) -> Result<Config, ConfigError> {
         let spans = Spans::new(text);
-        let mut cfg: Config = toml::from_str(text).map_err(|e| spans.locate_de(file, &e))?;
-        cfg.apply_mode(mode).map_err(|i| spans.locate(file, i))?;
-        cfg.validate(mode).map_err(|i| spans.locate(file, i))?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| spans.locate_de(file, &e))?;
+        let mut cfg = raw.settle(mode).map_err(|i| spans.locate(file, i))?;
+        cfg.validate().map_err(|i| spans.locate(file, i))?;
         backend::check(&cfg.backend).map_err(|i| spans.locate(file, i))?;
         cfg.resolve_paths(base);
         backend::resolve_secrets(&mut cfg.backend).map_err(|i| spans.locate(file, i))?;
         Ok(cfg)
     }
 
-    fn apply_mode(&mut self, mode: Mode) -> Result<(), Invalid> {
-        match mode {
-            Mode::Run => {
-                self.gpio.backend.get_or_insert(GpioBackend::Rppal);
-                self.clock.require_sync.get_or_insert(true);
-                self.data_dir
-                    .get_or_insert_with(|| PathBuf::from("/var/lib/lnvend"));
-                match self.backend {
-                    None => {
-                        return Err(invalid(
-                            "backend.kind",
-                            "a payment backend is required for `lnvend run`",
-                        ))
-                    }
-                    Some(BackendConfig::Sim(_)) => {
-                        return Err(invalid(
-                            "backend.kind",
-                            "\"sim\" takes no real payments and would give drinks away; use `lnvend sim` for the simulator",
-                        ))
-                    }
-                    Some(BackendConfig::Btcpay(_) | BackendConfig::Cln(_) | BackendConfig::Lnbits(_)) => {}
-                }
-            }
-            Mode::Sim => {
-                self.gpio.backend.get_or_insert(GpioBackend::Mock);
-                self.clock.require_sync.get_or_insert(false);
-                self.data_dir
-                    .get_or_insert_with(|| PathBuf::from("lnvend-sim-data"));
-                self.backend
-                    .get_or_insert(BackendConfig::Sim(SimConfig::default()));
-            }
-        }
-        Ok(())
-    }
-
     fn resolve_paths(&mut self, base: &Path) {
-        if let Some(d) = self.data_dir.as_mut() {
-            if d.is_relative() {
-                *d = base.join(&*d);
-            }
+        if self.data_dir.is_relative() {
+            self.data_dir = base.join(&self.data_dir);
         }
         if let Some(t) = self.gpio.trace.as_mut() {
             if t.is_relative() {
@@ -269,7 +320,7 @@ impl Config {
         backend::resolve_paths(&mut self.backend, base);
     }
 
-    fn validate(&self, _mode: Mode) -> Result<(), Invalid> {
+    fn validate(&self) -> Result<(), Invalid> {
         let id = &self.machine_id;
         if id.is_empty()
             || id.len() > 64
@@ -299,7 +350,7 @@ impl Config {
                 ));
             }
         }
-        if self.refund_on_fault_screen && !matches!(self.backend, Some(BackendConfig::Btcpay(_))) {
+        if self.refund_on_fault_screen && !matches!(self.backend, BackendConfig::Btcpay(_)) {
             return Err(invalid(
                 "refund_on_fault_screen",
                 "only the BTCPay backend can refund by itself; refund other backends' credits from the operator menu",
@@ -397,7 +448,7 @@ impl Config {
             }
             p.pour_ms = po.pour_ms;
         }
-        c.validate(Mode::Sim)
+        c.validate()
             .map_err(|i| format!("{}: {}", i.field, i.message))?;
         Ok(c)
     }
@@ -407,19 +458,15 @@ impl Config {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.data_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("lnvend-data"))
+        self.data_dir.clone()
     }
 
     pub fn gpio_backend(&self) -> GpioBackend {
-        self.gpio.backend.unwrap_or(GpioBackend::Mock)
+        self.gpio.backend
     }
 
     pub fn backend(&self) -> BackendConfig {
-        self.backend
-            .clone()
-            .unwrap_or(BackendConfig::Sim(SimConfig::default()))
+        self.backend.clone()
     }
 
     /// The checked price of product `i`.
@@ -444,7 +491,7 @@ impl Config {
                 .map(Price::Sats)
                 .ok_or_else(|| invalid(f("price_sat"), "too large")),
             (None, Some(amount)) => {
-                if let Some(BackendConfig::Cln(_)) = self.backend {
+                if let BackendConfig::Cln(_) = self.backend {
                     return Err(invalid(
                         f("price_fiat"),
                         "Core Lightning invoices are in sats only; use price_sat",
@@ -512,7 +559,7 @@ impl Config {
 
     /// Whether to sell only on a synchronised clock (set by the mode at load).
     pub fn require_clock_sync(&self) -> bool {
-        self.clock.require_sync.unwrap_or(true)
+        self.clock.require_sync
     }
 
     pub fn bridge_pins(&self) -> (BridgePins, Option<BridgePins>) {
@@ -539,7 +586,7 @@ impl Config {
         #[derive(Deserialize)]
         struct GpioOnly {
             #[serde(default)]
-            gpio: GpioConfig,
+            gpio: RawGpio,
         }
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -552,11 +599,8 @@ impl Config {
         let spans = Spans::new(&text);
         let mut g = toml::from_str::<GpioOnly>(&text)
             .map_err(|e| spans.locate_de(&file, &e))?
-            .gpio;
-        g.backend.get_or_insert(match mode {
-            Mode::Run => GpioBackend::Rppal,
-            Mode::Sim => GpioBackend::Mock,
-        });
+            .gpio
+            .settle(mode.gpio_backend());
         gpio::check_outputs(&g).map_err(|i| spans.locate(&file, i))?;
         if let Some(t) = g.trace.as_mut() {
             if t.is_relative() {
@@ -569,7 +613,7 @@ impl Config {
     /// Things that load but will probably not work as meant, for `check-config` to print.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if let Some(BackendConfig::Cln(c)) = &self.backend {
+        if let BackendConfig::Cln(c) = &self.backend {
             if let Some(socket) = &c.rpc_socket {
                 if socket.starts_with("/home") || socket.starts_with("/root") {
                     out.push(format!(
@@ -600,7 +644,7 @@ impl Config {
     /// host (allowed only by `allow_insecure_http = true`); `None` when the link is https or
     /// stays on this machine.
     pub fn insecure_http_warning(&self) -> Option<String> {
-        backend::insecure_http_warning(self.backend.as_ref()?)
+        backend::insecure_http_warning(&self.backend)
     }
 }
 
@@ -749,6 +793,36 @@ enb = 13
         )
         .unwrap_err();
         assert!(e.message.contains("give drinks away"), "{e}");
+    }
+
+    #[test]
+    fn the_mode_decides_every_default_it_owns_and_the_file_wins() {
+        let minimal = "[[product]]\nname = \"Cola\"\nprice_sat = 2100\npour_ms = 4000\n";
+        let sim = Config::parse_in(minimal, "t", Mode::Sim, Path::new("/etc/lnvend")).unwrap();
+        assert_eq!(sim.data_dir, PathBuf::from("/etc/lnvend/lnvend-sim-data"));
+        assert_eq!(sim.gpio.backend, GpioBackend::Mock);
+        assert_eq!(sim.backend, BackendConfig::Sim(SimConfig::default()));
+        assert!(!sim.require_clock_sync());
+        let btcpay = "[backend]\nkind = \"btcpay\"\nurl = \"https://pay.example\"\n\
+                      store_id = \"s\"\napi_key = \"k\"\n";
+        let run = Config::parse(&format!("{minimal}{btcpay}"), "t", Mode::Run).unwrap();
+        assert_eq!(run.data_dir, PathBuf::from("/var/lib/lnvend"));
+        assert_eq!(run.gpio.backend, GpioBackend::Rppal);
+        assert_eq!(run.backend.kind(), "btcpay");
+        assert!(run.require_clock_sync());
+        let chosen = format!(
+            "data_dir = \"/srv/v\"\n{minimal}[gpio]\nbackend = \"mock\"\n\
+             [clock]\nrequire_sync = false\n{btcpay}"
+        );
+        let run = Config::parse(&chosen, "t", Mode::Run).unwrap();
+        assert_eq!(run.data_dir, PathBuf::from("/srv/v"));
+        assert_eq!(run.gpio.backend, GpioBackend::Mock);
+        assert!(!run.require_clock_sync());
+        // check-config prints what was decided, so the printed file loads the same again.
+        assert!(!run.to_redacted_toml().contains("api_key = \"k\""));
+        let printed = sim.to_redacted_toml();
+        assert!(printed.contains("lnvend-sim-data") && printed.contains("backend = \"mock\""));
+        assert_eq!(Config::parse(&printed, "t", Mode::Sim).unwrap(), sim);
     }
 
     #[test]
