@@ -14,13 +14,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::money::{Fiat, Msat, Price};
-use crate::pump::{BridgePins, Channel, PourSettings};
+use crate::pump::{BridgePins, PourSettings};
 use crate::secret::Secret;
 
 mod backend;
 mod gpio;
 mod locate;
+mod products;
 
 pub use backend::{
     parse_cert_sha256, BackendConfig, BtcpayConfig, ClnConfig, LnbitsConfig, Network, SimConfig,
@@ -30,6 +30,7 @@ use gpio::RawGpio;
 pub use gpio::{ChannelAPins, ChannelBPins, GpioBackend, GpioConfig, MAX_BCM, MAX_RUN_MS_LIMIT};
 pub use locate::ConfigError;
 use locate::{invalid, Invalid, Spans};
+pub use products::{ProductConfig, ProductSpec, MAX_NAME_CHARS, MAX_PRICE_SAT, MAX_PRODUCTS};
 
 /// How lnvend was started; it picks the defaults for the GPIO and payment backends.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -137,47 +138,6 @@ pub struct ClockConfig {
     pub require_sync: bool,
 }
 
-/// One product as validated: what the vend cycle needs, in plain values (config does not
-/// know the vend cycle's types).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProductSpec {
-    /// Its place on the idle screen (and in the file).
-    pub index: usize,
-    pub name: String,
-    pub price: Price,
-    pub pour: Duration,
-    pub channel: Channel,
-    /// For a fiat price with `min_sat`/`max_sat`: the least and most sats an invoice may ask.
-    pub sat_bounds: Option<(Msat, Msat)>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ProductConfig {
-    /// Shown on the tile and in the invoice description.
-    pub name: String,
-    /// Price in whole satoshis. Give this or `price_fiat`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub price_sat: Option<u64>,
-    /// Price in the machine's `currency`, as a decimal string ("2.50"); the payment backend
-    /// converts it when the invoice is made. Not with Core Lightning.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub price_fiat: Option<String>,
-    /// How long the pump runs for one drink, in milliseconds.
-    pub pour_ms: u64,
-    /// Which L298N channel drives this product's pump: "A" or "B".
-    #[serde(default = "default_channel")]
-    pub channel: Channel,
-    /// With `price_fiat`: the least sats an invoice for it may ask. An invoice outside
-    /// `min_sat..=max_sat` puts the machine out of service, so a broken exchange rate cannot
-    /// sell drinks for 1 sat.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_sat: Option<u64>,
-    /// With `price_fiat`: the most sats an invoice for it may ask.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_sat: Option<u64>,
-}
-
 fn default_machine_id() -> String {
     "lnvend".into()
 }
@@ -186,9 +146,6 @@ fn default_invoice_expiry_s() -> u64 {
 }
 fn default_credit_window_s() -> u64 {
     600
-}
-fn default_channel() -> Channel {
-    Channel::A
 }
 
 /// `[display]`: the touchscreen as it is mounted.
@@ -260,11 +217,6 @@ impl RawConfig {
         })
     }
 }
-
-/// The limits a value is checked against.
-pub const MAX_PRODUCTS: usize = 8;
-pub const MAX_NAME_CHARS: usize = 24;
-pub const MAX_PRICE_SAT: u64 = 10_000_000;
 
 impl Config {
     /// Reads and validates a config file.
@@ -364,71 +316,7 @@ impl Config {
         }
         let g = &self.gpio;
         gpio::check(g)?;
-        if self.products.is_empty() {
-            return Err(invalid("product", "at least one [[product]] is required"));
-        }
-        if self.products.len() > MAX_PRODUCTS {
-            return Err(invalid(
-                format!("product[{}]", MAX_PRODUCTS),
-                format!("at most {MAX_PRODUCTS} products fit on the screen"),
-            ));
-        }
-        for (i, p) in self.products.iter().enumerate() {
-            let f = |name: &str| format!("product[{i}].{name}");
-            let chars = p.name.trim().chars().count();
-            if chars == 0 || chars > MAX_NAME_CHARS {
-                return Err(invalid(
-                    f("name"),
-                    format!("must be 1 to {MAX_NAME_CHARS} characters"),
-                ));
-            }
-            let price = self.product_price(i)?;
-            match (&price, p.min_sat, p.max_sat) {
-                (_, None, None) => {}
-                (Price::Sats(_), _, _) => {
-                    return Err(invalid(
-                        f(if p.min_sat.is_some() {
-                            "min_sat"
-                        } else {
-                            "max_sat"
-                        }),
-                        "min_sat and max_sat bound a fiat price (price_fiat); a price_sat is exact",
-                    ))
-                }
-                (Price::Fiat(_), min, max) => {
-                    let (lo, hi) = (min.unwrap_or(1), max.unwrap_or(MAX_PRICE_SAT));
-                    if lo == 0 || hi > MAX_PRICE_SAT || lo > hi {
-                        return Err(invalid(
-                            f(if min.is_some() && (lo == 0 || lo > hi) {
-                                "min_sat"
-                            } else {
-                                "max_sat"
-                            }),
-                            format!("need 1 <= min_sat <= max_sat <= {MAX_PRICE_SAT}"),
-                        ));
-                    }
-                }
-            }
-            if p.pour_ms == 0 {
-                return Err(invalid(f("pour_ms"), "must be greater than 0"));
-            }
-            if p.pour_ms + g.anti_drip_ms > g.max_run_ms {
-                return Err(invalid(
-                    f("pour_ms"),
-                    format!(
-                        "{} ms (plus {} ms anti-drip) is longer than gpio.max_run_ms = {}",
-                        p.pour_ms, g.anti_drip_ms, g.max_run_ms
-                    ),
-                ));
-            }
-            if p.channel == Channel::B && g.channel_b.is_none() {
-                return Err(invalid(
-                    f("channel"),
-                    "channel B is used but [gpio.channel_b] is not configured",
-                ));
-            }
-        }
-        Ok(())
+        products::check(&self.products, g, &self.backend, &self.currency)
     }
 
     /// Applies the operator's saved overrides (prices, pour times), re-validating the result:
@@ -469,59 +357,6 @@ impl Config {
         self.backend.clone()
     }
 
-    /// The checked price of product `i`.
-    fn product_price(&self, i: usize) -> Result<Price, Invalid> {
-        let p = &self.products[i];
-        let f = |name: &str| format!("product[{i}].{name}");
-        match (p.price_sat, &p.price_fiat) {
-            (Some(_), Some(_)) => Err(invalid(
-                f("price_fiat"),
-                "give price_sat or price_fiat, not both",
-            )),
-            (None, None) => Err(invalid(f("price_sat"), "missing price_sat (or price_fiat)")),
-            (Some(0), None) => Err(invalid(
-                f("price_sat"),
-                "a price of 0 would give drinks away",
-            )),
-            (Some(sat), None) if sat > MAX_PRICE_SAT => Err(invalid(
-                f("price_sat"),
-                format!("{sat} sats is above the sanity limit of {MAX_PRICE_SAT}"),
-            )),
-            (Some(sat), None) => Msat::from_sat(sat)
-                .map(Price::Sats)
-                .ok_or_else(|| invalid(f("price_sat"), "too large")),
-            (None, Some(amount)) => {
-                if let BackendConfig::Cln(_) = self.backend {
-                    return Err(invalid(
-                        f("price_fiat"),
-                        "Core Lightning invoices are in sats only; use price_sat",
-                    ));
-                }
-                let Some(currency) = &self.currency else {
-                    return Err(invalid(
-                        f("price_fiat"),
-                        "a fiat price needs `currency` at the top of the file",
-                    ));
-                };
-                let fiat = Fiat::parse(amount, currency).map_err(|e| {
-                    let field = if e.contains("currency code") {
-                        "currency".to_string()
-                    } else {
-                        f("price_fiat")
-                    };
-                    invalid(field, e)
-                })?;
-                if fiat.minor() == 0 {
-                    return Err(invalid(
-                        f("price_fiat"),
-                        "a price of 0 would give drinks away",
-                    ));
-                }
-                Ok(Price::Fiat(fiat))
-            }
-        }
-    }
-
     pub fn invoice_expiry(&self) -> Duration {
         Duration::from_secs(self.invoice_expiry_s)
     }
@@ -533,28 +368,7 @@ impl Config {
     /// The products with their checked prices, in screen order; `vend::catalog` turns them
     /// into what the vend cycle sells.
     pub fn product_specs(&self) -> Vec<ProductSpec> {
-        self.products
-            .iter()
-            .enumerate()
-            .filter_map(|(index, p)| {
-                // Checked at load (and by `with_overrides`), so every product has a price.
-                let price = self.product_price(index).ok()?;
-                Some(ProductSpec {
-                    index,
-                    name: p.name.trim().to_string(),
-                    price,
-                    pour: Duration::from_millis(p.pour_ms),
-                    channel: p.channel,
-                    sat_bounds: match (&p.price_fiat, p.min_sat, p.max_sat) {
-                        (Some(_), lo, hi) if lo.is_some() || hi.is_some() => Some((
-                            Msat::from_sat(lo.unwrap_or(1))?,
-                            Msat::from_sat(hi.unwrap_or(MAX_PRICE_SAT))?,
-                        )),
-                        _ => None,
-                    },
-                })
-            })
-            .collect()
+        products::specs(&self.products, &self.backend, &self.currency)
     }
 
     /// Whether to sell only on a synchronised clock (set by the mode at load).
@@ -654,6 +468,8 @@ pub const SIM_DEFAULT: &str = include_str!("../../examples/sim.toml");
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::money::{Msat, Price};
+    use crate::pump::Channel;
 
     const GOOD: &str = r#"
 machine_id = "bar-1"
