@@ -386,7 +386,7 @@ impl Rig {
         let task = rt.spawn(m.controller.run(async {
             let _ = rx.await;
         }));
-        let pour = cfg.catalog()[0].pour;
+        let pour = cfg.product_specs()[0].pour;
         let mut rig = Rig {
             rt,
             inputs,

@@ -48,7 +48,7 @@ pub struct Machine {
 pub fn settings(config: &Config) -> Settings {
     Settings {
         machine_id: config.machine_id.clone(),
-        catalog: config.catalog(),
+        catalog: crate::vend::catalog(config),
         invoice_expiry: config.invoice_expiry(),
         pour: config.pour_settings(),
         watch: WatchTiming::default(),
@@ -124,7 +124,7 @@ pub fn assemble_with_clock(
         }
     };
     let mut settings = settings(config);
-    settings.catalog = effective.catalog();
+    settings.catalog = crate::vend::catalog(&effective);
     settings.clock = clock;
     let controller = Controller::new(settings, backend, pump.clone(), ledger);
     Ok(Machine {
@@ -148,17 +148,16 @@ pub fn open_pump(config: &Config) -> Result<(Pump, Option<MockGpio>), OpenPumpEr
 /// mock pins when they are mocked. Claiming a pin here is the only way lnvend claims one.
 pub fn open_bridge(g: &GpioConfig) -> Result<(L298n, Option<MockGpio>), OpenPumpError> {
     let (a, b) = bridge_pins(g);
-    let (pins, gpio): (Box<dyn Pins>, Option<MockGpio>) =
-        match g.backend.unwrap_or(GpioBackend::Mock) {
-            GpioBackend::Mock => {
-                let gpio = MockGpio::new(g.trace.as_deref()).map_err(OpenPumpError::Trace)?;
-                (Box::new(gpio.pins()), Some(gpio))
-            }
-            GpioBackend::Rppal => {
-                let all: Vec<u8> = pin_names(g).into_iter().map(|(p, _)| p).collect();
-                (Box::new(RppalPins::new(&all, g.pwm_frequency_hz)?), None)
-            }
-        };
+    let (pins, gpio): (Box<dyn Pins>, Option<MockGpio>) = match g.backend {
+        GpioBackend::Mock => {
+            let gpio = MockGpio::new(g.trace.as_deref()).map_err(OpenPumpError::Trace)?;
+            (Box::new(gpio.pins()), Some(gpio))
+        }
+        GpioBackend::Rppal => {
+            let all: Vec<u8> = pin_names(g).into_iter().map(|(p, _)| p).collect();
+            (Box::new(RppalPins::new(&all, g.pwm_frequency_hz)?), None)
+        }
+    };
     Ok((L298n::new(pins, a, b), gpio))
 }
 
@@ -244,7 +243,10 @@ fn cln_backend(c: &ClnConfig, data_dir: &Path) -> anyhow::Result<Arc<dyn Payment
     use crate::backend::cln::{ClnBackend, SocketRpc};
     use crate::backend::clnrest::RestRpc;
     use crate::backend::http::TlsSettings;
-    let timeout = Duration::from_millis(c.request_timeout_ms);
+    // A certificate pin that does not parse is a refusal, never a silent fall-back to
+    // the public roots.
+    let transport = c.transport().map_err(|e| anyhow::anyhow!("backend: {e}"))?;
+    let timeout = transport.request_timeout;
     match (&c.rpc_socket, &c.url) {
         (Some(socket), None) => Ok(Arc::new(ClnBackend::new(
             SocketRpc::new(socket.clone(), timeout),
@@ -257,13 +259,7 @@ fn cln_backend(c: &ClnConfig, data_dir: &Path) -> anyhow::Result<Arc<dyn Payment
                 .rune
                 .clone()
                 .context("clnrest needs a rune (backend.rune or backend.rune_file)")?;
-            let tls = TlsSettings {
-                ca_file: c.ca_file.clone(),
-                cert_sha256: c
-                    .cert_sha256
-                    .as_deref()
-                    .and_then(crate::config::parse_cert_sha256),
-            };
+            let tls = TlsSettings::from(&transport);
             let rpc = RestRpc::new(url, rune, &tls, timeout)?;
             Ok(Arc::new(ClnBackend::new(
                 rpc, "clnrest", c.network, data_dir,

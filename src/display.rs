@@ -6,36 +6,7 @@
 //! edits, so `lnvend run` copies the configured rotation into that variable at start-up,
 //! before any thread exists that could read the environment at the same time.
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::Mode;
-
-/// `[display]`: the touchscreen as it is mounted.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct DisplayConfig {
-    /// Clockwise rotation of the UI in degrees: 0, 90, 180 or 270. The official 7" display
-    /// mounted upside down in a case needs 180. Touch input is rotated with it.
-    #[serde(default)]
-    pub rotation: u16,
-}
-
-impl DisplayConfig {
-    /// True when nothing was configured (then `check-config` does not print the section).
-    pub fn is_default(&self) -> bool {
-        *self == DisplayConfig::default()
-    }
-
-    /// Why the section is wrong, if it is.
-    pub fn problem(&self) -> Option<String> {
-        match self.rotation {
-            0 | 90 | 180 | 270 => None,
-            r => Some(format!(
-                "{r} is not one of 0, 90, 180, 270 (degrees clockwise)"
-            )),
-        }
-    }
-}
+use crate::config::{DisplayConfig, Mode};
 
 /// Environment variables the UI backend needs for `mode`, given what the environment
 /// already says about the backend (`SLINT_BACKEND`).

@@ -310,7 +310,7 @@ async fn a_rejected_key_a_missing_permission_or_a_wrong_store_means_out_of_servi
     let fake = FakeBtcpay::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = sats_config(dir.path(), &fake);
-    if let Some(lnvend::config::BackendConfig::Btcpay(b)) = cfg.backend.as_mut() {
+    if let lnvend::config::BackendConfig::Btcpay(b) = &mut cfg.backend {
         b.api_key = Some(lnvend::secret::Secret::new("not-the-key"));
     }
     let mut m = TestMachine::start(&cfg);
@@ -336,7 +336,7 @@ async fn a_rejected_key_a_missing_permission_or_a_wrong_store_means_out_of_servi
 
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = sats_config(dir.path(), &fake);
-    if let Some(lnvend::config::BackendConfig::Btcpay(b)) = cfg.backend.as_mut() {
+    if let lnvend::config::BackendConfig::Btcpay(b) = &mut cfg.backend {
         b.store_id = "NoSuchStore".into();
     }
     let mut m = TestMachine::start(&cfg);
@@ -555,7 +555,7 @@ fn backend_of(
     extra: &str,
 ) -> std::sync::Arc<BtcpayBackend> {
     let cfg = config(dir, fake, extra, "price_sat = 2100");
-    let Some(lnvend::config::BackendConfig::Btcpay(b)) = cfg.backend.as_ref() else {
+    let lnvend::config::BackendConfig::Btcpay(b) = &cfg.backend else {
         panic!("not a BTCPay config")
     };
     BtcpayBackend::new(b, "bar-7").expect("backend")

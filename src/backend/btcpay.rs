@@ -38,7 +38,7 @@ use super::{
     BackendError, Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend, WakeUps,
 };
 use crate::clock::unix_now;
-use crate::config::{parse_cert_sha256, BtcpayConfig};
+use crate::config::BtcpayConfig;
 use crate::money::{Msat, Price};
 use crate::secret::Secret;
 
@@ -161,16 +161,14 @@ impl BtcpayBackend {
         machine_id: &str,
     ) -> Result<Arc<BtcpayBackend>, BackendError> {
         let mut base = Url::parse(&config.url)
-            .map_err(|e| BackendError::Rejected(format!("backend.url: {e}")))?;
+            .map_err(|e| BackendError::Config(format!("backend.url: {e}")))?;
         if !base.path().ends_with('/') {
             let p = format!("{}/", base.path());
             base.set_path(&p);
         }
-        let tls = TlsSettings {
-            ca_file: config.ca_file.clone(),
-            cert_sha256: config.cert_sha256.as_deref().and_then(parse_cert_sha256),
-        };
-        let timeout = Duration::from_millis(config.request_timeout_ms);
+        let transport = config.transport().map_err(BackendError::Config)?;
+        let tls = TlsSettings::from(&transport);
+        let timeout = transport.request_timeout;
         let api_key = config
             .api_key
             .clone()
@@ -180,9 +178,9 @@ impl BtcpayBackend {
             Some(listen) => {
                 let addr: SocketAddr = listen
                     .parse()
-                    .map_err(|e| BackendError::Rejected(format!("backend.webhook_listen: {e}")))?;
+                    .map_err(|e| BackendError::Config(format!("backend.webhook_listen: {e}")))?;
                 let secret = config.webhook_secret.clone().ok_or_else(|| {
-                    BackendError::Rejected("backend.webhook_secret is missing".into())
+                    BackendError::Config("backend.webhook_secret is missing".into())
                 })?;
                 let listener = WebhookListener::start(
                     addr,
@@ -710,6 +708,65 @@ mod tests {
         assert_eq!(
             late_payment("i", Msat::from_msat(2_099_999), asked),
             InvoiceState::Expired
+        );
+    }
+
+    fn config() -> BtcpayConfig {
+        BtcpayConfig {
+            url: "https://btcpay.example".into(),
+            store_id: "store".into(),
+            api_key: Some(Secret::new("greenfield-key")),
+            api_key_file: None,
+            ca_file: None,
+            cert_sha256: None,
+            request_timeout_ms: 1000,
+            network: crate::config::Network::Bitcoin,
+            webhook_listen: None,
+            webhook_secret: None,
+            webhook_secret_file: None,
+            allow_insecure_http: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn construction_mistakes_are_configuration_errors_not_server_refusals() {
+        let is_config = |c: BtcpayConfig, what: &str| match BtcpayBackend::new(&c, "m") {
+            Err(BackendError::Config(m)) => {
+                assert!(!m.contains("greenfield-key"), "{what}: {m}");
+                let shown = BackendError::Config(m).to_string();
+                assert!(shown.contains("configuration"), "{what}: {shown}");
+            }
+            other => panic!("{what}: {other:?}"),
+        };
+        is_config(
+            BtcpayConfig {
+                url: "not a url".into(),
+                ..config()
+            },
+            "url",
+        );
+        is_config(
+            BtcpayConfig {
+                webhook_listen: Some("nowhere".into()),
+                webhook_secret: Some(Secret::new("whsec")),
+                ..config()
+            },
+            "webhook_listen",
+        );
+        is_config(
+            BtcpayConfig {
+                webhook_listen: Some("127.0.0.1:0".into()),
+                ..config()
+            },
+            "webhook_secret",
+        );
+        // A pin that does not parse must not quietly trust the public roots instead.
+        is_config(
+            BtcpayConfig {
+                cert_sha256: Some("abcd".into()),
+                ..config()
+            },
+            "cert_sha256",
         );
     }
 

@@ -44,7 +44,7 @@ impl RestRpc {
         timeout: Duration,
     ) -> Result<RestRpc, BackendError> {
         let mut base = url::Url::parse(url)
-            .map_err(|e| BackendError::Rejected(format!("clnrest url {url:?}: {e}")))?;
+            .map_err(|e| BackendError::Config(format!("clnrest url {url:?}: {e}")))?;
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
@@ -135,6 +135,20 @@ pub type ClnRestBackend = ClnBackend<RestRpc>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_url_is_a_configuration_error() {
+        let e = RestRpc::new(
+            "not a url",
+            Secret::new("rune-sekrit-123"),
+            &TlsSettings::default(),
+            Duration::from_secs(5),
+        )
+        .unwrap_err();
+        assert!(matches!(e, BackendError::Config(_)), "{e:?}");
+        assert!(e.to_string().contains("configuration"), "{e}");
+        assert!(!e.to_string().contains("rune-sekrit"), "{e}");
+    }
 
     #[tokio::test]
     async fn a_redirect_is_an_error_and_the_rune_never_reaches_the_other_host() {

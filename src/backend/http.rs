@@ -31,6 +31,15 @@ pub struct TlsSettings {
     pub cert_sha256: Option<[u8; 32]>,
 }
 
+impl From<&crate::config::Transport> for TlsSettings {
+    fn from(t: &crate::config::Transport) -> TlsSettings {
+        TlsSettings {
+            ca_file: t.ca_file.clone(),
+            cert_sha256: t.cert_sha256,
+        }
+    }
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

@@ -33,7 +33,7 @@ use super::{
     BackendError, Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend, WakeUps,
 };
 use crate::clock::unix_now;
-use crate::config::{parse_cert_sha256, LnbitsConfig};
+use crate::config::LnbitsConfig;
 use crate::money::{Msat, Price};
 use crate::secret::Secret;
 
@@ -70,9 +70,9 @@ impl std::fmt::Debug for LnbitsBackend {
 impl LnbitsBackend {
     pub fn new(config: &LnbitsConfig) -> Result<LnbitsBackend, BackendError> {
         let mut base = Url::parse(config.url.trim())
-            .map_err(|e| BackendError::Rejected(format!("LNbits URL: {e}")))?;
+            .map_err(|e| BackendError::Config(format!("LNbits URL: {e}")))?;
         if !matches!(base.scheme(), "http" | "https") {
-            return Err(BackendError::Rejected(
+            return Err(BackendError::Config(
                 "LNbits URL must be http:// or https://".into(),
             ));
         }
@@ -87,17 +87,9 @@ impl LnbitsBackend {
             .ok_or_else(|| {
                 BackendError::Unauthorized("no LNbits invoice key is configured".into())
             })?;
-        let cert_sha256 = match &config.cert_sha256 {
-            Some(text) => Some(parse_cert_sha256(text).ok_or_else(|| {
-                BackendError::Rejected("cert_sha256 is not 32 bytes of hex".into())
-            })?),
-            None => None,
-        };
-        let tls = TlsSettings {
-            ca_file: config.ca_file.clone(),
-            cert_sha256,
-        };
-        let timeout = Duration::from_millis(config.request_timeout_ms);
+        let transport = config.transport().map_err(BackendError::Config)?;
+        let tls = TlsSettings::from(&transport);
+        let timeout = transport.request_timeout;
         Ok(LnbitsBackend {
             base,
             key,
@@ -762,6 +754,29 @@ mod tests {
             request_timeout_ms: 1000,
             network: crate::config::Network::Bitcoin,
             allow_insecure_http: false,
+        }
+    }
+
+    #[test]
+    fn construction_mistakes_are_configuration_errors_not_server_refusals() {
+        for (c, what) in [
+            (config("not a url"), "url"),
+            (config("ftp://lnbits.example"), "scheme"),
+            (
+                LnbitsConfig {
+                    cert_sha256: Some("abcd".into()),
+                    ..config("https://lnbits.example")
+                },
+                "cert_sha256",
+            ),
+        ] {
+            match LnbitsBackend::new(&c) {
+                Err(e @ BackendError::Config(_)) => {
+                    assert!(e.to_string().contains("configuration"), "{what}: {e}");
+                    assert!(!e.to_string().contains("s3cr3t"), "{what}: {e}");
+                }
+                other => panic!("{what}: {other:?}"),
+            }
         }
     }
 

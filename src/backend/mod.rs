@@ -77,6 +77,10 @@ pub enum BackendError {
     BadReply(String),
     #[error("payment backend rejected the request: {0}")]
     Rejected(String),
+    /// A mistake in the configuration found while building the backend (a URL, a key, a pin,
+    /// a webhook address): nothing was sent, and no server refused anything.
+    #[error("payment backend configuration problem: {0}")]
+    Config(String),
 }
 
 #[async_trait]

@@ -27,8 +27,9 @@ use crate::money::{Msat, Price};
 /// Paid or expired invoices kept after newer ones (older ones are forgotten).
 pub const KEEP_FINISHED: usize = 64;
 
-/// Sats per whole fiat unit when no rate is configured.
-pub const DEFAULT_FIAT_RATE_SAT: u64 = 1000;
+/// Sats per whole fiat unit when no rate is configured (the config owns the default).
+pub use crate::config::DEFAULT_FIAT_RATE_SAT;
+
 /// An invoice as the simulator stores it on disk.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Stored {

@@ -54,6 +54,24 @@ pub struct Product {
     pub sat_bounds: Option<(Msat, Msat)>,
 }
 
+impl From<&crate::config::ProductSpec> for Product {
+    fn from(p: &crate::config::ProductSpec) -> Product {
+        Product {
+            index: p.index,
+            name: p.name.clone(),
+            price: p.price.clone(),
+            pour: p.pour,
+            channel: p.channel,
+            sat_bounds: p.sat_bounds,
+        }
+    }
+}
+
+/// The products a config sells, as the vend cycle sees them.
+pub fn catalog(cfg: &crate::config::Config) -> Vec<Product> {
+    cfg.product_specs().iter().map(Product::from).collect()
+}
+
 /// One customer's purchase in progress.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Sale {

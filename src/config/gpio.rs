@@ -1,0 +1,241 @@
+//! `[gpio]`: which pins drive the L298N and how the pump is driven, with its checks.
+//!
+//! Kept apart from the rest of the file because `lnvend pump-off` reads only this table
+//! (see [`super::Config::load_gpio`]): the pins must be driven low even when the rest of
+//! the config is broken, so these checks stand on their own.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::locate::{invalid, Invalid};
+use crate::pump::{BridgePins, PourSettings};
+
+/// The longest `gpio.max_run_ms` accepted.
+pub const MAX_RUN_MS_LIMIT: u64 = 300_000;
+/// The highest BCM number on the 40-pin header.
+pub const MAX_BCM: u8 = 27;
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum GpioBackend {
+    /// The Pi's GPIO through rppal.
+    Rppal,
+    /// In-memory pins that record every change (simulator, tests).
+    Mock,
+}
+
+/// `[gpio]`. As read from the file (`RawGpio`) the backend may be absent; after loading
+/// the mode has chosen it, so a loaded `GpioConfig` always names one.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GpioConfig<B = GpioBackend> {
+    /// "rppal" or "mock". Default: rppal (run), mock (sim).
+    #[serde(default)]
+    pub backend: B,
+    /// Mock only: append every pin change to this file as JSON lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<PathBuf>,
+    /// PWM duty on the enable pin while pouring, 0 < duty <= 1. 1 drives it plainly high.
+    #[serde(default = "default_duty")]
+    pub pwm_duty: f64,
+    /// Software PWM frequency in Hz (used when pwm_duty < 1 or soft_start_ms > 0).
+    #[serde(default = "default_pwm_hz")]
+    pub pwm_frequency_hz: f64,
+    /// Ramp the motor up over this many ms at the start of a pour (0: off).
+    #[serde(default)]
+    pub soft_start_ms: u64,
+    /// Reverse the pump for this many ms after a pour to stop drips (0: off).
+    #[serde(default)]
+    pub anti_drip_ms: u64,
+    /// The pump is stopped after this many ms whatever else happens.
+    #[serde(default = "default_max_run_ms")]
+    pub max_run_ms: u64,
+    #[serde(default)]
+    pub channel_a: ChannelAPins,
+    /// Only needed when a product uses channel B.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_b: Option<ChannelBPins>,
+}
+
+/// BCM numbers for L298N channel A.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelAPins {
+    pub in1: u8,
+    pub in2: u8,
+    pub ena: u8,
+}
+
+/// BCM numbers for L298N channel B.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelBPins {
+    pub in3: u8,
+    pub in4: u8,
+    pub enb: u8,
+}
+
+fn default_duty() -> f64 {
+    1.0
+}
+fn default_pwm_hz() -> f64 {
+    1000.0
+}
+fn default_max_run_ms() -> u64 {
+    30_000
+}
+
+impl Default for ChannelAPins {
+    fn default() -> Self {
+        ChannelAPins {
+            in1: 23,
+            in2: 24,
+            ena: 18,
+        }
+    }
+}
+
+impl Default for ChannelBPins {
+    fn default() -> Self {
+        ChannelBPins {
+            in3: 5,
+            in4: 6,
+            enb: 13,
+        }
+    }
+}
+
+/// `[gpio]` as the file gives it, before the mode picks the backend.
+pub(super) type RawGpio = GpioConfig<Option<GpioBackend>>;
+
+impl Default for RawGpio {
+    fn default() -> Self {
+        GpioConfig {
+            backend: None,
+            trace: None,
+            pwm_duty: default_duty(),
+            pwm_frequency_hz: default_pwm_hz(),
+            soft_start_ms: 0,
+            anti_drip_ms: 0,
+            max_run_ms: default_max_run_ms(),
+            channel_a: ChannelAPins::default(),
+            channel_b: None,
+        }
+    }
+}
+
+impl RawGpio {
+    /// The table with its backend chosen: the file's, else `default`.
+    pub(super) fn settle(self, default: GpioBackend) -> GpioConfig {
+        GpioConfig {
+            backend: self.backend.unwrap_or(default),
+            trace: self.trace,
+            pwm_duty: self.pwm_duty,
+            pwm_frequency_hz: self.pwm_frequency_hz,
+            soft_start_ms: self.soft_start_ms,
+            anti_drip_ms: self.anti_drip_ms,
+            max_run_ms: self.max_run_ms,
+            channel_a: self.channel_a,
+            channel_b: self.channel_b,
+        }
+    }
+}
+
+impl GpioConfig {
+    /// The L298N pins of channel A and, when wired, channel B.
+    pub fn bridge_pins(&self) -> (BridgePins, Option<BridgePins>) {
+        let a = self.channel_a;
+        (
+            BridgePins {
+                forward: a.in1,
+                reverse: a.in2,
+                enable: a.ena,
+            },
+            self.channel_b.map(|b| BridgePins {
+                forward: b.in3,
+                reverse: b.in4,
+                enable: b.enb,
+            }),
+        )
+    }
+
+    pub fn pour_settings(&self) -> PourSettings {
+        PourSettings {
+            duty: self.pwm_duty,
+            soft_start: Duration::from_millis(self.soft_start_ms),
+            anti_drip: Duration::from_millis(self.anti_drip_ms),
+        }
+    }
+}
+
+/// Every rule of the `[gpio]` table, in the order a full load reports them.
+pub(super) fn check(g: &GpioConfig) -> Result<(), Invalid> {
+    if !(1_000..=MAX_RUN_MS_LIMIT).contains(&g.max_run_ms) {
+        return Err(invalid(
+            "gpio.max_run_ms",
+            format!("{} is out of range 1000..={MAX_RUN_MS_LIMIT}", g.max_run_ms),
+        ));
+    }
+    if !(g.pwm_duty > 0.0 && g.pwm_duty <= 1.0) {
+        return Err(invalid(
+            "gpio.pwm_duty",
+            "must be greater than 0 and at most 1",
+        ));
+    }
+    if !(10.0..=20_000.0).contains(&g.pwm_frequency_hz) {
+        return Err(invalid(
+            "gpio.pwm_frequency_hz",
+            "must be between 10 and 20000 Hz",
+        ));
+    }
+    if g.soft_start_ms > 5_000 {
+        return Err(invalid("gpio.soft_start_ms", "must be at most 5000"));
+    }
+    if g.anti_drip_ms > 2_000 {
+        return Err(invalid("gpio.anti_drip_ms", "must be at most 2000"));
+    }
+    check_outputs(g)
+}
+
+/// What driving the pins needs to be right: the trace only with mock pins, every pin on
+/// the header and used once. `pump-off` checks only this much.
+pub(super) fn check_outputs(g: &GpioConfig) -> Result<(), Invalid> {
+    if g.trace.is_some() && g.backend != GpioBackend::Mock {
+        return Err(invalid(
+            "gpio.trace",
+            "a pin trace is only written by the mock GPIO backend",
+        ));
+    }
+    let a = g.channel_a;
+    let mut pins = vec![
+        ("gpio.channel_a.in1", a.in1),
+        ("gpio.channel_a.in2", a.in2),
+        ("gpio.channel_a.ena", a.ena),
+    ];
+    if let Some(b) = g.channel_b {
+        pins.extend([
+            ("gpio.channel_b.in3", b.in3),
+            ("gpio.channel_b.in4", b.in4),
+            ("gpio.channel_b.enb", b.enb),
+        ]);
+    }
+    let mut used: HashMap<u8, &str> = HashMap::new();
+    for (field, pin) in pins {
+        if pin > MAX_BCM {
+            return Err(invalid(
+                field,
+                format!("BCM {pin} is not on the 40-pin header (0..=27)"),
+            ));
+        }
+        if let Some(other) = used.insert(pin, field) {
+            return Err(invalid(
+                field,
+                format!("BCM {pin} is already used by {other}"),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! `[[product]]`: what the machine sells, and the checks that keep a typo from giving a
+//! drink away (a zero or missing price, a pour longer than the pump may run, an unwired
+//! channel).
+//!
+//! Config hands products out as plain [`ProductSpec`] values; the vend cycle builds its own
+//! type from them, so config knows nothing of the vend cycle.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::locate::{invalid, Invalid};
+use super::{BackendConfig, GpioConfig};
+use crate::money::{Fiat, Msat, Price};
+use crate::pump::Channel;
+
+/// The most products that fit on the idle screen.
+pub const MAX_PRODUCTS: usize = 8;
+pub const MAX_NAME_CHARS: usize = 24;
+/// No drink costs more than this many sats (a sanity bound against a slipped digit).
+pub const MAX_PRICE_SAT: u64 = 10_000_000;
+
+/// One product as validated: what the vend cycle needs, in plain values (config does not
+/// know the vend cycle's types).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProductSpec {
+    /// Its place on the idle screen (and in the file).
+    pub index: usize,
+    pub name: String,
+    pub price: Price,
+    pub pour: Duration,
+    pub channel: Channel,
+    /// For a fiat price with `min_sat`/`max_sat`: the least and most sats an invoice may ask.
+    pub sat_bounds: Option<(Msat, Msat)>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProductConfig {
+    /// Shown on the tile and in the invoice description.
+    pub name: String,
+    /// Price in whole satoshis. Give this or `price_fiat`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_sat: Option<u64>,
+    /// Price in the machine's `currency`, as a decimal string ("2.50"); the payment backend
+    /// converts it when the invoice is made. Not with Core Lightning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_fiat: Option<String>,
+    /// How long the pump runs for one drink, in milliseconds.
+    pub pour_ms: u64,
+    /// Which L298N channel drives this product's pump: "A" or "B".
+    #[serde(default = "default_channel")]
+    pub channel: Channel,
+    /// With `price_fiat`: the least sats an invoice for it may ask. An invoice outside
+    /// `min_sat..=max_sat` puts the machine out of service, so a broken exchange rate cannot
+    /// sell drinks for 1 sat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_sat: Option<u64>,
+    /// With `price_fiat`: the most sats an invoice for it may ask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sat: Option<u64>,
+}
+
+fn default_channel() -> Channel {
+    Channel::A
+}
+
+/// Every rule of the products, in the order a full load reports them.
+pub(super) fn check(
+    products: &[ProductConfig],
+    g: &GpioConfig,
+    backend: &BackendConfig,
+    currency: &Option<String>,
+) -> Result<(), Invalid> {
+    if products.is_empty() {
+        return Err(invalid("product", "at least one [[product]] is required"));
+    }
+    if products.len() > MAX_PRODUCTS {
+        return Err(invalid(
+            format!("product[{}]", MAX_PRODUCTS),
+            format!("at most {MAX_PRODUCTS} products fit on the screen"),
+        ));
+    }
+    for (i, p) in products.iter().enumerate() {
+        let f = |name: &str| format!("product[{i}].{name}");
+        let chars = p.name.trim().chars().count();
+        if chars == 0 || chars > MAX_NAME_CHARS {
+            return Err(invalid(
+                f("name"),
+                format!("must be 1 to {MAX_NAME_CHARS} characters"),
+            ));
+        }
+        let price = price(p, i, backend, currency)?;
+        match (&price, p.min_sat, p.max_sat) {
+            (_, None, None) => {}
+            (Price::Sats(_), _, _) => {
+                return Err(invalid(
+                    f(if p.min_sat.is_some() {
+                        "min_sat"
+                    } else {
+                        "max_sat"
+                    }),
+                    "min_sat and max_sat bound a fiat price (price_fiat); a price_sat is exact",
+                ))
+            }
+            (Price::Fiat(_), min, max) => {
+                let (lo, hi) = (min.unwrap_or(1), max.unwrap_or(MAX_PRICE_SAT));
+                if lo == 0 || hi > MAX_PRICE_SAT || lo > hi {
+                    return Err(invalid(
+                        f(if min.is_some() && (lo == 0 || lo > hi) {
+                            "min_sat"
+                        } else {
+                            "max_sat"
+                        }),
+                        format!("need 1 <= min_sat <= max_sat <= {MAX_PRICE_SAT}"),
+                    ));
+                }
+            }
+        }
+        if p.pour_ms == 0 {
+            return Err(invalid(f("pour_ms"), "must be greater than 0"));
+        }
+        if p.pour_ms + g.anti_drip_ms > g.max_run_ms {
+            return Err(invalid(
+                f("pour_ms"),
+                format!(
+                    "{} ms (plus {} ms anti-drip) is longer than gpio.max_run_ms = {}",
+                    p.pour_ms, g.anti_drip_ms, g.max_run_ms
+                ),
+            ));
+        }
+        if p.channel == Channel::B && g.channel_b.is_none() {
+            return Err(invalid(
+                f("channel"),
+                "channel B is used but [gpio.channel_b] is not configured",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The checked price of product `i`.
+fn price(
+    p: &ProductConfig,
+    i: usize,
+    backend: &BackendConfig,
+    currency: &Option<String>,
+) -> Result<Price, Invalid> {
+    let f = |name: &str| format!("product[{i}].{name}");
+    match (p.price_sat, &p.price_fiat) {
+        (Some(_), Some(_)) => Err(invalid(
+            f("price_fiat"),
+            "give price_sat or price_fiat, not both",
+        )),
+        (None, None) => Err(invalid(f("price_sat"), "missing price_sat (or price_fiat)")),
+        (Some(0), None) => Err(invalid(
+            f("price_sat"),
+            "a price of 0 would give drinks away",
+        )),
+        (Some(sat), None) if sat > MAX_PRICE_SAT => Err(invalid(
+            f("price_sat"),
+            format!("{sat} sats is above the sanity limit of {MAX_PRICE_SAT}"),
+        )),
+        (Some(sat), None) => Msat::from_sat(sat)
+            .map(Price::Sats)
+            .ok_or_else(|| invalid(f("price_sat"), "too large")),
+        (None, Some(amount)) => {
+            if let BackendConfig::Cln(_) = backend {
+                return Err(invalid(
+                    f("price_fiat"),
+                    "Core Lightning invoices are in sats only; use price_sat",
+                ));
+            }
+            let Some(currency) = currency else {
+                return Err(invalid(
+                    f("price_fiat"),
+                    "a fiat price needs `currency` at the top of the file",
+                ));
+            };
+            let fiat = Fiat::parse(amount, currency).map_err(|e| {
+                let field = if e.contains("currency code") {
+                    "currency".to_string()
+                } else {
+                    f("price_fiat")
+                };
+                invalid(field, e)
+            })?;
+            if fiat.minor() == 0 {
+                return Err(invalid(
+                    f("price_fiat"),
+                    "a price of 0 would give drinks away",
+                ));
+            }
+            Ok(Price::Fiat(fiat))
+        }
+    }
+}
+
+/// The products with their checked prices, in screen order.
+pub(super) fn specs(
+    products: &[ProductConfig],
+    backend: &BackendConfig,
+    currency: &Option<String>,
+) -> Vec<ProductSpec> {
+    products
+        .iter()
+        .enumerate()
+        .filter_map(|(index, p)| {
+            // Checked at load (and by `with_overrides`), so every product has a price.
+            let price = price(p, index, backend, currency).ok()?;
+            Some(ProductSpec {
+                index,
+                name: p.name.trim().to_string(),
+                price,
+                pour: Duration::from_millis(p.pour_ms),
+                channel: p.channel,
+                sat_bounds: match (&p.price_fiat, p.min_sat, p.max_sat) {
+                    (Some(_), lo, hi) if lo.is_some() || hi.is_some() => Some((
+                        Msat::from_sat(lo.unwrap_or(1))?,
+                        Msat::from_sat(hi.unwrap_or(MAX_PRICE_SAT))?,
+                    )),
+                    _ => None,
+                },
+            })
+        })
+        .collect()
+}
