@@ -356,11 +356,18 @@ impl Pump {
         inner.bridge.stop_all()
     }
 
-    /// Checks a run in progress: a GPIO fault, or the watchdog having stopped it, is an error.
+    /// Checks a run in progress: a GPIO fault, the watchdog having stopped it, or anyone
+    /// else having stopped it (a stop signal's emergency stop), is an error, so the pour
+    /// that owns the run ends there and never goes on to its anti-drip reverse run.
     pub fn check(&self, run_id: u64) -> Result<(), PumpError> {
         let mut inner = self.lock();
         if inner.tripped == Some(run_id) {
             return Err(PumpError::WatchdogTripped(self.max_run));
+        }
+        if !inner.running || inner.run_id != run_id {
+            return Err(PumpError::Fault(
+                "the pump was stopped during the pour".into(),
+            ));
         }
         inner.bridge.check()
     }
@@ -693,5 +700,30 @@ mod tests {
             bridge.run(Channel::B, Direction::Forward, 1.0),
             Err(PumpError::NoSuchChannel(Channel::B))
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pour_stopped_from_outside_ends_there_without_its_anti_drip_run() {
+        let (pump, gpio) = pump(Duration::from_secs(30));
+        let s = PourSettings {
+            duty: 1.0,
+            soft_start: Duration::ZERO,
+            anti_drip: Duration::from_millis(500),
+        };
+        let p2 = pump.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            // SIGTERM's emergency stop, in the middle of the pour.
+            assert!(p2.emergency_stop());
+        });
+        let err = pour(&pump, Channel::A, Duration::from_secs(4), s)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PumpError::Fault(_)), "{err}");
+        assert!(
+            gpio.high_intervals(A.reverse).is_empty(),
+            "no reverse run after the stop"
+        );
+        assert_eq!(gpio.level(A.enable), Some(PinValue::Level(false)));
     }
 }

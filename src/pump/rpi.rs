@@ -57,15 +57,18 @@ impl Pins for RppalPins {
     fn set_level(&mut self, pin: u8, high: bool) -> Result<(), PumpError> {
         let p = self.pin(pin)?;
         // Clearing PWM first: a software-PWM thread would otherwise keep toggling the pin.
-        p.clear_pwm()
-            .map_err(|e| rppal_error(format!("BCM {pin}"), e))?;
+        // A failure to clear it must not keep a stop from driving the pin low.
+        let cleared = p.clear_pwm();
         if high {
+            if let Err(e) = cleared {
+                return Err(rppal_error(format!("BCM {pin}"), e));
+            }
             p.set_high();
         } else {
             p.set_low();
         }
         self.expected.insert(pin, Some(high));
-        Ok(())
+        cleared.map_err(|e| rppal_error(format!("BCM {pin}"), e))
     }
 
     fn set_duty(&mut self, pin: u8, duty: f64) -> Result<(), PumpError> {
