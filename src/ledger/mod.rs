@@ -7,7 +7,11 @@
 //! owed credit the customer taps; if that second pour is interrupted too, the sale waits
 //! for the operator (`pour_attempts`, see [`schema`]).
 
+mod reports;
 pub mod schema;
+mod state;
+
+pub use state::{SaleState, UnknownSaleState};
 
 use std::path::Path;
 
@@ -31,95 +35,6 @@ pub enum LedgerError {
     UnknownSale(String),
     #[error("the sales ledger has schema version {found}; this lnvend knows up to {known} (downgrade refused)")]
     TooNew { found: u32, known: u32 },
-}
-
-/// Where a sale is, as the `sales.state` column spells it. The column stays TEXT with the
-/// strings lnvend always wrote, so files of every version read without a migration; a
-/// string no variant knows is an error (a damaged or foreign file), never a guess.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SaleState {
-    /// Invoice shown, not (yet) paid.
-    Created,
-    /// The customer left the invoice.
-    Cancelled,
-    /// The invoice ran out on screen.
-    Expired,
-    /// Paid (or an owed credit tapped) and its pour begun, not yet finished.
-    Pouring,
-    Poured,
-    /// Paid and not poured: a credit to pour, settle or refund.
-    Owed,
-    /// The operator gave the drink or the money by hand.
-    Settled,
-    Refunded,
-}
-
-impl SaleState {
-    pub const ALL: [SaleState; 8] = [
-        SaleState::Created,
-        SaleState::Cancelled,
-        SaleState::Expired,
-        SaleState::Pouring,
-        SaleState::Poured,
-        SaleState::Owed,
-        SaleState::Settled,
-        SaleState::Refunded,
-    ];
-
-    /// The string in the `sales.state` column.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            SaleState::Created => "created",
-            SaleState::Cancelled => "cancelled",
-            SaleState::Expired => "expired",
-            SaleState::Pouring => "pouring",
-            SaleState::Poured => "poured",
-            SaleState::Owed => "owed",
-            SaleState::Settled => "settled",
-            SaleState::Refunded => "refunded",
-        }
-    }
-
-    /// The state a column string names, or `None` for a string no lnvend ever wrote.
-    pub fn parse(s: &str) -> Option<SaleState> {
-        SaleState::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-
-    /// Never seen paid: a customer may still pay these invoices.
-    fn unpaid(self) -> bool {
-        matches!(
-            self,
-            SaleState::Created | SaleState::Cancelled | SaleState::Expired
-        )
-    }
-}
-
-impl std::fmt::Display for SaleState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A `sales.state` string no variant knows.
-#[derive(Debug, thiserror::Error)]
-#[error("unknown sale state {0:?} in the sales ledger")]
-pub struct UnknownSaleState(String);
-
-impl rusqlite::types::FromSql for SaleState {
-    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        let s = v.as_str()?;
-        SaleState::parse(s).ok_or_else(|| {
-            // A damaged file could hold anything: enough of it to recognise, not all of it.
-            let shown: String = s.chars().take(40).collect();
-            rusqlite::types::FromSqlError::Other(Box::new(UnknownSaleState(shown)))
-        })
-    }
-}
-
-impl rusqlite::types::ToSql for SaleState {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(self.as_str().into())
-    }
 }
 
 /// How many pours a sale may get without the operator: the paid one and one credit pour.
@@ -633,58 +548,6 @@ impl Ledger {
         }
         tx.commit()?;
         Ok(n == 1)
-    }
-
-    /// Poured sales created at or after `since_us`.
-    pub fn totals_since(&self, since_us: i64) -> Result<Totals, LedgerError> {
-        let (count, msat): (i64, i64) = self.conn.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(price_msat), 0) FROM sales WHERE state = ?2 AND created_us >= ?1",
-            params![since_us, SaleState::Poured],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        Ok(Totals {
-            count: count as u64,
-            msat: msat as u64,
-        })
-    }
-
-    /// Sales created at or after `since_us`, newest first, at most `limit` (all states).
-    pub fn sales_since(&self, since_us: i64, limit: usize) -> Result<Vec<SaleRow>, LedgerError> {
-        let mut st = self.conn.prepare(
-            "SELECT id, product, price_msat, backend, invoice_id, state, created_us FROM sales
-             WHERE created_us >= ?1 ORDER BY created_us DESC, id DESC LIMIT ?2",
-        )?;
-        let rows = st.query_map(params![since_us, limit as i64], |r| {
-            Ok(SaleRow {
-                sale_id: SaleId(r.get(0)?),
-                product: r.get(1)?,
-                price_msat: r.get::<_, i64>(2)? as u64,
-                backend: r.get(3)?,
-                invoice_id: r.get(4)?,
-                state: r.get(5)?,
-                created_us: r.get(6)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// The state of one sale.
-    pub fn sale_state(&self, sale_id: &SaleId) -> Result<Option<SaleState>, LedgerError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT state FROM sales WHERE id = ?1",
-                params![sale_id.0],
-                |r| r.get(0),
-            )
-            .optional()?)
-    }
-
-    /// How many pours the ledger holds.
-    pub fn pour_count(&self) -> Result<u64, LedgerError> {
-        Ok(self
-            .conn
-            .query_row("SELECT COUNT(*) FROM pours", [], |r| r.get::<_, i64>(0))? as u64)
     }
 }
 

@@ -1,0 +1,61 @@
+//! What the ledger tells the operator and `lnvend sales`: totals, the list of sales, one
+//! sale's state, the count of pours. Read-only.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{Ledger, LedgerError, SaleRow, SaleState, Totals};
+use crate::vend::SaleId;
+
+impl Ledger {
+    /// Poured sales created at or after `since_us`.
+    pub fn totals_since(&self, since_us: i64) -> Result<Totals, LedgerError> {
+        let (count, msat): (i64, i64) = self.conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(price_msat), 0) FROM sales WHERE state = ?2 AND created_us >= ?1",
+            params![since_us, SaleState::Poured],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(Totals {
+            count: count as u64,
+            msat: msat as u64,
+        })
+    }
+
+    /// Sales created at or after `since_us`, newest first, at most `limit` (all states).
+    pub fn sales_since(&self, since_us: i64, limit: usize) -> Result<Vec<SaleRow>, LedgerError> {
+        let mut st = self.conn.prepare(
+            "SELECT id, product, price_msat, backend, invoice_id, state, created_us FROM sales
+             WHERE created_us >= ?1 ORDER BY created_us DESC, id DESC LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![since_us, limit as i64], |r| {
+            Ok(SaleRow {
+                sale_id: SaleId(r.get(0)?),
+                product: r.get(1)?,
+                price_msat: r.get::<_, i64>(2)? as u64,
+                backend: r.get(3)?,
+                invoice_id: r.get(4)?,
+                state: r.get(5)?,
+                created_us: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The state of one sale.
+    pub fn sale_state(&self, sale_id: &SaleId) -> Result<Option<SaleState>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT state FROM sales WHERE id = ?1",
+                params![sale_id.0],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// How many pours the ledger holds.
+    pub fn pour_count(&self) -> Result<u64, LedgerError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM pours", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+}
