@@ -49,6 +49,15 @@ fn check_config_prints_the_effective_config_without_secrets() {
     assert!(stdout.contains("kind = \"lnbits\""), "{stdout}");
     assert!(stdout.contains("<redacted>"));
     assert!(!stdout.contains("SECRET") && !stderr.contains("SECRET"));
+    // The PIN hash is a secret too: a 4-digit PIN falls to an offline search of it.
+    assert!(
+        stdout.contains("operator_pin_hash = \"<redacted>\""),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("pbkdf2") && !stderr.contains("pbkdf2"),
+        "{stdout}"
+    );
 }
 
 #[test]
