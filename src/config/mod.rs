@@ -144,8 +144,10 @@ fn default_machine_id() -> String {
 fn default_invoice_expiry_s() -> u64 {
     600
 }
+/// Two minutes: the customer whose pour failed is usually still at the machine, while a
+/// longer public window lets anyone who walks up take the drink; later it is the operator's.
 fn default_credit_window_s() -> u64 {
-    600
+    120
 }
 
 /// `[display]`: the touchscreen as it is mounted.
@@ -510,6 +512,8 @@ enb = 13
         assert_eq!(c.max_run(), Duration::from_secs(30));
         assert_eq!(c.backend().kind(), "sim");
         assert_eq!(c.invoice_expiry(), Duration::from_secs(600));
+        // Anyone at the screen may take a public credit: by default only for two minutes.
+        assert_eq!(c.credit_window(), Duration::from_secs(120));
     }
 
     #[test]
