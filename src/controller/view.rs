@@ -6,6 +6,9 @@ use super::*;
 /// Pixel size the QR is rasterised for.
 pub const QR_PX: u32 = 430;
 
+/// The most owed credits the idle screen lists (its column scrolls past five).
+pub const MAX_IDLE_CREDITS: usize = 20;
+
 /// Which screen is up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Screen {
@@ -247,7 +250,8 @@ impl Controller {
                 Err(e) => tracing::error!(error = %e, "cannot read an owed credit"),
             }
         }
-        tiles.truncate(3);
+        // The idle screen scrolls its credits; this only bounds the work of one view.
+        tiles.truncate(MAX_IDLE_CREDITS);
         tiles
     }
     pub(super) fn product_named(&self, name: &str) -> Option<&Product> {
