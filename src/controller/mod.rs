@@ -140,6 +140,8 @@ pub struct Controller {
     op_pump: Option<JoinHandle<()>>,
     /// A refund asked for on the fault screen: its sale, then the link or the error.
     fault_refund: Option<(SaleId, Option<Result<String, String>>)>,
+    /// The payment request ran out: the idle screen says so until then.
+    expired_notice: Option<Instant>,
 }
 
 /// How often the controller loop proves it is alive (see [`Controller::heartbeat`]).
@@ -197,6 +199,7 @@ impl Controller {
             health: "not checked yet".into(),
             op_pump: None,
             fault_refund: None,
+            expired_notice: None,
         }
     }
     /// Updated by the controller loop itself every [`HEARTBEAT`]: a value that stops moving
@@ -306,10 +309,14 @@ impl Controller {
             }
 
             State::Pouring { .. } => Some(now + Duration::from_millis(100)),
-            // Owed credits leave the idle screen when their window ends.
+            // Owed credits leave the idle screen when their window ends, and the expiry
+            // notice when its time is up.
             State::Idle => Some(
                 self.offers
                     .next_end()
+                    .into_iter()
+                    .chain(self.expired_notice)
+                    .min()
                     .map_or(now + Duration::from_secs(30), |e| e.max(now)),
             ),
             State::CreatingInvoice { .. }
@@ -456,7 +463,16 @@ impl Controller {
             }
         };
         let event = self.record_before_showing(event);
+        // Only the countdown or the backend ends a payment screen this way; a Cancel is the
+        // customer's own and goes straight back to the tiles.
+        let ran_out = matches!(self.state, State::AwaitingPayment { .. })
+            && matches!(event, Event::Tick | Event::InvoiceExpired { .. });
         self.apply(event);
+        self.expired_notice = match self.state {
+            State::Idle if ran_out => Some(Instant::now() + EXPIRED_NOTICE),
+            State::Idle => self.expired_notice,
+            _ => None,
+        };
         self.publish();
     }
     pub(super) fn note_health(&mut self, e: &Event) {

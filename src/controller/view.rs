@@ -6,6 +6,13 @@ use super::*;
 /// Pixel size the QR is rasterised for.
 pub const QR_PX: u32 = 430;
 
+/// How long "This payment request expired" stays up before the tiles come back: long
+/// enough to read, short enough that the next customer is not kept waiting.
+pub const EXPIRED_NOTICE: Duration = Duration::from_secs(5);
+
+/// What the expiry notice says.
+pub const EXPIRED_TEXT: &str = "This payment request expired — nothing was charged";
+
 /// The most owed credits the idle screen lists (its column scrolls past five).
 pub const MAX_IDLE_CREDITS: usize = 20;
 
@@ -17,6 +24,8 @@ pub enum Screen {
     Payment,
     Pouring,
     ThankYou,
+    /// The payment request ran out unpaid: said for [`EXPIRED_NOTICE`], then idle.
+    Expired,
     OutOfService,
     Fault,
     /// The operator PIN pad.
@@ -123,9 +132,16 @@ impl Controller {
             return v;
         }
         match &self.state {
-            State::Idle => {
-                v.credits = self.idle_credits();
-            }
+            State::Idle => match self.expired_notice {
+                Some(until) if now < until => {
+                    v.screen = Screen::Expired;
+                    v.message = EXPIRED_TEXT.into();
+                }
+                _ => {
+                    self.expired_notice = None;
+                    v.credits = self.idle_credits();
+                }
+            },
             State::Service => {
                 v.screen = Screen::Operator;
                 v.operator = Some(self.operator_view());

@@ -1,4 +1,4 @@
-//! The customer's screens: idle (tiles and owed credits), preparing, payment, pouring,
+//! The customer's screens: idle (tiles and owed credits, or the expiry notice), preparing, payment, pouring,
 //! thank-you, out of service, fault (with its refund) and the PIN pad's line. `connect()`
 //! turns the taps on these screens into controller inputs; `render()` fills their globals
 //! from the [`View`]. A tap carries only an index or a sale id: what it costs and whether it
@@ -7,7 +7,7 @@
 use slint::{Model, ModelRc, SharedString, VecModel};
 
 use super::{CreditTile, MachineUi, ProductTile, RenderCache};
-use crate::controller::{Input, Inputs, View};
+use crate::controller::{Input, Inputs, Screen as ViewScreen, View};
 
 /// "Expires in 4:59"
 pub fn countdown_text(seconds: u64) -> String {
@@ -56,6 +56,11 @@ pub fn connect<W: MachineUi>(window: &W, inputs: &Inputs) {
 /// Fills the customer screens' globals from `view`.
 pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
     let idle = window.idle();
+    idle.set_notice(if view.screen == ViewScreen::Expired {
+        view.message.as_str().into()
+    } else {
+        SharedString::new()
+    });
     let credits: Vec<CreditTile> = view
         .credits
         .iter()

@@ -140,7 +140,8 @@ machine_ui!(SimWindow);
 
 fn screen(s: ViewScreen) -> Screen {
     match s {
-        ViewScreen::Idle => Screen::Idle,
+        // The expiry notice is drawn over the idle screen (see ui/screens/idle.slint).
+        ViewScreen::Idle | ViewScreen::Expired => Screen::Idle,
         ViewScreen::Creating => Screen::Creating,
         ViewScreen::Payment => Screen::Payment,
         ViewScreen::Pouring => Screen::Pouring,
