@@ -36,7 +36,10 @@ async fn a_countdown_that_runs_out_says_nothing_was_charged_then_idles() {
             && for_how_long <= EXPIRED_NOTICE + Duration::from_secs(1),
         "shown for {for_how_long:?}"
     );
-    assert!(EXPIRED_NOTICE >= Duration::from_secs(3), "long enough to read");
+    assert!(
+        EXPIRED_NOTICE >= Duration::from_secs(3),
+        "long enough to read"
+    );
     assert_eq!(on_time(&m.gpio, ENA).1, 0, "nothing poured");
     m.shutdown().await;
 }

@@ -77,11 +77,13 @@ fn the_operator_pages_show_everything_they_hold() {
     // The mouse wheel of the testing backend (a finger's drag is not delivered as a scroll
     // through it).
     for _ in 0..20 {
-        window.window().dispatch_event(WindowEvent::PointerScrolled {
-            position: LogicalPosition::new(200.0, list_at.y + 10.0),
-            delta_x: 0.0,
-            delta_y: -120.0,
-        });
+        window
+            .window()
+            .dispatch_event(WindowEvent::PointerScrolled {
+                position: LogicalPosition::new(200.0, list_at.y + 10.0),
+                delta_x: 0.0,
+                delta_y: -120.0,
+            });
     }
     assert!(
         on_screen(&window, "sale 20 Cola poured"),

@@ -57,7 +57,8 @@ pub fn connect<W: MachineUi>(window: &W, inputs: &Inputs) {
 pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
     let idle = window.idle();
     idle.set_notice(if view.screen == ViewScreen::Expired {
-        view.message.as_str().into()
+        // Broken after the dash, so the line that says nothing was charged is never split.
+        view.message.replacen(" — ", "\n— ", 1).into()
     } else {
         SharedString::new()
     });
