@@ -195,7 +195,10 @@ async fn an_expired_invoice_returns_to_idle_without_pouring() {
     wait(&mut m, Screen::Payment, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     fake.expire(&fake.latest().id);
-    wait(&mut m, Screen::Idle, Duration::from_secs(3)).await;
+    // Said for a few seconds, then the tiles again.
+    let v = wait(&mut m, Screen::Expired, Duration::from_secs(3)).await;
+    assert!(v.message.contains("nothing was charged"), "{}", v.message);
+    wait(&mut m, Screen::Idle, Duration::from_secs(10)).await;
     assert_eq!(on_time(&m.gpio, ENA).1, 0);
     m.shutdown().await;
     assert_clean(&fake);
