@@ -1,5 +1,7 @@
 //! What the UI shows: the [`View`] the controller publishes after every input, a pure
-//! function of the state, the clock and the ledger's credits, and how it is made.
+//! function of the state, the clock, the ledger's credits and the expiry notice (an idle
+//! machine whose last payment request ran out says so for [`EXPIRED_NOTICE`]), and how it
+//! is made.
 
 use super::*;
 
