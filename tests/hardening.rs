@@ -38,24 +38,6 @@ fn start_machine(cfg: &lnvend::config::Config, clock: &Arc<FakeClock>) -> TestMa
     TestMachine::start_with_clock(cfg, Some(clock.clone() as Arc<dyn lnvend::clock::Clock>))
 }
 
-/// Pays for Cola and makes the pump fail half-way; returns the receipt code.
-async fn failed_pour(m: &mut TestMachine) -> String {
-    m.tap(0);
-    m.wait_screen(Screen::Payment).await;
-    m.sim().pay_latest().unwrap();
-    m.wait_screen(Screen::Pouring).await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    m.gpio.inject_fault(true);
-    let fault = m.wait_screen(Screen::Fault).await;
-    m.gpio.inject_fault(false);
-    m.send(Input::DismissFault);
-    m.wait_screen(Screen::OutOfService).await;
-    // The operator fixed the pump.
-    m.send(Input::Event(Event::ServiceRestored));
-    m.wait_screen(Screen::Idle).await;
-    fault.code
-}
-
 fn idle_credit_ids(v: &View) -> Vec<String> {
     v.credits.iter().map(|c| c.sale_id.clone()).collect()
 }

@@ -10,24 +10,6 @@ use std::time::Duration;
 use common::*;
 use lnvend::controller::{Input, Screen, View};
 use lnvend::ledger::Ledger;
-use lnvend::vend::Event;
-
-/// Pays for Cola and makes the pump fail half-way; returns the receipt code shown.
-async fn failed_pour(m: &mut TestMachine) -> String {
-    m.tap(0);
-    m.wait_screen(Screen::Payment).await;
-    m.sim().pay_latest().unwrap();
-    m.wait_screen(Screen::Pouring).await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    m.gpio.inject_fault(true);
-    let fault = m.wait_screen(Screen::Fault).await;
-    m.gpio.inject_fault(false);
-    m.send(Input::DismissFault);
-    m.wait_screen(Screen::OutOfService).await;
-    m.send(Input::Event(Event::ServiceRestored));
-    m.wait_screen(Screen::Idle).await;
-    fault.code
-}
 
 fn ids(v: &View) -> Vec<String> {
     v.credits.iter().map(|c| c.sale_id.clone()).collect()

@@ -178,3 +178,23 @@ pub fn short_pour_config(data_dir: &Path, extra: &str) -> Config {
         .replace("pour_ms = 2500", "pour_ms = 300");
     Config::parse(&text, "test.toml", Mode::Sim).expect("test config")
 }
+
+/// Pays for Cola, makes the pump fail half-way, and puts the machine back in service (as
+/// the operator would after fixing the pump); returns the receipt code the fault screen
+/// showed.
+pub async fn failed_pour(m: &mut TestMachine) -> String {
+    use lnvend::vend::Event;
+    m.tap(0);
+    m.wait_screen(Screen::Payment).await;
+    m.sim().pay_latest().unwrap();
+    m.wait_screen(Screen::Pouring).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    m.gpio.inject_fault(true);
+    let fault = m.wait_screen(Screen::Fault).await;
+    m.gpio.inject_fault(false);
+    m.send(Input::DismissFault);
+    m.wait_screen(Screen::OutOfService).await;
+    m.send(Input::Event(Event::ServiceRestored));
+    m.wait_screen(Screen::Idle).await;
+    fault.code
+}
