@@ -97,7 +97,7 @@ async fn settle_with_the_socket_up_pours_within_a_blink() {
     let fake = FakeBtcpay::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut m = TestMachine::start(&sats_config(dir.path(), &fake));
-    wait(&mut m, Screen::Idle, Duration::from_secs(5)).await;
+    wait(&mut m, Screen::Idle, Duration::from_secs(15)).await;
     m.tap(0);
     let v = wait(&mut m, Screen::Payment, Duration::from_secs(5)).await;
     let inv = fake.latest();
@@ -131,7 +131,7 @@ async fn settle_with_the_socket_up_pours_within_a_blink() {
         latency < Duration::from_millis(1500),
         "pay → pour took {latency:?}"
     );
-    wait(&mut m, Screen::ThankYou, Duration::from_secs(3)).await;
+    wait(&mut m, Screen::ThankYou, Duration::from_secs(10)).await;
     assert_poured_once(&m);
     m.shutdown().await;
     let l = Ledger::open(dir.path()).unwrap();
@@ -161,7 +161,7 @@ async fn settle_while_the_socket_is_down_is_found_by_the_poll() {
         "found within one 2 s poll: {:?}",
         t0.elapsed()
     );
-    wait(&mut m, Screen::ThankYou, Duration::from_secs(3)).await;
+    wait(&mut m, Screen::ThankYou, Duration::from_secs(10)).await;
     assert_poured_once(&m);
     m.shutdown().await;
     assert_clean(&fake);
@@ -178,7 +178,7 @@ async fn the_socket_dropping_right_after_settlement_loses_nothing() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     fake.settle_and_drop(&fake.latest().id);
     wait(&mut m, Screen::Pouring, Duration::from_secs(4)).await;
-    wait(&mut m, Screen::ThankYou, Duration::from_secs(3)).await;
+    wait(&mut m, Screen::ThankYou, Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_poured_once(&m);
     m.shutdown().await;
@@ -289,7 +289,7 @@ async fn webhooks_wake_the_machine_only_when_signed_and_pour_once_however_often(
         "webhook wake-up took {:?}",
         t0.elapsed()
     );
-    wait(&mut m, Screen::ThankYou, Duration::from_secs(3)).await;
+    wait(&mut m, Screen::ThankYou, Duration::from_secs(10)).await;
     for _ in 0..3 {
         let r = client
             .post(&url)
@@ -355,7 +355,7 @@ async fn a_5xx_storm_is_retried_then_out_of_service_then_recovers() {
     let fake = FakeBtcpay::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut m = TestMachine::start(&sats_config(dir.path(), &fake));
-    wait(&mut m, Screen::Idle, Duration::from_secs(5)).await;
+    wait(&mut m, Screen::Idle, Duration::from_secs(15)).await;
     // One failure during invoice creation is retried: the customer still gets a QR.
     fake.fail_next(1);
     m.tap(0);
@@ -384,7 +384,7 @@ async fn a_fiat_price_is_converted_by_btcpay() {
     let fake = FakeBtcpay::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut m = TestMachine::start(&config(dir.path(), &fake, "", "price_fiat = \"2.50\""));
-    let idle = wait(&mut m, Screen::Idle, Duration::from_secs(5)).await;
+    let idle = wait(&mut m, Screen::Idle, Duration::from_secs(15)).await;
     assert_eq!(idle.tiles[0].price, "2.50 EUR");
     m.tap(0);
     let v = wait(&mut m, Screen::Payment, Duration::from_secs(5)).await;
@@ -395,7 +395,7 @@ async fn a_fiat_price_is_converted_by_btcpay() {
     let inv = fake.latest();
     assert_eq!(inv.msat, 2_500_000);
     fake.settle(&inv.id);
-    wait(&mut m, Screen::ThankYou, Duration::from_secs(3)).await;
+    wait(&mut m, Screen::ThankYou, Duration::from_secs(10)).await;
     assert_poured_once(&m);
     m.shutdown().await;
     assert_clean(&fake);
@@ -408,7 +408,7 @@ async fn a_bolt11_whose_amount_disagrees_is_never_shown() {
     fake.wrong_amount(true);
     let dir = tempfile::tempdir().unwrap();
     let mut m = TestMachine::start(&sats_config(dir.path(), &fake));
-    wait(&mut m, Screen::Idle, Duration::from_secs(5)).await;
+    wait(&mut m, Screen::Idle, Duration::from_secs(15)).await;
     m.tap(0);
     let v = wait(&mut m, Screen::OutOfService, Duration::from_secs(5)).await;
     assert!(v.qr.is_none());
@@ -597,7 +597,7 @@ async fn sell(m: &mut TestMachine, fake: &FakeBtcpay) {
         "the status socket connected"
     );
     fake.settle(&fake.latest().id);
-    wait(m, Screen::ThankYou, Duration::from_secs(3)).await;
+    wait(m, Screen::ThankYou, Duration::from_secs(10)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -608,7 +608,7 @@ async fn thirty_sales_with_pinged_sockets_leave_no_socket_open() {
     fake.ping_every(Duration::from_millis(200));
     let dir = tempfile::tempdir().unwrap();
     let mut m = TestMachine::start(&sats_config(dir.path(), &fake));
-    wait(&mut m, Screen::Idle, Duration::from_secs(5)).await;
+    wait(&mut m, Screen::Idle, Duration::from_secs(15)).await;
     // One sale first, so that connection pools and the ledger are open before the count.
     let mut sales = 0;
     sell(&mut m, &fake).await;
@@ -619,7 +619,7 @@ async fn thirty_sales_with_pinged_sockets_leave_no_socket_open() {
         sell(&mut m, &fake).await;
         sales += 1;
     }
-    wait(&mut m, Screen::Idle, Duration::from_secs(5)).await;
+    wait(&mut m, Screen::Idle, Duration::from_secs(15)).await;
     let closed = eventually(Duration::from_secs(5), || {
         fake.ws_live() == 0 && fds() <= before + 5
     })
@@ -735,7 +735,7 @@ async fn a_bolt11_for_another_payment_hash_is_never_shown() {
     fake.hostile(Some(Hostile::HashMismatch));
     let dir = tempfile::tempdir().unwrap();
     let mut m = TestMachine::start(&sats_config(dir.path(), &fake));
-    wait(&mut m, Screen::Idle, Duration::from_secs(5)).await;
+    wait(&mut m, Screen::Idle, Duration::from_secs(15)).await;
     m.tap(0);
     let v = wait(&mut m, Screen::OutOfService, Duration::from_secs(5)).await;
     assert!(v.qr.is_none(), "no QR");
@@ -810,7 +810,7 @@ async fn a_webhook_flood_neither_stops_a_sale_nor_keeps_sockets() {
     let dir = tempfile::tempdir().unwrap();
     let extra = format!("webhook_listen = \"127.0.0.1:{port}\"\nwebhook_secret = \"whsec-1\"");
     let mut m = TestMachine::start(&config(dir.path(), &fake, &extra, "price_sat = 2100"));
-    wait(&mut m, Screen::Idle, Duration::from_secs(5)).await;
+    wait(&mut m, Screen::Idle, Duration::from_secs(15)).await;
     let before = fds();
     let t0 = Instant::now();
     // 1,000 connections that send nothing, or half a header, and stay open.
