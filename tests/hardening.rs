@@ -480,3 +480,29 @@ async fn a_credit_tap_the_machine_cannot_serve_leaves_the_tile_standing() {
     m.wait_screen(Screen::Pouring).await;
     m.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn leaving_the_operator_menu_on_a_wrong_clock_sells_nothing_even_for_a_moment() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(FakeClock::new(real_now()));
+    clock.set_synced(false);
+    let mut m = start_machine(&cfg(dir.path(), "", ""), &clock);
+    m.wait_screen(Screen::OutOfService).await;
+    m.send(Input::OpenOperator);
+    m.wait_screen(Screen::Pin).await;
+    m.send(Input::OperatorPin("1234".into()));
+    m.wait_screen(Screen::Operator).await;
+    m.send(Input::Operator(OpAction::Exit));
+    // No time passes: the very next view must already refuse sales.
+    m.tap(0);
+    tokio::task::yield_now().await;
+    let v = m
+        .wait_for(Duration::from_millis(1), "the menu closed", |v| {
+            v.screen != Screen::Operator
+        })
+        .await;
+    assert_eq!(v.screen, Screen::OutOfService, "{v:?}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(m.sim().invoices_created(), 0, "no invoice on a wrong clock");
+    m.shutdown().await;
+}

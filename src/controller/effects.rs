@@ -83,6 +83,12 @@ impl Controller {
             let reason = reason.clone();
             self.apply(Event::LedgerDown { reason });
         }
+        // Back on the idle screen (the operator left the menu, or "back in service") while
+        // the wall clock is still not trusted: out of service at once, not at the next look.
+        if let (Some(Some(reason)), State::Idle) = (&self.clock_problem, &self.state) {
+            let reason = reason.clone();
+            self.apply(Event::ClockWrong { reason });
+        }
     }
 
     /// Tries again to record pours the ledger refused; once all are recorded the fault is

@@ -334,6 +334,9 @@ impl Controller {
     pub(super) fn check_clock(&mut self) {
         let problem = self.settings.clock.sync_problem();
         let changed = self.clock_problem.as_ref() != Some(&problem);
+        let known_before = self.clock_problem.is_some();
+        // Recorded first: `apply` consults it whenever the machine is back on the idle screen.
+        self.clock_problem = Some(problem.clone());
         match &problem {
             Some(reason) => {
                 if changed {
@@ -343,7 +346,7 @@ impl Controller {
                     reason: reason.clone(),
                 });
             }
-            None if changed && self.clock_problem.is_some() => {
+            None if changed && known_before => {
                 tracing::info!("the wall clock is synchronised; selling");
                 self.offer_credits_from_before();
                 self.apply(Event::ClockRight);
@@ -353,7 +356,6 @@ impl Controller {
             }
             None => {}
         }
-        self.clock_problem = Some(problem);
         self.publish();
     }
     /// A payment a background check found: believed only for one of our invoices and for at
