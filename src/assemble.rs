@@ -42,6 +42,8 @@ pub struct Machine {
     pub sim: Option<Arc<SimBackend>>,
     /// (BCM, name) of every configured pin.
     pub pin_names: Vec<(u8, String)>,
+    /// The `/metrics` listener, when `[metrics] listen` is set (it stops when dropped).
+    pub metrics: Option<crate::metrics::server::MetricsListener>,
 }
 
 /// Controller settings from the configuration.
@@ -127,12 +129,20 @@ pub fn assemble_with_clock(
     settings.catalog = crate::vend::catalog(&effective);
     settings.clock = clock;
     let controller = Controller::new(settings, backend, pump.clone(), ledger);
+    // A port that cannot be had is logged, not fatal: the machine sells without metrics
+    // rather than standing still over them (the "machine down" alert then fires).
+    let metrics = config.metrics.listen_addr().and_then(|addr| {
+        crate::metrics::server::MetricsListener::start(addr, controller.metrics())
+            .map_err(|e| tracing::error!(error = %e, "no /metrics"))
+            .ok()
+    });
     Ok(Machine {
         controller,
         pump,
         gpio,
         sim,
         pin_names,
+        metrics,
     })
 }
 

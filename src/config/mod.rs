@@ -20,6 +20,7 @@ use crate::secret::Secret;
 mod backend;
 mod gpio;
 mod locate;
+mod metrics;
 mod products;
 
 pub use backend::{
@@ -30,6 +31,7 @@ use gpio::RawGpio;
 pub use gpio::{ChannelAPins, ChannelBPins, GpioBackend, GpioConfig, MAX_BCM, MAX_RUN_MS_LIMIT};
 pub use locate::ConfigError;
 use locate::{invalid, Invalid, Spans};
+pub use metrics::MetricsConfig;
 pub use products::{ProductConfig, ProductSpec, MAX_NAME_CHARS, MAX_PRICE_SAT, MAX_PRODUCTS};
 
 /// How lnvend was started; it picks the defaults for the GPIO and payment backends.
@@ -93,6 +95,9 @@ struct RawConfig {
     /// Whether to wait for a synchronised wall clock before selling: see [`crate::clock`].
     #[serde(default)]
     clock: RawClock,
+    /// The opt-in Prometheus listener: see [`MetricsConfig`].
+    #[serde(default)]
+    metrics: MetricsConfig,
 }
 
 /// `[clock]` as the file gives it.
@@ -129,6 +134,8 @@ pub struct Config {
     #[serde(skip_serializing_if = "DisplayConfig::is_default")]
     pub display: DisplayConfig,
     pub clock: ClockConfig,
+    #[serde(skip_serializing_if = "MetricsConfig::is_default")]
+    pub metrics: MetricsConfig,
 }
 
 /// `[clock]`, settled by the mode.
@@ -216,6 +223,7 @@ impl RawConfig {
             clock: ClockConfig {
                 require_sync: self.clock.require_sync.unwrap_or(require_sync),
             },
+            metrics: self.metrics,
         })
     }
 }
@@ -256,6 +264,7 @@ impl Config {
         let raw: RawConfig = toml::from_str(text).map_err(|e| spans.locate_de(file, &e))?;
         let mut cfg = raw.settle(mode).map_err(|i| spans.locate(file, i))?;
         cfg.validate().map_err(|i| spans.locate(file, i))?;
+        cfg.metrics.check().map_err(|i| spans.locate(file, i))?;
         backend::check(&cfg.backend).map_err(|i| spans.locate(file, i))?;
         cfg.resolve_paths(base);
         backend::resolve_secrets(&mut cfg.backend).map_err(|i| spans.locate(file, i))?;

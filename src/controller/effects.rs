@@ -55,8 +55,10 @@ impl Controller {
         let event_name = event.name();
         let before = self.state.name();
         let old = std::mem::replace(&mut self.state, State::Idle);
+        let before_step = observe::Before::of(&old);
         let (state, effects) = vend::step(old, event, now);
         self.state = state;
+        self.observe(&before_step, &effects, now);
         let after = self.state.name();
         if before != after || !quiet {
             let sale = self
@@ -78,6 +80,7 @@ impl Controller {
         for effect in effects {
             self.execute(effect);
         }
+        self.observe_after();
         // A ledger that failed after a pour: no next sale until it records again.
         if let (Some(reason), State::Idle) = (&self.ledger_fault, &self.state) {
             let reason = reason.clone();
@@ -203,6 +206,7 @@ impl Controller {
                 Ok(l) => match l.record_late_payment(&invoice_id) {
                     Ok(Some(sale)) => {
                         tracing::warn!(sale = %sale, invoice = %invoice_id, "a payment arrived after the customer left; recorded as an owed credit");
+                        self.observe_late_payment(&sale);
                         let until = Instant::now() + self.settings.credit_window;
                         self.offers.offer(sale, until);
                     }
@@ -247,6 +251,7 @@ impl Controller {
             return;
         }
         tracing::info!(sale = %sale.id, invoice = %invoice_id, channel = %sale.product.channel, ms = sale.product.pour.as_millis() as u64, "payment recorded; pouring");
+        self.metrics.pump_started(Instant::now());
         let pump = self.pump.clone();
         let settings = self.settings.pour;
         self.pour_task = Some(tokio::spawn(async move {

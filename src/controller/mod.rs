@@ -17,6 +17,7 @@ mod effects;
 pub mod input;
 pub mod late;
 pub mod limits;
+mod observe;
 mod operator;
 mod startup;
 mod tasks;
@@ -142,6 +143,10 @@ pub struct Controller {
     fault_refund: Option<(SaleId, Option<Result<String, String>>)>,
     /// The payment request ran out: the idle screen says so until then.
     expired_notice: Option<Instant>,
+    /// What Prometheus reads (see `observe`).
+    metrics: Arc<crate::metrics::Metrics>,
+    /// A step may have changed the owed credits: refresh their gauges.
+    owed_changed: bool,
 }
 
 /// How often the controller loop proves it is alive (see [`Controller::heartbeat`]).
@@ -160,6 +165,19 @@ impl Controller {
         let state = State::Idle;
         let ledger = ledger.map_err(|e| e.to_string());
         let initial = idle_view(&settings);
+        let metrics = Arc::new(crate::metrics::Metrics::new(
+            &crate::metrics::BuildInfo {
+                version: settings.version.clone(),
+                backend: backend.name().to_string(),
+                machine_id: settings.machine_id.clone(),
+            },
+            &settings
+                .catalog
+                .iter()
+                .map(|p| p.name.clone())
+                .collect::<Vec<_>>(),
+            settings.clock.unix(),
+        ));
         let (view, _) = watch::channel(initial);
         Controller {
             settings,
@@ -200,6 +218,8 @@ impl Controller {
             op_pump: None,
             fault_refund: None,
             expired_notice: None,
+            metrics,
+            owed_changed: true,
         }
     }
     /// Updated by the controller loop itself every [`HEARTBEAT`]: a value that stops moving
@@ -249,6 +269,7 @@ impl Controller {
                     self.heartbeat.send_replace(Instant::now());
                     self.retry_unrecorded_pours();
                     self.check_clock();
+                    self.refresh_owed_metrics();
                 }
                 _ = sweep.tick() => self.sweep(),
             }
@@ -480,10 +501,12 @@ impl Controller {
     pub(super) fn note_health(&mut self, e: &Event) {
         match e {
             Event::BackendUp => {
+                self.observe_health(true);
                 self.health = format!("{}: answering", self.backend.name());
                 self.backend_down = None;
             }
             Event::BackendDown { reason } => {
+                self.observe_health(false);
                 self.health = format!("{}: {reason}", self.backend.name());
                 self.backend_down = Some(reason.clone());
             }

@@ -63,6 +63,8 @@ pub struct TestMachine {
     sim: Option<Arc<SimBackend>>,
     pub gpio: MockGpio,
     pub pump: Pump,
+    /// What the machine's `/metrics` would show.
+    pub metrics: Arc<lnvend::metrics::Metrics>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -80,6 +82,7 @@ impl TestMachine {
         let m = app::assemble_with_clock(config, clock).expect("assemble");
         let inputs = m.controller.inputs();
         let views = m.controller.views();
+        let metrics = m.controller.metrics();
         let (stop, rx) = oneshot::channel();
         let task = tokio::spawn(m.controller.run(async {
             let _ = rx.await;
@@ -90,6 +93,7 @@ impl TestMachine {
             sim: m.sim,
             gpio: m.gpio.expect("mock gpio"),
             pump: m.pump,
+            metrics,
             stop: Some(stop),
             task: Some(task),
         }

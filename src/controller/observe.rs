@@ -1,0 +1,121 @@
+//! What the controller tells the metrics ([`crate::metrics`]): sales, pours, the state, the
+//! backend's health and the owed credits, read off each step of the vend cycle. Only
+//! atomics are touched here (and, for owed credits, one ledger query), never an await, so
+//! watching the machine never slows a sale.
+
+use super::*;
+
+/// What a step's effects need to know about the state before it.
+pub(super) struct Before {
+    product: Option<String>,
+    /// The invoice on screen, when a payment was awaited.
+    amount: Option<Msat>,
+    /// When the pour under way started, and on which channel.
+    pouring: Option<(Instant, Channel)>,
+}
+
+impl Before {
+    pub(super) fn of(state: &State) -> Before {
+        let product = match state {
+            State::Idle | State::OutOfService { .. } | State::Service => None,
+            State::CreatingInvoice { sale, .. }
+            | State::AwaitingPayment { sale, .. }
+            | State::Pouring { sale, .. }
+            | State::ThankYou { sale, .. }
+            | State::Fault { sale, .. } => Some(sale.product.name.clone()),
+        };
+        let amount = match state {
+            State::AwaitingPayment { invoice, .. } => Some(invoice.amount),
+            State::Idle
+            | State::CreatingInvoice { .. }
+            | State::Pouring { .. }
+            | State::ThankYou { .. }
+            | State::OutOfService { .. }
+            | State::Service
+            | State::Fault { .. } => None,
+        };
+        let pouring = match state {
+            State::Pouring { sale, started, .. } => Some((*started, sale.product.channel)),
+            State::Idle
+            | State::CreatingInvoice { .. }
+            | State::AwaitingPayment { .. }
+            | State::ThankYou { .. }
+            | State::OutOfService { .. }
+            | State::Service
+            | State::Fault { .. } => None,
+        };
+        Before {
+            product,
+            amount,
+            pouring,
+        }
+    }
+}
+
+impl Controller {
+    /// The metrics this machine updates (served by `crate::metrics::server` when enabled).
+    pub fn metrics(&self) -> Arc<crate::metrics::Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Counts what one step of the vend cycle did, before its effects are carried out.
+    pub(super) fn observe(&mut self, before: &Before, effects: &[Effect], now: Instant) {
+        let m = &self.metrics;
+        let product = before.product.as_deref().unwrap_or("");
+        let mut owed_changed = false;
+        for effect in effects {
+            match effect {
+                Effect::BeginPour { credit: false, .. } => {
+                    let sats = before.amount.map_or(0, |a| a.as_msat() / 1000);
+                    m.paid(product, sats, false);
+                    m.payment_seen(now);
+                }
+                Effect::BeginPour { credit: true, .. } => owed_changed = true,
+                Effect::AbandonInvoice { why, .. } => m.abandoned(product, *why),
+                Effect::RecordPoured { .. } | Effect::RecordOwed { .. } => {
+                    let poured = matches!(effect, Effect::RecordPoured { .. });
+                    owed_changed |= !poured;
+                    if let Some((started, channel)) = before.pouring {
+                        let secs = now.saturating_duration_since(started).as_secs_f64();
+                        m.pour_ended(product, &channel.to_string(), secs, poured);
+                    }
+                }
+                Effect::RecordLatePayment { .. } => owed_changed = true,
+                Effect::CreateInvoice { .. } | Effect::WatchInvoice { .. } | Effect::StopPump => {}
+            }
+        }
+        if owed_changed {
+            self.owed_changed = true;
+        }
+    }
+
+    /// After a step: the state gauge, and the owed credits if they may have changed.
+    pub(super) fn observe_after(&mut self) {
+        self.metrics.state(&self.state);
+        if std::mem::take(&mut self.owed_changed) {
+            self.refresh_owed_metrics();
+        }
+    }
+
+    /// A late payment the ledger recorded as owed.
+    pub(super) fn observe_late_payment(&self, sale: &SaleId) {
+        if let Ok(Ok(Some(o))) = self.ledger.as_ref().map(|l| l.owed_sale(sale)) {
+            self.metrics.paid(&o.product, o.price_msat / 1000, true);
+        }
+    }
+
+    /// The owed credits and stock levels, from the ledger and the stock hook (also on every
+    /// heartbeat, for changes the operator made).
+    pub(super) fn refresh_owed_metrics(&self) {
+        if let Ok(Ok(owed)) = self.ledger.as_ref().map(|l| l.owed()) {
+            let msat: u64 = owed.iter().map(|o| o.price_msat).sum();
+            self.metrics.owed(owed.len(), msat / 1000);
+        }
+        self.metrics.stock(&crate::metrics::stock_remaining());
+    }
+
+    /// A health report from the backend.
+    pub(super) fn observe_health(&self, up: bool) {
+        self.metrics.backend(up, self.settings.clock.unix());
+    }
+}

@@ -1,0 +1,399 @@
+//! The machine's Prometheus metrics: the registry and the cheap handles the controller
+//! updates (atomics behind `prometheus-client`, never an await), and the opt-in `/metrics`
+//! listener ([`server`]) that reads them on its own task, so a scrape never waits on the
+//! controller loop nor the loop on a scrape.
+//!
+//! Label values are bounded: products come from the config (at most 8), outcomes and states
+//! are fixed words, and an out-of-service reason is its kind (backend, pump, ledger,
+//! clock), never the free-text detail, so a hostile backend's error text cannot grow the
+//! series without bound nor reach a dashboard.
+
+pub mod server;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tokio::time::Instant;
+
+use crate::vend::{Abandoned, OutOfService, State};
+
+/// What the build-info series says about this machine.
+#[derive(Clone, Debug)]
+pub struct BuildInfo {
+    pub version: String,
+    /// `sim`, `btcpay`, `cln` or `lnbits`.
+    pub backend: String,
+    pub machine_id: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProductOutcome {
+    product: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProductLabel {
+    product: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelLabel {
+    channel: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    backend: String,
+    machine_id: String,
+}
+
+/// Every (state, reason) pair the state gauge has: exactly one of them is 1 at a time.
+const STATES: [(&str, &str); 8] = [
+    ("idle", ""),
+    ("selling", ""),
+    ("fault", ""),
+    ("service", ""),
+    ("out_of_service", "backend"),
+    ("out_of_service", "pump"),
+    ("out_of_service", "ledger"),
+    ("out_of_service", "clock"),
+];
+
+/// The state gauge's labels for a vend state.
+pub fn state_labels(state: &State) -> (&'static str, &'static str) {
+    match state {
+        State::Idle => ("idle", ""),
+        State::CreatingInvoice { .. }
+        | State::AwaitingPayment { .. }
+        | State::Pouring { .. }
+        | State::ThankYou { .. } => ("selling", ""),
+        State::Fault { .. } => ("fault", ""),
+        State::Service => ("service", ""),
+        State::OutOfService { reason } => (
+            "out_of_service",
+            match reason {
+                OutOfService::Backend(_) => "backend",
+                OutOfService::Pump(_) => "pump",
+                OutOfService::Ledger(_) => "ledger",
+                OutOfService::Clock(_) => "clock",
+            },
+        ),
+    }
+}
+
+/// A label value that cannot break the text format whatever the config holds.
+fn label(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '"' | '\\' | '\n' | '\r' => '_',
+            c => c,
+        })
+        .collect()
+}
+
+/// The registry and its handles; shared (`Arc`) between the controller and the listener.
+pub struct Metrics {
+    registry: Registry,
+    sales: Family<ProductOutcome, Counter>,
+    pours: Family<ProductOutcome, Counter>,
+    received_sats: Family<ProductLabel, Counter>,
+    pay_to_pump: Histogram,
+    pour_duration: Histogram,
+    state: Family<StateLabels, Gauge>,
+    backend_up: Gauge,
+    backend_last_ok: Gauge,
+    owed_count: Gauge,
+    owed_sats: Gauge,
+    stock: Family<ProductLabel, Gauge<f64, AtomicU64>>,
+    pump_seconds: Family<ChannelLabel, Counter<f64, AtomicU64>>,
+    /// When the controller learnt of the payment now being poured.
+    paid_at: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// A registry with every series, for a machine started at `start_unix`.
+    pub fn new(build: &BuildInfo, products: &[String], start_unix: u64) -> Metrics {
+        let mut registry = Registry::default();
+        let sales = Family::<ProductOutcome, Counter>::default();
+        registry.register(
+            "lnvend_sales",
+            "Sales by product and outcome: paid, late_paid (paid after the customer left; owed), cancelled, expired",
+            sales.clone(),
+        );
+        let pours = Family::<ProductOutcome, Counter>::default();
+        registry.register(
+            "lnvend_pours",
+            "Pours by product and outcome: poured or failed (the sale became an owed credit)",
+            pours.clone(),
+        );
+        let received_sats = Family::<ProductLabel, Counter>::default();
+        registry.register(
+            "lnvend_received_sats",
+            "Sats received for paid sales, by product (late payments included)",
+            received_sats.clone(),
+        );
+        let pay_to_pump = Histogram::new([
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ]);
+        registry.register(
+            "lnvend_pay_to_pump_seconds",
+            "From the controller learning of a payment to the pump starting (the ledger commit included)",
+            pay_to_pump.clone(),
+        );
+        let pour_duration = Histogram::new([
+            1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 30.0, 60.0, 120.0, 300.0,
+        ]);
+        registry.register(
+            "lnvend_pour_duration_seconds",
+            "How long each pour ran, finished or failed",
+            pour_duration.clone(),
+        );
+        let state = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "lnvend_state",
+            "1 for the machine's current state (idle, selling, fault, service, out_of_service with its reason), 0 for the others",
+            state.clone(),
+        );
+        for (s, r) in STATES {
+            let _ = state.get_or_create(&StateLabels {
+                state: s,
+                reason: r,
+            });
+        }
+        let backend_up = Gauge::default();
+        registry.register(
+            "lnvend_backend_up",
+            "1 while the payment backend answers its health check",
+            backend_up.clone(),
+        );
+        let backend_last_ok = Gauge::default();
+        registry.register(
+            "lnvend_backend_last_ok_timestamp_seconds",
+            "Unix time of the payment backend's last good answer (0: none yet)",
+            backend_last_ok.clone(),
+        );
+        let owed_count = Gauge::default();
+        registry.register(
+            "lnvend_owed_credits",
+            "Owed credits waiting (paid, not poured, not settled or refunded)",
+            owed_count.clone(),
+        );
+        let owed_sats = Gauge::default();
+        registry.register(
+            "lnvend_owed_sats",
+            "Value of the owed credits waiting, in sats",
+            owed_sats.clone(),
+        );
+        let stock = Family::<ProductLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "lnvend_stock_remaining_ml",
+            "Stock left per product, where the machine measures it",
+            stock.clone(),
+        );
+        let pump_seconds = Family::<ChannelLabel, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "lnvend_pump_run_seconds",
+            "Seconds the pump ran for sales, per channel (pump wear)",
+            pump_seconds.clone(),
+        );
+        for c in ["A", "B"] {
+            let _ = pump_seconds.get_or_create(&ChannelLabel { channel: c.into() });
+        }
+        let start: Gauge = Gauge::default();
+        start.set(i64::try_from(start_unix).unwrap_or(i64::MAX));
+        registry.register(
+            "process_start_time_seconds",
+            "Start time of the process since the unix epoch in seconds",
+            start,
+        );
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: label(&build.version),
+                backend: label(&build.backend),
+                machine_id: label(&build.machine_id),
+            })
+            .set(1);
+        registry.register(
+            "lnvend_build",
+            "Always 1: the version, payment backend kind and machine id",
+            build_info,
+        );
+        // Every product's counters exist from the start, so a rate over a product that has
+        // not sold yet is 0, not absent.
+        for p in products {
+            let product = label(p);
+            for outcome in ["paid", "cancelled", "expired"] {
+                let _ = sales.get_or_create(&ProductOutcome {
+                    product: product.clone(),
+                    outcome,
+                });
+            }
+            for outcome in ["poured", "failed"] {
+                let _ = pours.get_or_create(&ProductOutcome {
+                    product: product.clone(),
+                    outcome,
+                });
+            }
+            let _ = received_sats.get_or_create(&ProductLabel { product });
+        }
+        Metrics {
+            registry,
+            sales,
+            pours,
+            received_sats,
+            pay_to_pump,
+            pour_duration,
+            state,
+            backend_up,
+            backend_last_ok,
+            owed_count,
+            owed_sats,
+            stock,
+            pump_seconds,
+            paid_at: Mutex::new(None),
+        }
+    }
+
+    /// The text exposition of every series.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "cannot encode the metrics");
+        }
+        out
+    }
+
+    /// A paid sale (on time or late) of `product` for `sats`.
+    pub fn paid(&self, product: &str, sats: u64, late: bool) {
+        let product = label(product);
+        self.sales
+            .get_or_create(&ProductOutcome {
+                product: product.clone(),
+                outcome: if late { "late_paid" } else { "paid" },
+            })
+            .inc();
+        self.received_sats
+            .get_or_create(&ProductLabel { product })
+            .inc_by(sats);
+    }
+
+    /// An unpaid invoice left.
+    pub fn abandoned(&self, product: &str, why: Abandoned) {
+        let outcome = match why {
+            Abandoned::Cancelled => "cancelled",
+            Abandoned::Expired => "expired",
+        };
+        self.sales
+            .get_or_create(&ProductOutcome {
+                product: label(product),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// The controller learnt of a payment at `at`; the next [`Metrics::pump_started`]
+    /// measures from there.
+    pub fn payment_seen(&self, at: Instant) {
+        *self.paid_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
+    }
+
+    /// The pump was started for the payment last seen.
+    pub fn pump_started(&self, now: Instant) {
+        if let Some(at) = self
+            .paid_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            self.pay_to_pump
+                .observe(now.saturating_duration_since(at).as_secs_f64());
+        }
+    }
+
+    /// A pour ended after `secs` on `channel`, finished or not.
+    pub fn pour_ended(&self, product: &str, channel: &str, secs: f64, poured: bool) {
+        self.pours
+            .get_or_create(&ProductOutcome {
+                product: label(product),
+                outcome: if poured { "poured" } else { "failed" },
+            })
+            .inc();
+        self.pour_duration.observe(secs);
+        self.pump_seconds
+            .get_or_create(&ChannelLabel {
+                channel: label(channel),
+            })
+            .inc_by(secs);
+    }
+
+    /// The machine is now in `state`.
+    pub fn state(&self, state: &State) {
+        let (now_s, now_r) = state_labels(state);
+        for (s, r) in STATES {
+            self.state
+                .get_or_create(&StateLabels {
+                    state: s,
+                    reason: r,
+                })
+                .set(i64::from(s == now_s && r == now_r));
+        }
+    }
+
+    /// The backend's health check answered (`up`) or not, at `unix`.
+    pub fn backend(&self, up: bool, unix: u64) {
+        self.backend_up.set(i64::from(up));
+        if up {
+            self.backend_last_ok
+                .set(i64::try_from(unix).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// The owed credits waiting now.
+    pub fn owed(&self, count: usize, sats: u64) {
+        self.owed_count
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+        self.owed_sats.set(i64::try_from(sats).unwrap_or(i64::MAX));
+    }
+
+    /// Stock left per product, in ml, from [`stock_remaining`].
+    pub fn stock(&self, levels: &[(String, f64)]) {
+        for (product, ml) in levels {
+            self.stock
+                .get_or_create(&ProductLabel {
+                    product: label(product),
+                })
+                .set(*ml);
+        }
+    }
+}
+
+/// The hook for stock levels: (product, ml left) for every product whose stock the machine
+/// measures. None does yet; the flow-sensor work fills this in, and the gauge
+/// `lnvend_stock_remaining_ml` and the low-stock alert follow without further changes.
+pub fn stock_remaining() -> Vec<(String, f64)> {
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests;
