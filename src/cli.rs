@@ -83,21 +83,9 @@ fn parse_channel(s: &str) -> Result<crate::pump::Channel, String> {
     }
 }
 
-/// Logs go to stderr; under journald (JOURNAL_STREAM set) without colours or timestamps,
-/// which the journal adds itself.
+/// Logs: see [`crate::logging`].
 pub fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("LNVEND_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    if journald {
-        builder.with_ansi(false).without_time().init();
-    } else {
-        builder.init();
-    }
+    crate::logging::init();
 }
 
 fn load(path: &std::path::Path, mode: Mode) -> Result<Config, ExitCode> {

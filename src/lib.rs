@@ -16,6 +16,7 @@ pub mod controller;
 pub mod display;
 pub mod hwtest;
 pub mod ledger;
+pub mod logging;
 pub mod metrics;
 pub mod money;
 pub mod notify;

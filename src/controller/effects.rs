@@ -61,15 +61,19 @@ impl Controller {
         self.observe(&before_step, &effects, now);
         let after = self.state.name();
         if before != after || !quiet {
-            let sale = self
-                .state
-                .sale_id()
-                .map(|s| s.to_string())
-                .unwrap_or_default();
+            // The sale of the new state, or of the one just left (back to idle): journald
+            // gets SALE_ID, PRODUCT and STATE fields from these (see `crate::logging`).
+            let (sale, product) = match self.state.sale_id() {
+                Some(id) => (id.to_string(), self.state_product()),
+                None => (
+                    before_step.sale_id().to_string(),
+                    before_step.product().to_string(),
+                ),
+            };
             if before != after {
-                tracing::info!(sale = %sale, event = event_name, from = before, to = after, "transition");
+                tracing::info!(sale_id = %sale, product = %product, event = event_name, from = before, state = after, "transition");
             } else {
-                tracing::debug!(sale = %sale, event = event_name, state = after, "event");
+                tracing::debug!(sale_id = %sale, product = %product, event = event_name, state = after, "event");
             }
         }
         if let State::OutOfService { reason } = &self.state {

@@ -7,6 +7,7 @@ use super::*;
 
 /// What a step's effects need to know about the state before it.
 pub(super) struct Before {
+    sale_id: Option<String>,
     product: Option<String>,
     /// The invoice on screen, when a payment was awaited.
     amount: Option<Msat>,
@@ -24,6 +25,7 @@ impl Before {
             | State::ThankYou { sale, .. }
             | State::Fault { sale, .. } => Some(sale.product.name.clone()),
         };
+        let sale_id = state.sale_id().map(|s| s.to_string());
         let amount = match state {
             State::AwaitingPayment { invoice, .. } => Some(invoice.amount),
             State::Idle
@@ -45,6 +47,7 @@ impl Before {
             | State::Fault { .. } => None,
         };
         Before {
+            sale_id,
             product,
             amount,
             pouring,
@@ -52,7 +55,23 @@ impl Before {
     }
 }
 
+impl Before {
+    /// The sale of the state before the step ("" for none).
+    pub(super) fn sale_id(&self) -> &str {
+        self.sale_id.as_deref().unwrap_or("")
+    }
+    /// Its product ("" for none).
+    pub(super) fn product(&self) -> &str {
+        self.product.as_deref().unwrap_or("")
+    }
+}
+
 impl Controller {
+    /// The product of the sale under way ("" for none).
+    pub(super) fn state_product(&self) -> String {
+        Before::of(&self.state).product().to_string()
+    }
+
     /// The metrics this machine updates (served by `crate::metrics::server` when enabled).
     pub fn metrics(&self) -> Arc<crate::metrics::Metrics> {
         self.metrics.clone()
