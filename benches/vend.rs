@@ -598,6 +598,8 @@ fn measure_cycles(
     // The backend's invoice creation alone, as lnvend asks for it on a tap.
     let req = lnvend::backend::InvoiceRequest {
         sale_id: "bench-create".into(),
+        machine_id: "bar-7".into(),
+        product: "Cola".into(),
         price: lnvend::money::Price::Sats(lnvend::money::Msat::from_sat(10).unwrap()),
         description: "Cola (bench)".into(),
         expiry: Duration::from_secs(600),
@@ -746,6 +748,8 @@ fn bench_main(o: &Opts, venv: Option<&Path>) {
             .unwrap();
         let req = lnvend::backend::InvoiceRequest {
             sale_id: "bench-sale-0001".into(),
+            machine_id: "bar-7".into(),
+            product: "Cola".into(),
             price: lnvend::money::Price::Sats(lnvend::money::Msat::from_sat(2100).unwrap()),
             description: "Cola (bench)".into(),
             expiry: Duration::from_secs(600),

@@ -201,6 +201,8 @@ pub(crate) mod tests {
     fn req(sat: u64) -> InvoiceRequest {
         InvoiceRequest {
             sale_id: "s".into(),
+            machine_id: "bar-7".into(),
+            product: "Cola".into(),
             price: Price::Sats(Msat::from_sat(sat).unwrap()),
             description: "Cola".into(),
             expiry: Duration::from_secs(600),

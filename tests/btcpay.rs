@@ -118,6 +118,11 @@ async fn settle_with_the_socket_up_pours_within_a_blink() {
     assert_eq!(req["metadata"]["machineId"], "bar-7");
     let sale_id = req["metadata"]["orderId"].as_str().unwrap().to_string();
     assert!(sale_id.starts_with('S'));
+    assert_eq!(
+        req["metadata"]["itemDesc"],
+        format!("Cola - bar-7 - {sale_id}")
+    );
+    assert_eq!(fake.latest().metadata["orderId"], sale_id.as_str());
     // Let the socket connect and a keep-alive ping or two pass: they must not pour.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(fake.ws_connects() >= 1);
@@ -567,6 +572,8 @@ fn backend_of(
 fn request(sale: &str) -> InvoiceRequest {
     InvoiceRequest {
         sale_id: sale.into(),
+        machine_id: "bar-7".into(),
+        product: "Cola".into(),
         price: lnvend::money::Price::Sats(lnvend::money::Msat::from_sat(2100).unwrap()),
         description: "Cola".into(),
         expiry: Duration::from_secs(300),

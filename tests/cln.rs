@@ -31,6 +31,32 @@ fn node_and_config(dir: &Path, node_network: &str) -> (FakeNode, lnvend::config:
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_node_s_invoice_names_the_machine_the_product_and_the_sale() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, cfg) = node_and_config(dir.path(), "regtest");
+    let mut m = TestMachine::start(&cfg);
+    m.wait_screen(Screen::Idle).await;
+    m.tap(0);
+    m.wait_screen(Screen::Payment).await;
+    m.shutdown().await;
+    let label = node.latest_label().unwrap();
+    let sale = Ledger::open(&dir.path().join("data"))
+        .unwrap()
+        .sales_since(0, 10)
+        .unwrap()
+        .remove(0)
+        .sale_id;
+    assert_eq!(
+        label, sale.0,
+        "`listinvoices label=<receipt code>` finds it"
+    );
+    assert_eq!(
+        node.latest_description().unwrap(),
+        format!("Cola - test-machine - {label}")
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_paid_invoice_pours_exactly_the_pour_time_once() {
     let dir = tempfile::tempdir().unwrap();
     let (node, cfg) = node_and_config(dir.path(), "regtest");

@@ -249,3 +249,38 @@ async fn a_wrong_invoice_key_keeps_the_machine_out_of_service_without_a_qr() {
     assert!(m.views.borrow().qr.is_none(), "no QR without a working key");
     m.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_payment_in_lnbits_names_the_machine_the_product_and_the_sale() {
+    let (dir, lnbits, wallets, mut m) = start_all().await;
+    m.tap(0);
+    m.wait_screen_within(Screen::Payment, STEP).await;
+    let sale = Ledger::open(&dir.path().join("machine"))
+        .unwrap()
+        .sales_since(0, 10)
+        .unwrap()
+        .remove(0)
+        .sale_id;
+    // The operator's view: the machine wallet's payments, as LNbits lists them.
+    let payments = call(
+        reqwest::Client::new()
+            .get(format!("{}/api/v1/payments", lnbits.url()))
+            .header("X-Api-Key", &wallets.machine_inkey),
+        "payments",
+    )
+    .await;
+    let ours: Vec<&serde_json::Value> = payments
+        .as_array()
+        .expect("a list of payments")
+        .iter()
+        .filter(|p| p["extra"]["lnvend_sale_id"] == sale.0.as_str())
+        .collect();
+    assert_eq!(ours.len(), 1, "{payments}");
+    assert_eq!(
+        ours[0]["memo"],
+        format!("Cola - test-machine - {}", sale.0).as_str()
+    );
+    assert_eq!(ours[0]["extra"]["lnvend_machine_id"], "test-machine");
+    assert_eq!(ours[0]["extra"]["lnvend_product"], "Cola");
+    m.shutdown().await;
+}

@@ -467,6 +467,8 @@ mod tests {
     fn request() -> InvoiceRequest {
         InvoiceRequest {
             sale_id: "S1-00AA".into(),
+            machine_id: "bar-7".into(),
+            product: "Cola".into(),
             price: Price::Sats(Msat::from_sat(2100).unwrap()),
             description: "Cola".into(),
             expiry: Duration::from_secs(300),

@@ -156,7 +156,11 @@ fn create_body(request: &InvoiceRequest) -> Result<serde_json::Value, BackendErr
         "unit": unit,
         "memo": request.description,
         "expiry": request.expiry.as_secs(),
-        "extra": { "lnvend_sale_id": request.sale_id },
+        "extra": {
+            "lnvend_sale_id": request.sale_id,
+            "lnvend_machine_id": request.machine_id,
+            "lnvend_product": request.product,
+        },
     }))
 }
 
@@ -725,6 +729,8 @@ mod tests {
     fn requests_ask_for_an_incoming_invoice_in_sats_or_fiat() {
         let mut req = InvoiceRequest {
             sale_id: "S7".into(),
+            machine_id: "bar-7".into(),
+            product: "Cola".into(),
             price: Price::Sats(Msat::from_sat(2100).unwrap()),
             description: "Cola".into(),
             expiry: Duration::from_secs(300),
@@ -735,6 +741,10 @@ mod tests {
         assert_eq!(body["unit"], "sat");
         assert_eq!(body["expiry"], 300);
         assert_eq!(body["memo"], "Cola");
+        assert_eq!(
+            body["extra"],
+            serde_json::json!({"lnvend_sale_id": "S7", "lnvend_machine_id": "bar-7", "lnvend_product": "Cola"})
+        );
         req.price = Price::Fiat(Fiat::parse("2.50", "eur").unwrap());
         let body = create_body(&req).unwrap();
         assert_eq!(body["amount"], 2.5);

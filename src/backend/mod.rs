@@ -38,6 +38,10 @@ impl fmt::Display for InvoiceId {
 pub struct InvoiceRequest {
     /// Our sale id, so the invoice can be found from the backend's side too.
     pub sale_id: String,
+    /// The machine and the product, so the payment server's own records say which
+    /// machine sold what (see "Watching many machines" in README.md).
+    pub machine_id: String,
+    pub product: String,
     /// In sats, or in fiat for the backend to convert.
     pub price: Price,
     pub description: String,

@@ -233,6 +233,8 @@ mod tests {
         let inv = sim
             .create_invoice(&InvoiceRequest {
                 sale_id: "s".into(),
+                machine_id: "bar-7".into(),
+                product: "Cola".into(),
                 price: crate::money::Price::Sats(Msat::from_sat(10).unwrap()),
                 description: "x".into(),
                 expiry: Duration::from_secs(300),

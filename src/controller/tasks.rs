@@ -85,8 +85,15 @@ impl Controller {
         let tx = self.tx.clone();
         let request = InvoiceRequest {
             sale_id: sale.id.0.clone(),
+            machine_id: self.settings.machine_id.clone(),
+            product: sale.product.name.clone(),
             price: sale.product.price.clone(),
-            description: format!("{} ({})", sale.product.name, self.settings.machine_id),
+            // What the payer's wallet and the payment server's list show: the receipt code
+            // on the screen finds the payment there.
+            description: format!(
+                "{} - {} - {}",
+                sale.product.name, self.settings.machine_id, sale.id.0
+            ),
             expiry: self.settings.invoice_expiry,
         };
         let timeout = self.settings.request_timeout;

@@ -635,6 +635,11 @@ impl FakeNode {
         self.lock().invoices.last().map(|i| i.label.clone())
     }
 
+    /// The description (the BOLT11's too) of the newest invoice.
+    pub fn latest_description(&self) -> Option<String> {
+        self.lock().invoices.last().map(|i| i.description.clone())
+    }
+
     pub fn invoice_count(&self) -> usize {
         self.lock().invoices.len()
     }
