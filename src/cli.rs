@@ -215,7 +215,7 @@ pub fn sales_report(
     let dir = cfg.data_dir();
     if !dir.join("sales.db").exists() {
         return Ok(if csv {
-            "sale_id,created_utc,product,price_sat,backend,invoice_id,state\n".to_string()
+            format!("{CSV_HEADER}\n")
         } else {
             format!("no sales recorded yet in {}\n", dir.display())
         });
@@ -229,35 +229,44 @@ pub fn sales_report(
             .to_string()
     };
     if csv {
-        out.push_str("sale_id,created_utc,product,price_sat,backend,invoice_id,state\n");
+        let _ = writeln!(out, "{CSV_HEADER}");
         for r in &rows {
+            let (fiat_amount, fiat_currency) = r.fiat.clone().unwrap_or_default();
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{}",
                 r.sale_id,
                 crate::timefmt::format_us(r.created_us),
                 csv_field(&r.product),
                 sats(r.price_msat),
                 r.backend,
                 csv_field(&r.invoice_id),
-                r.state
+                r.state,
+                csv_field(&fiat_amount),
+                csv_field(&fiat_currency)
             );
         }
         return Ok(out);
     }
     let _ = writeln!(
         out,
-        "{:<18} {:<20} {:<16} {:>10} {:<8} state",
-        "sale", "created (UTC)", "product", "sats", "backend"
+        "{:<18} {:<20} {:<16} {:>10} {:>12} {:<8} state",
+        "sale", "created (UTC)", "product", "sats", "fiat", "backend"
     );
     for r in &rows {
+        let fiat = r
+            .fiat
+            .as_ref()
+            .map(|(a, c)| format!("{a} {c}"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "{:<18} {:<20} {:<16} {:>10} {:<8} {}",
+            "{:<18} {:<20} {:<16} {:>10} {:>12} {:<8} {}",
             r.sale_id.0,
             crate::timefmt::format_us(r.created_us),
             r.product,
             sats(r.price_msat),
+            fiat,
             r.backend,
             r.state
         );
@@ -285,6 +294,12 @@ pub fn sales_report(
     Ok(out)
 }
 
+/// The columns of `lnvend sales --csv`; new ones go at the end, so spreadsheets made from
+/// older exports keep their columns. `fiat_amount`/`fiat_currency`: what a fiat-priced sale
+/// cost in its currency on the day (empty for a sats price).
+const CSV_HEADER: &str =
+    "sale_id,created_utc,product,price_sat,backend,invoice_id,state,fiat_amount,fiat_currency";
+
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
@@ -308,6 +323,79 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
 mod tests {
     use super::*;
     use crate::pump::Channel;
+
+    #[test]
+    fn sales_show_the_fiat_price_of_the_day_in_the_table_and_the_csv() {
+        use crate::backend::{Invoice, InvoiceId};
+        use crate::money::{Fiat, Msat, Price};
+        use crate::vend::{Product, Sale, SaleId};
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::parse(
+            &format!(
+                "data_dir = \"{}\"\ncurrency = \"EUR\"\n[[product]]\nname = \"Cola\"\nprice_fiat = \"2.50\"\npour_ms = 4000\n",
+                dir.path().display()
+            ),
+            "t",
+            Mode::Sim,
+        )
+        .unwrap();
+        let mut ledger = crate::ledger::Ledger::open(dir.path()).unwrap();
+        for (id, price, sat) in [
+            (
+                "S1700000000-0001",
+                Price::Fiat(Fiat::parse("2.50", "EUR").unwrap()),
+                2600,
+            ),
+            (
+                "S1700000001-0001",
+                Price::Sats(Msat::from_sat(2100).unwrap()),
+                2100,
+            ),
+        ] {
+            let sale = Sale {
+                id: SaleId(id.into()),
+                product: Product {
+                    index: 0,
+                    name: "Cola".into(),
+                    price,
+                    pour: std::time::Duration::from_secs(4),
+                    channel: Channel::A,
+                    sat_bounds: None,
+                },
+            };
+            let invoice = Invoice {
+                id: InvoiceId(format!("inv-{id}")),
+                bolt11: "lnbcrt1".into(),
+                payment_hash: format!("h-{id}"),
+                amount: Msat::from_sat(sat).unwrap(),
+                expires_at_unix: 2_000_000_000,
+            };
+            ledger.record_created(&sale, "sim", &invoice).unwrap();
+        }
+        drop(ledger);
+        let csv = sales_report(&cfg, 0, true).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], CSV_HEADER);
+        let fiat_row = lines
+            .iter()
+            .find(|l| l.starts_with("S1700000000-0001"))
+            .unwrap();
+        assert!(
+            fiat_row.ends_with(",2600,sim,inv-S1700000000-0001,created,2.50,EUR"),
+            "{fiat_row}"
+        );
+        let sats_row = lines
+            .iter()
+            .find(|l| l.starts_with("S1700000001-0001"))
+            .unwrap();
+        assert!(sats_row.ends_with(",created,,"), "{sats_row}");
+        let table = sales_report(&cfg, 0, false).unwrap();
+        let row = table
+            .lines()
+            .find(|l| l.starts_with("S1700000000-0001"))
+            .unwrap();
+        assert!(row.contains("2.50 EUR"), "{table}");
+    }
 
     #[test]
     fn pour_takes_a_channel_defaulting_to_a_and_a_time() {

@@ -127,7 +127,9 @@ fn sales_lists_every_sale_and_the_owed_credits() {
         .output()
         .unwrap();
     let csv = String::from_utf8_lossy(&out.stdout);
-    assert!(csv.starts_with("sale_id,created_utc,product,price_sat,backend,invoice_id,state\n"));
+    assert!(csv.starts_with(
+        "sale_id,created_utc,product,price_sat,backend,invoice_id,state,fiat_amount,fiat_currency\n"
+    ));
     assert!(csv.contains("\"Cola, cold\""), "{csv}");
     assert_eq!(csv.lines().count(), 3);
     let out = lnvend()

@@ -62,6 +62,8 @@ pub struct SaleRow {
     pub invoice_id: String,
     pub state: SaleState,
     pub created_us: i64,
+    /// A fiat price at the time of sale: (amount as a decimal string, currency).
+    pub fiat: Option<(String, String)>,
 }
 
 /// Counts and sums of poured sales.
@@ -170,11 +172,16 @@ impl Ledger {
         backend: &str,
         invoice: &Invoice,
     ) -> Result<(), LedgerError> {
+        // What a fiat-priced drink cost in its currency today, kept beside the sats.
+        let fiat = match &sale.product.price {
+            crate::money::Price::Fiat(f) => Some(f.clone()),
+            crate::money::Price::Sats(_) => None,
+        };
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO sales (id, product, price_msat, backend, invoice_id, payment_hash, bolt11,
-                                expires_at, state, created_us)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                expires_at, state, created_us, fiat_amount, fiat_currency)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 sale.id.0,
                 sale.product.name,
@@ -185,7 +192,9 @@ impl Ledger {
                 invoice.bolt11,
                 invoice.expires_at_unix as i64,
                 SaleState::Created,
-                now_us()
+                now_us(),
+                fiat.as_ref().map(|f| f.amount_str()),
+                fiat.as_ref().map(|f| f.currency().to_string()),
             ],
         )?;
         tx.execute(

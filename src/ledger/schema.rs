@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use super::LedgerError;
 
 /// The version this binary writes.
-pub const LATEST: u32 = 2;
+pub const LATEST: u32 = 3;
 
 /// Version 1: the schema before versioning, unchanged (a file of that time is exactly this).
 const V1: &str = "
@@ -59,8 +59,17 @@ CREATE TABLE meta (
 CREATE INDEX IF NOT EXISTS transitions_by_sale ON transitions(sale_id);
 ";
 
+/// Version 3: `sales.fiat_amount` (a decimal string, e.g. "2.50") and `sales.fiat_currency`
+/// (ISO code) record what a fiat-priced drink cost in that currency on the day it was sold,
+/// for the operator's accounting (the sats amount at that day's rate is `price_msat`).
+/// Both NULL for a sats price and for every sale made before this version.
+const V3: &str = "
+ALTER TABLE sales ADD COLUMN fiat_amount TEXT;
+ALTER TABLE sales ADD COLUMN fiat_currency TEXT;
+";
+
 /// The migrations, in order: `MIGRATIONS[i]` takes version `i + 1` to `i + 2`.
-const MIGRATIONS: [&str; 1] = [V2];
+const MIGRATIONS: [&str; 2] = [V2, V3];
 
 fn user_version(conn: &Connection) -> Result<u32, LedgerError> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get::<_, u32>(0))?)
@@ -106,6 +115,31 @@ mod tests {
         assert_eq!(user_version(&c).unwrap(), LATEST);
         // Running it again is a no-op.
         assert_eq!(migrate(&mut c).unwrap(), LATEST);
+    }
+
+    #[test]
+    fn a_version_2_file_gains_the_fiat_columns_and_keeps_its_sales() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch(V1).unwrap();
+        c.execute_batch(V2).unwrap();
+        c.pragma_update(None, "user_version", 2).unwrap();
+        c.execute(
+            "INSERT INTO sales (id, product, price_msat, backend, invoice_id, payment_hash,
+                                bolt11, expires_at, state, created_us)
+             VALUES ('S1-0001', 'Cola', 2100000, 'sim', 'i1', 'h1', 'b1', 0, 'poured', 1)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut c).unwrap(), 2);
+        assert_eq!(user_version(&c).unwrap(), 3);
+        let row: (String, i64, Option<String>, Option<String>) = c
+            .query_row(
+                "SELECT product, price_msat, fiat_amount, fiat_currency FROM sales",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(row, ("Cola".into(), 2_100_000, None, None));
     }
 
     #[test]
