@@ -19,6 +19,7 @@ pub mod late;
 pub mod limits;
 mod observe;
 mod operator;
+mod sales_chart;
 mod startup;
 mod tasks;
 pub mod view;

@@ -389,6 +389,9 @@ impl Controller {
                 .totals_since(0)
                 .map(sats)
                 .unwrap_or_else(|e| e.to_string());
+            if v.tab == OpTab::Sales {
+                (v.chart, v.chart_products) = self.sales_chart(now);
+            }
             v.recent = l
                 .sales_since(0, 20)
                 .map(|rows| {

@@ -73,6 +73,23 @@ pub struct OperatorView {
     /// A refund to show: a QR of the claim link, or a receipt code to refund by hand.
     pub refund_qr: Option<Arc<QrBitmap>>,
     pub refund_text: String,
+    /// The Sales tab's chart: the last [`CHART_DAYS`] days, oldest first (filled only while
+    /// the tab is open).
+    pub chart: Vec<ChartDay>,
+    /// Per-product totals of the same days, e.g. "Cola: 12 sales, 25,200 sats".
+    pub chart_products: Vec<String>,
+}
+
+/// How many days the operator's sales chart shows.
+pub const CHART_DAYS: usize = 14;
+
+/// One day of the operator's sales chart: poured sales.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ChartDay {
+    /// "MM-DD" (UTC).
+    pub date: String,
+    pub count: u64,
+    pub msat: u64,
 }
 
 /// A product tile.

@@ -48,6 +48,44 @@ impl Ledger {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Poured sales created at or after `since_us`, per UTC day: (days since the epoch,
+    /// count, msat), oldest first, days without a sale left out.
+    pub fn poured_per_day(&self, since_us: i64) -> Result<Vec<(i64, u64, u64)>, LedgerError> {
+        let mut st = self.conn.prepare(
+            "SELECT created_us / 86400000000 AS day, COUNT(*), COALESCE(SUM(price_msat), 0)
+             FROM sales WHERE state = ?2 AND created_us >= ?1 GROUP BY day ORDER BY day",
+        )?;
+        let rows = st.query_map(params![since_us, SaleState::Poured], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, i64>(2)? as u64,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Poured sales created at or after `since_us`, per product: (product, count, msat),
+    /// the best seller first.
+    pub fn poured_per_product(
+        &self,
+        since_us: i64,
+    ) -> Result<Vec<(String, u64, u64)>, LedgerError> {
+        let mut st = self.conn.prepare(
+            "SELECT product, COUNT(*), COALESCE(SUM(price_msat), 0) FROM sales
+             WHERE state = ?2 AND created_us >= ?1 GROUP BY product
+             ORDER BY COUNT(*) DESC, product",
+        )?;
+        let rows = st.query_map(params![since_us, SaleState::Poured], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, i64>(2)? as u64,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The state of one sale.
     pub fn sale_state(&self, sale_id: &SaleId) -> Result<Option<SaleState>, LedgerError> {
         Ok(self

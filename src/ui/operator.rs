@@ -5,8 +5,9 @@
 
 use slint::{ModelRc, SharedString, VecModel};
 
-use super::{OpCreditRow, OpProductRow, OpTab, Operator, PumpChannel, RenderCache};
-use crate::controller::{Input, Inputs, OpAction, OpTab as Tab, OperatorView};
+use super::{OpCreditRow, OpProductRow, OpTab, Operator, PumpChannel, RenderCache, SalesDay};
+use crate::controller::{ChartDay, Input, Inputs, OpAction, OpTab as Tab, OperatorView};
+use crate::money::Msat;
 use crate::pump::Channel;
 
 fn tab(t: OpTab) -> Tab {
@@ -102,6 +103,44 @@ fn strings(v: &[String]) -> ModelRc<SharedString> {
     ))
 }
 
+/// The chart's columns, each bar a fraction of the busiest day's, and what a full bar means.
+fn chart(days: &[ChartDay]) -> (Vec<SalesDay>, String) {
+    let most_count = days.iter().map(|d| d.count).max().unwrap_or(0);
+    let most_msat = days.iter().map(|d| d.msat).max().unwrap_or(0);
+    let frac = |v: u64, most: u64| {
+        if most == 0 {
+            0.0
+        } else {
+            v as f32 / most as f32
+        }
+    };
+    let columns = days
+        .iter()
+        .map(|d| SalesDay {
+            day: d.date.rsplit('-').next().unwrap_or("").into(),
+            count_frac: frac(d.count, most_count),
+            sats_frac: frac(d.msat, most_msat),
+            label: format!(
+                "{}: {} sales, {}",
+                d.date,
+                d.count,
+                Msat::from_msat(d.msat).display_sats()
+            )
+            .into(),
+            date: d.date.as_str().into(),
+        })
+        .collect();
+    let scale = if most_count == 0 {
+        "no sales yet".to_string()
+    } else {
+        format!(
+            "most: {most_count} sales, {}",
+            Msat::from_msat(most_msat).display_sats()
+        )
+    };
+    (columns, scale)
+}
+
 /// Fills the `Operator` global from the menu's view.
 pub fn render(m: &Operator<'_>, op: &OperatorView, cache: &mut RenderCache) {
     m.set_current_tab(slint_tab(op.tab));
@@ -119,6 +158,10 @@ pub fn render(m: &Operator<'_>, op: &OperatorView, cache: &mut RenderCache) {
     m.set_today(op.today.as_str().into());
     m.set_total(op.total.as_str().into());
     m.set_recent(strings(&op.recent));
+    let (days, scale) = chart(&op.chart);
+    m.set_chart_days(ModelRc::new(VecModel::from(days)));
+    m.set_chart_scale(scale.into());
+    m.set_chart_products(strings(&op.chart_products));
     let credits: Vec<OpCreditRow> = op
         .credits
         .iter()
