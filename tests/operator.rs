@@ -302,3 +302,37 @@ async fn test_pour_prime_and_reverse_drive_the_pump_as_labelled() {
     );
     m.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_sales_tab_charts_today_s_poured_sale_and_its_product() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&cfg(dir.path(), ""));
+    m.wait_screen(Screen::Idle).await;
+    m.tap(0);
+    m.wait_screen(Screen::Payment).await;
+    m.sim().pay_latest().unwrap();
+    m.wait_screen(Screen::ThankYou).await;
+    m.wait_screen(Screen::Idle).await;
+    // A Mate left unpaid is no sale.
+    m.tap(1);
+    m.wait_screen(Screen::Payment).await;
+    m.send(Input::Cancel);
+    m.wait_screen(Screen::Idle).await;
+    login(&mut m).await;
+    m.send(Input::Operator(OpAction::Tab(OpTab::Sales)));
+    let v = m
+        .wait_for(Duration::from_secs(5), "the chart", |v| {
+            v.operator.as_ref().is_some_and(|o| !o.chart.is_empty())
+        })
+        .await;
+    let op = v.operator.unwrap();
+    assert_eq!(op.chart.len(), 14);
+    let today = op.chart.last().unwrap();
+    assert_eq!((today.count, today.msat), (1, 2_100_000));
+    assert_eq!(op.chart.iter().map(|d| d.count).sum::<u64>(), 1);
+    assert_eq!(
+        op.chart_products,
+        vec!["Cola: 1 sales, 2,100 sats".to_string()]
+    );
+    m.shutdown().await;
+}
