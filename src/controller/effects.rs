@@ -255,7 +255,7 @@ impl Controller {
             return;
         }
         tracing::info!(sale = %sale.id, invoice = %invoice_id, channel = %sale.product.channel, ms = sale.product.pour.as_millis() as u64, "payment recorded; pouring");
-        self.metrics.pump_started(Instant::now());
+        self.metrics.pump_started(&sale.id.0, Instant::now());
         let pump = self.pump.clone();
         let settings = self.settings.pour;
         self.pour_task = Some(tokio::spawn(async move {

@@ -270,7 +270,7 @@ impl Controller {
                     self.heartbeat.send_replace(Instant::now());
                     self.retry_unrecorded_pours();
                     self.check_clock();
-                    self.refresh_owed_metrics();
+                    self.refresh_served_metrics();
                 }
                 _ = sweep.tick() => self.sweep(),
             }

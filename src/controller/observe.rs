@@ -84,10 +84,14 @@ impl Controller {
         let mut owed_changed = false;
         for effect in effects {
             match effect {
-                Effect::BeginPour { credit: false, .. } => {
+                Effect::BeginPour {
+                    credit: false,
+                    sale,
+                    ..
+                } => {
                     let sats = before.amount.map_or(0, |a| a.as_msat() / 1000);
                     m.paid(product, sats, false);
-                    m.payment_seen(now);
+                    m.payment_seen(&sale.id.0, now);
                 }
                 Effect::BeginPour { credit: true, .. } => owed_changed = true,
                 Effect::AbandonInvoice { why, .. } => m.abandoned(product, *why),
@@ -123,8 +127,15 @@ impl Controller {
         }
     }
 
-    /// The owed credits and stock levels, from the ledger and the stock hook (also on every
-    /// heartbeat, for changes the operator made).
+    /// On every heartbeat, while a listener serves the metrics: changes to the owed credits
+    /// the vend cycle does not see (the operator's settle and refund).
+    pub(super) fn refresh_served_metrics(&self) {
+        if self.metrics.served() {
+            self.refresh_owed_metrics();
+        }
+    }
+
+    /// The owed credits and stock levels, from the ledger and the stock hook.
     pub(super) fn refresh_owed_metrics(&self) {
         if let Ok(Ok(owed)) = self.ledger.as_ref().map(|l| l.owed()) {
             let msat: u64 = owed.iter().map(|o| o.price_msat).sum();

@@ -10,7 +10,7 @@
 
 pub mod server;
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -120,8 +120,10 @@ pub struct Metrics {
     owed_sats: Gauge,
     stock: Family<ProductLabel, Gauge<f64, AtomicU64>>,
     pump_seconds: Family<ChannelLabel, Counter<f64, AtomicU64>>,
-    /// When the controller learnt of the payment now being poured.
-    paid_at: Mutex<Option<Instant>>,
+    /// The sale whose payment the controller learnt of, and when (for pay-to-pump).
+    paid_at: Mutex<Option<(String, Instant)>>,
+    /// Whether a listener serves these (else the periodic ledger look-ups are skipped).
+    served: AtomicBool,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -272,6 +274,7 @@ impl Metrics {
             stock,
             pump_seconds,
             paid_at: Mutex::new(None),
+            served: AtomicBool::new(false),
         }
     }
 
@@ -312,22 +315,35 @@ impl Metrics {
             .inc();
     }
 
-    /// The controller learnt of a payment at `at`; the next [`Metrics::pump_started`]
-    /// measures from there.
-    pub fn payment_seen(&self, at: Instant) {
-        *self.paid_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
+    /// A listener serves these metrics from now on.
+    pub fn set_served(&self) {
+        self.served.store(true, Ordering::Relaxed);
     }
 
-    /// The pump was started for the payment last seen.
-    pub fn pump_started(&self, now: Instant) {
-        if let Some(at) = self
+    /// Whether a listener serves these metrics.
+    pub fn served(&self) -> bool {
+        self.served.load(Ordering::Relaxed)
+    }
+
+    /// The controller learnt at `at` that `sale` is paid; its [`Metrics::pump_started`]
+    /// measures from there.
+    pub fn payment_seen(&self, sale: &str, at: Instant) {
+        *self.paid_at.lock().unwrap_or_else(|e| e.into_inner()) = Some((sale.to_string(), at));
+    }
+
+    /// The pump was started for `sale` (a credit pour, or a pour the ledger refused first,
+    /// measures nothing).
+    pub fn pump_started(&self, sale: &str, now: Instant) {
+        let seen = self
             .paid_at
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            self.pay_to_pump
-                .observe(now.saturating_duration_since(at).as_secs_f64());
+            .take();
+        if let Some((paid, at)) = seen {
+            if paid == sale {
+                self.pay_to_pump
+                    .observe(now.saturating_duration_since(at).as_secs_f64());
+            }
         }
     }
 

@@ -52,6 +52,7 @@ impl MetricsListener {
         socket.bind(addr).map_err(err)?;
         let listener = socket.listen(128).map_err(err)?;
         let bound = listener.local_addr().map_err(err)?;
+        metrics.set_served();
         let task = tokio::spawn(accept_loop(listener, metrics));
         tracing::info!(%bound, "serving /metrics");
         Ok(MetricsListener { bound, task })

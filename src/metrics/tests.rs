@@ -54,8 +54,10 @@ fn a_paid_poured_sale_counts_its_sats_latency_and_pump_time() {
     let m = metrics();
     let t0 = Instant::now();
     m.paid("Cola", 2100, false);
-    m.payment_seen(t0);
-    m.pump_started(t0 + Duration::from_millis(30));
+    m.payment_seen("S1", t0);
+    m.pump_started("S1", t0 + Duration::from_millis(30));
+    // A credit pour of another sale: no payment to measure from.
+    m.pump_started("S0", t0 + Duration::from_secs(60));
     m.pour_ended("Cola", "A", 4.0, true);
     m.paid("Cola", 2100, true);
     m.abandoned("Cola", Abandoned::Expired);
