@@ -5,6 +5,8 @@
 //! (./scripts/deps installs the package).
 
 mod common;
+#[path = "support/lnbits_server.rs"]
+mod lnbits_server;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -238,6 +240,29 @@ impl Headless {
     }
 }
 
+/// A real Prometheus scraping `127.0.0.1:<metrics_port>` every second as job `lnvend`,
+/// its data in `dir`; killed when the handle drops. Returns the handle and its API's URL.
+fn start_prometheus(dir: &Path, metrics_port: u16) -> (Killed, String) {
+    let prom_port = free_port();
+    let prom_cfg = dir.join("prometheus.yml");
+    std::fs::write(
+        &prom_cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: lnvend\n    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n"
+        ),
+    )
+    .unwrap();
+    let prometheus = Command::new("prometheus")
+        .arg(format!("--config.file={}", prom_cfg.display()))
+        .arg(format!("--storage.tsdb.path={}/tsdb", dir.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus (Debian package prometheus; ./scripts/deps installs it)");
+    (Killed(prometheus), format!("http://127.0.0.1:{prom_port}"))
+}
+
 /// Asks Prometheus for an instant query until it has exactly one series equal to `want`.
 async fn query_until(api: &str, query: &str, want: impl Fn(f64) -> bool, what: &str) -> f64 {
     let client = reqwest::Client::new();
@@ -314,25 +339,7 @@ listen = "127.0.0.1:{metrics_port}"
     sim.send("cancel");
     sim.wait_for("screen Idle");
 
-    let prom_port = free_port();
-    let prom_cfg = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &prom_cfg,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: lnvend\n    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n"
-        ),
-    )
-    .unwrap();
-    let prometheus = Command::new("prometheus")
-        .arg(format!("--config.file={}", prom_cfg.display()))
-        .arg(format!("--storage.tsdb.path={}/tsdb", dir.path().display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus (Debian package prometheus; ./scripts/deps installs it)");
-    let _prometheus = Killed(prometheus);
-    let api = format!("http://127.0.0.1:{prom_port}");
+    let (_prometheus, api) = start_prometheus(dir.path(), metrics_port);
 
     let eq = |want: f64| move |v: f64| v == want;
     query_until(&api, r#"up{job="lnvend"}"#, eq(1.0), "1").await;
@@ -426,4 +433,65 @@ listen = "127.0.0.1:{metrics_port}"
         "> 0",
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_sees_a_sale_paid_through_a_real_lnbits() {
+    let venv = lnbits_server::venv().unwrap_or_else(|| {
+        panic!("no LNbits virtualenv: run ./scripts/lnbits-venv (./scripts/test does it) or set LNBITS_VENV")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("lnbits");
+    std::fs::create_dir_all(&data).unwrap();
+    let lnbits = lnbits_server::Lnbits::start(&venv, &data, lnbits_server::free_port()).await;
+    let wallets = lnbits_server::set_up_wallets(&lnbits, 100_000).await;
+    let metrics_port = free_port();
+    let cfg = common::short_pour_config(
+        &dir.path().join("machine"),
+        &format!(
+            "{}\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
+            lnbits_server::backend_toml(&lnbits, &wallets)
+        ),
+    );
+    let step = Duration::from_secs(30);
+    let mut m = TestMachine::start(&cfg);
+    m.wait_screen_within(Screen::Idle, step).await;
+    m.tap(0);
+    let v = m.wait_screen_within(Screen::Payment, step).await;
+    let bolt11 = v
+        .payment_uri
+        .strip_prefix("LIGHTNING:")
+        .unwrap()
+        .to_ascii_lowercase();
+    let paid = lnbits_server::call(
+        reqwest::Client::new()
+            .post(format!("{}/api/v1/payments", lnbits.url()))
+            .header("X-Api-Key", &wallets.payer_adminkey)
+            .json(&serde_json::json!({"out": true, "bolt11": bolt11})),
+        "pay",
+    )
+    .await;
+    assert_eq!(paid["status"], "success", "{paid}");
+    m.wait_screen_within(Screen::ThankYou, step).await;
+
+    let (_prometheus, api) = start_prometheus(dir.path(), metrics_port);
+    let eq = |want: f64| move |v: f64| v == want;
+    for (query, want) in [
+        (r#"up{job="lnvend"}"#, 1.0),
+        (
+            r#"lnvend_build{backend="lnbits",machine_id="test-machine"}"#,
+            1.0,
+        ),
+        ("lnvend_backend_up", 1.0),
+        (r#"lnvend_sales_total{product="Cola",outcome="paid"}"#, 1.0),
+        (
+            r#"lnvend_pours_total{product="Cola",outcome="poured"}"#,
+            1.0,
+        ),
+        (r#"lnvend_received_sats_total{product="Cola"}"#, 2100.0),
+        ("lnvend_pay_to_pump_seconds_count", 1.0),
+    ] {
+        query_until(&api, query, eq(want), &want.to_string()).await;
+    }
+    m.shutdown().await;
 }

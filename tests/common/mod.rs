@@ -65,6 +65,8 @@ pub struct TestMachine {
     pub pump: Pump,
     /// What the machine's `/metrics` would show.
     pub metrics: Arc<lnvend::metrics::Metrics>,
+    /// Its `/metrics` listener, when the config has one (it stops when dropped).
+    _listener: Option<lnvend::metrics::server::MetricsListener>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -94,6 +96,7 @@ impl TestMachine {
             gpio: m.gpio.expect("mock gpio"),
             pump: m.pump,
             metrics,
+            _listener: m.metrics,
             stop: Some(stop),
             task: Some(task),
         }
