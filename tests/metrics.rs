@@ -114,6 +114,38 @@ async fn known_sales_show_in_the_metrics_by_product_and_outcome() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_credit_the_operator_settles_leaves_the_owed_gauges_while_served() {
+    let sim_toml = include_str!("../examples/sim.toml");
+    let pin = sim_toml
+        .lines()
+        .find(|l| l.starts_with("operator_pin_hash"))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("{pin}\n{}", common::config_text(dir.path(), ""));
+    let cfg = lnvend::config::Config::parse(&text, "t.toml", lnvend::config::Mode::Sim).unwrap();
+    let mut m = TestMachine::start(&cfg);
+    // As when a listener serves them.
+    m.metrics.set_served();
+    m.wait_screen(Screen::Idle).await;
+    let code = failed_pour(&mut m).await;
+    assert_eq!(sample(&m.metrics.encode(), "lnvend_owed_credits"), 1.0);
+    m.send(Input::OpenOperator);
+    m.wait_screen(Screen::Pin).await;
+    m.send(Input::OperatorPin("1234".into()));
+    m.wait_screen(Screen::Operator).await;
+    m.send(Input::Operator(lnvend::controller::OpAction::Settle(code)));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let text = m.metrics.encode();
+    assert_eq!(sample(&text, "lnvend_owed_credits"), 0.0);
+    assert_eq!(sample(&text, "lnvend_owed_sats"), 0.0);
+    assert_eq!(
+        sample(&text, r#"lnvend_state{state="service",reason=""}"#),
+        1.0
+    );
+    m.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_backend_down_shows_in_the_state_and_backend_series() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = TestMachine::start(&config(dir.path(), ""));

@@ -179,6 +179,7 @@ impl Controller {
                 .collect::<Vec<_>>(),
             settings.clock.unix(),
         ));
+        metrics.state(&state);
         let (view, _) = watch::channel(initial);
         Controller {
             settings,
