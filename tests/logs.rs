@@ -38,3 +38,73 @@ fn logs_to_a_pipe_carry_no_ansi_colours() {
     assert!(err.contains("transition"), "the log says little: {err}");
     assert!(!err.contains('\u{1b}'), "escape codes in a pipe: {err:?}");
 }
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use lnvend::controller::Screen;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::Layer;
+
+/// Every event's fields, by name, as journald would get them (upper-cased).
+#[derive(Clone, Default)]
+struct Fields(Arc<Mutex<Vec<HashMap<String, String>>>>);
+
+struct Visitor<'a>(&'a mut HashMap<String, String>);
+
+impl Visit for Visitor<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().to_ascii_uppercase(), format!("{value:?}"));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0
+            .insert(field.name().to_ascii_uppercase(), value.to_string());
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for Fields {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        let mut fields = HashMap::new();
+        event.record(&mut Visitor(&mut fields));
+        self.0.lock().unwrap().push(fields);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_transition_carries_the_sale_id_product_and_state_journald_filters_on() {
+    let fields = Fields::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(fields.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = common::TestMachine::start(&common::config(dir.path(), ""));
+    m.wait_screen(Screen::Idle).await;
+    m.tap(1);
+    m.wait_screen(Screen::Payment).await;
+    m.send(lnvend::controller::Input::Cancel);
+    m.wait_screen(Screen::Idle).await;
+    m.shutdown().await;
+    let events = fields.0.lock().unwrap().clone();
+    let transitions: Vec<&HashMap<String, String>> = events
+        .iter()
+        .filter(|f| f.get("MESSAGE").map(String::as_str) == Some("transition"))
+        .collect();
+    let sale = transitions
+        .iter()
+        .find_map(|f| (f["STATE"] == "AwaitingPayment").then(|| f["SALE_ID"].clone()))
+        .expect("a transition to the payment screen");
+    assert!(sale.starts_with('S'), "{sale}");
+    // Every step of this sale, back to idle included, is found by its SALE_ID.
+    let of_sale: Vec<&str> = transitions
+        .iter()
+        .filter(|f| f["SALE_ID"] == sale)
+        .map(|f| {
+            assert_eq!(f["PRODUCT"], "Mate");
+            f["STATE"].as_str()
+        })
+        .collect();
+    assert_eq!(of_sale, ["CreatingInvoice", "AwaitingPayment", "Idle"]);
+}
