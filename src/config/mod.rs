@@ -18,6 +18,7 @@ use crate::pump::{BridgePins, PourSettings};
 use crate::secret::Secret;
 
 mod backend;
+pub mod flow;
 mod gpio;
 mod locate;
 mod products;
