@@ -247,4 +247,97 @@ mod tests {
         assert_eq!(f.ml_of(135), 300);
         assert_eq!(f.ml_of(45), 100);
     }
+
+    use crate::config::{Config, Mode};
+
+    const BASE: &str = r#"
+[[product]]
+name = "Cola"
+price_sat = 2100
+pour_ms = 20000
+volume_ml = 300
+tank_ml = 10000
+low_stock_ml = 1000
+
+[gpio]
+backend = "mock"
+
+[gpio.channel_a]
+in1 = 23
+in2 = 24
+ena = 18
+
+[gpio.channel_a.flow]
+pin = 17
+pulses_per_litre = 465.5
+"#;
+
+    #[test]
+    fn a_product_poured_by_volume_loads_with_its_sensor() {
+        let c = Config::parse(BASE, "t.toml", Mode::Sim).unwrap();
+        let p = &c.product_specs()[0];
+        assert_eq!(p.volume_ml, Some(300));
+        assert_eq!(p.tank_ml, Some(10_000));
+        let f = sensor(&c.gpio, Channel::A).unwrap();
+        assert_eq!(f.pulses_per_litre, 465.5);
+        assert_eq!(f.pull, Pull::Up);
+        assert_eq!(f.no_flow_ms, 1500);
+        // check-config prints it, and the printed file loads the same again.
+        let printed = c.to_redacted_toml();
+        assert_eq!(Config::parse(&printed, "t", Mode::Sim).unwrap(), c);
+    }
+
+    #[test]
+    fn volume_without_a_flow_sensor_is_refused_at_its_line() {
+        let text = BASE.replace("[gpio.channel_a.flow]\npin = 17\npulses_per_litre = 465.5\n", "");
+        let e = Config::parse(&text, "t.toml", Mode::Sim).unwrap_err();
+        assert_eq!(e.field, "product[0].volume_ml");
+        assert_eq!(e.line, 6, "{e}");
+        assert!(e.message.contains("[gpio.channel_a.flow]"), "{e}");
+    }
+
+    #[test]
+    fn a_sensor_on_an_output_pin_or_off_the_header_is_refused() {
+        let e = Config::parse(&BASE.replace("pin = 17", "pin = 18"), "t.toml", Mode::Sim)
+            .unwrap_err();
+        assert_eq!(e.field, "gpio.channel_a.flow.pin");
+        assert!(e.message.contains("gpio.channel_a.ena"), "{e}");
+        let e = Config::parse(&BASE.replace("pin = 17", "pin = 40"), "t.toml", Mode::Sim)
+            .unwrap_err();
+        assert_eq!(e.field, "gpio.channel_a.flow.pin");
+        let e = Config::parse(&BASE.replace("465.5", "2"), "t.toml", Mode::Sim).unwrap_err();
+        assert_eq!(e.field, "gpio.channel_a.flow.pulses_per_litre");
+        let e = Config::parse(
+            &BASE.replace("pin = 17", "pin = 17\npull = \"sideways\""),
+            "t.toml",
+            Mode::Sim,
+        )
+        .unwrap_err();
+        assert!(e.field.contains("pull"), "{e}");
+    }
+
+    #[test]
+    fn stock_keys_need_a_tank_and_fit_in_it() {
+        let e = Config::parse(
+            &BASE.replace("low_stock_ml = 1000", "stock_ml = 20000"),
+            "t.toml",
+            Mode::Sim,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "product[0].stock_ml");
+        let e = Config::parse(
+            &BASE.replace("tank_ml = 10000\n", ""),
+            "t.toml",
+            Mode::Sim,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "product[0].low_stock_ml");
+        // A timed product keeps stock only with the ml one pour gives.
+        let timed = BASE.replace("volume_ml = 300", "channel = \"A\"");
+        let e = Config::parse(&timed, "t.toml", Mode::Sim).unwrap_err();
+        assert_eq!(e.field, "product[0].tank_ml");
+        let timed = BASE.replace("volume_ml = 300", "timed_pour_ml = 250");
+        let c = Config::parse(&timed, "t.toml", Mode::Sim).unwrap();
+        assert_eq!(c.product_specs()[0].timed_pour_ml, Some(250));
+    }
 }
