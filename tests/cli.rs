@@ -81,6 +81,8 @@ fn sales_lists_every_sale_and_the_owed_credits() {
                     pour: std::time::Duration::from_secs(1),
                     channel: Channel::A,
                     sat_bounds: None,
+                    volume_ml: None,
+                    sold_out: false,
                 },
             };
             let inv = Invoice {

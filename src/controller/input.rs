@@ -33,6 +33,13 @@ pub enum Input {
         invoice_id: InvoiceId,
         received: Msat,
     },
+    /// A pour put `ml` of product `index` into the cup (sent before its `PourFinished` or
+    /// short `PourFailed`).
+    PouredMl {
+        sale_id: SaleId,
+        index: usize,
+        ml: u32,
+    },
     Event(Event),
 }
 
@@ -66,6 +73,10 @@ pub enum OpAction {
     /// Run the pump backwards briefly (clean the line).
     Reverse {
         channel: Channel,
+    },
+    /// The tank of product `index` was refilled: its stock is the tank's size again.
+    Refill {
+        index: usize,
     },
     Settle(String),
     Refund(String),

@@ -14,6 +14,7 @@
 //! invoice rate limit and the public credit offers, on the monotonic clock).
 
 mod effects;
+mod flow;
 pub mod input;
 pub mod late;
 pub mod limits;
@@ -22,6 +23,7 @@ mod startup;
 mod tasks;
 pub mod view;
 
+pub use flow::{FlowChannel, StockSpec};
 pub use input::*;
 pub use view::*;
 
@@ -76,6 +78,10 @@ pub struct Settings {
     pub version: String,
     /// The wall and monotonic clocks, and whether the wall clock may be trusted.
     pub clock: Arc<dyn Clock>,
+    /// The flow sensors, by channel (none: every pour is timed).
+    pub flow: Vec<FlowChannel>,
+    /// Stock keeping per product, by index.
+    pub stock: Vec<StockSpec>,
 }
 
 /// The most invoices watched live at once. Beyond it the oldest abandoned invoice's watch
@@ -142,6 +148,10 @@ pub struct Controller {
     fault_refund: Option<(SaleId, Option<Result<String, String>>)>,
     /// The payment request ran out: the idle screen says so until then.
     expired_notice: Option<Instant>,
+    /// Products that cannot be sold now (stock used up, tank found dry), by index.
+    sold_out: std::collections::BTreeSet<usize>,
+    /// The stock left of every product that keeps one, by index.
+    stock_ml: HashMap<usize, u32>,
 }
 
 /// How often the controller loop proves it is alive (see [`Controller::heartbeat`]).
@@ -200,6 +210,8 @@ impl Controller {
             op_pump: None,
             fault_refund: None,
             expired_notice: None,
+            sold_out: std::collections::BTreeSet::new(),
+            stock_ml: HashMap::new(),
         }
     }
     /// Updated by the controller loop itself every [`HEARTBEAT`]: a value that stops moving
@@ -396,7 +408,7 @@ impl Controller {
                     let now = Instant::now();
                     let turn = self.invoices.ready_at(now);
                     Event::ProductTapped {
-                        product,
+                        product: self.with_stock(product),
                         sale_id: self.new_sale_id(),
                         give_up_at: turn + self.settings.request_timeout,
                     }
@@ -446,6 +458,11 @@ impl Controller {
             }
             Input::RefundDone { sale_id, result } => {
                 self.refund_done(sale_id, result);
+                self.publish();
+                return;
+            }
+            Input::PouredMl { sale_id, index, ml } => {
+                self.poured_ml(&sale_id, index, ml);
                 self.publish();
                 return;
             }

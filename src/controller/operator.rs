@@ -21,7 +21,7 @@ impl Controller {
             .idle_credits()
             .into_iter()
             .find(|c| c.sale_id == sale_id)?;
-        let product = self.product_named(&tile.product)?.clone();
+        let product = self.with_stock(self.product_named(&tile.product)?.clone());
         let id = SaleId(tile.sale_id);
         let invoice_id = self.ledger.as_ref().ok()?.invoice_of(&id).ok()??;
         tracing::info!(sale = %id, "customer tapped an owed credit");
@@ -184,6 +184,10 @@ impl Controller {
                 });
                 None
             }
+            OpAction::Refill { index } => {
+                self.refill(index);
+                None
+            }
             OpAction::Settle(id) => {
                 if let Ok(l) = &mut self.ledger {
                     match l.mark_settled(&SaleId(id.clone())) {
@@ -288,7 +292,12 @@ impl Controller {
         let State::Fault { sale, failure, .. } = &self.state else {
             return;
         };
-        let refundable = matches!(failure, PourFailure::Pump(_) | PourFailure::Ledger(_));
+        // A short pour's refund would be the whole price for part of a drink: the operator
+        // settles it instead.
+        let refundable = matches!(
+            failure,
+            PourFailure::Pump(_) | PourFailure::Ledger(_) | PourFailure::NoFlow(_)
+        );
         let started = self
             .fault_refund
             .as_ref()
@@ -369,7 +378,11 @@ impl Controller {
             .map(|p| OpProduct {
                 name: p.name.clone(),
                 price: p.price.display(),
-                pour: format!("{:.2} s", p.pour.as_secs_f64()),
+                pour: match p.volume_ml {
+                    Some(ml) => format!("{ml} ml (≤ {:.1} s)", p.pour.as_secs_f64()),
+                    None => format!("{:.2} s", p.pour.as_secs_f64()),
+                },
+                stock: self.stock_text(p.index),
             })
             .collect();
         if let Ok(l) = &self.ledger {

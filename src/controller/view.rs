@@ -49,6 +49,8 @@ pub struct OpProduct {
     pub name: String,
     pub price: String,
     pub pour: String,
+    /// "4200 of 10000 ml", "SOLD OUT"…; empty when no stock is kept.
+    pub stock: String,
 }
 
 /// One owed credit in the operator menu.
@@ -80,6 +82,8 @@ pub struct OperatorView {
 pub struct Tile {
     pub name: String,
     pub price: String,
+    /// Shown greyed as "sold out"; a tap on it is refused.
+    pub sold_out: bool,
 }
 
 /// What the UI shows; a pure function of the state and the clock.
@@ -128,6 +132,9 @@ impl Controller {
     }
     pub(super) fn make_view(&mut self, now: Instant) -> View {
         let mut v = idle_view(&self.settings);
+        for (i, t) in v.tiles.iter_mut().enumerate() {
+            t.sold_out = self.is_sold_out(i);
+        }
         if let Some(msg) = &self.pin_prompt {
             v.screen = Screen::Pin;
             v.pin_message = msg.clone();
@@ -201,7 +208,10 @@ impl Controller {
                 v.code = sale.id.0.clone();
                 v.seconds_left = until.saturating_duration_since(now).as_secs();
                 v.fault_refund = self.settings.fault_refund
-                    && matches!(failure, PourFailure::Pump(_) | PourFailure::Ledger(_));
+                    && matches!(
+                        failure,
+                        PourFailure::Pump(_) | PourFailure::Ledger(_) | PourFailure::NoFlow(_)
+                    );
                 if let Some((id, Some(result))) = &self.fault_refund {
                     if *id == sale.id {
                         match result {
@@ -225,6 +235,15 @@ impl Controller {
                     PourFailure::Pump(_) | PourFailure::Ledger(_) => {
                         "Your payment is recorded, but the drink could not be poured.".into()
                     }
+                    PourFailure::NoFlow(_) => {
+                        "This drink just ran out. Your payment is recorded as a credit.".into()
+                    }
+                    PourFailure::Short {
+                        poured_ml,
+                        target_ml,
+                    } => format!(
+                        "Only {poured_ml} of {target_ml} ml could be poured. The rest is recorded as a credit."
+                    ),
                 };
             }
         }
@@ -287,6 +306,7 @@ pub(super) fn idle_view(settings: &Settings) -> View {
             .map(|p| Tile {
                 name: p.name.clone(),
                 price: p.price.display(),
+                sold_out: false,
             })
             .collect(),
         product: String::new(),

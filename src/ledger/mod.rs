@@ -10,8 +10,10 @@
 mod reports;
 pub mod schema;
 mod state;
+mod stock;
 
 pub use state::{SaleState, UnknownSaleState};
+pub use stock::{Stock, StockMove};
 
 use std::path::Path;
 
@@ -570,6 +572,8 @@ mod tests {
                     pour: Duration::from_secs(4),
                     channel: Channel::A,
                     sat_bounds: None,
+                    volume_ml: None,
+                    sold_out: false,
                 },
             },
             Invoice {

@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use super::LedgerError;
 
 /// The version this binary writes.
-pub const LATEST: u32 = 2;
+pub const LATEST: u32 = 3;
 
 /// Version 1: the schema before versioning, unchanged (a file of that time is exactly this).
 const V1: &str = "
@@ -59,8 +59,33 @@ CREATE TABLE meta (
 CREATE INDEX IF NOT EXISTS transitions_by_sale ON transitions(sale_id);
 ";
 
+/// Version 3 (pouring by volume):
+/// * `sales.poured_ml` is what the flow sensor measured (or a timed pour's configured ml);
+///   `sales.owed_ml` is the undelivered share of a short pour, which its credit pours.
+/// * `stock` keeps each product's stock in ml; `stock_moves` has one timestamped row per
+///   change (the first count, every pour, a tank found dry, every refill).
+const V3: &str = "
+ALTER TABLE sales ADD COLUMN poured_ml INTEGER;
+ALTER TABLE sales ADD COLUMN owed_ml INTEGER;
+CREATE TABLE stock (
+    product TEXT PRIMARY KEY,
+    ml INTEGER NOT NULL,
+    tank_ml INTEGER NOT NULL,
+    updated_us INTEGER NOT NULL
+);
+CREATE TABLE stock_moves (
+    product TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    delta_ml INTEGER NOT NULL,
+    stock_ml INTEGER NOT NULL,
+    sale_id TEXT,
+    at_us INTEGER NOT NULL
+);
+CREATE INDEX stock_moves_by_product ON stock_moves(product, at_us);
+";
+
 /// The migrations, in order: `MIGRATIONS[i]` takes version `i + 1` to `i + 2`.
-const MIGRATIONS: [&str; 1] = [V2];
+const MIGRATIONS: [&str; 2] = [V2, V3];
 
 fn user_version(conn: &Connection) -> Result<u32, LedgerError> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get::<_, u32>(0))?)
@@ -106,6 +131,32 @@ mod tests {
         assert_eq!(user_version(&c).unwrap(), LATEST);
         // Running it again is a no-op.
         assert_eq!(migrate(&mut c).unwrap(), LATEST);
+    }
+
+    #[test]
+    fn v3_keeps_every_sale_and_adds_stock_with_empty_ml() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch(V1).unwrap();
+        c.execute_batch(V2).unwrap();
+        c.pragma_update(None, "user_version", 2).unwrap();
+        c.execute(
+            "INSERT INTO sales (id, product, price_msat, backend, invoice_id, payment_hash, bolt11, expires_at, state, created_us)
+             VALUES ('S1-0001', 'Cola', 2100000, 'sim', 'i1', 'h', 'b', 0, 'poured', 1)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut c).unwrap(), 2);
+        assert_eq!(user_version(&c).unwrap(), 3);
+        let (product, ml): (String, Option<i64>) = c
+            .query_row("SELECT product, poured_ml FROM sales", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((product.as_str(), ml), ("Cola", None));
+        let stock: i64 = c
+            .query_row("SELECT COUNT(*) FROM stock", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stock, 0);
     }
 
     #[test]

@@ -113,8 +113,18 @@ impl FlowSensor for PulseCounter {
 /// A flow sensor on a Pi input through rppal: edges arrive on rppal's interrupt thread,
 /// which feeds the counter. Dropping it stops that thread.
 pub struct RppalFlow {
-    _pin: rppal::gpio::InputPin,
+    _pin: std::sync::Mutex<rppal::gpio::InputPin>,
     counter: PulseCounter,
+}
+
+impl FlowSensor for RppalFlow {
+    fn pulses(&self) -> u64 {
+        self.counter.pulses()
+    }
+
+    fn pulsed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.counter.pulsed()
+    }
 }
 
 impl RppalFlow {
@@ -145,7 +155,7 @@ impl RppalFlow {
             )
             .map_err(rppal_err(format!("cannot watch BCM {pin} for flow pulses")))?;
         Ok(RppalFlow {
-            _pin: input,
+            _pin: std::sync::Mutex::new(input),
             counter,
         })
     }

@@ -14,6 +14,8 @@ fn product() -> Product {
         pour: Duration::from_millis(4000),
         channel: Channel::A,
         sat_bounds: None,
+        volume_ml: None,
+        sold_out: false,
     }
 }
 
