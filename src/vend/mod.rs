@@ -16,6 +16,8 @@ use crate::pump::Channel;
 
 mod step;
 #[cfg(test)]
+mod flow_tests;
+#[cfg(test)]
 mod tests;
 
 pub use step::step;

@@ -63,6 +63,8 @@ pub struct TestMachine {
     sim: Option<Arc<SimBackend>>,
     pub gpio: MockGpio,
     pub pump: Pump,
+    /// The simulated flow sensors (products poured by volume).
+    pub flows: Vec<lnvend::pump::flow_mock::MockFlow>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -90,6 +92,7 @@ impl TestMachine {
             sim: m.sim,
             gpio: m.gpio.expect("mock gpio"),
             pump: m.pump,
+            flows: m.flows,
             stop: Some(stop),
             task: Some(task),
         }
