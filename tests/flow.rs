@@ -10,6 +10,7 @@ use common::{on_time, TestMachine, ENA};
 use lnvend::config::{Config, Mode};
 use lnvend::controller::{Input, OpAction, Screen, View};
 use lnvend::ledger::Ledger;
+use lnvend::pump::Channel;
 use lnvend::vend::SaleId;
 
 const SENSOR: u8 = 17;
@@ -64,6 +65,18 @@ async fn buy(m: &mut TestMachine, product: usize) {
     m.wait_screen(Screen::Payment).await;
     m.sim().pay_latest().unwrap();
     m.wait_screen(Screen::Pouring).await;
+}
+
+async fn login(m: &mut TestMachine) -> View {
+    m.send(Input::OpenOperator);
+    m.wait_screen(Screen::Pin).await;
+    // The simulator's PIN (examples/sim.toml holds its hash).
+    m.send(Input::OperatorPin("1234".into()));
+    m.wait_screen(Screen::Operator).await
+}
+
+fn op_message(v: &View) -> String {
+    v.operator.as_ref().map(|o| o.message.clone()).unwrap_or_default()
 }
 
 fn sold_out(v: &View, i: usize) -> bool {
@@ -199,11 +212,7 @@ async fn stock_counts_down_sold_out_blocks_the_tap_and_refill_brings_it_back() {
     assert_eq!(m.screen(), Screen::Idle);
     assert_eq!(m.sim().invoices_created(), before, "no invoice for a sold-out drink");
     // The operator refills the tank.
-    m.send(Input::OpenOperator);
-    m.wait_screen(Screen::Pin).await;
-    // The simulator's PIN (examples/sim.toml holds its hash).
-    m.send(Input::OperatorPin("1234".into()));
-    let menu = m.wait_screen(Screen::Operator).await;
+    let menu = login(&mut m).await;
     assert_eq!(menu.operator.unwrap().products[0].stock, "SOLD OUT (100 of 700 ml)");
     m.send(Input::Operator(OpAction::Refill { index: 0 }));
     let v = m
@@ -241,5 +250,90 @@ async fn a_product_without_a_sensor_keeps_its_timed_pour() {
     m.wait_screen(Screen::ThankYou).await;
     let (ran, _) = on_time(&m.gpio, ENA);
     assert_eq!(ran, Duration::from_secs(3));
+    m.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn calibration_from_a_measured_jug_is_computed_saved_and_used_for_the_next_pours() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 10_000, 25.0, 20_000);
+    let mut m = TestMachine::start(&cfg);
+    login(&mut m).await;
+    m.send(Input::Operator(OpAction::CalibratePour {
+        channel: Channel::A,
+    }));
+    let v = m
+        .wait_for(Duration::from_secs(30), "the calibration pour", |v| {
+            op_message(v).starts_with("Counted")
+        })
+        .await;
+    // 200 ml at the configured 450 pulses per litre.
+    assert!(op_message(&v).contains("Counted 90 pulses"), "{}", op_message(&v));
+    assert_eq!(v.operator.unwrap().calibrating, Some(Channel::A));
+    assert_eq!(m.gpio.edge_count(SENSOR), 90);
+    // The jug shows 180 ml: this sensor gives 500 pulses per litre.
+    m.send(Input::Operator(OpAction::Calibrate {
+        channel: Channel::A,
+        measured_ml: 180,
+    }));
+    let v = m
+        .wait_for(Duration::from_secs(5), "the new calibration", |v| {
+            op_message(v).contains("pulses per litre")
+        })
+        .await;
+    assert!(
+        op_message(&v).contains("500.0 pulses per litre (was 450.0)"),
+        "{}",
+        op_message(&v)
+    );
+    assert_eq!(v.operator.as_ref().unwrap().calibrating, None);
+    assert!(v.operator.unwrap().flow[0].text.contains("500.0 pulses per litre"));
+    m.send(Input::Operator(OpAction::Exit));
+    m.wait_screen(Screen::Idle).await;
+    // 300 ml is now 150 pulses.
+    buy(&mut m, 0).await;
+    m.wait_screen(Screen::ThankYou).await;
+    assert_eq!(m.gpio.edge_count(SENSOR), 90 + 150);
+    m.shutdown().await;
+    // And after a restart, from the saved override.
+    let mut m = TestMachine::start(&cfg);
+    buy(&mut m, 0).await;
+    m.wait_screen(Screen::ThankYou).await;
+    assert_eq!(m.gpio.edge_count(SENSOR), 150);
+    m.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_keypad_typo_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&config(dir.path(), 10_000, 25.0, 20_000));
+    login(&mut m).await;
+    // No calibration pour yet.
+    m.send(Input::Operator(OpAction::Calibrate {
+        channel: Channel::A,
+        measured_ml: 200,
+    }));
+    m.wait_for(Duration::from_secs(5), "a refusal", |v| {
+        op_message(v).contains("first")
+    })
+    .await;
+    m.send(Input::Operator(OpAction::CalibratePour {
+        channel: Channel::A,
+    }));
+    m.wait_for(Duration::from_secs(30), "the pour", |v| {
+        op_message(v).starts_with("Counted")
+    })
+    .await;
+    // 90 pulses for 20 l is no sensor's figure (4.5 pulses per litre).
+    m.send(Input::Operator(OpAction::Calibrate {
+        channel: Channel::A,
+        measured_ml: 20_000,
+    }));
+    let v = m
+        .wait_for(Duration::from_secs(5), "a refusal", |v| {
+            op_message(v).contains("no flow sensor's figure")
+        })
+        .await;
+    assert!(v.operator.unwrap().flow[0].text.contains("450.0 pulses per litre"));
     m.shutdown().await;
 }

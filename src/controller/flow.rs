@@ -277,3 +277,152 @@ impl Controller {
         }
     }
 }
+
+/// What the calibration pour pours, by the channel's current calibration: enough for a
+/// kitchen measuring jug to read to about 1 %.
+pub const CALIBRATION_ML: u32 = 200;
+
+impl Controller {
+    /// "Calibrate": pours about [`CALIBRATION_ML`] into a jug and keeps the pulses counted.
+    pub(super) fn calibration_pour(&mut self, channel: Channel) {
+        let Some(flow) = self.flow_of(channel).cloned() else {
+            self.op.message = format!("Channel {channel} has no flow sensor.");
+            return;
+        };
+        let target = VolumeTarget {
+            pulses: flow.config.pulses_for(CALIBRATION_ML),
+            no_flow: Duration::from_millis(flow.config.no_flow_ms),
+            floor_pulses: floor_pulses(&flow.config),
+            limit: self.settings.max_pour,
+        };
+        self.op.calibration = None;
+        self.op.message = format!(
+            "Calibrating channel {channel}: pouring about {CALIBRATION_ML} ml into a measuring jug…"
+        );
+        let (pump, settings, tx) = (self.pump.clone(), self.settings.pour, self.tx.clone());
+        self.run_op_pump(async move {
+            let r = pour_volume(&pump, channel, flow.sensor.as_ref(), target, settings).await;
+            let pulses = match r {
+                Ok(VolumeOutcome::Reached { pulses } | VolumeOutcome::Short { pulses }) => {
+                    Ok(pulses)
+                }
+                Ok(VolumeOutcome::NoFlow { .. }) => {
+                    Err("no flow: fill the tank and prime the line first".to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = tx.send(Input::CalibrationPoured { channel, pulses });
+        });
+    }
+
+    pub(super) fn calibration_poured(&mut self, channel: Channel, pulses: Result<u64, String>) {
+        if self.state != State::Service {
+            return;
+        }
+        match pulses {
+            Ok(0) | Err(_) => {
+                self.op.calibration = None;
+                self.op.message = format!(
+                    "Calibration of channel {channel} failed: {}",
+                    pulses.err().unwrap_or_else(|| "no pulse counted".into())
+                );
+            }
+            Ok(n) => {
+                self.op.calibration = Some((channel, n));
+                self.op.message =
+                    format!("Counted {n} pulses. Read the jug and enter the ml it holds.");
+            }
+        }
+    }
+
+    /// The measured ml of the calibration pour: the new pulses per litre, in use and saved.
+    pub(super) fn calibrate(&mut self, channel: Channel, measured_ml: u32) {
+        let Some((poured_on, pulses)) = self.op.calibration else {
+            self.op.message = "Pour the calibration amount first.".into();
+            return;
+        };
+        if poured_on != channel {
+            self.op.message = format!("The calibration pour was on channel {poured_on}.");
+            return;
+        }
+        let Some(ppl) = crate::config::flow::calibrate(pulses, measured_ml) else {
+            self.op.message = format!(
+                "{pulses} pulses for {measured_ml} ml is no flow sensor's figure; pour again."
+            );
+            return;
+        };
+        let Some(flow) = self.settings.flow.iter_mut().find(|f| f.channel == channel) else {
+            return;
+        };
+        let old = flow.config.pulses_per_litre;
+        flow.config.pulses_per_litre = ppl;
+        self.op.calibration = None;
+        let saved = match &self.settings.overrides_path {
+            Some(path) => crate::operator::load_overrides(path)
+                .and_then(|mut o| {
+                    o.flow.retain(|f| f.channel != channel);
+                    o.flow.push(crate::operator::FlowOverride {
+                        channel,
+                        pulses_per_litre: ppl,
+                    });
+                    crate::operator::save_overrides(path, &o)
+                })
+                .map_err(|e| e.to_string()),
+            None => Ok(()),
+        };
+        tracing::info!(%channel, pulses, measured_ml, old, new = ppl, "flow sensor calibrated");
+        self.op.message = match saved {
+            Ok(()) => format!(
+                "Channel {channel}: {ppl:.1} pulses per litre (was {old:.1}). Saved and in use."
+            ),
+            Err(e) => format!("Channel {channel}: {ppl:.1} pulses per litre, in use but NOT saved: {e}"),
+        };
+    }
+
+    /// The calibrations already in the overrides file, kept when the products are saved.
+    pub(super) fn saved_flow_overrides(&self) -> Vec<crate::operator::FlowOverride> {
+        self.settings
+            .overrides_path
+            .as_deref()
+            .and_then(|p| crate::operator::load_overrides(p).ok())
+            .map(|o| o.flow)
+            .unwrap_or_default()
+    }
+
+    /// The operator menu's flow lines: each sensor's calibration and its live pulse rate
+    /// (the dry-run test: prime the pump and watch it).
+    pub(super) fn flow_lines(&mut self) -> Vec<OpFlow> {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for f in &self.settings.flow {
+            let pulses = f.sensor.pulses();
+            let rate = match self.flow_rate.get(&f.channel).copied() {
+                Some((at, _, rate)) if now.duration_since(at) < FLOW_RATE_EVERY => rate,
+                Some((at, before, _)) => {
+                    let dt = now.duration_since(at).as_secs_f64();
+                    let r = pulses.saturating_sub(before) as f64 / dt;
+                    self.flow_rate.insert(f.channel, (now, pulses, r));
+                    r
+                }
+                None => {
+                    self.flow_rate.insert(f.channel, (now, pulses, 0.0));
+                    0.0
+                }
+            };
+            out.push(OpFlow {
+                channel: f.channel,
+                text: format!(
+                    "Channel {}: {:.1} pulses per litre; now {:.1} pulses/s ({:.0} ml/s)",
+                    f.channel,
+                    f.config.pulses_per_litre,
+                    rate,
+                    rate * 1000.0 / f.config.pulses_per_litre
+                ),
+            });
+        }
+        out
+    }
+}
+
+/// How often the live pulse rate is recomputed.
+const FLOW_RATE_EVERY: Duration = Duration::from_millis(500);

@@ -40,6 +40,11 @@ pub enum Input {
         index: usize,
         ml: u32,
     },
+    /// The operator's calibration pour ended: the pulses it counted, or why it failed.
+    CalibrationPoured {
+        channel: Channel,
+        pulses: Result<u64, String>,
+    },
     Event(Event),
 }
 
@@ -77,6 +82,16 @@ pub enum OpAction {
     /// The tank of product `index` was refilled: its stock is the tank's size again.
     Refill {
         index: usize,
+    },
+    /// Pour about [`CALIBRATION_ML`] on the channel's current calibration, into a jug.
+    CalibratePour {
+        channel: Channel,
+    },
+    /// The jug holds `measured_ml` after the calibration pour: compute and save the
+    /// channel's pulses per litre.
+    Calibrate {
+        channel: Channel,
+        measured_ml: u32,
     },
     Settle(String),
     Refund(String),

@@ -23,7 +23,7 @@ mod startup;
 mod tasks;
 pub mod view;
 
-pub use flow::{FlowChannel, StockSpec};
+pub use flow::{FlowChannel, StockSpec, CALIBRATION_ML};
 pub use input::*;
 pub use view::*;
 
@@ -152,6 +152,8 @@ pub struct Controller {
     sold_out: std::collections::BTreeSet<usize>,
     /// The stock left of every product that keeps one, by index.
     stock_ml: HashMap<usize, u32>,
+    /// Each flow sensor's last rate sample (when, pulses, pulses per second).
+    flow_rate: HashMap<Channel, (Instant, u64, f64)>,
 }
 
 /// How often the controller loop proves it is alive (see [`Controller::heartbeat`]).
@@ -212,6 +214,7 @@ impl Controller {
             expired_notice: None,
             sold_out: std::collections::BTreeSet::new(),
             stock_ml: HashMap::new(),
+            flow_rate: HashMap::new(),
         }
     }
     /// Updated by the controller loop itself every [`HEARTBEAT`]: a value that stops moving
@@ -331,6 +334,13 @@ impl Controller {
                     .min()
                     .map_or(now + Duration::from_secs(30), |e| e.max(now)),
             ),
+            // The live pulse rate of the dry-run test, while an operator pump run goes.
+            State::Service
+                if !self.settings.flow.is_empty()
+                    && self.op_pump.as_ref().is_some_and(|t| !t.is_finished()) =>
+            {
+                Some(now + Duration::from_millis(500))
+            }
             State::CreatingInvoice { .. }
             | State::ThankYou { .. }
             | State::OutOfService { .. }
@@ -458,6 +468,11 @@ impl Controller {
             }
             Input::RefundDone { sale_id, result } => {
                 self.refund_done(sale_id, result);
+                self.publish();
+                return;
+            }
+            Input::CalibrationPoured { channel, pulses } => {
+                self.calibration_poured(channel, pulses);
                 self.publish();
                 return;
             }

@@ -12,6 +12,8 @@ pub(super) struct OpState {
     pub(super) unsaved: bool,
     pub(super) message: String,
     pub(super) refund: Option<(Option<String>, String)>,
+    /// A calibration pour's count, waiting for the measured ml.
+    pub(super) calibration: Option<(Channel, u64)>,
 }
 
 impl Controller {
@@ -188,6 +190,17 @@ impl Controller {
                 self.refill(index);
                 None
             }
+            OpAction::CalibratePour { channel } => {
+                self.calibration_pour(channel);
+                None
+            }
+            OpAction::Calibrate {
+                channel,
+                measured_ml,
+            } => {
+                self.calibrate(channel, measured_ml);
+                None
+            }
             OpAction::Settle(id) => {
                 if let Ok(l) = &mut self.ledger {
                     match l.mark_settled(&SaleId(id.clone())) {
@@ -242,6 +255,7 @@ impl Controller {
                     pour_ms: p.pour.as_millis() as u64,
                 })
                 .collect(),
+            flow: self.saved_flow_overrides(),
         };
         let saved = match &self.settings.overrides_path {
             Some(path) => {
@@ -369,8 +383,10 @@ impl Controller {
             tab: self.op.tab,
             unsaved: self.op.unsaved,
             message: self.op.message.clone(),
+            calibrating: self.op.calibration.map(|(c, _)| c),
             ..OperatorView::default()
         };
+        v.flow = self.flow_lines();
         v.products = self
             .op
             .draft

@@ -53,6 +53,13 @@ pub struct OpProduct {
     pub stock: String,
 }
 
+/// A flow sensor in the operator menu: its calibration and live pulse rate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpFlow {
+    pub channel: Channel,
+    pub text: String,
+}
+
 /// One owed credit in the operator menu.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpCredit {
@@ -75,6 +82,10 @@ pub struct OperatorView {
     /// A refund to show: a QR of the claim link, or a receipt code to refund by hand.
     pub refund_qr: Option<Arc<QrBitmap>>,
     pub refund_text: String,
+    /// The flow sensors (the Stock tab).
+    pub flow: Vec<OpFlow>,
+    /// A calibration pour on this channel waits for the jug's ml (the keypad is up).
+    pub calibrating: Option<Channel>,
 }
 
 /// A product tile.
