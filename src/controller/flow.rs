@@ -337,6 +337,11 @@ impl Controller {
 
     /// The measured ml of the calibration pour: the new pulses per litre, in use and saved.
     pub(super) fn calibrate(&mut self, channel: Channel, measured_ml: u32) {
+        if measured_ml == 0 {
+            self.op.calibration = None;
+            self.op.message = "Calibration cancelled; nothing changed.".into();
+            return;
+        }
         let Some((poured_on, pulses)) = self.op.calibration else {
             self.op.message = "Pour the calibration amount first.".into();
             return;

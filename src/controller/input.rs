@@ -88,7 +88,7 @@ pub enum OpAction {
         channel: Channel,
     },
     /// The jug holds `measured_ml` after the calibration pour: compute and save the
-    /// channel's pulses per litre.
+    /// channel's pulses per litre. 0 cancels the calibration.
     Calibrate {
         channel: Channel,
         measured_ml: u32,
@@ -104,6 +104,8 @@ pub enum OpTab {
     #[default]
     Products,
     Pump,
+    /// Stock, refills, and the flow sensors' calibration and dry-run test.
+    Stock,
     Sales,
     Credits,
     Status,
