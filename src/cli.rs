@@ -217,6 +217,12 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
+/// The columns of `lnvend sales --csv`. `poured_ml` is what the sale's pours measured (a
+/// timed pour's configured ml), `owed_ml` a short pour's undelivered share; both empty when
+/// not known.
+pub const CSV_HEADER: &str =
+    "sale_id,created_utc,product,price_sat,backend,invoice_id,state,poured_ml,owed_ml";
+
 /// The sales report: one line per sale, then totals and owed credits.
 pub fn sales_report(
     cfg: &Config,
@@ -227,7 +233,7 @@ pub fn sales_report(
     let dir = cfg.data_dir();
     if !dir.join("sales.db").exists() {
         return Ok(if csv {
-            "sale_id,created_utc,product,price_sat,backend,invoice_id,state\n".to_string()
+            format!("{CSV_HEADER}\n")
         } else {
             format!("no sales recorded yet in {}\n", dir.display())
         });
@@ -241,18 +247,22 @@ pub fn sales_report(
             .to_string()
     };
     if csv {
-        out.push_str("sale_id,created_utc,product,price_sat,backend,invoice_id,state\n");
+        out.push_str(CSV_HEADER);
+        out.push('\n');
+        let ml = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
         for r in &rows {
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{}",
                 r.sale_id,
                 crate::timefmt::format_us(r.created_us),
                 csv_field(&r.product),
                 sats(r.price_msat),
                 r.backend,
                 csv_field(&r.invoice_id),
-                r.state
+                r.state,
+                ml(r.poured_ml),
+                ml(r.owed_ml)
             );
         }
         return Ok(out);

@@ -64,6 +64,10 @@ pub struct SaleRow {
     pub invoice_id: String,
     pub state: SaleState,
     pub created_us: i64,
+    /// What its pours put into the cup, measured (or a timed pour's configured ml).
+    pub poured_ml: Option<u32>,
+    /// The undelivered share of a short pour, owed as a credit.
+    pub owed_ml: Option<u32>,
 }
 
 /// Counts and sums of poured sales.

@@ -23,7 +23,7 @@ impl Ledger {
     /// Sales created at or after `since_us`, newest first, at most `limit` (all states).
     pub fn sales_since(&self, since_us: i64, limit: usize) -> Result<Vec<SaleRow>, LedgerError> {
         let mut st = self.conn.prepare(
-            "SELECT id, product, price_msat, backend, invoice_id, state, created_us FROM sales
+            "SELECT id, product, price_msat, backend, invoice_id, state, created_us, poured_ml, owed_ml FROM sales
              WHERE created_us >= ?1 ORDER BY created_us DESC, id DESC LIMIT ?2",
         )?;
         let rows = st.query_map(params![since_us, limit as i64], |r| {
@@ -35,6 +35,12 @@ impl Ledger {
                 invoice_id: r.get(4)?,
                 state: r.get(5)?,
                 created_us: r.get(6)?,
+                poured_ml: r
+                    .get::<_, Option<i64>>(7)?
+                    .map(|ml| ml.clamp(0, i64::from(u32::MAX)) as u32),
+                owed_ml: r
+                    .get::<_, Option<i64>>(8)?
+                    .map(|ml| ml.clamp(0, i64::from(u32::MAX)) as u32),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
