@@ -44,6 +44,8 @@ pub struct Machine {
     pub pin_names: Vec<(u8, String)>,
     /// The `/metrics` listener, when `[metrics] listen` is set (it stops when dropped).
     pub metrics: Option<crate::metrics::server::MetricsListener>,
+    /// The simulated flow sensors of mock GPIO (tank-empty switch, pulse rate).
+    pub flows: Vec<crate::pump::flow_mock::MockFlow>,
 }
 
 /// Controller settings from the configuration.
@@ -70,7 +72,59 @@ pub fn settings(config: &Config) -> Settings {
         overrides_path: Some(crate::operator::overrides_path(&config.data_dir())),
         version: env!("CARGO_PKG_VERSION").to_string(),
         clock: Arc::new(crate::clock::SystemClock::new(config.require_clock_sync())),
+        flow: Vec::new(),
+        stock: config
+            .product_specs()
+            .iter()
+            .map(crate::controller::StockSpec::of)
+            .collect(),
     }
+}
+
+/// The flow sensors of the config: rppal inputs on the Pi, simulated sensors (which need a
+/// tokio runtime) on mock GPIO.
+pub fn open_flow(
+    g: &GpioConfig,
+    gpio: Option<&MockGpio>,
+) -> Result<
+    (
+        Vec<crate::controller::FlowChannel>,
+        Vec<crate::pump::flow_mock::MockFlow>,
+    ),
+    PumpError,
+> {
+    use crate::pump::flow::{debounce_for, PulseCounter, RppalFlow, YF_S201_MAX_L_PER_MIN};
+    use crate::pump::flow_mock::{MockFlow, PulseTrain};
+    use crate::pump::Channel;
+    let (a, b) = bridge_pins(g);
+    let mut channels = Vec::new();
+    let mut mocks = Vec::new();
+    for (channel, pins) in [(Channel::A, Some(a)), (Channel::B, b)] {
+        let (Some(pins), Some(f)) = (pins, crate::config::flow::sensor(g, channel)) else {
+            continue;
+        };
+        let debounce = debounce_for(f.pulses_per_litre, YF_S201_MAX_L_PER_MIN);
+        let sensor: Arc<dyn crate::pump::flow::FlowSensor> = match gpio {
+            Some(gpio) => {
+                let train = PulseTrain::flowing(f.mock_ml_per_s, f.pulses_per_litre);
+                let mock = MockFlow::start(gpio, f.pin, pins, train, PulseCounter::new(debounce));
+                let counter = mock.counter();
+                mocks.push(mock);
+                Arc::new(counter)
+            }
+            None => Arc::new(RppalFlow::open(
+                f.pin,
+                f.pull == crate::config::flow::Pull::Up,
+                debounce,
+            )?),
+        };
+        channels.push(crate::controller::FlowChannel {
+            channel,
+            sensor,
+            config: f,
+        });
+    }
+    Ok((channels, mocks))
 }
 
 fn backend_timeout(config: &Config) -> Duration {
@@ -127,7 +181,14 @@ pub fn assemble_with_clock(
     };
     let mut settings = settings(config);
     settings.catalog = crate::vend::catalog(&effective);
+    settings.stock = effective
+        .product_specs()
+        .iter()
+        .map(crate::controller::StockSpec::of)
+        .collect();
     settings.clock = clock;
+    let (flow, flows) = open_flow(&effective.gpio, gpio.as_ref())?;
+    settings.flow = flow;
     let controller = Controller::new(settings, backend, pump.clone(), ledger);
     // A port that cannot be had is logged, not fatal: the machine sells without metrics
     // rather than standing still over them (the "machine down" alert then fires).
@@ -143,6 +204,7 @@ pub fn assemble_with_clock(
         sim,
         pin_names,
         metrics,
+        flows,
     })
 }
 

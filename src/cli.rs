@@ -205,6 +205,14 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
+/// The columns of `lnvend sales --csv`; new ones go at the end, so spreadsheets made from
+/// older exports keep their columns. `fiat_amount`/`fiat_currency`: what a fiat-priced sale
+/// cost in its currency on the day (empty for a sats price). `poured_ml` is what the sale's
+/// pours measured (a timed pour's configured ml), `owed_ml` a short pour's undelivered
+/// share; both empty when not known.
+pub const CSV_HEADER: &str = "sale_id,created_utc,product,price_sat,backend,invoice_id,state,\
+fiat_amount,fiat_currency,poured_ml,owed_ml";
+
 /// The sales report: one line per sale, then totals and owed credits.
 pub fn sales_report(
     cfg: &Config,
@@ -230,11 +238,12 @@ pub fn sales_report(
     };
     if csv {
         let _ = writeln!(out, "{CSV_HEADER}");
+        let ml = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
         for r in &rows {
             let (fiat_amount, fiat_currency) = r.fiat.clone().unwrap_or_default();
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{}",
                 r.sale_id,
                 crate::timefmt::format_us(r.created_us),
                 csv_field(&r.product),
@@ -243,7 +252,9 @@ pub fn sales_report(
                 csv_field(&r.invoice_id),
                 r.state,
                 csv_field(&fiat_amount),
-                csv_field(&fiat_currency)
+                csv_field(&fiat_currency),
+                ml(r.poured_ml),
+                ml(r.owed_ml)
             );
         }
         return Ok(out);
@@ -293,12 +304,6 @@ pub fn sales_report(
     }
     Ok(out)
 }
-
-/// The columns of `lnvend sales --csv`; new ones go at the end, so spreadsheets made from
-/// older exports keep their columns. `fiat_amount`/`fiat_currency`: what a fiat-priced sale
-/// cost in its currency on the day (empty for a sats price).
-const CSV_HEADER: &str =
-    "sale_id,created_utc,product,price_sat,backend,invoice_id,state,fiat_amount,fiat_currency";
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
@@ -361,6 +366,8 @@ mod tests {
                     pour: std::time::Duration::from_secs(4),
                     channel: Channel::A,
                     sat_bounds: None,
+                    volume_ml: None,
+                    sold_out: false,
                 },
             };
             let invoice = Invoice {

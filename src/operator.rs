@@ -186,11 +186,22 @@ pub struct ProductOverride {
     pub pour_ms: u64,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Overrides {
     #[serde(default, rename = "product")]
     pub products: Vec<ProductOverride>,
+    /// Flow sensor calibrations made in the operator menu.
+    #[serde(default, rename = "flow", skip_serializing_if = "Vec::is_empty")]
+    pub flow: Vec<FlowOverride>,
+}
+
+/// A flow sensor's calibration from the operator menu's "Calibrate".
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FlowOverride {
+    pub channel: crate::pump::Channel,
+    pub pulses_per_litre: f64,
 }
 
 pub fn overrides_path(data_dir: &Path) -> PathBuf {
@@ -362,6 +373,10 @@ mod tests {
                 price_sat: Some(2500),
                 price_fiat: None,
                 pour_ms: 4200,
+            }],
+            flow: vec![FlowOverride {
+                channel: crate::pump::Channel::B,
+                pulses_per_litre: 462.5,
             }],
         };
         save_overrides(&path, &o).unwrap();

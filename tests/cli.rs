@@ -81,6 +81,8 @@ fn sales_lists_every_sale_and_the_owed_credits() {
                     pour: std::time::Duration::from_secs(1),
                     channel: Channel::A,
                     sat_bounds: None,
+                    volume_ml: None,
+                    sold_out: false,
                 },
             };
             let inv = Invoice {
@@ -93,6 +95,7 @@ fn sales_lists_every_sale_and_the_owed_credits() {
             l.record_created(&sale, "sim", &inv).unwrap();
             l.begin_pour(&sale.id, &inv.id).unwrap();
             if poured {
+                l.record_pour_ml(&sale.id, "Cola, cold", 300).unwrap();
                 l.record_poured(&sale.id).unwrap();
             } else {
                 l.record_owed(&sale.id, "pump: jam").unwrap();
@@ -128,9 +131,20 @@ fn sales_lists_every_sale_and_the_owed_credits() {
         .unwrap();
     let csv = String::from_utf8_lossy(&out.stdout);
     assert!(csv.starts_with(
-        "sale_id,created_utc,product,price_sat,backend,invoice_id,state,fiat_amount,fiat_currency\n"
+        "sale_id,created_utc,product,price_sat,backend,invoice_id,state,fiat_amount,fiat_currency,poured_ml,owed_ml\n"
     ));
     assert!(csv.contains("\"Cola, cold\""), "{csv}");
+    // The poured sale carries its ml; the owed one has none.
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("S1-A,") && l.ends_with(",poured,300,")),
+        "{csv}"
+    );
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("S2-B,") && l.ends_with(",owed,,")),
+        "{csv}"
+    );
     assert_eq!(csv.lines().count(), 3);
     let out = lnvend()
         .args(["sales", "--since", "2999-01-01", "--csv", "--config"])

@@ -20,6 +20,7 @@ fn view(screen: Screen, message: &str) -> View {
         tiles: vec![Tile {
             name: "Cola".into(),
             price: "2,100 sats".into(),
+            sold_out: false,
         }],
         product: String::new(),
         amount: String::new(),

@@ -59,6 +59,7 @@ fn the_operator_pages_show_everything_they_hold() {
             name: "Cola".into(),
             price: "21 sats".into(),
             pour: "4.0 s".into(),
+            stock: String::new(),
         }],
         today: "20 sales".into(),
         total: "20 sales".into(),

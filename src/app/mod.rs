@@ -57,6 +57,7 @@ pub fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
                 machine.controller.views(),
                 rt.handle(),
             );
+            ui::sim_panel::connect_flow(&w, machine.flows.clone(), rt.handle());
             Box::new(w)
         }
         Mode::Run => {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::flow::FlowConfig;
 use super::locate::{invalid, Invalid};
 use crate::pump::{BridgePins, PourSettings};
 
@@ -61,21 +62,27 @@ pub struct GpioConfig<B = GpioBackend> {
 }
 
 /// BCM numbers for L298N channel A.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelAPins {
     pub in1: u8,
     pub in2: u8,
     pub ena: u8,
+    /// A flow sensor in this channel's line (see `super::flow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<FlowConfig>,
 }
 
 /// BCM numbers for L298N channel B.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelBPins {
     pub in3: u8,
     pub in4: u8,
     pub enb: u8,
+    /// A flow sensor in this channel's line (see `super::flow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<FlowConfig>,
 }
 
 fn default_duty() -> f64 {
@@ -94,6 +101,7 @@ impl Default for ChannelAPins {
             in1: 23,
             in2: 24,
             ena: 18,
+            flow: None,
         }
     }
 }
@@ -104,6 +112,7 @@ impl Default for ChannelBPins {
             in3: 5,
             in4: 6,
             enb: 13,
+            flow: None,
         }
     }
 }
@@ -223,7 +232,7 @@ pub(super) fn check_outputs(g: &GpioConfig) -> Result<(), Invalid> {
         ]);
     }
     let mut used: HashMap<u8, &str> = HashMap::new();
-    for (field, pin) in pins {
+    for &(field, pin) in &pins {
         if pin > MAX_BCM {
             return Err(invalid(
                 field,
@@ -237,5 +246,5 @@ pub(super) fn check_outputs(g: &GpioConfig) -> Result<(), Invalid> {
             ));
         }
     }
-    Ok(())
+    super::flow::check_sensors(g, &pins)
 }

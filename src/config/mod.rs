@@ -18,6 +18,7 @@ use crate::pump::{BridgePins, PourSettings};
 use crate::secret::Secret;
 
 mod backend;
+pub mod flow;
 mod gpio;
 mod locate;
 mod metrics;
@@ -346,6 +347,15 @@ impl Config {
                 p.price_fiat = po.price_fiat.clone();
             }
             p.pour_ms = po.pour_ms;
+        }
+        for fo in &o.flow {
+            let sensor = match fo.channel {
+                crate::pump::Channel::A => c.gpio.channel_a.flow.as_mut(),
+                crate::pump::Channel::B => c.gpio.channel_b.as_mut().and_then(|b| b.flow.as_mut()),
+            };
+            if let Some(f) = sensor {
+                f.pulses_per_litre = fo.pulses_per_litre;
+            }
         }
         c.validate()
             .map_err(|i| format!("{}: {}", i.field, i.message))?;

@@ -32,6 +32,16 @@ pub struct ProductSpec {
     pub channel: Channel,
     /// For a fiat price with `min_sat`/`max_sat`: the least and most sats an invoice may ask.
     pub sat_bounds: Option<(Msat, Msat)>,
+    /// Poured by volume: this many ml, measured by the channel's flow sensor.
+    pub volume_ml: Option<u32>,
+    /// The ml one timed pour counts off the stock.
+    pub timed_pour_ml: Option<u32>,
+    /// The tank's size when stock is kept (refill sets the stock back to it).
+    pub tank_ml: Option<u32>,
+    /// The stock a fresh ledger starts with (default: a full tank).
+    pub stock_ml: Option<u32>,
+    /// At or below this the operator menu flags the product as low.
+    pub low_stock_ml: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -59,6 +69,22 @@ pub struct ProductConfig {
     /// With `price_fiat`: the most sats an invoice for it may ask.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_sat: Option<u64>,
+    /// Pour this many ml, measured by the channel's flow sensor (which it needs). `pour_ms`
+    /// is then the longest the pour may take: reaching it first is a short pour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_ml: Option<u32>,
+    /// Without a flow sensor, for stock only: the ml one timed pour gives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timed_pour_ml: Option<u32>,
+    /// The tank's size in ml: keeps stock, and Refill in the operator menu sets it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tank_ml: Option<u32>,
+    /// The stock a new ledger starts with, in ml (default: tank_ml).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stock_ml: Option<u32>,
+    /// The operator menu flags the product at or below this stock, in ml.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_stock_ml: Option<u32>,
 }
 
 fn default_channel() -> Channel {
@@ -135,6 +161,7 @@ pub(super) fn check(
                 "channel B is used but [gpio.channel_b] is not configured",
             ));
         }
+        super::flow::check_product(i, p, g)?;
     }
     Ok(())
 }
@@ -221,6 +248,11 @@ pub(super) fn specs(
                     )),
                     _ => None,
                 },
+                volume_ml: p.volume_ml,
+                timed_pour_ml: p.timed_pour_ml,
+                tank_ml: p.tank_ml,
+                stock_ml: p.stock_ml,
+                low_stock_ml: p.low_stock_ml,
             })
         })
         .collect()

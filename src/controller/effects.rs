@@ -183,8 +183,22 @@ impl Controller {
                     }
                 }
             }
+            Effect::SoldOut { index } => self.mark_sold_out(index),
             Effect::RecordOwed { sale_id, failure } => {
                 let reason = failure_text(&failure);
+                if let (
+                    PourFailure::Short {
+                        poured_ml,
+                        target_ml,
+                    },
+                    Ok(l),
+                ) = (&failure, &mut self.ledger)
+                {
+                    // Its credit pours only the undelivered share.
+                    if let Err(e) = l.set_owed_ml(&sale_id, target_ml.saturating_sub(*poured_ml)) {
+                        tracing::error!(sale = %sale_id, error = %e, "could not record the owed ml of a short pour; its credit pours the whole drink");
+                    }
+                }
                 tracing::error!(sale = %sale_id, %reason, "paid but not poured: owed credit");
                 match &mut self.ledger {
                     Ok(l) => match l.record_owed(&sale_id, &reason) {
@@ -254,21 +268,14 @@ impl Controller {
             }));
             return;
         }
-        tracing::info!(sale = %sale.id, invoice = %invoice_id, channel = %sale.product.channel, ms = sale.product.pour.as_millis() as u64, "payment recorded; pouring");
+        tracing::info!(sale = %sale.id, invoice = %invoice_id, channel = %sale.product.channel, ms = sale.product.pour.as_millis() as u64, ml = sale.product.volume_ml, "payment recorded; pouring");
+        let owed_ml = if credit {
+            self.owed_ml_of(&sale.id)
+        } else {
+            None
+        };
         self.metrics.pump_started(&sale.id.0, Instant::now());
-        let pump = self.pump.clone();
-        let settings = self.settings.pour;
-        self.pour_task = Some(tokio::spawn(async move {
-            let result = pump::pour(&pump, sale.product.channel, sale.product.pour, settings).await;
-            let ev = match result {
-                Ok(()) => Event::PourFinished { sale_id: sale.id },
-                Err(e) => Event::PourFailed {
-                    sale_id: sale.id,
-                    failure: PourFailure::Pump(e.to_string()),
-                },
-            };
-            let _ = tx.send(Input::Event(ev));
-        }));
+        self.spawn_pour(sale, owed_ml);
     }
 }
 
@@ -277,5 +284,10 @@ fn failure_text(f: &PourFailure) -> String {
         PourFailure::Pump(r) => format!("pump: {r}"),
         PourFailure::Ledger(r) => format!("ledger: {r}"),
         PourFailure::AlreadyPoured => "already poured".into(),
+        PourFailure::NoFlow(r) => format!("no flow: {r}"),
+        PourFailure::Short {
+            poured_ml,
+            target_ml,
+        } => format!("short pour: {poured_ml} of {target_ml} ml"),
     }
 }

@@ -33,6 +33,18 @@ pub enum Input {
         invoice_id: InvoiceId,
         received: Msat,
     },
+    /// A pour put `ml` of product `index` into the cup (sent before its `PourFinished` or
+    /// short `PourFailed`).
+    PouredMl {
+        sale_id: SaleId,
+        index: usize,
+        ml: u32,
+    },
+    /// The operator's calibration pour ended: the pulses it counted, or why it failed.
+    CalibrationPoured {
+        channel: Channel,
+        pulses: Result<u64, String>,
+    },
     Event(Event),
 }
 
@@ -67,6 +79,20 @@ pub enum OpAction {
     Reverse {
         channel: Channel,
     },
+    /// The tank of product `index` was refilled: its stock is the tank's size again.
+    Refill {
+        index: usize,
+    },
+    /// Pour about [`CALIBRATION_ML`] on the channel's current calibration, into a jug.
+    CalibratePour {
+        channel: Channel,
+    },
+    /// The jug holds `measured_ml` after the calibration pour: compute and save the
+    /// channel's pulses per litre. 0 cancels the calibration.
+    Calibrate {
+        channel: Channel,
+        measured_ml: u32,
+    },
     Settle(String),
     Refund(String),
     CloseRefund,
@@ -78,6 +104,8 @@ pub enum OpTab {
     #[default]
     Products,
     Pump,
+    /// Stock, refills, and the flow sensors' calibration and dry-run test.
+    Stock,
     Sales,
     Credits,
     Status,

@@ -14,6 +14,7 @@
 //! invoice rate limit and the public credit offers, on the monotonic clock).
 
 mod effects;
+mod flow;
 pub mod input;
 pub mod late;
 pub mod limits;
@@ -24,6 +25,7 @@ mod startup;
 mod tasks;
 pub mod view;
 
+pub use flow::{FlowChannel, StockSpec, CALIBRATION_ML};
 pub use input::*;
 pub use view::*;
 
@@ -78,6 +80,10 @@ pub struct Settings {
     pub version: String,
     /// The wall and monotonic clocks, and whether the wall clock may be trusted.
     pub clock: Arc<dyn Clock>,
+    /// The flow sensors, by channel (none: every pour is timed).
+    pub flow: Vec<FlowChannel>,
+    /// Stock keeping per product, by index.
+    pub stock: Vec<StockSpec>,
 }
 
 /// The most invoices watched live at once. Beyond it the oldest abandoned invoice's watch
@@ -148,6 +154,12 @@ pub struct Controller {
     metrics: Arc<crate::metrics::Metrics>,
     /// A step may have changed the owed credits: refresh their gauges.
     owed_changed: bool,
+    /// Products that cannot be sold now (stock used up, tank found dry), by index.
+    sold_out: std::collections::BTreeSet<usize>,
+    /// The stock left of every product that keeps one, by index.
+    stock_ml: HashMap<usize, u32>,
+    /// Each flow sensor's last rate sample (when, pulses, pulses per second).
+    flow_rate: HashMap<Channel, (Instant, u64, f64)>,
 }
 
 /// How often the controller loop proves it is alive (see [`Controller::heartbeat`]).
@@ -222,6 +234,9 @@ impl Controller {
             expired_notice: None,
             metrics,
             owed_changed: true,
+            sold_out: std::collections::BTreeSet::new(),
+            stock_ml: HashMap::new(),
+            flow_rate: HashMap::new(),
         }
     }
     /// Updated by the controller loop itself every [`HEARTBEAT`]: a value that stops moving
@@ -342,6 +357,13 @@ impl Controller {
                     .min()
                     .map_or(now + Duration::from_secs(30), |e| e.max(now)),
             ),
+            // The live pulse rate of the dry-run test, while an operator pump run goes.
+            State::Service
+                if !self.settings.flow.is_empty()
+                    && self.op_pump.as_ref().is_some_and(|t| !t.is_finished()) =>
+            {
+                Some(now + Duration::from_millis(500))
+            }
             State::CreatingInvoice { .. }
             | State::ThankYou { .. }
             | State::OutOfService { .. }
@@ -419,7 +441,7 @@ impl Controller {
                     let now = Instant::now();
                     let turn = self.invoices.ready_at(now);
                     Event::ProductTapped {
-                        product,
+                        product: self.with_stock(product),
                         sale_id: self.new_sale_id(),
                         give_up_at: turn + self.settings.request_timeout,
                     }
@@ -469,6 +491,16 @@ impl Controller {
             }
             Input::RefundDone { sale_id, result } => {
                 self.refund_done(sale_id, result);
+                self.publish();
+                return;
+            }
+            Input::CalibrationPoured { channel, pulses } => {
+                self.calibration_poured(channel, pulses);
+                self.publish();
+                return;
+            }
+            Input::PouredMl { sale_id, index, ml } => {
+                self.poured_ml(&sale_id, index, ml);
                 self.publish();
                 return;
             }

@@ -104,7 +104,10 @@ impl Controller {
                     }
                 }
                 Effect::RecordLatePayment { .. } => owed_changed = true,
-                Effect::CreateInvoice { .. } | Effect::WatchInvoice { .. } | Effect::StopPump => {}
+                Effect::CreateInvoice { .. }
+                | Effect::WatchInvoice { .. }
+                | Effect::StopPump
+                | Effect::SoldOut { .. } => {}
             }
         }
         if owed_changed {

@@ -12,6 +12,8 @@ pub(super) struct OpState {
     pub(super) unsaved: bool,
     pub(super) message: String,
     pub(super) refund: Option<(Option<String>, String)>,
+    /// A calibration pour's count, waiting for the measured ml.
+    pub(super) calibration: Option<(Channel, u64)>,
 }
 
 impl Controller {
@@ -21,7 +23,7 @@ impl Controller {
             .idle_credits()
             .into_iter()
             .find(|c| c.sale_id == sale_id)?;
-        let product = self.product_named(&tile.product)?.clone();
+        let product = self.with_stock(self.product_named(&tile.product)?.clone());
         let id = SaleId(tile.sale_id);
         let invoice_id = self.ledger.as_ref().ok()?.invoice_of(&id).ok()??;
         tracing::info!(sale = %id, "customer tapped an owed credit");
@@ -184,6 +186,21 @@ impl Controller {
                 });
                 None
             }
+            OpAction::Refill { index } => {
+                self.refill(index);
+                None
+            }
+            OpAction::CalibratePour { channel } => {
+                self.calibration_pour(channel);
+                None
+            }
+            OpAction::Calibrate {
+                channel,
+                measured_ml,
+            } => {
+                self.calibrate(channel, measured_ml);
+                None
+            }
             OpAction::Settle(id) => {
                 if let Ok(l) = &mut self.ledger {
                     match l.mark_settled(&SaleId(id.clone())) {
@@ -238,6 +255,7 @@ impl Controller {
                     pour_ms: p.pour.as_millis() as u64,
                 })
                 .collect(),
+            flow: self.saved_flow_overrides(),
         };
         let saved = match &self.settings.overrides_path {
             Some(path) => {
@@ -288,7 +306,12 @@ impl Controller {
         let State::Fault { sale, failure, .. } = &self.state else {
             return;
         };
-        let refundable = matches!(failure, PourFailure::Pump(_) | PourFailure::Ledger(_));
+        // A short pour's refund would be the whole price for part of a drink: the operator
+        // settles it instead.
+        let refundable = matches!(
+            failure,
+            PourFailure::Pump(_) | PourFailure::Ledger(_) | PourFailure::NoFlow(_)
+        );
         let started = self
             .fault_refund
             .as_ref()
@@ -360,8 +383,10 @@ impl Controller {
             tab: self.op.tab,
             unsaved: self.op.unsaved,
             message: self.op.message.clone(),
+            calibrating: self.op.calibration.map(|(c, _)| c),
             ..OperatorView::default()
         };
+        v.flow = self.flow_lines();
         v.products = self
             .op
             .draft
@@ -369,7 +394,11 @@ impl Controller {
             .map(|p| OpProduct {
                 name: p.name.clone(),
                 price: p.price.display(),
-                pour: format!("{:.2} s", p.pour.as_secs_f64()),
+                pour: match p.volume_ml {
+                    Some(ml) => format!("{ml} ml (≤ {:.1} s)", p.pour.as_secs_f64()),
+                    None => format!("{:.2} s", p.pour.as_secs_f64()),
+                },
+                stock: self.stock_text(p.index),
             })
             .collect();
         if let Ok(l) = &self.ledger {

@@ -9,6 +9,7 @@ use super::*;
 impl Controller {
     pub(super) fn start_up(&mut self) {
         self.check_clock();
+        self.load_stock();
         let now = self.settings.clock.now();
         let window = self.settings.credit_window;
         match &mut self.ledger {

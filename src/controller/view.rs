@@ -49,6 +49,15 @@ pub struct OpProduct {
     pub name: String,
     pub price: String,
     pub pour: String,
+    /// "4200 of 10000 ml", "SOLD OUT"…; empty when no stock is kept.
+    pub stock: String,
+}
+
+/// A flow sensor in the operator menu: its calibration and live pulse rate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpFlow {
+    pub channel: Channel,
+    pub text: String,
 }
 
 /// One owed credit in the operator menu.
@@ -78,6 +87,10 @@ pub struct OperatorView {
     pub chart: Vec<ChartDay>,
     /// Per-product totals of the same days, e.g. "Cola: 12 sales, 25,200 sats".
     pub chart_products: Vec<String>,
+    /// The flow sensors (the Stock tab).
+    pub flow: Vec<OpFlow>,
+    /// A calibration pour on this channel waits for the jug's ml (the keypad is up).
+    pub calibrating: Option<Channel>,
 }
 
 /// How many days the operator's sales chart shows.
@@ -97,6 +110,8 @@ pub struct ChartDay {
 pub struct Tile {
     pub name: String,
     pub price: String,
+    /// Shown greyed as "sold out"; a tap on it is refused.
+    pub sold_out: bool,
 }
 
 /// What the UI shows; a pure function of the state and the clock.
@@ -145,6 +160,9 @@ impl Controller {
     }
     pub(super) fn make_view(&mut self, now: Instant) -> View {
         let mut v = idle_view(&self.settings);
+        for (i, t) in v.tiles.iter_mut().enumerate() {
+            t.sold_out = self.is_sold_out(i);
+        }
         if let Some(msg) = &self.pin_prompt {
             v.screen = Screen::Pin;
             v.pin_message = msg.clone();
@@ -218,7 +236,10 @@ impl Controller {
                 v.code = sale.id.0.clone();
                 v.seconds_left = until.saturating_duration_since(now).as_secs();
                 v.fault_refund = self.settings.fault_refund
-                    && matches!(failure, PourFailure::Pump(_) | PourFailure::Ledger(_));
+                    && matches!(
+                        failure,
+                        PourFailure::Pump(_) | PourFailure::Ledger(_) | PourFailure::NoFlow(_)
+                    );
                 if let Some((id, Some(result))) = &self.fault_refund {
                     if *id == sale.id {
                         match result {
@@ -242,6 +263,15 @@ impl Controller {
                     PourFailure::Pump(_) | PourFailure::Ledger(_) => {
                         "Your payment is recorded, but the drink could not be poured.".into()
                     }
+                    PourFailure::NoFlow(_) => {
+                        "This drink just ran out. Your payment is recorded as a credit.".into()
+                    }
+                    PourFailure::Short {
+                        poured_ml,
+                        target_ml,
+                    } => format!(
+                        "Only {poured_ml} of {target_ml} ml could be poured. The rest is recorded as a credit."
+                    ),
                 };
             }
         }
@@ -304,6 +334,7 @@ pub(super) fn idle_view(settings: &Settings) -> View {
             .map(|p| Tile {
                 name: p.name.clone(),
                 price: p.price.display(),
+                sold_out: false,
             })
             .collect(),
         product: String::new(),

@@ -10,8 +10,10 @@
 mod reports;
 pub mod schema;
 mod state;
+mod stock;
 
 pub use state::{SaleState, UnknownSaleState};
+pub use stock::{Stock, StockMove};
 
 use std::path::Path;
 
@@ -64,6 +66,10 @@ pub struct SaleRow {
     pub created_us: i64,
     /// A fiat price at the time of sale: (amount as a decimal string, currency).
     pub fiat: Option<(String, String)>,
+    /// What its pours put into the cup, measured (or a timed pour's configured ml).
+    pub poured_ml: Option<u32>,
+    /// The undelivered share of a short pour, owed as a credit.
+    pub owed_ml: Option<u32>,
 }
 
 /// Counts and sums of poured sales.
@@ -579,6 +585,8 @@ mod tests {
                     pour: Duration::from_secs(4),
                     channel: Channel::A,
                     sat_bounds: None,
+                    volume_ml: None,
+                    sold_out: false,
                 },
             },
             Invoice {

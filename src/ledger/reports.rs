@@ -24,7 +24,7 @@ impl Ledger {
     pub fn sales_since(&self, since_us: i64, limit: usize) -> Result<Vec<SaleRow>, LedgerError> {
         let mut st = self.conn.prepare(
             "SELECT id, product, price_msat, backend, invoice_id, state, created_us, fiat_amount,
-                    fiat_currency FROM sales
+                    fiat_currency, poured_ml, owed_ml FROM sales
              WHERE created_us >= ?1 ORDER BY created_us DESC, id DESC LIMIT ?2",
         )?;
         let rows = st.query_map(params![since_us, limit as i64], |r| {
@@ -43,6 +43,12 @@ impl Ledger {
                     (Some(a), Some(c)) => Some((a, c)),
                     _ => None,
                 },
+                poured_ml: r
+                    .get::<_, Option<i64>>(9)?
+                    .map(|ml| ml.clamp(0, i64::from(u32::MAX)) as u32),
+                owed_ml: r
+                    .get::<_, Option<i64>>(10)?
+                    .map(|ml| ml.clamp(0, i64::from(u32::MAX)) as u32),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

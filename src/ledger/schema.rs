@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use super::LedgerError;
 
 /// The version this binary writes.
-pub const LATEST: u32 = 3;
+pub const LATEST: u32 = 4;
 
 /// Version 1: the schema before versioning, unchanged (a file of that time is exactly this).
 const V1: &str = "
@@ -59,17 +59,42 @@ CREATE TABLE meta (
 CREATE INDEX IF NOT EXISTS transitions_by_sale ON transitions(sale_id);
 ";
 
-/// Version 3: `sales.fiat_amount` (a decimal string, e.g. "2.50") and `sales.fiat_currency`
+/// Version 3 (pouring by volume):
+/// * `sales.poured_ml` is what the flow sensor measured (or a timed pour's configured ml);
+///   `sales.owed_ml` is the undelivered share of a short pour, which its credit pours.
+/// * `stock` keeps each product's stock in ml; `stock_moves` has one timestamped row per
+///   change (the first count, every pour, a tank found dry, every refill).
+const V3: &str = "
+ALTER TABLE sales ADD COLUMN poured_ml INTEGER;
+ALTER TABLE sales ADD COLUMN owed_ml INTEGER;
+CREATE TABLE stock (
+    product TEXT PRIMARY KEY,
+    ml INTEGER NOT NULL,
+    tank_ml INTEGER NOT NULL,
+    updated_us INTEGER NOT NULL
+);
+CREATE TABLE stock_moves (
+    product TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    delta_ml INTEGER NOT NULL,
+    stock_ml INTEGER NOT NULL,
+    sale_id TEXT,
+    at_us INTEGER NOT NULL
+);
+CREATE INDEX stock_moves_by_product ON stock_moves(product, at_us);
+";
+
+/// Version 4: `sales.fiat_amount` (a decimal string, e.g. "2.50") and `sales.fiat_currency`
 /// (ISO code) record what a fiat-priced drink cost in that currency on the day it was sold,
 /// for the operator's accounting (the sats amount at that day's rate is `price_msat`).
 /// Both NULL for a sats price and for every sale made before this version.
-const V3: &str = "
+const V4: &str = "
 ALTER TABLE sales ADD COLUMN fiat_amount TEXT;
 ALTER TABLE sales ADD COLUMN fiat_currency TEXT;
 ";
 
 /// The migrations, in order: `MIGRATIONS[i]` takes version `i + 1` to `i + 2`.
-const MIGRATIONS: [&str; 2] = [V2, V3];
+const MIGRATIONS: [&str; 3] = [V2, V3, V4];
 
 fn user_version(conn: &Connection) -> Result<u32, LedgerError> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get::<_, u32>(0))?)
@@ -118,28 +143,55 @@ mod tests {
     }
 
     #[test]
-    fn a_version_2_file_gains_the_fiat_columns_and_keeps_its_sales() {
+    fn v3_keeps_every_sale_and_adds_stock_with_empty_ml() {
         let mut c = Connection::open_in_memory().unwrap();
         c.execute_batch(V1).unwrap();
         c.execute_batch(V2).unwrap();
         c.pragma_update(None, "user_version", 2).unwrap();
         c.execute(
-            "INSERT INTO sales (id, product, price_msat, backend, invoice_id, payment_hash,
-                                bolt11, expires_at, state, created_us)
-             VALUES ('S1-0001', 'Cola', 2100000, 'sim', 'i1', 'h1', 'b1', 0, 'poured', 1)",
+            "INSERT INTO sales (id, product, price_msat, backend, invoice_id, payment_hash, bolt11, expires_at, state, created_us)
+             VALUES ('S1-0001', 'Cola', 2100000, 'sim', 'i1', 'h', 'b', 0, 'poured', 1)",
             [],
         )
         .unwrap();
         assert_eq!(migrate(&mut c).unwrap(), 2);
         assert_eq!(user_version(&c).unwrap(), 3);
-        let row: (String, i64, Option<String>, Option<String>) = c
+        let (product, ml): (String, Option<i64>) = c
+            .query_row("SELECT product, poured_ml FROM sales", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((product.as_str(), ml), ("Cola", None));
+        let stock: i64 = c
+            .query_row("SELECT COUNT(*) FROM stock", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stock, 0);
+    }
+
+    #[test]
+    fn a_version_3_file_gains_the_fiat_columns_and_keeps_its_sales() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch(V1).unwrap();
+        c.execute_batch(V2).unwrap();
+        c.execute_batch(V3).unwrap();
+        c.pragma_update(None, "user_version", 3).unwrap();
+        c.execute(
+            "INSERT INTO sales (id, product, price_msat, backend, invoice_id, payment_hash,
+                                bolt11, expires_at, state, created_us, poured_ml)
+             VALUES ('S1-0001', 'Cola', 2100000, 'sim', 'i1', 'h1', 'b1', 0, 'poured', 1, 300)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut c).unwrap(), 3);
+        assert_eq!(user_version(&c).unwrap(), 4);
+        let row: (String, i64, Option<i64>, Option<String>, Option<String>) = c
             .query_row(
-                "SELECT product, price_msat, fiat_amount, fiat_currency FROM sales",
+                "SELECT product, price_msat, poured_ml, fiat_amount, fiat_currency FROM sales",
                 [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .unwrap();
-        assert_eq!(row, ("Cola".into(), 2_100_000, None, None));
+        assert_eq!(row, ("Cola".into(), 2_100_000, Some(300), None, None));
     }
 
     #[test]

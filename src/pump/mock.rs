@@ -3,6 +3,9 @@
 //! change (`{"ts_us","pin","level"}` or `{"ts_us","pin","duty"}`) so a run can be checked
 //! afterwards. Times come from the tokio clock, so under paused time a recorded pour is exact.
 //!
+//! Inputs (a flow sensor's pulses, see [`super::flow_mock`]) are traced as
+//! `{"ts_us","pin","edge":"falling"|"rising"}` and counted, but not kept in memory.
+//!
 //! Memory holds only the last [`HISTORY`] changes (a simulator left running for days must
 //! not grow); the trace file has all of them, and [`MockGpio::on_count`] counts every
 //! switch-on since start.
@@ -54,6 +57,8 @@ struct Log {
     /// Switch-ons (off or unset -> on) per pin since start.
     on_counts: BTreeMap<u8, u64>,
     levels: BTreeMap<u8, PinValue>,
+    /// Input edges per pin since start.
+    edges: BTreeMap<u8, u64>,
     trace: Option<File>,
     trace_failed: bool,
     fault: bool,
@@ -85,6 +90,7 @@ impl MockGpio {
                 changes: VecDeque::new(),
                 on_counts: BTreeMap::new(),
                 levels: BTreeMap::new(),
+                edges: BTreeMap::new(),
                 trace,
                 trace_failed: false,
                 fault: false,
@@ -170,6 +176,33 @@ impl MockGpio {
             out.push((s, Instant::now()));
         }
         out
+    }
+
+    /// An edge on input `pin` (a flow sensor's pulse): counted and traced, not kept in the
+    /// history (a pour has hundreds). Returns its time in µs since the UNIX epoch.
+    pub fn record_edge(&self, pin: u8, rising: bool) -> u64 {
+        let mut log = self.lock();
+        *log.edges.entry(pin).or_insert(0) += 1;
+        let at = Instant::now();
+        let wall = log.epoch.0 + at.saturating_duration_since(log.epoch.1);
+        let ts_us = crate::clock::unix_us_of(wall) as u64;
+        if let Some(file) = log.trace.as_mut() {
+            let edge = if rising { "rising" } else { "falling" };
+            let line = serde_json::json!({"ts_us": ts_us, "pin": pin, "edge": edge});
+            let res = writeln!(file, "{line}").and_then(|_| file.flush());
+            if let Err(e) = res {
+                if !log.trace_failed {
+                    tracing::warn!(error = %e, "cannot write the pin trace file");
+                    log.trace_failed = true;
+                }
+            }
+        }
+        ts_us
+    }
+
+    /// Edges seen on input `pin` since start.
+    pub fn edge_count(&self, pin: u8) -> u64 {
+        self.lock().edges.get(&pin).copied().unwrap_or(0)
     }
 
     fn record(&self, pin: u8, value: PinValue) {

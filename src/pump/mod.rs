@@ -12,6 +12,8 @@
 //! worker is stuck (fsync'd ledger commits, PIN hashing, a bug). Whichever fires first stops
 //! that run; the other finds it already stopped.
 
+pub mod flow;
+pub mod flow_mock;
 pub mod mock;
 pub mod rpi;
 

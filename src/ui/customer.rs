@@ -77,6 +77,7 @@ pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
         .map(|t| ProductTile {
             name: SharedString::from(t.name.as_str()),
             price: SharedString::from(t.price.as_str()),
+            sold_out: t.sold_out,
         })
         .collect();
     // A new model would rebuild every tile (and drop a press in progress) at each tick.

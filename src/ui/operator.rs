@@ -5,7 +5,10 @@
 
 use slint::{ModelRc, SharedString, VecModel};
 
-use super::{OpCreditRow, OpProductRow, OpTab, Operator, PumpChannel, RenderCache, SalesDay};
+use super::{
+    OpCreditRow, OpFlowRow, OpProductRow, OpStockRow, OpTab, Operator, PumpChannel, RenderCache,
+    SalesDay,
+};
 use crate::controller::{ChartDay, Input, Inputs, OpAction, OpTab as Tab, OperatorView};
 use crate::money::Msat;
 use crate::pump::Channel;
@@ -14,6 +17,7 @@ fn tab(t: OpTab) -> Tab {
     match t {
         OpTab::Products => Tab::Products,
         OpTab::Pump => Tab::Pump,
+        OpTab::Stock => Tab::Stock,
         OpTab::Sales => Tab::Sales,
         OpTab::Credits => Tab::Credits,
         OpTab::Status => Tab::Status,
@@ -24,6 +28,7 @@ fn slint_tab(t: Tab) -> OpTab {
     match t {
         Tab::Products => OpTab::Products,
         Tab::Pump => OpTab::Pump,
+        Tab::Stock => OpTab::Stock,
         Tab::Sales => OpTab::Sales,
         Tab::Credits => OpTab::Credits,
         Tab::Status => OpTab::Status,
@@ -34,6 +39,13 @@ fn channel(c: PumpChannel) -> Channel {
     match c {
         PumpChannel::A => Channel::A,
         PumpChannel::B => Channel::B,
+    }
+}
+
+fn slint_channel(c: Channel) -> PumpChannel {
+    match c {
+        Channel::A => PumpChannel::A,
+        Channel::B => PumpChannel::B,
     }
 }
 
@@ -82,6 +94,22 @@ pub fn connect(op: &Operator<'_>, inputs: &Inputs) {
     op.on_reverse(move |c| {
         s(OpAction::Reverse {
             channel: channel(c),
+        })
+    });
+    let s = send.clone();
+    op.on_refill(move |i| s(OpAction::Refill { index: index(i) }));
+    let s = send.clone();
+    op.on_calibrate_pour(move |c| {
+        s(OpAction::CalibratePour {
+            channel: channel(c),
+        })
+    });
+    let s = send.clone();
+    op.on_calibrate(move |c, ml| {
+        s(OpAction::Calibrate {
+            channel: channel(c),
+            // A negative number cannot come from the keypad; it cancels.
+            measured_ml: u32::try_from(ml).unwrap_or(0),
         })
     });
     let s = send.clone();
@@ -154,6 +182,29 @@ pub fn render(m: &Operator<'_>, op: &OperatorView, cache: &mut RenderCache) {
         })
         .collect();
     m.set_products(ModelRc::new(VecModel::from(products)));
+    let stock: Vec<OpStockRow> = op
+        .products
+        .iter()
+        .map(|p| OpStockRow {
+            name: p.name.as_str().into(),
+            stock: p.stock.as_str().into(),
+        })
+        .collect();
+    m.set_stock(ModelRc::new(VecModel::from(stock)));
+    let flow: Vec<OpFlowRow> = op
+        .flow
+        .iter()
+        .map(|f| OpFlowRow {
+            channel: slint_channel(f.channel),
+            name: f.channel.to_string().into(),
+            text: f.text.as_str().into(),
+        })
+        .collect();
+    m.set_flow(ModelRc::new(VecModel::from(flow)));
+    m.set_calibrating(op.calibrating.is_some());
+    if let Some(c) = op.calibrating {
+        m.set_calibrating_channel(slint_channel(c));
+    }
     m.set_unsaved(op.unsaved);
     m.set_today(op.today.as_str().into());
     m.set_total(op.total.as_str().into());
@@ -188,6 +239,7 @@ mod tests {
         for t in [
             Tab::Products,
             Tab::Pump,
+            Tab::Stock,
             Tab::Sales,
             Tab::Credits,
             Tab::Status,

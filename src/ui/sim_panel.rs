@@ -154,3 +154,53 @@ pub fn connect(
         }
     });
 }
+
+/// The simulated flow sensors: the "tank empty" switch (for all of them) and their live
+/// pulse rate, sampled twice a second.
+pub fn connect_flow(
+    panel: &SimWindow,
+    flows: Vec<crate::pump::flow_mock::MockFlow>,
+    rt: &tokio::runtime::Handle,
+) {
+    use crate::pump::flow::FlowSensor;
+    if flows.is_empty() {
+        return;
+    }
+    let g = panel.global::<Sim>();
+    g.set_has_flow(true);
+    let (fl, weak) = (flows.clone(), panel.as_weak());
+    g.on_toggle_tank_empty(move || {
+        let empty = !fl.iter().any(|f| f.tank_empty());
+        for f in &fl {
+            f.set_tank_empty(empty);
+        }
+        if let Some(p) = weak.upgrade() {
+            p.global::<Sim>().set_tank_empty(empty);
+        }
+    });
+    let weak = panel.as_weak();
+    rt.spawn(async move {
+        let every = std::time::Duration::from_millis(500);
+        let mut last: Vec<u64> = flows.iter().map(|f| f.counter().pulses()).collect();
+        loop {
+            tokio::time::sleep(every).await;
+            let now: Vec<u64> = flows.iter().map(|f| f.counter().pulses()).collect();
+            let text = flows
+                .iter()
+                .zip(now.iter().zip(&last))
+                .map(|(f, (n, l))| {
+                    let rate = n.saturating_sub(*l) as f64 / every.as_secs_f64();
+                    format!("Flow BCM {}: {rate:.1} pulses/s, {n} in all", f.pin())
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            last = now;
+            if weak
+                .upgrade_in_event_loop(move |p| p.global::<Sim>().set_flow(text.into()))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+}

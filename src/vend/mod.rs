@@ -14,6 +14,8 @@ use crate::backend::{Invoice, InvoiceId};
 use crate::money::{Msat, Price};
 use crate::pump::Channel;
 
+#[cfg(test)]
+mod flow_tests;
 mod step;
 #[cfg(test)]
 mod tests;
@@ -52,6 +54,11 @@ pub struct Product {
     /// For a fiat price: the least and most sats an invoice may ask (a broken exchange rate
     /// must not sell a drink for 1 sat, nor for a fortune).
     pub sat_bounds: Option<(Msat, Msat)>,
+    /// Poured by volume: this many ml on the channel's flow sensor, within `pour`.
+    pub volume_ml: Option<u32>,
+    /// Its stock is used up (or its tank ran dry): the tile shows "sold out" and a tap on
+    /// it is refused.
+    pub sold_out: bool,
 }
 
 impl From<&crate::config::ProductSpec> for Product {
@@ -63,6 +70,8 @@ impl From<&crate::config::ProductSpec> for Product {
             pour: p.pour,
             channel: p.channel,
             sat_bounds: p.sat_bounds,
+            volume_ml: p.volume_ml,
+            sold_out: false,
         }
     }
 }
@@ -130,6 +139,12 @@ pub enum PourFailure {
     Ledger(String),
     /// The ledger already holds a pour for this payment: nothing was poured again.
     AlreadyPoured,
+    /// The flow sensor saw no flow (or too little): the tank is empty or the line blocked.
+    /// The pump is fine, so the machine sells on, but this product is sold out.
+    NoFlow(String),
+    /// The pour's time ran out before its volume: `poured_ml` of `target_ml` went into the
+    /// cup and the rest is owed.
+    Short { poured_ml: u32, target_ml: u32 },
 }
 
 /// The states of the vend cycle.
@@ -344,6 +359,10 @@ pub enum Effect {
     RecordOwed {
         sale_id: SaleId,
         failure: PourFailure,
+    },
+    /// The product's tank ran dry: it is sold out until the operator refills it.
+    SoldOut {
+        index: usize,
     },
     /// A payment arrived for an invoice that is not on screen. The ledger makes it an owed
     /// credit if it is one of ours and not yet poured, and ignores it otherwise.

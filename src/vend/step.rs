@@ -35,7 +35,12 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
     use State as S;
 
     match (state, event) {
-        // --- a customer taps a product
+        // --- a customer taps a product: never one that is sold out
+        (s @ (S::Idle | S::ThankYou { .. }), Ev::ProductTapped { product, .. })
+            if product.sold_out =>
+        {
+            (s, vec![])
+        }
         (
             S::Idle | S::ThankYou { .. },
             Ev::ProductTapped {
@@ -326,11 +331,23 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
             let effects = match failure {
                 // Nothing was poured twice; there is nothing owed for this one.
                 PourFailure::AlreadyPoured => vec![],
-                PourFailure::Pump(_) | PourFailure::Ledger(_) => vec![
+                PourFailure::Pump(_) | PourFailure::Ledger(_) | PourFailure::Short { .. } => {
+                    vec![
+                        E::StopPump,
+                        E::RecordOwed {
+                            sale_id,
+                            failure: failure.clone(),
+                        },
+                    ]
+                }
+                PourFailure::NoFlow(_) => vec![
                     E::StopPump,
                     E::RecordOwed {
                         sale_id,
                         failure: failure.clone(),
+                    },
+                    E::SoldOut {
+                        index: sale.product.index,
                     },
                 ],
             };
@@ -477,7 +494,12 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
             Ev::LedgerDown { .. },
         ) => (s, vec![]),
 
-        // --- an owed credit is poured when its customer taps it
+        // --- an owed credit is poured when its customer taps it (not from an empty tank)
+        (s @ (S::Idle | S::ThankYou { .. }), Ev::CreditTapped { sale, .. })
+            if sale.product.sold_out =>
+        {
+            (s, vec![])
+        }
         (S::Idle | S::ThankYou { .. }, Ev::CreditTapped { sale, invoice_id }) => {
             let ends = now + sale.product.pour;
             (
@@ -537,6 +559,9 @@ fn after_fault(failure: PourFailure) -> State {
         PourFailure::Ledger(reason) => State::OutOfService {
             reason: OutOfService::Ledger(reason),
         },
-        PourFailure::AlreadyPoured => State::Idle,
+        // The pump works: the other products sell on (this one is sold out or owed).
+        PourFailure::AlreadyPoured | PourFailure::NoFlow(_) | PourFailure::Short { .. } => {
+            State::Idle
+        }
     }
 }

@@ -67,6 +67,8 @@ pub struct TestMachine {
     pub metrics: Arc<lnvend::metrics::Metrics>,
     /// Its `/metrics` listener, when the config has one (it stops when dropped).
     _listener: Option<lnvend::metrics::server::MetricsListener>,
+    /// The simulated flow sensors (products poured by volume).
+    pub flows: Vec<lnvend::pump::flow_mock::MockFlow>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -97,6 +99,7 @@ impl TestMachine {
             pump: m.pump,
             metrics,
             _listener: m.metrics,
+            flows: m.flows,
             stop: Some(stop),
             task: Some(task),
         }

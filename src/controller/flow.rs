@@ -1,0 +1,440 @@
+//! Pouring by volume and keeping stock, for the controller: which pour a product gets (by
+//! its channel's flow sensor, or timed), what a measured pour does to the ledger and the
+//! stock, when a product is sold out, and the operator's refill and calibration.
+//!
+//! Sold out is the controller's own set, applied to a product whenever a tap or a credit
+//! reaches the vend cycle (whose pure step refuses it): the operator's product edits copy
+//! the catalog, so a flag kept in it would be lost on their save.
+
+use super::*;
+use crate::config::flow::FlowConfig;
+use crate::pump::flow::{pour_volume, FlowSensor, VolumeOutcome, VolumeTarget};
+
+/// A channel's flow sensor with its calibration.
+#[derive(Clone)]
+pub struct FlowChannel {
+    pub channel: Channel,
+    pub sensor: Arc<dyn FlowSensor>,
+    pub config: FlowConfig,
+}
+
+impl std::fmt::Debug for FlowChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowChannel")
+            .field("channel", &self.channel)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A product's stock keeping, from the config (by product index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct StockSpec {
+    /// None: no stock is kept for it.
+    pub tank_ml: Option<u32>,
+    /// The first count in a new ledger.
+    pub start_ml: u32,
+    pub low_ml: u32,
+    /// The ml one pour counts off: the volume, or a timed pour's configured ml.
+    pub pour_ml: Option<u32>,
+}
+
+impl StockSpec {
+    pub fn of(p: &crate::config::ProductSpec) -> StockSpec {
+        StockSpec {
+            tank_ml: p.tank_ml,
+            start_ml: p.stock_ml.or(p.tank_ml).unwrap_or(0),
+            low_ml: p.low_stock_ml.unwrap_or(0),
+            pour_ml: p.volume_ml.or(p.timed_pour_ml),
+        }
+    }
+}
+
+/// The floor of pulses per no-flow window for `f`: its ml/s over the window, at least 1.
+fn floor_pulses(f: &FlowConfig) -> u64 {
+    let ml = f.min_flow_ml_per_s * f.no_flow_ms as f64 / 1000.0;
+    ((ml * f.pulses_per_litre / 1000.0).floor() as u64).max(1)
+}
+
+impl Controller {
+    pub(super) fn flow_of(&self, channel: Channel) -> Option<&FlowChannel> {
+        self.settings.flow.iter().find(|f| f.channel == channel)
+    }
+
+    fn stock_spec(&self, index: usize) -> StockSpec {
+        self.settings.stock.get(index).copied().unwrap_or_default()
+    }
+
+    pub(super) fn is_sold_out(&self, index: usize) -> bool {
+        self.sold_out.contains(&index)
+    }
+
+    /// The product as the vend cycle must see it now (sold out or not).
+    pub(super) fn with_stock(&self, mut p: Product) -> Product {
+        p.sold_out = self.is_sold_out(p.index);
+        p
+    }
+
+    /// At start: every product that keeps stock is counted (from the config the first
+    /// time), and one without enough left for a pour is sold out.
+    pub(super) fn load_stock(&mut self) {
+        let Ok(l) = &mut self.ledger else { return };
+        for p in &self.settings.catalog {
+            let spec = self
+                .settings
+                .stock
+                .get(p.index)
+                .copied()
+                .unwrap_or_default();
+            let Some(tank) = spec.tank_ml else { continue };
+            match l.stock_or_start(&p.name, tank, spec.start_ml) {
+                Ok(s) => {
+                    if s.ml < spec.pour_ml.unwrap_or(1) {
+                        self.sold_out.insert(p.index);
+                    }
+                    self.stock_ml.insert(p.index, s.ml);
+                }
+                Err(e) => tracing::error!(product = %p.name, error = %e, "cannot read the stock"),
+            }
+        }
+    }
+
+    /// Runs the pour of `sale`: by volume when the product has one, else timed. A credit
+    /// of a short pour pours only what is still owed (`owed_ml`).
+    pub(super) fn spawn_pour(&mut self, sale: Sale, owed_ml: Option<u32>) {
+        let tx = self.tx.clone();
+        let pump = self.pump.clone();
+        let settings = self.settings.pour;
+        let index = sale.product.index;
+        let Some(volume) = owed_ml.or(sale.product.volume_ml) else {
+            let counted = self.stock_spec(index).pour_ml;
+            self.pour_task = Some(tokio::spawn(async move {
+                let result =
+                    pump::pour(&pump, sale.product.channel, sale.product.pour, settings).await;
+                let ev = match result {
+                    Ok(()) => {
+                        if let Some(ml) = counted {
+                            let _ = tx.send(Input::PouredMl {
+                                sale_id: sale.id.clone(),
+                                index,
+                                ml,
+                            });
+                        }
+                        Event::PourFinished { sale_id: sale.id }
+                    }
+                    Err(e) => Event::PourFailed {
+                        sale_id: sale.id,
+                        failure: PourFailure::Pump(e.to_string()),
+                    },
+                };
+                let _ = tx.send(Input::Event(ev));
+            }));
+            return;
+        };
+        let Some(flow) = self.flow_of(sale.product.channel).cloned() else {
+            // The config refuses this; a volume is never poured blind.
+            let _ = tx.send(Input::Event(Event::PourFailed {
+                sale_id: sale.id,
+                failure: PourFailure::Pump("no flow sensor on this channel".into()),
+            }));
+            return;
+        };
+        let target = VolumeTarget {
+            pulses: flow.config.pulses_for(volume),
+            no_flow: Duration::from_millis(flow.config.no_flow_ms),
+            floor_pulses: floor_pulses(&flow.config),
+            limit: sale.product.pour,
+        };
+        self.pour_task = Some(tokio::spawn(async move {
+            let result = pour_volume(
+                &pump,
+                sale.product.channel,
+                flow.sensor.as_ref(),
+                target,
+                settings,
+            )
+            .await;
+            let measured = |pulses| flow.config.ml_of(pulses).min(volume);
+            let ev = match result {
+                Ok(VolumeOutcome::Reached { pulses }) => {
+                    let _ = tx.send(Input::PouredMl {
+                        sale_id: sale.id.clone(),
+                        index,
+                        ml: measured(pulses),
+                    });
+                    Event::PourFinished { sale_id: sale.id }
+                }
+                Ok(VolumeOutcome::Short { pulses }) => {
+                    let ml = measured(pulses);
+                    let _ = tx.send(Input::PouredMl {
+                        sale_id: sale.id.clone(),
+                        index,
+                        ml,
+                    });
+                    Event::PourFailed {
+                        sale_id: sale.id,
+                        failure: PourFailure::Short {
+                            poured_ml: ml,
+                            target_ml: volume,
+                        },
+                    }
+                }
+                Ok(VolumeOutcome::NoFlow { pulses }) => Event::PourFailed {
+                    sale_id: sale.id,
+                    failure: PourFailure::NoFlow(format!(
+                        "{} ml flowed, then no flow for {} ms: the tank is empty or the line blocked",
+                        flow.config.ml_of(pulses),
+                        flow.config.no_flow_ms
+                    )),
+                },
+                Err(e) => Event::PourFailed {
+                    sale_id: sale.id,
+                    failure: PourFailure::Pump(e.to_string()),
+                },
+            };
+            let _ = tx.send(Input::Event(ev));
+        }));
+    }
+
+    /// A pour put `ml` into the cup: recorded with its sale, counted off the stock.
+    pub(super) fn poured_ml(&mut self, sale_id: &SaleId, index: usize, ml: u32) {
+        let Some(name) = self.settings.catalog.get(index).map(|p| p.name.clone()) else {
+            return;
+        };
+        let Ok(l) = &mut self.ledger else { return };
+        match l.record_pour_ml(sale_id, &name, ml) {
+            Ok(Some(left)) => {
+                self.stock_ml.insert(index, left);
+                let spec = self.stock_spec(index);
+                if left < spec.pour_ml.unwrap_or(1) {
+                    tracing::warn!(product = %name, left_ml = left, "sold out: not enough left for a pour");
+                    self.sold_out.insert(index);
+                } else if left <= spec.low_ml {
+                    tracing::warn!(product = %name, left_ml = left, "stock is low");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(sale = %sale_id, error = %e, "could not record the poured ml")
+            }
+        }
+    }
+
+    /// The tank of product `index` ran dry: sold out until the operator refills it.
+    pub(super) fn mark_sold_out(&mut self, index: usize) {
+        self.sold_out.insert(index);
+        let Some(name) = self.settings.catalog.get(index).map(|p| p.name.clone()) else {
+            return;
+        };
+        tracing::warn!(product = %name, "no flow: sold out until refilled");
+        if let Ok(l) = &mut self.ledger {
+            if let Err(e) = l.record_dry(&name) {
+                tracing::error!(product = %name, error = %e, "could not record the dry tank");
+            }
+        }
+        self.stock_ml.insert(index, 0);
+    }
+
+    /// The operator refilled product `index`: back to its tank size, on sale again.
+    pub(super) fn refill(&mut self, index: usize) {
+        let Some(name) = self.settings.catalog.get(index).map(|p| p.name.clone()) else {
+            return;
+        };
+        let refilled = match &mut self.ledger {
+            Ok(l) => l.record_refill(&name).map_err(|e| e.to_string()),
+            Err(e) => Err(e.clone()),
+        };
+        match refilled {
+            Ok(left) => {
+                if let Some(left) = left {
+                    self.stock_ml.insert(index, left);
+                }
+                self.sold_out.remove(&index);
+                tracing::info!(product = %name, ?left, "refilled");
+                self.op.message = match left {
+                    Some(ml) => format!("{name} refilled: {ml} ml."),
+                    None => format!("{name} is on sale again."),
+                };
+            }
+            Err(e) => self.op.message = format!("Refill of {name} NOT recorded: {e}"),
+        }
+    }
+
+    /// What a short pour's credit still owes, if the sale was one.
+    pub(super) fn owed_ml_of(&self, sale_id: &SaleId) -> Option<u32> {
+        self.ledger.as_ref().ok()?.owed_ml(sale_id).ok()?
+    }
+
+    /// The operator menu's stock of product `index`: "4200 of 10000 ml (low)", "SOLD
+    /// OUT", or empty when no stock is kept.
+    pub(super) fn stock_text(&self, index: usize) -> String {
+        let spec = self.stock_spec(index);
+        if self.is_sold_out(index) {
+            return match (spec.tank_ml, self.stock_ml.get(&index)) {
+                (Some(tank), Some(ml)) => format!("SOLD OUT ({ml} of {tank} ml)"),
+                (Some(_) | None, _) => "SOLD OUT".into(),
+            };
+        }
+        match (spec.tank_ml, self.stock_ml.get(&index)) {
+            (Some(tank), Some(&ml)) if ml <= spec.low_ml => format!("{ml} of {tank} ml (low)"),
+            (Some(tank), Some(&ml)) => format!("{ml} of {tank} ml"),
+            (Some(_) | None, _) => String::new(),
+        }
+    }
+}
+
+/// What the calibration pour pours, by the channel's current calibration: enough for a
+/// kitchen measuring jug to read to about 1 %.
+pub const CALIBRATION_ML: u32 = 200;
+
+impl Controller {
+    /// "Calibrate": pours about [`CALIBRATION_ML`] into a jug and keeps the pulses counted.
+    pub(super) fn calibration_pour(&mut self, channel: Channel) {
+        let Some(flow) = self.flow_of(channel).cloned() else {
+            self.op.message = format!("Channel {channel} has no flow sensor.");
+            return;
+        };
+        let target = VolumeTarget {
+            pulses: flow.config.pulses_for(CALIBRATION_ML),
+            no_flow: Duration::from_millis(flow.config.no_flow_ms),
+            floor_pulses: floor_pulses(&flow.config),
+            limit: self.settings.max_pour,
+        };
+        self.op.calibration = None;
+        self.op.message = format!(
+            "Calibrating channel {channel}: pouring about {CALIBRATION_ML} ml into a measuring jug…"
+        );
+        let (pump, settings, tx) = (self.pump.clone(), self.settings.pour, self.tx.clone());
+        self.run_op_pump(async move {
+            let r = pour_volume(&pump, channel, flow.sensor.as_ref(), target, settings).await;
+            let pulses = match r {
+                Ok(VolumeOutcome::Reached { pulses } | VolumeOutcome::Short { pulses }) => {
+                    Ok(pulses)
+                }
+                Ok(VolumeOutcome::NoFlow { .. }) => {
+                    Err("no flow: fill the tank and prime the line first".to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = tx.send(Input::CalibrationPoured { channel, pulses });
+        });
+    }
+
+    pub(super) fn calibration_poured(&mut self, channel: Channel, pulses: Result<u64, String>) {
+        if self.state != State::Service {
+            return;
+        }
+        match pulses {
+            Ok(0) | Err(_) => {
+                self.op.calibration = None;
+                self.op.message = format!(
+                    "Calibration of channel {channel} failed: {}",
+                    pulses.err().unwrap_or_else(|| "no pulse counted".into())
+                );
+            }
+            Ok(n) => {
+                self.op.calibration = Some((channel, n));
+                self.op.message =
+                    format!("Counted {n} pulses. Read the jug and enter the ml it holds.");
+            }
+        }
+    }
+
+    /// The measured ml of the calibration pour: the new pulses per litre, in use and saved.
+    pub(super) fn calibrate(&mut self, channel: Channel, measured_ml: u32) {
+        if measured_ml == 0 {
+            self.op.calibration = None;
+            self.op.message = "Calibration cancelled; nothing changed.".into();
+            return;
+        }
+        let Some((poured_on, pulses)) = self.op.calibration else {
+            self.op.message = "Pour the calibration amount first.".into();
+            return;
+        };
+        if poured_on != channel {
+            self.op.message = format!("The calibration pour was on channel {poured_on}.");
+            return;
+        }
+        let Some(ppl) = crate::config::flow::calibrate(pulses, measured_ml) else {
+            self.op.message = format!(
+                "{pulses} pulses for {measured_ml} ml is no flow sensor's figure; pour again."
+            );
+            return;
+        };
+        let Some(flow) = self.settings.flow.iter_mut().find(|f| f.channel == channel) else {
+            return;
+        };
+        let old = flow.config.pulses_per_litre;
+        flow.config.pulses_per_litre = ppl;
+        self.op.calibration = None;
+        let saved = match &self.settings.overrides_path {
+            Some(path) => crate::operator::load_overrides(path)
+                .and_then(|mut o| {
+                    o.flow.retain(|f| f.channel != channel);
+                    o.flow.push(crate::operator::FlowOverride {
+                        channel,
+                        pulses_per_litre: ppl,
+                    });
+                    crate::operator::save_overrides(path, &o)
+                })
+                .map_err(|e| e.to_string()),
+            None => Ok(()),
+        };
+        tracing::info!(%channel, pulses, measured_ml, old, new = ppl, "flow sensor calibrated");
+        self.op.message = match saved {
+            Ok(()) => format!(
+                "Channel {channel}: {ppl:.1} pulses per litre (was {old:.1}). Saved and in use."
+            ),
+            Err(e) => {
+                format!("Channel {channel}: {ppl:.1} pulses per litre, in use but NOT saved: {e}")
+            }
+        };
+    }
+
+    /// The calibrations already in the overrides file, kept when the products are saved.
+    pub(super) fn saved_flow_overrides(&self) -> Vec<crate::operator::FlowOverride> {
+        self.settings
+            .overrides_path
+            .as_deref()
+            .and_then(|p| crate::operator::load_overrides(p).ok())
+            .map(|o| o.flow)
+            .unwrap_or_default()
+    }
+
+    /// The operator menu's flow lines: each sensor's calibration and its live pulse rate
+    /// (the dry-run test: prime the pump and watch it).
+    pub(super) fn flow_lines(&mut self) -> Vec<OpFlow> {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for f in &self.settings.flow {
+            let pulses = f.sensor.pulses();
+            let rate = match self.flow_rate.get(&f.channel).copied() {
+                Some((at, _, rate)) if now.duration_since(at) < FLOW_RATE_EVERY => rate,
+                Some((at, before, _)) => {
+                    let dt = now.duration_since(at).as_secs_f64();
+                    let r = pulses.saturating_sub(before) as f64 / dt;
+                    self.flow_rate.insert(f.channel, (now, pulses, r));
+                    r
+                }
+                None => {
+                    self.flow_rate.insert(f.channel, (now, pulses, 0.0));
+                    0.0
+                }
+            };
+            out.push(OpFlow {
+                channel: f.channel,
+                text: format!(
+                    "Channel {}: {:.1} pulses per litre; now {:.1} pulses/s ({:.0} ml/s)",
+                    f.channel,
+                    f.config.pulses_per_litre,
+                    rate,
+                    rate * 1000.0 / f.config.pulses_per_litre
+                ),
+            });
+        }
+        out
+    }
+}
+
+/// How often the live pulse rate is recomputed.
+const FLOW_RATE_EVERY: Duration = Duration::from_millis(500);

@@ -1,0 +1,363 @@
+//! Whole-machine scenarios of pouring by volume, in paused time: the simulated flow sensor
+//! pulses with jitter while the pump runs, and the machine stops, owes, sells out and
+//! refills as a customer and an operator would see it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{on_time, TestMachine, ENA};
+use lnvend::config::{Config, Mode};
+use lnvend::controller::{Input, OpAction, Screen, View};
+use lnvend::ledger::Ledger;
+use lnvend::pump::Channel;
+use lnvend::vend::SaleId;
+
+const SENSOR: u8 = 17;
+
+/// Water (product 0) pours 300 ml by volume through a 450 pulses/l sensor on channel A,
+/// from a tank of `tank` ml; the simulated line flows `ml_per_s`. `limit_ms` is the
+/// longest one pour may take.
+fn config(dir: &std::path::Path, tank: u32, ml_per_s: f64, limit_ms: u64) -> Config {
+    let pin_line = include_str!("../examples/sim.toml")
+        .lines()
+        .find(|l| l.starts_with("operator_pin_hash"))
+        .expect("the sim config has a PIN");
+    let text = format!(
+        r#"
+{pin_line}
+machine_id = "flow-test"
+data_dir = "{}"
+
+[[product]]
+name = "Water"
+price_sat = 600
+pour_ms = {limit_ms}
+volume_ml = 300
+tank_ml = {tank}
+low_stock_ml = 600
+
+[[product]]
+name = "Cola"
+price_sat = 2100
+pour_ms = 3000
+
+[gpio]
+backend = "mock"
+
+[gpio.channel_a]
+in1 = 23
+in2 = 24
+ena = 18
+
+[gpio.channel_a.flow]
+pin = {SENSOR}
+pulses_per_litre = 450
+mock_ml_per_s = {ml_per_s}
+"#,
+        dir.display()
+    );
+    Config::parse(&text, "flow.toml", Mode::Sim).expect("flow test config")
+}
+
+async fn buy(m: &mut TestMachine, product: usize) {
+    m.tap(product);
+    m.wait_screen(Screen::Payment).await;
+    m.sim().pay_latest().unwrap();
+    m.wait_screen(Screen::Pouring).await;
+}
+
+async fn login(m: &mut TestMachine) -> View {
+    m.send(Input::OpenOperator);
+    m.wait_screen(Screen::Pin).await;
+    // The simulator's PIN (examples/sim.toml holds its hash).
+    m.send(Input::OperatorPin("1234".into()));
+    m.wait_screen(Screen::Operator).await
+}
+
+fn op_message(v: &View) -> String {
+    v.operator
+        .as_ref()
+        .map(|o| o.message.clone())
+        .unwrap_or_default()
+}
+
+fn sold_out(v: &View, i: usize) -> bool {
+    v.tiles[i].sold_out
+}
+
+/// The newest sale's id, from the ledger.
+fn ledger(dir: &std::path::Path) -> Ledger {
+    Ledger::open(dir).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_volume_is_reached_and_the_pump_stops_at_that_pulse() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&config(dir.path(), 10_000, 25.0, 20_000));
+    buy(&mut m, 0).await;
+    m.wait_screen(Screen::ThankYou).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // 300 ml at 450 pulses per litre, and no pulse after the stop.
+    assert_eq!(m.gpio.edge_count(SENSOR), 135);
+    let (ran, starts) = on_time(&m.gpio, ENA);
+    assert_eq!(starts, 1);
+    // About 12 s at 25 ml/s, jittered.
+    assert!(
+        ran > Duration::from_secs(10) && ran < Duration::from_secs(14),
+        "{ran:?}"
+    );
+    m.shutdown().await;
+    let l = ledger(dir.path());
+    assert_eq!(l.stock("Water").unwrap().unwrap().ml, 9_700);
+    let sale = l.stock_moves("Water").unwrap()[1].sale_id.clone().unwrap();
+    assert_eq!(l.poured_ml(&SaleId(sale)).unwrap(), Some(300));
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_flow_stops_within_the_no_flow_time_owes_a_credit_and_sells_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&config(dir.path(), 10_000, 25.0, 20_000));
+    m.flows[0].set_tank_empty(true);
+    buy(&mut m, 0).await;
+    let fault = m.wait_screen(Screen::Fault).await;
+    assert!(fault.message.contains("ran out"), "{}", fault.message);
+    let (ran, _) = on_time(&m.gpio, ENA);
+    assert!(
+        ran <= Duration::from_millis(1550),
+        "the dry pump ran {ran:?}"
+    );
+    m.send(Input::DismissFault);
+    // The machine sells on: Water is sold out, Cola is not.
+    let idle = m.wait_screen(Screen::Idle).await;
+    assert!(sold_out(&idle, 0) && !sold_out(&idle, 1));
+    assert_eq!(idle.credits.len(), 1, "the paid sale is an owed credit");
+    assert_eq!(idle.credits[0].sale_id, fault.code);
+    // A tap on the sold-out tile does nothing, and neither does its credit.
+    m.tap(0);
+    m.send(Input::RedeemCredit(fault.code.clone()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(m.screen(), Screen::Idle);
+    assert_eq!(m.sim().invoices_created(), 1);
+    m.shutdown().await;
+    let l = ledger(dir.path());
+    assert_eq!(l.stock("Water").unwrap().unwrap().ml, 0);
+    assert_eq!(l.owed().unwrap().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn flow_that_stops_mid_pour_stops_the_pump_and_sells_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&config(dir.path(), 10_000, 25.0, 20_000));
+    buy(&mut m, 0).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    m.flows[0].set_tank_empty(true);
+    m.wait_screen(Screen::Fault).await;
+    let (ran, _) = on_time(&m.gpio, ENA);
+    assert!(
+        ran > Duration::from_secs(4) && ran <= Duration::from_millis(4000 + 3000 + 100),
+        "{ran:?}"
+    );
+    m.send(Input::DismissFault);
+    let idle = m.wait_screen(Screen::Idle).await;
+    assert!(sold_out(&idle, 0));
+    m.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_time_limit_before_the_volume_owes_the_undelivered_share_and_its_credit_pours_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // 10 ml/s for at most 12 s: about 120 of 300 ml.
+    let mut m = TestMachine::start(&config(dir.path(), 10_000, 10.0, 12_000));
+    buy(&mut m, 0).await;
+    let fault = m.wait_screen(Screen::Fault).await;
+    let (ran, _) = on_time(&m.gpio, ENA);
+    assert_eq!(ran, Duration::from_secs(12));
+    let pulses = m.gpio.edge_count(SENSOR);
+    let poured = (pulses as f64 * 1000.0 / 450.0).round() as u32;
+    assert!((100..=140).contains(&poured), "{poured} ml");
+    assert!(
+        fault.message.contains(&format!("Only {poured} of 300 ml")),
+        "{}",
+        fault.message
+    );
+    m.send(Input::DismissFault);
+    let idle = m.wait_screen(Screen::Idle).await;
+    assert!(!sold_out(&idle, 0), "a slow line is not an empty tank");
+    // The line is cleared; the credit pours the rest, and only the rest.
+    m.flows[0].set_hz(25.0 * 0.45);
+    let owed = 300 - poured;
+    m.send(Input::RedeemCredit(fault.code.clone()));
+    m.wait_screen(Screen::Pouring).await;
+    m.wait_screen(Screen::ThankYou).await;
+    let more = m.gpio.edge_count(SENSOR) - pulses;
+    assert_eq!(more, (f64::from(owed) * 450.0 / 1000.0).round() as u64);
+    m.shutdown().await;
+    let l = ledger(dir.path());
+    let id = SaleId(fault.code);
+    assert_eq!(l.owed_ml(&id).unwrap(), Some(owed));
+    let total = l.poured_ml(&id).unwrap().unwrap();
+    assert!((299..=301).contains(&total), "{total} ml in all");
+    assert!(l.owed().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn stock_counts_down_sold_out_blocks_the_tap_and_refill_brings_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for two pours of 300 ml.
+    let mut m = TestMachine::start(&config(dir.path(), 700, 25.0, 20_000));
+    for _ in 0..2 {
+        buy(&mut m, 0).await;
+        m.wait_screen(Screen::ThankYou).await;
+        m.wait_screen(Screen::Idle).await;
+    }
+    let idle = m
+        .wait_for(Duration::from_secs(5), "Water sold out", |v| sold_out(v, 0))
+        .await;
+    assert!(!sold_out(&idle, 1));
+    let before = m.sim().invoices_created();
+    m.tap(0);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(m.screen(), Screen::Idle);
+    assert_eq!(
+        m.sim().invoices_created(),
+        before,
+        "no invoice for a sold-out drink"
+    );
+    // The operator refills the tank.
+    let menu = login(&mut m).await;
+    assert_eq!(
+        menu.operator.unwrap().products[0].stock,
+        "SOLD OUT (100 of 700 ml)"
+    );
+    m.send(Input::Operator(OpAction::Refill { index: 0 }));
+    let v = m
+        .wait_for(Duration::from_secs(5), "the refill", |v| {
+            v.operator
+                .as_ref()
+                .is_some_and(|o| o.products[0].stock == "700 of 700 ml")
+        })
+        .await;
+    assert!(v.operator.unwrap().message.contains("refilled"));
+    m.send(Input::Operator(OpAction::Exit));
+    let idle = m.wait_screen(Screen::Idle).await;
+    assert!(!sold_out(&idle, 0));
+    buy(&mut m, 0).await;
+    m.wait_screen(Screen::ThankYou).await;
+    m.shutdown().await;
+    let l = ledger(dir.path());
+    assert_eq!(l.stock("Water").unwrap().unwrap().ml, 400);
+    let kinds: Vec<String> = l
+        .stock_moves("Water")
+        .unwrap()
+        .into_iter()
+        .map(|m| m.kind)
+        .collect();
+    assert_eq!(kinds, ["start", "pour", "pour", "refill", "pour"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_product_without_a_sensor_keeps_its_timed_pour() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&config(dir.path(), 10_000, 25.0, 20_000));
+    // Cola is on channel A too, but timed: 3 s whatever the sensor says.
+    m.flows[0].set_tank_empty(true);
+    buy(&mut m, 1).await;
+    m.wait_screen(Screen::ThankYou).await;
+    let (ran, _) = on_time(&m.gpio, ENA);
+    assert_eq!(ran, Duration::from_secs(3));
+    m.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn calibration_from_a_measured_jug_is_computed_saved_and_used_for_the_next_pours() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 10_000, 25.0, 20_000);
+    let mut m = TestMachine::start(&cfg);
+    login(&mut m).await;
+    m.send(Input::Operator(OpAction::CalibratePour {
+        channel: Channel::A,
+    }));
+    let v = m
+        .wait_for(Duration::from_secs(30), "the calibration pour", |v| {
+            op_message(v).starts_with("Counted")
+        })
+        .await;
+    // 200 ml at the configured 450 pulses per litre.
+    assert!(
+        op_message(&v).contains("Counted 90 pulses"),
+        "{}",
+        op_message(&v)
+    );
+    assert_eq!(v.operator.unwrap().calibrating, Some(Channel::A));
+    assert_eq!(m.gpio.edge_count(SENSOR), 90);
+    // The jug shows 180 ml: this sensor gives 500 pulses per litre.
+    m.send(Input::Operator(OpAction::Calibrate {
+        channel: Channel::A,
+        measured_ml: 180,
+    }));
+    let v = m
+        .wait_for(Duration::from_secs(5), "the new calibration", |v| {
+            op_message(v).contains("pulses per litre")
+        })
+        .await;
+    assert!(
+        op_message(&v).contains("500.0 pulses per litre (was 450.0)"),
+        "{}",
+        op_message(&v)
+    );
+    assert_eq!(v.operator.as_ref().unwrap().calibrating, None);
+    assert!(v.operator.unwrap().flow[0]
+        .text
+        .contains("500.0 pulses per litre"));
+    m.send(Input::Operator(OpAction::Exit));
+    m.wait_screen(Screen::Idle).await;
+    // 300 ml is now 150 pulses.
+    buy(&mut m, 0).await;
+    m.wait_screen(Screen::ThankYou).await;
+    assert_eq!(m.gpio.edge_count(SENSOR), 90 + 150);
+    m.shutdown().await;
+    // And after a restart, from the saved override.
+    let mut m = TestMachine::start(&cfg);
+    buy(&mut m, 0).await;
+    m.wait_screen(Screen::ThankYou).await;
+    assert_eq!(m.gpio.edge_count(SENSOR), 150);
+    m.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_keypad_typo_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&config(dir.path(), 10_000, 25.0, 20_000));
+    login(&mut m).await;
+    // No calibration pour yet.
+    m.send(Input::Operator(OpAction::Calibrate {
+        channel: Channel::A,
+        measured_ml: 200,
+    }));
+    m.wait_for(Duration::from_secs(5), "a refusal", |v| {
+        op_message(v).contains("first")
+    })
+    .await;
+    m.send(Input::Operator(OpAction::CalibratePour {
+        channel: Channel::A,
+    }));
+    m.wait_for(Duration::from_secs(30), "the pour", |v| {
+        op_message(v).starts_with("Counted")
+    })
+    .await;
+    // 90 pulses for 20 l is no sensor's figure (4.5 pulses per litre).
+    m.send(Input::Operator(OpAction::Calibrate {
+        channel: Channel::A,
+        measured_ml: 20_000,
+    }));
+    let v = m
+        .wait_for(Duration::from_secs(5), "a refusal", |v| {
+            op_message(v).contains("no flow sensor's figure")
+        })
+        .await;
+    assert!(v.operator.unwrap().flow[0]
+        .text
+        .contains("450.0 pulses per litre"));
+    m.shutdown().await;
+}
