@@ -388,14 +388,14 @@ mod tests {
             .find(|l| l.starts_with("S1700000000-0001"))
             .unwrap();
         assert!(
-            fiat_row.ends_with(",2600,sim,inv-S1700000000-0001,created,2.50,EUR"),
+            fiat_row.ends_with(",2600,sim,inv-S1700000000-0001,created,2.50,EUR,,"),
             "{fiat_row}"
         );
         let sats_row = lines
             .iter()
             .find(|l| l.starts_with("S1700000001-0001"))
             .unwrap();
-        assert!(sats_row.ends_with(",created,,"), "{sats_row}");
+        assert!(sats_row.ends_with(",created,,,,"), "{sats_row}");
         let table = sales_report(&cfg, 0, false).unwrap();
         let row = table
             .lines()

@@ -155,7 +155,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(migrate(&mut c).unwrap(), 2);
-        assert_eq!(user_version(&c).unwrap(), 3);
+        assert_eq!(user_version(&c).unwrap(), LATEST);
         let (product, ml): (String, Option<i64>) = c
             .query_row("SELECT product, poured_ml FROM sales", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
