@@ -49,6 +49,20 @@ pub struct OpProduct {
     pub name: String,
     pub price: String,
     pub pour: String,
+    /// What the keypad edits the price as (whole sats, or the fiat price's cents).
+    pub price_entry: OpEntry,
+    /// What the keypad edits the pour time as (milliseconds).
+    pub pour_entry: OpEntry,
+}
+
+/// One number the operator types on the keypad: its value now, the range the controller
+/// accepts (shown on the keypad) and its unit.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct OpEntry {
+    pub value: u64,
+    pub min: u64,
+    pub max: u64,
+    pub unit: String,
 }
 
 /// One owed credit in the operator menu.
