@@ -19,6 +19,7 @@ use crate::qr::QrBitmap;
 
 pub mod customer;
 pub mod operator;
+pub mod samples;
 pub mod sim_panel;
 
 slint::include_modules!();

@@ -1,0 +1,97 @@
+//! Draws every screen of the touchscreen to a PNG at the panel's 800x480, with slint's own
+//! software renderer (the renderer the Pi uses), no display server needed:
+//! `cargo run --example screens -- docs/screens` (or `scripts/screens`). The views are
+//! `lnvend::ui::samples`, the same ones the language tests check.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use lnvend::ui::{self, samples, MachineWindow};
+use slint::platform::software_renderer::{MinimalSoftwareWindow, RepaintBufferType};
+use slint::platform::{PointerEventButton, WindowAdapter, WindowEvent};
+use slint::{ComponentHandle, LogicalPosition, PhysicalSize, Rgb8Pixel};
+
+const W: u32 = 800;
+const H: u32 = 480;
+
+struct Headless(Rc<MinimalSoftwareWindow>);
+
+impl slint::platform::Platform for Headless {
+    fn create_window_adapter(&self) -> Result<Rc<dyn WindowAdapter>, slint::PlatformError> {
+        Ok(self.0.clone())
+    }
+}
+
+fn draw(adapter: &MinimalSoftwareWindow, path: &Path) -> anyhow::Result<()> {
+    // Let layouts, timers and the first frame of every animation settle.
+    for _ in 0..3 {
+        slint::platform::update_timers_and_animations();
+        adapter.request_redraw();
+        let mut buf = vec![Rgb8Pixel { r: 0, g: 0, b: 0 }; (W * H) as usize];
+        adapter.draw_if_needed(|r| {
+            r.render(&mut buf, W as usize);
+        });
+        if path.as_os_str().is_empty() {
+            continue;
+        }
+        let file = std::fs::File::create(path)?;
+        let mut enc = png::Encoder::new(std::io::BufWriter::new(file), W, H);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let bytes: Vec<u8> = buf.iter().flat_map(|p| [p.r, p.g, p.b]).collect();
+        enc.write_header()?.write_image_data(&bytes)?;
+    }
+    Ok(())
+}
+
+fn tap(window: &MachineWindow, x: f32, y: f32) {
+    let position = LogicalPosition::new(x, y);
+    let w = window.window();
+    w.dispatch_event(WindowEvent::PointerPressed {
+        position,
+        button: PointerEventButton::Left,
+    });
+    w.dispatch_event(WindowEvent::PointerReleased {
+        position,
+        button: PointerEventButton::Left,
+    });
+    w.dispatch_event(WindowEvent::PointerExited);
+}
+
+fn main() -> anyhow::Result<()> {
+    let dir = PathBuf::from(std::env::args().nth(1).unwrap_or("docs/screens".into()));
+    std::fs::create_dir_all(&dir)?;
+    let adapter = MinimalSoftwareWindow::new(RepaintBufferType::NewBuffer);
+    adapter.set_size(PhysicalSize::new(W, H));
+    slint::platform::set_platform(Box::new(Headless(adapter.clone())))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let window = MachineWindow::new()?;
+    window.show()?;
+    let mut written = Vec::new();
+    for (name, view) in samples::customer_screens() {
+        ui::render_cached(&window, &view);
+        let path = dir.join(format!("{name}.png"));
+        draw(&adapter, &path)?;
+        written.push(path);
+    }
+    for (name, view) in samples::operator_screens() {
+        ui::render_cached(&window, &view);
+        let path = dir.join(format!("{name}.png"));
+        draw(&adapter, &path)?;
+        written.push(path);
+        if name == "operator-products" {
+            // The keypad over the first product's price button.
+            tap(&window, 272.0, 142.0);
+            // "2", then "1" (see ui/keypad.slint's grid).
+            tap(&window, 654.0, 158.0);
+            tap(&window, 570.0, 158.0);
+            let path = dir.join("operator-keypad.png");
+            draw(&adapter, &path)?;
+            written.push(path);
+        }
+    }
+    for p in written {
+        println!("{}", p.display());
+    }
+    Ok(())
+}
