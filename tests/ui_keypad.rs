@@ -62,6 +62,7 @@ fn view(price: &str) -> View {
         refund_qr: None,
         refund_text: String::new(),
         operator: Some(op),
+        wallet_hint: String::new(),
     }
 }
 

@@ -74,6 +74,8 @@ pub struct Settings {
     /// Where the operator's product changes are saved (none: not saved).
     pub overrides_path: Option<std::path::PathBuf>,
     pub version: String,
+    /// The payment screen's line for people with no Lightning wallet (empty: none).
+    pub wallet_hint: String,
     /// The wall and monotonic clocks, and whether the wall clock may be trusted.
     pub clock: Arc<dyn Clock>,
 }
@@ -142,6 +144,8 @@ pub struct Controller {
     fault_refund: Option<(SaleId, Option<Result<String, String>>)>,
     /// The payment request ran out: the idle screen says so until then.
     expired_notice: Option<Instant>,
+    /// The amount the payment screen showed for this sale, for "Payment received" after.
+    paid_amount: Option<(SaleId, String)>,
 }
 
 /// How often the controller loop proves it is alive (see [`Controller::heartbeat`]).
@@ -200,6 +204,7 @@ impl Controller {
             op_pump: None,
             fault_refund: None,
             expired_notice: None,
+            paid_amount: None,
         }
     }
     /// Updated by the controller loop itself every [`HEARTBEAT`]: a value that stops moving

@@ -126,6 +126,8 @@ pub struct View {
     pub refund_qr: Option<Arc<QrBitmap>>,
     pub refund_text: String,
     pub operator: Option<OperatorView>,
+    /// The payment screen's line for people with no Lightning wallet (empty: none).
+    pub wallet_hint: String,
 }
 
 impl Controller {
@@ -165,7 +167,7 @@ impl Controller {
             State::CreatingInvoice { sale, .. } => {
                 v.screen = Screen::Creating;
                 v.product = sale.product.name.clone();
-                v.amount = sale.product.price.display();
+                v.amount = price_text(&sale.product.price);
             }
             State::AwaitingPayment {
                 sale,
@@ -176,8 +178,12 @@ impl Controller {
                 v.product = sale.product.name.clone();
                 v.amount = match &sale.product.price {
                     Price::Sats(_) => invoice.amount.display_sats(),
-                    Price::Fiat(f) => format!("{} ({f})", invoice.amount.display_sats()),
+                    Price::Fiat(f) => {
+                        format!("{} · {}", fiat_text(f), invoice.amount.display_sats())
+                    }
                 };
+                self.paid_amount = Some((sale.id.clone(), v.amount.clone()));
+                v.wallet_hint = self.settings.wallet_hint.clone();
                 v.payment_uri = qr::payment_uri(&invoice.bolt11);
                 v.seconds_left = expires_at.saturating_duration_since(now).as_secs();
                 v.qr = self.qr_for(&v.payment_uri);
@@ -190,6 +196,12 @@ impl Controller {
             } => {
                 v.screen = Screen::Pouring;
                 v.product = sale.product.name.clone();
+                // What the customer just paid, as the payment screen said it; a credit
+                // poured later was paid at the product's price.
+                v.amount = match &self.paid_amount {
+                    Some((id, amount)) if *id == sale.id => amount.clone(),
+                    _ => price_text(&sale.product.price),
+                };
                 let total = (*ends - *started).as_secs_f32().max(0.001);
                 v.progress =
                     (now.saturating_duration_since(*started).as_secs_f32() / total).min(1.0);
@@ -211,7 +223,7 @@ impl Controller {
             } => {
                 v.screen = Screen::Fault;
                 v.product = sale.product.name.clone();
-                v.amount = sale.product.price.display();
+                v.amount = price_text(&sale.product.price);
                 v.code = sale.id.0.clone();
                 v.seconds_left = until.saturating_duration_since(now).as_secs();
                 v.fault_refund = self.settings.fault_refund
@@ -291,6 +303,27 @@ impl Controller {
     }
 }
 
+/// A fiat amount the way a price tag shows it: "€2.50", "$2.50", "£2.50"; other
+/// currencies by their code ("CHF 2.50").
+pub fn fiat_text(f: &Fiat) -> String {
+    let symbol = match f.currency() {
+        "EUR" => "€",
+        "USD" => "$",
+        "GBP" => "£",
+        other => return format!("{other} {}", f.amount_str()),
+    };
+    format!("{symbol}{}", f.amount_str())
+}
+
+/// A product's price for the customer: "2,100 sats" or "€2.50" (its sats are known only
+/// once the backend made the invoice).
+pub fn price_text(p: &Price) -> String {
+    match p {
+        Price::Sats(m) => m.display_sats(),
+        Price::Fiat(f) => fiat_text(f),
+    }
+}
+
 pub(super) fn idle_view(settings: &Settings) -> View {
     View {
         screen: Screen::Idle,
@@ -300,7 +333,7 @@ pub(super) fn idle_view(settings: &Settings) -> View {
             .iter()
             .map(|p| Tile {
                 name: p.name.clone(),
-                price: p.price.display(),
+                price: price_text(&p.price),
             })
             .collect(),
         product: String::new(),
@@ -318,5 +351,24 @@ pub(super) fn idle_view(settings: &Settings) -> View {
         refund_qr: None,
         refund_text: String::new(),
         operator: None,
+        wallet_hint: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fiat_price_reads_like_a_price_tag() {
+        let f = |a: &str, c: &str| fiat_text(&Fiat::parse(a, c).unwrap());
+        assert_eq!(f("2.5", "EUR"), "€2.50");
+        assert_eq!(f("3", "USD"), "$3.00");
+        assert_eq!(f("1.99", "GBP"), "£1.99");
+        assert_eq!(f("4.20", "CHF"), "CHF 4.20");
+        assert_eq!(
+            price_text(&Price::Sats(Msat::from_sat(4210).unwrap())),
+            "4,210 sats"
+        );
     }
 }

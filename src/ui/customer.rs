@@ -95,7 +95,14 @@ pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
 
     let payment = window.payment();
     payment.set_product(product.clone());
-    payment.set_amount(view.amount.as_str().into());
+    // "€2.50 · 3,000 sats": the fiat price large over its sats.
+    let (fiat, sats) = view
+        .amount
+        .split_once(" · ")
+        .unwrap_or(("", view.amount.as_str()));
+    payment.set_fiat(fiat.into());
+    payment.set_amount(sats.into());
+    payment.set_wallet_hint(view.wallet_hint.as_str().into());
     if let Some(img) = cache.qr(view.qr.as_ref()) {
         payment.set_qr(img);
     }
@@ -103,6 +110,7 @@ pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
 
     let pouring = window.pouring();
     pouring.set_product(product.clone());
+    pouring.set_amount(view.amount.as_str().into());
     pouring.set_progress(view.progress);
 
     window.thanks().set_product(product);

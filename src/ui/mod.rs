@@ -265,6 +265,7 @@ mod tests {
             refund_qr: None,
             refund_text: String::new(),
             operator: None,
+            wallet_hint: String::new(),
         }
     }
 

@@ -29,6 +29,7 @@ pub fn blank(screen: Screen) -> View {
         refund_qr: None,
         refund_text: String::new(),
         operator: None,
+        wallet_hint: String::new(),
     }
 }
 
@@ -90,12 +91,17 @@ pub fn customer_screens() -> Vec<(&'static str, View)> {
         crate::controller::QR_PX,
     );
     v.seconds_left = 287;
-    out.push(("payment", v));
+    out.push(("payment", v.clone()));
+
+    // A fiat price, and the wallet hint an operator may switch on.
+    v.amount = "€2.50 · 3,000 sats".into();
+    v.wallet_hint = "No wallet yet? Ask at the bar.".into();
+    out.push(("payment-fiat-hint", v));
 
     let mut v = blank(Screen::Pouring);
     v.product = "Club-Mate".into();
     v.amount = "3,000 sats".into();
-    v.progress = 0.4;
+    v.progress = 0.0;
     out.push(("pouring", v));
 
     let mut v = blank(Screen::ThankYou);
