@@ -1,7 +1,8 @@
 //! Draws every screen of the touchscreen to a PNG at the panel's 800x480, with slint's own
 //! software renderer (the renderer the Pi uses), no display server needed:
 //! `cargo run --example screens -- docs/screens` (or `scripts/screens`). The views are
-//! `lnvend::ui::samples`, the same ones the language tests check.
+//! `lnvend::ui::samples`, the same ones the language tests check: every customer screen in
+//! every language (docs/screens/<language>/), the operator tabs and the keypad.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -22,7 +23,40 @@ impl slint::platform::Platform for Headless {
     }
 }
 
-fn draw(adapter: &MinimalSoftwareWindow, path: &Path) -> anyhow::Result<()> {
+fn write_png(path: &Path, buf: &[Rgb8Pixel], w: u32, h: u32) -> anyhow::Result<()> {
+    let file = std::fs::File::create(path)?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let bytes: Vec<u8> = buf.iter().flat_map(|p| [p.r, p.g, p.b]).collect();
+    enc.write_header()?.write_image_data(&bytes)?;
+    Ok(())
+}
+
+/// Four screens at half size on one 800x480 sheet, for looking over many at once.
+fn write_sheet(path: &Path, shots: &[Vec<Rgb8Pixel>]) -> anyhow::Result<()> {
+    let mut sheet = vec![
+        Rgb8Pixel {
+            r: 255,
+            g: 255,
+            b: 255
+        };
+        (W * H) as usize
+    ];
+    for (k, shot) in shots.iter().enumerate().take(4) {
+        let (ox, oy) = ((k as u32 % 2) * W / 2, (k as u32 / 2) * H / 2);
+        for y in 0..H / 2 {
+            for x in 0..W / 2 {
+                let p = shot[((2 * y) * W + 2 * x) as usize];
+                sheet[((oy + y) * W + ox + x) as usize] = p;
+            }
+        }
+    }
+    write_png(path, &sheet, W, H)
+}
+
+fn draw(adapter: &MinimalSoftwareWindow, path: &Path) -> anyhow::Result<Vec<Rgb8Pixel>> {
+    let mut last = Vec::new();
     // Let layouts, timers and the first frame of every animation settle.
     for _ in 0..3 {
         slint::platform::update_timers_and_animations();
@@ -31,17 +65,10 @@ fn draw(adapter: &MinimalSoftwareWindow, path: &Path) -> anyhow::Result<()> {
         adapter.draw_if_needed(|r| {
             r.render(&mut buf, W as usize);
         });
-        if path.as_os_str().is_empty() {
-            continue;
-        }
-        let file = std::fs::File::create(path)?;
-        let mut enc = png::Encoder::new(std::io::BufWriter::new(file), W, H);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let bytes: Vec<u8> = buf.iter().flat_map(|p| [p.r, p.g, p.b]).collect();
-        enc.write_header()?.write_image_data(&bytes)?;
+        last = buf;
     }
-    Ok(())
+    write_png(path, &last, W, H)?;
+    Ok(last)
 }
 
 fn tap(window: &MachineWindow, x: f32, y: f32) {
@@ -68,12 +95,28 @@ fn main() -> anyhow::Result<()> {
     let window = MachineWindow::new()?;
     window.show()?;
     let mut written = Vec::new();
-    for (name, view) in samples::customer_screens() {
-        ui::render_cached(&window, &view);
-        let path = dir.join(format!("{name}.png"));
-        draw(&adapter, &path)?;
-        written.push(path);
+    // Customer screens in every language, each in docs/screens/<language>/.
+    // With LNVEND_SHEETS=<dir>: contact sheets of four, for a person to look them over.
+    let sheets = std::env::var_os("LNVEND_SHEETS").map(PathBuf::from);
+    for lang in lnvend::config::LANGUAGES {
+        std::fs::create_dir_all(dir.join(lang))?;
+        let mut shots = Vec::new();
+        for (name, view) in samples::customer_screens() {
+            ui::render_cached(&window, &view);
+            // As if the customer had picked it (the render sets the default at idle).
+            ui::language::select(&window, lang);
+            let path = dir.join(lang).join(format!("{name}.png"));
+            shots.push(draw(&adapter, &path)?);
+            written.push(path);
+        }
+        if let Some(sheets) = &sheets {
+            std::fs::create_dir_all(sheets)?;
+            for (k, four) in shots.chunks(4).enumerate() {
+                write_sheet(&sheets.join(format!("{lang}-{k}.png")), four)?;
+            }
+        }
     }
+    ui::language::select(&window, "en");
     for (name, view) in samples::operator_screens() {
         ui::render_cached(&window, &view);
         let path = dir.join(format!("{name}.png"));
@@ -88,6 +131,7 @@ fn main() -> anyhow::Result<()> {
             let path = dir.join("operator-keypad.png");
             draw(&adapter, &path)?;
             written.push(path);
+            tap(&window, 144.0, 394.0); // Cancel: the next tab without the keypad.
         }
     }
     for p in written {

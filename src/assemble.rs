@@ -74,6 +74,7 @@ pub fn settings(config: &Config) -> Settings {
             .map(str::trim)
             .unwrap_or_default()
             .to_string(),
+        language: config.display.language().to_string(),
         clock: Arc::new(crate::clock::SystemClock::new(config.require_clock_sync())),
     }
 }

@@ -37,6 +37,7 @@ fn view(screen: Screen, message: &str) -> View {
         refund_text: String::new(),
         operator: None,
         wallet_hint: String::new(),
+        language: "en".into(),
     }
 }
 

@@ -63,6 +63,7 @@ fn view(price: &str) -> View {
         refund_text: String::new(),
         operator: Some(op),
         wallet_hint: String::new(),
+        language: "en".into(),
     }
 }
 

@@ -32,6 +32,7 @@ fn view(op: OperatorView) -> View {
         refund_text: String::new(),
         operator: Some(op),
         wallet_hint: String::new(),
+        language: "en".into(),
     }
 }
 

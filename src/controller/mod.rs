@@ -76,6 +76,8 @@ pub struct Settings {
     pub version: String,
     /// The payment screen's line for people with no Lightning wallet (empty: none).
     pub wallet_hint: String,
+    /// The customer screens' default language.
+    pub language: String,
     /// The wall and monotonic clocks, and whether the wall clock may be trusted.
     pub clock: Arc<dyn Clock>,
 }

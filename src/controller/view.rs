@@ -15,6 +15,13 @@ pub const EXPIRED_NOTICE: Duration = Duration::from_secs(5);
 /// What the expiry notice says.
 pub const EXPIRED_TEXT: &str = "This payment request expired — nothing was charged";
 
+/// What the fault screen says when a payment already bought its drink.
+pub const ALREADY_POURED_TEXT: &str = "This payment was already used for a drink.";
+/// What the fault screen says when a paid drink could not be poured.
+pub const NOT_POURED_TEXT: &str = "Your payment is recorded, but the drink could not be poured.";
+/// What the fault screen says over the refund's claim QR.
+pub const REFUND_SCAN_TEXT: &str = "Scan with your Lightning wallet to claim your refund";
+
 /// The most owed credits the idle screen lists (its column scrolls past five).
 pub const MAX_IDLE_CREDITS: usize = 20;
 
@@ -128,6 +135,9 @@ pub struct View {
     pub operator: Option<OperatorView>,
     /// The payment screen's line for people with no Lightning wallet (empty: none).
     pub wallet_hint: String,
+    /// The customer screens' default language (a code of `config::LANGUAGES`): a customer
+    /// may pick another for one sale; back on the idle screen it is this one again.
+    pub language: String,
 }
 
 impl Controller {
@@ -232,8 +242,7 @@ impl Controller {
                     if *id == sale.id {
                         match result {
                             Ok(link) => {
-                                v.refund_text =
-                                    "Scan with your Lightning wallet to claim your refund".into();
+                                v.refund_text = REFUND_SCAN_TEXT.into();
                                 v.refund_qr = qr::render(link, 300).ok().map(Arc::new);
                             }
                             Err(e) => {
@@ -245,12 +254,8 @@ impl Controller {
                     }
                 }
                 v.message = match failure {
-                    PourFailure::AlreadyPoured => {
-                        "This payment was already used for a drink.".into()
-                    }
-                    PourFailure::Pump(_) | PourFailure::Ledger(_) => {
-                        "Your payment is recorded, but the drink could not be poured.".into()
-                    }
+                    PourFailure::AlreadyPoured => ALREADY_POURED_TEXT.into(),
+                    PourFailure::Pump(_) | PourFailure::Ledger(_) => NOT_POURED_TEXT.into(),
                 };
             }
         }
@@ -352,6 +357,7 @@ pub(super) fn idle_view(settings: &Settings) -> View {
         refund_text: String::new(),
         operator: None,
         wallet_hint: String::new(),
+        language: settings.language.clone(),
     }
 }
 

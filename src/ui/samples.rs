@@ -30,6 +30,7 @@ pub fn blank(screen: Screen) -> View {
         refund_text: String::new(),
         operator: None,
         wallet_hint: String::new(),
+        language: "en".into(),
     }
 }
 
@@ -116,7 +117,7 @@ pub fn customer_screens() -> Vec<(&'static str, View)> {
     let mut v = blank(Screen::Fault);
     v.product = "Club-Mate".into();
     v.amount = "3,000 sats".into();
-    v.message = "The pump stopped before your drink was poured.".into();
+    v.message = "Your payment is recorded, but the drink could not be poured.".into();
     v.code = "L1-0044".into();
     v.seconds_left = 60;
     v.fault_refund = true;
