@@ -71,6 +71,14 @@ pub fn settings(config: &Config) -> Settings {
         fault_refund: config.refund_on_fault_screen,
         overrides_path: Some(crate::operator::overrides_path(&config.data_dir())),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        wallet_hint: config
+            .display
+            .wallet_hint
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string(),
+        language: config.display.language().to_string(),
         clock: Arc::new(crate::clock::SystemClock::new(config.require_clock_sync())),
         flow: Vec::new(),
         stock: config

@@ -116,7 +116,10 @@ backend = "mock"
 
     #[test]
     fn the_kiosk_gets_the_rotation_and_the_kms_backend() {
-        let d = DisplayConfig { rotation: 180 };
+        let d = DisplayConfig {
+            rotation: 180,
+            ..DisplayConfig::default()
+        };
         assert_eq!(
             ui_env(&d, Mode::Run, true, None),
             vec![

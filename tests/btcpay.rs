@@ -390,13 +390,13 @@ async fn a_fiat_price_is_converted_by_btcpay() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = TestMachine::start(&config(dir.path(), &fake, "", "price_fiat = \"2.50\""));
     let idle = wait(&mut m, Screen::Idle, Duration::from_secs(15)).await;
-    assert_eq!(idle.tiles[0].price, "2.50 EUR");
+    assert_eq!(idle.tiles[0].price, "€2.50");
     m.tap(0);
     let v = wait(&mut m, Screen::Payment, Duration::from_secs(5)).await;
     let req = &fake.create_requests()[0];
     assert_eq!(req["amount"], "2.50");
     assert_eq!(req["currency"], "EUR");
-    assert_eq!(v.amount, "2,500 sats (2.50 EUR)");
+    assert_eq!(v.amount, "€2.50 · 2,500 sats");
     let inv = fake.latest();
     assert_eq!(inv.msat, 2_500_000);
     fake.settle(&inv.id);

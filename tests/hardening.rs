@@ -292,7 +292,7 @@ async fn a_broken_exchange_rate_puts_the_machine_out_of_service_instead_of_selli
     m.wait_screen(Screen::Idle).await;
     m.tap(0);
     let v = m.wait_screen(Screen::Payment).await;
-    assert_eq!(v.amount, "2,500 sats (2.50 EUR)");
+    assert_eq!(v.amount, "€2.50 · 2,500 sats");
     m.shutdown().await;
 }
 

@@ -209,15 +209,11 @@ async fn new_prices_and_pour_times_apply_at_once_and_survive_a_restart() {
     let config = cfg(dir.path(), "");
     let mut m = TestMachine::start(&config);
     login(&mut m).await;
-    for _ in 0..4 {
-        m.send(Input::Operator(OpAction::Price { index: 0, up: true }));
-    }
-    for _ in 0..2 {
-        m.send(Input::Operator(OpAction::Pour {
-            index: 0,
-            up: false,
-        }));
-    }
+    m.send(Input::Operator(OpAction::SetPrice {
+        index: 0,
+        value: 2500,
+    }));
+    m.send(Input::Operator(OpAction::SetPour { index: 0, ms: 3500 }));
     let v = m
         .wait_for(Duration::from_secs(5), "edited", |v| {
             v.operator
@@ -246,6 +242,70 @@ async fn new_prices_and_pour_times_apply_at_once_and_survive_a_restart() {
     let mut m = TestMachine::start(&config);
     let idle = m.wait_screen(Screen::Idle).await;
     assert_eq!(idle.tiles[0].price, "2,500 sats");
+    m.shutdown().await;
+}
+
+/// Issue 17, bug 5: with ±100 steps, 21 → 121 → 100 and 21 was gone for good. A typed price
+/// reaches any value in range and back; a value outside the shown range changes nothing and
+/// says why.
+#[tokio::test(start_paused = true)]
+async fn a_typed_price_goes_back_to_21_and_an_out_of_range_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&cfg(dir.path(), ""));
+    let v = login(&mut m).await;
+    let row = v.operator.unwrap().products[0].clone();
+    assert_eq!(
+        (row.price_entry.min, row.price_entry.unit.as_str()),
+        (1, "sats")
+    );
+    assert_eq!(row.price_entry.value, 2100);
+    let price_is = |want: &'static str| {
+        move |v: &View| {
+            v.operator
+                .as_ref()
+                .is_some_and(|o| o.products[0].price == want)
+        }
+    };
+    for (value, shown) in [(21, "21 sats"), (121, "121 sats"), (21, "21 sats")] {
+        m.send(Input::Operator(OpAction::SetPrice { index: 0, value }));
+        m.wait_for(Duration::from_secs(5), shown, price_is(shown))
+            .await;
+    }
+    m.send(Input::Operator(OpAction::SetPrice { index: 0, value: 0 }));
+    let v = m
+        .wait_for(Duration::from_secs(5), "refused", |v| {
+            v.operator
+                .as_ref()
+                .is_some_and(|o| o.message.contains("not changed"))
+        })
+        .await;
+    let op = v.operator.unwrap();
+    assert_eq!(op.products[0].price, "21 sats", "0 would give drinks away");
+    assert!(op.message.contains("1 to 10000000 sats"), "{}", op.message);
+    let max_pour = op.products[0].pour_entry.max;
+    assert!(max_pour >= 4000, "the configured pour fits: {max_pour}");
+    m.send(Input::Operator(OpAction::SetPour {
+        index: 0,
+        ms: max_pour + 1,
+    }));
+    m.send(Input::Operator(OpAction::SetPour { index: 1, ms: 1234 }));
+    let v = m
+        .wait_for(Duration::from_secs(5), "pour set", |v| {
+            v.operator
+                .as_ref()
+                .is_some_and(|o| o.products[1].pour == "1.23 s")
+        })
+        .await;
+    let op = v.operator.unwrap();
+    assert_eq!(
+        op.products[0].pour, "4.00 s",
+        "past the pump's limit: refused"
+    );
+    assert_eq!(op.products[1].pour_entry.value, 1234);
+    m.send(Input::Operator(OpAction::Save));
+    m.send(Input::Operator(OpAction::Exit));
+    let idle = m.wait_screen(Screen::Idle).await;
+    assert_eq!(idle.tiles[0].price, "21 sats", "the typed price is sold");
     m.shutdown().await;
 }
 

@@ -168,12 +168,17 @@ fn a_customer_taps_a_product_and_sees_a_scannable_qr() {
         w.global::<Machine>().get_screen() == Screen::Operator
     });
     assert_eq!(window.operator().get_products().row_count(), 2);
-    // Each typed button reaches the controller: a price step marks the menu unsaved, a tab
-    // turns the page.
+    // Each typed button reaches the controller: a price typed on the keypad is the price
+    // (and marks the menu unsaved), a tab turns the page.
     assert!(!window.operator().get_unsaved());
-    tap("Raise the price of Cola");
-    run_until(&window, "an unsaved price change", |w| {
+    tap("Set the price of Cola");
+    for d in ["Digit 2", "Digit 1"] {
+        tap(d);
+    }
+    tap("Set Price of Cola (now 2,100 sats)");
+    run_until(&window, "the typed price, unsaved", |w| {
         w.operator().get_unsaved()
+            && w.operator().get_products().row_data(0).map(|p| p.price) == Some("21 sats".into())
     });
     tap("Operator tab Pump");
     run_until(&window, "the pump page", |w| {

@@ -37,6 +37,8 @@ fn view(screen: Screen, message: &str) -> View {
         refund_qr: None,
         refund_text: String::new(),
         operator: None,
+        wallet_hint: String::new(),
+        language: "en".into(),
     }
 }
 

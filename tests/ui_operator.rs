@@ -1,7 +1,7 @@
 //! The operator menu, headless through slint's testing backend: the Sales tab scrolls to
 //! the last of its 20 rows, the Credits tab says "No owed credits" when there are none
-//! (and lists them when there are), and the price "+" and the pour "−" of a product row
-//! are far enough apart for a finger.
+//! (and lists them when there are), and the price and the pour time of a product row are
+//! far enough apart for a finger.
 //!
 //! The testing backend can be initialised once per process, so this file holds one test.
 
@@ -31,6 +31,8 @@ fn view(op: OperatorView) -> View {
         refund_qr: None,
         refund_text: String::new(),
         operator: Some(op),
+        wallet_hint: String::new(),
+        language: "en".into(),
     }
 }
 
@@ -60,6 +62,8 @@ fn the_operator_pages_show_everything_they_hold() {
             price: "21 sats".into(),
             pour: "4.0 s".into(),
             stock: String::new(),
+            price_entry: Default::default(),
+            pour_entry: Default::default(),
         }],
         today: "20 sales".into(),
         total: "20 sales".into(),
@@ -104,12 +108,12 @@ fn the_operator_pages_show_everything_they_hold() {
     assert!(found(&window, "No owed credits").is_empty());
     assert_eq!(found(&window, "Mark S1-0001 settled").len(), 1);
 
-    // Products: the price "+" and the pour "−" at least 16 px apart.
+    // Products: the price and the pour time buttons at least 16 px apart.
     let mut products = op;
     products.tab = OpTab::Products;
     ui::render_cached(&window, &view(products));
-    let plus = &found(&window, "Raise the price of Cola")[0];
-    let minus = &found(&window, "Shorten the pour of Cola")[0];
-    let gap = minus.absolute_position().x - (plus.absolute_position().x + plus.size().width);
-    assert!(gap >= 16.0, "price + and pour − are {gap} px apart");
+    let price = &found(&window, "Set the price of Cola")[0];
+    let pour = &found(&window, "Set the pour time of Cola")[0];
+    let gap = pour.absolute_position().x - (price.absolute_position().x + price.size().width);
+    assert!(gap >= 16.0, "price and pour time are {gap} px apart");
 }

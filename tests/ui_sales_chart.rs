@@ -29,6 +29,8 @@ fn view(op: OperatorView) -> View {
         refund_qr: None,
         refund_text: String::new(),
         operator: Some(op),
+        wallet_hint: String::new(),
+        language: "en".into(),
     }
 }
 

@@ -166,7 +166,21 @@ pub struct DisplayConfig {
     /// mounted upside down in a case needs 180. Touch input is rotated with it.
     #[serde(default)]
     pub rotation: u16,
+    /// One short line on the payment screen for people with no Lightning wallet yet, e.g.
+    /// "No wallet? Ask at the bar". Off (no line) when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wallet_hint: Option<String>,
+    /// The customer screens' language at idle (a customer may pick another for one sale):
+    /// one of [`LANGUAGES`]. Default: "en". The operator menu stays in this language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
+
+/// The languages of the customer screens (their catalogs are bundled in the binary).
+pub const LANGUAGES: [&str; 5] = ["en", "fr", "pt", "es", "de"];
+
+/// The longest wallet hint: one line beside the QR at the panel's size.
+pub const MAX_WALLET_HINT_CHARS: usize = 60;
 
 impl DisplayConfig {
     /// True when nothing was configured (then `check-config` does not print the section).
@@ -181,6 +195,34 @@ impl DisplayConfig {
             r => Some(format!(
                 "{r} is not one of 0, 90, 180, 270 (degrees clockwise)"
             )),
+        }
+    }
+
+    /// The configured default language ("en" unless set).
+    pub fn language(&self) -> &str {
+        self.language.as_deref().unwrap_or("en")
+    }
+
+    /// Why `language` is wrong, if it is.
+    pub fn language_problem(&self) -> Option<String> {
+        let l = self.language.as_deref()?;
+        (!LANGUAGES.contains(&l)).then(|| format!("\"{l}\" is not one of {}", LANGUAGES.join(", ")))
+    }
+
+    /// Why `wallet_hint` is wrong, if it is: it must fit on its one line.
+    pub fn wallet_hint_problem(&self) -> Option<String> {
+        let hint = self.wallet_hint.as_deref()?;
+        let chars = hint.trim().chars().count();
+        if chars == 0 {
+            Some("is empty; leave it out to show no hint".into())
+        } else if chars > MAX_WALLET_HINT_CHARS {
+            Some(format!(
+                "is {chars} characters; at most {MAX_WALLET_HINT_CHARS} fit on its line"
+            ))
+        } else if hint.chars().any(char::is_control) {
+            Some("must be one line of text".into())
+        } else {
+            None
         }
     }
 }
@@ -322,6 +364,12 @@ impl Config {
         }
         if self.credit_window_s > 86_400 {
             return Err(invalid("credit_window_s", "must be at most 86400 (a day)"));
+        }
+        if let Some(problem) = self.display.language_problem() {
+            return Err(invalid("display.language", problem));
+        }
+        if let Some(problem) = self.display.wallet_hint_problem() {
+            return Err(invalid("display.wallet_hint", problem));
         }
         if let Some(problem) = self.display.problem() {
             return Err(invalid("display.rotation", problem));
@@ -533,6 +581,35 @@ enb = 13
         assert_eq!(c.invoice_expiry(), Duration::from_secs(600));
         // Anyone at the screen may take a public credit: by default only for two minutes.
         assert_eq!(c.credit_window(), Duration::from_secs(120));
+    }
+
+    #[test]
+    fn the_wallet_hint_and_language_are_off_and_english_by_default_and_checked_at_their_line() {
+        let c = Config::parse(GOOD, "test.toml", Mode::Sim).unwrap();
+        assert_eq!(
+            c.display.wallet_hint, None,
+            "no wallet hint unless configured"
+        );
+        assert_eq!(c.display.language(), "en");
+        let with = |s: &str| format!("{GOOD}\n[display]\n{s}\n");
+        let c = Config::parse(
+            &with("wallet_hint = \"No wallet? Ask at the bar.\"\nlanguage = \"de\""),
+            "test.toml",
+            Mode::Sim,
+        )
+        .unwrap();
+        assert_eq!(
+            c.display.wallet_hint.as_deref(),
+            Some("No wallet? Ask at the bar.")
+        );
+        assert_eq!(c.display.language(), "de");
+        let e = err(&with(&format!("wallet_hint = \"{}\"", "x".repeat(61))));
+        assert_eq!(e.field, "display.wallet_hint");
+        assert_eq!(e.line, 24, "{e}");
+        assert!(e.message.contains("at most 60"), "{e}");
+        let e = err(&with("language = \"nl\""));
+        assert_eq!((e.field.as_str(), e.line), ("display.language", 24), "{e}");
+        assert!(e.message.contains("en, fr, pt, es, de"), "{e}");
     }
 
     #[test]

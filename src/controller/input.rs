@@ -54,15 +54,16 @@ pub enum OpAction {
     Exit,
     CancelPin,
     Tab(OpTab),
-    /// Price of product `index` one step up (or down).
-    Price {
+    /// Price of product `index`, as typed on the keypad: whole sats, or the fiat price's
+    /// minor units (cents). Refused with a message outside the product's [`OpEntry`] range.
+    SetPrice {
         index: usize,
-        up: bool,
+        value: u64,
     },
-    /// Pour time of product `index` one step up (or down).
-    Pour {
+    /// Pour time of product `index` in milliseconds, as typed on the keypad.
+    SetPour {
         index: usize,
-        up: bool,
+        ms: u64,
     },
     /// Save the edited products to the overrides file and use them.
     Save,
@@ -115,9 +116,9 @@ pub enum OpTab {
 pub const PRIME_MAX: Duration = Duration::from_secs(10);
 /// How long "reverse / clean" runs the pump backwards.
 pub const REVERSE_RUN: Duration = Duration::from_secs(2);
-/// Steps of the operator's +/- buttons.
-pub const PRICE_STEP_SAT: u64 = 100;
-pub const POUR_STEP: Duration = Duration::from_millis(250);
+/// The highest fiat price the keypad takes, in minor units (10,000.00): like
+/// `MAX_PRICE_SAT`, a bound against a slipped digit.
+pub const MAX_PRICE_FIAT_MINOR: u64 = 1_000_000;
 
 /// A cloneable sender of inputs.
 #[derive(Clone, Debug)]

@@ -78,6 +78,10 @@ pub struct Settings {
     /// Where the operator's product changes are saved (none: not saved).
     pub overrides_path: Option<std::path::PathBuf>,
     pub version: String,
+    /// The payment screen's line for people with no Lightning wallet (empty: none).
+    pub wallet_hint: String,
+    /// The customer screens' default language.
+    pub language: String,
     /// The wall and monotonic clocks, and whether the wall clock may be trusted.
     pub clock: Arc<dyn Clock>,
     /// The flow sensors, by channel (none: every pour is timed).
@@ -160,6 +164,8 @@ pub struct Controller {
     stock_ml: HashMap<usize, u32>,
     /// Each flow sensor's last rate sample (when, pulses, pulses per second).
     flow_rate: HashMap<Channel, (Instant, u64, f64)>,
+    /// The amount the payment screen showed for this sale, for "Payment received" after.
+    paid_amount: Option<(SaleId, String)>,
 }
 
 /// How often the controller loop proves it is alive (see [`Controller::heartbeat`]).
@@ -237,6 +243,7 @@ impl Controller {
             sold_out: std::collections::BTreeSet::new(),
             stock_ml: HashMap::new(),
             flow_rate: HashMap::new(),
+            paid_amount: None,
         }
     }
     /// Updated by the controller loop itself every [`HEARTBEAT`]: a value that stops moving

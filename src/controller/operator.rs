@@ -100,23 +100,12 @@ impl Controller {
                 self.op.tab = t;
                 None
             }
-            OpAction::Price { index, up } => {
-                if let Some(p) = self.op.draft.get_mut(index) {
-                    p.price = step_price(&p.price, up);
-                    self.op.unsaved = true;
-                }
+            OpAction::SetPrice { index, value } => {
+                self.set_price(index, value);
                 None
             }
-            OpAction::Pour { index, up } => {
-                let max = self.settings.max_pour;
-                if let Some(p) = self.op.draft.get_mut(index) {
-                    p.pour = if up {
-                        (p.pour + POUR_STEP).min(max)
-                    } else {
-                        p.pour.saturating_sub(POUR_STEP).max(POUR_STEP)
-                    };
-                    self.op.unsaved = true;
-                }
+            OpAction::SetPour { index, ms } => {
+                self.set_pour(index, ms);
                 None
             }
             OpAction::Save => {
@@ -399,6 +388,8 @@ impl Controller {
                     None => format!("{:.2} s", p.pour.as_secs_f64()),
                 },
                 stock: self.stock_text(p.index),
+                price_entry: price_entry(&p.price),
+                pour_entry: pour_entry(p.pour, self.settings.max_pour),
             })
             .collect();
         if let Ok(l) = &self.ledger {
@@ -482,30 +473,85 @@ impl Controller {
     }
 }
 
-/// One operator step of a price: 100 sats, or 0.10 of a fiat unit; never below one step.
-fn step_price(p: &Price, up: bool) -> Price {
+/// The keypad's view of a price: whole sats up to [`crate::config::MAX_PRICE_SAT`], or a
+/// fiat price's cents up to [`MAX_PRICE_FIAT_MINOR`]; never 0, which would give drinks away.
+fn price_entry(p: &Price) -> OpEntry {
     match p {
-        Price::Sats(m) => {
-            let sat = m.as_msat() / 1000;
-            let next = if up {
-                sat.saturating_add(PRICE_STEP_SAT)
-                    .min(crate::config::MAX_PRICE_SAT)
-            } else {
-                sat.saturating_sub(PRICE_STEP_SAT)
-                    .max(PRICE_STEP_SAT.min(sat.max(1)))
-            };
-            Price::Sats(Msat::from_sat(next).unwrap_or(*m))
+        Price::Sats(m) => OpEntry {
+            value: m.as_msat() / 1000,
+            min: 1,
+            max: crate::config::MAX_PRICE_SAT,
+            unit: "sats".into(),
+        },
+        Price::Fiat(f) => OpEntry {
+            value: f.minor(),
+            min: 1,
+            max: MAX_PRICE_FIAT_MINOR,
+            unit: format!("{} cents", f.currency()),
+        },
+    }
+}
+
+/// The keypad's view of a pour time: milliseconds, at most what the pump may run for one
+/// drink (its hard maximum less the anti-drip reverse), as config requires.
+fn pour_entry(pour: Duration, max_pour: Duration) -> OpEntry {
+    OpEntry {
+        value: pour.as_millis() as u64,
+        min: 1,
+        max: max_pour.as_millis() as u64,
+        unit: "ms".into(),
+    }
+}
+
+fn in_range(e: &OpEntry, value: u64) -> bool {
+    (e.min..=e.max).contains(&value)
+}
+
+impl Controller {
+    /// A typed price, checked here whatever the keypad let through.
+    fn set_price(&mut self, index: usize, value: u64) {
+        let Some(p) = self.op.draft.get_mut(index) else {
+            return;
+        };
+        let e = price_entry(&p.price);
+        if !in_range(&e, value) {
+            self.op.message = format!(
+                "Price of {} not changed: {value} is outside {} to {} {}.",
+                p.name, e.min, e.max, e.unit
+            );
+            return;
         }
-        Price::Fiat(f) => {
-            let minor = if up {
-                f.minor().saturating_add(10)
-            } else {
-                f.minor().saturating_sub(10).max(10)
-            };
-            let text = format!("{}.{:02}", minor / 100, minor % 100);
-            Fiat::parse(&text, f.currency())
-                .map(Price::Fiat)
-                .unwrap_or_else(|_| p.clone())
+        let price = match &p.price {
+            Price::Sats(_) => Msat::from_sat(value).map(Price::Sats),
+            Price::Fiat(f) => {
+                Fiat::parse(&format!("{}.{:02}", value / 100, value % 100), f.currency())
+                    .ok()
+                    .map(Price::Fiat)
+            }
+        };
+        if let Some(price) = price {
+            p.price = price;
+            self.op.unsaved = true;
+            self.op.message.clear();
         }
+    }
+
+    /// A typed pour time, checked here whatever the keypad let through.
+    fn set_pour(&mut self, index: usize, ms: u64) {
+        let max = self.settings.max_pour;
+        let Some(p) = self.op.draft.get_mut(index) else {
+            return;
+        };
+        let e = pour_entry(p.pour, max);
+        if !in_range(&e, ms) {
+            self.op.message = format!(
+                "Pour time of {} not changed: {ms} is outside {} to {} {}.",
+                p.name, e.min, e.max, e.unit
+            );
+            return;
+        }
+        p.pour = Duration::from_millis(ms);
+        self.op.unsaved = true;
+        self.op.message.clear();
     }
 }

@@ -15,6 +15,18 @@ pub const EXPIRED_NOTICE: Duration = Duration::from_secs(5);
 /// What the expiry notice says.
 pub const EXPIRED_TEXT: &str = "This payment request expired — nothing was charged";
 
+/// What the fault screen says when a payment already bought its drink.
+pub const ALREADY_POURED_TEXT: &str = "This payment was already used for a drink.";
+/// What the fault screen says when a paid drink could not be poured.
+pub const NOT_POURED_TEXT: &str = "Your payment is recorded, but the drink could not be poured.";
+/// A pour by volume found no flow: the tank is dry (the sale is owed, the product sold out).
+pub const RAN_OUT_TEXT: &str = "This drink just ran out. Your payment is recorded as a credit.";
+/// A pour by volume reached its time limit first: the rest is owed as a credit.
+pub const SHORT_POUR_TEXT: &str =
+    "Only part of your drink could be poured. The rest is recorded as a credit.";
+/// What the fault screen says over the refund's claim QR.
+pub const REFUND_SCAN_TEXT: &str = "Scan with your Lightning wallet to claim your refund";
+
 /// The most owed credits the idle screen lists (its column scrolls past five).
 pub const MAX_IDLE_CREDITS: usize = 20;
 
@@ -51,6 +63,10 @@ pub struct OpProduct {
     pub pour: String,
     /// "4200 of 10000 ml", "SOLD OUT"…; empty when no stock is kept.
     pub stock: String,
+    /// What the keypad edits the price as (whole sats, or the fiat price's cents).
+    pub price_entry: OpEntry,
+    /// What the keypad edits the pour time as (milliseconds).
+    pub pour_entry: OpEntry,
 }
 
 /// A flow sensor in the operator menu: its calibration and live pulse rate.
@@ -58,6 +74,16 @@ pub struct OpProduct {
 pub struct OpFlow {
     pub channel: Channel,
     pub text: String,
+}
+
+/// One number the operator types on the keypad: its value now, the range the controller
+/// accepts (shown on the keypad) and its unit.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct OpEntry {
+    pub value: u64,
+    pub min: u64,
+    pub max: u64,
+    pub unit: String,
 }
 
 /// One owed credit in the operator menu.
@@ -144,6 +170,11 @@ pub struct View {
     pub refund_qr: Option<Arc<QrBitmap>>,
     pub refund_text: String,
     pub operator: Option<OperatorView>,
+    /// The payment screen's line for people with no Lightning wallet (empty: none).
+    pub wallet_hint: String,
+    /// The customer screens' default language (a code of `config::LANGUAGES`): a customer
+    /// may pick another for one sale; back on the idle screen it is this one again.
+    pub language: String,
 }
 
 impl Controller {
@@ -186,7 +217,7 @@ impl Controller {
             State::CreatingInvoice { sale, .. } => {
                 v.screen = Screen::Creating;
                 v.product = sale.product.name.clone();
-                v.amount = sale.product.price.display();
+                v.amount = price_text(&sale.product.price);
             }
             State::AwaitingPayment {
                 sale,
@@ -197,8 +228,12 @@ impl Controller {
                 v.product = sale.product.name.clone();
                 v.amount = match &sale.product.price {
                     Price::Sats(_) => invoice.amount.display_sats(),
-                    Price::Fiat(f) => format!("{} ({f})", invoice.amount.display_sats()),
+                    Price::Fiat(f) => {
+                        format!("{} · {}", fiat_text(f), invoice.amount.display_sats())
+                    }
                 };
+                self.paid_amount = Some((sale.id.clone(), v.amount.clone()));
+                v.wallet_hint = self.settings.wallet_hint.clone();
                 v.payment_uri = qr::payment_uri(&invoice.bolt11);
                 v.seconds_left = expires_at.saturating_duration_since(now).as_secs();
                 v.qr = self.qr_for(&v.payment_uri);
@@ -211,6 +246,12 @@ impl Controller {
             } => {
                 v.screen = Screen::Pouring;
                 v.product = sale.product.name.clone();
+                // What the customer just paid, as the payment screen said it; a credit
+                // poured later was paid at the product's price.
+                v.amount = match &self.paid_amount {
+                    Some((id, amount)) if *id == sale.id => amount.clone(),
+                    _ => price_text(&sale.product.price),
+                };
                 let total = (*ends - *started).as_secs_f32().max(0.001);
                 v.progress =
                     (now.saturating_duration_since(*started).as_secs_f32() / total).min(1.0);
@@ -232,7 +273,7 @@ impl Controller {
             } => {
                 v.screen = Screen::Fault;
                 v.product = sale.product.name.clone();
-                v.amount = sale.product.price.display();
+                v.amount = price_text(&sale.product.price);
                 v.code = sale.id.0.clone();
                 v.seconds_left = until.saturating_duration_since(now).as_secs();
                 v.fault_refund = self.settings.fault_refund
@@ -244,8 +285,7 @@ impl Controller {
                     if *id == sale.id {
                         match result {
                             Ok(link) => {
-                                v.refund_text =
-                                    "Scan with your Lightning wallet to claim your refund".into();
+                                v.refund_text = REFUND_SCAN_TEXT.into();
                                 v.refund_qr = qr::render(link, 300).ok().map(Arc::new);
                             }
                             Err(e) => {
@@ -257,21 +297,12 @@ impl Controller {
                     }
                 }
                 v.message = match failure {
-                    PourFailure::AlreadyPoured => {
-                        "This payment was already used for a drink.".into()
-                    }
-                    PourFailure::Pump(_) | PourFailure::Ledger(_) => {
-                        "Your payment is recorded, but the drink could not be poured.".into()
-                    }
-                    PourFailure::NoFlow(_) => {
-                        "This drink just ran out. Your payment is recorded as a credit.".into()
-                    }
-                    PourFailure::Short {
-                        poured_ml,
-                        target_ml,
-                    } => format!(
-                        "Only {poured_ml} of {target_ml} ml could be poured. The rest is recorded as a credit."
-                    ),
+                    PourFailure::AlreadyPoured => ALREADY_POURED_TEXT.into(),
+                    PourFailure::Pump(_) | PourFailure::Ledger(_) => NOT_POURED_TEXT.into(),
+                    PourFailure::NoFlow(_) => RAN_OUT_TEXT.into(),
+                    // One fixed sentence (the ml are in the operator's Credits tab), so it
+                    // can be said in the customer's language.
+                    PourFailure::Short { .. } => SHORT_POUR_TEXT.into(),
                 };
             }
         }
@@ -324,6 +355,27 @@ impl Controller {
     }
 }
 
+/// A fiat amount the way a price tag shows it: "€2.50", "$2.50", "£2.50"; other
+/// currencies by their code ("CHF 2.50").
+pub fn fiat_text(f: &Fiat) -> String {
+    let symbol = match f.currency() {
+        "EUR" => "€",
+        "USD" => "$",
+        "GBP" => "£",
+        other => return format!("{other} {}", f.amount_str()),
+    };
+    format!("{symbol}{}", f.amount_str())
+}
+
+/// A product's price for the customer: "2,100 sats" or "€2.50" (its sats are known only
+/// once the backend made the invoice).
+pub fn price_text(p: &Price) -> String {
+    match p {
+        Price::Sats(m) => m.display_sats(),
+        Price::Fiat(f) => fiat_text(f),
+    }
+}
+
 pub(super) fn idle_view(settings: &Settings) -> View {
     View {
         screen: Screen::Idle,
@@ -333,7 +385,7 @@ pub(super) fn idle_view(settings: &Settings) -> View {
             .iter()
             .map(|p| Tile {
                 name: p.name.clone(),
-                price: p.price.display(),
+                price: price_text(&p.price),
                 sold_out: false,
             })
             .collect(),
@@ -352,5 +404,25 @@ pub(super) fn idle_view(settings: &Settings) -> View {
         refund_qr: None,
         refund_text: String::new(),
         operator: None,
+        wallet_hint: String::new(),
+        language: settings.language.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fiat_price_reads_like_a_price_tag() {
+        let f = |a: &str, c: &str| fiat_text(&Fiat::parse(a, c).unwrap());
+        assert_eq!(f("2.5", "EUR"), "€2.50");
+        assert_eq!(f("3", "USD"), "$3.00");
+        assert_eq!(f("1.99", "GBP"), "£1.99");
+        assert_eq!(f("4.20", "CHF"), "CHF 4.20");
+        assert_eq!(
+            price_text(&Price::Sats(Msat::from_sat(4210).unwrap())),
+            "4,210 sats"
+        );
     }
 }

@@ -14,6 +14,12 @@ pub fn countdown_text(seconds: u64) -> String {
     format!("Expires in {}:{:02}", seconds / 60, seconds % 60)
 }
 
+/// The expiry notice as the idle screen shows it: broken after the dash, so the line that
+/// says nothing was charged is never split.
+pub fn notice_text(message: &str) -> String {
+    message.replacen(" — ", "\n— ", 1)
+}
+
 /// Sets the customer screens' callbacks: each tap becomes one controller input.
 pub fn connect<W: MachineUi>(window: &W, inputs: &Inputs) {
     let i = inputs.clone();
@@ -27,6 +33,7 @@ pub fn connect<W: MachineUi>(window: &W, inputs: &Inputs) {
     window.idle().on_redeem_credit(move |id| {
         i.send(Input::RedeemCredit(id.to_string()));
     });
+    super::language::connect(window);
     let i = inputs.clone();
     window.creating().on_cancel(move || {
         i.send(Input::Cancel);
@@ -57,8 +64,7 @@ pub fn connect<W: MachineUi>(window: &W, inputs: &Inputs) {
 pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
     let idle = window.idle();
     idle.set_notice(if view.screen == ViewScreen::Expired {
-        // Broken after the dash, so the line that says nothing was charged is never split.
-        view.message.replacen(" — ", "\n— ", 1).into()
+        notice_text(&view.message).into()
     } else {
         SharedString::new()
     });
@@ -96,14 +102,23 @@ pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
 
     let payment = window.payment();
     payment.set_product(product.clone());
-    payment.set_amount(view.amount.as_str().into());
+    // "€2.50 · 3,000 sats": the fiat price large over its sats.
+    let (fiat, sats) = view
+        .amount
+        .split_once(" · ")
+        .unwrap_or(("", view.amount.as_str()));
+    payment.set_fiat(fiat.into());
+    payment.set_amount(sats.into());
+    payment.set_wallet_hint(view.wallet_hint.as_str().into());
     if let Some(img) = cache.qr(view.qr.as_ref()) {
         payment.set_qr(img);
     }
     payment.set_countdown(countdown_text(view.seconds_left).into());
+    payment.set_seconds_left(i32::try_from(view.seconds_left).unwrap_or(i32::MAX));
 
     let pouring = window.pouring();
     pouring.set_product(product.clone());
+    pouring.set_amount(view.amount.as_str().into());
     pouring.set_progress(view.progress);
 
     window.thanks().set_product(product);

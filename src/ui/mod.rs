@@ -18,8 +18,11 @@ use crate::controller::{Inputs, Screen as ViewScreen, View};
 use crate::qr::QrBitmap;
 
 pub mod customer;
+pub mod language;
 pub mod operator;
+pub mod samples;
 pub mod sim_panel;
+pub mod words;
 
 slint::include_modules!();
 
@@ -36,6 +39,8 @@ pub struct RenderCache {
     op_refund_qr: QrSlot,
     /// Bitmaps converted so far, for the tests.
     conversions: u64,
+    /// The screen of the last view, to tell when a sale is over (see [`language`]).
+    last_screen: Option<ViewScreen>,
 }
 
 type QrSlot = Option<(Arc<QrBitmap>, Image)>;
@@ -155,6 +160,10 @@ fn screen(s: ViewScreen) -> Screen {
 
 /// The single function that maps the view onto the UI.
 pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
+    if language::back_to_default(cache.last_screen, view.screen) {
+        language::select(window, &view.language);
+    }
+    cache.last_screen = Some(view.screen);
     let m = window.machine();
     m.set_screen(screen(view.screen));
     m.set_machine_id(view.machine_id.as_str().into());
@@ -264,6 +273,8 @@ mod tests {
             refund_qr: None,
             refund_text: String::new(),
             operator: None,
+            wallet_hint: String::new(),
+            language: "en".into(),
         }
     }
 

@@ -6,10 +6,10 @@
 use slint::{ModelRc, SharedString, VecModel};
 
 use super::{
-    OpCreditRow, OpFlowRow, OpProductRow, OpStockRow, OpTab, Operator, PumpChannel, RenderCache,
-    SalesDay,
+    OpCreditRow, OpFlowRow, OpNumber, OpProductRow, OpStockRow, OpTab, Operator, PumpChannel,
+    RenderCache, SalesDay,
 };
-use crate::controller::{ChartDay, Input, Inputs, OpAction, OpTab as Tab, OperatorView};
+use crate::controller::{ChartDay, Input, Inputs, OpAction, OpEntry, OpTab as Tab, OperatorView};
 use crate::money::Msat;
 use crate::pump::Channel;
 
@@ -55,6 +55,24 @@ fn index(i: i32) -> usize {
     usize::try_from(i).unwrap_or(usize::MAX)
 }
 
+/// A number typed on the keypad; a negative one (the keypad types none) is out of every
+/// range, so the controller refuses it.
+fn typed(v: i32) -> u64 {
+    u64::try_from(v).unwrap_or(u64::MAX)
+}
+
+/// A keypad entry for slint, whose numbers are `i32`: every range the controller gives
+/// fits, and a value past `i32::MAX` shows as the largest the keypad can hold.
+fn number(e: &OpEntry) -> OpNumber {
+    let int = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
+    OpNumber {
+        value: int(e.value),
+        min: int(e.min),
+        max: int(e.max),
+        unit: e.unit.as_str().into(),
+    }
+}
+
 /// Sets the `Operator` global's callbacks: each one sends exactly one [`OpAction`].
 pub fn connect(op: &Operator<'_>, inputs: &Inputs) {
     let send = {
@@ -66,17 +84,17 @@ pub fn connect(op: &Operator<'_>, inputs: &Inputs) {
     let s = send.clone();
     op.on_tab(move |t| s(OpAction::Tab(tab(t))));
     let s = send.clone();
-    op.on_price(move |i, up| {
-        s(OpAction::Price {
+    op.on_set_price(move |i, v| {
+        s(OpAction::SetPrice {
             index: index(i),
-            up,
+            value: typed(v),
         })
     });
     let s = send.clone();
-    op.on_pour(move |i, up| {
-        s(OpAction::Pour {
+    op.on_set_pour(move |i, v| {
+        s(OpAction::SetPour {
             index: index(i),
-            up,
+            ms: typed(v),
         })
     });
     let s = send.clone();
@@ -179,6 +197,8 @@ pub fn render(m: &Operator<'_>, op: &OperatorView, cache: &mut RenderCache) {
             name: p.name.as_str().into(),
             price: p.price.as_str().into(),
             pour: p.pour.as_str().into(),
+            price_entry: number(&p.price_entry),
+            pour_entry: number(&p.pour_entry),
         })
         .collect();
     m.set_products(ModelRc::new(VecModel::from(products)));
@@ -252,6 +272,12 @@ mod tests {
     fn each_pump_button_drives_its_own_channel() {
         assert_eq!(channel(PumpChannel::A), Channel::A);
         assert_eq!(channel(PumpChannel::B), Channel::B);
+    }
+
+    #[test]
+    fn a_negative_keypad_number_is_out_of_every_range() {
+        assert_eq!(typed(21), 21);
+        assert_eq!(typed(-21), u64::MAX);
     }
 
     #[test]

@@ -1,0 +1,197 @@
+//! Sample views of every screen, with realistic text, for the screenshots
+//! (`scripts/screens`, docs/screens/) and the tests that render every customer screen in
+//! every language. One list, so the pictures in the README are the screens the tests check.
+
+use std::sync::Arc;
+
+use crate::controller::{
+    CreditTile, OpCredit, OpEntry, OpProduct, OpTab, OperatorView, Screen, Tile, View, EXPIRED_TEXT,
+};
+
+/// A view of `screen` with nothing filled in.
+pub fn blank(screen: Screen) -> View {
+    View {
+        screen,
+        machine_id: "lobby-1".into(),
+        tiles: Vec::new(),
+        product: String::new(),
+        amount: String::new(),
+        payment_uri: String::new(),
+        qr: None,
+        seconds_left: 0,
+        progress: 0.0,
+        message: String::new(),
+        code: String::new(),
+        detail: String::new(),
+        credits: Vec::new(),
+        pin_message: String::new(),
+        fault_refund: false,
+        refund_qr: None,
+        refund_text: String::new(),
+        operator: None,
+        wallet_hint: String::new(),
+        language: "en".into(),
+    }
+}
+
+fn tiles() -> Vec<Tile> {
+    [
+        ("Cola", "2,100 sats"),
+        ("Club-Mate", "3,000 sats"),
+        ("Orange juice", "2,500 sats"),
+    ]
+    .into_iter()
+    .map(|(name, price)| Tile {
+        name: name.into(),
+        price: price.into(),
+        // One tile sold out, as a machine with a dry tank shows it.
+        sold_out: name == "Orange juice",
+    })
+    .collect()
+}
+
+/// A QR of a made-up invoice text: only its look matters here.
+fn qr(text: &str, px: u32) -> Option<Arc<crate::qr::QrBitmap>> {
+    crate::qr::render(text, px).ok().map(Arc::new)
+}
+
+/// Every customer screen, by a file-friendly name.
+pub fn customer_screens() -> Vec<(&'static str, View)> {
+    let mut out = Vec::new();
+
+    let mut v = blank(Screen::Idle);
+    v.tiles = tiles();
+    out.push(("idle", v.clone()));
+
+    v.credits = vec![
+        CreditTile {
+            sale_id: "L1-0042".into(),
+            product: "Cola".into(),
+        },
+        CreditTile {
+            sale_id: "L1-0043".into(),
+            product: "Club-Mate".into(),
+        },
+    ];
+    out.push(("idle-credits", v));
+
+    let mut v = blank(Screen::Expired);
+    v.tiles = tiles();
+    v.message = EXPIRED_TEXT.into();
+    out.push(("expired", v));
+
+    let mut v = blank(Screen::Creating);
+    v.product = "Club-Mate".into();
+    v.amount = "3,000 sats".into();
+    out.push(("creating", v));
+
+    let mut v = blank(Screen::Payment);
+    v.product = "Club-Mate".into();
+    v.amount = "3,000 sats".into();
+    v.payment_uri = "LIGHTNING:LNBC30U1SAMPLE".into();
+    v.qr = qr(
+        "LIGHTNING:LNBC30U1PSAMPLEINVOICEFORTHESCREENSHOTSONLYQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ",
+        crate::controller::QR_PX,
+    );
+    v.seconds_left = 287;
+    out.push(("payment", v.clone()));
+
+    // A fiat price, and the wallet hint an operator may switch on.
+    v.amount = "€2.50 · 3,000 sats".into();
+    v.wallet_hint = "No wallet yet? Ask at the bar.".into();
+    out.push(("payment-fiat-hint", v));
+
+    let mut v = blank(Screen::Pouring);
+    v.product = "Club-Mate".into();
+    v.amount = "3,000 sats".into();
+    v.progress = 0.0;
+    out.push(("pouring", v));
+
+    let mut v = blank(Screen::ThankYou);
+    v.product = "Club-Mate".into();
+    out.push(("thanks", v));
+
+    let mut v = blank(Screen::OutOfService);
+    v.message = "Payments are unavailable right now. Please try again in a few minutes.".into();
+    v.detail = "backend: connection refused (lnbits.example:443)".into();
+    out.push(("out-of-service", v));
+
+    let mut v = blank(Screen::Fault);
+    v.product = "Club-Mate".into();
+    v.amount = "3,000 sats".into();
+    v.message = "Your payment is recorded, but the drink could not be poured.".into();
+    v.code = "L1-0044".into();
+    v.seconds_left = 60;
+    v.fault_refund = true;
+    out.push(("fault", v));
+
+    let mut v = blank(Screen::Pin);
+    v.pin_message = "Enter the operator PIN".into();
+    out.push(("pin", v));
+
+    out
+}
+
+/// Every operator tab, by a file-friendly name.
+pub fn operator_screens() -> Vec<(&'static str, View)> {
+    let op = OperatorView {
+        tab: OpTab::Products,
+        products: vec![
+            product("Cola", 2100, "4.00 s", 4000),
+            product("Club-Mate", 3000, "2.50 s", 2500),
+        ],
+        today: "12 sales, 27,300 sats".into(),
+        total: "1,204 sales, 2,873,100 sats".into(),
+        recent: (1..=20)
+            .map(|k| format!("2026-12-01 18:{:02}  Cola  2,100 sats  poured", 59 - k))
+            .collect(),
+        credits: vec![OpCredit {
+            sale_id: "L1-0044".into(),
+            text: "L1-0044 Club-Mate 3,000 sats: pump: stopped early".into(),
+        }],
+        status: vec![
+            "Machine: lobby-1".into(),
+            "Payment backend: ok".into(),
+            "Network: Bitcoin".into(),
+            "Ledger: writable".into(),
+            format!("lnvend {}", env!("CARGO_PKG_VERSION")),
+        ],
+        ..OperatorView::default()
+    };
+    let mut out = Vec::new();
+    for (name, tab) in [
+        ("operator-products", OpTab::Products),
+        ("operator-pump", OpTab::Pump),
+        ("operator-sales", OpTab::Sales),
+        ("operator-credits", OpTab::Credits),
+        ("operator-status", OpTab::Status),
+    ] {
+        let mut v = blank(Screen::Operator);
+        v.operator = Some(OperatorView { tab, ..op.clone() });
+        out.push((name, v));
+    }
+    out
+}
+
+fn product(name: &str, sat: u64, pour: &str, ms: u64) -> OpProduct {
+    OpProduct {
+        name: name.into(),
+        price: crate::money::Msat::from_sat(sat)
+            .map(|m| m.display_sats())
+            .unwrap_or_default(),
+        pour: pour.into(),
+        stock: String::new(),
+        price_entry: OpEntry {
+            value: sat,
+            min: 1,
+            max: crate::config::MAX_PRICE_SAT,
+            unit: "sats".into(),
+        },
+        pour_entry: OpEntry {
+            value: ms,
+            min: 1,
+            max: 29_500,
+            unit: "ms".into(),
+        },
+    }
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Writes translations/<lang>/LC_MESSAGES/lnvend.po from the table below, the one place the
+customer screens' translations are edited. Every msgid is the English text of an @tr() in
+ui/; src/ui/words.rs checks that each catalog has every customer message.
+Run: python3 translations/make_po.py"""
+import os
+
+T = {}
+# msgid: (fr, pt, es, de)
+T["Preparing your invoice…"] = ("Préparation de votre facture…", "A preparar a fatura…", "Preparando su factura…", "Rechnung wird erstellt…")
+T["Cancel"] = ("Annuler", "Cancelar", "Cancelar", "Abbrechen")
+T["Cancel payment"] = ("Annuler le paiement", "Cancelar pagamento", "Cancelar el pago", "Zahlung abbrechen")
+T["Sorry — your payment is recorded"] = ("Désolé — votre paiement est enregistré", "Desculpe — o seu pagamento está registado", "Lo sentimos — su pago está registrado", "Entschuldigung — Ihre Zahlung ist gespeichert")
+T["Show this code to the operator to get your drink or your money back:"] = (
+    "Montrez ce code à l’exploitant pour obtenir votre boisson ou être remboursé :",
+    "Mostre este código ao operador para receber a bebida ou o dinheiro de volta:",
+    "Muestre este código al operador para recibir su bebida o su dinero:",
+    "Zeigen Sie diesen Code dem Betreiber, um Ihr Getränk oder Ihr Geld zu bekommen:")
+T["Receipt code {}"] = ("Code du reçu {}", "Código do recibo {}", "Código de recibo {}", "Belegcode {}")
+T["Refund to my wallet"] = ("Rembourser sur mon portefeuille", "Reembolsar na minha carteira", "Reembolsar a mi monedero", "Auf Wallet erstatten")
+T["Done"] = ("Terminé", "Concluído", "Listo", "Fertig")
+T["Close this message"] = ("Fermer ce message", "Fechar esta mensagem", "Cerrar este mensaje", "Meldung schließen")
+T["Refund claim QR code"] = ("QR code du remboursement", "Código QR do reembolso", "Código QR del reembolso", "QR-Code der Erstattung")
+T["Code {}"] = ("Code {}", "Código {}", "Código {}", "Code {}")
+T["Close the refund"] = ("Fermer le remboursement", "Fechar o reembolso", "Cerrar el reembolso", "Erstattung schließen")
+T["Pour your paid {}, receipt {}"] = ("Servir votre {} payé, reçu {}", "Servir o seu {} pago, recibo {}", "Servir su {} pagado, recibo {}", "Bezahltes {} zapfen, Beleg {}")
+T["Receipt {}"] = ("Reçu {}", "Recibo {}", "Recibo {}", "Beleg {}")
+T["Tap a drink — pay with Lightning ⚡"] = ("Touchez une boisson — payez en Lightning ⚡", "Toque numa bebida — pague com Lightning ⚡", "Toque una bebida — pague con Lightning ⚡", "Getränk antippen — mit Lightning zahlen ⚡")
+T["Paid — tap to pour:"] = ("Payé — touchez pour servir :", "Pago — toque para servir:", "Pagado — toque para servir:", "Bezahlt — zum Zapfen antippen:")
+T["{} paid — tap to pour:"] = ("{} payés — touchez pour servir :", "{} pagos — toque para servir:", "{} pagados — toque para servir:", "{} bezahlt — zum Zapfen antippen:")
+T["The drinks are back in a moment."] = ("Les boissons reviennent dans un instant.", "As bebidas voltam já.", "Las bebidas vuelven en un momento.", "Die Getränke sind gleich wieder da.")
+T["Out of service"] = ("Hors service", "Fora de serviço", "Fuera de servicio", "Außer Betrieb")
+T["Reason: {}"] = ("Raison : {}", "Motivo: {}", "Motivo: {}", "Grund: {}")
+T["Lightning invoice QR code"] = ("QR code de la facture Lightning", "Código QR da fatura Lightning", "Código QR de la factura Lightning", "QR-Code der Lightning-Rechnung")
+T["Price {}"] = ("Prix {}", "Preço {}", "Precio {}", "Preis {}")
+T["Amount {}"] = ("Montant {}", "Valor {}", "Importe {}", "Betrag {}")
+T["Scan with a Lightning wallet"] = ("Scannez avec un portefeuille Lightning", "Leia com uma carteira Lightning", "Escanee con un monedero Lightning", "Mit einer Lightning-Wallet scannen")
+T["Expires in {}:{}"] = ("Expire dans {}:{}", "Expira em {}:{}", "Caduca en {}:{}", "Läuft ab in {}:{}")
+T["Payment received"] = ("Paiement reçu", "Pagamento recebido", "Pago recibido", "Zahlung erhalten")
+T["Payment received {}"] = ("Paiement reçu {}", "Pagamento recebido {}", "Pago recibido {}", "Zahlung erhalten {}")
+T["Pouring your {}…"] = ("Service de votre {}…", "A servir o seu {}…", "Sirviendo su {}…", "Ihr {} wird gezapft…")
+T["Pouring progress"] = ("Progression du service", "Progresso", "Progreso", "Fortschritt")
+T["Please keep your cup in place."] = ("Laissez votre gobelet en place.", "Mantenha o copo no lugar.", "Mantenga el vaso en su sitio.", "Bitte lassen Sie den Becher stehen.")
+T["Thank you!"] = ("Merci !", "Obrigado!", "¡Gracias!", "Danke!")
+T["Enjoy your {}."] = ("Savourez votre {}.", "Aproveite o seu {}.", "Disfrute su {}.", "Genießen Sie Ihr {}.")
+T["Sold out"] = ("Épuisé", "Esgotado", "Agotado", "Ausverkauft")
+T["{}, sold out"] = ("{}, épuisé", "{}, esgotado", "{}, agotado", "{}, ausverkauft")
+T["This drink just ran out. Your payment is recorded as a credit."] = (
+    "Cette boisson vient de s’épuiser. Votre paiement est enregistré comme un crédit.",
+    "Esta bebida acabou de esgotar. O seu pagamento fica registado como crédito.",
+    "Esta bebida se acaba de agotar. Su pago queda registrado como crédito.",
+    "Dieses Getränk ist gerade ausgegangen. Ihre Zahlung ist als Guthaben gespeichert.")
+T["Only part of your drink could be poured. The rest is recorded as a credit."] = (
+    "Une partie seulement de votre boisson a pu être servie. Le reste est enregistré comme un crédit.",
+    "Só parte da sua bebida pôde ser servida. O resto fica registado como crédito.",
+    "Solo se pudo servir parte de su bebida. El resto queda registrado como crédito.",
+    "Nur ein Teil Ihres Getränks konnte gezapft werden. Der Rest ist als Guthaben gespeichert.")
+T["Buy {}, {}"] = ("Acheter {}, {}", "Comprar {}, {}", "Comprar {}, {}", "{} kaufen, {}")
+T["Payments are unavailable right now. Please try again in a few minutes."] = (
+    "Les paiements sont indisponibles pour le moment. Réessayez dans quelques minutes.",
+    "Os pagamentos estão indisponíveis de momento. Tente novamente dentro de alguns minutos.",
+    "Los pagos no están disponibles ahora. Vuelva a intentarlo en unos minutos.",
+    "Zahlungen sind gerade nicht möglich. Bitte versuchen Sie es in ein paar Minuten erneut.")
+T["The drink dispenser needs attention from the operator."] = (
+    "Le distributeur doit être vérifié par l’exploitant.",
+    "O dispensador precisa da atenção do operador.",
+    "El dispensador necesita la atención del operador.",
+    "Der Getränkespender muss vom Betreiber geprüft werden.")
+T["Sales cannot be recorded right now."] = (
+    "Les ventes ne peuvent pas être enregistrées pour le moment.",
+    "Não é possível registar vendas neste momento.",
+    "Ahora no se pueden registrar ventas.",
+    "Verkäufe können gerade nicht gespeichert werden.")
+T["Waiting for the correct time before taking payments. This takes a minute after power-up."] = (
+    "En attente de l’heure exacte avant d’accepter les paiements. Cela prend une minute après la mise sous tension.",
+    "À espera da hora certa antes de aceitar pagamentos. Demora um minuto depois de ligar.",
+    "Esperando la hora correcta para aceptar pagos. Tarda un minuto tras el encendido.",
+    "Warte auf die richtige Uhrzeit, bevor Zahlungen angenommen werden. Das dauert nach dem Einschalten etwa eine Minute.")
+T["This payment was already used for a drink."] = (
+    "Ce paiement a déjà servi pour une boisson.",
+    "Este pagamento já foi usado para uma bebida.",
+    "Este pago ya se usó para una bebida.",
+    "Diese Zahlung wurde schon für ein Getränk verwendet.")
+T["Your payment is recorded, but the drink could not be poured."] = (
+    "Votre paiement est enregistré, mais la boisson n’a pas pu être servie.",
+    "O seu pagamento está registado, mas não foi possível servir a bebida.",
+    "Su pago está registrado, pero no se pudo servir la bebida.",
+    "Ihre Zahlung ist gespeichert, aber das Getränk konnte nicht gezapft werden.")
+T["Scan with your Lightning wallet to claim your refund"] = (
+    "Scannez avec votre portefeuille Lightning pour récupérer votre remboursement",
+    "Leia com a sua carteira Lightning para receber o reembolso",
+    "Escanee con su monedero Lightning para cobrar su reembolso",
+    "Scannen Sie mit Ihrer Lightning-Wallet, um Ihre Erstattung abzuholen")
+T["This payment request expired\\n— nothing was charged"] = (
+    "Cette demande de paiement a expiré\\n— rien n’a été débité",
+    "Este pedido de pagamento expirou\\n— nada foi cobrado",
+    "Esta solicitud de pago caducó\\n— no se cobró nada",
+    "Diese Zahlungsanforderung ist abgelaufen\\n— nichts wurde berechnet")
+
+LANGS = ["fr", "pt", "es", "de"]
+here = os.path.dirname(os.path.abspath(__file__))
+for i, lang in enumerate(LANGS):
+    d = os.path.join(here, lang, "LC_MESSAGES")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "lnvend.po"), "w", encoding="utf-8") as f:
+        f.write('# The lnvend customer screens. Generated by translations/make_po.py; edit there.\n')
+        f.write('msgid ""\nmsgstr ""\n"Language: %s\\n"\n"MIME-Version: 1.0\\n"\n"Content-Type: text/plain; charset=UTF-8\\n"\n"Content-Transfer-Encoding: 8bit\\n"\n"Plural-Forms: nplurals=2; plural=(n != 1);\\n"\n\n' % lang)
+        for k, v in T.items():
+            f.write('msgid "%s"\nmsgstr "%s"\n\n' % (k, v[i]))
