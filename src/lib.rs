@@ -19,6 +19,7 @@ pub mod ledger;
 pub mod money;
 pub mod notify;
 pub mod operator;
+pub mod picture;
 pub mod pump;
 pub mod qr;
 pub mod secret;

@@ -20,6 +20,7 @@ fn view(screen: Screen, message: &str) -> View {
         tiles: vec![Tile {
             name: "Cola".into(),
             price: "2,100 sats".into(),
+            image: None,
         }],
         product: String::new(),
         amount: String::new(),
@@ -38,6 +39,7 @@ fn view(screen: Screen, message: &str) -> View {
         operator: None,
         wallet_hint: String::new(),
         language: "en".into(),
+        picture: None,
     }
 }
 

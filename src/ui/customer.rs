@@ -77,12 +77,19 @@ pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
         })
         .collect();
     idle.set_credits(ModelRc::new(VecModel::from(credits)));
+    let mut pics: Vec<_> = view.tiles.iter().map(|t| t.image.as_ref()).collect();
+    pics.push(view.picture.as_ref());
+    let mut images = cache.pictures(&pics);
+    let payment_picture = images.pop().unwrap_or_default();
     let tiles: Vec<ProductTile> = view
         .tiles
         .iter()
-        .map(|t| ProductTile {
+        .zip(images)
+        .map(|(t, image)| ProductTile {
             name: SharedString::from(t.name.as_str()),
             price: SharedString::from(t.price.as_str()),
+            image,
+            has_image: t.image.is_some(),
         })
         .collect();
     // A new model would rebuild every tile (and drop a press in progress) at each tick.
@@ -109,6 +116,8 @@ pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
     payment.set_fiat(fiat.into());
     payment.set_amount(sats.into());
     payment.set_wallet_hint(view.wallet_hint.as_str().into());
+    payment.set_has_picture(view.picture.is_some());
+    payment.set_picture(payment_picture);
     if let Some(img) = cache.qr(view.qr.as_ref()) {
         payment.set_qr(img);
     }
