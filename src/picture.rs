@@ -70,11 +70,13 @@ pub fn decode(bytes: &[u8], svg: bool) -> Result<Picture, String> {
     }
 }
 
-/// The size that fits `w`x`h` inside [`MAX_PX`] square, keeping its shape (never 0).
-fn fit(w: f32, h: f32) -> (u32, u32, f32) {
-    let scale = (MAX_PX as f32 / w.max(h)).min(1.0).max(f32::MIN_POSITIVE);
-    let px = |v: f32| ((v * scale).round() as u32).clamp(1, MAX_PX);
-    (px(w), px(h), scale)
+/// The size that fits `w`x`h` (at least 1x1) inside a [`MAX_PX`] square, keeping its
+/// shape; never larger than it was, never 0.
+fn fit(w: u32, h: u32) -> (u32, u32) {
+    let (w, h) = (w.max(1), h.max(1));
+    let scale = (MAX_PX as f32 / w.max(h) as f32).min(1.0);
+    let px = |v: u32| ((v as f32 * scale).round() as u32).clamp(1, MAX_PX);
+    (px(w), px(h))
 }
 
 fn decode_svg(bytes: &[u8]) -> Result<Picture, String> {
@@ -114,7 +116,7 @@ fn decode_raster(bytes: &[u8]) -> Result<Picture, String> {
     limits.max_alloc = Some(128 * 1024 * 1024);
     reader.limits(limits);
     let img = reader.decode().map_err(|e| e.to_string())?;
-    let (w, h, _) = fit(img.width() as f32, img.height() as f32);
+    let (w, h) = fit(img.width(), img.height());
     let img = if (w, h) == (img.width(), img.height()) {
         img
     } else {

@@ -93,6 +93,7 @@ fn every_owed_credit_is_a_separate_button_clear_of_the_tiles() {
                 .map(|n| ProductTile {
                     name: (*n).into(),
                     price: "2,100 sats".into(),
+                    ..ProductTile::default()
                 })
                 .collect();
             let credits: Vec<CreditTile> = (0..n_credits)
