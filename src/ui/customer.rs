@@ -63,6 +63,7 @@ pub fn connect<W: MachineUi>(window: &W, inputs: &Inputs) {
 /// Fills the customer screens' globals from `view`.
 pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
     let idle = window.idle();
+    idle.set_default_language(view.language.as_str().into());
     idle.set_notice(if view.screen == ViewScreen::Expired {
         notice_text(&view.message).into()
     } else {
