@@ -116,6 +116,17 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
+    // The language picker, opened by its button left of the operator corner.
+    ui::render_cached(
+        &window,
+        &samples::blank(lnvend::controller::Screen::ThankYou),
+    );
+    ui::render_cached(&window, &samples::customer_screens()[0].1);
+    tap(&window, 645.0, 40.0);
+    let path = dir.join("en").join("idle-languages.png");
+    draw(&adapter, &path)?;
+    written.push(path);
+    tap(&window, 400.0, 20.0); // Outside the list: closed again.
     ui::language::select(&window, "en");
     for (name, view) in samples::operator_screens() {
         ui::render_cached(&window, &view);

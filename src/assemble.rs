@@ -79,6 +79,7 @@ pub fn settings(config: &Config) -> Settings {
             .unwrap_or_default()
             .to_string(),
         language: config.display.language().to_string(),
+        pictures: config.pictures.clone(),
         clock: Arc::new(crate::clock::SystemClock::new(config.require_clock_sync())),
         flow: Vec::new(),
         stock: config

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod money;
 pub mod notify;
 pub mod operator;
+pub mod picture;
 pub mod pump;
 pub mod qr;
 pub mod secret;

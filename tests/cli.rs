@@ -2,6 +2,16 @@
 
 use std::process::Command;
 
+/// The simulator's config, without its pictures (they live beside examples/sim.toml, not
+/// beside the copy a test writes).
+fn sim_toml() -> String {
+    include_str!("../examples/sim.toml")
+        .lines()
+        .filter(|l| !l.starts_with("image = "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 fn lnvend() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lnvend"))
 }
@@ -10,7 +20,7 @@ fn lnvend() -> Command {
 fn check_config_names_file_line_and_field_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("machine.toml");
-    let text = include_str!("../examples/sim.toml").replace("price_sat = 3000", "price_sat = 0");
+    let text = sim_toml().replace("price_sat = 3000", "price_sat = 0");
     let line = text.lines().position(|l| l == "price_sat = 0").unwrap() + 1;
     std::fs::write(&path, text).unwrap();
     let out = lnvend()
@@ -35,7 +45,7 @@ fn check_config_prints_the_effective_config_without_secrets() {
     let path = dir.path().join("machine.toml");
     let text = format!(
         "{}\n[backend]\nkind = \"lnbits\"\nurl = \"https://lnbits.example\"\ninvoice_key = \"inv-key-SECRET-9\"\n",
-        include_str!("../examples/sim.toml").replace("[backend]\nkind = \"sim\"\n", "").replace("backend = \"mock\"\ntrace = \"lnvend-sim-data/pins.jsonl\"", "backend = \"mock\"")
+        sim_toml().replace("[backend]\nkind = \"sim\"\n", "").replace("backend = \"mock\"\ntrace = \"lnvend-sim-data/pins.jsonl\"", "backend = \"mock\"")
     );
     std::fs::write(&path, text).unwrap();
     let out = lnvend()
@@ -103,7 +113,7 @@ fn sales_lists_every_sale_and_the_owed_credits() {
         }
     }
     let path = dir.path().join("m.toml");
-    let text = include_str!("../examples/sim.toml")
+    let text = sim_toml()
         .replace(
             "data_dir = \"lnvend-sim-data\"",
             &format!("data_dir = \"{}\"", data.display()),

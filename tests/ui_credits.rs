@@ -94,6 +94,7 @@ fn every_owed_credit_is_a_separate_button_clear_of_the_tiles() {
                     name: (*n).into(),
                     price: "2,100 sats".into(),
                     sold_out: false,
+                    ..ProductTile::default()
                 })
                 .collect();
             let credits: Vec<CreditTile> = (0..n_credits)

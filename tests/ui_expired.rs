@@ -21,6 +21,7 @@ fn view(screen: Screen, message: &str) -> View {
             name: "Cola".into(),
             price: "2,100 sats".into(),
             sold_out: false,
+            image: None,
         }],
         product: String::new(),
         amount: String::new(),
@@ -39,6 +40,7 @@ fn view(screen: Screen, message: &str) -> View {
         operator: None,
         wallet_hint: String::new(),
         language: "en".into(),
+        picture: None,
     }
 }
 

@@ -65,6 +65,7 @@ fn view(price: &str) -> View {
         operator: Some(op),
         wallet_hint: String::new(),
         language: "en".into(),
+        picture: None,
     }
 }
 

@@ -4,7 +4,8 @@
 //! description when it is, elided text included), no text lies outside the screen, and
 //! each language really is on the screen (a catalog that failed to load would leave the
 //! English text, and prove nothing). Also: a language picked on the idle screen lasts for
-//! the sale and is gone once the screen is back to idle.
+//! the sale and is gone once the screen is back to idle (tests/ui_language_timeout.rs: or a
+//! minute later when nobody buys).
 //!
 //! The testing backend can be initialised once per process, so this file holds one test.
 

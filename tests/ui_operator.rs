@@ -33,6 +33,7 @@ fn view(op: OperatorView) -> View {
         operator: Some(op),
         wallet_hint: String::new(),
         language: "en".into(),
+        picture: None,
     }
 }
 

@@ -47,6 +47,28 @@ fn fiat_wallet_hint_and_payment_received_are_shown() {
     assert!(shown(&window, "Amount 4,210 sats"), "beside its sats");
     assert!(shown(&window, "No wallet? Ask at the bar."));
 
+    // Pictures: on each tile that has one, and beside the product being paid for.
+    let idle = samples::customer_screens()[0].1.clone();
+    assert!(idle.tiles[0].image.is_some() && idle.tiles[3].image.is_none());
+    ui::render_cached(&window, &idle);
+    let pictured = |label: &str| {
+        ElementHandle::find_by_accessible_label(&window, label)
+            .filter(|e| e.accessible_role() == Some(i_slint_backend_testing::AccessibleRole::Image))
+            .count()
+    };
+    assert_eq!(pictured("Cola"), 1, "Cola's tile shows its picture");
+    assert_eq!(pictured("Orange juice"), 0, "no picture, no empty frame");
+    let mut v = samples::customer_screens()
+        .into_iter()
+        .find(|(n, _)| *n == "payment")
+        .unwrap()
+        .1;
+    ui::render_cached(&window, &v);
+    assert_eq!(pictured("Club-Mate"), 1, "the payment screen shows it too");
+    v.picture = None;
+    ui::render_cached(&window, &v);
+    assert_eq!(pictured("Club-Mate"), 0);
+
     let mut v = samples::blank(Screen::Pouring);
     v.product = "Cola".into();
     v.amount = "€2.50 · 4,210 sats".into();

@@ -137,6 +137,9 @@ pub struct Config {
     pub clock: ClockConfig,
     #[serde(skip_serializing_if = "MetricsConfig::is_default")]
     pub metrics: MetricsConfig,
+    /// Each product's picture, decoded and scaled at load (by index; `None`: no `image`).
+    #[serde(skip)]
+    pub pictures: Vec<Option<std::sync::Arc<crate::picture::Picture>>>,
 }
 
 /// `[clock]`, settled by the mode.
@@ -267,6 +270,7 @@ impl RawConfig {
                 require_sync: self.clock.require_sync.unwrap_or(require_sync),
             },
             metrics: self.metrics,
+            pictures: Vec::new(),
         })
     }
 }
@@ -285,10 +289,31 @@ impl Config {
         Config::parse_in(&text, &path.display().to_string(), mode, base)
     }
 
-    /// The configuration `lnvend sim` uses when no file is given.
+    /// The configuration `lnvend sim` uses when no file is given; its pictures are built
+    /// into the binary (examples/pictures/), so it runs from any directory.
     pub fn simulator_default() -> Config {
-        Config::parse(SIM_DEFAULT, "(built-in simulator config)", Mode::Sim)
-            .expect("the built-in simulator config is valid")
+        let builtin = |path: &Path| {
+            let bytes: &[u8] = match path.file_name().and_then(|n| n.to_str()) {
+                Some("cola.svg") => include_bytes!("../../examples/pictures/cola.svg"),
+                Some("mate.svg") => include_bytes!("../../examples/pictures/mate.svg"),
+                Some("water.svg") => include_bytes!("../../examples/pictures/water.svg"),
+                _ => &[],
+            };
+            crate::picture::decode(bytes, true).map_err(|reason| {
+                crate::picture::PictureError::Decode {
+                    path: path.display().to_string(),
+                    reason,
+                }
+            })
+        };
+        Config::parse_in_with(
+            SIM_DEFAULT,
+            "(built-in simulator config)",
+            Mode::Sim,
+            Path::new("examples"),
+            &builtin,
+        )
+        .expect("the built-in simulator config is valid")
     }
 
     /// Parses and validates TOML text; `file` names it in errors.
@@ -303,6 +328,20 @@ impl Config {
         mode: Mode,
         base: &Path,
     ) -> Result<Config, ConfigError> {
+        Config::parse_in_with(text, file, mode, base, &crate::picture::load)
+    }
+
+    /// Like [`Config::parse_in`], reading product pictures with `load_picture`.
+    fn parse_in_with(
+        text: &str,
+        file: &str,
+        mode: Mode,
+        base: &Path,
+        load_picture: &dyn Fn(
+            &Path,
+        )
+            -> Result<crate::picture::Picture, crate::picture::PictureError>,
+    ) -> Result<Config, ConfigError> {
         let spans = Spans::new(text);
         let raw: RawConfig = toml::from_str(text).map_err(|e| spans.locate_de(file, &e))?;
         let mut cfg = raw.settle(mode).map_err(|i| spans.locate(file, i))?;
@@ -310,6 +349,8 @@ impl Config {
         cfg.metrics.check().map_err(|i| spans.locate(file, i))?;
         backend::check(&cfg.backend).map_err(|i| spans.locate(file, i))?;
         cfg.resolve_paths(base);
+        cfg.pictures =
+            products::pictures(&cfg.products, load_picture).map_err(|i| spans.locate(file, i))?;
         backend::resolve_secrets(&mut cfg.backend).map_err(|i| spans.locate(file, i))?;
         Ok(cfg)
     }
@@ -321,6 +362,13 @@ impl Config {
         if let Some(t) = self.gpio.trace.as_mut() {
             if t.is_relative() {
                 *t = base.join(&*t);
+            }
+        }
+        for p in &mut self.products {
+            if let Some(img) = p.image.as_mut() {
+                if img.is_relative() {
+                    *img = base.join(&*img);
+                }
             }
         }
         backend::resolve_paths(&mut self.backend, base);

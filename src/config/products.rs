@@ -5,6 +5,8 @@
 //! Config hands products out as plain [`ProductSpec`] values; the vend cycle builds its own
 //! type from them, so config knows nothing of the vend cycle.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::locate::{invalid, Invalid};
 use super::{BackendConfig, GpioConfig};
 use crate::money::{Fiat, Msat, Price};
+use crate::picture::{Picture, PictureError};
 use crate::pump::Channel;
 
 /// The most products that fit on the idle screen.
@@ -85,6 +88,27 @@ pub struct ProductConfig {
     /// The operator menu flags the product at or below this stock, in ml.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub low_stock_ml: Option<u32>,
+    /// A picture for the tile and the payment screen: PNG, JPEG or SVG, relative to the
+    /// config file. Read and scaled once at load; a file that cannot be shown is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<PathBuf>,
+}
+
+/// Loads each product's picture with `load`, in screen order (`None`: no `image`).
+pub(super) fn pictures(
+    products: &[ProductConfig],
+    load: &dyn Fn(&Path) -> Result<Picture, PictureError>,
+) -> Result<Vec<Option<Arc<Picture>>>, Invalid> {
+    products
+        .iter()
+        .enumerate()
+        .map(|(i, p)| match &p.image {
+            None => Ok(None),
+            Some(path) => load(path)
+                .map(|pic| Some(Arc::new(pic)))
+                .map_err(|e| invalid(format!("product[{i}].image"), e.to_string())),
+        })
+        .collect()
 }
 
 fn default_channel() -> Channel {
@@ -256,4 +280,69 @@ pub(super) fn specs(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, Mode};
+
+    const CONFIG: &str = r#"
+[[product]]
+name = "Cola"
+price_sat = 2100
+pour_ms = 4000
+image = "pics/cola.svg"
+
+[[product]]
+name = "Water"
+price_sat = 500
+pour_ms = 3000
+image = "WATER"
+
+[gpio]
+backend = "mock"
+"#;
+
+    const SVG: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="20"><rect width="10" height="20" fill="#00ff00"/></svg>"##;
+
+    #[test]
+    fn pictures_load_relative_to_the_config_file_once_and_a_bad_one_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("pics")).unwrap();
+        std::fs::write(dir.path().join("pics/cola.svg"), SVG).unwrap();
+        let file = dir.path().join("lnvend.toml");
+
+        // Missing: the error names the field, its line and the file it looked for.
+        std::fs::write(&file, CONFIG.replace("WATER", "water.png")).unwrap();
+        let e = Config::load(&file, Mode::Sim).unwrap_err();
+        assert_eq!((e.field.as_str(), e.line), ("product[1].image", 12), "{e}");
+        assert!(e.message.contains("water.png"), "{e}");
+
+        // Unreadable: a text file named .png.
+        std::fs::write(dir.path().join("water.png"), "not a picture").unwrap();
+        std::fs::write(&file, CONFIG.replace("WATER", "water.png")).unwrap();
+        let e = Config::load(&file, Mode::Sim).unwrap_err();
+        assert_eq!((e.field.as_str(), e.line), ("product[1].image", 12), "{e}");
+
+        // Both good (the second without a picture): decoded at load, scaled to fit.
+        std::fs::write(&file, CONFIG.replace("image = \"WATER\"\n", "")).unwrap();
+        let c = Config::load(&file, Mode::Sim).unwrap();
+        assert_eq!(c.pictures.len(), 2);
+        let cola = c.pictures[0].as_ref().expect("Cola's picture");
+        assert_eq!(
+            (cola.width, cola.height),
+            (crate::picture::MAX_PX / 2, crate::picture::MAX_PX)
+        );
+        assert!(c.pictures[1].is_none());
+    }
+
+    #[test]
+    fn the_simulator_brings_its_own_pictures() {
+        let c = Config::simulator_default();
+        assert_eq!(c.pictures.len(), 3);
+        assert!(
+            c.pictures.iter().all(Option::is_some),
+            "Cola, Club-Mate, Water"
+        );
+    }
 }

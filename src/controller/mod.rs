@@ -82,6 +82,8 @@ pub struct Settings {
     pub wallet_hint: String,
     /// The customer screens' default language.
     pub language: String,
+    /// Each product's picture by index, decoded once at load (`None`: none).
+    pub pictures: Vec<Option<Arc<crate::picture::Picture>>>,
     /// The wall and monotonic clocks, and whether the wall clock may be trusted.
     pub clock: Arc<dyn Clock>,
     /// The flow sensors, by channel (none: every pour is timed).

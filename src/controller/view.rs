@@ -138,6 +138,8 @@ pub struct Tile {
     pub price: String,
     /// Shown greyed as "sold out"; a tap on it is refused.
     pub sold_out: bool,
+    /// The product's picture, shared with the config that loaded it.
+    pub image: Option<Arc<crate::picture::Picture>>,
 }
 
 /// What the UI shows; a pure function of the state and the clock.
@@ -172,6 +174,8 @@ pub struct View {
     pub operator: Option<OperatorView>,
     /// The payment screen's line for people with no Lightning wallet (empty: none).
     pub wallet_hint: String,
+    /// The product's picture on the payment screen (the one being paid for).
+    pub picture: Option<Arc<crate::picture::Picture>>,
     /// The customer screens' default language (a code of `config::LANGUAGES`): a customer
     /// may pick another for one sale; back on the idle screen it is this one again.
     pub language: String,
@@ -233,6 +237,12 @@ impl Controller {
                     }
                 };
                 self.paid_amount = Some((sale.id.clone(), v.amount.clone()));
+                v.picture = self
+                    .settings
+                    .pictures
+                    .get(sale.product.index)
+                    .cloned()
+                    .flatten();
                 v.wallet_hint = self.settings.wallet_hint.clone();
                 v.payment_uri = qr::payment_uri(&invoice.bolt11);
                 v.seconds_left = expires_at.saturating_duration_since(now).as_secs();
@@ -387,6 +397,7 @@ pub(super) fn idle_view(settings: &Settings) -> View {
                 name: p.name.clone(),
                 price: price_text(&p.price),
                 sold_out: false,
+                image: settings.pictures.get(p.index).cloned().flatten(),
             })
             .collect(),
         product: String::new(),
@@ -406,6 +417,7 @@ pub(super) fn idle_view(settings: &Settings) -> View {
         operator: None,
         wallet_hint: String::new(),
         language: settings.language.clone(),
+        picture: None,
     }
 }
 

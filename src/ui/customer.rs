@@ -63,6 +63,7 @@ pub fn connect<W: MachineUi>(window: &W, inputs: &Inputs) {
 /// Fills the customer screens' globals from `view`.
 pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
     let idle = window.idle();
+    idle.set_default_language(view.language.as_str().into());
     idle.set_notice(if view.screen == ViewScreen::Expired {
         notice_text(&view.message).into()
     } else {
@@ -77,13 +78,20 @@ pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
         })
         .collect();
     idle.set_credits(ModelRc::new(VecModel::from(credits)));
+    let mut pics: Vec<_> = view.tiles.iter().map(|t| t.image.as_ref()).collect();
+    pics.push(view.picture.as_ref());
+    let mut images = cache.pictures(&pics);
+    let payment_picture = images.pop().unwrap_or_default();
     let tiles: Vec<ProductTile> = view
         .tiles
         .iter()
-        .map(|t| ProductTile {
+        .zip(images)
+        .map(|(t, image)| ProductTile {
             name: SharedString::from(t.name.as_str()),
             price: SharedString::from(t.price.as_str()),
             sold_out: t.sold_out,
+            image,
+            has_image: t.image.is_some(),
         })
         .collect();
     // A new model would rebuild every tile (and drop a press in progress) at each tick.
@@ -110,6 +118,8 @@ pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
     payment.set_fiat(fiat.into());
     payment.set_amount(sats.into());
     payment.set_wallet_hint(view.wallet_hint.as_str().into());
+    payment.set_has_picture(view.picture.is_some());
+    payment.set_picture(payment_picture);
     if let Some(img) = cache.qr(view.qr.as_ref()) {
         payment.set_qr(img);
     }

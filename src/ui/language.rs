@@ -1,7 +1,8 @@
 //! The customer screens' language: slint's bundled gettext catalogs
 //! (translations/<lang>/LC_MESSAGES/lnvend.po, compiled in by build.rs), picked by the
 //! customer on the idle screen for one sale and set back to the configured default when the
-//! screen returns to idle, or when the operator's PIN pad or menu comes up (the operator
+//! screen returns to idle, a minute after the pick when nobody buys (a timer on the idle
+//! screen), or when the operator's PIN pad or menu comes up (the operator
 //! menu stays in the default language). Language is presentation only: it never reaches
 //! the controller, so no tap on a language can start, stop or price anything.
 

@@ -41,6 +41,11 @@ pub struct RenderCache {
     conversions: u64,
     /// The screen of the last view, to tell when a sale is over (see [`language`]).
     last_screen: Option<ViewScreen>,
+    /// The product pictures turned into slint images, each once (only those of the last
+    /// view are kept, so a changed catalog cannot grow this).
+    pictures: Vec<(Arc<crate::picture::Picture>, Image)>,
+    /// Pictures converted so far, for the tests.
+    picture_conversions: u64,
 }
 
 type QrSlot = Option<(Arc<QrBitmap>, Image)>;
@@ -78,6 +83,47 @@ impl RenderCache {
     fn op_refund_qr(&mut self, bmp: Option<&Arc<QrBitmap>>) -> Option<Image> {
         Self::image(&mut self.op_refund_qr, &mut self.conversions, bmp)
     }
+
+    /// The slint images of `pics` (an empty image for `None`), each converted only once.
+    pub(crate) fn pictures(
+        &mut self,
+        pics: &[Option<&Arc<crate::picture::Picture>>],
+    ) -> Vec<Image> {
+        let mut kept = Vec::new();
+        let images = pics
+            .iter()
+            .map(|p| {
+                let Some(p) = p else {
+                    return Image::default();
+                };
+                let same =
+                    |(held, _): &&(Arc<crate::picture::Picture>, Image)| Arc::ptr_eq(held, p);
+                if let Some((_, img)) = kept.iter().find(same) {
+                    return img.clone();
+                }
+                let img = match self.pictures.iter().find(same) {
+                    Some((_, img)) => img.clone(),
+                    None => {
+                        self.picture_conversions += 1;
+                        picture_image(p)
+                    }
+                };
+                kept.push(((*p).clone(), img.clone()));
+                img
+            })
+            .collect();
+        self.pictures = kept;
+        images
+    }
+}
+
+fn picture_image(p: &crate::picture::Picture) -> Image {
+    let buf = SharedPixelBuffer::<slint::Rgba8Pixel>::clone_from_slice(
+        &p.rgba_premultiplied,
+        p.width,
+        p.height,
+    );
+    Image::from_rgba8_premultiplied(buf)
 }
 
 fn qr_image(bmp: &QrBitmap) -> Image {
@@ -240,6 +286,35 @@ mod tests {
     }
 
     #[test]
+    fn a_product_picture_is_converted_once_and_dropped_with_its_product() {
+        let pic = |c: u8| {
+            Arc::new(crate::picture::Picture {
+                width: 2,
+                height: 1,
+                rgba_premultiplied: vec![c, 0, 0, 255, c, 0, 0, 255],
+            })
+        };
+        let (cola, mate) = (pic(200), pic(100));
+        let mut cache = RenderCache::default();
+        for _ in 0..5 {
+            let imgs = cache.pictures(&[Some(&cola), None, Some(&mate), Some(&cola)]);
+            assert_eq!(imgs.len(), 4);
+            assert_eq!((imgs[0].size().width, imgs[0].size().height), (2, 1));
+            assert_eq!(imgs[1].size().width, 0, "no picture");
+        }
+        assert_eq!(
+            cache.picture_conversions, 2,
+            "each picture once, not per tick"
+        );
+        cache.pictures(&[Some(&mate)]);
+        assert_eq!(
+            cache.pictures.len(),
+            1,
+            "a picture no longer shown is let go"
+        );
+    }
+
+    #[test]
     fn the_same_qr_is_converted_once_and_cleared_when_gone() {
         let mut cache = RenderCache::default();
         let bmp = bitmap(8, 0);
@@ -275,6 +350,7 @@ mod tests {
             operator: None,
             wallet_hint: String::new(),
             language: "en".into(),
+            picture: None,
         }
     }
 

@@ -31,21 +31,31 @@ pub fn blank(screen: Screen) -> View {
         operator: None,
         wallet_hint: String::new(),
         language: "en".into(),
+        picture: None,
     }
 }
 
+/// The simulator's own pictures (examples/pictures/), by product index.
+fn pictures() -> Vec<Option<Arc<crate::picture::Picture>>> {
+    crate::config::Config::simulator_default().pictures
+}
+
 fn tiles() -> Vec<Tile> {
+    let pics = pictures();
     [
-        ("Cola", "2,100 sats"),
-        ("Club-Mate", "3,000 sats"),
-        ("Orange juice", "2,500 sats"),
+        ("Cola", "2,100 sats", pics.first()),
+        ("Club-Mate", "3,000 sats", pics.get(1)),
+        ("Water", "500 sats", pics.get(2)),
+        // A product without a picture beside those with one.
+        ("Orange juice", "€2.50", None),
     ]
     .into_iter()
-    .map(|(name, price)| Tile {
+    .map(|(name, price, image)| Tile {
         name: name.into(),
         price: price.into(),
         // One tile sold out, as a machine with a dry tank shows it.
-        sold_out: name == "Orange juice",
+        sold_out: name == "Water",
+        image: image.cloned().flatten(),
     })
     .collect()
 }
@@ -94,6 +104,7 @@ pub fn customer_screens() -> Vec<(&'static str, View)> {
         crate::controller::QR_PX,
     );
     v.seconds_left = 287;
+    v.picture = pictures().get(1).cloned().flatten();
     out.push(("payment", v.clone()));
 
     // A fiat price, and the wallet hint an operator may switch on.
