@@ -360,3 +360,27 @@ async fn a_keypad_typo_is_refused_and_changes_nothing() {
     assert!(v.operator.unwrap().flow[0].text.contains("450.0 pulses per litre"));
     m.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_operators_test_pour_of_a_volume_product_pours_its_volume_not_its_time_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&config(dir.path(), 10_000, 25.0, 20_000));
+    login(&mut m).await;
+    m.send(Input::Operator(OpAction::TestPour { index: 0 }));
+    let v = m
+        .wait_for(Duration::from_secs(30), "the test pour", |v| {
+            op_message(v).contains("done")
+        })
+        .await;
+    assert!(
+        op_message(&v).contains("300 ml (135 pulses)"),
+        "{}",
+        op_message(&v)
+    );
+    assert_eq!(m.gpio.edge_count(SENSOR), 135);
+    let (ran, _) = on_time(&m.gpio, ENA);
+    assert!(ran < Duration::from_secs(14), "{ran:?} of a 20 s limit");
+    // An unpaid test pour is no sale and counts nothing off the stock.
+    assert_eq!(v.operator.unwrap().products[0].stock, "10000 of 10000 ml");
+    m.shutdown().await;
+}

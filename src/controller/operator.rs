@@ -125,6 +125,10 @@ impl Controller {
             }
             OpAction::TestPour { index } => {
                 if let Some(p) = self.op.draft.get(index).cloned() {
+                    if let Some(ml) = p.volume_ml {
+                        self.test_pour_volume(p, ml);
+                        return None;
+                    }
                     self.op.message =
                         format!("Test pour: {} for {} ms…", p.name, p.pour.as_millis());
                     let (pump, settings, tx) =
@@ -394,8 +398,9 @@ impl Controller {
             .map(|p| OpProduct {
                 name: p.name.clone(),
                 price: p.price.display(),
+                // By volume, the +/− buttons set the longest the pour may take.
                 pour: match p.volume_ml {
-                    Some(ml) => format!("{ml} ml (≤ {:.1} s)", p.pour.as_secs_f64()),
+                    Some(_) => format!("≤{:.1} s", p.pour.as_secs_f64()),
                     None => format!("{:.2} s", p.pour.as_secs_f64()),
                 },
                 stock: self.stock_text(p.index),
