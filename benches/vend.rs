@@ -37,9 +37,9 @@
 
 #[path = "../tests/fake_btcpay/mod.rs"]
 mod fake_btcpay;
+mod flow_figures;
 #[path = "../tests/support/lnbits_server.rs"]
 mod lnbits_server;
-mod flow_figures;
 
 use std::path::Path;
 use std::rc::Rc;
@@ -903,7 +903,12 @@ fn bench_main(o: &Opts, venv: Option<&Path>) {
         Some(("p99", 2.3)),
     ));
     let cost = flow_figures::pulse_cost_us(if o.full { 200 } else { 10 });
-    rows.push(row("pulse handling, µs per pulse (counter)", &cost, "", None));
+    rows.push(row(
+        "pulse handling, µs per pulse (counter)",
+        &cost,
+        "",
+        None,
+    ));
     let cpu: Vec<f64> = cost
         .iter()
         .map(|&c| flow_figures::cpu_percent_at_top_rate(c))

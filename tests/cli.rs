@@ -136,11 +136,13 @@ fn sales_lists_every_sale_and_the_owed_credits() {
     assert!(csv.contains("\"Cola, cold\""), "{csv}");
     // The poured sale carries its ml; the owed one has none.
     assert!(
-        csv.lines().any(|l| l.starts_with("S1-A,") && l.ends_with(",poured,300,")),
+        csv.lines()
+            .any(|l| l.starts_with("S1-A,") && l.ends_with(",poured,300,")),
         "{csv}"
     );
     assert!(
-        csv.lines().any(|l| l.starts_with("S2-B,") && l.ends_with(",owed,,")),
+        csv.lines()
+            .any(|l| l.starts_with("S2-B,") && l.ends_with(",owed,,")),
         "{csv}"
     );
     assert_eq!(csv.lines().count(), 3);

@@ -76,7 +76,10 @@ async fn login(m: &mut TestMachine) -> View {
 }
 
 fn op_message(v: &View) -> String {
-    v.operator.as_ref().map(|o| o.message.clone()).unwrap_or_default()
+    v.operator
+        .as_ref()
+        .map(|o| o.message.clone())
+        .unwrap_or_default()
 }
 
 fn sold_out(v: &View, i: usize) -> bool {
@@ -100,7 +103,10 @@ async fn the_volume_is_reached_and_the_pump_stops_at_that_pulse() {
     let (ran, starts) = on_time(&m.gpio, ENA);
     assert_eq!(starts, 1);
     // About 12 s at 25 ml/s, jittered.
-    assert!(ran > Duration::from_secs(10) && ran < Duration::from_secs(14), "{ran:?}");
+    assert!(
+        ran > Duration::from_secs(10) && ran < Duration::from_secs(14),
+        "{ran:?}"
+    );
     m.shutdown().await;
     let l = ledger(dir.path());
     assert_eq!(l.stock("Water").unwrap().unwrap().ml, 9_700);
@@ -117,7 +123,10 @@ async fn no_flow_stops_within_the_no_flow_time_owes_a_credit_and_sells_out() {
     let fault = m.wait_screen(Screen::Fault).await;
     assert!(fault.message.contains("ran out"), "{}", fault.message);
     let (ran, _) = on_time(&m.gpio, ENA);
-    assert!(ran <= Duration::from_millis(1550), "the dry pump ran {ran:?}");
+    assert!(
+        ran <= Duration::from_millis(1550),
+        "the dry pump ran {ran:?}"
+    );
     m.send(Input::DismissFault);
     // The machine sells on: Water is sold out, Cola is not.
     let idle = m.wait_screen(Screen::Idle).await;
@@ -233,10 +242,17 @@ async fn stock_counts_down_sold_out_blocks_the_tap_and_refill_brings_it_back() {
     m.tap(0);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(m.screen(), Screen::Idle);
-    assert_eq!(m.sim().invoices_created(), before, "no invoice for a sold-out drink");
+    assert_eq!(
+        m.sim().invoices_created(),
+        before,
+        "no invoice for a sold-out drink"
+    );
     // The operator refills the tank.
     let menu = login(&mut m).await;
-    assert_eq!(menu.operator.unwrap().products[0].stock, "SOLD OUT (100 of 700 ml)");
+    assert_eq!(
+        menu.operator.unwrap().products[0].stock,
+        "SOLD OUT (100 of 700 ml)"
+    );
     m.send(Input::Operator(OpAction::Refill { index: 0 }));
     let v = m
         .wait_for(Duration::from_secs(5), "the refill", |v| {
@@ -291,7 +307,11 @@ async fn calibration_from_a_measured_jug_is_computed_saved_and_used_for_the_next
         })
         .await;
     // 200 ml at the configured 450 pulses per litre.
-    assert!(op_message(&v).contains("Counted 90 pulses"), "{}", op_message(&v));
+    assert!(
+        op_message(&v).contains("Counted 90 pulses"),
+        "{}",
+        op_message(&v)
+    );
     assert_eq!(v.operator.unwrap().calibrating, Some(Channel::A));
     assert_eq!(m.gpio.edge_count(SENSOR), 90);
     // The jug shows 180 ml: this sensor gives 500 pulses per litre.
@@ -310,7 +330,9 @@ async fn calibration_from_a_measured_jug_is_computed_saved_and_used_for_the_next
         op_message(&v)
     );
     assert_eq!(v.operator.as_ref().unwrap().calibrating, None);
-    assert!(v.operator.unwrap().flow[0].text.contains("500.0 pulses per litre"));
+    assert!(v.operator.unwrap().flow[0]
+        .text
+        .contains("500.0 pulses per litre"));
     m.send(Input::Operator(OpAction::Exit));
     m.wait_screen(Screen::Idle).await;
     // 300 ml is now 150 pulses.
@@ -357,7 +379,9 @@ async fn a_keypad_typo_is_refused_and_changes_nothing() {
             op_message(v).contains("no flow sensor's figure")
         })
         .await;
-    assert!(v.operator.unwrap().flow[0].text.contains("450.0 pulses per litre"));
+    assert!(v.operator.unwrap().flow[0]
+        .text
+        .contains("450.0 pulses per litre"));
     m.shutdown().await;
 }
 

@@ -208,7 +208,10 @@ pub(super) fn check_product(i: usize, p: &ProductConfig, g: &GpioConfig) -> Resu
             (None, _) => {}
             (Some(_), None) => return Err(invalid(f(key), "needs tank_ml")),
             (Some(v), Some(t)) if v > t => {
-                return Err(invalid(f(key), format!("{v} ml is more than tank_ml = {t}")))
+                return Err(invalid(
+                    f(key),
+                    format!("{v} ml is more than tank_ml = {t}"),
+                ))
             }
             (Some(_), Some(_)) => {}
         }
@@ -289,7 +292,10 @@ pulses_per_litre = 465.5
 
     #[test]
     fn volume_without_a_flow_sensor_is_refused_at_its_line() {
-        let text = BASE.replace("[gpio.channel_a.flow]\npin = 17\npulses_per_litre = 465.5\n", "");
+        let text = BASE.replace(
+            "[gpio.channel_a.flow]\npin = 17\npulses_per_litre = 465.5\n",
+            "",
+        );
         let e = Config::parse(&text, "t.toml", Mode::Sim).unwrap_err();
         assert_eq!(e.field, "product[0].volume_ml");
         assert_eq!(e.line, 6, "{e}");
@@ -298,12 +304,12 @@ pulses_per_litre = 465.5
 
     #[test]
     fn a_sensor_on_an_output_pin_or_off_the_header_is_refused() {
-        let e = Config::parse(&BASE.replace("pin = 17", "pin = 18"), "t.toml", Mode::Sim)
-            .unwrap_err();
+        let e =
+            Config::parse(&BASE.replace("pin = 17", "pin = 18"), "t.toml", Mode::Sim).unwrap_err();
         assert_eq!(e.field, "gpio.channel_a.flow.pin");
         assert!(e.message.contains("gpio.channel_a.ena"), "{e}");
-        let e = Config::parse(&BASE.replace("pin = 17", "pin = 40"), "t.toml", Mode::Sim)
-            .unwrap_err();
+        let e =
+            Config::parse(&BASE.replace("pin = 17", "pin = 40"), "t.toml", Mode::Sim).unwrap_err();
         assert_eq!(e.field, "gpio.channel_a.flow.pin");
         let e = Config::parse(&BASE.replace("465.5", "2"), "t.toml", Mode::Sim).unwrap_err();
         assert_eq!(e.field, "gpio.channel_a.flow.pulses_per_litre");
@@ -325,12 +331,8 @@ pulses_per_litre = 465.5
         )
         .unwrap_err();
         assert_eq!(e.field, "product[0].stock_ml");
-        let e = Config::parse(
-            &BASE.replace("tank_ml = 10000\n", ""),
-            "t.toml",
-            Mode::Sim,
-        )
-        .unwrap_err();
+        let e =
+            Config::parse(&BASE.replace("tank_ml = 10000\n", ""), "t.toml", Mode::Sim).unwrap_err();
         assert_eq!(e.field, "product[0].low_stock_ml");
         // A timed product keeps stock only with the ml one pour gives.
         let timed = BASE.replace("volume_ml = 300", "channel = \"A\"");

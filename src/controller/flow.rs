@@ -80,7 +80,12 @@ impl Controller {
     pub(super) fn load_stock(&mut self) {
         let Ok(l) = &mut self.ledger else { return };
         for p in &self.settings.catalog {
-            let spec = self.settings.stock.get(p.index).copied().unwrap_or_default();
+            let spec = self
+                .settings
+                .stock
+                .get(p.index)
+                .copied()
+                .unwrap_or_default();
             let Some(tank) = spec.tank_ml else { continue };
             match l.stock_or_start(&p.name, tank, spec.start_ml) {
                 Ok(s) => {
@@ -380,7 +385,9 @@ impl Controller {
             Ok(()) => format!(
                 "Channel {channel}: {ppl:.1} pulses per litre (was {old:.1}). Saved and in use."
             ),
-            Err(e) => format!("Channel {channel}: {ppl:.1} pulses per litre, in use but NOT saved: {e}"),
+            Err(e) => {
+                format!("Channel {channel}: {ppl:.1} pulses per litre, in use but NOT saved: {e}")
+            }
         };
     }
 

@@ -232,7 +232,13 @@ mod tests {
         let mut l = Ledger::in_memory().unwrap();
         assert_eq!(l.stock("Cola").unwrap(), None);
         let s = l.stock_or_start("Cola", 1000, 700).unwrap();
-        assert_eq!(s, Stock { ml: 700, tank_ml: 1000 });
+        assert_eq!(
+            s,
+            Stock {
+                ml: 700,
+                tank_ml: 1000
+            }
+        );
         // A second start (the next boot) keeps what was counted.
         assert_eq!(l.stock_or_start("Cola", 1000, 1000).unwrap().ml, 700);
         let sale = SaleId("S1-0001".into());

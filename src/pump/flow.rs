@@ -137,11 +137,10 @@ impl RppalFlow {
     /// open-collector output pulls the line low once per pulse).
     pub fn open(pin: u8, pull_up: bool, debounce: Duration) -> Result<RppalFlow, PumpError> {
         let rppal_err = |what: String| move |source| PumpError::Rppal { what, source };
-        let gpio =
-            rppal::gpio::Gpio::new().map_err(rppal_err("cannot open GPIO".to_string()))?;
-        let p = gpio
-            .get(pin)
-            .map_err(rppal_err(format!("cannot claim the flow sensor's BCM {pin}")))?;
+        let gpio = rppal::gpio::Gpio::new().map_err(rppal_err("cannot open GPIO".to_string()))?;
+        let p = gpio.get(pin).map_err(rppal_err(format!(
+            "cannot claim the flow sensor's BCM {pin}"
+        )))?;
         let mut input = if pull_up {
             p.into_input_pullup()
         } else {
@@ -254,7 +253,11 @@ async fn pour_volume_inner(
         }
         let now = Instant::now();
         if now >= window_end {
-            let need = if first_window { 1 } else { t.floor_pulses.max(1) };
+            let need = if first_window {
+                1
+            } else {
+                t.floor_pulses.max(1)
+            };
             if counted - window_start < need {
                 break VolumeOutcome::NoFlow { pulses: counted };
             }

@@ -208,7 +208,10 @@ async fn bounces_faster_than_the_debounce_are_not_counted() {
 #[test]
 fn the_debounce_is_a_quarter_of_the_fastest_pulse_period() {
     let d = debounce_for(450.0, 30.0);
-    assert!(d > Duration::from_micros(1100) && d < Duration::from_micros(1120), "{d:?}");
+    assert!(
+        d > Duration::from_micros(1100) && d < Duration::from_micros(1120),
+        "{d:?}"
+    );
     let c = PulseCounter::new(d);
     assert!(c.edge(10_000));
     assert!(!c.edge(10_500), "500 µs later is bounce");
@@ -269,5 +272,9 @@ async fn a_simulated_sensor_nobody_holds_ends_its_task() {
     }
     assert!(metrics.num_alive_tasks() >= before + 50);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(metrics.num_alive_tasks(), before, "pulse tasks left running");
+    assert_eq!(
+        metrics.num_alive_tasks(),
+        before,
+        "pulse tasks left running"
+    );
 }

@@ -14,9 +14,9 @@ use crate::backend::{Invoice, InvoiceId};
 use crate::money::{Msat, Price};
 use crate::pump::Channel;
 
-mod step;
 #[cfg(test)]
 mod flow_tests;
+mod step;
 #[cfg(test)]
 mod tests;
 
