@@ -398,11 +398,8 @@ impl Controller {
             .map(|p| OpProduct {
                 name: p.name.clone(),
                 price: p.price.display(),
-                // By volume, the +/− buttons set the longest the pour may take.
-                pour: match p.volume_ml {
-                    Some(_) => format!("≤{:.1} s", p.pour.as_secs_f64()),
-                    None => format!("{:.2} s", p.pour.as_secs_f64()),
-                },
+                // By volume this is the longest the pour may take (its +/− set that).
+                pour: format!("{:.2} s", p.pour.as_secs_f64()),
                 stock: self.stock_text(p.index),
             })
             .collect();
