@@ -131,17 +131,40 @@ async fn no_flow_stops_within_the_no_flow_time_owes_a_credit_and_sells_out() {
     // The machine sells on: Water is sold out, Cola is not.
     let idle = m.wait_screen(Screen::Idle).await;
     assert!(sold_out(&idle, 0) && !sold_out(&idle, 1));
-    assert_eq!(idle.credits.len(), 1, "the paid sale is an owed credit");
-    assert_eq!(idle.credits[0].sale_id, fault.code);
-    // A tap on the sold-out tile does nothing, and neither does its credit.
+    // The credit is not offered from a dry tank, and a tap on the tile (or a stale credit
+    // button) does nothing.
+    assert!(idle.credits.is_empty(), "{:?}", idle.credits);
     m.tap(0);
     m.send(Input::RedeemCredit(fault.code.clone()));
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(m.screen(), Screen::Idle);
     assert_eq!(m.sim().invoices_created(), 1);
+    assert_eq!(on_time(&m.gpio, ENA).1, 1, "no second pump run");
+    // The operator refills the tank: the paid sale's credit is offered again.
+    login(&mut m).await;
+    m.send(Input::Operator(OpAction::Refill { index: 0 }));
+    m.wait_for(Duration::from_secs(5), "the refill", |v| {
+        op_message(v).contains("refilled")
+    })
+    .await;
+    m.send(Input::Operator(OpAction::Exit));
+    let idle = m
+        .wait_for(Duration::from_secs(5), "the credit", |v| {
+            v.screen == Screen::Idle && !v.credits.is_empty()
+        })
+        .await;
+    assert_eq!(idle.credits[0].sale_id, fault.code);
+    assert!(!sold_out(&idle, 0));
     m.shutdown().await;
     let l = ledger(dir.path());
-    assert_eq!(l.stock("Water").unwrap().unwrap().ml, 0);
+    let kinds: Vec<String> = l
+        .stock_moves("Water")
+        .unwrap()
+        .into_iter()
+        .map(|m| m.kind)
+        .collect();
+    assert_eq!(kinds, ["start", "dry", "refill"]);
+    assert_eq!(l.stock("Water").unwrap().unwrap().ml, 10_000);
     assert_eq!(l.owed().unwrap().len(), 1);
 }
 
@@ -361,5 +384,29 @@ async fn a_keypad_typo_is_refused_and_changes_nothing() {
     assert!(v.operator.unwrap().flow[0]
         .text
         .contains("450.0 pulses per litre"));
+    m.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_operators_test_pour_of_a_volume_product_pours_its_volume_not_its_time_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&config(dir.path(), 10_000, 25.0, 20_000));
+    login(&mut m).await;
+    m.send(Input::Operator(OpAction::TestPour { index: 0 }));
+    let v = m
+        .wait_for(Duration::from_secs(30), "the test pour", |v| {
+            op_message(v).contains("done")
+        })
+        .await;
+    assert!(
+        op_message(&v).contains("300 ml (135 pulses)"),
+        "{}",
+        op_message(&v)
+    );
+    assert_eq!(m.gpio.edge_count(SENSOR), 135);
+    let (ran, _) = on_time(&m.gpio, ENA);
+    assert!(ran < Duration::from_secs(14), "{ran:?} of a 20 s limit");
+    // An unpaid test pour is no sale and counts nothing off the stock.
+    assert_eq!(v.operator.unwrap().products[0].stock, "10000 of 10000 ml");
     m.shutdown().await;
 }

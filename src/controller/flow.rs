@@ -391,6 +391,43 @@ impl Controller {
         };
     }
 
+    /// The operator's test pour of a product poured by volume: by volume too (a timed run
+    /// of its time limit would overfill the glass). Not counted off the stock.
+    pub(super) fn test_pour_volume(&mut self, p: Product, ml: u32) {
+        let Some(flow) = self.flow_of(p.channel).cloned() else {
+            self.op.message = format!("Channel {} has no flow sensor.", p.channel);
+            return;
+        };
+        let target = VolumeTarget {
+            pulses: flow.config.pulses_for(ml),
+            no_flow: Duration::from_millis(flow.config.no_flow_ms),
+            floor_pulses: floor_pulses(&flow.config),
+            limit: p.pour,
+        };
+        self.op.message = format!("Test pour: {} ml of {}…", ml, p.name);
+        let (pump, settings, tx) = (self.pump.clone(), self.settings.pour, self.tx.clone());
+        self.run_op_pump(async move {
+            let r = pour_volume(&pump, p.channel, flow.sensor.as_ref(), target, settings).await;
+            let note = match r {
+                Ok(VolumeOutcome::Reached { pulses }) => format!(
+                    "Test pour of {} done: {} ml ({pulses} pulses).",
+                    p.name,
+                    flow.config.ml_of(pulses)
+                ),
+                Ok(VolumeOutcome::Short { pulses }) => format!(
+                    "Test pour of {}: only {} of {ml} ml in the time allowed.",
+                    p.name,
+                    flow.config.ml_of(pulses)
+                ),
+                Ok(VolumeOutcome::NoFlow { .. }) => {
+                    format!("Test pour of {}: no flow. Is the tank empty?", p.name)
+                }
+                Err(e) => format!("Test pour failed: {e}"),
+            };
+            let _ = tx.send(Input::OperatorNote(note));
+        });
+    }
+
     /// The calibrations already in the overrides file, kept when the products are saved.
     pub(super) fn saved_flow_overrides(&self) -> Vec<crate::operator::FlowOverride> {
         self.settings

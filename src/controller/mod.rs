@@ -308,6 +308,7 @@ impl Controller {
             if matches!(
                 input,
                 Input::Event(Event::PourFinished { .. } | Event::PourFailed { .. })
+                    | Input::PouredMl { .. }
             ) {
                 self.handle(input);
             }

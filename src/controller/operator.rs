@@ -114,6 +114,10 @@ impl Controller {
             }
             OpAction::TestPour { index } => {
                 if let Some(p) = self.op.draft.get(index).cloned() {
+                    if let Some(ml) = p.volume_ml {
+                        self.test_pour_volume(p, ml);
+                        return None;
+                    }
                     self.op.message =
                         format!("Test pour: {} for {} ms…", p.name, p.pour.as_millis());
                     let (pump, settings, tx) =
@@ -383,10 +387,8 @@ impl Controller {
             .map(|p| OpProduct {
                 name: p.name.clone(),
                 price: p.price.display(),
-                pour: match p.volume_ml {
-                    Some(ml) => format!("{ml} ml (≤ {:.1} s)", p.pour.as_secs_f64()),
-                    None => format!("{:.2} s", p.pour.as_secs_f64()),
-                },
+                // By volume this is the longest the pour may take (its +/− set that).
+                pour: format!("{:.2} s", p.pour.as_secs_f64()),
                 stock: self.stock_text(p.index),
                 price_entry: price_entry(&p.price),
                 pour_entry: pour_entry(p.pour, self.settings.max_pour),

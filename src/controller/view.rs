@@ -345,8 +345,14 @@ impl Controller {
         let mut tiles = Vec::new();
         for id in offered {
             match ledger.owed_sale(&id) {
-                // Still owed, and the customer may pour it themselves.
-                Ok(Some(o)) if o.public && self.product_named(&o.product).is_some() => {
+                // Still owed, and the customer may pour it themselves (not from a tank
+                // that ran dry: its tile comes back with the refill, inside its window).
+                Ok(Some(o))
+                    if o.public
+                        && self
+                            .product_named(&o.product)
+                            .is_some_and(|p| !self.is_sold_out(p.index)) =>
+                {
                     tiles.push(CreditTile {
                         sale_id: o.sale_id.0,
                         product: o.product,

@@ -94,6 +94,11 @@ impl PulseCounter {
         true
     }
 
+    /// How many clones of this counter exist (a simulated sensor stops when it is the last).
+    pub fn holders(&self) -> usize {
+        Arc::strong_count(&self.inner)
+    }
+
     /// Edges dropped by the debounce since start.
     pub fn rejected(&self) -> u64 {
         self.inner.rejected.load(Ordering::Relaxed)
@@ -236,6 +241,9 @@ async fn pour_volume_inner(
     let mut window_end = start + t.no_flow;
     let mut window_start = 0;
     let mut first_window = true;
+    // Kept apart from the pulses' wake-ups: at the sensor's top rate a pulse comes every
+    // few ms, and the pump's check and ramp must still run on their own schedule.
+    let mut next_check = start + POUR_TICK;
     let outcome = loop {
         // Armed before the count is read, so a pulse in between still wakes us.
         let pulsed = sensor.pulsed();
@@ -260,18 +268,18 @@ async fn pour_volume_inner(
         if now >= end {
             break VolumeOutcome::Short { pulses: counted };
         }
-        let tick = (now + POUR_TICK).min(end).min(window_end);
+        if now >= next_check {
+            pump.check(run)?;
+            if ramp {
+                let frac = ((now - start).as_secs_f64() / s.soft_start.as_secs_f64()).min(1.0);
+                pump.set_duty(channel, floor + (s.duty - floor) * frac)?;
+            }
+            next_check = now + POUR_TICK;
+        }
+        let wake = next_check.min(end).min(window_end);
         tokio::select! {
             () = pulsed => {}
-            () = sleep_until(tick) => {
-                pump.check(run)?;
-                if ramp {
-                    let frac = ((Instant::now() - start).as_secs_f64()
-                        / s.soft_start.as_secs_f64())
-                    .min(1.0);
-                    pump.set_duty(channel, floor + (s.duty - floor) * frac)?;
-                }
-            }
+            () = sleep_until(wake) => {}
         }
     };
     pump.check(run)?;

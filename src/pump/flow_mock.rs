@@ -8,7 +8,7 @@
 //! repeatable (the jitter comes from a seeded generator).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
@@ -67,8 +67,8 @@ impl std::fmt::Debug for MockFlow {
 
 impl MockFlow {
     /// Starts the pulse train of the sensor on input `pin`, which flows while `bridge`
-    /// runs forward. Needs a tokio runtime; the task ends when the last handle and counter
-    /// clone are gone.
+    /// runs forward. Needs a tokio runtime; the task ends once nobody else holds the
+    /// counter (the handle holds one too).
     pub fn start(
         gpio: &MockGpio,
         pin: u8,
@@ -85,7 +85,7 @@ impl MockFlow {
             pin,
             bridge,
             train,
-            Arc::downgrade(&shared),
+            shared.clone(),
             counter.clone(),
         ));
         MockFlow {
@@ -135,7 +135,7 @@ async fn pulse_task(
     pin: u8,
     bridge: BridgePins,
     train: PulseTrain,
-    shared: Weak<Shared>,
+    shared: Arc<Shared>,
     counter: PulseCounter,
 ) {
     let mut changes = gpio.subscribe();
@@ -145,10 +145,11 @@ async fn pulse_task(
     // The phase of the current period: a change of duty keeps it.
     let mut next: Option<Instant> = None;
     loop {
-        let Some(s) = shared.upgrade() else { return };
-        let empty = s.empty.load(Ordering::Relaxed);
-        let hz = f64::from_bits(s.hz_bits.load(Ordering::Relaxed));
-        drop(s);
+        if counter.holders() == 1 {
+            return;
+        }
+        let empty = shared.empty.load(Ordering::Relaxed);
+        let hz = f64::from_bits(shared.hz_bits.load(Ordering::Relaxed));
         let duty = forward_duty(&gpio, bridge);
         let rate = hz * duty;
         if empty || rate <= 0.0 {

@@ -77,6 +77,23 @@ async fn at_the_sensors_top_rate_the_pour_still_stops_at_the_target_pulse() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_pump_fault_is_caught_mid_pour_even_while_pulses_keep_coming() {
+    // At 225 Hz a pulse wakes the pour every 4.4 ms; the pump's own check must still run.
+    let (pump, gpio, flow) = rig(Duration::from_secs(30), PulseTrain::flowing(500.0, PPL));
+    let g = gpio.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        g.inject_fault(true);
+    });
+    let err = pour_volume(&pump, Channel::A, &flow.counter(), target(450), FULL)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PumpError::Fault(_)), "{err}");
+    let ran = on_for(&gpio, A.enable);
+    assert!(ran <= Duration::from_millis(560), "{ran:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn no_pulse_after_the_start_stops_the_pump_at_the_no_flow_time() {
     let (pump, gpio, flow) = rig(Duration::from_secs(30), PulseTrain::flowing(25.0, PPL));
     flow.set_tank_empty(true);
@@ -236,4 +253,28 @@ async fn the_mock_traces_every_pulse_as_a_json_edge_line() {
         .map(|w| w[1]["ts_us"].as_u64().unwrap() - w[0]["ts_us"].as_u64().unwrap())
         .collect();
     assert!(gaps.iter().min() != gaps.iter().max(), "{gaps:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_simulated_sensor_nobody_holds_ends_its_task() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    let gpio = MockGpio::new(None).unwrap();
+    for _ in 0..50 {
+        let flow = MockFlow::start(
+            &gpio,
+            SENSOR,
+            A,
+            PulseTrain::flowing(25.0, PPL),
+            PulseCounter::new(Duration::ZERO),
+        );
+        drop(flow);
+    }
+    assert!(metrics.num_alive_tasks() >= before + 50);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        metrics.num_alive_tasks(),
+        before,
+        "pulse tasks left running"
+    );
 }
