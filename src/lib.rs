@@ -17,6 +17,7 @@ pub mod display;
 pub mod hwtest;
 pub mod ledger;
 pub mod money;
+pub mod nfc;
 pub mod notify;
 pub mod operator;
 pub mod pump;

@@ -20,6 +20,7 @@ use crate::secret::Secret;
 mod backend;
 mod gpio;
 mod locate;
+mod nfc;
 mod products;
 
 pub use backend::{
@@ -30,6 +31,7 @@ use gpio::RawGpio;
 pub use gpio::{ChannelAPins, ChannelBPins, GpioBackend, GpioConfig, MAX_BCM, MAX_RUN_MS_LIMIT};
 pub use locate::ConfigError;
 use locate::{invalid, Invalid, Spans};
+pub use nfc::{NfcConfig, NfcReaderKind};
 pub use products::{ProductConfig, ProductSpec, MAX_NAME_CHARS, MAX_PRICE_SAT, MAX_PRODUCTS};
 
 /// How lnvend was started; it picks the defaults for the GPIO and payment backends.
@@ -93,6 +95,9 @@ struct RawConfig {
     /// Whether to wait for a synchronised wall clock before selling: see [`crate::clock`].
     #[serde(default)]
     clock: RawClock,
+    /// The Bolt Card reader: see [`NfcConfig`].
+    #[serde(default)]
+    nfc: NfcConfig,
 }
 
 /// `[clock]` as the file gives it.
@@ -129,6 +134,8 @@ pub struct Config {
     #[serde(skip_serializing_if = "DisplayConfig::is_default")]
     pub display: DisplayConfig,
     pub clock: ClockConfig,
+    #[serde(skip_serializing_if = "NfcConfig::is_default")]
+    pub nfc: NfcConfig,
 }
 
 /// `[clock]`, settled by the mode.
@@ -216,6 +223,7 @@ impl RawConfig {
             clock: ClockConfig {
                 require_sync: self.clock.require_sync.unwrap_or(require_sync),
             },
+            nfc: self.nfc,
         })
     }
 }
@@ -315,6 +323,9 @@ impl Config {
         }
         if let Some(problem) = self.display.problem() {
             return Err(invalid("display.rotation", problem));
+        }
+        if let Some((field, problem)) = self.nfc.problem() {
+            return Err(invalid(field, problem));
         }
         let g = &self.gpio;
         gpio::check(g)?;
@@ -444,6 +455,7 @@ impl Config {
             }
         }
         out.extend(self.insecure_http_warning());
+        out.extend(self.nfc.warnings());
         for (i, p) in self.products.iter().enumerate() {
             if p.price_fiat.is_some() && p.min_sat.is_none() && p.max_sat.is_none() {
                 out.push(format!(
