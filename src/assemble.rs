@@ -42,6 +42,8 @@ pub struct Machine {
     pub sim: Option<Arc<SimBackend>>,
     /// (BCM, name) of every configured pin.
     pub pin_names: Vec<(u8, String)>,
+    /// The virtual NFC reader's card feed (`[nfc] reader = "virtual"`).
+    pub cards: Option<crate::nfc::reader::FakeCards>,
 }
 
 /// Controller settings from the configuration.
@@ -126,14 +128,51 @@ pub fn assemble_with_clock(
     let mut settings = settings(config);
     settings.catalog = crate::vend::catalog(&effective);
     settings.clock = clock;
-    let controller = Controller::new(settings, backend, pump.clone(), ledger);
+    let mut controller = Controller::new(settings, backend, pump.clone(), ledger);
+    let cards = attach_card_reader(&mut controller, &config.nfc)?;
     Ok(Machine {
         controller,
         pump,
         gpio,
         sim,
         pin_names,
+        cards,
     })
+}
+
+/// Starts the `[nfc]` reader on a thread of its own, feeding the controller's one channel.
+/// A reader that cannot be opened leaves the machine selling by QR, its reason on the
+/// operator's Status tab. Returns the virtual reader's card feed, when it is the reader.
+fn attach_card_reader(
+    controller: &mut Controller,
+    cfg: &crate::config::NfcConfig,
+) -> anyhow::Result<Option<crate::nfc::reader::FakeCards>> {
+    use crate::controller::Input;
+    use crate::nfc::{NfcEvent, ReaderHealth};
+    if !cfg.enabled() {
+        return Ok(None);
+    }
+    controller.enable_cards(crate::nfc::SafeGet::new(cfg)?);
+    let inputs = controller.inputs();
+    match crate::nfc::open_reader(cfg.reader) {
+        Ok((reader, cards)) => {
+            if cards.is_some() {
+                // The virtual reader is there as soon as it exists.
+                inputs.send(Input::Nfc(NfcEvent::Health(ReaderHealth::Ready)));
+            }
+            let feed = inputs.clone();
+            crate::nfc::reader::spawn(reader, cfg.allow_insecure_http, move |e| {
+                feed.send(Input::Nfc(e))
+            })
+            .context("cannot start the NFC reader thread")?;
+            Ok(cards)
+        }
+        Err(why) => {
+            tracing::error!(reason = %why, "NFC reader unavailable; selling by QR only");
+            inputs.send(Input::Nfc(NfcEvent::Health(ReaderHealth::Down(why))));
+            Ok(None)
+        }
+    }
 }
 
 /// The pump the config describes, every output driven low. The mock pins come back too, for

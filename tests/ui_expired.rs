@@ -36,6 +36,7 @@ fn view(screen: Screen, message: &str) -> View {
         refund_qr: None,
         refund_text: String::new(),
         operator: None,
+        card: Default::default(),
     }
 }
 

@@ -31,6 +31,7 @@ fn view(op: OperatorView) -> View {
         refund_qr: None,
         refund_text: String::new(),
         operator: Some(op),
+        card: Default::default(),
     }
 }
 

@@ -22,6 +22,9 @@ pub enum NfcReaderKind {
     /// A PN532 module on the Pi's SPI bus.
     #[serde(rename = "pn532-spi")]
     Pn532Spi,
+    /// No hardware: cards come from the simulator's panel ("Tap card") or a test.
+    #[serde(rename = "virtual")]
+    Virtual,
 }
 
 /// `[nfc]` as the file gives it, and as the machine uses it (nothing depends on the mode).

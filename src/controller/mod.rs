@@ -13,6 +13,7 @@
 //! menu, refunds), [`late`] (payments that arrive where no watch looks) and [`limits`] (the
 //! invoice rate limit and the public credit offers, on the monotonic clock).
 
+mod card;
 mod effects;
 pub mod input;
 pub mod late;
@@ -22,6 +23,7 @@ mod startup;
 mod tasks;
 pub mod view;
 
+pub use card::CardView;
 pub use input::*;
 pub use view::*;
 
@@ -142,6 +144,8 @@ pub struct Controller {
     fault_refund: Option<(SaleId, Option<Result<String, String>>)>,
     /// The payment request ran out: the idle screen says so until then.
     expired_notice: Option<Instant>,
+    /// Bolt Card taps (see `card`).
+    cards: card::Cards,
 }
 
 /// How often the controller loop proves it is alive (see [`Controller::heartbeat`]).
@@ -200,6 +204,7 @@ impl Controller {
             op_pump: None,
             fault_refund: None,
             expired_notice: None,
+            cards: card::Cards::default(),
         }
     }
     /// Updated by the controller loop itself every [`HEARTBEAT`]: a value that stops moving
@@ -446,6 +451,21 @@ impl Controller {
             }
             Input::RefundDone { sale_id, result } => {
                 self.refund_done(sale_id, result);
+                self.publish();
+                return;
+            }
+            Input::Nfc(e) => {
+                self.nfc_event(e);
+                self.publish();
+                return;
+            }
+            Input::CardDone { invoice_id, result } => {
+                self.card_done(invoice_id, result);
+                self.publish();
+                return;
+            }
+            Input::CardPin(pin) => {
+                self.card_pin(pin);
                 self.publish();
                 return;
             }

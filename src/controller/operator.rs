@@ -434,6 +434,7 @@ impl Controller {
                     Err(e) => e.clone(),
                 }
             ),
+            self.card_status(),
             format!("lnvend {}", self.settings.version),
         ];
         if let Some((link, text)) = &self.op.refund {

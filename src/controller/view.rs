@@ -112,6 +112,8 @@ pub struct View {
     pub refund_qr: Option<Arc<QrBitmap>>,
     pub refund_text: String,
     pub operator: Option<OperatorView>,
+    /// Bolt Cards on the payment screen.
+    pub card: CardView,
 }
 
 impl Controller {
@@ -167,6 +169,7 @@ impl Controller {
                 v.payment_uri = qr::payment_uri(&invoice.bolt11);
                 v.seconds_left = expires_at.saturating_duration_since(now).as_secs();
                 v.qr = self.qr_for(&v.payment_uri);
+                v.card = self.card_view();
             }
             State::Pouring {
                 sale,
@@ -304,5 +307,6 @@ pub(super) fn idle_view(settings: &Settings) -> View {
         refund_qr: None,
         refund_text: String::new(),
         operator: None,
+        card: CardView::default(),
     }
 }

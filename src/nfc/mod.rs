@@ -17,8 +17,26 @@ pub use lnurl::{LnurlError, SafeGet, WithdrawRequest};
 pub use ndef::CardUrl;
 pub use reader::{CardReader, FakeReader, NfcEvent, ReaderHealth, TapError};
 
+use crate::config::NfcReaderKind;
 use crate::money::Msat;
 use crate::secret::Secret;
+
+/// The reader `kind` names, or why it cannot be opened in this build. `Virtual` comes back
+/// with the sender that plays the cards (the simulator's panel, tests).
+pub fn open_reader(
+    kind: NfcReaderKind,
+) -> Result<(Box<dyn CardReader>, Option<reader::FakeCards>), String> {
+    match kind {
+        NfcReaderKind::Virtual => {
+            let (reader, cards) = FakeReader::new();
+            Ok((Box::new(reader), Some(cards)))
+        }
+        NfcReaderKind::Off => Err("no reader configured".into()),
+        NfcReaderKind::Pcsc | NfcReaderKind::Pn532I2c | NfcReaderKind::Pn532Spi => Err(format!(
+            "the {kind:?} reader is not built into this lnvend yet"
+        )),
+    }
+}
 
 /// How far a card payment got once the service has been asked.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,6 +30,9 @@ pub enum ReadError {
     /// The reader or its service (pcscd) failed; the reader loop reconnects.
     #[error("reader: {0}")]
     Reader(String),
+    /// The reader is gone for good (a virtual reader whose feed was dropped): the loop ends.
+    #[error("the reader was closed")]
+    Closed,
 }
 
 /// What a tap gave: the card's URL, or why not.
@@ -150,6 +153,9 @@ pub fn run(
     let mut health = ReaderHealth::Off;
     loop {
         let read = reader.wait_for_card();
+        if read == Err(ReadError::Closed) {
+            return;
+        }
         if !matches!(read, Err(ReadError::Reader(_))) && health != ReaderHealth::Ready {
             health = ReaderHealth::Ready;
             if !send(NfcEvent::Health(health.clone())) {
@@ -183,7 +189,7 @@ pub fn run(
 }
 
 /// The trait's fake: each `wait_for_card` takes the next scripted result, blocking until
-/// one is given; when the script's sender is dropped it reports the reader as gone.
+/// one is given; when the script's sender is dropped the reader is closed.
 pub struct FakeReader {
     script: mpsc::Receiver<Result<Result<String, TapError>, ReadError>>,
 }
@@ -200,9 +206,7 @@ impl FakeReader {
 
 impl CardReader for FakeReader {
     fn wait_for_card(&mut self) -> Result<Result<String, TapError>, ReadError> {
-        self.script
-            .recv()
-            .unwrap_or_else(|_| Err(ReadError::Reader("fake reader closed".into())))
+        self.script.recv().unwrap_or(Err(ReadError::Closed))
     }
 
     fn describe(&self) -> String {

@@ -264,6 +264,7 @@ mod tests {
             refund_qr: None,
             refund_text: String::new(),
             operator: None,
+            card: Default::default(),
         }
     }
 

@@ -107,7 +107,7 @@ fn the_loop_reports_taps_and_health_and_survives_a_reader_restart() {
     let send = |e: NfcEvent| {
         let mut s = seen.lock().unwrap();
         s.push(e);
-        s.len() < 8
+        s.len() < 100
     };
     run(&mut reader, &send, false, Duration::ZERO);
     let seen = seen.into_inner().unwrap();
@@ -125,7 +125,19 @@ fn the_loop_reports_taps_and_health_and_survives_a_reader_restart() {
             NfcEvent::Tap(Err(TapError::NotBoltCard(NdefError::NotBoltCard {
                 scheme: "https".into()
             }))),
-            down("fake reader closed"),
-        ]
+        ],
+        "the loop ends once the reader is closed"
+    );
+}
+
+#[test]
+fn the_thread_ends_when_the_controller_is_gone() {
+    let (reader, cards) = FakeReader::new();
+    cards.send(Ok(Ok(TAP.into()))).unwrap();
+    let handle = spawn(Box::new(reader), false, |_| false).unwrap();
+    handle.join().unwrap();
+    assert!(
+        cards.send(Ok(Ok(TAP.into()))).is_err(),
+        "the reader was dropped with its thread"
     );
 }
