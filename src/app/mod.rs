@@ -57,6 +57,7 @@ pub fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
                 machine.controller.views(),
                 rt.handle(),
             );
+            ui::sim_cards::connect(&w, machine.cards.clone(), machine.sim.clone(), rt.handle());
             Box::new(w)
         }
         Mode::Run => {

@@ -51,6 +51,8 @@ pub struct CardView {
     pub message: String,
     /// The card's PIN pad is up.
     pub pin_pad: bool,
+    /// The outcome the message says, for the screen's own (translated) words.
+    pub outcome: Option<CardMessage>,
 }
 
 impl Controller {
@@ -190,13 +192,14 @@ impl Controller {
                 ..CardView::default()
             };
         };
-        let message = match &self.cards.message {
-            Some((id, m)) if *id == invoice.id => m.text(),
-            _ => String::new(),
+        let outcome = match &self.cards.message {
+            Some((id, m)) if *id == invoice.id => Some(m.clone()),
+            _ => None,
         };
         CardView {
             hint,
-            message,
+            message: outcome.as_ref().map(CardMessage::text).unwrap_or_default(),
+            outcome,
             pin_pad: self
                 .cards
                 .pin

@@ -324,7 +324,7 @@ impl SafeGet {
                 why: "DNS gave no address".into(),
             });
         }
-        let allowed = self.allow_private_hosts || self.allow_hosts.iter().any(|h| *h == host);
+        let allowed = self.allow_private_hosts || self.allow_hosts.contains(&host);
         if !allowed {
             if let Some(a) = addrs.iter().find(|a| is_internal(a.ip())) {
                 return Err(refused(&format!(

@@ -11,6 +11,7 @@
 pub mod lnurl;
 pub mod ndef;
 pub mod reader;
+pub mod sim_service;
 pub mod virtual_card;
 
 pub use lnurl::{LnurlError, SafeGet, WithdrawRequest};
@@ -121,7 +122,7 @@ impl CardMessage {
         match self {
             CardMessage::Paying => "Paying with your card…".into(),
             CardMessage::Working => "Reading your card…".into(),
-            CardMessage::EnterPin => "Enter your card's PIN".into(),
+            CardMessage::EnterPin => "This card needs its PIN: please pay by QR.".into(),
             CardMessage::OverLimit => {
                 "This drink is over your card's limit. You can still pay by QR.".into()
             }

@@ -100,6 +100,7 @@ pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
         payment.set_qr(img);
     }
     payment.set_countdown(countdown_text(view.seconds_left).into());
+    super::card::render(window, &view.card);
 
     let pouring = window.pouring();
     pouring.set_product(product.clone());

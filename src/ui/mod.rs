@@ -17,8 +17,10 @@ use tokio::sync::watch;
 use crate::controller::{Inputs, Screen as ViewScreen, View};
 use crate::qr::QrBitmap;
 
+pub mod card;
 pub mod customer;
 pub mod operator;
+pub mod sim_cards;
 pub mod sim_panel;
 
 slint::include_modules!();
@@ -96,6 +98,7 @@ pub trait MachineUi: ComponentHandle + 'static {
     fn fault(&self) -> Fault<'_>;
     fn pin_pad(&self) -> PinPad<'_>;
     fn operator(&self) -> Operator<'_>;
+    fn card(&self) -> Card<'_>;
 }
 
 macro_rules! machine_ui {
@@ -129,6 +132,9 @@ macro_rules! machine_ui {
                 self.global()
             }
             fn operator(&self) -> Operator<'_> {
+                self.global()
+            }
+            fn card(&self) -> Card<'_> {
                 self.global()
             }
         }

@@ -136,10 +136,13 @@ fn internal_addresses_are_recognised() {
     }
 }
 
+/// Each request that reached the service: its route and query.
+type Seen = Arc<Mutex<Vec<(String, HashMap<String, String>)>>>;
+
 /// A local LNURL-withdraw service that records every request's query.
 #[derive(Clone, Default)]
 struct Service {
-    seen: Arc<Mutex<Vec<(String, HashMap<String, String>)>>>,
+    seen: Seen,
     base: Arc<Mutex<String>>,
     min: u64,
     max: u64,
