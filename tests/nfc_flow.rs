@@ -131,7 +131,7 @@ async fn a_replayed_tap_is_declined_with_the_services_reason_and_the_qr_stays() 
     // The same p/c again, on the next sale.
     let screen = payment_screen(&mut m).await;
     tap(&m, &service.tap_uri("P1"));
-    let v = card_says(&mut m, "This link is already used.").await;
+    let v = card_says(&mut m, "declined: This link is already used. You can").await;
     assert!(v.card.message.contains("declined"), "{}", v.card.message);
     assert_eq!(v.screen, Screen::Payment);
     assert_eq!(v.payment_uri, screen.payment_uri);

@@ -127,7 +127,8 @@ impl CardMessage {
                 "This drink is over your card's limit. You can still pay by QR.".into()
             }
             CardMessage::Declined(reason) => {
-                format!("Your card's service declined: {reason}. You can still pay by QR.")
+                let reason = reason.trim_end_matches(['.', '!', ' ']);
+                format!("Your card was declined: {reason}. You can still pay by QR.")
             }
             CardMessage::Unreachable => {
                 "Your card's service cannot be reached. You can still pay by QR.".into()

@@ -15,7 +15,11 @@ pub fn render<W: MachineUi>(window: &W, view: &CardView) {
             CardMessage::Paying => (CardOutcome::Paying, ""),
             CardMessage::EnterPin => (CardOutcome::EnterPin, ""),
             CardMessage::OverLimit => (CardOutcome::OverLimit, ""),
-            CardMessage::Declined(reason) => (CardOutcome::Declined, reason.as_str()),
+            // The screen's sentence ends it: no "used..".
+            CardMessage::Declined(reason) => (
+                CardOutcome::Declined,
+                reason.trim_end_matches(['.', '!', ' ']),
+            ),
             CardMessage::Unreachable => (CardOutcome::Unreachable, ""),
             CardMessage::NotAllowed => (CardOutcome::NotAllowed, ""),
             CardMessage::NotBoltCard => (CardOutcome::NotBoltCard, ""),
