@@ -10,6 +10,8 @@
 
 pub mod lnurl;
 pub mod ndef;
+#[cfg(feature = "pcsc")]
+pub mod pcsc_reader;
 pub mod reader;
 pub mod sim_service;
 pub mod virtual_card;
@@ -33,7 +35,11 @@ pub fn open_reader(
             Ok((Box::new(reader), Some(cards)))
         }
         NfcReaderKind::Off => Err("no reader configured".into()),
-        NfcReaderKind::Pcsc | NfcReaderKind::Pn532I2c | NfcReaderKind::Pn532Spi => Err(format!(
+        #[cfg(feature = "pcsc")]
+        NfcReaderKind::Pcsc => Ok((Box::new(pcsc_reader::PcscReader::new()), None)),
+        #[cfg(not(feature = "pcsc"))]
+        NfcReaderKind::Pcsc => Err("this lnvend was built without the `pcsc` feature".into()),
+        NfcReaderKind::Pn532I2c | NfcReaderKind::Pn532Spi => Err(format!(
             "the {kind:?} reader is not built into this lnvend yet"
         )),
     }
