@@ -268,3 +268,44 @@ async fn a_reader_not_built_in_leaves_qr_sales_and_no_hint() {
     m.wait_screen(Screen::Pouring).await;
     m.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_on_the_virtual_reader_goes_through_the_reader_thread_to_the_payment_screen() {
+    use lnvend::nfc::reader::read_ndef_uri;
+    use lnvend::nfc::virtual_card::VirtualNtag424;
+    let dir = tempfile::tempdir().unwrap();
+    let service = CardService::start(Behaviour::default()).await;
+    let m = lnvend::app::assemble(&short_pour_config(dir.path(), LOCAL_NFC)).unwrap();
+    let cards = m.cards.clone().expect("the virtual reader's feed");
+    let inputs = m.controller.inputs();
+    let views = m.controller.views();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(m.controller.run(async {
+        let _ = rx.await;
+    }));
+    let wait = |pred: fn(&View) -> bool| {
+        let mut views = views.clone();
+        async move {
+            tokio::time::timeout(LIMIT, async {
+                loop {
+                    if pred(&views.borrow_and_update()) {
+                        return;
+                    }
+                    views.changed().await.unwrap();
+                }
+            })
+            .await
+            .expect("the view in time")
+        }
+    };
+    wait(|v| v.screen == Screen::Idle).await;
+    assert!(inputs.send(Input::Tap(0)));
+    wait(|v| v.screen == Screen::Payment && v.card.hint).await;
+    // The card is read through the same NDEF read as a real one.
+    let read = read_ndef_uri(&mut VirtualNtag424::with_uri(&service.tap_uri("P1")));
+    cards.send(read).unwrap();
+    wait(|v| v.card.message.contains("Paying with your card")).await;
+    assert_eq!(service.callbacks().len(), 1);
+    stop.send(()).unwrap();
+    task.await.unwrap();
+}
