@@ -46,6 +46,8 @@ pub struct Machine {
     pub metrics: Option<crate::metrics::server::MetricsListener>,
     /// The simulated flow sensors of mock GPIO (tank-empty switch, pulse rate).
     pub flows: Vec<crate::pump::flow_mock::MockFlow>,
+    /// The virtual NFC reader's card feed (`[nfc] reader = "virtual"`).
+    pub cards: Option<crate::nfc::reader::FakeCards>,
 }
 
 /// Controller settings from the configuration.
@@ -198,7 +200,8 @@ pub fn assemble_with_clock(
     settings.clock = clock;
     let (flow, flows) = open_flow(&effective.gpio, gpio.as_ref())?;
     settings.flow = flow;
-    let controller = Controller::new(settings, backend, pump.clone(), ledger);
+    let mut controller = Controller::new(settings, backend, pump.clone(), ledger);
+    let cards = attach_card_reader(&mut controller, &config.nfc)?;
     // A port that cannot be had is logged, not fatal: the machine sells without metrics
     // rather than standing still over them (the "machine down" alert then fires).
     let metrics = config.metrics.listen_addr().and_then(|addr| {
@@ -214,7 +217,43 @@ pub fn assemble_with_clock(
         pin_names,
         metrics,
         flows,
+        cards,
     })
+}
+
+/// Starts the `[nfc]` reader on a thread of its own, feeding the controller's one channel.
+/// A reader that cannot be opened leaves the machine selling by QR, its reason on the
+/// operator's Status tab. Returns the virtual reader's card feed, when it is the reader.
+fn attach_card_reader(
+    controller: &mut Controller,
+    cfg: &crate::config::NfcConfig,
+) -> anyhow::Result<Option<crate::nfc::reader::FakeCards>> {
+    use crate::controller::Input;
+    use crate::nfc::{NfcEvent, ReaderHealth};
+    if !cfg.enabled() {
+        return Ok(None);
+    }
+    controller.enable_cards(crate::nfc::SafeGet::new(cfg)?);
+    let inputs = controller.inputs();
+    match crate::nfc::open_reader(cfg.reader) {
+        Ok((reader, cards)) => {
+            if cards.is_some() {
+                // The virtual reader is there as soon as it exists.
+                inputs.send(Input::Nfc(NfcEvent::Health(ReaderHealth::Ready)));
+            }
+            let feed = inputs.clone();
+            crate::nfc::reader::spawn(reader, cfg.allow_insecure_http, move |e| {
+                feed.send(Input::Nfc(e))
+            })
+            .context("cannot start the NFC reader thread")?;
+            Ok(cards)
+        }
+        Err(why) => {
+            tracing::error!(reason = %why, "NFC reader unavailable; selling by QR only");
+            inputs.send(Input::Nfc(NfcEvent::Health(ReaderHealth::Down(why))));
+            Ok(None)
+        }
+    }
 }
 
 /// The pump the config describes, every output driven low. The mock pins come back too, for

@@ -19,6 +19,7 @@ pub mod ledger;
 pub mod logging;
 pub mod metrics;
 pub mod money;
+pub mod nfc;
 pub mod notify;
 pub mod operator;
 pub mod picture;

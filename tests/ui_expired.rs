@@ -41,6 +41,7 @@ fn view(screen: Screen, message: &str) -> View {
         wallet_hint: String::new(),
         language: "en".into(),
         picture: None,
+        card: Default::default(),
     }
 }
 

@@ -66,6 +66,7 @@ fn view(price: &str) -> View {
         wallet_hint: String::new(),
         language: "en".into(),
         picture: None,
+        card: Default::default(),
     }
 }
 

@@ -34,6 +34,7 @@ fn view(op: OperatorView) -> View {
         wallet_hint: String::new(),
         language: "en".into(),
         picture: None,
+        card: Default::default(),
     }
 }
 

@@ -32,6 +32,7 @@ fn view(op: OperatorView) -> View {
         wallet_hint: String::new(),
         language: "en".into(),
         picture: None,
+        card: Default::default(),
     }
 }
 

@@ -55,6 +55,36 @@ T["Only part of your drink could be poured. The rest is recorded as a credit."] 
     "Só parte da sua bebida pôde ser servida. O resto fica registado como crédito.",
     "Solo se pudo servir parte de su bebida. El resto queda registrado como crédito.",
     "Nur ein Teil Ihres Getränks konnte gezapft werden. Der Rest ist als Guthaben gespeichert.")
+T["Scan the QR or tap your card"] = ("Scannez le QR ou posez votre carte", "Leia o QR ou encoste o seu cartão", "Escanee el QR o acerque su tarjeta", "QR scannen oder Karte auflegen")
+T["Reading your card…"] = ("Lecture de votre carte…", "A ler o seu cartão…", "Leyendo su tarjeta…", "Karte wird gelesen…")
+T["Paying with your card…"] = ("Paiement avec votre carte…", "A pagar com o seu cartão…", "Pagando con su tarjeta…", "Zahlung mit Ihrer Karte…")
+T["This card needs its PIN: please pay by QR"] = ("Cette carte demande son code : payez par QR", "Este cartão pede o PIN: pague por QR", "Esta tarjeta pide su PIN: pague por QR", "Diese Karte braucht ihre PIN: bitte per QR zahlen")
+T["This drink is over your card's limit. You can still pay by QR."] = (
+    "Cette boisson dépasse la limite de votre carte. Vous pouvez toujours payer par QR.",
+    "Esta bebida ultrapassa o limite do seu cartão. Pode pagar por QR.",
+    "Esta bebida supera el límite de su tarjeta. Puede pagar por QR.",
+    "Dieses Getränk übersteigt das Limit Ihrer Karte. Sie können per QR zahlen.")
+T["Your card was declined: {}. You can still pay by QR."] = (
+    "Votre carte a été refusée : {}. Vous pouvez toujours payer par QR.",
+    "O seu cartão foi recusado: {}. Pode pagar por QR.",
+    "Su tarjeta fue rechazada: {}. Puede pagar por QR.",
+    "Ihre Karte wurde abgelehnt: {}. Sie können per QR zahlen.")
+T["Your card's service cannot be reached. You can still pay by QR."] = (
+    "Le service de votre carte est injoignable. Vous pouvez toujours payer par QR.",
+    "O serviço do seu cartão não responde. Pode pagar por QR.",
+    "El servicio de su tarjeta no responde. Puede pagar por QR.",
+    "Der Dienst Ihrer Karte ist nicht erreichbar. Sie können per QR zahlen.")
+T["This card's service is not allowed here. You can still pay by QR."] = (
+    "Le service de cette carte n’est pas accepté ici. Vous pouvez toujours payer par QR.",
+    "O serviço deste cartão não é aceite aqui. Pode pagar por QR.",
+    "El servicio de esta tarjeta no se acepta aquí. Puede pagar por QR.",
+    "Der Dienst dieser Karte ist hier nicht zugelassen. Sie können per QR zahlen.")
+T["That card is not a Bolt Card."] = ("Cette carte n’est pas une Bolt Card.", "Este cartão não é um Bolt Card.", "Esa tarjeta no es una Bolt Card.", "Diese Karte ist keine Bolt Card.")
+T["Could not read the card. Hold it still and try again."] = (
+    "Lecture de la carte impossible. Tenez-la immobile et réessayez.",
+    "Não foi possível ler o cartão. Segure-o parado e tente de novo.",
+    "No se pudo leer la tarjeta. Manténgala quieta e inténtelo de nuevo.",
+    "Karte nicht lesbar. Bitte ruhig halten und erneut versuchen.")
 T["Buy {}, {}"] = ("Acheter {}, {}", "Comprar {}, {}", "Comprar {}, {}", "{} kaufen, {}")
 T["Payments are unavailable right now. Please try again in a few minutes."] = (
     "Les paiements sont indisponibles pour le moment. Réessayez dans quelques minutes.",

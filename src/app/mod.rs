@@ -58,6 +58,7 @@ pub fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
                 rt.handle(),
             );
             ui::sim_panel::connect_flow(&w, machine.flows.clone(), rt.handle());
+            ui::sim_cards::connect(&w, machine.cards.clone(), machine.sim.clone(), rt.handle());
             Box::new(w)
         }
         Mode::Run => {

@@ -22,6 +22,7 @@ pub mod flow;
 mod gpio;
 mod locate;
 mod metrics;
+mod nfc;
 mod products;
 
 pub use backend::{
@@ -33,6 +34,7 @@ pub use gpio::{ChannelAPins, ChannelBPins, GpioBackend, GpioConfig, MAX_BCM, MAX
 pub use locate::ConfigError;
 use locate::{invalid, Invalid, Spans};
 pub use metrics::MetricsConfig;
+pub use nfc::{NfcConfig, NfcReaderKind};
 pub use products::{ProductConfig, ProductSpec, MAX_NAME_CHARS, MAX_PRICE_SAT, MAX_PRODUCTS};
 
 /// How lnvend was started; it picks the defaults for the GPIO and payment backends.
@@ -99,6 +101,9 @@ struct RawConfig {
     /// The opt-in Prometheus listener: see [`MetricsConfig`].
     #[serde(default)]
     metrics: MetricsConfig,
+    /// The Bolt Card reader: see [`NfcConfig`].
+    #[serde(default)]
+    nfc: NfcConfig,
 }
 
 /// `[clock]` as the file gives it.
@@ -140,6 +145,8 @@ pub struct Config {
     /// Each product's picture, decoded and scaled at load (by index; `None`: no `image`).
     #[serde(skip)]
     pub pictures: Vec<Option<std::sync::Arc<crate::picture::Picture>>>,
+    #[serde(skip_serializing_if = "NfcConfig::is_default")]
+    pub nfc: NfcConfig,
 }
 
 /// `[clock]`, settled by the mode.
@@ -271,6 +278,7 @@ impl RawConfig {
             },
             metrics: self.metrics,
             pictures: Vec::new(),
+            nfc: self.nfc,
         })
     }
 }
@@ -422,6 +430,9 @@ impl Config {
         if let Some(problem) = self.display.problem() {
             return Err(invalid("display.rotation", problem));
         }
+        if let Some((field, problem)) = self.nfc.problem() {
+            return Err(invalid(field, problem));
+        }
         let g = &self.gpio;
         gpio::check(g)?;
         products::check(&self.products, g, &self.backend, &self.currency)
@@ -559,6 +570,7 @@ impl Config {
             }
         }
         out.extend(self.insecure_http_warning());
+        out.extend(self.nfc.warnings());
         for (i, p) in self.products.iter().enumerate() {
             if p.price_fiat.is_some() && p.min_sat.is_none() && p.max_sat.is_none() {
                 out.push(format!(

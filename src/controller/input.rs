@@ -46,6 +46,16 @@ pub enum Input {
         pulses: Result<u64, String>,
     },
     Event(Event),
+    /// The NFC reader's thread: a card tap or the reader's health.
+    Nfc(crate::nfc::NfcEvent),
+    /// A card exchange for this invoice finished (the service accepted it, wants the PIN,
+    /// or said why not). Never a payment: only the backend confirms one.
+    CardDone {
+        invoice_id: InvoiceId,
+        result: Result<crate::nfc::CardStep, crate::nfc::LnurlError>,
+    },
+    /// The card's PIN typed on its pad, or `None` for cancel.
+    CardPin(Option<String>),
 }
 
 /// The operator's actions in the menu.

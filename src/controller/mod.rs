@@ -13,6 +13,7 @@
 //! menu, refunds), [`late`] (payments that arrive where no watch looks) and [`limits`] (the
 //! invoice rate limit and the public credit offers, on the monotonic clock).
 
+mod card;
 mod effects;
 mod flow;
 pub mod input;
@@ -25,6 +26,7 @@ mod startup;
 mod tasks;
 pub mod view;
 
+pub use card::CardView;
 pub use flow::{FlowChannel, StockSpec, CALIBRATION_ML};
 pub use input::*;
 pub use view::*;
@@ -168,6 +170,8 @@ pub struct Controller {
     flow_rate: HashMap<Channel, (Instant, u64, f64)>,
     /// The amount the payment screen showed for this sale, for "Payment received" after.
     paid_amount: Option<(SaleId, String)>,
+    /// Bolt Card taps (see `card`).
+    cards: card::Cards,
 }
 
 /// How often the controller loop proves it is alive (see [`Controller::heartbeat`]).
@@ -246,6 +250,7 @@ impl Controller {
             stock_ml: HashMap::new(),
             flow_rate: HashMap::new(),
             paid_amount: None,
+            cards: card::Cards::default(),
         }
     }
     /// Updated by the controller loop itself every [`HEARTBEAT`]: a value that stops moving
@@ -511,6 +516,21 @@ impl Controller {
             }
             Input::PouredMl { sale_id, index, ml } => {
                 self.poured_ml(&sale_id, index, ml);
+                self.publish();
+                return;
+            }
+            Input::Nfc(e) => {
+                self.nfc_event(e);
+                self.publish();
+                return;
+            }
+            Input::CardDone { invoice_id, result } => {
+                self.card_done(invoice_id, result);
+                self.publish();
+                return;
+            }
+            Input::CardPin(pin) => {
+                self.card_pin(pin);
                 self.publish();
                 return;
             }

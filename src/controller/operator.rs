@@ -459,6 +459,7 @@ impl Controller {
                     Err(e) => e.clone(),
                 }
             ),
+            self.card_status(),
             format!("lnvend {}", self.settings.version),
         ];
         if let Some((link, text)) = &self.op.refund {

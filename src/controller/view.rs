@@ -179,6 +179,8 @@ pub struct View {
     /// The customer screens' default language (a code of `config::LANGUAGES`): a customer
     /// may pick another for one sale; back on the idle screen it is this one again.
     pub language: String,
+    /// Bolt Cards on the payment screen.
+    pub card: CardView,
 }
 
 impl Controller {
@@ -247,6 +249,7 @@ impl Controller {
                 v.payment_uri = qr::payment_uri(&invoice.bolt11);
                 v.seconds_left = expires_at.saturating_duration_since(now).as_secs();
                 v.qr = self.qr_for(&v.payment_uri);
+                v.card = self.card_view();
             }
             State::Pouring {
                 sale,
@@ -421,6 +424,7 @@ pub(super) fn idle_view(settings: &Settings) -> View {
         refund_qr: None,
         refund_text: String::new(),
         operator: None,
+        card: CardView::default(),
         wallet_hint: String::new(),
         language: settings.language.clone(),
         picture: None,

@@ -125,6 +125,7 @@ pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
     }
     payment.set_countdown(countdown_text(view.seconds_left).into());
     payment.set_seconds_left(i32::try_from(view.seconds_left).unwrap_or(i32::MAX));
+    super::card::render(window, &view.card);
 
     let pouring = window.pouring();
     pouring.set_product(product.clone());

@@ -17,10 +17,12 @@ use tokio::sync::watch;
 use crate::controller::{Inputs, Screen as ViewScreen, View};
 use crate::qr::QrBitmap;
 
+pub mod card;
 pub mod customer;
 pub mod language;
 pub mod operator;
 pub mod samples;
+pub mod sim_cards;
 pub mod sim_panel;
 pub mod words;
 
@@ -147,6 +149,7 @@ pub trait MachineUi: ComponentHandle + 'static {
     fn fault(&self) -> Fault<'_>;
     fn pin_pad(&self) -> PinPad<'_>;
     fn operator(&self) -> Operator<'_>;
+    fn card(&self) -> Card<'_>;
 }
 
 macro_rules! machine_ui {
@@ -180,6 +183,9 @@ macro_rules! machine_ui {
                 self.global()
             }
             fn operator(&self) -> Operator<'_> {
+                self.global()
+            }
+            fn card(&self) -> Card<'_> {
                 self.global()
             }
         }
@@ -351,6 +357,7 @@ mod tests {
             wallet_hint: String::new(),
             language: "en".into(),
             picture: None,
+            card: Default::default(),
         }
     }
 

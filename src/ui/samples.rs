@@ -32,6 +32,7 @@ pub fn blank(screen: Screen) -> View {
         wallet_hint: String::new(),
         language: "en".into(),
         picture: None,
+        card: Default::default(),
     }
 }
 

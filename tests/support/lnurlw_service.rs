@@ -1,0 +1,129 @@
+//! A local LNURL-withdraw service for the card tests: answers a Bolt Card's tap URL with a
+//! withdrawRequest and its callback with `{"status":"OK"}` (or the configured error), and
+//! records what reached it. It pays nothing by itself: the tests pay (or do not pay) the
+//! invoice at the simulated backend, as a real service would pay it over Lightning.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::Router;
+
+/// How the service answers.
+#[derive(Clone, Debug)]
+pub struct Behaviour {
+    pub min_msat: u64,
+    pub max_msat: u64,
+    /// Answer the tap URL with this LNURL error instead of a withdrawRequest.
+    pub scan_error: Option<String>,
+    /// Answer the callback with this LNURL error instead of OK.
+    pub callback_error: Option<String>,
+    /// Refuse a `p` it has seen before, as a Bolt Card service refuses a replayed tap.
+    pub refuse_replays: bool,
+}
+
+impl Default for Behaviour {
+    fn default() -> Behaviour {
+        Behaviour {
+            min_msat: 1000,
+            max_msat: 100_000_000,
+            scan_error: None,
+            callback_error: None,
+            refuse_replays: true,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Shared {
+    behaviour: Behaviour,
+    base: String,
+    scans: Arc<Mutex<Vec<HashMap<String, String>>>>,
+    callbacks: Arc<Mutex<Vec<HashMap<String, String>>>>,
+}
+
+pub struct CardService {
+    pub base: String,
+    scans: Arc<Mutex<Vec<HashMap<String, String>>>>,
+    callbacks: Arc<Mutex<Vec<HashMap<String, String>>>>,
+}
+
+pub const K1: &str = "k1-of-the-card-service-0123456789";
+
+impl CardService {
+    pub async fn start(behaviour: Behaviour) -> CardService {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shared = Shared {
+            behaviour,
+            base: base.clone(),
+            scans: Arc::default(),
+            callbacks: Arc::default(),
+        };
+        let app = Router::new()
+            .route("/scan", get(scan))
+            .route("/cb", get(callback))
+            .with_state(shared.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+        CardService {
+            base,
+            scans: shared.scans,
+            callbacks: shared.callbacks,
+        }
+    }
+
+    /// The NDEF URI of a tap with this `p` (a real card's `p` changes with every tap).
+    pub fn tap_uri(&self, p: &str) -> String {
+        format!(
+            "{}/scan?p={p}&c=E19CCB1FED8892CE",
+            self.base.replacen("http", "lnurlw", 1)
+        )
+    }
+
+    pub fn scans(&self) -> Vec<HashMap<String, String>> {
+        self.scans.lock().unwrap().clone()
+    }
+
+    pub fn callbacks(&self) -> Vec<HashMap<String, String>> {
+        self.callbacks.lock().unwrap().clone()
+    }
+}
+
+fn error(reason: &str) -> String {
+    serde_json::json!({"status": "ERROR", "reason": reason}).to_string()
+}
+
+async fn scan(State(s): State<Shared>, Query(q): Query<HashMap<String, String>>) -> String {
+    let replay = {
+        let mut scans = s.scans.lock().unwrap();
+        let seen = scans.iter().any(|old| old.get("p") == q.get("p"));
+        scans.push(q);
+        seen
+    };
+    if let Some(e) = &s.behaviour.scan_error {
+        return error(e);
+    }
+    if replay && s.behaviour.refuse_replays {
+        return error("This link is already used.");
+    }
+    serde_json::json!({
+        "tag": "withdrawRequest",
+        "callback": format!("{}/cb", s.base),
+        "k1": K1,
+        "defaultDescription": "Bolt Card",
+        "minWithdrawable": s.behaviour.min_msat,
+        "maxWithdrawable": s.behaviour.max_msat,
+    })
+    .to_string()
+}
+
+async fn callback(State(s): State<Shared>, Query(q): Query<HashMap<String, String>>) -> String {
+    s.callbacks.lock().unwrap().push(q);
+    match &s.behaviour.callback_error {
+        Some(e) => error(e),
+        None => r#"{"status":"OK"}"#.into(),
+    }
+}
