@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::config::{BackendConfig, ClnConfig, Config, GpioBackend, GpioConfig};
 use crate::controller::{Controller, Settings};
 use crate::ledger::Ledger;
+use crate::pump::gpiochip::GpiochipPins;
 use crate::pump::mock::MockGpio;
 use crate::pump::rpi::RppalPins;
 use crate::pump::{BridgePins, L298n, Pins, Pump, PumpError};
@@ -276,6 +277,13 @@ pub fn open_bridge(g: &GpioConfig) -> Result<(L298n, Option<MockGpio>), OpenPump
         GpioBackend::Rppal => {
             let all: Vec<u8> = pin_names(g).into_iter().map(|(p, _)| p).collect();
             (Box::new(RppalPins::new(&all, g.pwm_frequency_hz)?), None)
+        }
+        GpioBackend::Gpiochip => {
+            let all: Vec<u8> = pin_names(g).into_iter().map(|(p, _)| p).collect();
+            let chip = g.chip_selector().ok_or_else(|| {
+                OpenPumpError::Pump(PumpError::Fault("gpio.chip is not set".into()))
+            })?;
+            (Box::new(GpiochipPins::new(&chip, &all)?), None)
         }
     };
     Ok((L298n::new(pins, a, b), gpio))

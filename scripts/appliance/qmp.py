@@ -6,6 +6,8 @@ needs nothing installed on the host but python3.
 
   qmp.py QMP_SOCK screendump FILE.png     save the display as PNG (qemu >= 7.1)
   qmp.py QMP_SOCK quit
+  qmp.py QMP_SOCK tap X Y W H              a one-finger tap at pixel (X, Y) of a W x H display,
+                                          through the multitouch device (as on the Pi)
   qmp.py --agent QGA_SOCK wait SECONDS     wait until the guest agent answers
   qmp.py --agent QGA_SOCK sh 'COMMAND'     run /bin/sh -c COMMAND; its output and status
   qmp.py --check-png FILE.png              fail if the image is one flat colour
@@ -54,8 +56,38 @@ def qmp(path, args):
             call(f, "screendump", {"filename": args[1], "format": "png"})
         elif args[0] == "quit":
             call(f, "quit")
+        elif args[0] == "tap":
+            tap(f, *(int(a) for a in args[1:5]))
         else:
             raise SystemExit(f"unknown QMP command {args[0]}")
+
+
+def tap(f, x, y, width, height):
+    """A finger down at (x, y), held 150 ms, and up: one multitouch contact in slot 0. qemu
+    turns "begin" and "end" into ABS_MT_SLOT + ABS_MT_TRACKING_ID with the id given, so the
+    end carries -1 (the kernel's "contact lifted") and every contact a fresh id (the kernel
+    drops an event that repeats the slot's last value). qemu sends a SYN_REPORT after each
+    event list; its absolute axes run 0..0x7fff over the display."""
+    ax = x * 0x7FFF // max(1, width - 1)
+    ay = y * 0x7FFF // max(1, height - 1)
+    contact = int(time.time() * 1000) % 30000 + 1
+
+    def mtt(kind, tracking_id, axis="x", value=ax):
+        # qemu's schema wants an axis and a value on every multitouch event.
+        return {"type": "mtt", "data": {"type": kind, "slot": 0, "tracking-id": tracking_id,
+                                        "axis": axis, "value": value}}
+
+    call(f, "input-send-event", {"events": [
+        mtt("begin", contact),
+        mtt("data", contact, "x", ax),
+        mtt("data", contact, "y", ay),
+        {"type": "btn", "data": {"down": True, "button": "touch"}},
+    ]})
+    time.sleep(0.15)
+    call(f, "input-send-event", {"events": [
+        mtt("end", -1),
+        {"type": "btn", "data": {"down": False, "button": "touch"}},
+    ]})
 
 
 def agent_sync(path, timeout):

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::flow::FlowConfig;
 use super::locate::{invalid, Invalid};
+use crate::pump::gpiochip::ChipSelector;
 use crate::pump::{BridgePins, PourSettings};
 
 /// The longest `gpio.max_run_ms` accepted.
@@ -26,6 +27,9 @@ pub enum GpioBackend {
     Rppal,
     /// In-memory pins that record every change (simulator, tests).
     Mock,
+    /// The Linux GPIO character device (`/dev/gpiochipN`): any board the kernel supports,
+    /// and gpio-sim in the appliance VM test. Pin numbers are the chip's line offsets.
+    Gpiochip,
 }
 
 /// `[gpio]`. As read from the file (`RawGpio`) the backend may be absent; after loading
@@ -33,9 +37,16 @@ pub enum GpioBackend {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GpioConfig<B = GpioBackend> {
-    /// "rppal" or "mock". Default: rppal (run), mock (sim).
+    /// "rppal", "gpiochip" or "mock". Default: rppal (run), mock (sim).
     #[serde(default)]
     pub backend: B,
+    /// gpiochip only: the chip's device, `/dev/gpiochip0` or just `gpiochip0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chip: Option<String>,
+    /// gpiochip only, instead of `chip`: the chip's label as the kernel reports it (stays
+    /// right when chips are numbered differently on another board or kernel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chip_label: Option<String>,
     /// Mock only: append every pin change to this file as JSON lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<PathBuf>,
@@ -124,6 +135,8 @@ impl Default for RawGpio {
     fn default() -> Self {
         GpioConfig {
             backend: None,
+            chip: None,
+            chip_label: None,
             trace: None,
             pwm_duty: default_duty(),
             pwm_frequency_hz: default_pwm_hz(),
@@ -141,6 +154,8 @@ impl RawGpio {
     pub(super) fn settle(self, default: GpioBackend) -> GpioConfig {
         GpioConfig {
             backend: self.backend.unwrap_or(default),
+            chip: self.chip,
+            chip_label: self.chip_label,
             trace: self.trace,
             pwm_duty: self.pwm_duty,
             pwm_frequency_hz: self.pwm_frequency_hz,
@@ -169,6 +184,15 @@ impl GpioConfig {
                 enable: b.enb,
             }),
         )
+    }
+
+    /// The chip of the gpiochip backend (check_outputs made sure there is exactly one).
+    pub fn chip_selector(&self) -> Option<ChipSelector> {
+        match (&self.chip, &self.chip_label) {
+            (Some(c), _) => Some(ChipSelector::path(c)),
+            (None, Some(l)) => Some(ChipSelector::Label(l.clone())),
+            (None, None) => None,
+        }
     }
 
     pub fn pour_settings(&self) -> PourSettings {
@@ -206,6 +230,21 @@ pub(super) fn check(g: &GpioConfig) -> Result<(), Invalid> {
     if g.anti_drip_ms > 2_000 {
         return Err(invalid("gpio.anti_drip_ms", "must be at most 2000"));
     }
+    if g.backend == GpioBackend::Gpiochip {
+        // The character device drives a line high or low, nothing in between.
+        if g.pwm_duty < 1.0 {
+            return Err(invalid(
+                "gpio.pwm_duty",
+                "the gpiochip backend has no PWM: leave it at 1",
+            ));
+        }
+        if g.soft_start_ms > 0 {
+            return Err(invalid(
+                "gpio.soft_start_ms",
+                "the gpiochip backend has no PWM to ramp with: leave it at 0",
+            ));
+        }
+    }
     check_outputs(g)
 }
 
@@ -218,6 +257,7 @@ pub(super) fn check_outputs(g: &GpioConfig) -> Result<(), Invalid> {
             "a pin trace is only written by the mock GPIO backend",
         ));
     }
+    check_chip(g)?;
     let a = g.channel_a;
     let mut pins = vec![
         ("gpio.channel_a.in1", a.in1),
@@ -231,9 +271,12 @@ pub(super) fn check_outputs(g: &GpioConfig) -> Result<(), Invalid> {
             ("gpio.channel_b.enb", b.enb),
         ]);
     }
+    // A chip's line offsets are not BCM numbers: the chip itself refuses one it lacks.
+    let header = g.backend != GpioBackend::Gpiochip;
+    let what = if header { "BCM" } else { "line" };
     let mut used: HashMap<u8, &str> = HashMap::new();
     for &(field, pin) in &pins {
-        if pin > MAX_BCM {
+        if header && pin > MAX_BCM {
             return Err(invalid(
                 field,
                 format!("BCM {pin} is not on the 40-pin header (0..=27)"),
@@ -242,9 +285,131 @@ pub(super) fn check_outputs(g: &GpioConfig) -> Result<(), Invalid> {
         if let Some(other) = used.insert(pin, field) {
             return Err(invalid(
                 field,
-                format!("BCM {pin} is already used by {other}"),
+                format!("{what} {pin} is already used by {other}"),
             ));
         }
     }
     super::flow::check_sensors(g, &pins)
+}
+
+/// The gpiochip backend names its chip once (a device or a label); the others name none.
+fn check_chip(g: &GpioConfig) -> Result<(), Invalid> {
+    match (g.backend, &g.chip, &g.chip_label) {
+        (GpioBackend::Gpiochip, Some(_), Some(_)) => Err(invalid(
+            "gpio.chip_label",
+            "give either gpio.chip or gpio.chip_label, not both",
+        )),
+        (GpioBackend::Gpiochip, None, None) => Err(invalid(
+            "gpio.chip",
+            "the gpiochip backend needs gpio.chip (e.g. \"gpiochip0\") or gpio.chip_label",
+        )),
+        (GpioBackend::Gpiochip, Some(c), None) if c.trim().is_empty() => {
+            Err(invalid("gpio.chip", "must not be empty"))
+        }
+        (GpioBackend::Gpiochip, None, Some(l)) if l.trim().is_empty() => {
+            Err(invalid("gpio.chip_label", "must not be empty"))
+        }
+        (GpioBackend::Gpiochip, _, _) => Ok(()),
+        (GpioBackend::Rppal | GpioBackend::Mock, Some(_), _) => Err(invalid(
+            "gpio.chip",
+            "only the gpiochip backend opens a chip",
+        )),
+        (GpioBackend::Rppal | GpioBackend::Mock, None, Some(_)) => Err(invalid(
+            "gpio.chip_label",
+            "only the gpiochip backend opens a chip",
+        )),
+        (GpioBackend::Rppal | GpioBackend::Mock, None, None) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Config, ConfigError, Mode};
+    use super::*;
+
+    const BASE: &str = "[[product]]\nname = \"Cola\"\nprice_sat = 2100\npour_ms = 4000\n\n[gpio]\n";
+
+    fn parse(gpio: &str) -> Result<Config, ConfigError> {
+        Config::parse(&format!("{BASE}{gpio}"), "t.toml", Mode::Sim)
+    }
+
+    #[test]
+    fn gpiochip_by_device_or_by_label_opens_that_chip_with_offsets_past_the_header() {
+        let c = parse("backend = \"gpiochip\"\nchip = \"gpiochip1\"\n[gpio.channel_a]\nin1 = 40\nin2 = 41\nena = 42\n")
+            .unwrap();
+        assert_eq!(c.gpio.backend, GpioBackend::Gpiochip);
+        assert_eq!(
+            c.gpio.chip_selector(),
+            Some(ChipSelector::Path("/dev/gpiochip1".into()))
+        );
+        assert_eq!(c.gpio.bridge_pins().0.enable, 42);
+        let c = parse("backend = \"gpiochip\"\nchip_label = \"gpio-sim.0-node0\"\n").unwrap();
+        assert_eq!(
+            c.gpio.chip_selector(),
+            Some(ChipSelector::Label("gpio-sim.0-node0".into()))
+        );
+        // check-config prints it, and the printed file loads the same again.
+        let printed = c.to_redacted_toml();
+        assert!(
+            printed.contains("chip_label = \"gpio-sim.0-node0\""),
+            "{printed}"
+        );
+        assert_eq!(Config::parse(&printed, "t", Mode::Sim).unwrap(), c);
+    }
+
+    #[test]
+    fn gpiochip_needs_exactly_one_chip_and_the_others_take_none() {
+        let e = parse("backend = \"gpiochip\"\n").unwrap_err();
+        assert_eq!(e.field, "gpio.chip");
+        assert!(e.message.contains("chip_label"), "{e}");
+        let e = parse("backend = \"gpiochip\"\nchip = \"gpiochip0\"\nchip_label = \"x\"\n")
+            .unwrap_err();
+        assert_eq!(e.field, "gpio.chip_label");
+        let e = parse("backend = \"gpiochip\"\nchip = \" \"\n").unwrap_err();
+        assert_eq!(e.field, "gpio.chip");
+        let e = parse("backend = \"rppal\"\nchip = \"gpiochip0\"\n").unwrap_err();
+        assert_eq!(e.field, "gpio.chip");
+        assert!(e.message.contains("only the gpiochip backend"), "{e}");
+        let e = parse("backend = \"mock\"\nchip_label = \"pinctrl-rp1\"\n").unwrap_err();
+        assert_eq!(e.field, "gpio.chip_label");
+    }
+
+    #[test]
+    fn gpiochip_refuses_pwm_and_soft_start_but_keeps_the_other_pin_rules() {
+        let chip = "backend = \"gpiochip\"\nchip = \"gpiochip0\"\n";
+        let e = parse(&format!("{chip}pwm_duty = 0.5\n")).unwrap_err();
+        assert_eq!(e.field, "gpio.pwm_duty");
+        assert!(e.message.contains("no PWM"), "{e}");
+        let e = parse(&format!("{chip}soft_start_ms = 300\n")).unwrap_err();
+        assert_eq!(e.field, "gpio.soft_start_ms");
+        // Anti-drip is a plain reverse run: allowed.
+        parse(&format!("{chip}anti_drip_ms = 200\n")).unwrap();
+        let e = parse(&format!(
+            "{chip}[gpio.channel_a]\nin1 = 30\nin2 = 30\nena = 31\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "gpio.channel_a.in2");
+        assert!(e.message.contains("line 30 is already used"), "{e}");
+        // The header's limit still holds for rppal.
+        let e = parse("[gpio.channel_a]\nin1 = 30\nin2 = 24\nena = 18\n").unwrap_err();
+        assert_eq!(e.field, "gpio.channel_a.in1");
+        assert!(e.message.contains("40-pin header"), "{e}");
+    }
+
+    #[test]
+    fn pump_off_refuses_a_gpiochip_table_without_a_chip_with_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, format!("{BASE}backend = \"gpiochip\"\n")).unwrap();
+        let e = Config::load_gpio(&path, Mode::Run).unwrap_err();
+        assert_eq!(e.field, "gpio.chip");
+        assert!(e.to_string().contains("c.toml:"), "{e}");
+        std::fs::write(
+            &path,
+            format!("{BASE}backend = \"gpiochip\"\nchip = \"gpiochip0\"\n"),
+        )
+        .unwrap();
+        let g = Config::load_gpio(&path, Mode::Run).unwrap();
+        assert_eq!(g.chip_selector(), Some(ChipSelector::path("gpiochip0")));
+    }
 }

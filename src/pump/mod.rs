@@ -1,6 +1,7 @@
 //! The pump: an RS385-class 12 V pump behind an L298N H-bridge.
 //!
-//! Three layers, each small: [`Pins`] is raw GPIO (rppal on the Pi, [`mock`] elsewhere);
+//! Three layers, each small: [`Pins`] is raw GPIO (rppal on the Pi, [`gpiochip`] through the
+//! kernel's GPIO character device on other boards, [`mock`] elsewhere);
 //! [`L298n`] knows the bridge (IN1/IN2 pick the direction, EN gates the motor, stop is EN low
 //! and both inputs low); [`Pump`] is the shared handle everyone uses. `Pump` arms a watchdog
 //! on every start that stops the motor at the hard maximum run time whatever the rest of the
@@ -14,6 +15,7 @@
 
 pub mod flow;
 pub mod flow_mock;
+pub mod gpiochip;
 pub mod mock;
 pub mod rpi;
 
@@ -68,6 +70,13 @@ pub enum PumpError {
         what: String,
         #[source]
         source: rppal::gpio::Error,
+    },
+    /// The Linux GPIO character device refused (gpio.backend = "gpiochip").
+    #[error("GPIO error: {what}: {source}")]
+    Gpiochip {
+        what: String,
+        #[source]
+        source: gpiocdev::Error,
     },
     /// A pin the bridge drives was never claimed (a wiring table and a claim disagree).
     #[error("GPIO error: BCM {0} was not claimed")]
