@@ -119,6 +119,7 @@ pub struct Metrics {
     owed_count: Gauge,
     owed_sats: Gauge,
     stock: Family<ProductLabel, Gauge<f64, AtomicU64>>,
+    stock_low: Family<ProductLabel, Gauge<f64, AtomicU64>>,
     pump_seconds: Family<ChannelLabel, Counter<f64, AtomicU64>>,
     /// The sale whose payment the controller learnt of, and when (for pay-to-pump).
     paid_at: Mutex<Option<(String, Instant)>>,
@@ -212,6 +213,12 @@ impl Metrics {
             "Stock left per product, where the machine measures it",
             stock.clone(),
         );
+        let stock_low = Family::<ProductLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "lnvend_stock_low_ml",
+            "The configured low-stock mark per product (low_stock_ml, 0 when unset)",
+            stock_low.clone(),
+        );
         let pump_seconds = Family::<ChannelLabel, Counter<f64, AtomicU64>>::default();
         registry.register(
             "lnvend_pump_run_seconds",
@@ -272,6 +279,7 @@ impl Metrics {
             owed_count,
             owed_sats,
             stock,
+            stock_low,
             pump_seconds,
             paid_at: Mutex::new(None),
             served: AtomicBool::new(false),
@@ -392,23 +400,25 @@ impl Metrics {
         self.owed_sats.set(i64::try_from(sats).unwrap_or(i64::MAX));
     }
 
-    /// Stock left per product, in ml, from [`stock_remaining`].
-    pub fn stock(&self, levels: &[(String, f64)]) {
-        for (product, ml) in levels {
-            self.stock
-                .get_or_create(&ProductLabel {
-                    product: label(product),
-                })
-                .set(*ml);
+    /// Stock left of each product that keeps stock, with its low-stock mark.
+    pub fn stock(&self, levels: &[StockLevel]) {
+        for l in levels {
+            let key = ProductLabel {
+                product: label(&l.product),
+            };
+            self.stock.get_or_create(&key).set(f64::from(l.ml));
+            self.stock_low.get_or_create(&key).set(f64::from(l.low_ml));
         }
     }
 }
 
-/// The hook for stock levels: (product, ml left) for every product whose stock the machine
-/// measures. None does yet; the flow-sensor work fills this in, and the gauge
-/// `lnvend_stock_remaining_ml` and the low-stock alert follow without further changes.
-pub fn stock_remaining() -> Vec<(String, f64)> {
-    Vec::new()
+/// One product's stock as the controller counts it (`lnvend_stock_remaining_ml` and
+/// `lnvend_stock_low_ml`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StockLevel {
+    pub product: String,
+    pub ml: u32,
+    pub low_ml: u32,
 }
 
 #[cfg(test)]

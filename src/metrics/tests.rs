@@ -125,7 +125,11 @@ fn backend_health_owed_credits_and_stock_are_gauges() {
     m.backend(true, 1_800_000_000);
     m.backend(false, 1_800_000_060);
     m.owed(2, 5100);
-    m.stock(&[("Cola".into(), 750.0)]);
+    m.stock(&[super::StockLevel {
+        product: "Cola".into(),
+        ml: 750,
+        low_ml: 500,
+    }]);
     let text = m.encode();
     assert_eq!(sample(&text, "lnvend_backend_up"), Some(0.0));
     assert_eq!(
@@ -138,6 +142,10 @@ fn backend_health_owed_credits_and_stock_are_gauges() {
     assert_eq!(
         sample(&text, r#"lnvend_stock_remaining_ml{product="Cola"}"#),
         Some(750.0)
+    );
+    assert_eq!(
+        sample(&text, r#"lnvend_stock_low_ml{product="Cola"}"#),
+        Some(500.0)
     );
 }
 
