@@ -89,9 +89,9 @@ impl Controller {
                     sale,
                     ..
                 } => {
+                    // Counted as paid when the ledger takes it (`begin_pour`).
                     let sats = before.amount.map_or(0, |a| a.as_msat() / 1000);
-                    m.paid(product, sats, false);
-                    m.payment_seen(&sale.id.0, now);
+                    m.payment_seen(&sale.id.0, product, sats, now);
                 }
                 Effect::BeginPour { credit: true, .. } => owed_changed = true,
                 Effect::AbandonInvoice { why, .. } => m.abandoned(product, *why),
