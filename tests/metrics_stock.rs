@@ -13,6 +13,11 @@ use lnvend::controller::{Input, OpAction, Screen};
 /// Water pours 300 ml by volume from a 1000 ml tank (low at 400 ml); Cola is timed and
 /// keeps no stock.
 fn config(dir: &std::path::Path) -> Config {
+    config_with(dir, "tank_ml = 1000\nlow_stock_ml = 400", 25.0)
+}
+
+/// The same machine with Water's stock keys `stock` and the line flowing `ml_per_s`.
+fn config_with(dir: &std::path::Path, stock: &str, ml_per_s: f64) -> Config {
     let pin_line = include_str!("../examples/sim.toml")
         .lines()
         .find(|l| l.starts_with("operator_pin_hash"))
@@ -28,8 +33,7 @@ name = "Water"
 price_sat = 600
 pour_ms = 20000
 volume_ml = 300
-tank_ml = 1000
-low_stock_ml = 400
+{stock}
 
 [[product]]
 name = "Cola"
@@ -47,7 +51,7 @@ ena = 18
 [gpio.channel_a.flow]
 pin = 17
 pulses_per_litre = 450
-mock_ml_per_s = 25.0
+mock_ml_per_s = {ml_per_s}
 "#,
         dir.display()
     );
@@ -142,5 +146,27 @@ async fn a_restart_reports_the_stock_the_ledger_kept() {
     let mut m = TestMachine::start(&config(dir.path()));
     started(&mut m).await;
     assert_eq!(sample(&m.metrics.encode(), WATER), Some(left));
+    m.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dry_line_on_a_product_that_keeps_no_stock_shows_no_stock_series() {
+    let dir = tempfile::tempdir().unwrap();
+    // No tank_ml, and nothing flows: the pour stops for no flow and Water is sold out.
+    let mut m = TestMachine::start(&config_with(dir.path(), "", 0.0));
+    started(&mut m).await;
+    m.tap(0);
+    m.wait_screen(Screen::Payment).await;
+    m.sim().pay_latest().unwrap();
+    m.wait_screen(Screen::Pouring).await;
+    m.wait_for(Duration::from_secs(30), "Water sold out", |v| {
+        v.tiles[0].sold_out
+    })
+    .await;
+    assert_eq!(
+        sample(&m.metrics.encode(), WATER),
+        None,
+        "no stock is kept for Water"
+    );
     m.shutdown().await;
 }

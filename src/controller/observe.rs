@@ -155,7 +155,10 @@ impl Controller {
             .iter()
             .filter_map(|p| {
                 let ml = *self.stock_ml.get(&p.index)?;
-                let low_ml = self.settings.stock.get(p.index).map_or(0, |s| s.low_ml);
+                // A dry line on a sensor without `tank_ml` is sold out, not a stock level.
+                let spec = self.settings.stock.get(p.index)?;
+                spec.tank_ml?;
+                let low_ml = spec.low_ml;
                 Some(crate::metrics::StockLevel {
                     product: p.name.clone(),
                     ml,
