@@ -47,12 +47,13 @@ async fn the_node_s_invoice_names_the_machine_the_product_and_the_sale() {
         .remove(0)
         .sale_id;
     assert_eq!(
-        label, sale.0,
-        "`listinvoices label=<receipt code>` finds it"
+        label,
+        format!("lnvend/test-machine/{}", sale.0),
+        "`listinvoices label=lnvend/<machine>/<receipt code>` finds it"
     );
     assert_eq!(
         node.latest_description().unwrap(),
-        format!("Cola - test-machine - {label}")
+        format!("Cola - test-machine - {}", sale.0)
     );
 }
 
@@ -197,7 +198,7 @@ async fn a_payment_made_while_lnvend_was_down_is_owed_at_restart_not_poured() {
         .owed()
         .unwrap();
     assert_eq!(owed.len(), 1, "the payment made while down is owed once");
-    assert_eq!(owed[0].sale_id.0, label);
+    assert_eq!(format!("lnvend/test-machine/{}", owed[0].sale_id.0), label);
     assert_eq!(owed[0].price_msat, 2_100_000);
     let saved = std::fs::read_to_string(dir.path().join("data/cln-pay-index")).unwrap();
     assert_eq!(saved.trim(), "2", "the cursor moved past the payment");
@@ -362,4 +363,61 @@ async fn clnrest_a_wrong_rune_is_out_of_service_with_no_qr() {
     assert_eq!(m.views.borrow().screen, Screen::OutOfService);
     assert_eq!(node.invoice_count(), 0);
     m.shutdown().await;
+}
+
+/// Two machines on one node whose sales happen to have the same id: each gets its own
+/// invoice (no duplicate label), and each sees only its own payment.
+#[tokio::test]
+async fn two_machines_with_the_same_sale_id_get_distinct_labels_and_both_are_paid() {
+    use lnvend::backend::cln::{ClnBackend, SocketRpc};
+    use lnvend::backend::{InvoiceRequest, InvoiceState, PaymentBackend};
+    use lnvend::config::Network;
+    use lnvend::money::{Msat, Price};
+    let dir = tempfile::tempdir().unwrap();
+    let node = FakeNode::new("regtest");
+    let sock = dir.path().join("lightning-rpc");
+    node.serve_socket(&sock);
+    let machine = |name: &'static str| {
+        let data = dir.path().join(name);
+        std::fs::create_dir_all(&data).unwrap();
+        ClnBackend::new(
+            SocketRpc::new(sock.clone(), Duration::from_secs(10)),
+            "cln",
+            Network::Regtest,
+            &data,
+        )
+    };
+    let request = |machine_id: &str| InvoiceRequest {
+        sale_id: "S1800000000-0001".into(),
+        machine_id: machine_id.into(),
+        product: "Cola".into(),
+        price: Price::Sats(Msat::from_sat(2100).unwrap()),
+        description: "Cola".into(),
+        expiry: Duration::from_secs(300),
+    };
+    let (a, b) = (machine("bar-7"), machine("bar-8"));
+    let ia = a.create_invoice(&request("bar-7")).await.unwrap();
+    let ib = b.create_invoice(&request("bar-8")).await.unwrap();
+    assert_ne!(ia.id, ib.id);
+    assert_eq!(ia.id.0, "lnvend/bar-7/S1800000000-0001");
+    assert_eq!(
+        a.invoice_state(&ia.id).await.unwrap(),
+        InvoiceState::Pending
+    );
+    node.pay(&ia.id.0);
+    assert!(matches!(
+        a.invoice_state(&ia.id).await.unwrap(),
+        InvoiceState::Paid { .. }
+    ));
+    assert_eq!(
+        b.invoice_state(&ib.id).await.unwrap(),
+        InvoiceState::Pending,
+        "bar-7's payment is not bar-8's"
+    );
+    node.pay(&ib.id.0);
+    assert!(matches!(
+        b.invoice_state(&ib.id).await.unwrap(),
+        InvoiceState::Paid { .. }
+    ));
+    node.assert_replies_valid();
 }

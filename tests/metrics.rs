@@ -114,6 +114,50 @@ async fn known_sales_show_in_the_metrics_by_product_and_outcome() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_payment_the_ledger_refuses_as_already_poured_is_not_counted_as_a_sale() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&config(dir.path(), ""));
+    m.wait_screen(Screen::Idle).await;
+    m.tap(0);
+    m.wait_screen(Screen::Payment).await;
+    // The ledger already holds a pour of this invoice (as after a pour it counted once).
+    let mut l = lnvend::ledger::Ledger::open(dir.path()).unwrap();
+    let sale = l.newest_sale_id().unwrap().unwrap();
+    let invoice: String = rusqlite::Connection::open(dir.path().join("sales.db"))
+        .unwrap()
+        .query_row("SELECT invoice_id FROM sales WHERE id = ?1", [&sale], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let sale = lnvend::vend::SaleId(sale);
+    l.begin_pour(&sale, &lnvend::backend::InvoiceId(invoice))
+        .unwrap();
+    l.record_poured(&sale).unwrap();
+    drop(l);
+    m.sim().pay_latest().unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        m.gpio.high_intervals(common::ENA).len(),
+        0,
+        "no second pour"
+    );
+    let text = m.metrics.encode();
+    assert_eq!(
+        sample(
+            &text,
+            r#"lnvend_sales_total{product="Cola",outcome="paid"}"#
+        ),
+        0.0,
+        "the refused payment is no second sale"
+    );
+    assert_eq!(
+        sample(&text, r#"lnvend_received_sats_total{product="Cola"}"#),
+        0.0
+    );
+    m.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_credit_the_operator_settles_leaves_the_owed_gauges_while_served() {
     let sim_toml = include_str!("../examples/sim.toml");
     let pin = sim_toml

@@ -6,8 +6,12 @@
 //! `lightning-rpc` unix socket in [`socket`] (a small bounded JSON-RPC client that replaced
 //! the `cln-rpc` crate), and clnrest over HTTPS in [`super::clnrest`].
 //!
-//! The invoice id is the label, and the label is our sale id: the operator can find a sale in
-//! `lightning-cli listinvoices` by the code on the screen.
+//! The invoice id is the label, and the label is `lnvend/<machine_id>/<sale_id>` ([`label`]):
+//! two machines on one node never collide (a duplicate label is refused, and a label the
+//! start-up catch-up reports only matches the ledger of the machine it names), and the
+//! operator finds a sale in `lightning-cli listinvoices` by the code on the screen. Sales
+//! made before the machine was named in the label keep their bare sale id (the ledger
+//! stores each sale's invoice id).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -142,6 +146,11 @@ pub fn parse_msat(v: Option<&Value>, field: &str) -> Result<Msat, BackendError> 
     }
 }
 
+/// The node's label (and our invoice id) of `request`'s invoice.
+pub fn label(request: &InvoiceRequest) -> String {
+    format!("lnvend/{}/{}", request.machine_id, request.sale_id)
+}
+
 /// The params of `invoice` for `request`. CLN invoices are in sats only (fiat prices are
 /// refused when the configuration is loaded; this is the backstop).
 pub fn invoice_params(request: &InvoiceRequest) -> Result<(Value, Msat), BackendError> {
@@ -156,7 +165,7 @@ pub fn invoice_params(request: &InvoiceRequest) -> Result<(Value, Msat), Backend
     };
     let params = json!({
         "amount_msat": amount.as_msat(),
-        "label": request.sale_id,
+        "label": label(request),
         "description": request.description,
         "expiry": request.expiry.as_secs(),
     });
@@ -181,7 +190,7 @@ pub fn parse_invoice_reply(
         .and_then(Value::as_u64)
         .ok_or_else(|| BackendError::BadReply("invoice: no `expires_at`".into()))?;
     Ok(Invoice {
-        id: InvoiceId(request.sale_id.clone()),
+        id: InvoiceId(label(request)),
         bolt11: text("bolt11")?,
         payment_hash: text("payment_hash")?,
         amount,
@@ -489,9 +498,19 @@ mod tests {
     }
 
     #[test]
-    fn invoice_params_carry_the_sale_id_as_label_and_refuse_fiat() {
+    fn invoice_params_carry_the_machine_and_sale_id_as_label_and_refuse_fiat() {
         let (p, amount) = invoice_params(&request()).unwrap();
-        assert_eq!(p["label"], "S1-00AA");
+        let mut other = request();
+        other.machine_id = "bar-8".into();
+        assert_eq!(
+            p["label"],
+            format!("lnvend/{}/S1-00AA", request().machine_id)
+        );
+        assert_ne!(
+            invoice_params(&other).unwrap().0["label"],
+            p["label"],
+            "the same sale id on another machine"
+        );
         assert_eq!(p["amount_msat"], 2_100_000);
         assert_eq!(p["expiry"], 300);
         assert_eq!(amount, Msat::from_msat(2_100_000));

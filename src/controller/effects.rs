@@ -262,6 +262,8 @@ impl Controller {
                 other => PourFailure::Ledger(other.to_string()),
             };
             tracing::error!(sale = %sale.id, failure = ?failure, "pour not started");
+            self.metrics
+                .payment_refused(&sale.id.0, matches!(failure, PourFailure::AlreadyPoured));
             let _ = tx.send(Input::Event(Event::PourFailed {
                 sale_id: sale.id,
                 failure,

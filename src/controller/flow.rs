@@ -97,6 +97,7 @@ impl Controller {
                 Err(e) => tracing::error!(product = %p.name, error = %e, "cannot read the stock"),
             }
         }
+        self.observe_stock();
     }
 
     /// Runs the pour of `sale`: by volume when the product has one, else timed. A credit
@@ -205,6 +206,7 @@ impl Controller {
         match l.record_pour_ml(sale_id, &name, ml) {
             Ok(Some(left)) => {
                 self.stock_ml.insert(index, left);
+                self.observe_stock();
                 let spec = self.stock_spec(index);
                 if left < spec.pour_ml.unwrap_or(1) {
                     tracing::warn!(product = %name, left_ml = left, "sold out: not enough left for a pour");
@@ -233,6 +235,7 @@ impl Controller {
             }
         }
         self.stock_ml.insert(index, 0);
+        self.observe_stock();
     }
 
     /// The operator refilled product `index`: back to its tank size, on sale again.
@@ -248,6 +251,7 @@ impl Controller {
             Ok(left) => {
                 if let Some(left) = left {
                     self.stock_ml.insert(index, left);
+                    self.observe_stock();
                 }
                 self.sold_out.remove(&index);
                 tracing::info!(product = %name, ?left, "refilled");

@@ -1,5 +1,5 @@
 //! What the controller tells the metrics ([`crate::metrics`]): sales, pours, the state, the
-//! backend's health and the owed credits, read off each step of the vend cycle. Only
+//! backend's health, the owed credits and the stock, read off each step of the vend cycle. Only
 //! atomics are touched here (and, for owed credits, one ledger query), never an await, so
 //! watching the machine never slows a sale.
 
@@ -89,9 +89,9 @@ impl Controller {
                     sale,
                     ..
                 } => {
+                    // Counted as paid when the ledger takes it (`begin_pour`).
                     let sats = before.amount.map_or(0, |a| a.as_msat() / 1000);
-                    m.paid(product, sats, false);
-                    m.payment_seen(&sale.id.0, now);
+                    m.payment_seen(&sale.id.0, product, sats, now);
                 }
                 Effect::BeginPour { credit: true, .. } => owed_changed = true,
                 Effect::AbandonInvoice { why, .. } => m.abandoned(product, *why),
@@ -138,13 +138,35 @@ impl Controller {
         }
     }
 
-    /// The owed credits and stock levels, from the ledger and the stock hook.
+    /// The owed credits, from the ledger.
     pub(super) fn refresh_owed_metrics(&self) {
         if let Ok(Ok(owed)) = self.ledger.as_ref().map(|l| l.owed()) {
             let msat: u64 = owed.iter().map(|o| o.price_msat).sum();
             self.metrics.owed(owed.len(), msat / 1000);
         }
-        self.metrics.stock(&crate::metrics::stock_remaining());
+    }
+
+    /// The stock of every product that keeps one, as the controller counts it; called
+    /// whenever that count changes (start, a pour, a dry tank, a refill).
+    pub(super) fn observe_stock(&self) {
+        let levels: Vec<crate::metrics::StockLevel> = self
+            .settings
+            .catalog
+            .iter()
+            .filter_map(|p| {
+                let ml = *self.stock_ml.get(&p.index)?;
+                // A dry line on a sensor without `tank_ml` is sold out, not a stock level.
+                let spec = self.settings.stock.get(p.index)?;
+                spec.tank_ml?;
+                let low_ml = spec.low_ml;
+                Some(crate::metrics::StockLevel {
+                    product: p.name.clone(),
+                    ml,
+                    low_ml,
+                })
+            })
+            .collect();
+        self.metrics.stock(&levels);
     }
 
     /// A health report from the backend.

@@ -119,9 +119,11 @@ pub struct Metrics {
     owed_count: Gauge,
     owed_sats: Gauge,
     stock: Family<ProductLabel, Gauge<f64, AtomicU64>>,
+    stock_low: Family<ProductLabel, Gauge<f64, AtomicU64>>,
     pump_seconds: Family<ChannelLabel, Counter<f64, AtomicU64>>,
-    /// The sale whose payment the controller learnt of, and when (for pay-to-pump).
-    paid_at: Mutex<Option<(String, Instant)>>,
+    /// The sale whose payment the controller learnt of, and when (for pay-to-pump): counted
+    /// as paid only once the ledger takes it (see [`Metrics::pump_started`]).
+    paid_at: Mutex<Option<Seen>>,
     /// Whether a listener serves these (else the periodic ledger look-ups are skipped).
     served: AtomicBool,
 }
@@ -212,6 +214,12 @@ impl Metrics {
             "Stock left per product, where the machine measures it",
             stock.clone(),
         );
+        let stock_low = Family::<ProductLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "lnvend_stock_low_ml",
+            "The configured low-stock mark per product (low_stock_ml, 0 when unset)",
+            stock_low.clone(),
+        );
         let pump_seconds = Family::<ChannelLabel, Counter<f64, AtomicU64>>::default();
         registry.register(
             "lnvend_pump_run_seconds",
@@ -272,6 +280,7 @@ impl Metrics {
             owed_count,
             owed_sats,
             stock,
+            stock_low,
             pump_seconds,
             paid_at: Mutex::new(None),
             served: AtomicBool::new(false),
@@ -325,24 +334,45 @@ impl Metrics {
         self.served.load(Ordering::Relaxed)
     }
 
-    /// The controller learnt at `at` that `sale` is paid; its [`Metrics::pump_started`]
-    /// measures from there.
-    pub fn payment_seen(&self, sale: &str, at: Instant) {
-        *self.paid_at.lock().unwrap_or_else(|e| e.into_inner()) = Some((sale.to_string(), at));
+    /// The controller learnt at `at` that `sale` of `product` is paid `sats`. It counts as
+    /// a paid sale when the ledger takes it: [`Metrics::pump_started`], or
+    /// [`Metrics::payment_refused`] for any reason but "already poured" (a payment the
+    /// ledger already counted, seen again).
+    pub fn payment_seen(&self, sale: &str, product: &str, sats: u64, at: Instant) {
+        *self.paid_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Seen {
+            sale: sale.to_string(),
+            product: product.to_string(),
+            sats,
+            at,
+        });
     }
 
-    /// The pump was started for `sale` (a credit pour, or a pour the ledger refused first,
-    /// measures nothing).
-    pub fn pump_started(&self, sale: &str, now: Instant) {
+    /// The payment seen for `sale`, if it is the one waiting.
+    fn take_seen(&self, sale: &str) -> Option<Seen> {
         let seen = self
             .paid_at
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if let Some((paid, at)) = seen {
-            if paid == sale {
-                self.pay_to_pump
-                    .observe(now.saturating_duration_since(at).as_secs_f64());
+        seen.filter(|s| s.sale == sale)
+    }
+
+    /// The pump was started for `sale`, its payment recorded (a credit pour measures and
+    /// counts nothing).
+    pub fn pump_started(&self, sale: &str, now: Instant) {
+        if let Some(s) = self.take_seen(sale) {
+            self.paid(&s.product, s.sats, false);
+            self.pay_to_pump
+                .observe(now.saturating_duration_since(s.at).as_secs_f64());
+        }
+    }
+
+    /// The ledger refused the pour of `sale`: as already poured (counted when it was), or
+    /// for a fault of its own (a paid sale all the same, owed to the customer).
+    pub fn payment_refused(&self, sale: &str, already_poured: bool) {
+        if let Some(s) = self.take_seen(sale) {
+            if !already_poured {
+                self.paid(&s.product, s.sats, false);
             }
         }
     }
@@ -392,23 +422,34 @@ impl Metrics {
         self.owed_sats.set(i64::try_from(sats).unwrap_or(i64::MAX));
     }
 
-    /// Stock left per product, in ml, from [`stock_remaining`].
-    pub fn stock(&self, levels: &[(String, f64)]) {
-        for (product, ml) in levels {
-            self.stock
-                .get_or_create(&ProductLabel {
-                    product: label(product),
-                })
-                .set(*ml);
+    /// Stock left of each product that keeps stock, with its low-stock mark.
+    pub fn stock(&self, levels: &[StockLevel]) {
+        for l in levels {
+            let key = ProductLabel {
+                product: label(&l.product),
+            };
+            self.stock.get_or_create(&key).set(f64::from(l.ml));
+            self.stock_low.get_or_create(&key).set(f64::from(l.low_ml));
         }
     }
 }
 
-/// The hook for stock levels: (product, ml left) for every product whose stock the machine
-/// measures. None does yet; the flow-sensor work fills this in, and the gauge
-/// `lnvend_stock_remaining_ml` and the low-stock alert follow without further changes.
-pub fn stock_remaining() -> Vec<(String, f64)> {
-    Vec::new()
+/// A payment seen, not yet taken by the ledger.
+#[derive(Debug)]
+struct Seen {
+    sale: String,
+    product: String,
+    sats: u64,
+    at: Instant,
+}
+
+/// One product's stock as the controller counts it (`lnvend_stock_remaining_ml` and
+/// `lnvend_stock_low_ml`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StockLevel {
+    pub product: String,
+    pub ml: u32,
+    pub low_ml: u32,
 }
 
 #[cfg(test)]

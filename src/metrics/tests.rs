@@ -50,11 +50,34 @@ fn every_series_is_there_from_the_start_at_zero() {
 }
 
 #[test]
+fn a_payment_counts_once_when_the_ledger_takes_it_not_when_it_refuses_it_as_poured() {
+    let m = metrics();
+    let t0 = Instant::now();
+    let paid = r#"lnvend_sales_total{product="Cola",outcome="paid"}"#;
+    m.payment_seen("S1", "Cola", 2100, t0);
+    assert_eq!(sample(&m.encode(), paid), Some(0.0), "not yet recorded");
+    m.pump_started("S1", t0);
+    // The same payment seen again: the ledger says it was poured.
+    m.payment_seen("S1", "Cola", 2100, t0);
+    m.payment_refused("S1", true);
+    assert_eq!(sample(&m.encode(), paid), Some(1.0));
+    // A paid sale the ledger cannot record: paid all the same (it is owed).
+    m.payment_seen("S2", "Cola", 2100, t0);
+    m.payment_refused("S2", false);
+    let text = m.encode();
+    assert_eq!(sample(&text, paid), Some(2.0));
+    assert_eq!(
+        sample(&text, r#"lnvend_received_sats_total{product="Cola"}"#),
+        Some(4200.0)
+    );
+    assert_eq!(sample(&text, "lnvend_pay_to_pump_seconds_count"), Some(1.0));
+}
+
+#[test]
 fn a_paid_poured_sale_counts_its_sats_latency_and_pump_time() {
     let m = metrics();
     let t0 = Instant::now();
-    m.paid("Cola", 2100, false);
-    m.payment_seen("S1", t0);
+    m.payment_seen("S1", "Cola", 2100, t0);
     m.pump_started("S1", t0 + Duration::from_millis(30));
     // A credit pour of another sale: no payment to measure from.
     m.pump_started("S0", t0 + Duration::from_secs(60));
@@ -125,7 +148,11 @@ fn backend_health_owed_credits_and_stock_are_gauges() {
     m.backend(true, 1_800_000_000);
     m.backend(false, 1_800_000_060);
     m.owed(2, 5100);
-    m.stock(&[("Cola".into(), 750.0)]);
+    m.stock(&[super::StockLevel {
+        product: "Cola".into(),
+        ml: 750,
+        low_ml: 500,
+    }]);
     let text = m.encode();
     assert_eq!(sample(&text, "lnvend_backend_up"), Some(0.0));
     assert_eq!(
@@ -138,6 +165,10 @@ fn backend_health_owed_credits_and_stock_are_gauges() {
     assert_eq!(
         sample(&text, r#"lnvend_stock_remaining_ml{product="Cola"}"#),
         Some(750.0)
+    );
+    assert_eq!(
+        sample(&text, r#"lnvend_stock_low_ml{product="Cola"}"#),
+        Some(500.0)
     );
 }
 
