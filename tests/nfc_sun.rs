@@ -21,27 +21,41 @@ const VECTORS: [(&str, &str, u32, [u8; 16]); 3] = [
         "4E2E289D945A66BB13377A728884E867",
         "E19CCB1FED8892CE",
         3,
-        [242, 92, 75, 92, 230, 171, 63, 244, 5, 242, 135, 175, 172, 78, 77, 26],
+        [
+            242, 92, 75, 92, 230, 171, 63, 244, 5, 242, 135, 175, 172, 78, 77, 26,
+        ],
     ),
     (
         "00F48C4F8E386DED06BCDC78FA92E2FE",
         "66B4826EA4C155B4",
         5,
-        [73, 70, 39, 105, 116, 24, 126, 152, 96, 101, 139, 189, 130, 16, 200, 190],
+        [
+            73, 70, 39, 105, 116, 24, 126, 152, 96, 101, 139, 189, 130, 16, 200, 190,
+        ],
     ),
     (
         "0DBF3C59B59B0638D60B5842A997D4D1",
         "CC61660C020B4D96",
         7,
-        [97, 189, 177, 81, 15, 79, 217, 5, 102, 95, 162, 58, 192, 199, 38, 97],
+        [
+            97, 189, 177, 81, 15, 79, 217, 5, 102, 95, 162, 58, 192, 199, 38, 97,
+        ],
     ),
 ];
 
 #[test]
 fn c_matches_the_real_cards_vectors() {
     for (_, c, ctr, ks) in VECTORS {
-        assert_eq!(session_key(&key(K2), &UID, ctr), ks, "session key, counter {ctr}");
-        assert_eq!(hex::encode_upper(sun_c(&key(K2), &UID, ctr)), c, "counter {ctr}");
+        assert_eq!(
+            session_key(&key(K2), &UID, ctr),
+            ks,
+            "session key, counter {ctr}"
+        );
+        assert_eq!(
+            hex::encode_upper(sun_c(&key(K2), &UID, ctr)),
+            c,
+            "counter {ctr}"
+        );
     }
 }
 
@@ -71,5 +85,8 @@ fn each_tap_raises_the_counter_and_a_replay_repeats_the_last_url() {
     let p: [u8; 16] = hex::decode(p).unwrap().try_into().unwrap();
     assert_eq!(decrypt_p(&key(K1), &p).2, 3);
     let bad = card.tap_uri_with_bad_cmac();
-    assert!(!bad.ends_with(&hex::encode_upper(sun_c(&key(K2), &UID, 4))), "{bad}");
+    assert!(
+        !bad.ends_with(&hex::encode_upper(sun_c(&key(K2), &UID, 4))),
+        "{bad}"
+    );
 }

@@ -70,12 +70,25 @@ pub struct Lnbits {
     data: PathBuf,
     pub port: u16,
     log: PathBuf,
+    /// The `LNBITS_EXTENSIONS_PATH` it was started with (kept for `restart`).
+    extensions: Option<PathBuf>,
 }
 
 impl Lnbits {
     /// Starts LNbits from `venv` on `port` with its data in `data` and waits until it
     /// answers.
     pub async fn start(venv: &Path, data: &Path, port: u16) -> Lnbits {
+        Lnbits::start_with_extensions(venv, data, port, None).await
+    }
+
+    /// As [`Lnbits::start`], registering every extension folder under
+    /// `extensions/extensions/` (LNbits' `LNBITS_EXTENSIONS_PATH`).
+    pub async fn start_with_extensions(
+        venv: &Path,
+        data: &Path,
+        port: u16,
+        extensions: Option<&Path>,
+    ) -> Lnbits {
         use std::os::unix::process::CommandExt;
         let log = data.join("lnbits.log");
         let hook = data.join("pyhook");
@@ -86,7 +99,11 @@ impl Lnbits {
             .append(true)
             .open(&log)
             .unwrap();
-        let child = Command::new(venv.join("bin/lnbits"))
+        let mut command = Command::new(venv.join("bin/lnbits"));
+        if let Some(dir) = extensions {
+            command.env("LNBITS_EXTENSIONS_PATH", dir);
+        }
+        let child = command
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .current_dir(site_packages(venv))
             .env("LNBITS_DATA_FOLDER", data)
@@ -106,6 +123,7 @@ impl Lnbits {
             data: data.to_path_buf(),
             port,
             log,
+            extensions: extensions.map(Path::to_path_buf),
         };
         server.wait_ready().await;
         server
@@ -156,7 +174,13 @@ impl Lnbits {
     /// Starts it again on the same port with the same data.
     pub async fn restart(&mut self) {
         self.kill();
-        let again = Lnbits::start(&self.venv.clone(), &self.data.clone(), self.port).await;
+        let again = Lnbits::start_with_extensions(
+            &self.venv.clone(),
+            &self.data.clone(),
+            self.port,
+            self.extensions.clone().as_deref(),
+        )
+        .await;
         *self = again;
     }
 }

@@ -135,3 +135,34 @@ impl SunCard {
         VirtualNtag424::with_uri(&self.tap_uri())
     }
 }
+
+/// A reader with a card field the test controls: each card put in the field is read with
+/// the NTAG 424 APDUs the real readers send ([`read_ndef_uri`]), then leaves. Run it with
+/// `lnvend::nfc::reader::spawn`, as the machine runs a PC/SC reader.
+///
+/// [`read_ndef_uri`]: lnvend::nfc::reader::read_ndef_uri
+pub struct CardField {
+    cards: std::sync::mpsc::Receiver<VirtualNtag424>,
+}
+
+impl CardField {
+    pub fn new() -> (CardField, std::sync::mpsc::Sender<VirtualNtag424>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        (CardField { cards: rx }, tx)
+    }
+}
+
+impl lnvend::nfc::CardReader for CardField {
+    fn wait_for_card(
+        &mut self,
+    ) -> Result<Result<String, lnvend::nfc::TapError>, lnvend::nfc::reader::ReadError> {
+        match self.cards.recv() {
+            Ok(mut card) => lnvend::nfc::reader::read_ndef_uri(&mut card),
+            Err(_) => Err(lnvend::nfc::reader::ReadError::Closed),
+        }
+    }
+
+    fn describe(&self) -> String {
+        "test card field".into()
+    }
+}
