@@ -32,14 +32,21 @@
 //! every measurement a few times, without LNbits, and checks the same invariants.
 //!
 //! LNbits comes from `LNBITS_VENV` or `target/lnbits-venv` (`./scripts/lnbits-venv`); without
-//! it the LNbits rows say "not run". `--no-lnbits` skips them; `--cycles N` and
+//! it the LNbits rows say "not run" (the Bolt Card rows too: benches/card_tap). `--no-lnbits`
+//! skips them; `--cycles N`, `--card-taps N` (25) and
 //! `--soak-sim N` / `--soak-lnbits N` / `--soak-btcpay N` change the counts.
 
 #[path = "../tests/fake_btcpay/mod.rs"]
 mod fake_btcpay;
 mod flow_figures;
+// Bolt Card tap → pump on against LNbits' Bolt Cards extension (benches/card_tap).
+mod card_tap;
+#[path = "../tests/support/lnbits_boltcards.rs"]
+mod lnbits_boltcards;
 #[path = "../tests/support/lnbits_server.rs"]
 mod lnbits_server;
+#[path = "../tests/support/sun_card.rs"]
+mod sun_card;
 
 use std::path::Path;
 use std::rc::Rc;
@@ -77,6 +84,8 @@ struct Opts {
     soak: bool,
     lnbits: bool,
     cycles: usize,
+    /// Bolt Card taps on the whole machine (and samples of each part alone).
+    card_taps: usize,
     soak_sim: usize,
     soak_lnbits: usize,
     soak_btcpay: usize,
@@ -98,6 +107,7 @@ fn opts() -> Opts {
         soak: args.iter().any(|a| a == "--soak"),
         lnbits: full && !args.iter().any(|a| a == "--no-lnbits" || a == "--flow"),
         cycles: num("--cycles", 100, 3),
+        card_taps: num("--card-taps", 25, 3),
         soak_sim: num("--soak-sim", 5000, 30),
         soak_lnbits: num("--soak-lnbits", 500, 0),
         soak_btcpay: num("--soak-btcpay", 5000, 30),
@@ -809,6 +819,9 @@ fn bench_main(o: &Opts, venv: Option<&Path>) {
     });
     let empty = Samples::default();
     let l = ln.as_ref().unwrap_or(&empty);
+    let cards = venv
+        .map(|venv| card_tap::measure(dir.path(), venv, o.card_taps))
+        .unwrap_or_default();
 
     rows.push(row(
         "pay → pump on, sim backend (lnvend)",
@@ -898,11 +911,46 @@ fn bench_main(o: &Opts, venv: Option<&Path>) {
         Some(("p99", 5.0)),
     ));
     rows.push(row("QR encode + rasterise (qr::render)", &qr, "", None));
+    card_rows(&cards, &mut rows);
     flow_rows(o, &mut rows);
     print_table(&rows);
     if ln.is_none() {
         println!("LNbits rows: not run");
     }
+}
+
+/// The Bolt Card rows (loopback LNbits with its Bolt Cards extension; see benches/card_tap).
+fn card_rows(c: &card_tap::CardSamples, rows: &mut Vec<Row>) {
+    rows.push(row(
+        "card tap → pump on, loopback LNbits Bolt Cards",
+        &c.tap_to_pump,
+        "p95 ≤ 1500",
+        Some(("p95", 1500.0)),
+    ));
+    rows.push(row(
+        "  (card read: APDUs to the card model)",
+        &c.read,
+        "",
+        None,
+    ));
+    rows.push(row(
+        "  (withdrawRequest: GET the card's URL)",
+        &c.withdraw_request,
+        "",
+        None,
+    ));
+    rows.push(row(
+        "  (callback: k1 + invoice, paid by the extension)",
+        &c.callback,
+        "",
+        None,
+    ));
+    rows.push(row(
+        "  (confirmation: \"Paying\" in view → pump on)",
+        &c.confirmation,
+        "",
+        None,
+    ));
 }
 
 /// The flow sensor's rows: in pulses, ml, µs and per cent, not ms.

@@ -136,6 +136,7 @@ async fn a_good_tap_pours_once_from_the_cards_wallet_and_its_replay_is_refused()
     assert_eq!(pours(&m), 1, "one pour");
     assert_eq!(lnbits.card_wallet_sat().await, FUND_SAT as i64 - PRICE_SAT);
     assert_eq!(lnbits.machine_sat().await, PRICE_SAT);
+    assert_eq!(lnbits.hits().await, (1, 1));
 
     // The same p/c again (a copy of the last tap), on the next sale.
     let screen = payment_screen(&mut m).await;
@@ -176,6 +177,11 @@ async fn two_taps_in_a_row_pay_once_and_the_daily_limit_then_refuses() {
         lnbits.card_wallet_sat().await,
         FUND_SAT as i64 - PRICE_SAT,
         "one payment"
+    );
+    assert_eq!(
+        lnbits.hits().await,
+        (1, 1),
+        "one withdrawRequest, one callback"
     );
 
     let screen = payment_screen(&mut m).await;

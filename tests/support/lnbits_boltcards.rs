@@ -170,6 +170,21 @@ impl BoltLnbits {
         assert_eq!(c["enable"], enable, "{c}");
     }
 
+    /// The taps the extension accepted (one withdrawRequest each), with whether each was
+    /// spent by a callback: (taps, spent).
+    pub async fn hits(&self) -> (usize, usize) {
+        let hits = call(
+            reqwest::Client::new()
+                .get(format!("{}/boltcards/api/v1/hits", self.lnbits.url()))
+                .header("X-Api-Key", &self.card_wallet_adminkey),
+            "hits",
+        )
+        .await;
+        let hits = hits.as_array().expect("a list of hits");
+        let spent = hits.iter().filter(|h| h["spent"] == true).count();
+        (hits.len(), spent)
+    }
+
     /// The card wallet's balance in sats.
     pub async fn card_wallet_sat(&self) -> i64 {
         self.balance_sat(&self.card_wallet_adminkey).await
