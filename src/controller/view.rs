@@ -27,6 +27,10 @@ pub const SHORT_POUR_TEXT: &str =
 /// What the fault screen says over the refund's claim QR.
 pub const REFUND_SCAN_TEXT: &str = "Scan with your Lightning wallet to claim your refund";
 
+/// What the fault screen says when the backend could not make the refund; the backend's
+/// reason goes in the view's `detail`, under it (it is the backend's, not ours to translate).
+pub const REFUND_FAILED_TEXT: &str = "The refund failed. Show the code to the operator.";
+
 /// The most owed credits the idle screen lists (its column scrolls past five).
 pub const MAX_IDLE_CREDITS: usize = 20;
 
@@ -160,7 +164,8 @@ pub struct View {
     pub message: String,
     /// The code a customer shows the operator on the fault screen.
     pub code: String,
-    /// For the operator: the technical reason the machine is out of service.
+    /// For the operator: the technical reason the machine is out of service, or why the
+    /// fault screen's refund failed.
     pub detail: String,
     /// Owed credits a customer may still tap to have poured (idle screen).
     pub credits: Vec<CreditTile>,
@@ -302,9 +307,8 @@ impl Controller {
                                 v.refund_qr = qr::render(link, 300).ok().map(Arc::new);
                             }
                             Err(e) => {
-                                v.refund_text = format!(
-                                    "The refund failed ({e}); show the code to the operator."
-                                )
+                                v.refund_text = REFUND_FAILED_TEXT.into();
+                                v.detail = e.to_string();
                             }
                         }
                     }

@@ -143,6 +143,8 @@ pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
     fault.set_code(view.code.as_str().into());
     fault.set_offer_refund(view.fault_refund);
     fault.set_refund_text(view.refund_text.as_str().into());
+    // Only a failed refund sets the fault screen's detail: the backend's reason.
+    fault.set_refund_reason(view.detail.as_str().into());
     if let Some(img) = cache.refund_qr(view.refund_qr.as_ref()) {
         fault.set_refund_qr(img);
     }

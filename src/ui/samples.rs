@@ -5,8 +5,10 @@
 use std::sync::Arc;
 
 use crate::controller::{
-    CreditTile, OpCredit, OpEntry, OpProduct, OpTab, OperatorView, Screen, Tile, View, EXPIRED_TEXT,
+    CardView, CreditTile, OpCredit, OpEntry, OpProduct, OpTab, OperatorView, Screen, Tile, View,
+    EXPIRED_TEXT, NOT_POURED_TEXT, RAN_OUT_TEXT, REFUND_FAILED_TEXT, SHORT_POUR_TEXT,
 };
+use crate::nfc::CardMessage;
 
 /// A view of `screen` with nothing filled in.
 pub fn blank(screen: Screen) -> View {
@@ -111,7 +113,17 @@ pub fn customer_screens() -> Vec<(&'static str, View)> {
     // A fiat price, and the wallet hint an operator may switch on.
     v.amount = "€2.50 · 3,000 sats".into();
     v.wallet_hint = "No wallet yet? Ask at the bar.".into();
-    out.push(("payment-fiat-hint", v));
+    out.push(("payment-fiat-hint", v.clone()));
+
+    // A card reader: the tap hint, and a declined card with its service's reason.
+    v.amount = "3,000 sats".into();
+    v.wallet_hint = String::new();
+    v.card = CardView {
+        hint: true,
+        outcome: Some(CardMessage::Declined("Daily limit reached".into())),
+        ..CardView::default()
+    };
+    out.push(("payment-card", v));
 
     let mut v = blank(Screen::Pouring);
     v.product = "Club-Mate".into();
@@ -131,16 +143,60 @@ pub fn customer_screens() -> Vec<(&'static str, View)> {
     let mut v = blank(Screen::Fault);
     v.product = "Club-Mate".into();
     v.amount = "3,000 sats".into();
-    v.message = "Your payment is recorded, but the drink could not be poured.".into();
+    v.message = NOT_POURED_TEXT.into();
     v.code = "L1-0044".into();
     v.seconds_left = 60;
     v.fault_refund = true;
-    out.push(("fault", v));
+    out.push(("fault", v.clone()));
+
+    // A pour by volume whose tank ran dry, and one stopped at its time limit.
+    v.fault_refund = false;
+    v.message = RAN_OUT_TEXT.into();
+    out.push(("fault-ran-out", v.clone()));
+    v.message = SHORT_POUR_TEXT.into();
+    out.push(("fault-short-pour", v.clone()));
+
+    // The backend could not make the refund: a fixed sentence and the backend's reason.
+    v.message = NOT_POURED_TEXT.into();
+    v.fault_refund = true;
+    v.refund_text = REFUND_FAILED_TEXT.into();
+    v.detail = "backend: refunds are not enabled on this store".into();
+    out.push(("fault-refund-failed", v));
 
     let mut v = blank(Screen::Pin);
     v.pin_message = "Enter the operator PIN".into();
     out.push(("pin", v));
 
+    out
+}
+
+/// Every customer screen and every variant of a line on it that the screenshots leave out
+/// (each Bolt Card outcome), for the tests that render them all in every language.
+pub fn checked_screens() -> Vec<(String, View)> {
+    let mut out: Vec<(String, View)> = customer_screens()
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v))
+        .collect();
+    let card = out
+        .iter()
+        .find(|(n, _)| n == "payment-card")
+        .map(|(_, v)| v.clone())
+        .expect("a card sample");
+    for m in [
+        CardMessage::Working,
+        CardMessage::Paying,
+        CardMessage::EnterPin,
+        CardMessage::OverLimit,
+        CardMessage::Declined("The card's daily spending limit was reached".into()),
+        CardMessage::Unreachable,
+        CardMessage::NotAllowed,
+        CardMessage::NotBoltCard,
+        CardMessage::ReadFailed,
+    ] {
+        let mut v = card.clone();
+        v.card.outcome = Some(m.clone());
+        out.push((format!("payment-card {m:?}"), v));
+    }
     out
 }
 
