@@ -97,6 +97,9 @@ fn every_customer_screen_fits_in_every_language_and_a_choice_lasts_one_sale() {
             1,
             "{lang} is on the screen"
         );
+        // A fiat tile sold once: its price tag, and about what that is in sats under it.
+        assert_eq!(labelled(&window, "€2.50"), 1, "the fiat price tag");
+        assert_eq!(labelled(&window, "≈4,210 sats"), 1, "its sats, estimated");
         for (name, view) in samples::checked_screens() {
             ui::render_cached(&window, &view);
             ui::language::select(&window, lang);

@@ -86,12 +86,17 @@ pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
         .tiles
         .iter()
         .zip(images)
-        .map(|(t, image)| ProductTile {
-            name: SharedString::from(t.name.as_str()),
-            price: SharedString::from(t.price.as_str()),
-            sold_out: t.sold_out,
-            image,
-            has_image: t.image.is_some(),
+        .map(|(t, image)| {
+            // "€2.50 · ≈2,500 sats": the price tag, and its estimate in sats under it.
+            let (price, approx) = t.price.split_once(" · ").unwrap_or((t.price.as_str(), ""));
+            ProductTile {
+                name: SharedString::from(t.name.as_str()),
+                price: price.into(),
+                approx: approx.into(),
+                sold_out: t.sold_out,
+                image,
+                has_image: t.image.is_some(),
+            }
         })
         .collect();
     // A new model would rebuild every tile (and drop a press in progress) at each tick.

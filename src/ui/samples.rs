@@ -49,8 +49,9 @@ fn tiles() -> Vec<Tile> {
         ("Cola", "2,100 sats", pics.first()),
         ("Club-Mate", "3,000 sats", pics.get(1)),
         ("Water", "500 sats", pics.get(2)),
-        // A product without a picture beside those with one.
-        ("Orange juice", "€2.50", None),
+        // A product without a picture beside those with one, priced in euros and sold once
+        // (so its tile knows about what that came to in sats).
+        ("Orange juice", "€2.50 · ≈4,210 sats", None),
     ]
     .into_iter()
     .map(|(name, price, image)| Tile {
