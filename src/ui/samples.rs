@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use crate::controller::{
-    CardView, CreditTile, OpCredit, OpEntry, OpProduct, OpTab, OperatorView, Screen, Tile, View,
-    EXPIRED_TEXT, NOT_POURED_TEXT, RAN_OUT_TEXT, REFUND_FAILED_TEXT, SHORT_POUR_TEXT,
+    CardView, ChartDay, CreditTile, OpCredit, OpEntry, OpFlow, OpProduct, OpTab, OperatorView,
+    Screen, Tile, View, EXPIRED_TEXT, NOT_POURED_TEXT, RAN_OUT_TEXT, REFUND_FAILED_TEXT,
+    SHORT_POUR_TEXT,
 };
 use crate::nfc::CardMessage;
 
@@ -206,8 +207,43 @@ pub fn operator_screens() -> Vec<(&'static str, View)> {
     let op = OperatorView {
         tab: OpTab::Products,
         products: vec![
-            product("Cola", 2100, "4.00 s", 4000),
-            product("Club-Mate", 3000, "2.50 s", 2500),
+            product("Cola", 2100, "4.00 s", 4000, "7400 of 10000 ml"),
+            product(
+                "Club-Mate",
+                3000,
+                "2.50 s",
+                2500,
+                "SOLD OUT (0 of 10000 ml)",
+            ),
+        ],
+        flow: vec![
+            OpFlow {
+                channel: crate::pump::Channel::A,
+                text: "Channel A: 5880.0 pulses per litre; now 0.0 pulses/s (0 ml/s)".into(),
+            },
+            OpFlow {
+                channel: crate::pump::Channel::B,
+                text: "Channel B: 5880.0 pulses per litre; now 0.0 pulses/s (0 ml/s)".into(),
+            },
+        ],
+        // Two weeks of sales, a quiet day and an empty one among them.
+        chart: (0..crate::controller::CHART_DAYS as u64)
+            .map(|k| {
+                let count = [9, 12, 7, 0, 14, 18, 11, 3, 10, 13, 8, 16, 21, 12][k as usize % 14];
+                ChartDay {
+                    date: if k < 12 {
+                        format!("11-{:02}", 19 + k)
+                    } else {
+                        format!("12-{:02}", k - 11)
+                    },
+                    count,
+                    msat: count * 2_300_000,
+                }
+            })
+            .collect(),
+        chart_products: vec![
+            "Cola: 98 sales, 205,800 sats".into(),
+            "Club-Mate: 56 sales, 168,000 sats".into(),
         ],
         today: "12 sales, 27,300 sats".into(),
         total: "1,204 sales, 2,873,100 sats".into(),
@@ -231,6 +267,7 @@ pub fn operator_screens() -> Vec<(&'static str, View)> {
     for (name, tab) in [
         ("operator-products", OpTab::Products),
         ("operator-pump", OpTab::Pump),
+        ("operator-stock", OpTab::Stock),
         ("operator-sales", OpTab::Sales),
         ("operator-credits", OpTab::Credits),
         ("operator-status", OpTab::Status),
@@ -242,14 +279,14 @@ pub fn operator_screens() -> Vec<(&'static str, View)> {
     out
 }
 
-fn product(name: &str, sat: u64, pour: &str, ms: u64) -> OpProduct {
+fn product(name: &str, sat: u64, pour: &str, ms: u64, stock: &str) -> OpProduct {
     OpProduct {
         name: name.into(),
         price: crate::money::Msat::from_sat(sat)
             .map(|m| m.display_sats())
             .unwrap_or_default(),
         pour: pour.into(),
-        stock: String::new(),
+        stock: stock.into(),
         price_entry: OpEntry {
             value: sat,
             min: 1,
