@@ -112,6 +112,32 @@ fn every_customer_screen_fits_in_every_language_and_a_choice_lasts_one_sale() {
     }
     assert!(all.is_empty(), "texts that do not fit:\n{}", all.join("\n"));
 
+    // A failed refund in French: the sentence is translated, the backend's reason is not.
+    let failed = samples::customer_screens()
+        .into_iter()
+        .find(|(n, _)| *n == "fault-refund-failed")
+        .unwrap()
+        .1;
+    ui::render_cached(&window, &failed);
+    ui::language::select(&window, "fr");
+    assert_eq!(
+        labelled(
+            &window,
+            "Le remboursement a échoué. Montrez le code à l’exploitant."
+        ),
+        1,
+        "the refund failure in the customer's language"
+    );
+    assert_eq!(
+        labelled(
+            &window,
+            "Raison : backend: refunds are not enabled on this store"
+        ),
+        1,
+        "and why, as the backend said it"
+    );
+    ui::language::select(&window, "en");
+
     // A customer picks French on the idle screen; it lasts the sale, not past it.
     let idle = samples::customer_screens()[0].1.clone();
     ui::render_cached(&window, &samples::blank(Screen::Payment));
