@@ -189,7 +189,8 @@ pub fn checked_screens() -> Vec<(String, View)> {
         CardMessage::Paying,
         CardMessage::EnterPin,
         CardMessage::OverLimit,
-        CardMessage::Declined("The card's daily spending limit was reached".into()),
+        // A service's reason as long as one reaches the screen (`MAX_REASON_CHARS`).
+        CardMessage::Declined(long_reason()),
         CardMessage::Unreachable,
         CardMessage::NotAllowed,
         CardMessage::NotBoltCard,
@@ -200,6 +201,16 @@ pub fn checked_screens() -> Vec<(String, View)> {
         out.push((format!("payment-card {m:?}"), v));
     }
     out
+}
+
+/// A card service's reason of the most characters the screen is given.
+fn long_reason() -> String {
+    let words =
+        "The daily spending limit of this card was reached, try again tomorrow morning please";
+    words
+        .chars()
+        .take(crate::nfc::lnurl::MAX_REASON_CHARS)
+        .collect()
 }
 
 /// Every operator tab, by a file-friendly name.
