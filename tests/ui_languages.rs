@@ -97,7 +97,10 @@ fn every_customer_screen_fits_in_every_language_and_a_choice_lasts_one_sale() {
             1,
             "{lang} is on the screen"
         );
-        for (name, view) in samples::customer_screens() {
+        // A fiat tile sold once: its price tag, and about what that is in sats under it.
+        assert_eq!(labelled(&window, "€2.50"), 1, "the fiat price tag");
+        assert_eq!(labelled(&window, "≈4,210 sats"), 1, "its sats, estimated");
+        for (name, view) in samples::checked_screens() {
             ui::render_cached(&window, &view);
             ui::language::select(&window, lang);
             all.extend(
@@ -108,6 +111,32 @@ fn every_customer_screen_fits_in_every_language_and_a_choice_lasts_one_sale() {
         }
     }
     assert!(all.is_empty(), "texts that do not fit:\n{}", all.join("\n"));
+
+    // A failed refund in French: the sentence is translated, the backend's reason is not.
+    let failed = samples::customer_screens()
+        .into_iter()
+        .find(|(n, _)| *n == "fault-refund-failed")
+        .unwrap()
+        .1;
+    ui::render_cached(&window, &failed);
+    ui::language::select(&window, "fr");
+    assert_eq!(
+        labelled(
+            &window,
+            "Le remboursement a échoué. Montrez le code à l’exploitant."
+        ),
+        1,
+        "the refund failure in the customer's language"
+    );
+    assert_eq!(
+        labelled(
+            &window,
+            "Raison : backend: refunds are not enabled on this store"
+        ),
+        1,
+        "and why, as the backend said it"
+    );
+    ui::language::select(&window, "en");
 
     // A customer picks French on the idle screen; it lasts the sale, not past it.
     let idle = samples::customer_screens()[0].1.clone();

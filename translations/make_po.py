@@ -126,6 +126,11 @@ T["This payment request expired\\n— nothing was charged"] = (
     "Este pedido de pagamento expirou\\n— nada foi cobrado",
     "Esta solicitud de pago caducó\\n— no se cobró nada",
     "Diese Zahlungsanforderung ist abgelaufen\\n— nichts wurde berechnet")
+T["The refund failed. Show the code to the operator."] = (
+    "Le remboursement a échoué. Montrez le code à l’exploitant.",
+    "O reembolso falhou. Mostre o código ao operador.",
+    "El reembolso falló. Muestre el código al operador.",
+    "Die Erstattung ist fehlgeschlagen. Zeigen Sie den Code dem Betreiber.")
 
 LANGS = ["fr", "pt", "es", "de"]
 here = os.path.dirname(os.path.abspath(__file__))

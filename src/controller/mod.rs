@@ -172,6 +172,9 @@ pub struct Controller {
     paid_amount: Option<(SaleId, String)>,
     /// Bolt Card taps (see `card`).
     cards: card::Cards,
+    /// The sats of the last invoice for each fiat-priced product (by index), with the fiat
+    /// price it was for: the tile's "≈ sats" (see `view`).
+    fiat_sats: HashMap<usize, (crate::money::Fiat, Msat)>,
 }
 
 /// How often the controller loop proves it is alive (see [`Controller::heartbeat`]).
@@ -251,6 +254,7 @@ impl Controller {
             flow_rate: HashMap::new(),
             paid_amount: None,
             cards: card::Cards::default(),
+            fiat_sats: HashMap::new(),
         }
     }
     /// Updated by the controller loop itself every [`HEARTBEAT`]: a value that stops moving

@@ -27,6 +27,10 @@ pub const SHORT_POUR_TEXT: &str =
 /// What the fault screen says over the refund's claim QR.
 pub const REFUND_SCAN_TEXT: &str = "Scan with your Lightning wallet to claim your refund";
 
+/// What the fault screen says when the backend could not make the refund; the backend's
+/// reason goes in the view's `detail`, under it (it is the backend's, not ours to translate).
+pub const REFUND_FAILED_TEXT: &str = "The refund failed. Show the code to the operator.";
+
 /// The most owed credits the idle screen lists (its column scrolls past five).
 pub const MAX_IDLE_CREDITS: usize = 20;
 
@@ -160,7 +164,8 @@ pub struct View {
     pub message: String,
     /// The code a customer shows the operator on the fault screen.
     pub code: String,
-    /// For the operator: the technical reason the machine is out of service.
+    /// For the operator: the technical reason the machine is out of service, or why the
+    /// fault screen's refund failed.
     pub detail: String,
     /// Owed credits a customer may still tap to have poured (idle screen).
     pub credits: Vec<CreditTile>,
@@ -199,6 +204,11 @@ impl Controller {
         let mut v = idle_view(&self.settings);
         for (i, t) in v.tiles.iter_mut().enumerate() {
             t.sold_out = self.is_sold_out(i);
+            if let (Some(p), Some((fiat, sats))) =
+                (self.settings.catalog.get(i), self.fiat_sats.get(&i))
+            {
+                t.price = approx_price_text(&p.price, fiat, *sats);
+            }
         }
         if let Some(msg) = &self.pin_prompt {
             v.screen = Screen::Pin;
@@ -235,6 +245,8 @@ impl Controller {
                 v.amount = match &sale.product.price {
                     Price::Sats(_) => invoice.amount.display_sats(),
                     Price::Fiat(f) => {
+                        self.fiat_sats
+                            .insert(sale.product.index, (f.clone(), invoice.amount));
                         format!("{} · {}", fiat_text(f), invoice.amount.display_sats())
                     }
                 };
@@ -302,9 +314,8 @@ impl Controller {
                                 v.refund_qr = qr::render(link, 300).ok().map(Arc::new);
                             }
                             Err(e) => {
-                                v.refund_text = format!(
-                                    "The refund failed ({e}); show the code to the operator."
-                                )
+                                v.refund_text = REFUND_FAILED_TEXT.into();
+                                v.detail = e.to_string();
                             }
                         }
                     }
@@ -395,6 +406,16 @@ pub fn price_text(p: &Price) -> String {
     }
 }
 
+/// A tile's price once an invoice told what a fiat price came to: "€2.50 · ≈2,500 sats".
+/// The "≈" because the rate moves (the payment screen shows the invoice's exact sats). An
+/// approximation for another price (the operator changed it since) is not shown.
+pub fn approx_price_text(price: &Price, fiat: &Fiat, sats: Msat) -> String {
+    match price {
+        Price::Fiat(f) if f == fiat => format!("{} · ≈{}", fiat_text(f), sats.display_sats()),
+        _ => price_text(price),
+    }
+}
+
 pub(super) fn idle_view(settings: &Settings) -> View {
     View {
         screen: Screen::Idle,
@@ -446,5 +467,20 @@ mod tests {
             price_text(&Price::Sats(Msat::from_sat(4210).unwrap())),
             "4,210 sats"
         );
+    }
+
+    #[test]
+    fn a_fiat_tile_shows_its_last_invoice_sats_as_an_approximation_for_that_price_only() {
+        let eur = Fiat::parse("2.50", "EUR").unwrap();
+        let sats = Msat::from_sat(4210).unwrap();
+        assert_eq!(
+            approx_price_text(&Price::Fiat(eur.clone()), &eur, sats),
+            "€2.50 · ≈4,210 sats"
+        );
+        // The operator set another price since: the old invoice says nothing about it.
+        let three = Fiat::parse("3", "EUR").unwrap();
+        assert_eq!(approx_price_text(&Price::Fiat(three), &eur, sats), "€3.00");
+        let in_sats = Price::Sats(Msat::from_sat(2100).unwrap());
+        assert_eq!(approx_price_text(&in_sats, &eur, sats), "2,100 sats");
     }
 }

@@ -86,12 +86,17 @@ pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
         .tiles
         .iter()
         .zip(images)
-        .map(|(t, image)| ProductTile {
-            name: SharedString::from(t.name.as_str()),
-            price: SharedString::from(t.price.as_str()),
-            sold_out: t.sold_out,
-            image,
-            has_image: t.image.is_some(),
+        .map(|(t, image)| {
+            // "€2.50 · ≈2,500 sats": the price tag, and its estimate in sats under it.
+            let (price, approx) = t.price.split_once(" · ").unwrap_or((t.price.as_str(), ""));
+            ProductTile {
+                name: SharedString::from(t.name.as_str()),
+                price: price.into(),
+                approx: approx.into(),
+                sold_out: t.sold_out,
+                image,
+                has_image: t.image.is_some(),
+            }
         })
         .collect();
     // A new model would rebuild every tile (and drop a press in progress) at each tick.
@@ -143,6 +148,8 @@ pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
     fault.set_code(view.code.as_str().into());
     fault.set_offer_refund(view.fault_refund);
     fault.set_refund_text(view.refund_text.as_str().into());
+    // Only a failed refund sets the fault screen's detail: the backend's reason.
+    fault.set_refund_reason(view.detail.as_str().into());
     if let Some(img) = cache.refund_qr(view.refund_qr.as_ref()) {
         fault.set_refund_qr(img);
     }

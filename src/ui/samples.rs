@@ -5,8 +5,11 @@
 use std::sync::Arc;
 
 use crate::controller::{
-    CreditTile, OpCredit, OpEntry, OpProduct, OpTab, OperatorView, Screen, Tile, View, EXPIRED_TEXT,
+    CardView, ChartDay, CreditTile, OpCredit, OpEntry, OpFlow, OpProduct, OpTab, OperatorView,
+    Screen, Tile, View, EXPIRED_TEXT, NOT_POURED_TEXT, RAN_OUT_TEXT, REFUND_FAILED_TEXT,
+    SHORT_POUR_TEXT,
 };
+use crate::nfc::CardMessage;
 
 /// A view of `screen` with nothing filled in.
 pub fn blank(screen: Screen) -> View {
@@ -47,8 +50,9 @@ fn tiles() -> Vec<Tile> {
         ("Cola", "2,100 sats", pics.first()),
         ("Club-Mate", "3,000 sats", pics.get(1)),
         ("Water", "500 sats", pics.get(2)),
-        // A product without a picture beside those with one.
-        ("Orange juice", "€2.50", None),
+        // A product without a picture beside those with one, priced in euros and sold once
+        // (so its tile knows about what that came to in sats).
+        ("Orange juice", "€2.50 · ≈4,210 sats", None),
     ]
     .into_iter()
     .map(|(name, price, image)| Tile {
@@ -111,7 +115,17 @@ pub fn customer_screens() -> Vec<(&'static str, View)> {
     // A fiat price, and the wallet hint an operator may switch on.
     v.amount = "€2.50 · 3,000 sats".into();
     v.wallet_hint = "No wallet yet? Ask at the bar.".into();
-    out.push(("payment-fiat-hint", v));
+    out.push(("payment-fiat-hint", v.clone()));
+
+    // A card reader: the tap hint, and a declined card with its service's reason.
+    v.amount = "3,000 sats".into();
+    v.wallet_hint = String::new();
+    v.card = CardView {
+        hint: true,
+        outcome: Some(CardMessage::Declined("Daily limit reached".into())),
+        ..CardView::default()
+    };
+    out.push(("payment-card", v));
 
     let mut v = blank(Screen::Pouring);
     v.product = "Club-Mate".into();
@@ -131,11 +145,25 @@ pub fn customer_screens() -> Vec<(&'static str, View)> {
     let mut v = blank(Screen::Fault);
     v.product = "Club-Mate".into();
     v.amount = "3,000 sats".into();
-    v.message = "Your payment is recorded, but the drink could not be poured.".into();
+    v.message = NOT_POURED_TEXT.into();
     v.code = "L1-0044".into();
     v.seconds_left = 60;
     v.fault_refund = true;
-    out.push(("fault", v));
+    out.push(("fault", v.clone()));
+
+    // A pour by volume whose tank ran dry, and one stopped at its time limit.
+    v.fault_refund = false;
+    v.message = RAN_OUT_TEXT.into();
+    out.push(("fault-ran-out", v.clone()));
+    v.message = SHORT_POUR_TEXT.into();
+    out.push(("fault-short-pour", v.clone()));
+
+    // The backend could not make the refund: a fixed sentence and the backend's reason.
+    v.message = NOT_POURED_TEXT.into();
+    v.fault_refund = true;
+    v.refund_text = REFUND_FAILED_TEXT.into();
+    v.detail = "backend: refunds are not enabled on this store".into();
+    out.push(("fault-refund-failed", v));
 
     let mut v = blank(Screen::Pin);
     v.pin_message = "Enter the operator PIN".into();
@@ -144,13 +172,89 @@ pub fn customer_screens() -> Vec<(&'static str, View)> {
     out
 }
 
+/// Every customer screen and every variant of a line on it that the screenshots leave out
+/// (each Bolt Card outcome), for the tests that render them all in every language.
+pub fn checked_screens() -> Vec<(String, View)> {
+    let mut out: Vec<(String, View)> = customer_screens()
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v))
+        .collect();
+    let card = out
+        .iter()
+        .find(|(n, _)| n == "payment-card")
+        .map(|(_, v)| v.clone())
+        .expect("a card sample");
+    for m in [
+        CardMessage::Working,
+        CardMessage::Paying,
+        CardMessage::EnterPin,
+        CardMessage::OverLimit,
+        // A service's reason as long as one reaches the screen (`MAX_REASON_CHARS`).
+        CardMessage::Declined(long_reason()),
+        CardMessage::Unreachable,
+        CardMessage::NotAllowed,
+        CardMessage::NotBoltCard,
+        CardMessage::ReadFailed,
+    ] {
+        let mut v = card.clone();
+        v.card.outcome = Some(m.clone());
+        out.push((format!("payment-card {m:?}"), v));
+    }
+    out
+}
+
+/// A card service's reason of the most characters the screen is given.
+fn long_reason() -> String {
+    let words =
+        "The daily spending limit of this card was reached, try again tomorrow morning please";
+    words
+        .chars()
+        .take(crate::nfc::lnurl::MAX_REASON_CHARS)
+        .collect()
+}
+
 /// Every operator tab, by a file-friendly name.
 pub fn operator_screens() -> Vec<(&'static str, View)> {
     let op = OperatorView {
         tab: OpTab::Products,
         products: vec![
-            product("Cola", 2100, "4.00 s", 4000),
-            product("Club-Mate", 3000, "2.50 s", 2500),
+            product("Cola", 2100, "4.00 s", 4000, "7400 of 10000 ml"),
+            product(
+                "Club-Mate",
+                3000,
+                "2.50 s",
+                2500,
+                "SOLD OUT (0 of 10000 ml)",
+            ),
+        ],
+        flow: vec![
+            OpFlow {
+                channel: crate::pump::Channel::A,
+                text: "Channel A: 5880.0 pulses per litre; now 0.0 pulses/s (0 ml/s)".into(),
+            },
+            OpFlow {
+                channel: crate::pump::Channel::B,
+                text: "Channel B: 5880.0 pulses per litre; now 0.0 pulses/s (0 ml/s)".into(),
+            },
+        ],
+        // Two weeks of sales, a quiet day and an empty one among them.
+        chart: (0..crate::controller::CHART_DAYS as u64)
+            .map(|k| {
+                let count = [9, 12, 7, 0, 14, 18, 11, 3, 10, 13, 8, 16, 21, 12][k as usize % 14];
+                ChartDay {
+                    date: if k < 12 {
+                        format!("11-{:02}", 19 + k)
+                    } else {
+                        format!("12-{:02}", k - 11)
+                    },
+                    count,
+                    msat: count * 2_300_000,
+                }
+            })
+            .collect(),
+        chart_products: vec![
+            "Cola: 98 sales, 205,800 sats".into(),
+            "Club-Mate: 56 sales, 168,000 sats".into(),
         ],
         today: "12 sales, 27,300 sats".into(),
         total: "1,204 sales, 2,873,100 sats".into(),
@@ -174,6 +278,7 @@ pub fn operator_screens() -> Vec<(&'static str, View)> {
     for (name, tab) in [
         ("operator-products", OpTab::Products),
         ("operator-pump", OpTab::Pump),
+        ("operator-stock", OpTab::Stock),
         ("operator-sales", OpTab::Sales),
         ("operator-credits", OpTab::Credits),
         ("operator-status", OpTab::Status),
@@ -185,14 +290,14 @@ pub fn operator_screens() -> Vec<(&'static str, View)> {
     out
 }
 
-fn product(name: &str, sat: u64, pour: &str, ms: u64) -> OpProduct {
+fn product(name: &str, sat: u64, pour: &str, ms: u64, stock: &str) -> OpProduct {
     OpProduct {
         name: name.into(),
         price: crate::money::Msat::from_sat(sat)
             .map(|m| m.display_sats())
             .unwrap_or_default(),
         pour: pour.into(),
-        stock: String::new(),
+        stock: stock.into(),
         price_entry: OpEntry {
             value: sat,
             min: 1,
