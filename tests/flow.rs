@@ -19,6 +19,17 @@ const SENSOR: u8 = 17;
 /// from a tank of `tank` ml; the simulated line flows `ml_per_s`. `limit_ms` is the
 /// longest one pour may take.
 fn config(dir: &std::path::Path, tank: u32, ml_per_s: f64, limit_ms: u64) -> Config {
+    config_with(dir, tank, ml_per_s, limit_ms, "")
+}
+
+/// [`config`], with more `[gpio]` keys.
+fn config_with(
+    dir: &std::path::Path,
+    tank: u32,
+    ml_per_s: f64,
+    limit_ms: u64,
+    gpio: &str,
+) -> Config {
     let pin_line = include_str!("../examples/sim.toml")
         .lines()
         .find(|l| l.starts_with("operator_pin_hash"))
@@ -44,6 +55,7 @@ pour_ms = 3000
 
 [gpio]
 backend = "mock"
+{gpio}
 
 [gpio.channel_a]
 in1 = 23
@@ -175,16 +187,81 @@ async fn flow_that_stops_mid_pour_stops_the_pump_and_sells_out() {
     buy(&mut m, 0).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     m.flows[0].set_tank_empty(true);
-    m.wait_screen(Screen::Fault).await;
+    let fault = m.wait_screen(Screen::Fault).await;
     let (ran, _) = on_time(&m.gpio, ENA);
+    // The last pulse came just before 4 s: no more than the no-flow time after it.
     assert!(
-        ran > Duration::from_secs(4) && ran <= Duration::from_millis(4000 + 3000 + 100),
+        ran > Duration::from_secs(4) && ran <= Duration::from_millis(4000 + 1500 + 100),
         "{ran:?}"
     );
+    let pulses = m.gpio.edge_count(SENSOR);
+    let flowed = (pulses as f64 * 1000.0 / 450.0).round() as u32;
+    assert!((80..=120).contains(&flowed), "{flowed} ml");
     m.send(Input::DismissFault);
     let idle = m.wait_screen(Screen::Idle).await;
     assert!(sold_out(&idle, 0));
+    // Refilled, the credit pours what the dry tank did not, not a whole drink.
+    login(&mut m).await;
+    m.send(Input::Operator(OpAction::Refill { index: 0 }));
+    m.wait_for(Duration::from_secs(5), "the refill", |v| {
+        op_message(v).contains("refilled")
+    })
+    .await;
+    m.send(Input::Operator(OpAction::Exit));
+    m.wait_for(Duration::from_secs(5), "the credit", |v| {
+        v.screen == Screen::Idle && !v.credits.is_empty()
+    })
+    .await;
+    m.flows[0].set_tank_empty(false);
+    m.send(Input::RedeemCredit(fault.code.clone()));
+    m.wait_screen(Screen::Pouring).await;
+    m.wait_screen(Screen::ThankYou).await;
+    let more = m.gpio.edge_count(SENSOR) - pulses;
+    assert_eq!(
+        more,
+        (f64::from(300 - flowed) * 450.0 / 1000.0).round() as u64
+    );
     m.shutdown().await;
+    let l = ledger(dir.path());
+    let id = SaleId(fault.code);
+    let total = l.poured_ml(&id).unwrap().unwrap();
+    assert!((299..=301).contains(&total), "{total} ml in all");
+    // Poured in full: nothing is owed any more, in the ledger or its CSV.
+    assert_eq!(l.owed_ml(&id).unwrap(), None);
+    assert!(l.owed().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_time_limit_equal_to_the_hard_maximum_is_a_short_pour_and_the_machine_sells_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // pour_ms == max_run_ms, which the config allows with no anti-drip: 10 ml/s for 12 s.
+    let mut m = TestMachine::start(&config_with(
+        dir.path(),
+        10_000,
+        10.0,
+        12_000,
+        "max_run_ms = 12000",
+    ));
+    buy(&mut m, 0).await;
+    let fault = m.wait_screen(Screen::Fault).await;
+    assert!(
+        fault
+            .message
+            .contains("Only part of your drink could be poured"),
+        "{}",
+        fault.message
+    );
+    m.send(Input::DismissFault);
+    let idle = m.wait_screen(Screen::Idle).await;
+    assert!(!sold_out(&idle, 0));
+    assert!(!idle.credits.is_empty(), "the undelivered share is offered");
+    m.shutdown().await;
+    let l = ledger(dir.path());
+    let id = SaleId(fault.code);
+    let poured = l.poured_ml(&id).unwrap().unwrap();
+    assert!((95..=140).contains(&poured), "{poured} ml");
+    assert_eq!(l.owed_ml(&id).unwrap(), Some(300 - poured));
+    assert!(l.stock("Water").unwrap().unwrap().ml < 10_000);
 }
 
 #[tokio::test(start_paused = true)]
@@ -220,7 +297,11 @@ async fn the_time_limit_before_the_volume_owes_the_undelivered_share_and_its_cre
     m.shutdown().await;
     let l = ledger(dir.path());
     let id = SaleId(fault.code);
-    assert_eq!(l.owed_ml(&id).unwrap(), Some(owed));
+    assert_eq!(
+        l.owed_ml(&id).unwrap(),
+        None,
+        "the credit poured what was owed"
+    );
     let total = l.poured_ml(&id).unwrap().unwrap();
     assert!((299..=301).contains(&total), "{total} ml in all");
     assert!(l.owed().unwrap().is_empty());

@@ -8,7 +8,9 @@
 
 use super::*;
 use crate::config::flow::FlowConfig;
-use crate::pump::flow::{pour_volume, FlowSensor, VolumeOutcome, VolumeTarget};
+use crate::pump::flow::{
+    pour_volume, pour_volume_counted, FlowSensor, VolumeOutcome, VolumeTarget,
+};
 
 /// A channel's flow sensor with its calibration.
 #[derive(Clone)]
@@ -48,6 +50,18 @@ impl StockSpec {
             pour_ml: p.volume_ml.or(p.timed_pour_ml),
         }
     }
+}
+
+/// Owed less than this share of a drink (in %), or than [`NEGLIGIBLE_PULSES`], is no
+/// credit: the sensor cannot tell it from a full drink.
+const NEGLIGIBLE_PERCENT: u32 = 3;
+const NEGLIGIBLE_PULSES: u64 = 3;
+
+/// Whether `owed_ml` of a `full_ml` drink is below what the sensor can measure.
+fn negligible_owed(f: &FlowConfig, full_ml: u32, owed_ml: u32) -> bool {
+    let pulses = (f64::from(owed_ml) * f.pulses_per_litre / 1000.0).round() as u64;
+    u64::from(owed_ml) * 100 < u64::from(full_ml) * u64::from(NEGLIGIBLE_PERCENT)
+        || pulses < NEGLIGIBLE_PULSES
 }
 
 /// The floor of pulses per no-flow window for `f`: its ml/s over the window, at least 1.
@@ -101,13 +115,23 @@ impl Controller {
     }
 
     /// Runs the pour of `sale`: by volume when the product has one, else timed. A credit
-    /// of a short pour pours only what is still owed (`owed_ml`).
+    /// of a short pour pours only what is still owed (`owed_ml`); when the product is no
+    /// longer poured by volume (its config changed), the credit is a whole timed pour.
     pub(super) fn spawn_pour(&mut self, sale: Sale, owed_ml: Option<u32>) {
         let tx = self.tx.clone();
         let pump = self.pump.clone();
         let settings = self.settings.pour;
         let index = sale.product.index;
-        let Some(volume) = owed_ml.or(sale.product.volume_ml) else {
+        let flow = self.flow_of(sale.product.channel).cloned();
+        let (Some(full), Some(flow)) = (sale.product.volume_ml, flow) else {
+            if sale.product.volume_ml.is_some() {
+                // The config refuses this; a volume is never poured blind.
+                let _ = tx.send(Input::Event(Event::PourFailed {
+                    sale_id: sale.id,
+                    failure: PourFailure::Pump("no flow sensor on this channel".into()),
+                }));
+                return;
+            }
             let counted = self.stock_spec(index).pour_ml;
             self.pour_task = Some(tokio::spawn(async move {
                 let result =
@@ -119,6 +143,7 @@ impl Controller {
                                 sale_id: sale.id.clone(),
                                 index,
                                 ml,
+                                owed_ml: None,
                             });
                         }
                         Event::PourFinished { sale_id: sale.id }
@@ -132,14 +157,7 @@ impl Controller {
             }));
             return;
         };
-        let Some(flow) = self.flow_of(sale.product.channel).cloned() else {
-            // The config refuses this; a volume is never poured blind.
-            let _ = tx.send(Input::Event(Event::PourFailed {
-                sale_id: sale.id,
-                failure: PourFailure::Pump("no flow sensor on this channel".into()),
-            }));
-            return;
-        };
+        let volume = owed_ml.map_or(full, |o| o.min(full));
         let target = VolumeTarget {
             pulses: flow.config.pulses_for(volume),
             no_flow: Duration::from_millis(flow.config.no_flow_ms),
@@ -147,7 +165,7 @@ impl Controller {
             limit: sale.product.pour,
         };
         self.pour_task = Some(tokio::spawn(async move {
-            let result = pour_volume(
+            let (result, pulses) = pour_volume_counted(
                 &pump,
                 sale.product.channel,
                 flow.sensor.as_ref(),
@@ -155,36 +173,33 @@ impl Controller {
                 settings,
             )
             .await;
-            let measured = |pulses| flow.config.ml_of(pulses).min(volume);
+            let ml = flow.config.ml_of(pulses).min(volume);
+            let owed = volume - ml;
+            // What the counted pulses cannot tell from a full drink is a full drink: no
+            // credit for a rounding's few ml.
+            let negligible = negligible_owed(&flow.config, full, owed);
+            let _ = tx.send(Input::PouredMl {
+                sale_id: sale.id.clone(),
+                index,
+                ml,
+                owed_ml: (owed > 0 && !negligible).then_some(owed),
+            });
             let ev = match result {
-                Ok(VolumeOutcome::Reached { pulses }) => {
-                    let _ = tx.send(Input::PouredMl {
-                        sale_id: sale.id.clone(),
-                        index,
-                        ml: measured(pulses),
-                    });
+                Ok(VolumeOutcome::Reached { .. }) => Event::PourFinished { sale_id: sale.id },
+                Ok(VolumeOutcome::Short { .. }) if negligible => {
                     Event::PourFinished { sale_id: sale.id }
                 }
-                Ok(VolumeOutcome::Short { pulses }) => {
-                    let ml = measured(pulses);
-                    let _ = tx.send(Input::PouredMl {
-                        sale_id: sale.id.clone(),
-                        index,
-                        ml,
-                    });
-                    Event::PourFailed {
-                        sale_id: sale.id,
-                        failure: PourFailure::Short {
-                            poured_ml: ml,
-                            target_ml: volume,
-                        },
-                    }
-                }
-                Ok(VolumeOutcome::NoFlow { pulses }) => Event::PourFailed {
+                Ok(VolumeOutcome::Short { .. }) => Event::PourFailed {
+                    sale_id: sale.id,
+                    failure: PourFailure::Short {
+                        poured_ml: ml,
+                        target_ml: volume,
+                    },
+                },
+                Ok(VolumeOutcome::NoFlow { .. }) => Event::PourFailed {
                     sale_id: sale.id,
                     failure: PourFailure::NoFlow(format!(
-                        "{} ml flowed, then no flow for {} ms: the tank is empty or the line blocked",
-                        flow.config.ml_of(pulses),
+                        "{ml} ml flowed, then no flow for {} ms: the tank is empty or the line blocked",
                         flow.config.no_flow_ms
                     )),
                 },
@@ -198,11 +213,25 @@ impl Controller {
     }
 
     /// A pour put `ml` into the cup: recorded with its sale, counted off the stock.
-    pub(super) fn poured_ml(&mut self, sale_id: &SaleId, index: usize, ml: u32) {
+    /// `owed_ml` is what the sale still owes after it (None: nothing), which its credit
+    /// pours.
+    pub(super) fn poured_ml(
+        &mut self,
+        sale_id: &SaleId,
+        index: usize,
+        ml: u32,
+        owed_ml: Option<u32>,
+    ) {
         let Some(name) = self.settings.catalog.get(index).map(|p| p.name.clone()) else {
             return;
         };
         let Ok(l) = &mut self.ledger else { return };
+        if let Err(e) = l.set_owed_ml(sale_id, owed_ml) {
+            tracing::error!(sale = %sale_id, error = %e, "could not record the owed ml; a credit pours the whole drink");
+        }
+        if ml == 0 {
+            return;
+        }
         match l.record_pour_ml(sale_id, &name, ml) {
             Ok(Some(left)) => {
                 self.stock_ml.insert(index, left);
@@ -479,3 +508,36 @@ impl Controller {
 
 /// How often the live pulse rate is recomputed.
 const FLOW_RATE_EVERY: Duration = Duration::from_millis(500);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sensor(pulses_per_litre: f64) -> FlowConfig {
+        FlowConfig {
+            pin: 17,
+            pull: crate::config::flow::Pull::Up,
+            pulses_per_litre,
+            no_flow_ms: 1500,
+            min_flow_ml_per_s: 2.0,
+            mock_ml_per_s: 25.0,
+        }
+    }
+
+    #[test]
+    fn a_short_pour_that_rounds_to_the_full_drink_owes_no_credit() {
+        // 5880 pulses per litre: one pulse short of 300 ml measures as 300 ml.
+        let fine = sensor(5880.0);
+        let target = fine.pulses_for(300);
+        let owed = 300 - fine.ml_of(target - 1).min(300);
+        assert_eq!(owed, 0);
+        assert!(negligible_owed(&fine, 300, owed));
+        // A few ml of 300 (under 3 %) is the sensor's noise, not an undelivered drink.
+        assert!(negligible_owed(&fine, 300, 8));
+        // 450 pulses per litre: 4 ml of a 60 ml shot is under 3 pulses.
+        assert!(negligible_owed(&sensor(450.0), 60, 4));
+        // A real shortfall is owed.
+        assert!(!negligible_owed(&fine, 300, 10));
+        assert!(!negligible_owed(&sensor(450.0), 300, 180));
+    }
+}

@@ -153,8 +153,9 @@ impl Ledger {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// A short pour: `ml` of the drink is still owed, and the credit pours only that.
-    pub fn set_owed_ml(&mut self, sale_id: &SaleId, ml: u32) -> Result<(), LedgerError> {
+    /// A pour that did not finish: `ml` of the drink is still owed, and the credit pours
+    /// only that. None: nothing is owed (the credit poured it).
+    pub fn set_owed_ml(&mut self, sale_id: &SaleId, ml: Option<u32>) -> Result<(), LedgerError> {
         self.conn.execute(
             "UPDATE sales SET owed_ml = ?2 WHERE id = ?1",
             params![sale_id.0, ml],
