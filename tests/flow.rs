@@ -465,6 +465,70 @@ async fn a_keypad_typo_is_refused_and_changes_nothing() {
     assert!(v.operator.unwrap().flow[0]
         .text
         .contains("450.0 pulses per litre"));
+    // 20 ml typed for 200: 4500 pulses per litre is a sensor's figure, but not this one's.
+    m.send(Input::Operator(OpAction::Calibrate {
+        channel: Channel::A,
+        measured_ml: 20,
+    }));
+    let v = m
+        .wait_for(Duration::from_secs(5), "a refusal", |v| {
+            op_message(v).contains("more than 50 %")
+        })
+        .await;
+    assert!(v.operator.unwrap().flow[0]
+        .text
+        .contains("450.0 pulses per litre"));
+    // The pour still counts: the right figure is taken without pouring again.
+    m.send(Input::Operator(OpAction::Calibrate {
+        channel: Channel::A,
+        measured_ml: 190,
+    }));
+    let v = m
+        .wait_for(Duration::from_secs(5), "the calibration", |v| {
+            op_message(v).contains("Saved and in use")
+        })
+        .await;
+    assert!(v.operator.unwrap().flow[0]
+        .text
+        .contains("473.7 pulses per litre"));
+    m.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_calibration_pour_with_too_few_pulses_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // 5 ml/s for under 12 s: about 26 pulses, not the 90 of 200 ml.
+    let mut m = TestMachine::start(&config_with(
+        dir.path(),
+        10_000,
+        5.0,
+        12_000,
+        "max_run_ms = 12000",
+    ));
+    login(&mut m).await;
+    m.send(Input::Operator(OpAction::CalibratePour {
+        channel: Channel::A,
+    }));
+    let v = m
+        .wait_for(Duration::from_secs(30), "the refusal", |v| {
+            op_message(v).contains("failed")
+        })
+        .await;
+    assert!(op_message(&v).contains("too few"), "{}", op_message(&v));
+    assert_eq!(v.operator.as_ref().unwrap().calibrating, None);
+    // Nothing to enter a jug's ml against.
+    m.send(Input::Operator(OpAction::Calibrate {
+        channel: Channel::A,
+        measured_ml: 60,
+    }));
+    let v = m
+        .wait_for(Duration::from_secs(5), "a refusal", |v| {
+            op_message(v).contains("first")
+        })
+        .await;
+    assert!(v.operator.unwrap().flow[0]
+        .text
+        .contains("450.0 pulses per litre"));
     m.shutdown().await;
 }
 
@@ -489,5 +553,31 @@ async fn the_operators_test_pour_of_a_volume_product_pours_its_volume_not_its_ti
     assert!(ran < Duration::from_secs(14), "{ran:?} of a 20 s limit");
     // An unpaid test pour is no sale and counts nothing off the stock.
     assert_eq!(v.operator.unwrap().products[0].stock, "10000 of 10000 ml");
+    m.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_keypad_refuses_a_volume_time_limit_within_the_no_flow_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&config(dir.path(), 10_000, 25.0, 20_000));
+    let menu = login(&mut m).await;
+    let op = menu.operator.unwrap();
+    // Water pours by volume behind a 1500 ms no-flow time; Cola is timed.
+    assert_eq!(op.products[0].pour_entry.min, 1501);
+    assert_eq!(op.products[1].pour_entry.min, 1);
+    m.send(Input::Operator(OpAction::SetPour { index: 0, ms: 1000 }));
+    let v = m
+        .wait_for(Duration::from_secs(5), "a refusal", |v| {
+            op_message(v).contains("not changed")
+        })
+        .await;
+    assert_eq!(v.operator.unwrap().products[0].pour, "20.00 s");
+    m.send(Input::Operator(OpAction::SetPour { index: 1, ms: 1000 }));
+    m.wait_for(Duration::from_secs(5), "Cola at 1 s", |v| {
+        v.operator
+            .as_ref()
+            .is_some_and(|o| o.products[1].pour == "1.00 s")
+    })
+    .await;
     m.shutdown().await;
 }

@@ -79,6 +79,15 @@ impl Controller {
         self.settings.stock.get(index).copied().unwrap_or_default()
     }
 
+    /// The shortest time limit product `p` may be given: by volume, longer than its
+    /// channel's no-flow time (else every pour ends short before a dry tank can show).
+    pub(super) fn min_pour(&self, p: &Product) -> Duration {
+        match (p.volume_ml, self.flow_of(p.channel)) {
+            (Some(_), Some(f)) => Duration::from_millis(f.config.no_flow_ms + 1),
+            (Some(_) | None, _) => Duration::from_millis(1),
+        }
+    }
+
     pub(super) fn is_sold_out(&self, index: usize) -> bool {
         self.sold_out.contains(&index)
     }
@@ -320,6 +329,15 @@ impl Controller {
 /// kitchen measuring jug to read to about 1 %.
 pub const CALIBRATION_ML: u32 = 200;
 
+/// A calibration pour counting fewer pulses than this measures nothing: one pulse either
+/// way would move the figure by 2 % or more.
+pub const MIN_CALIBRATION_PULSES: u64 = 50;
+
+/// The most a calibration may move the figure in use (a share of it): sensors of one type
+/// differ by about 10 %, so more is a misread jug or a slipped digit, and every later
+/// drink would be wrong by as much.
+pub const MAX_CALIBRATION_CHANGE: f64 = 0.5;
+
 impl Controller {
     /// "Calibrate": pours about [`CALIBRATION_ML`] into a jug and keeps the pulses counted.
     pub(super) fn calibration_pour(&mut self, channel: Channel) {
@@ -358,12 +376,15 @@ impl Controller {
             return;
         }
         match pulses {
-            Ok(0) | Err(_) => {
+            Ok(n) if n < MIN_CALIBRATION_PULSES => {
                 self.op.calibration = None;
                 self.op.message = format!(
-                    "Calibration of channel {channel} failed: {}",
-                    pulses.err().unwrap_or_else(|| "no pulse counted".into())
+                    "Calibration of channel {channel} failed: only {n} pulses counted, too few to measure by (at least {MIN_CALIBRATION_PULSES}). Check the flow and pour again."
                 );
+            }
+            Err(e) => {
+                self.op.calibration = None;
+                self.op.message = format!("Calibration of channel {channel} failed: {e}");
             }
             Ok(n) => {
                 self.op.calibration = Some((channel, n));
@@ -398,6 +419,14 @@ impl Controller {
             return;
         };
         let old = flow.config.pulses_per_litre;
+        if (ppl / old - 1.0).abs() > MAX_CALIBRATION_CHANGE {
+            // Kept pending: the operator reads the jug again and types the right figure.
+            self.op.message = format!(
+                "{measured_ml} ml gives {ppl:.1} pulses per litre, more than {:.0} % from the {old:.1} in use: a slip of the keypad? Nothing changed; enter the ml again.",
+                MAX_CALIBRATION_CHANGE * 100.0
+            );
+            return;
+        }
         flow.config.pulses_per_litre = ppl;
         self.op.calibration = None;
         let saved = match &self.settings.overrides_path {
