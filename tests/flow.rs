@@ -16,7 +16,7 @@ use lnvend::vend::SaleId;
 const SENSOR: u8 = 17;
 
 /// Water (product 0) pours 300 ml by volume through a 450 pulses/l sensor on channel A,
-/// from a tank of `tank` ml; the simulated line flows `ml_per_s`. `limit_ms` is the
+/// from a tank of `tank` ml (0: no stock kept); the simulated line flows `ml_per_s`. `limit_ms` is the
 /// longest one pour may take.
 fn config(dir: &std::path::Path, tank: u32, ml_per_s: f64, limit_ms: u64) -> Config {
     config_with(dir, tank, ml_per_s, limit_ms, "")
@@ -34,6 +34,12 @@ fn config_with(
         .lines()
         .find(|l| l.starts_with("operator_pin_hash"))
         .expect("the sim config has a PIN");
+    // A tank of 0: no stock kept.
+    let stock = if tank == 0 {
+        String::new()
+    } else {
+        format!("tank_ml = {tank}\nlow_stock_ml = 600")
+    };
     let text = format!(
         r#"
 {pin_line}
@@ -45,8 +51,7 @@ name = "Water"
 price_sat = 600
 pour_ms = {limit_ms}
 volume_ml = 300
-tank_ml = {tank}
-low_stock_ml = 600
+{stock}
 
 [[product]]
 name = "Cola"
@@ -579,5 +584,48 @@ async fn the_keypad_refuses_a_volume_time_limit_within_the_no_flow_time() {
             .is_some_and(|o| o.products[1].pour == "1.00 s")
     })
     .await;
+    m.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dry_tank_without_stock_kept_stays_sold_out_across_a_restart_until_refilled() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 0, 25.0, 20_000);
+    let mut m = TestMachine::start(&cfg);
+    m.flows[0].set_tank_empty(true);
+    buy(&mut m, 0).await;
+    m.wait_screen(Screen::Fault).await;
+    m.send(Input::DismissFault);
+    let idle = m.wait_screen(Screen::Idle).await;
+    assert!(sold_out(&idle, 0));
+    m.shutdown().await;
+    // After a power cut it does not sell (and run dry) again.
+    let mut m = TestMachine::start(&cfg);
+    // (The first view, before the ledger is read, shows every product.)
+    let idle = m
+        .wait_for(Duration::from_secs(5), "Water sold out", |v| {
+            v.screen == Screen::Idle && sold_out(v, 0)
+        })
+        .await;
+    assert!(!sold_out(&idle, 1));
+    let before = m.sim().invoices_created();
+    m.tap(0);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(m.sim().invoices_created(), before);
+    login(&mut m).await;
+    m.send(Input::Operator(OpAction::Refill { index: 0 }));
+    m.wait_for(Duration::from_secs(5), "the refill", |v| {
+        op_message(v).contains("on sale again")
+    })
+    .await;
+    m.send(Input::Operator(OpAction::Exit));
+    let idle = m.wait_screen(Screen::Idle).await;
+    assert!(!sold_out(&idle, 0));
+    m.shutdown().await;
+    // And the refill holds across a restart too.
+    let mut m = TestMachine::start(&cfg);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = m.wait_screen(Screen::Idle).await;
+    assert!(!sold_out(&idle, 0));
     m.shutdown().await;
 }

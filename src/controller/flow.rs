@@ -109,7 +109,18 @@ impl Controller {
                 .get(p.index)
                 .copied()
                 .unwrap_or_default();
-            let Some(tank) = spec.tank_ml else { continue };
+            let Some(tank) = spec.tank_ml else {
+                match l.is_dry(&p.name) {
+                    Ok(true) => {
+                        self.sold_out.insert(p.index);
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(product = %p.name, error = %e, "cannot read the dry mark")
+                    }
+                }
+                continue;
+            };
             match l.stock_or_start(&p.name, tank, spec.start_ml) {
                 Ok(s) => {
                     if s.ml < spec.pour_ml.unwrap_or(1) {
