@@ -30,6 +30,18 @@ fn config_with(
     limit_ms: u64,
     gpio: &str,
 ) -> Config {
+    let text = config_text(dir, tank, ml_per_s, limit_ms, gpio);
+    Config::parse(&text, "flow.toml", Mode::Sim).expect("flow test config")
+}
+
+/// The text of [`config_with`].
+fn config_text(
+    dir: &std::path::Path,
+    tank: u32,
+    ml_per_s: f64,
+    limit_ms: u64,
+    gpio: &str,
+) -> String {
     let pin_line = include_str!("../examples/sim.toml")
         .lines()
         .find(|l| l.starts_with("operator_pin_hash"))
@@ -40,7 +52,7 @@ fn config_with(
     } else {
         format!("tank_ml = {tank}\nlow_stock_ml = 600")
     };
-    let text = format!(
+    format!(
         r#"
 {pin_line}
 machine_id = "flow-test"
@@ -73,8 +85,7 @@ pulses_per_litre = 450
 mock_ml_per_s = {ml_per_s}
 "#,
         dir.display()
-    );
-    Config::parse(&text, "flow.toml", Mode::Sim).expect("flow test config")
+    )
 }
 
 async fn buy(m: &mut TestMachine, product: usize) {
@@ -628,4 +639,39 @@ async fn a_dry_tank_without_stock_kept_stays_sold_out_across_a_restart_until_ref
     let idle = m.wait_screen(Screen::Idle).await;
     assert!(!sold_out(&idle, 0));
     m.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_short_credit_of_a_product_no_longer_poured_by_volume_pours_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    // 10 ml/s for at most 12 s: a short pour, part of it owed.
+    let text = config_text(dir.path(), 0, 10.0, 12_000, "");
+    let cfg = Config::parse(&text, "flow.toml", Mode::Sim).unwrap();
+    let mut m = TestMachine::start(&cfg);
+    buy(&mut m, 0).await;
+    let fault = m.wait_screen(Screen::Fault).await;
+    m.send(Input::DismissFault);
+    m.wait_screen(Screen::Idle).await;
+    m.shutdown().await;
+    assert!(ledger(dir.path())
+        .owed_ml(&SaleId(fault.code.clone()))
+        .unwrap()
+        .is_some());
+    // The operator takes the volume and the sensor off: Water pours 4 s by time now.
+    let timed = text
+        .replace("volume_ml = 300\n", "")
+        .replace("pour_ms = 12000", "pour_ms = 4000");
+    let timed = timed[..timed.find("[gpio.channel_a.flow]").unwrap()].to_string();
+    let cfg = Config::parse(&timed, "flow.toml", Mode::Sim).unwrap();
+    let mut m = TestMachine::start(&cfg);
+    m.wait_for(Duration::from_secs(5), "the credit", |v| {
+        v.screen == Screen::Idle && !v.credits.is_empty()
+    })
+    .await;
+    m.send(Input::RedeemCredit(fault.code.clone()));
+    m.wait_screen(Screen::Pouring).await;
+    m.wait_screen(Screen::ThankYou).await;
+    assert_eq!(on_time(&m.gpio, ENA), (Duration::from_secs(4), 1));
+    m.shutdown().await;
+    assert!(ledger(dir.path()).owed().unwrap().is_empty());
 }
