@@ -290,4 +290,16 @@ mod tests {
         assert_eq!(l.record_pour_ml(&sale, "Water", 250).unwrap(), None);
         assert!(l.stock_moves("Water").unwrap().is_empty());
     }
+
+    #[test]
+    fn an_uncounted_product_found_dry_stays_dry_until_its_refill() {
+        let mut l = Ledger::in_memory().unwrap();
+        assert!(!l.is_dry("Water").unwrap());
+        l.record_dry("Water").unwrap();
+        assert!(l.is_dry("Water").unwrap());
+        assert!(!l.is_dry("Cola").unwrap(), "one product's tank only");
+        assert!(l.stock_moves("Water").unwrap().is_empty());
+        assert_eq!(l.record_refill("Water").unwrap(), None);
+        assert!(!l.is_dry("Water").unwrap());
+    }
 }
