@@ -16,14 +16,43 @@ use lnvend::vend::SaleId;
 const SENSOR: u8 = 17;
 
 /// Water (product 0) pours 300 ml by volume through a 450 pulses/l sensor on channel A,
-/// from a tank of `tank` ml; the simulated line flows `ml_per_s`. `limit_ms` is the
+/// from a tank of `tank` ml (0: no stock kept); the simulated line flows `ml_per_s`. `limit_ms` is the
 /// longest one pour may take.
 fn config(dir: &std::path::Path, tank: u32, ml_per_s: f64, limit_ms: u64) -> Config {
+    config_with(dir, tank, ml_per_s, limit_ms, "")
+}
+
+/// [`config`], with more `[gpio]` keys.
+fn config_with(
+    dir: &std::path::Path,
+    tank: u32,
+    ml_per_s: f64,
+    limit_ms: u64,
+    gpio: &str,
+) -> Config {
+    let text = config_text(dir, tank, ml_per_s, limit_ms, gpio);
+    Config::parse(&text, "flow.toml", Mode::Sim).expect("flow test config")
+}
+
+/// The text of [`config_with`].
+fn config_text(
+    dir: &std::path::Path,
+    tank: u32,
+    ml_per_s: f64,
+    limit_ms: u64,
+    gpio: &str,
+) -> String {
     let pin_line = include_str!("../examples/sim.toml")
         .lines()
         .find(|l| l.starts_with("operator_pin_hash"))
         .expect("the sim config has a PIN");
-    let text = format!(
+    // A tank of 0: no stock kept.
+    let stock = if tank == 0 {
+        String::new()
+    } else {
+        format!("tank_ml = {tank}\nlow_stock_ml = 600")
+    };
+    format!(
         r#"
 {pin_line}
 machine_id = "flow-test"
@@ -34,8 +63,7 @@ name = "Water"
 price_sat = 600
 pour_ms = {limit_ms}
 volume_ml = 300
-tank_ml = {tank}
-low_stock_ml = 600
+{stock}
 
 [[product]]
 name = "Cola"
@@ -44,6 +72,7 @@ pour_ms = 3000
 
 [gpio]
 backend = "mock"
+{gpio}
 
 [gpio.channel_a]
 in1 = 23
@@ -56,8 +85,7 @@ pulses_per_litre = 450
 mock_ml_per_s = {ml_per_s}
 "#,
         dir.display()
-    );
-    Config::parse(&text, "flow.toml", Mode::Sim).expect("flow test config")
+    )
 }
 
 async fn buy(m: &mut TestMachine, product: usize) {
@@ -175,16 +203,81 @@ async fn flow_that_stops_mid_pour_stops_the_pump_and_sells_out() {
     buy(&mut m, 0).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     m.flows[0].set_tank_empty(true);
-    m.wait_screen(Screen::Fault).await;
+    let fault = m.wait_screen(Screen::Fault).await;
     let (ran, _) = on_time(&m.gpio, ENA);
+    // The last pulse came just before 4 s: no more than the no-flow time after it.
     assert!(
-        ran > Duration::from_secs(4) && ran <= Duration::from_millis(4000 + 3000 + 100),
+        ran > Duration::from_secs(4) && ran <= Duration::from_millis(4000 + 1500 + 100),
         "{ran:?}"
     );
+    let pulses = m.gpio.edge_count(SENSOR);
+    let flowed = (pulses as f64 * 1000.0 / 450.0).round() as u32;
+    assert!((80..=120).contains(&flowed), "{flowed} ml");
     m.send(Input::DismissFault);
     let idle = m.wait_screen(Screen::Idle).await;
     assert!(sold_out(&idle, 0));
+    // Refilled, the credit pours what the dry tank did not, not a whole drink.
+    login(&mut m).await;
+    m.send(Input::Operator(OpAction::Refill { index: 0 }));
+    m.wait_for(Duration::from_secs(5), "the refill", |v| {
+        op_message(v).contains("refilled")
+    })
+    .await;
+    m.send(Input::Operator(OpAction::Exit));
+    m.wait_for(Duration::from_secs(5), "the credit", |v| {
+        v.screen == Screen::Idle && !v.credits.is_empty()
+    })
+    .await;
+    m.flows[0].set_tank_empty(false);
+    m.send(Input::RedeemCredit(fault.code.clone()));
+    m.wait_screen(Screen::Pouring).await;
+    m.wait_screen(Screen::ThankYou).await;
+    let more = m.gpio.edge_count(SENSOR) - pulses;
+    assert_eq!(
+        more,
+        (f64::from(300 - flowed) * 450.0 / 1000.0).round() as u64
+    );
     m.shutdown().await;
+    let l = ledger(dir.path());
+    let id = SaleId(fault.code);
+    let total = l.poured_ml(&id).unwrap().unwrap();
+    assert!((299..=301).contains(&total), "{total} ml in all");
+    // Poured in full: nothing is owed any more, in the ledger or its CSV.
+    assert_eq!(l.owed_ml(&id).unwrap(), None);
+    assert!(l.owed().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_time_limit_equal_to_the_hard_maximum_is_a_short_pour_and_the_machine_sells_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // pour_ms == max_run_ms, which the config allows with no anti-drip: 10 ml/s for 12 s.
+    let mut m = TestMachine::start(&config_with(
+        dir.path(),
+        10_000,
+        10.0,
+        12_000,
+        "max_run_ms = 12000",
+    ));
+    buy(&mut m, 0).await;
+    let fault = m.wait_screen(Screen::Fault).await;
+    assert!(
+        fault
+            .message
+            .contains("Only part of your drink could be poured"),
+        "{}",
+        fault.message
+    );
+    m.send(Input::DismissFault);
+    let idle = m.wait_screen(Screen::Idle).await;
+    assert!(!sold_out(&idle, 0));
+    assert!(!idle.credits.is_empty(), "the undelivered share is offered");
+    m.shutdown().await;
+    let l = ledger(dir.path());
+    let id = SaleId(fault.code);
+    let poured = l.poured_ml(&id).unwrap().unwrap();
+    assert!((95..=140).contains(&poured), "{poured} ml");
+    assert_eq!(l.owed_ml(&id).unwrap(), Some(300 - poured));
+    assert!(l.stock("Water").unwrap().unwrap().ml < 10_000);
 }
 
 #[tokio::test(start_paused = true)]
@@ -220,7 +313,11 @@ async fn the_time_limit_before_the_volume_owes_the_undelivered_share_and_its_cre
     m.shutdown().await;
     let l = ledger(dir.path());
     let id = SaleId(fault.code);
-    assert_eq!(l.owed_ml(&id).unwrap(), Some(owed));
+    assert_eq!(
+        l.owed_ml(&id).unwrap(),
+        None,
+        "the credit poured what was owed"
+    );
     let total = l.poured_ml(&id).unwrap().unwrap();
     assert!((299..=301).contains(&total), "{total} ml in all");
     assert!(l.owed().unwrap().is_empty());
@@ -384,6 +481,70 @@ async fn a_keypad_typo_is_refused_and_changes_nothing() {
     assert!(v.operator.unwrap().flow[0]
         .text
         .contains("450.0 pulses per litre"));
+    // 20 ml typed for 200: 4500 pulses per litre is a sensor's figure, but not this one's.
+    m.send(Input::Operator(OpAction::Calibrate {
+        channel: Channel::A,
+        measured_ml: 20,
+    }));
+    let v = m
+        .wait_for(Duration::from_secs(5), "a refusal", |v| {
+            op_message(v).contains("more than 50 %")
+        })
+        .await;
+    assert!(v.operator.unwrap().flow[0]
+        .text
+        .contains("450.0 pulses per litre"));
+    // The pour still counts: the right figure is taken without pouring again.
+    m.send(Input::Operator(OpAction::Calibrate {
+        channel: Channel::A,
+        measured_ml: 190,
+    }));
+    let v = m
+        .wait_for(Duration::from_secs(5), "the calibration", |v| {
+            op_message(v).contains("Saved and in use")
+        })
+        .await;
+    assert!(v.operator.unwrap().flow[0]
+        .text
+        .contains("473.7 pulses per litre"));
+    m.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_calibration_pour_with_too_few_pulses_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // 5 ml/s for under 12 s: about 26 pulses, not the 90 of 200 ml.
+    let mut m = TestMachine::start(&config_with(
+        dir.path(),
+        10_000,
+        5.0,
+        12_000,
+        "max_run_ms = 12000",
+    ));
+    login(&mut m).await;
+    m.send(Input::Operator(OpAction::CalibratePour {
+        channel: Channel::A,
+    }));
+    let v = m
+        .wait_for(Duration::from_secs(30), "the refusal", |v| {
+            op_message(v).contains("failed")
+        })
+        .await;
+    assert!(op_message(&v).contains("too few"), "{}", op_message(&v));
+    assert_eq!(v.operator.as_ref().unwrap().calibrating, None);
+    // Nothing to enter a jug's ml against.
+    m.send(Input::Operator(OpAction::Calibrate {
+        channel: Channel::A,
+        measured_ml: 60,
+    }));
+    let v = m
+        .wait_for(Duration::from_secs(5), "a refusal", |v| {
+            op_message(v).contains("first")
+        })
+        .await;
+    assert!(v.operator.unwrap().flow[0]
+        .text
+        .contains("450.0 pulses per litre"));
     m.shutdown().await;
 }
 
@@ -409,4 +570,108 @@ async fn the_operators_test_pour_of_a_volume_product_pours_its_volume_not_its_ti
     // An unpaid test pour is no sale and counts nothing off the stock.
     assert_eq!(v.operator.unwrap().products[0].stock, "10000 of 10000 ml");
     m.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_keypad_refuses_a_volume_time_limit_within_the_no_flow_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&config(dir.path(), 10_000, 25.0, 20_000));
+    let menu = login(&mut m).await;
+    let op = menu.operator.unwrap();
+    // Water pours by volume behind a 1500 ms no-flow time; Cola is timed.
+    assert_eq!(op.products[0].pour_entry.min, 1501);
+    assert_eq!(op.products[1].pour_entry.min, 1);
+    m.send(Input::Operator(OpAction::SetPour { index: 0, ms: 1000 }));
+    let v = m
+        .wait_for(Duration::from_secs(5), "a refusal", |v| {
+            op_message(v).contains("not changed")
+        })
+        .await;
+    assert_eq!(v.operator.unwrap().products[0].pour, "20.00 s");
+    m.send(Input::Operator(OpAction::SetPour { index: 1, ms: 1000 }));
+    m.wait_for(Duration::from_secs(5), "Cola at 1 s", |v| {
+        v.operator
+            .as_ref()
+            .is_some_and(|o| o.products[1].pour == "1.00 s")
+    })
+    .await;
+    m.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dry_tank_without_stock_kept_stays_sold_out_across_a_restart_until_refilled() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 0, 25.0, 20_000);
+    let mut m = TestMachine::start(&cfg);
+    m.flows[0].set_tank_empty(true);
+    buy(&mut m, 0).await;
+    m.wait_screen(Screen::Fault).await;
+    m.send(Input::DismissFault);
+    let idle = m.wait_screen(Screen::Idle).await;
+    assert!(sold_out(&idle, 0));
+    m.shutdown().await;
+    // After a power cut it does not sell (and run dry) again.
+    let mut m = TestMachine::start(&cfg);
+    // (The first view, before the ledger is read, shows every product.)
+    let idle = m
+        .wait_for(Duration::from_secs(5), "Water sold out", |v| {
+            v.screen == Screen::Idle && sold_out(v, 0)
+        })
+        .await;
+    assert!(!sold_out(&idle, 1));
+    let before = m.sim().invoices_created();
+    m.tap(0);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(m.sim().invoices_created(), before);
+    login(&mut m).await;
+    m.send(Input::Operator(OpAction::Refill { index: 0 }));
+    m.wait_for(Duration::from_secs(5), "the refill", |v| {
+        op_message(v).contains("on sale again")
+    })
+    .await;
+    m.send(Input::Operator(OpAction::Exit));
+    let idle = m.wait_screen(Screen::Idle).await;
+    assert!(!sold_out(&idle, 0));
+    m.shutdown().await;
+    // And the refill holds across a restart too.
+    let mut m = TestMachine::start(&cfg);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = m.wait_screen(Screen::Idle).await;
+    assert!(!sold_out(&idle, 0));
+    m.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_short_credit_of_a_product_no_longer_poured_by_volume_pours_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    // 10 ml/s for at most 12 s: a short pour, part of it owed.
+    let text = config_text(dir.path(), 0, 10.0, 12_000, "");
+    let cfg = Config::parse(&text, "flow.toml", Mode::Sim).unwrap();
+    let mut m = TestMachine::start(&cfg);
+    buy(&mut m, 0).await;
+    let fault = m.wait_screen(Screen::Fault).await;
+    m.send(Input::DismissFault);
+    m.wait_screen(Screen::Idle).await;
+    m.shutdown().await;
+    assert!(ledger(dir.path())
+        .owed_ml(&SaleId(fault.code.clone()))
+        .unwrap()
+        .is_some());
+    // The operator takes the volume and the sensor off: Water pours 4 s by time now.
+    let timed = text
+        .replace("volume_ml = 300\n", "")
+        .replace("pour_ms = 12000", "pour_ms = 4000");
+    let timed = timed[..timed.find("[gpio.channel_a.flow]").unwrap()].to_string();
+    let cfg = Config::parse(&timed, "flow.toml", Mode::Sim).unwrap();
+    let mut m = TestMachine::start(&cfg);
+    m.wait_for(Duration::from_secs(5), "the credit", |v| {
+        v.screen == Screen::Idle && !v.credits.is_empty()
+    })
+    .await;
+    m.send(Input::RedeemCredit(fault.code.clone()));
+    m.wait_screen(Screen::Pouring).await;
+    m.wait_screen(Screen::ThankYou).await;
+    assert_eq!(on_time(&m.gpio, ENA), (Duration::from_secs(4), 1));
+    m.shutdown().await;
+    assert!(ledger(dir.path()).owed().unwrap().is_empty());
 }

@@ -17,6 +17,11 @@ pub const MAX_VOLUME_ML: u32 = 5_000;
 /// The largest tank lnvend counts, in ml.
 pub const MAX_TANK_ML: u32 = 1_000_000;
 
+/// The highest flow floor accepted, in ml/s (3 l/min): more than a 12 V drink pump
+/// delivers, so a higher floor (a slipped digit) would call every pour a dry tank and sell
+/// every product out on its first pour.
+pub const MAX_MIN_FLOW_ML_PER_S: f64 = 50.0;
+
 /// Which way the input is biased when the sensor's open-collector output is off.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -141,10 +146,10 @@ pub(super) fn check_sensors(g: &GpioConfig, outputs: &[(&str, u8)]) -> Result<()
                 "must be between 200 and 10000 ms",
             ));
         }
-        if !(f.min_flow_ml_per_s >= 0.0 && f.min_flow_ml_per_s <= 500.0) {
+        if !(f.min_flow_ml_per_s >= 0.0 && f.min_flow_ml_per_s <= MAX_MIN_FLOW_ML_PER_S) {
             return Err(invalid(
                 field("min_flow_ml_per_s"),
-                "must be between 0 and 500",
+                format!("must be between 0 and {MAX_MIN_FLOW_ML_PER_S}"),
             ));
         }
         if !(f.mock_ml_per_s >= 0.0 && f.mock_ml_per_s <= 500.0) {
@@ -164,12 +169,21 @@ pub(super) fn check_product(i: usize, p: &ProductConfig, g: &GpioConfig) -> Resu
                 format!("must be 1 to {MAX_VOLUME_ML} ml"),
             ));
         }
-        if sensor(g, p.channel).is_none() {
+        let Some(sensor) = sensor(g, p.channel) else {
             return Err(invalid(
                 f("volume_ml"),
                 format!(
                     "pouring by volume needs a flow sensor: add [gpio.channel_{}.flow]",
                     p.channel.to_string().to_lowercase()
+                ),
+            ));
+        };
+        if p.pour_ms <= sensor.no_flow_ms {
+            return Err(invalid(
+                f("pour_ms"),
+                format!(
+                    "poured by volume, its time limit must be longer than the channel's no_flow_ms = {}, or every pour ends short before a dry tank can show",
+                    sensor.no_flow_ms
                 ),
             ));
         }
@@ -320,6 +334,34 @@ pulses_per_litre = 465.5
         )
         .unwrap_err();
         assert!(e.field.contains("pull"), "{e}");
+    }
+
+    #[test]
+    fn a_volume_time_limit_within_the_no_flow_time_or_a_floor_no_pump_meets_is_refused() {
+        let e = Config::parse(
+            &BASE.replace("pour_ms = 20000", "pour_ms = 1500"),
+            "t.toml",
+            Mode::Sim,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "product[0].pour_ms");
+        assert!(e.line > 0, "{e}");
+        assert!(e.message.contains("no_flow_ms = 1500"), "{e}");
+        assert!(Config::parse(
+            &BASE.replace("pour_ms = 20000", "pour_ms = 1501"),
+            "t.toml",
+            Mode::Sim
+        )
+        .is_ok());
+        let floor = |ml: &str| {
+            BASE.replace(
+                "pulses_per_litre = 465.5",
+                &format!("pulses_per_litre = 465.5\nmin_flow_ml_per_s = {ml}"),
+            )
+        };
+        let e = Config::parse(&floor("200"), "t.toml", Mode::Sim).unwrap_err();
+        assert_eq!(e.field, "gpio.channel_a.flow.min_flow_ml_per_s");
+        assert!(Config::parse(&floor("50"), "t.toml", Mode::Sim).is_ok());
     }
 
     #[test]

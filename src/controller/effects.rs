@@ -185,20 +185,8 @@ impl Controller {
             }
             Effect::SoldOut { index } => self.mark_sold_out(index),
             Effect::RecordOwed { sale_id, failure } => {
+                // A measured pour's owed ml came before this, with its `PouredMl`.
                 let reason = failure_text(&failure);
-                if let (
-                    PourFailure::Short {
-                        poured_ml,
-                        target_ml,
-                    },
-                    Ok(l),
-                ) = (&failure, &mut self.ledger)
-                {
-                    // Its credit pours only the undelivered share.
-                    if let Err(e) = l.set_owed_ml(&sale_id, target_ml.saturating_sub(*poured_ml)) {
-                        tracing::error!(sale = %sale_id, error = %e, "could not record the owed ml of a short pour; its credit pours the whole drink");
-                    }
-                }
                 tracing::error!(sale = %sale_id, %reason, "paid but not poured: owed credit");
                 match &mut self.ledger {
                     Ok(l) => match l.record_owed(&sale_id, &reason) {

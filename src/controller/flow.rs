@@ -8,7 +8,9 @@
 
 use super::*;
 use crate::config::flow::FlowConfig;
-use crate::pump::flow::{pour_volume, FlowSensor, VolumeOutcome, VolumeTarget};
+use crate::pump::flow::{
+    pour_volume, pour_volume_counted, FlowSensor, VolumeOutcome, VolumeTarget,
+};
 
 /// A channel's flow sensor with its calibration.
 #[derive(Clone)]
@@ -50,6 +52,18 @@ impl StockSpec {
     }
 }
 
+/// Owed less than this share of a drink (in %), or than [`NEGLIGIBLE_PULSES`], is no
+/// credit: the sensor cannot tell it from a full drink.
+const NEGLIGIBLE_PERCENT: u32 = 3;
+const NEGLIGIBLE_PULSES: u64 = 3;
+
+/// Whether `owed_ml` of a `full_ml` drink is below what the sensor can measure.
+fn negligible_owed(f: &FlowConfig, full_ml: u32, owed_ml: u32) -> bool {
+    let pulses = (f64::from(owed_ml) * f.pulses_per_litre / 1000.0).round() as u64;
+    u64::from(owed_ml) * 100 < u64::from(full_ml) * u64::from(NEGLIGIBLE_PERCENT)
+        || pulses < NEGLIGIBLE_PULSES
+}
+
 /// The floor of pulses per no-flow window for `f`: its ml/s over the window, at least 1.
 fn floor_pulses(f: &FlowConfig) -> u64 {
     let ml = f.min_flow_ml_per_s * f.no_flow_ms as f64 / 1000.0;
@@ -63,6 +77,15 @@ impl Controller {
 
     fn stock_spec(&self, index: usize) -> StockSpec {
         self.settings.stock.get(index).copied().unwrap_or_default()
+    }
+
+    /// The shortest time limit product `p` may be given: by volume, longer than its
+    /// channel's no-flow time (else every pour ends short before a dry tank can show).
+    pub(super) fn min_pour(&self, p: &Product) -> Duration {
+        match (p.volume_ml, self.flow_of(p.channel)) {
+            (Some(_), Some(f)) => Duration::from_millis(f.config.no_flow_ms + 1),
+            (Some(_) | None, _) => Duration::from_millis(1),
+        }
     }
 
     pub(super) fn is_sold_out(&self, index: usize) -> bool {
@@ -86,7 +109,18 @@ impl Controller {
                 .get(p.index)
                 .copied()
                 .unwrap_or_default();
-            let Some(tank) = spec.tank_ml else { continue };
+            let Some(tank) = spec.tank_ml else {
+                match l.is_dry(&p.name) {
+                    Ok(true) => {
+                        self.sold_out.insert(p.index);
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(product = %p.name, error = %e, "cannot read the dry mark")
+                    }
+                }
+                continue;
+            };
             match l.stock_or_start(&p.name, tank, spec.start_ml) {
                 Ok(s) => {
                     if s.ml < spec.pour_ml.unwrap_or(1) {
@@ -101,13 +135,23 @@ impl Controller {
     }
 
     /// Runs the pour of `sale`: by volume when the product has one, else timed. A credit
-    /// of a short pour pours only what is still owed (`owed_ml`).
+    /// of a short pour pours only what is still owed (`owed_ml`); when the product is no
+    /// longer poured by volume (its config changed), the credit is a whole timed pour.
     pub(super) fn spawn_pour(&mut self, sale: Sale, owed_ml: Option<u32>) {
         let tx = self.tx.clone();
         let pump = self.pump.clone();
         let settings = self.settings.pour;
         let index = sale.product.index;
-        let Some(volume) = owed_ml.or(sale.product.volume_ml) else {
+        let flow = self.flow_of(sale.product.channel).cloned();
+        let (Some(full), Some(flow)) = (sale.product.volume_ml, flow) else {
+            if sale.product.volume_ml.is_some() {
+                // The config refuses this; a volume is never poured blind.
+                let _ = tx.send(Input::Event(Event::PourFailed {
+                    sale_id: sale.id,
+                    failure: PourFailure::Pump("no flow sensor on this channel".into()),
+                }));
+                return;
+            }
             let counted = self.stock_spec(index).pour_ml;
             self.pour_task = Some(tokio::spawn(async move {
                 let result =
@@ -119,6 +163,7 @@ impl Controller {
                                 sale_id: sale.id.clone(),
                                 index,
                                 ml,
+                                owed_ml: None,
                             });
                         }
                         Event::PourFinished { sale_id: sale.id }
@@ -132,14 +177,7 @@ impl Controller {
             }));
             return;
         };
-        let Some(flow) = self.flow_of(sale.product.channel).cloned() else {
-            // The config refuses this; a volume is never poured blind.
-            let _ = tx.send(Input::Event(Event::PourFailed {
-                sale_id: sale.id,
-                failure: PourFailure::Pump("no flow sensor on this channel".into()),
-            }));
-            return;
-        };
+        let volume = owed_ml.map_or(full, |o| o.min(full));
         let target = VolumeTarget {
             pulses: flow.config.pulses_for(volume),
             no_flow: Duration::from_millis(flow.config.no_flow_ms),
@@ -147,7 +185,7 @@ impl Controller {
             limit: sale.product.pour,
         };
         self.pour_task = Some(tokio::spawn(async move {
-            let result = pour_volume(
+            let (result, pulses) = pour_volume_counted(
                 &pump,
                 sale.product.channel,
                 flow.sensor.as_ref(),
@@ -155,36 +193,33 @@ impl Controller {
                 settings,
             )
             .await;
-            let measured = |pulses| flow.config.ml_of(pulses).min(volume);
+            let ml = flow.config.ml_of(pulses).min(volume);
+            let owed = volume - ml;
+            // What the counted pulses cannot tell from a full drink is a full drink: no
+            // credit for a rounding's few ml.
+            let negligible = negligible_owed(&flow.config, full, owed);
+            let _ = tx.send(Input::PouredMl {
+                sale_id: sale.id.clone(),
+                index,
+                ml,
+                owed_ml: (owed > 0 && !negligible).then_some(owed),
+            });
             let ev = match result {
-                Ok(VolumeOutcome::Reached { pulses }) => {
-                    let _ = tx.send(Input::PouredMl {
-                        sale_id: sale.id.clone(),
-                        index,
-                        ml: measured(pulses),
-                    });
+                Ok(VolumeOutcome::Reached { .. }) => Event::PourFinished { sale_id: sale.id },
+                Ok(VolumeOutcome::Short { .. }) if negligible => {
                     Event::PourFinished { sale_id: sale.id }
                 }
-                Ok(VolumeOutcome::Short { pulses }) => {
-                    let ml = measured(pulses);
-                    let _ = tx.send(Input::PouredMl {
-                        sale_id: sale.id.clone(),
-                        index,
-                        ml,
-                    });
-                    Event::PourFailed {
-                        sale_id: sale.id,
-                        failure: PourFailure::Short {
-                            poured_ml: ml,
-                            target_ml: volume,
-                        },
-                    }
-                }
-                Ok(VolumeOutcome::NoFlow { pulses }) => Event::PourFailed {
+                Ok(VolumeOutcome::Short { .. }) => Event::PourFailed {
+                    sale_id: sale.id,
+                    failure: PourFailure::Short {
+                        poured_ml: ml,
+                        target_ml: volume,
+                    },
+                },
+                Ok(VolumeOutcome::NoFlow { .. }) => Event::PourFailed {
                     sale_id: sale.id,
                     failure: PourFailure::NoFlow(format!(
-                        "{} ml flowed, then no flow for {} ms: the tank is empty or the line blocked",
-                        flow.config.ml_of(pulses),
+                        "{ml} ml flowed, then no flow for {} ms: the tank is empty or the line blocked",
                         flow.config.no_flow_ms
                     )),
                 },
@@ -198,11 +233,25 @@ impl Controller {
     }
 
     /// A pour put `ml` into the cup: recorded with its sale, counted off the stock.
-    pub(super) fn poured_ml(&mut self, sale_id: &SaleId, index: usize, ml: u32) {
+    /// `owed_ml` is what the sale still owes after it (None: nothing), which its credit
+    /// pours.
+    pub(super) fn poured_ml(
+        &mut self,
+        sale_id: &SaleId,
+        index: usize,
+        ml: u32,
+        owed_ml: Option<u32>,
+    ) {
         let Some(name) = self.settings.catalog.get(index).map(|p| p.name.clone()) else {
             return;
         };
         let Ok(l) = &mut self.ledger else { return };
+        if let Err(e) = l.set_owed_ml(sale_id, owed_ml) {
+            tracing::error!(sale = %sale_id, error = %e, "could not record the owed ml; a credit pours the whole drink");
+        }
+        if ml == 0 {
+            return;
+        }
         match l.record_pour_ml(sale_id, &name, ml) {
             Ok(Some(left)) => {
                 self.stock_ml.insert(index, left);
@@ -291,6 +340,15 @@ impl Controller {
 /// kitchen measuring jug to read to about 1 %.
 pub const CALIBRATION_ML: u32 = 200;
 
+/// A calibration pour counting fewer pulses than this measures nothing: one pulse either
+/// way would move the figure by 2 % or more.
+pub const MIN_CALIBRATION_PULSES: u64 = 50;
+
+/// The most a calibration may move the figure in use (a share of it): sensors of one type
+/// differ by about 10 %, so more is a misread jug or a slipped digit, and every later
+/// drink would be wrong by as much.
+pub const MAX_CALIBRATION_CHANGE: f64 = 0.5;
+
 impl Controller {
     /// "Calibrate": pours about [`CALIBRATION_ML`] into a jug and keeps the pulses counted.
     pub(super) fn calibration_pour(&mut self, channel: Channel) {
@@ -329,12 +387,15 @@ impl Controller {
             return;
         }
         match pulses {
-            Ok(0) | Err(_) => {
+            Ok(n) if n < MIN_CALIBRATION_PULSES => {
                 self.op.calibration = None;
                 self.op.message = format!(
-                    "Calibration of channel {channel} failed: {}",
-                    pulses.err().unwrap_or_else(|| "no pulse counted".into())
+                    "Calibration of channel {channel} failed: only {n} pulses counted, too few to measure by (at least {MIN_CALIBRATION_PULSES}). Check the flow and pour again."
                 );
+            }
+            Err(e) => {
+                self.op.calibration = None;
+                self.op.message = format!("Calibration of channel {channel} failed: {e}");
             }
             Ok(n) => {
                 self.op.calibration = Some((channel, n));
@@ -369,6 +430,14 @@ impl Controller {
             return;
         };
         let old = flow.config.pulses_per_litre;
+        if (ppl / old - 1.0).abs() > MAX_CALIBRATION_CHANGE {
+            // Kept pending: the operator reads the jug again and types the right figure.
+            self.op.message = format!(
+                "{measured_ml} ml gives {ppl:.1} pulses per litre, more than {:.0} % from the {old:.1} in use: a slip of the keypad? Nothing changed; enter the ml again.",
+                MAX_CALIBRATION_CHANGE * 100.0
+            );
+            return;
+        }
         flow.config.pulses_per_litre = ppl;
         self.op.calibration = None;
         let saved = match &self.settings.overrides_path {
@@ -479,3 +548,36 @@ impl Controller {
 
 /// How often the live pulse rate is recomputed.
 const FLOW_RATE_EVERY: Duration = Duration::from_millis(500);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sensor(pulses_per_litre: f64) -> FlowConfig {
+        FlowConfig {
+            pin: 17,
+            pull: crate::config::flow::Pull::Up,
+            pulses_per_litre,
+            no_flow_ms: 1500,
+            min_flow_ml_per_s: 2.0,
+            mock_ml_per_s: 25.0,
+        }
+    }
+
+    #[test]
+    fn a_short_pour_that_rounds_to_the_full_drink_owes_no_credit() {
+        // 5880 pulses per litre: one pulse short of 300 ml measures as 300 ml.
+        let fine = sensor(5880.0);
+        let target = fine.pulses_for(300);
+        let owed = 300 - fine.ml_of(target - 1).min(300);
+        assert_eq!(owed, 0);
+        assert!(negligible_owed(&fine, 300, owed));
+        // A few ml of 300 (under 3 %) is the sensor's noise, not an undelivered drink.
+        assert!(negligible_owed(&fine, 300, 8));
+        // 450 pulses per litre: 4 ml of a 60 ml shot is under 3 pulses.
+        assert!(negligible_owed(&sensor(450.0), 60, 4));
+        // A real shortfall is owed.
+        assert!(!negligible_owed(&fine, 300, 10));
+        assert!(!negligible_owed(&sensor(450.0), 300, 180));
+    }
+}

@@ -34,11 +34,12 @@ pub enum Input {
         received: Msat,
     },
     /// A pour put `ml` of product `index` into the cup (sent before its `PourFinished` or
-    /// short `PourFailed`).
+    /// `PourFailed`); `owed_ml` of the drink is still owed (None: nothing).
     PouredMl {
         sale_id: SaleId,
         index: usize,
         ml: u32,
+        owed_ml: Option<u32>,
     },
     /// The operator's calibration pour ended: the pulses it counted, or why it failed.
     CalibrationPoured {

@@ -518,8 +518,13 @@ impl Controller {
                 self.publish();
                 return;
             }
-            Input::PouredMl { sale_id, index, ml } => {
-                self.poured_ml(&sale_id, index, ml);
+            Input::PouredMl {
+                sale_id,
+                index,
+                ml,
+                owed_ml,
+            } => {
+                self.poured_ml(&sale_id, index, ml, owed_ml);
                 self.publish();
                 return;
             }

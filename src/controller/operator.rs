@@ -391,7 +391,7 @@ impl Controller {
                 pour: format!("{:.2} s", p.pour.as_secs_f64()),
                 stock: self.stock_text(p.index),
                 price_entry: price_entry(&p.price),
-                pour_entry: pour_entry(p.pour, self.settings.max_pour),
+                pour_entry: pour_entry(p.pour, self.min_pour(p), self.settings.max_pour),
             })
             .collect();
         if let Ok(l) = &self.ledger {
@@ -496,11 +496,12 @@ fn price_entry(p: &Price) -> OpEntry {
 }
 
 /// The keypad's view of a pour time: milliseconds, at most what the pump may run for one
-/// drink (its hard maximum less the anti-drip reverse), as config requires.
-fn pour_entry(pour: Duration, max_pour: Duration) -> OpEntry {
+/// drink (its hard maximum less the anti-drip reverse), and at least `min_pour`, as config
+/// requires.
+fn pour_entry(pour: Duration, min_pour: Duration, max_pour: Duration) -> OpEntry {
     OpEntry {
         value: pour.as_millis() as u64,
-        min: 1,
+        min: (min_pour.as_millis() as u64).max(1),
         max: max_pour.as_millis() as u64,
         unit: "ms".into(),
     }
@@ -542,10 +543,13 @@ impl Controller {
     /// A typed pour time, checked here whatever the keypad let through.
     fn set_pour(&mut self, index: usize, ms: u64) {
         let max = self.settings.max_pour;
+        let Some(min) = self.op.draft.get(index).map(|p| self.min_pour(p)) else {
+            return;
+        };
         let Some(p) = self.op.draft.get_mut(index) else {
             return;
         };
-        let e = pour_entry(p.pour, max);
+        let e = pour_entry(p.pour, min, max);
         if !in_range(&e, ms) {
             self.op.message = format!(
                 "Pour time of {} not changed: {ms} is outside {} to {} {}.",

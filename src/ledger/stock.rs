@@ -100,7 +100,9 @@ impl Ledger {
         Ok(left)
     }
 
-    /// The tank was found dry (no flow): the stock is zero whatever was counted.
+    /// The tank was found dry (no flow): the stock is zero whatever was counted. A product
+    /// whose stock is not counted is marked dry in `meta`, so it stays sold out across a
+    /// restart until its refill.
     pub fn record_dry(&mut self, product: &str) -> Result<(), LedgerError> {
         let tx = self.conn.transaction()?;
         let now: Option<i64> = tx
@@ -110,11 +112,33 @@ impl Ledger {
                 |r| r.get(0),
             )
             .optional()?;
-        if let Some(ml) = now {
-            move_stock(&tx, product, "dry", -ml, None, now_us())?;
+        match now {
+            Some(ml) => {
+                move_stock(&tx, product, "dry", -ml, None, now_us())?;
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![dry_key(product), now_us().to_string()],
+                )?;
+            }
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Whether a product whose stock is not counted was found dry and not refilled since.
+    pub fn is_dry(&self, product: &str) -> Result<bool, LedgerError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM meta WHERE key = ?1",
+                params![dry_key(product)],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 
     /// The operator refilled the tank: the stock is the tank's size again.
@@ -131,6 +155,7 @@ impl Ledger {
             Some((ml, tank)) => move_stock(&tx, product, "refill", tank - ml, None, now_us())?,
             None => None,
         };
+        tx.execute("DELETE FROM meta WHERE key = ?1", params![dry_key(product)])?;
         tx.commit()?;
         Ok(left)
     }
@@ -153,8 +178,9 @@ impl Ledger {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// A short pour: `ml` of the drink is still owed, and the credit pours only that.
-    pub fn set_owed_ml(&mut self, sale_id: &SaleId, ml: u32) -> Result<(), LedgerError> {
+    /// A pour that did not finish: `ml` of the drink is still owed, and the credit pours
+    /// only that. None: nothing is owed (the credit poured it).
+    pub fn set_owed_ml(&mut self, sale_id: &SaleId, ml: Option<u32>) -> Result<(), LedgerError> {
         self.conn.execute(
             "UPDATE sales SET owed_ml = ?2 WHERE id = ?1",
             params![sale_id.0, ml],
@@ -189,6 +215,11 @@ impl Ledger {
             .flatten()
             .map(|ml| ml.clamp(0, i64::from(u32::MAX)) as u32))
     }
+}
+
+/// The `meta` key that marks an uncounted product's tank dry.
+fn dry_key(product: &str) -> String {
+    format!("dry:{product}")
 }
 
 /// Moves a counted stock by `delta` (clamped at zero) with its history row; None when the
@@ -258,5 +289,17 @@ mod tests {
         // A product without stock keeping has no rows at all.
         assert_eq!(l.record_pour_ml(&sale, "Water", 250).unwrap(), None);
         assert!(l.stock_moves("Water").unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_uncounted_product_found_dry_stays_dry_until_its_refill() {
+        let mut l = Ledger::in_memory().unwrap();
+        assert!(!l.is_dry("Water").unwrap());
+        l.record_dry("Water").unwrap();
+        assert!(l.is_dry("Water").unwrap());
+        assert!(!l.is_dry("Cola").unwrap(), "one product's tank only");
+        assert!(l.stock_moves("Water").unwrap().is_empty());
+        assert_eq!(l.record_refill("Water").unwrap(), None);
+        assert!(!l.is_dry("Water").unwrap());
     }
 }

@@ -204,6 +204,12 @@ impl VolumeOutcome {
     }
 }
 
+/// How long before the pump's hard maximum run time a pour by volume ends by its own
+/// timer. At exactly the maximum the watchdogs (an OS thread and a tokio task) race the
+/// pour's timer and usually win: the pour would end as a pump fault, with its pulses lost
+/// and the machine out of service, for what is only a short pour.
+pub const WATCHDOG_MARGIN: Duration = Duration::from_millis(250);
+
 /// Runs the pump forward until `target` is met or the flow fails, then (after a full pour)
 /// the anti-drip reverse run. The pump is stopped on every path out of this function.
 pub async fn pour_volume(
@@ -213,12 +219,28 @@ pub async fn pour_volume(
     target: VolumeTarget,
     settings: PourSettings,
 ) -> Result<VolumeOutcome, PumpError> {
-    let result = pour_volume_inner(pump, channel, sensor, target, settings).await;
+    pour_volume_counted(pump, channel, sensor, target, settings)
+        .await
+        .0
+}
+
+/// [`pour_volume`], with the pulses counted in the forward run even when it ends in an
+/// error: what flowed into the cup is owed to nobody, whatever stopped the pump.
+pub async fn pour_volume_counted(
+    pump: &Pump,
+    channel: Channel,
+    sensor: &dyn FlowSensor,
+    target: VolumeTarget,
+    settings: PourSettings,
+) -> (Result<VolumeOutcome, PumpError>, u64) {
+    let mut counted = 0;
+    let result = pour_volume_inner(pump, channel, sensor, target, settings, &mut counted).await;
     let stopped = pump.stop();
-    match (result, stopped) {
+    let result = match (result, stopped) {
         (Ok(o), Ok(())) => Ok(o),
         (Err(e), _) | (Ok(_), Err(e)) => Err(e),
-    }
+    };
+    (result, counted)
 }
 
 async fn pour_volume_inner(
@@ -227,12 +249,13 @@ async fn pour_volume_inner(
     sensor: &dyn FlowSensor,
     t: VolumeTarget,
     s: PourSettings,
+    counted_out: &mut u64,
 ) -> Result<VolumeOutcome, PumpError> {
     let ramp = !s.soft_start.is_zero() && s.duty > 0.0;
     let floor = s.duty / 3.0;
     let base = sensor.pulses();
     let start = Instant::now();
-    let end = start + t.limit;
+    let end = start + t.limit.min(pump.max_run().saturating_sub(WATCHDOG_MARGIN));
     let run = pump.start(
         channel,
         Direction::Forward,
@@ -241,6 +264,10 @@ async fn pour_volume_inner(
     let mut window_end = start + t.no_flow;
     let mut window_start = 0;
     let mut first_window = true;
+    // A tank that runs dry mid-pour is caught by the gap since the last pulse, not only at
+    // the end of a window: a window's floor alone lets a dry pump run up to two windows.
+    let mut last_count = 0;
+    let mut last_pulse = start;
     // Kept apart from the pulses' wake-ups: at the sensor's top rate a pulse comes every
     // few ms, and the pump's check and ramp must still run on their own schedule.
     let mut next_check = start + POUR_TICK;
@@ -248,10 +275,18 @@ async fn pour_volume_inner(
         // Armed before the count is read, so a pulse in between still wakes us.
         let pulsed = sensor.pulsed();
         let counted = sensor.pulses().saturating_sub(base);
+        *counted_out = counted;
         if counted >= t.pulses {
             break VolumeOutcome::Reached { pulses: counted };
         }
         let now = Instant::now();
+        if counted > last_count {
+            last_count = counted;
+            last_pulse = now;
+        }
+        if now >= last_pulse + t.no_flow {
+            break VolumeOutcome::NoFlow { pulses: counted };
+        }
         if now >= window_end {
             let need = if first_window {
                 1
@@ -276,7 +311,10 @@ async fn pour_volume_inner(
             }
             next_check = now + POUR_TICK;
         }
-        let wake = next_check.min(end).min(window_end);
+        let wake = next_check
+            .min(end)
+            .min(window_end)
+            .min(last_pulse + t.no_flow);
         tokio::select! {
             () = pulsed => {}
             () = sleep_until(wake) => {}
