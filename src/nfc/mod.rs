@@ -139,7 +139,7 @@ impl CardMessage {
         match self {
             CardMessage::Paying => "Paying with your card…".into(),
             CardMessage::Working => "Reading your card…".into(),
-            CardMessage::EnterPin => "This card needs its PIN: please pay by QR.".into(),
+            CardMessage::EnterPin => "Enter your card's PIN, or pay by QR.".into(),
             CardMessage::OverLimit => {
                 "This drink is over your card's limit. You can still pay by QR.".into()
             }
