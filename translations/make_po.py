@@ -64,6 +64,7 @@ T["PIN digits entered: {}"] = ("Chiffres du code saisis : {}", "Dígitos do PIN 
 T["PIN digit {}"] = ("Chiffre {} du code", "Dígito {} do PIN", "Dígito {} del PIN", "PIN-Ziffer {}")
 T["Clear PIN"] = ("Effacer le code", "Apagar o PIN", "Borrar el PIN", "PIN löschen")
 T["Pay with this PIN"] = ("Payer avec ce code", "Pagar com este PIN", "Pagar con este PIN", "Mit dieser PIN zahlen")
+T["Pay by QR"] = ("Payer par QR", "Pagar por QR", "Pagar por QR", "Per QR zahlen")
 T["Cancel the PIN and pay by QR"] = ("Annuler le code et payer par QR", "Cancelar o PIN e pagar por QR", "Cancelar el PIN y pagar por QR", "PIN abbrechen und per QR zahlen")
 T["This drink is over your card's limit. You can still pay by QR."] = (
     "Cette boisson dépasse la limite de votre carte. Vous pouvez toujours payer par QR.",
