@@ -236,7 +236,7 @@ fn attach_card_reader(
     }
     controller.enable_cards(crate::nfc::SafeGet::new(cfg)?);
     let inputs = controller.inputs();
-    match crate::nfc::open_reader(cfg.reader) {
+    match crate::nfc::open_reader(cfg) {
         Ok((reader, cards)) => {
             if cards.is_some() {
                 // The virtual reader is there as soon as it exists.

@@ -259,7 +259,8 @@ async fn the_hint_follows_the_readers_health() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reader_not_built_in_leaves_qr_sales_and_no_hint() {
+async fn a_reader_that_cannot_be_opened_leaves_qr_sales_and_no_hint() {
+    // This host has no /dev/i2c-1: the PN532 reader cannot be opened.
     let dir = tempfile::tempdir().unwrap();
     let mut m = machine(&dir, "[nfc]\nreader = \"pn532-i2c\"\n").await;
     let v = payment_screen(&mut m).await;
@@ -308,4 +309,79 @@ async fn a_card_on_the_virtual_reader_goes_through_the_reader_thread_to_the_paym
     assert_eq!(service.callbacks().len(), 1);
     stop.send(()).unwrap();
     task.await.unwrap();
+}
+
+/// Cola is 2100 sat; this card wants its PIN from 2000 sat (pinLimit is in msat).
+fn pin_card() -> Behaviour {
+    Behaviour {
+        pin: Some((2_000_000, "2468".into())),
+        ..Behaviour::default()
+    }
+}
+
+fn type_pin(m: &TestMachine, pin: &str) {
+    m.send(Input::CardPin(Some(lnvend::secret::Secret::new(pin))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_card_with_the_right_pin_pays_and_pours_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = CardService::start(pin_card()).await;
+    let mut m = machine(&dir, LOCAL_NFC).await;
+    let screen = payment_screen(&mut m).await;
+    tap(&m, &service.tap_uri("P1"));
+    let v = card_says(&mut m, "Enter your card's PIN").await;
+    assert!(v.card.pin_pad, "the pad is up");
+    assert!(
+        service.callbacks().is_empty(),
+        "nothing sent before the PIN"
+    );
+    // A PIN the pad cannot make is not sent; the pad stays.
+    type_pin(&m, "12");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(service.callbacks().is_empty());
+    assert!(m.views.borrow().card.pin_pad);
+    type_pin(&m, "2468");
+    let v = card_says(&mut m, "Paying with your card").await;
+    assert!(!v.card.pin_pad);
+    let cb = service.callbacks();
+    assert_eq!(cb.len(), 1);
+    assert_eq!(cb[0]["pin"], "2468");
+    assert_eq!(cb[0]["pr"], bolt11_on_screen(&screen));
+    assert_eq!(on_time(&m.gpio, ENA).1, 0, "no pour on the service's OK");
+    m.sim().pay_latest().unwrap();
+    m.wait_screen(Screen::Pouring).await;
+    m.wait_screen(Screen::Idle).await;
+    assert_eq!(on_time(&m.gpio, ENA).1, 1, "one pour");
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_card_with_a_wrong_pin_is_declined_and_the_qr_stays_payable() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = CardService::start(pin_card()).await;
+    let mut m = machine(&dir, LOCAL_NFC).await;
+    let screen = payment_screen(&mut m).await;
+    // Cancel on the pad: nothing is sent, the pad goes.
+    tap(&m, &service.tap_uri("P1"));
+    card_says(&mut m, "Enter your card's PIN").await;
+    m.send(Input::CardPin(None));
+    m.wait_for(LIMIT, "the pad gone", |v| !v.card.pin_pad).await;
+    assert!(service.callbacks().is_empty());
+    // Tapped again, a wrong PIN: the service's reason is said.
+    tap(&m, &service.tap_uri("P2"));
+    card_says(&mut m, "Enter your card's PIN").await;
+    type_pin(&m, "1111");
+    let v = card_says(&mut m, "declined: Wrong PIN. You can still pay by QR").await;
+    assert!(!v.card.pin_pad);
+    assert_eq!(v.screen, Screen::Payment);
+    assert_eq!(v.payment_uri, screen.payment_uri, "the same QR");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(on_time(&m.gpio, ENA).1, 0, "no pour");
+    // The QR is still payable by phone.
+    m.sim().pay_latest().unwrap();
+    m.wait_screen(Screen::Pouring).await;
+    m.wait_screen(Screen::Idle).await;
+    assert_eq!(on_time(&m.gpio, ENA).1, 1);
+    m.shutdown().await;
 }

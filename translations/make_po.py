@@ -58,7 +58,14 @@ T["Only part of your drink could be poured. The rest is recorded as a credit."] 
 T["Scan the QR or tap your card"] = ("Scannez le QR ou posez votre carte", "Leia o QR ou encoste o seu cartão", "Escanee el QR o acerque su tarjeta", "QR scannen oder Karte auflegen")
 T["Reading your card…"] = ("Lecture de votre carte…", "A ler o seu cartão…", "Leyendo su tarjeta…", "Karte wird gelesen…")
 T["Paying with your card…"] = ("Paiement avec votre carte…", "A pagar com o seu cartão…", "Pagando con su tarjeta…", "Zahlung mit Ihrer Karte…")
-T["This card needs its PIN: please pay by QR"] = ("Cette carte demande son code : payez par QR", "Este cartão pede o PIN: pague por QR", "Esta tarjeta pide su PIN: pague por QR", "Diese Karte braucht ihre PIN: bitte per QR zahlen")
+T["Enter your card's PIN, or pay by QR"] = ("Saisissez le code de votre carte, ou payez par QR", "Introduza o PIN do seu cartão, ou pague por QR", "Introduzca el PIN de su tarjeta, o pague por QR", "Geben Sie die PIN Ihrer Karte ein oder zahlen Sie per QR")
+T["Enter your card's PIN"] = ("Saisissez le code de votre carte", "Introduza o PIN do seu cartão", "Introduzca el PIN de su tarjeta", "Geben Sie die PIN Ihrer Karte ein")
+T["PIN digits entered: {}"] = ("Chiffres du code saisis : {}", "Dígitos do PIN introduzidos: {}", "Dígitos del PIN introducidos: {}", "Eingegebene PIN-Ziffern: {}")
+T["PIN digit {}"] = ("Chiffre {} du code", "Dígito {} do PIN", "Dígito {} del PIN", "PIN-Ziffer {}")
+T["Clear PIN"] = ("Effacer le code", "Apagar o PIN", "Borrar el PIN", "PIN löschen")
+T["Pay with this PIN"] = ("Payer avec ce code", "Pagar com este PIN", "Pagar con este PIN", "Mit dieser PIN zahlen")
+T["Pay by QR"] = ("Payer par QR", "Pagar por QR", "Pagar por QR", "Per QR zahlen")
+T["Cancel the PIN and pay by QR"] = ("Annuler le code et payer par QR", "Cancelar o PIN e pagar por QR", "Cancelar el PIN y pagar por QR", "PIN abbrechen und per QR zahlen")
 T["This drink is over your card's limit. You can still pay by QR."] = (
     "Cette boisson dépasse la limite de votre carte. Vous pouvez toujours payer par QR.",
     "Esta bebida ultrapassa o limite do seu cartão. Pode pagar por QR.",

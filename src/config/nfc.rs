@@ -48,6 +48,26 @@ pub struct NfcConfig {
     /// Each request to the card's service (withdrawRequest, callback), in milliseconds.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
+    /// `pn532-i2c`: the I2C bus number (`/dev/i2c-1` on a Pi's header pins 3 and 5).
+    #[serde(default = "default_i2c_bus")]
+    pub i2c_bus: u8,
+    /// `pn532-i2c`: the module's 7-bit address; a PN532 answers at 0x24 (36).
+    #[serde(default = "default_i2c_address")]
+    pub i2c_address: u16,
+    /// `pn532-spi`: the SPI bus (0 is the header's SPI0).
+    #[serde(default)]
+    pub spi_bus: u8,
+    /// `pn532-spi`: the chip select (0 is CE0, header pin 24).
+    #[serde(default)]
+    pub spi_chip_select: u8,
+}
+
+fn default_i2c_bus() -> u8 {
+    1
+}
+
+fn default_i2c_address() -> u16 {
+    0x24
 }
 
 /// Short: the customer is standing at the machine, and the QR stays payable meanwhile.
@@ -63,6 +83,10 @@ impl Default for NfcConfig {
             allow_hosts: Vec::new(),
             allow_insecure_http: false,
             request_timeout_ms: default_request_timeout_ms(),
+            i2c_bus: default_i2c_bus(),
+            i2c_address: default_i2c_address(),
+            spi_bus: 0,
+            spi_chip_select: 0,
         }
     }
 }
@@ -90,6 +114,28 @@ impl NfcConfig {
                     "{} is out of range 500..=15000 milliseconds",
                     self.request_timeout_ms
                 ),
+            ));
+        }
+        // 7-bit addresses outside 0x08..=0x77 are reserved by the I2C bus itself.
+        if !(0x08..=0x77).contains(&self.i2c_address) {
+            return Some((
+                "nfc.i2c_address",
+                format!(
+                    "{:#04x} is not a 7-bit I2C device address (0x08..=0x77; a PN532 is 0x24)",
+                    self.i2c_address
+                ),
+            ));
+        }
+        if self.spi_bus > 6 {
+            return Some((
+                "nfc.spi_bus",
+                format!("{} is out of range 0..=6", self.spi_bus),
+            ));
+        }
+        if self.spi_chip_select > 2 {
+            return Some((
+                "nfc.spi_chip_select",
+                format!("{} is out of range 0..=2", self.spi_chip_select),
             ));
         }
         for h in &self.allow_hosts {
@@ -162,6 +208,22 @@ mod tests {
         assert_eq!(e.field, "nfc.request_timeout_ms", "{e}");
         let e = parse("[nfc]\nallow_hosts = [\"https://lnbits.lan\"]\n").unwrap_err();
         assert_eq!(e.field, "nfc.allow_hosts", "{e}");
+        let e = parse("[nfc]\nreader = \"pn532-i2c\"\ni2c_address = 0x7f\n").unwrap_err();
+        assert_eq!((e.field.as_str(), e.line), ("nfc.i2c_address", 7), "{e}");
+        let e = parse("[nfc]\nreader = \"pn532-spi\"\nspi_chip_select = 3\n").unwrap_err();
+        assert_eq!(e.field, "nfc.spi_chip_select", "{e}");
+        let e = parse("[nfc]\nreader = \"pn532-spi\"\nspi_bus = 9\n").unwrap_err();
+        assert_eq!(e.field, "nfc.spi_bus", "{e}");
+    }
+
+    #[test]
+    fn a_pn532_defaults_to_i2c_bus_1_at_0x24_and_spi0_ce0() {
+        let cfg = parse("[nfc]\nreader = \"pn532-i2c\"\n").unwrap();
+        assert_eq!((cfg.nfc.i2c_bus, cfg.nfc.i2c_address), (1, 0x24));
+        assert_eq!((cfg.nfc.spi_bus, cfg.nfc.spi_chip_select), (0, 0));
+        let cfg =
+            parse("[nfc]\nreader = \"pn532-spi\"\nspi_bus = 1\nspi_chip_select = 2\n").unwrap();
+        assert_eq!((cfg.nfc.spi_bus, cfg.nfc.spi_chip_select), (1, 2));
     }
 
     #[test]

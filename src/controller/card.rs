@@ -156,7 +156,12 @@ impl Controller {
     }
 
     /// The customer typed the card's PIN (or cancelled with `None`).
-    pub(super) fn card_pin(&mut self, pin: Option<String>) {
+    pub(super) fn card_pin(&mut self, pin: Option<Secret>) {
+        // The pad allows 4 to 8 digits; anything else is not sent (and the pad stays).
+        if pin.as_ref().is_some_and(|p| !pin_shape_ok(p)) {
+            tracing::info!("a card PIN of the wrong shape; not sent");
+            return;
+        }
         let Some((invoice_id, req)) = self.cards.pin.take() else {
             return;
         };
@@ -171,7 +176,6 @@ impl Controller {
         if invoice.id != invoice_id {
             return;
         }
-        let pin = Secret::new(pin);
         self.cards.in_flight = Some(invoice_id.clone());
         self.cards.message = Some((invoice_id.clone(), CardMessage::Working));
         let tx = self.tx.clone();
@@ -217,6 +221,27 @@ impl Controller {
             ReaderHealth::Off => "NFC reader: starting".into(),
             ReaderHealth::Ready => "NFC reader: ready".into(),
             ReaderHealth::Down(why) => format!("NFC reader: unavailable ({why})"),
+        }
+    }
+}
+
+/// A card PIN as the pad makes it: 4 to 8 ASCII digits.
+fn pin_shape_ok(pin: &Secret) -> bool {
+    let p = pin.expose();
+    (4..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod pin_tests {
+    use super::*;
+
+    #[test]
+    fn a_card_pin_is_four_to_eight_digits() {
+        for ok in ["1234", "00000000", "246813"] {
+            assert!(pin_shape_ok(&Secret::new(ok)), "{ok}");
+        }
+        for bad in ["", "123", "123456789", "12a4", "12 34", "１２３４"] {
+            assert!(!pin_shape_ok(&Secret::new(bad)), "{bad}");
         }
     }
 }

@@ -56,7 +56,7 @@ pub enum Input {
         result: Result<crate::nfc::CardStep, crate::nfc::LnurlError>,
     },
     /// The card's PIN typed on its pad, or `None` for cancel.
-    CardPin(Option<String>),
+    CardPin(Option<crate::secret::Secret>),
 }
 
 /// The operator's actions in the menu.

@@ -12,6 +12,8 @@ pub mod lnurl;
 pub mod ndef;
 #[cfg(feature = "pcsc")]
 pub mod pcsc_reader;
+pub mod pn532;
+pub mod pn532_rppal;
 pub mod reader;
 pub mod sim_service;
 pub mod virtual_card;
@@ -20,16 +22,16 @@ pub use lnurl::{LnurlError, SafeGet, WithdrawRequest};
 pub use ndef::CardUrl;
 pub use reader::{CardReader, FakeReader, NfcEvent, ReaderHealth, TapError};
 
-use crate::config::NfcReaderKind;
+use crate::config::{NfcConfig, NfcReaderKind};
 use crate::money::Msat;
 use crate::secret::Secret;
 
-/// The reader `kind` names, or why it cannot be opened in this build. `Virtual` comes back
+/// The reader `[nfc]` names, or why it cannot be opened in this build. `Virtual` comes back
 /// with the sender that plays the cards (the simulator's panel, tests).
 pub fn open_reader(
-    kind: NfcReaderKind,
+    cfg: &NfcConfig,
 ) -> Result<(Box<dyn CardReader>, Option<reader::FakeCards>), String> {
-    match kind {
+    match cfg.reader {
         NfcReaderKind::Virtual => {
             let (reader, cards) = FakeReader::new();
             Ok((Box::new(reader), Some(cards)))
@@ -39,9 +41,18 @@ pub fn open_reader(
         NfcReaderKind::Pcsc => Ok((Box::new(pcsc_reader::PcscReader::new()), None)),
         #[cfg(not(feature = "pcsc"))]
         NfcReaderKind::Pcsc => Err("this lnvend was built without the `pcsc` feature".into()),
-        NfcReaderKind::Pn532I2c | NfcReaderKind::Pn532Spi => Err(format!(
-            "the {kind:?} reader is not built into this lnvend yet"
-        )),
+        NfcReaderKind::Pn532I2c => {
+            let name = format!("pn532-i2c: bus {} at {:#04x}", cfg.i2c_bus, cfg.i2c_address);
+            let bus = pn532_rppal::I2cTransport::open(cfg.i2c_bus, cfg.i2c_address)
+                .map_err(|e| format!("{name}: {e}"))?;
+            Ok((Box::new(pn532::Pn532Reader::new(Box::new(bus), name)), None))
+        }
+        NfcReaderKind::Pn532Spi => {
+            let name = format!("pn532-spi: spidev{}.{}", cfg.spi_bus, cfg.spi_chip_select);
+            let bus = pn532_rppal::SpiTransport::open(cfg.spi_bus, cfg.spi_chip_select)
+                .map_err(|e| format!("{name}: {e}"))?;
+            Ok((Box::new(pn532::Pn532Reader::new(Box::new(bus), name)), None))
+        }
     }
 }
 
@@ -128,7 +139,7 @@ impl CardMessage {
         match self {
             CardMessage::Paying => "Paying with your card…".into(),
             CardMessage::Working => "Reading your card…".into(),
-            CardMessage::EnterPin => "This card needs its PIN: please pay by QR.".into(),
+            CardMessage::EnterPin => "Enter your card's PIN, or pay by QR.".into(),
             CardMessage::OverLimit => {
                 "This drink is over your card's limit. You can still pay by QR.".into()
             }

@@ -27,6 +27,10 @@ pub enum ReadError {
     /// The card answered, but not as an NTAG 424 with an NDEF file does.
     #[error("the card refused {step} (status {sw})")]
     Refused { step: &'static str, sw: String },
+    /// The reader's own answer was garbled (a PN532 frame with a bad checksum): this read
+    /// failed, the customer tries again.
+    #[error("garbled answer from the reader: {0}")]
+    Garbled(String),
     /// The reader or its service (pcscd) failed; the reader loop reconnects.
     #[error("reader: {0}")]
     Reader(String),

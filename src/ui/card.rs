@@ -27,5 +27,6 @@ pub fn render<W: MachineUi>(window: &W, view: &CardView) {
         },
     };
     card.set_outcome(outcome);
+    window.card_pin().set_shown(view.pin_pad);
     card.set_reason(reason.into());
 }

@@ -58,6 +58,16 @@ pub fn connect<W: MachineUi>(window: &W, inputs: &Inputs) {
     window.pin_pad().on_submit(move |pin| {
         i.send(Input::OperatorPin(pin.to_string()));
     });
+    let i = inputs.clone();
+    window.card_pin().on_submit(move |pin| {
+        i.send(Input::CardPin(Some(crate::secret::Secret::new(
+            pin.as_str(),
+        ))));
+    });
+    let i = inputs.clone();
+    window.card_pin().on_cancel(move || {
+        i.send(Input::CardPin(None));
+    });
 }
 
 /// Fills the customer screens' globals from `view`.

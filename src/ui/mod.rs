@@ -150,6 +150,7 @@ pub trait MachineUi: ComponentHandle + 'static {
     fn pin_pad(&self) -> PinPad<'_>;
     fn operator(&self) -> Operator<'_>;
     fn card(&self) -> Card<'_>;
+    fn card_pin(&self) -> CardPin<'_>;
 }
 
 macro_rules! machine_ui {
@@ -186,6 +187,9 @@ macro_rules! machine_ui {
                 self.global()
             }
             fn card(&self) -> Card<'_> {
+                self.global()
+            }
+            fn card_pin(&self) -> CardPin<'_> {
                 self.global()
             }
         }

@@ -112,6 +112,13 @@ pub fn customer_screens() -> Vec<(&'static str, View)> {
     v.picture = pictures().get(1).cloned().flatten();
     out.push(("payment", v.clone()));
 
+    // A Bolt Card that wants its PIN at this price: the pad over the QR.
+    let mut pin = v.clone();
+    pin.card.hint = true;
+    pin.card.outcome = Some(crate::nfc::CardMessage::EnterPin);
+    pin.card.pin_pad = true;
+    out.push(("payment-card-pin", pin));
+
     // A fiat price, and the wallet hint an operator may switch on.
     v.amount = "€2.50 · 3,000 sats".into();
     v.wallet_hint = "No wallet yet? Ask at the bar.".into();

@@ -23,6 +23,9 @@ pub struct Behaviour {
     pub callback_error: Option<String>,
     /// Refuse a `p` it has seen before, as a Bolt Card service refuses a replayed tap.
     pub refuse_replays: bool,
+    /// A PIN card: `pinLimit` (msat, like the other amounts) in the withdrawRequest, and a
+    /// callback at or above it without this `pin` is refused with "Wrong PIN".
+    pub pin: Option<(u64, String)>,
 }
 
 impl Default for Behaviour {
@@ -33,6 +36,7 @@ impl Default for Behaviour {
             scan_error: None,
             callback_error: None,
             refuse_replays: true,
+            pin: None,
         }
     }
 }
@@ -109,19 +113,29 @@ async fn scan(State(s): State<Shared>, Query(q): Query<HashMap<String, String>>)
     if replay && s.behaviour.refuse_replays {
         return error("This link is already used.");
     }
-    serde_json::json!({
+    let mut req = serde_json::json!({
         "tag": "withdrawRequest",
         "callback": format!("{}/cb", s.base),
         "k1": K1,
         "defaultDescription": "Bolt Card",
         "minWithdrawable": s.behaviour.min_msat,
         "maxWithdrawable": s.behaviour.max_msat,
-    })
-    .to_string()
+    });
+    if let Some((limit, _)) = &s.behaviour.pin {
+        req["pinLimit"] = (*limit).into();
+    }
+    req.to_string()
 }
 
 async fn callback(State(s): State<Shared>, Query(q): Query<HashMap<String, String>>) -> String {
+    let pin_ok = match &s.behaviour.pin {
+        None => true,
+        Some((_, pin)) => q.get("pin") == Some(pin),
+    };
     s.callbacks.lock().unwrap().push(q);
+    if !pin_ok {
+        return error("Wrong PIN");
+    }
     match &s.behaviour.callback_error {
         Some(e) => error(e),
         None => r#"{"status":"OK"}"#.into(),
