@@ -22,6 +22,7 @@ pub mod limits;
 mod observe;
 mod operator;
 mod sales_chart;
+mod settings;
 mod startup;
 mod tasks;
 pub mod view;
@@ -29,9 +30,11 @@ pub mod view;
 pub use card::CardView;
 pub use flow::{FlowChannel, StockSpec, CALIBRATION_ML};
 pub use input::*;
+pub use settings::Settings;
 pub use view::*;
 
 use operator::OpState;
+use startup::PIN_FAILURES;
 use tasks::health_loop;
 
 use std::collections::HashMap;
@@ -54,45 +57,6 @@ use crate::pump::{self, PourSettings, Pump};
 use crate::pump::{Channel, Direction};
 use crate::qr::{self, QrBitmap};
 use crate::vend::{self, Effect, Event, PourFailure, Product, Sale, SaleId, State};
-
-/// Settings of a controller.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub machine_id: String,
-    pub catalog: Vec<Product>,
-    pub invoice_expiry: Duration,
-    pub pour: PourSettings,
-    pub watch: WatchTiming,
-    /// How often the backend's health is checked.
-    pub health_every: Duration,
-    /// How long a backend call may take before it counts as unreachable.
-    pub request_timeout: Duration,
-    /// The network every shown invoice must be for.
-    pub network: Network,
-    /// The operator PIN (no operator menu without one).
-    pub pin_hash: Option<PinHash>,
-    /// How long an owed credit is offered as "tap to pour".
-    pub credit_window: Duration,
-    /// The longest pour a product may be set to (max run time less the anti-drip pulse).
-    pub max_pour: Duration,
-    /// Whether the fault screen offers a refund (the backend refunds by itself).
-    pub fault_refund: bool,
-    /// Where the operator's product changes are saved (none: not saved).
-    pub overrides_path: Option<std::path::PathBuf>,
-    pub version: String,
-    /// The payment screen's line for people with no Lightning wallet (empty: none).
-    pub wallet_hint: String,
-    /// The customer screens' default language.
-    pub language: String,
-    /// Each product's picture by index, decoded once at load (`None`: none).
-    pub pictures: Vec<Option<Arc<crate::picture::Picture>>>,
-    /// The wall and monotonic clocks, and whether the wall clock may be trusted.
-    pub clock: Arc<dyn Clock>,
-    /// The flow sensors, by channel (none: every pour is timed).
-    pub flow: Vec<FlowChannel>,
-    /// Stock keeping per product, by index.
-    pub stock: Vec<StockSpec>,
-}
 
 /// The most invoices watched live at once. Beyond it the oldest abandoned invoice's watch
 /// ends and the late-payment sweep ([`late`]) covers it: a prankster tapping and cancelling
@@ -629,12 +593,3 @@ impl Drop for StopOnDrop {
         self.0.emergency_stop();
     }
 }
-
-/// Reads `S<unix seconds>-<4 hex digits>` back.
-fn parse_sale_id(id: &str) -> Option<(u64, u16)> {
-    let (secs, suffix) = id.strip_prefix('S')?.split_once('-')?;
-    Some((secs.parse().ok()?, u16::from_str_radix(suffix, 16).ok()?))
-}
-
-/// The ledger key under which the operator PIN's failure count survives a restart.
-const PIN_FAILURES: &str = "pin_failures";

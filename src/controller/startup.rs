@@ -125,3 +125,12 @@ impl Controller {
         }
     }
 }
+
+/// Reads `S<unix seconds>-<4 hex digits>` back.
+pub(super) fn parse_sale_id(id: &str) -> Option<(u64, u16)> {
+    let (secs, suffix) = id.strip_prefix('S')?.split_once('-')?;
+    Some((secs.parse().ok()?, u16::from_str_radix(suffix, 16).ok()?))
+}
+
+/// The ledger key under which the operator PIN's failure count survives a restart.
+pub(super) const PIN_FAILURES: &str = "pin_failures";
