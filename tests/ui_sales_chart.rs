@@ -11,28 +11,8 @@ use slint::ComponentHandle;
 
 fn view(op: OperatorView) -> View {
     View {
-        screen: Screen::Operator,
-        machine_id: "m1".into(),
-        tiles: Vec::new(),
-        product: String::new(),
-        amount: String::new(),
-        payment_uri: String::new(),
-        qr: None,
-        seconds_left: 0,
-        progress: 0.0,
-        message: String::new(),
-        code: String::new(),
-        detail: String::new(),
-        credits: Vec::new(),
-        pin_message: String::new(),
-        fault_refund: false,
-        refund_qr: None,
-        refund_text: String::new(),
         operator: Some(op),
-        wallet_hint: String::new(),
-        language: "en".into(),
-        picture: None,
-        card: Default::default(),
+        ..lnvend::ui::samples::blank(Screen::Operator)
     }
 }
 
