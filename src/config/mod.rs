@@ -462,6 +462,7 @@ impl Config {
                 ));
             }
         }
+        out.extend(self.metrics.warning());
         out
     }
 
