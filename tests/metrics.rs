@@ -85,7 +85,7 @@ async fn known_sales_show_in_the_metrics_by_product_and_outcome() {
     assert_eq!(
         sample(
             &text,
-            r#"lnvend_build{version="0.1.0",backend="sim",machine_id="test-machine"}"#
+            r#"lnvend_build_info{version="0.1.0",backend="sim",machine_id="test-machine"}"#
         ),
         1.0
     );
@@ -392,7 +392,7 @@ listen = "127.0.0.1:{metrics_port}"
         ("lnvend_backend_up", 1.0),
         ("lnvend_owed_credits", 0.0),
         (
-            r#"lnvend_build{machine_id="bar-7",backend="sim",version="0.1.0"}"#,
+            r#"lnvend_build_info{machine_id="bar-7",backend="sim",version="0.1.0"}"#,
             1.0,
         ),
     ] {
@@ -511,7 +511,7 @@ async fn a_real_prometheus_sees_a_sale_paid_through_a_real_lnbits() {
     for (query, want) in [
         (r#"up{job="lnvend"}"#, 1.0),
         (
-            r#"lnvend_build{backend="lnbits",machine_id="test-machine"}"#,
+            r#"lnvend_build_info{backend="lnbits",machine_id="test-machine"}"#,
             1.0,
         ),
         ("lnvend_backend_up", 1.0),

@@ -237,7 +237,7 @@ impl Metrics {
             })
             .set(1);
         registry.register(
-            "lnvend_build",
+            "lnvend_build_info",
             "Always 1: the version, payment backend kind and machine id",
             build_info,
         );
