@@ -114,7 +114,7 @@ async fn known_sales_show_in_the_metrics_by_product_and_outcome() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_credit_the_operator_settles_leaves_the_owed_gauges_while_served() {
+async fn a_settled_credit_leaves_the_owed_gauges_and_priming_counts_as_pump_wear() {
     let sim_toml = include_str!("../examples/sim.toml");
     let pin = sim_toml
         .lines()
@@ -137,6 +137,23 @@ async fn a_credit_the_operator_settles_leaves_the_owed_gauges_while_served() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let text = m.metrics.encode();
     assert_eq!(sample(&text, "lnvend_owed_credits"), 0.0);
+    // Priming channel B for 3 s wears the pump too.
+    let before = sample(&text, r#"lnvend_pump_run_seconds_total{channel="B"}"#);
+    m.send(Input::Operator(lnvend::controller::OpAction::Prime {
+        channel: lnvend::pump::Channel::B,
+        on: true,
+    }));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    m.send(Input::Operator(lnvend::controller::OpAction::Prime {
+        channel: lnvend::pump::Channel::B,
+        on: false,
+    }));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let primed = sample(
+        &m.metrics.encode(),
+        r#"lnvend_pump_run_seconds_total{channel="B"}"#,
+    ) - before;
+    assert!((2.9..3.2).contains(&primed), "{primed} s of priming");
     assert_eq!(sample(&text, "lnvend_owed_sats"), 0.0);
     assert_eq!(
         sample(&text, r#"lnvend_state{state="service",reason=""}"#),

@@ -11,7 +11,7 @@
 pub mod server;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -215,7 +215,7 @@ impl Metrics {
         let pump_seconds = Family::<ChannelLabel, Counter<f64, AtomicU64>>::default();
         registry.register(
             "lnvend_pump_run_seconds",
-            "Seconds the pump ran for sales, per channel (pump wear)",
+            "Seconds the pump ran, for sales and the operator's runs, per channel (pump wear)",
             pump_seconds.clone(),
         );
         for c in ["A", "B"] {
@@ -363,6 +363,16 @@ impl Metrics {
             .inc_by(secs);
     }
 
+    /// Counts the pump's time on `channel` for an operator's run (prime, reverse, test
+    /// pour) until the guard drops, which it does also when the run is cut short.
+    pub fn wear(self: &Arc<Self>, channel: &str) -> Wear {
+        Wear {
+            metrics: self.clone(),
+            channel: label(channel),
+            since: Instant::now(),
+        }
+    }
+
     /// The machine is now in `state`.
     pub fn state(&self, state: &State) {
         let (now_s, now_r) = state_labels(state);
@@ -401,6 +411,25 @@ impl Metrics {
                 })
                 .set(*ml);
         }
+    }
+}
+
+/// See [`Metrics::wear`].
+pub struct Wear {
+    metrics: Arc<Metrics>,
+    channel: String,
+    since: Instant,
+}
+
+impl Drop for Wear {
+    fn drop(&mut self) {
+        let secs = self.since.elapsed().as_secs_f64();
+        self.metrics
+            .pump_seconds
+            .get_or_create(&ChannelLabel {
+                channel: std::mem::take(&mut self.channel),
+            })
+            .inc_by(secs);
     }
 }
 
