@@ -544,3 +544,75 @@ async fn a_real_prometheus_sees_a_sale_paid_through_a_real_lnbits() {
     }
     m.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_scrapes_and_idle_connections_does_not_hold_up_a_sale() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = common::short_pour_config(
+        dir.path(),
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let mut m = TestMachine::start(&cfg);
+    m.wait_screen_within(Screen::Idle, Duration::from_secs(30))
+        .await;
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // Idle connections that never send a request, and scrapers that never stop.
+    let mut idle = Vec::new();
+    for _ in 0..50 {
+        if let Ok(s) = tokio::net::TcpStream::connect(addr).await {
+            idle.push(s);
+        }
+    }
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        flood.spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            loop {
+                if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
+                    let _ = s
+                        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                        .await;
+                    let mut out = Vec::new();
+                    let _ = s.read_to_end(&mut out).await;
+                }
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+    let t0 = Instant::now();
+    m.tap(0);
+    m.wait_screen_within(Screen::Payment, Duration::from_secs(10))
+        .await;
+    m.sim().pay_latest().unwrap();
+    m.wait_screen_within(Screen::Pouring, Duration::from_secs(10))
+        .await;
+    m.wait_screen_within(Screen::ThankYou, Duration::from_secs(10))
+        .await;
+    let took = t0.elapsed();
+    flood.shutdown().await;
+    drop(idle);
+    assert_eq!(common::on_time(&m.gpio, common::ENA).1, 1, "poured once");
+    assert!(took < Duration::from_secs(10), "the sale took {took:?}");
+    // The idle connections held every slot (scrapes were refused meanwhile, as designed);
+    // once they go, the listener serves again, and counted the sale.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _ = s
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
+        let mut out = String::new();
+        if s.read_to_string(&mut out).await.is_ok() && out.starts_with("HTTP/1.1 200") {
+            assert_eq!(
+                sample(&out, r#"lnvend_sales_total{product="Cola",outcome="paid"}"#),
+                1.0
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the listener never served again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    m.shutdown().await;
+}
