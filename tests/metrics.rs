@@ -85,7 +85,7 @@ async fn known_sales_show_in_the_metrics_by_product_and_outcome() {
     assert_eq!(
         sample(
             &text,
-            r#"lnvend_build{version="0.1.0",backend="sim",machine_id="test-machine"}"#
+            r#"lnvend_build_info{version="0.1.0",backend="sim",machine_id="test-machine"}"#
         ),
         1.0
     );
@@ -158,7 +158,7 @@ async fn a_payment_the_ledger_refuses_as_already_poured_is_not_counted_as_a_sale
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_credit_the_operator_settles_leaves_the_owed_gauges_while_served() {
+async fn a_settled_credit_leaves_the_owed_gauges_and_priming_counts_as_pump_wear() {
     let sim_toml = include_str!("../examples/sim.toml");
     let pin = sim_toml
         .lines()
@@ -181,6 +181,23 @@ async fn a_credit_the_operator_settles_leaves_the_owed_gauges_while_served() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let text = m.metrics.encode();
     assert_eq!(sample(&text, "lnvend_owed_credits"), 0.0);
+    // Priming channel B for 3 s wears the pump too.
+    let before = sample(&text, r#"lnvend_pump_run_seconds_total{channel="B"}"#);
+    m.send(Input::Operator(lnvend::controller::OpAction::Prime {
+        channel: lnvend::pump::Channel::B,
+        on: true,
+    }));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    m.send(Input::Operator(lnvend::controller::OpAction::Prime {
+        channel: lnvend::pump::Channel::B,
+        on: false,
+    }));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let primed = sample(
+        &m.metrics.encode(),
+        r#"lnvend_pump_run_seconds_total{channel="B"}"#,
+    ) - before;
+    assert!((2.9..3.2).contains(&primed), "{primed} s of priming");
     assert_eq!(sample(&text, "lnvend_owed_sats"), 0.0);
     assert_eq!(
         sample(&text, r#"lnvend_state{state="service",reason=""}"#),
@@ -436,7 +453,7 @@ listen = "127.0.0.1:{metrics_port}"
         ("lnvend_backend_up", 1.0),
         ("lnvend_owed_credits", 0.0),
         (
-            r#"lnvend_build{machine_id="bar-7",backend="sim",version="0.1.0"}"#,
+            r#"lnvend_build_info{machine_id="bar-7",backend="sim",version="0.1.0"}"#,
             1.0,
         ),
     ] {
@@ -555,7 +572,7 @@ async fn a_real_prometheus_sees_a_sale_paid_through_a_real_lnbits() {
     for (query, want) in [
         (r#"up{job="lnvend"}"#, 1.0),
         (
-            r#"lnvend_build{backend="lnbits",machine_id="test-machine"}"#,
+            r#"lnvend_build_info{backend="lnbits",machine_id="test-machine"}"#,
             1.0,
         ),
         ("lnvend_backend_up", 1.0),
@@ -568,6 +585,78 @@ async fn a_real_prometheus_sees_a_sale_paid_through_a_real_lnbits() {
         ("lnvend_pay_to_pump_seconds_count", 1.0),
     ] {
         query_until(&api, query, eq(want), &want.to_string()).await;
+    }
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_scrapes_and_idle_connections_does_not_hold_up_a_sale() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = common::short_pour_config(
+        dir.path(),
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let mut m = TestMachine::start(&cfg);
+    m.wait_screen_within(Screen::Idle, Duration::from_secs(30))
+        .await;
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // Idle connections that never send a request, and scrapers that never stop.
+    let mut idle = Vec::new();
+    for _ in 0..50 {
+        if let Ok(s) = tokio::net::TcpStream::connect(addr).await {
+            idle.push(s);
+        }
+    }
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        flood.spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            loop {
+                if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
+                    let _ = s
+                        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                        .await;
+                    let mut out = Vec::new();
+                    let _ = s.read_to_end(&mut out).await;
+                }
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+    let t0 = Instant::now();
+    m.tap(0);
+    m.wait_screen_within(Screen::Payment, Duration::from_secs(10))
+        .await;
+    m.sim().pay_latest().unwrap();
+    m.wait_screen_within(Screen::Pouring, Duration::from_secs(10))
+        .await;
+    m.wait_screen_within(Screen::ThankYou, Duration::from_secs(10))
+        .await;
+    let took = t0.elapsed();
+    flood.shutdown().await;
+    drop(idle);
+    assert_eq!(common::on_time(&m.gpio, common::ENA).1, 1, "poured once");
+    assert!(took < Duration::from_secs(10), "the sale took {took:?}");
+    // The idle connections held every slot (scrapes were refused meanwhile, as designed);
+    // once they go, the listener serves again, and counted the sale.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _ = s
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
+        let mut out = String::new();
+        if s.read_to_string(&mut out).await.is_ok() && out.starts_with("HTTP/1.1 200") {
+            assert_eq!(
+                sample(&out, r#"lnvend_sales_total{product="Cola",outcome="paid"}"#),
+                1.0
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the listener never served again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     m.shutdown().await;
 }

@@ -26,6 +26,18 @@ impl MetricsConfig {
         self.listen.as_deref().and_then(|l| l.parse().ok())
     }
 
+    /// For check-config: a listener beyond loopback shows the sales to its network.
+    pub(super) fn warning(&self) -> Option<String> {
+        let addr = self.listen_addr()?;
+        (!addr.ip().is_loopback()).then(|| {
+            format!(
+                "metrics.listen {addr} serves sales figures to the network without TLS or a \
+                 login; allow only the Prometheus host in the firewall (see \"Watching many \
+                 machines\" in README.md)"
+            )
+        })
+    }
+
     pub(super) fn check(&self) -> Result<(), Invalid> {
         match &self.listen {
             Some(l) if l.parse::<std::net::SocketAddr>().is_err() => Err(invalid(
@@ -62,6 +74,30 @@ mod tests {
             Config::parse(&on.to_redacted_toml(), "t", Mode::Sim).unwrap(),
             on
         );
+    }
+
+    #[test]
+    fn check_config_warns_about_metrics_beyond_loopback_only() {
+        let lan = Config::parse(
+            &format!("{PRODUCT}[metrics]\nlisten = \"0.0.0.0:9464\"\n"),
+            "t",
+            Mode::Sim,
+        )
+        .unwrap();
+        assert!(
+            lan.warnings()
+                .iter()
+                .any(|w| w.contains("metrics.listen 0.0.0.0:9464")),
+            "{:?}",
+            lan.warnings()
+        );
+        let local = Config::parse(
+            &format!("{PRODUCT}[metrics]\nlisten = \"127.0.0.1:9464\"\n"),
+            "t",
+            Mode::Sim,
+        )
+        .unwrap();
+        assert!(local.warnings().iter().all(|w| !w.contains("metrics")));
     }
 
     #[test]

@@ -580,6 +580,7 @@ impl Config {
                 ));
             }
         }
+        out.extend(self.metrics.warning());
         out
     }
 

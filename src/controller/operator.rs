@@ -122,7 +122,9 @@ impl Controller {
                         format!("Test pour: {} for {} ms…", p.name, p.pour.as_millis());
                     let (pump, settings, tx) =
                         (self.pump.clone(), self.settings.pour, self.tx.clone());
+                    let wear = self.metrics.wear(&p.channel.to_string());
                     self.run_op_pump(async move {
+                        let _wear = wear;
                         let note = match pump::pour(&pump, p.channel, p.pour, settings).await {
                             Ok(()) => {
                                 format!("Test pour of {} done ({} ms).", p.name, p.pour.as_millis())
@@ -139,7 +141,9 @@ impl Controller {
                     let (pump, duty, tx) =
                         (self.pump.clone(), self.settings.pour.duty, self.tx.clone());
                     self.op.message = format!("Priming channel {channel}…");
+                    let wear = self.metrics.wear(&channel.to_string());
                     self.run_op_pump(async move {
+                        let _wear = wear;
                         let note = match pump.start(channel, Direction::Forward, duty) {
                             Ok(_) => {
                                 // Held longer than this: stop anyway.
@@ -161,7 +165,9 @@ impl Controller {
                 let (pump, duty, tx) =
                     (self.pump.clone(), self.settings.pour.duty, self.tx.clone());
                 self.op.message = format!("Reversing channel {channel}…");
+                let wear = self.metrics.wear(&channel.to_string());
                 self.run_op_pump(async move {
+                    let _wear = wear;
                     let note = match pump.start(channel, Direction::Reverse, duty) {
                         Ok(_) => {
                             tokio::time::sleep(REVERSE_RUN).await;

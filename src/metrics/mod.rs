@@ -11,7 +11,7 @@
 pub mod server;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -223,7 +223,7 @@ impl Metrics {
         let pump_seconds = Family::<ChannelLabel, Counter<f64, AtomicU64>>::default();
         registry.register(
             "lnvend_pump_run_seconds",
-            "Seconds the pump ran for sales, per channel (pump wear)",
+            "Seconds the pump ran, for sales and the operator's runs, per channel (pump wear)",
             pump_seconds.clone(),
         );
         for c in ["A", "B"] {
@@ -245,7 +245,7 @@ impl Metrics {
             })
             .set(1);
         registry.register(
-            "lnvend_build",
+            "lnvend_build_info",
             "Always 1: the version, payment backend kind and machine id",
             build_info,
         );
@@ -393,6 +393,16 @@ impl Metrics {
             .inc_by(secs);
     }
 
+    /// Counts the pump's time on `channel` for an operator's run (prime, reverse, test
+    /// pour) until the guard drops, which it does also when the run is cut short.
+    pub fn wear(self: &Arc<Self>, channel: &str) -> Wear {
+        Wear {
+            metrics: self.clone(),
+            channel: label(channel),
+            since: Instant::now(),
+        }
+    }
+
     /// The machine is now in `state`.
     pub fn state(&self, state: &State) {
         let (now_s, now_r) = state_labels(state);
@@ -431,6 +441,25 @@ impl Metrics {
             self.stock.get_or_create(&key).set(f64::from(l.ml));
             self.stock_low.get_or_create(&key).set(f64::from(l.low_ml));
         }
+    }
+}
+
+/// See [`Metrics::wear`].
+pub struct Wear {
+    metrics: Arc<Metrics>,
+    channel: String,
+    since: Instant,
+}
+
+impl Drop for Wear {
+    fn drop(&mut self) {
+        let secs = self.since.elapsed().as_secs_f64();
+        self.metrics
+            .pump_seconds
+            .get_or_create(&ChannelLabel {
+                channel: std::mem::take(&mut self.channel),
+            })
+            .inc_by(secs);
     }
 }
 

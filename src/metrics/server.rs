@@ -114,7 +114,7 @@ fn answer<B>(req: &Request<B>, metrics: &Metrics) -> Response<Body> {
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         metrics.encode(),
     )

@@ -39,7 +39,7 @@ fn every_series_is_there_from_the_start_at_zero() {
         ("lnvend_backend_up", 0.0),
         ("process_start_time_seconds", 1_700_000_000.0),
         (
-            r#"lnvend_build{version="0.1.0",backend="sim",machine_id="bar-7"}"#,
+            r#"lnvend_build_info{version="0.1.0",backend="sim",machine_id="bar-7"}"#,
             1.0,
         ),
     ] {
@@ -206,7 +206,10 @@ async fn the_listener_serves_metrics_only_and_survives_a_flood() {
     drop(idle);
     let ok = get(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
-    assert!(ok.contains("text/plain; version=0.0.4"), "{ok}");
+    assert!(
+        ok.contains("application/openmetrics-text; version=1.0.0"),
+        "{ok}"
+    );
     assert!(
         ok.contains(r#"lnvend_sales_total{product="Cola",outcome="paid"} 1"#),
         "{ok}"
