@@ -339,30 +339,7 @@ mod tests {
     }
 
     fn view(screen: ViewScreen) -> View {
-        View {
-            screen,
-            machine_id: "m".into(),
-            tiles: vec![],
-            product: String::new(),
-            amount: String::new(),
-            payment_uri: String::new(),
-            qr: None,
-            seconds_left: 0,
-            progress: 0.0,
-            message: String::new(),
-            code: String::new(),
-            detail: String::new(),
-            credits: vec![],
-            pin_message: String::new(),
-            fault_refund: false,
-            refund_qr: None,
-            refund_text: String::new(),
-            operator: None,
-            wallet_hint: String::new(),
-            language: "en".into(),
-            picture: None,
-            card: Default::default(),
-        }
+        samples::blank(screen)
     }
 
     #[test]
