@@ -103,7 +103,16 @@ pub fn main(cli: Cli) -> ExitCode {
             match load(&config, mode) {
                 Ok(c) => {
                     print!("{}", c.to_redacted_toml());
-                    for w in c.warnings() {
+                    let system = match mode {
+                        // The simulator never waits for the clock; a machine's system is
+                        // only asked about for `run`.
+                        Mode::Run => crate::clock::sync_source_warning(
+                            c.require_clock_sync(),
+                            std::path::Path::new("/"),
+                        ),
+                        Mode::Sim => None,
+                    };
+                    for w in c.warnings().into_iter().chain(system) {
                         eprintln!("warning: {w}");
                     }
                     eprintln!("{}: OK", config.display());

@@ -134,6 +134,35 @@ impl Clock for SystemClock {
     }
 }
 
+/// For `check-config`: a machine that waits for time sync but whose time service can never
+/// tell lnvend so. Under the unit's system-call filter (`@clock` refused, `adjtimex`
+/// included) lnvend learns of a synchronised clock only from systemd-timesyncd's flag
+/// file; chrony and ntpd never write it, so with either of them instead of timesyncd, and
+/// with no time service at all, a machine left at `require_sync = true` waits forever.
+/// `root` is `/` except in tests.
+pub fn sync_source_warning(require_sync: bool, root: &std::path::Path) -> Option<String> {
+    if !require_sync {
+        return None;
+    }
+    let has = |paths: &[&str]| paths.iter().any(|p| root.join(p).exists());
+    if has(&[
+        "usr/lib/systemd/systemd-timesyncd",
+        "lib/systemd/systemd-timesyncd",
+    ]) {
+        return None;
+    }
+    let other = ["usr/sbin/chronyd", "usr/sbin/ntpd", "usr/sbin/openntpd"]
+        .into_iter()
+        .find(|p| root.join(p).exists());
+    let found = match other {
+        Some(p) => format!("/{p} keeps the time here, but"),
+        None => "no time service was found here, and".to_string(),
+    };
+    Some(format!(
+        "clock.require_sync is on: {found} lnvend under its unit learns of a synchronised          clock only from systemd-timesyncd ({TIMESYNCD_FLAG}), so it would sell nothing;          install systemd-timesyncd, or set [clock] require_sync = false on a machine with a          real-time clock"
+    ))
+}
+
 /// A clock for tests: the wall clock follows tokio's (paused) clock from a start time, can
 /// jump by any amount, and its sync can be switched.
 #[derive(Debug)]
@@ -211,6 +240,35 @@ mod tests {
         let (s, us) = (unix_now(), unix_now_us());
         assert!(s >= EARLIEST_PLAUSIBLE, "{s}");
         assert!((us / 1_000_000).abs_diff(s as i64) <= 60, "{us} vs {s}");
+    }
+
+    #[test]
+    fn check_config_warns_when_no_time_service_can_ever_say_the_clock_is_synced() {
+        let root = tempfile::tempdir().unwrap();
+        let put = |p: &str| {
+            let f = root.path().join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, b"").unwrap();
+        };
+        let none = sync_source_warning(true, root.path()).expect("nothing keeps the time");
+        assert!(none.contains("no time service"), "{none}");
+        put("usr/sbin/chronyd");
+        let chrony = sync_source_warning(true, root.path()).expect("chrony writes no flag");
+        assert!(
+            chrony.contains("/usr/sbin/chronyd") && chrony.contains("require_sync = false"),
+            "{chrony}"
+        );
+        assert_eq!(
+            sync_source_warning(false, root.path()),
+            None,
+            "not asked to wait"
+        );
+        put("lib/systemd/systemd-timesyncd");
+        assert_eq!(
+            sync_source_warning(true, root.path()),
+            None,
+            "timesyncd flags sync"
+        );
     }
 
     #[test]

@@ -4,21 +4,16 @@
 //! neither poured nor owed. A bug (a panic) and a stop signal mid-pour must end the process
 //! by themselves with the pump off, as systemd expects.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use lnvend::ledger::{Ledger, SaleState};
 
-const ENA: u64 = 18;
+#[path = "support/headless.rs"]
+mod headless;
+use headless::Headless;
 
-struct Run {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-}
+const ENA: u64 = 18;
 
 fn config(dir: &Path) -> PathBuf {
     config_pouring(dir, 1500)
@@ -47,102 +42,8 @@ trace = "{d}/pins.jsonl"
     path
 }
 
-fn start(cfg: &Path) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lnvend"))
-        .args(["sim", "--headless", "--config"])
-        .arg(cfg)
-        .env("LNVEND_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start lnvend");
-    let stdout = child.stdout.take().unwrap();
-    let stdin = child.stdin.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    Run {
-        child,
-        stdin,
-        lines,
-    }
-}
-
-impl Run {
-    fn send(&mut self, cmd: &str) {
-        writeln!(self.stdin, "{cmd}").unwrap();
-        self.stdin.flush().unwrap();
-    }
-
-    fn wait_for(&self, prefix: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.starts_with(prefix) => return,
-                Ok(_) => {}
-                Err(_) => panic!("lnvend never printed {prefix:?}"),
-            }
-        }
-    }
-
-    /// Waits for a line starting with `prefix` and returns it.
-    fn wait_line(&self, prefix: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.starts_with(prefix) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("lnvend never printed {prefix:?}"),
-            }
-        }
-    }
-
-    /// Every line printed within `d`.
-    fn lines_for(&self, d: Duration) -> Vec<String> {
-        let deadline = Instant::now() + d;
-        let mut out = Vec::new();
-        while let Ok(line) = self
-            .lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            out.push(line);
-        }
-        out
-    }
-
-    /// The crash: SIGKILL, no destructor, no signal handler.
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// The exit status, if the process ends by itself within `limit`; else it is killed.
-    fn exit_within(mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.kill9();
-        None
-    }
-
-    fn quit(mut self) {
-        self.send("quit");
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "lnvend exited with {status}");
-    }
+fn start(cfg: &Path) -> Headless {
+    Headless::start(cfg)
 }
 
 /// (rising edges of ENA, total on-time) from the pin trace.
@@ -187,7 +88,7 @@ fn last_enable_on(dir: &Path) -> Option<bool> {
 }
 
 /// Starts a 5 s pour and returns as soon as the pump is on.
-fn pouring(dir: &Path) -> Run {
+fn pouring(dir: &Path) -> Headless {
     let cfg = config_pouring(dir, 5000);
     let mut run = start(&cfg);
     run.wait_for("screen Idle");
@@ -365,7 +266,7 @@ fn a_panic_mid_pour_stops_the_pump_and_ends_the_process_for_systemd_to_restart()
 fn a_stop_signal_mid_pour_ends_the_process_with_stdin_open(signal: libc::c_int) {
     let dir = tempfile::tempdir().unwrap();
     let run = pouring(dir.path());
-    let pid = libc::pid_t::try_from(run.child.id()).unwrap();
+    let pid = libc::pid_t::try_from(run.pid()).unwrap();
     // SAFETY: kill(2) on our own child's pid has no memory effects.
     assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
     // Standard input stays open: `run` (and its stdin pipe) lives until exit_within.

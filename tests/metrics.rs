@@ -5,16 +5,17 @@
 //! (./scripts/deps installs the package).
 
 mod common;
+#[path = "support/headless.rs"]
+mod headless;
 #[path = "support/lnbits_server.rs"]
 mod lnbits_server;
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{config, failed_pour, TestMachine};
+use headless::Headless;
 use lnvend::controller::{Input, Screen};
 
 /// The value of one sample line, by its name and labels as printed.
@@ -278,59 +279,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-struct Headless {
-    _child: Killed,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Headless {
-    fn start(cfg: &Path) -> Headless {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lnvend"))
-            .args(["sim", "--headless", "--config"])
-            .arg(cfg)
-            .env("LNVEND_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start lnvend");
-        let stdout = child.stdout.take().unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Headless {
-            _child: Killed(child),
-            stdin,
-            lines,
-        }
-    }
-
-    fn send(&mut self, cmd: &str) {
-        writeln!(self.stdin, "{cmd}").unwrap();
-        self.stdin.flush().unwrap();
-    }
-
-    fn wait_for(&self, prefix: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.starts_with(prefix) => return,
-                Ok(_) => {}
-                Err(_) => panic!("lnvend never printed {prefix:?}"),
-            }
-        }
-    }
 }
 
 /// A real Prometheus scraping `127.0.0.1:<metrics_port>` every second as job `lnvend`,
