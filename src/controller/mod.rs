@@ -97,8 +97,8 @@ pub struct Controller {
     clock_problem: Option<Option<String>>,
     /// The last backend health report, to restore it once the clock is right.
     backend_down: Option<String>,
-    /// Sales whose refund is under way (one at a time per sale).
-    refunding: std::collections::HashSet<SaleId>,
+    /// Sales whose refund is under way (one at a time per sale), with the amount asked for.
+    refunding: HashMap<SaleId, Msat>,
     /// Why the ledger cannot be trusted to record sales, once a write failed after a pour:
     /// the machine goes out of service as soon as it is back on the idle screen.
     ledger_fault: Option<String>,
@@ -197,7 +197,7 @@ impl Controller {
             last_id: (0, 0),
             clock_problem: None,
             backend_down: None,
-            refunding: std::collections::HashSet::new(),
+            refunding: HashMap::new(),
             ledger_fault: None,
             unrecorded_pours: Vec::new(),
             offers_pending: false,

@@ -3,6 +3,7 @@
 //! controller a customer rarely sees.
 
 use super::*;
+use crate::backend::RefundAmount;
 
 /// The operator menu's working state.
 #[derive(Default)]
@@ -214,7 +215,8 @@ impl Controller {
                 None
             }
             OpAction::Refund(id) => {
-                self.start_refund(id);
+                // A refund not started says why in the menu's message line.
+                let _ = self.start_refund(id);
                 None
             }
             OpAction::CloseRefund => {
@@ -275,56 +277,74 @@ impl Controller {
             }
         }
     }
-    pub(super) fn start_refund(&mut self, id: String) {
+    /// Starts the refund of owed credit `id`; `Err` says why it was not started.
+    pub(super) fn start_refund(&mut self, id: String) -> Result<(), String> {
         let sale = SaleId(id.clone());
-        let invoice = match &self.ledger {
-            Ok(l) => l.invoice_of(&sale).ok().flatten(),
+        let found = match &self.ledger {
+            Ok(l) => l
+                .owed_sale(&sale)
+                .ok()
+                .flatten()
+                .zip(l.invoice_of(&sale).ok().flatten()),
             Err(_) => None,
         };
-        let Some(invoice) = invoice else {
-            self.op.message = format!("Unknown sale {id}.");
-            return;
+        let Some((owed, invoice)) = found else {
+            // Only what the ledger holds as owed is refunded: never a sale poured, settled
+            // or refunded already, nor one whose debt the ledger could not record.
+            let why = format!("{id} is not an owed credit in the ledger.");
+            self.op.message = why.clone();
+            return Err(why);
         };
         // A second tap on Refund while the first is under way would make a second refund
         // (a second pull payment) for one sale.
-        if !self.refunding.insert(sale.clone()) {
-            self.op.message = format!("The refund of {id} is already under way.");
-            return;
+        if self.refunding.contains_key(&sale) {
+            let why = format!("The refund of {id} is already under way.");
+            self.op.message = why.clone();
+            return Err(why);
         }
-        self.op.message = format!("Refunding {id}…");
+        // What the credit is worth: for a partly poured drink only the undelivered share.
+        let value = owed.value();
+        let amount = if owed.is_partial() {
+            RefundAmount::Part(value)
+        } else {
+            RefundAmount::Whole
+        };
+        self.refunding.insert(sale, value);
+        self.op.message = format!("Refunding {} of {id}…", value.display_sats());
         let (backend, tx) = (self.backend.clone(), self.tx.clone());
         self.tasks.spawn(async move {
-            let result = backend.refund(&invoice).await.map_err(|e| e.to_string());
+            let result = backend
+                .refund(&invoice, amount)
+                .await
+                .map_err(|e| e.to_string());
             let _ = tx.send(Input::RefundDone {
                 sale_id: id,
                 result,
             });
         });
+        Ok(())
     }
     pub(super) fn refund_from_fault_screen(&mut self) {
         let State::Fault { sale, failure, .. } = &self.state else {
             return;
         };
-        // A short pour's refund would be the whole price for part of a drink: the operator
-        // settles it instead.
-        let refundable = matches!(
-            failure,
-            PourFailure::Pump(_) | PourFailure::Ledger(_) | PourFailure::NoFlow(_)
-        );
         let started = self
             .fault_refund
             .as_ref()
             .is_some_and(|(id, _)| *id == sale.id);
-        if !self.settings.fault_refund || !refundable || started {
+        if !self.settings.fault_refund || !fault_refundable(failure) || started {
             return;
         }
         tracing::info!(sale = %sale.id, "customer asked for a refund on the fault screen");
-        self.fault_refund = Some((sale.id.clone(), None));
-        self.start_refund(sale.id.0.clone());
+        let id = sale.id.clone();
+        let started = self.start_refund(id.0.clone());
+        self.fault_refund = Some((id, started.err().map(Err)));
     }
     pub(super) fn refund_done(&mut self, sale_id: String, result: Result<Option<String>, String>) {
-        self.refunding.remove(&SaleId(sale_id.clone()));
         let sale = SaleId(sale_id.clone());
+        let Some(amount) = self.refunding.remove(&sale) else {
+            return;
+        };
         if let Some((id, slot @ None)) = &mut self.fault_refund {
             if *id == sale {
                 let shown = match &result {
@@ -333,7 +353,7 @@ impl Controller {
                     Err(e) => Err(e.clone()),
                 };
                 if let (Ok(Some(link)), Ok(l)) = (&result, &mut self.ledger) {
-                    if let Err(e) = l.record_refunded(&sale, link) {
+                    if let Err(e) = l.record_refunded(&sale, amount, link) {
                         tracing::error!(sale = %sale_id, error = %e, "refund made but not recorded");
                     }
                 }
@@ -344,14 +364,17 @@ impl Controller {
                 return;
             }
         }
+        let sats = amount.display_sats();
         match result {
             Ok(detail) => {
                 let record = detail
                     .clone()
                     .unwrap_or_else(|| format!("by hand, receipt {sale_id}"));
                 if let Ok(l) = &mut self.ledger {
-                    match l.record_refunded(&sale, &record) {
-                        Ok(true) => tracing::info!(sale = %sale_id, "owed credit refunded"),
+                    match l.record_refunded(&sale, amount, &record) {
+                        Ok(true) => {
+                            tracing::info!(sale = %sale_id, %amount, "owed credit refunded")
+                        }
                         Ok(false) => {
                             self.op.message = format!("{sale_id} is no longer owed.");
                             return;
@@ -363,10 +386,13 @@ impl Controller {
                     }
                 }
                 self.op.refund = Some(match detail {
-                    Some(link) => (Some(link), format!("Scan to claim the refund of {sale_id}")),
+                    Some(link) => (
+                        Some(link),
+                        format!("Scan to claim the refund of {sale_id}: {sats}"),
+                    ),
                     None => (
                         None,
-                        format!("Refund {sale_id} by hand; receipt code {sale_id}"),
+                        format!("Refund {sats} by hand; receipt code {sale_id}"),
                     ),
                 });
                 self.op.message.clear();
@@ -441,11 +467,12 @@ impl Controller {
                 .map(|o| {
                     o.into_iter()
                         .map(|o| OpCredit {
+                            // What a refund gives back: the undelivered share, not the price.
                             text: format!(
                                 "{} {} {}: {}",
                                 o.sale_id,
                                 o.product,
-                                Msat::from_msat(o.price_msat).display_sats(),
+                                o.value_text(),
                                 o.reason
                             ),
                             sale_id: o.sale_id.0,
@@ -479,6 +506,19 @@ impl Controller {
             });
         }
         v
+    }
+}
+
+/// Whether the fault screen may offer the customer a refund for this failure: every failure
+/// of a paid drink. A partly poured one (a short pour, a tank that ran dry mid-pour) is
+/// refunded its undelivered share only (see `ledger::Owed::value`).
+pub(super) fn fault_refundable(failure: &PourFailure) -> bool {
+    match failure {
+        PourFailure::Pump(_)
+        | PourFailure::Ledger(_)
+        | PourFailure::NoFlow(_)
+        | PourFailure::Short { .. } => true,
+        PourFailure::AlreadyPoured => false,
     }
 }
 

@@ -301,11 +301,7 @@ impl Controller {
                 v.amount = price_text(&sale.product.price);
                 v.code = sale.id.0.clone();
                 v.seconds_left = until.saturating_duration_since(now).as_secs();
-                v.fault_refund = self.settings.fault_refund
-                    && matches!(
-                        failure,
-                        PourFailure::Pump(_) | PourFailure::Ledger(_) | PourFailure::NoFlow(_)
-                    );
+                v.fault_refund = self.settings.fault_refund && operator::fault_refundable(failure);
                 if let Some((id, Some(result))) = &self.fault_refund {
                     if *id == sale.id {
                         match result {
