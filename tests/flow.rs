@@ -159,9 +159,10 @@ async fn no_flow_stops_within_the_no_flow_time_owes_a_credit_and_sells_out() {
     // The machine sells on: Water is sold out, Cola is not.
     let idle = m.wait_screen(Screen::Idle).await;
     assert!(sold_out(&idle, 0) && !sold_out(&idle, 1));
-    // The credit is not offered from a dry tank, and a tap on the tile (or a stale credit
-    // button) does nothing.
-    assert!(idle.credits.is_empty(), "{:?}", idle.credits);
+    // The credit is shown kept, not offered as pourable from a dry tank, and a tap on the
+    // tile (or on the credit) does nothing.
+    assert_eq!(idle.credits.len(), 1, "{:?}", idle.credits);
+    assert!(idle.credits[0].sold_out, "{:?}", idle.credits);
     m.tap(0);
     m.send(Input::RedeemCredit(fault.code.clone()));
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -178,7 +179,7 @@ async fn no_flow_stops_within_the_no_flow_time_owes_a_credit_and_sells_out() {
     m.send(Input::Operator(OpAction::Exit));
     let idle = m
         .wait_for(Duration::from_secs(5), "the credit", |v| {
-            v.screen == Screen::Idle && !v.credits.is_empty()
+            v.screen == Screen::Idle && v.credits.first().is_some_and(|c| !c.sold_out)
         })
         .await;
     assert_eq!(idle.credits[0].sale_id, fault.code);
@@ -225,7 +226,7 @@ async fn flow_that_stops_mid_pour_stops_the_pump_and_sells_out() {
     .await;
     m.send(Input::Operator(OpAction::Exit));
     m.wait_for(Duration::from_secs(5), "the credit", |v| {
-        v.screen == Screen::Idle && !v.credits.is_empty()
+        v.screen == Screen::Idle && v.credits.first().is_some_and(|c| !c.sold_out)
     })
     .await;
     m.flows[0].set_tank_empty(false);

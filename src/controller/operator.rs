@@ -18,12 +18,13 @@ pub(super) struct OpState {
 }
 
 impl Controller {
-    /// The sale behind a credit tile, if it is still owed and inside its window.
+    /// The sale behind a credit tile, if it is still owed, inside its window and its
+    /// product can pour (a sold-out credit is shown, never poured).
     pub(super) fn credit_sale(&mut self, sale_id: &str) -> Option<(Sale, InvoiceId)> {
         let tile = self
             .idle_credits()
             .into_iter()
-            .find(|c| c.sale_id == sale_id)?;
+            .find(|c| c.sale_id == sale_id && !c.sold_out)?;
         let product = self.with_stock(self.product_named(&tile.product)?.clone());
         let id = SaleId(tile.sale_id);
         let invoice_id = self.ledger.as_ref().ok()?.invoice_of(&id).ok()??;
