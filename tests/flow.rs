@@ -654,10 +654,9 @@ async fn a_short_credit_of_a_product_no_longer_poured_by_volume_pours_by_time() 
     m.send(Input::DismissFault);
     m.wait_screen(Screen::Idle).await;
     m.shutdown().await;
-    assert!(ledger(dir.path())
-        .owed_ml(&SaleId(fault.code.clone()))
-        .unwrap()
-        .is_some());
+    let id = SaleId(fault.code.clone());
+    let measured = ledger(dir.path()).poured_ml(&id).unwrap().unwrap();
+    assert!(ledger(dir.path()).owed_ml(&id).unwrap().is_some());
     // The operator takes the volume and the sensor off: Water pours 4 s by time now.
     let timed = text
         .replace("volume_ml = 300\n", "")
@@ -674,5 +673,18 @@ async fn a_short_credit_of_a_product_no_longer_poured_by_volume_pours_by_time() 
     m.wait_screen(Screen::ThankYou).await;
     assert_eq!(on_time(&m.gpio, ENA), (Duration::from_secs(4), 1));
     m.shutdown().await;
-    assert!(ledger(dir.path()).owed().unwrap().is_empty());
+    let l = ledger(dir.path());
+    assert!(l.owed().unwrap().is_empty());
+    // Its record says what was measured and that nothing is owed any more (the timed pour
+    // has no configured ml: none are guessed), so no report shows a debt that was poured.
+    assert_eq!(
+        l.sale_state(&id).unwrap(),
+        Some(lnvend::ledger::SaleState::Poured)
+    );
+    assert_eq!(
+        l.owed_ml(&id).unwrap(),
+        None,
+        "the credit poured what was owed"
+    );
+    assert_eq!(l.poured_ml(&id).unwrap(), Some(measured));
 }
