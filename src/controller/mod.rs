@@ -9,11 +9,13 @@
 //!
 //! The rooms: [`input`] (what reaches the controller), [`view`] (what the UI shows),
 //! `effects` (carrying out the vend cycle's effects, the ledger first), `tasks` (the
-//! background work it starts, all tracked and ended at shutdown), `operator` (the PIN, the
-//! menu, refunds), [`late`] (payments that arrive where no watch looks) and [`limits`] (the
-//! invoice rate limit and the public credit offers, on the monotonic clock).
+//! background work it starts, all tracked and ended at shutdown), `operator` (the PIN and
+//! the menu), `credits` (the credit a customer taps, refunds), [`late`] (payments that
+//! arrive where no watch looks) and [`limits`] (the invoice rate limit and the public
+//! credit offers, on the monotonic clock).
 
 mod card;
+mod credits;
 mod effects;
 mod flow;
 pub mod input;

@@ -305,7 +305,7 @@ impl Controller {
                 v.amount = price_text(&sale.product.price);
                 v.code = sale.id.0.clone();
                 v.seconds_left = until.saturating_duration_since(now).as_secs();
-                v.fault_refund = self.settings.fault_refund && operator::fault_refundable(failure);
+                v.fault_refund = self.settings.fault_refund && credits::fault_refundable(failure);
                 if let Some((id, Some(result))) = &self.fault_refund {
                     if *id == sale.id {
                         match result {
