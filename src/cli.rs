@@ -293,8 +293,10 @@ pub fn sales_report(
     }
     let t = ledger.totals_since(since_us)?;
     let _ = writeln!(out, "\npoured: {} sales, {} sats", t.count, sats(t.msat));
+    // What each credit is worth: a partly poured drink owes only its undelivered share,
+    // and that is what the operator refunds by hand.
     let owed = ledger.owed()?;
-    let owed_msat: u64 = owed.iter().map(|o| o.price_msat).sum();
+    let owed_msat: u64 = owed.iter().map(|o| o.value().as_msat()).sum();
     let _ = writeln!(
         out,
         "owed credits: {} ({} sats)",
@@ -304,10 +306,10 @@ pub fn sales_report(
     for o in owed {
         let _ = writeln!(
             out,
-            "  {} {} {} sats: {}",
+            "  {} {} {}: {}",
             o.sale_id,
             o.product,
-            sats(o.price_msat),
+            o.value_text(),
             o.reason
         );
     }

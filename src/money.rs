@@ -37,6 +37,21 @@ impl Msat {
         self.0.checked_sub(other.0).map(Msat)
     }
 
+    /// The `part / whole` share of this amount, rounded *up* to a whole sat and never more
+    /// than the amount itself: what a customer is given back for the undelivered part of a
+    /// drink (the rounding is theirs, never the machine's). `None` for a share that is no
+    /// share (`whole` 0, or `part` above it).
+    pub fn share_rounded_up(self, part: u64, whole: u64) -> Option<Msat> {
+        if whole == 0 || part > whole {
+            return None;
+        }
+        // u128: an amount near u64::MAX times a part cannot overflow.
+        let exact = (u128::from(self.0) * u128::from(part)).div_ceil(u128::from(whole));
+        let sats = exact.div_ceil(1000) * 1000;
+        let capped = sats.min(u128::from(self.0));
+        u64::try_from(capped).ok().map(Msat)
+    }
+
     /// Sats with thousands separators and the unit, for the customer ("2,100 sats").
     pub fn display_sats(self) -> String {
         let whole = self.0 / 1000;
@@ -193,6 +208,26 @@ mod tests {
         assert_eq!(a.checked_sub(Msat::from_msat(6)), None);
         assert_eq!(Msat::from_msat(u64::MAX).checked_add(a), None);
         assert_eq!(a.checked_add(a), Some(Msat::from_msat(10)));
+    }
+
+    #[test]
+    fn a_share_rounds_up_to_a_whole_sat_in_the_customers_favour_and_never_exceeds_the_whole() {
+        let price = Msat::from_sat(600).unwrap();
+        // 180 of 300 ml undelivered: 60 % of 600 sats.
+        assert_eq!(price.share_rounded_up(180, 300), Msat::from_sat(360));
+        // 1 of 3 of 1000 sats is 333.33…: the customer gets 334.
+        let k = Msat::from_sat(1000).unwrap();
+        assert_eq!(k.share_rounded_up(1, 3), Msat::from_sat(334));
+        assert_eq!(k.share_rounded_up(3, 3), Some(k));
+        assert_eq!(k.share_rounded_up(0, 3), Some(Msat::ZERO));
+        // An invoice of 2,100.5 sats: the whole is exactly that, not 2,101 sats.
+        let odd = Msat::from_msat(2_100_500);
+        assert_eq!(odd.share_rounded_up(7, 7), Some(odd));
+        assert_eq!(odd.share_rounded_up(1, 2), Msat::from_sat(1051));
+        assert_eq!(k.share_rounded_up(4, 3), None);
+        assert_eq!(k.share_rounded_up(1, 0), None);
+        let big = Msat::from_msat(u64::MAX);
+        assert_eq!(big.share_rounded_up(u64::MAX, u64::MAX), Some(big));
     }
 
     #[test]

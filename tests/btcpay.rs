@@ -503,12 +503,18 @@ async fn an_owed_sale_is_refunded_as_a_pull_payment_the_customer_scans() {
         "{link}"
     );
     assert_eq!(fake.refunds(), vec![inv.id.clone()]);
+    // Nothing was measured into the cup: all of it, at the rate it was paid.
+    let asked = fake.refund_requests();
+    assert_eq!(asked[0].0["refundVariant"], "RateThen");
+    assert_eq!(asked[0].1, 2_100_000);
     m.shutdown().await;
     let l = Ledger::open(dir.path()).unwrap();
+    let sale = lnvend::vend::SaleId(fault.code);
     assert_eq!(
-        l.sale_state(&lnvend::vend::SaleId(fault.code)).unwrap(),
+        l.sale_state(&sale).unwrap(),
         Some(lnvend::ledger::SaleState::Refunded)
     );
+    assert_eq!(l.refunded(&sale).unwrap().unwrap().0, Msat::from_sat(2100));
     assert_clean(&fake);
 }
 

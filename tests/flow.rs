@@ -159,9 +159,10 @@ async fn no_flow_stops_within_the_no_flow_time_owes_a_credit_and_sells_out() {
     // The machine sells on: Water is sold out, Cola is not.
     let idle = m.wait_screen(Screen::Idle).await;
     assert!(sold_out(&idle, 0) && !sold_out(&idle, 1));
-    // The credit is not offered from a dry tank, and a tap on the tile (or a stale credit
-    // button) does nothing.
-    assert!(idle.credits.is_empty(), "{:?}", idle.credits);
+    // The credit is shown kept, not offered as pourable from a dry tank, and a tap on the
+    // tile (or on the credit) does nothing.
+    assert_eq!(idle.credits.len(), 1, "{:?}", idle.credits);
+    assert!(idle.credits[0].sold_out, "{:?}", idle.credits);
     m.tap(0);
     m.send(Input::RedeemCredit(fault.code.clone()));
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -178,7 +179,7 @@ async fn no_flow_stops_within_the_no_flow_time_owes_a_credit_and_sells_out() {
     m.send(Input::Operator(OpAction::Exit));
     let idle = m
         .wait_for(Duration::from_secs(5), "the credit", |v| {
-            v.screen == Screen::Idle && !v.credits.is_empty()
+            v.screen == Screen::Idle && v.credits.first().is_some_and(|c| !c.sold_out)
         })
         .await;
     assert_eq!(idle.credits[0].sale_id, fault.code);
@@ -225,7 +226,7 @@ async fn flow_that_stops_mid_pour_stops_the_pump_and_sells_out() {
     .await;
     m.send(Input::Operator(OpAction::Exit));
     m.wait_for(Duration::from_secs(5), "the credit", |v| {
-        v.screen == Screen::Idle && !v.credits.is_empty()
+        v.screen == Screen::Idle && v.credits.first().is_some_and(|c| !c.sold_out)
     })
     .await;
     m.flows[0].set_tank_empty(false);
@@ -653,10 +654,9 @@ async fn a_short_credit_of_a_product_no_longer_poured_by_volume_pours_by_time() 
     m.send(Input::DismissFault);
     m.wait_screen(Screen::Idle).await;
     m.shutdown().await;
-    assert!(ledger(dir.path())
-        .owed_ml(&SaleId(fault.code.clone()))
-        .unwrap()
-        .is_some());
+    let id = SaleId(fault.code.clone());
+    let measured = ledger(dir.path()).poured_ml(&id).unwrap().unwrap();
+    assert!(ledger(dir.path()).owed_ml(&id).unwrap().is_some());
     // The operator takes the volume and the sensor off: Water pours 4 s by time now.
     let timed = text
         .replace("volume_ml = 300\n", "")
@@ -673,5 +673,18 @@ async fn a_short_credit_of_a_product_no_longer_poured_by_volume_pours_by_time() 
     m.wait_screen(Screen::ThankYou).await;
     assert_eq!(on_time(&m.gpio, ENA), (Duration::from_secs(4), 1));
     m.shutdown().await;
-    assert!(ledger(dir.path()).owed().unwrap().is_empty());
+    let l = ledger(dir.path());
+    assert!(l.owed().unwrap().is_empty());
+    // Its record says what was measured and that nothing is owed any more (the timed pour
+    // has no configured ml: none are guessed), so no report shows a debt that was poured.
+    assert_eq!(
+        l.sale_state(&id).unwrap(),
+        Some(lnvend::ledger::SaleState::Poured)
+    );
+    assert_eq!(
+        l.owed_ml(&id).unwrap(),
+        None,
+        "the credit poured what was owed"
+    );
+    assert_eq!(l.poured_ml(&id).unwrap(), Some(measured));
 }

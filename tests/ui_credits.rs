@@ -2,7 +2,8 @@
 //! and with five credits (and few or many products), every credit is its own button
 //! labelled with its receipt code, big enough to touch, inside the screen and clear of
 //! every product tile, and a finger on a credit redeems exactly that credit while a finger
-//! on a tile buys that product.
+//! on a tile buys that product. A credit whose drink is sold out is listed after them as
+//! kept for its customer, and is no button.
 //!
 //! The testing backend can be initialised once per process, so this file holds one test.
 
@@ -101,11 +102,13 @@ fn every_owed_credit_is_a_separate_button_clear_of_the_tiles() {
                 .map(|k| CreditTile {
                     sale_id: format!("S1764636496-00A{k}").into(),
                     product: names[k % n_products].into(),
+                    sold_out: false,
                 })
                 .collect();
             window
                 .idle()
                 .set_products(ModelRc::new(VecModel::from(products)));
+            window.idle().set_pourable_credits(n_credits as i32);
             window
                 .idle()
                 .set_credits(ModelRc::new(VecModel::from(credits.clone())));
@@ -148,4 +151,56 @@ fn every_owed_credit_is_a_separate_button_clear_of_the_tiles() {
             }
         }
     }
+
+    // A credit whose drink is sold out is listed after the pourable one, as kept for its
+    // customer: no button, and a finger on it pours nothing.
+    let credits = vec![
+        CreditTile {
+            sale_id: "S1764636496-00B0".into(),
+            product: "Cola".into(),
+            sold_out: false,
+        },
+        CreditTile {
+            sale_id: "S1764636496-00B1".into(),
+            product: "Water".into(),
+            sold_out: true,
+        },
+    ];
+    window.idle().set_pourable_credits(1);
+    window
+        .idle()
+        .set_credits(ModelRc::new(VecModel::from(credits)));
+    let pour = Rect::of(&one(
+        &window,
+        "Pour your paid Cola, receipt S1764636496-00B0",
+    ));
+    assert_eq!(
+        ElementHandle::find_by_accessible_label(
+            &window,
+            "Pour your paid Water, receipt S1764636496-00B1"
+        )
+        .count(),
+        0,
+        "a sold-out credit is no button"
+    );
+    let kept = Rect::of(&one(&window, "Water, sold out"));
+    let note = Rect::of(&one(&window, "Kept for you. Please ask staff."));
+    let code = Rect::of(&one(&window, "Receipt S1764636496-00B1"));
+    assert!(kept.y >= pour.y + pour.h, "listed after the pourable one");
+    assert!(
+        note.y > kept.y && code.y > note.y,
+        "{kept:?} {note:?} {code:?}"
+    );
+    assert!(code.y + code.h <= 480.0, "on the screen: {code:?}");
+    for r in [kept, note, code] {
+        tapped.borrow_mut().clear();
+        touch(&window, r.centre());
+        assert!(
+            tapped.borrow().is_empty(),
+            "a finger on {r:?} did {:?}",
+            tapped.borrow()
+        );
+    }
+    // The header counts only the credit that can be poured.
+    one(&window, "Paid — tap to pour:");
 }

@@ -14,9 +14,9 @@
 //! `PaidLate`: it is reported as paid with what the Lightning method actually received, so
 //! the caller credits it; a partial late payment is not a payment.
 //!
-//! The file is long (about 650 lines) because Greenfield's invoice, payment-method and
-//! refund replies each need their own defensive reading; the webhook listener lives apart
-//! in [`super::webhook`].
+//! The file is long (about 690 lines) because Greenfield's invoice, payment-method and
+//! refund requests and replies each need their own defensive reading; the webhook listener
+//! lives apart in [`super::webhook`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,7 +35,8 @@ use super::http::{self, TlsSettings};
 use super::memo::InvoiceMemo;
 use super::webhook::{Limits, Wakers, WebhookListener};
 use super::{
-    BackendError, Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend, WakeUps,
+    BackendError, Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend, RefundAmount,
+    WakeUps,
 };
 use crate::clock::unix_now;
 use crate::config::BtcpayConfig;
@@ -526,14 +527,12 @@ impl PaymentBackend for BtcpayBackend {
         }
     }
 
-    async fn refund(&self, id: &InvoiceId) -> Result<Option<String>, BackendError> {
-        // At the rate the invoice was paid, claimable over Lightning.
-        let body = json!({
-            "name": format!("Refund {}", id.0),
-            "description": format!("Refund from vending machine {}", self.machine_id),
-            "refundVariant": "RateThen",
-            "payoutMethods": ["BTC-LN"],
-        });
+    async fn refund(
+        &self,
+        id: &InvoiceId,
+        amount: RefundAmount,
+    ) -> Result<Option<String>, BackendError> {
+        let body = refund_request(id, &self.machine_id, amount);
         let reply = self
             .call(
                 Method::POST,
@@ -652,9 +651,61 @@ fn btc_to_msat(btc: &str) -> Option<u64> {
     whole.checked_mul(100_000_000_000)?.checked_add(frac)
 }
 
+/// The Greenfield refund request for `amount` of invoice `id`, claimable over Lightning.
+///
+/// * The whole payment: `RateThen`, what the invoice was paid in BTC at the rate of that
+///   moment (a fiat-priced drink is given back the sats it cost, whatever the rate since).
+/// * A share: `Custom` in `BTC`, the invoice's own currency, with the exact sats the
+///   ledger computed (rounded up to a whole sat in the customer's favour). Not `RateThen`
+///   with `subtractPercentage`: that leaves the rounding of a percentage of the paid
+///   amount to the server, which may round the customer's share down.
+fn refund_request(id: &InvoiceId, machine_id: &str, amount: RefundAmount) -> serde_json::Value {
+    let mut body = json!({
+        "name": format!("Refund {}", id.0),
+        "description": format!("Refund from vending machine {machine_id}"),
+        "refundVariant": "RateThen",
+        "payoutMethods": ["BTC-LN"],
+    });
+    match amount {
+        RefundAmount::Whole => {}
+        RefundAmount::Part(share) => {
+            let msat = share.as_msat();
+            // Whole sats already; a stray msat is rounded up, never down.
+            let sats = msat.div_ceil(1000);
+            body["refundVariant"] = json!("Custom");
+            body["customAmount"] =
+                json!(format!("{}.{:08}", sats / 100_000_000, sats % 100_000_000));
+            body["customCurrency"] = json!("BTC");
+        }
+    }
+    body
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partial_refund_asks_for_exactly_its_sats_and_a_whole_one_for_what_was_paid() {
+        let id = InvoiceId("INV1".into());
+        let whole = refund_request(&id, "m1", RefundAmount::Whole);
+        assert_eq!(whole["refundVariant"], "RateThen");
+        assert!(whole.get("customAmount").is_none());
+        assert_eq!(whole["payoutMethods"], json!(["BTC-LN"]));
+        let part = refund_request(&id, "m1", RefundAmount::Part(Msat::from_msat(1_260_000)));
+        assert_eq!(part["refundVariant"], "Custom");
+        assert_eq!(part["customAmount"], "0.00001260");
+        assert_eq!(part["customCurrency"], "BTC");
+        assert!(part.get("subtractPercentage").is_none());
+        let odd = refund_request(&id, "m1", RefundAmount::Part(Msat::from_msat(1_500)));
+        assert_eq!(odd["customAmount"], "0.00000002", "rounded up");
+        let big = refund_request(
+            &id,
+            "m1",
+            RefundAmount::Part(Msat::from_sat(150_000_000).unwrap()),
+        );
+        assert_eq!(big["customAmount"], "1.50000000");
+    }
 
     #[test]
     fn btc_amounts_convert_exactly() {

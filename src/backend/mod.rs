@@ -111,11 +111,26 @@ pub trait PaymentBackend: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
-    /// Refunds a paid invoice that was not poured. `Some(link)`: the customer claims the
-    /// refund with their wallet from this link (BTCPay pull payment). `None`: this backend
-    /// cannot refund by itself; the operator refunds by hand against the receipt code.
-    async fn refund(&self, id: &InvoiceId) -> Result<Option<String>, BackendError> {
-        let _ = id;
+    /// Refunds a paid invoice that was not (fully) poured: all of it, or only the share of
+    /// the drink that was not poured. `Some(link)`: the customer claims the refund with
+    /// their wallet from this link (BTCPay pull payment). `None`: this backend cannot
+    /// refund by itself; the operator refunds `amount` by hand against the receipt code.
+    async fn refund(
+        &self,
+        id: &InvoiceId,
+        amount: RefundAmount,
+    ) -> Result<Option<String>, BackendError> {
+        let _ = (id, amount);
         Ok(None)
     }
+}
+
+/// How much of a paid invoice a refund gives back.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RefundAmount {
+    /// All of it: nothing of the drink was poured.
+    Whole,
+    /// Only this much: the undelivered share of a drink that was partly poured, already
+    /// rounded up to a whole sat in the customer's favour (see `ledger::Owed::value`).
+    Part(Msat),
 }

@@ -153,16 +153,20 @@ impl Controller {
                 return;
             }
             let counted = self.stock_spec(index).pour_ml;
+            // A short credit of a product no longer poured by volume: the timed pour is a
+            // whole drink, so nothing is owed after it. Its ml count only if configured
+            // (`timed_pour_ml`); unmeasured ml are never guessed into the ledger.
+            let clears_owed = owed_ml.is_some();
             self.pour_task = Some(tokio::spawn(async move {
                 let result =
                     pump::pour(&pump, sale.product.channel, sale.product.pour, settings).await;
                 let ev = match result {
                     Ok(()) => {
-                        if let Some(ml) = counted {
+                        if counted.is_some() || clears_owed {
                             let _ = tx.send(Input::PouredMl {
                                 sale_id: sale.id.clone(),
                                 index,
-                                ml,
+                                ml: counted.unwrap_or(0),
                                 owed_ml: None,
                             });
                         }

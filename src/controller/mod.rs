@@ -9,11 +9,13 @@
 //!
 //! The rooms: [`input`] (what reaches the controller), [`view`] (what the UI shows),
 //! `effects` (carrying out the vend cycle's effects, the ledger first), `tasks` (the
-//! background work it starts, all tracked and ended at shutdown), `operator` (the PIN, the
-//! menu, refunds), [`late`] (payments that arrive where no watch looks) and [`limits`] (the
-//! invoice rate limit and the public credit offers, on the monotonic clock).
+//! background work it starts, all tracked and ended at shutdown), `operator` (the PIN and
+//! the menu), `credits` (the credit a customer taps, refunds), [`late`] (payments that
+//! arrive where no watch looks) and [`limits`] (the invoice rate limit and the public
+//! credit offers, on the monotonic clock).
 
 mod card;
+mod credits;
 mod effects;
 mod flow;
 pub mod input;
@@ -97,8 +99,8 @@ pub struct Controller {
     clock_problem: Option<Option<String>>,
     /// The last backend health report, to restore it once the clock is right.
     backend_down: Option<String>,
-    /// Sales whose refund is under way (one at a time per sale).
-    refunding: std::collections::HashSet<SaleId>,
+    /// Sales whose refund is under way (one at a time per sale), with the amount asked for.
+    refunding: HashMap<SaleId, Msat>,
     /// Why the ledger cannot be trusted to record sales, once a write failed after a pour:
     /// the machine goes out of service as soon as it is back on the idle screen.
     ledger_fault: Option<String>,
@@ -197,7 +199,7 @@ impl Controller {
             last_id: (0, 0),
             clock_problem: None,
             backend_down: None,
-            refunding: std::collections::HashSet::new(),
+            refunding: HashMap::new(),
             ledger_fault: None,
             unrecorded_pours: Vec::new(),
             offers_pending: false,

@@ -141,7 +141,8 @@ impl Controller {
     /// The owed credits, from the ledger.
     pub(super) fn refresh_owed_metrics(&self) {
         if let Ok(Ok(owed)) = self.ledger.as_ref().map(|l| l.owed()) {
-            let msat: u64 = owed.iter().map(|o| o.price_msat).sum();
+            // What they are worth: a partly poured drink owes only its undelivered share.
+            let msat: u64 = owed.iter().map(|o| o.value().as_msat()).sum();
             self.metrics.owed(owed.len(), msat / 1000);
         }
     }

@@ -1,6 +1,6 @@
-//! Operator mode and owed credits: the PIN pad and its lockout, the menu's actions (prices,
-//! pour times, test pours, priming), saving the overrides, and refunds. The parts of the
-//! controller a customer rarely sees.
+//! Operator mode: the PIN pad and its lockout, the menu's actions (prices, pour times, test
+//! pours, priming) and saving the overrides. The parts of the controller a customer rarely
+//! sees; owed credits and their refunds are in `credits`.
 
 use super::*;
 
@@ -17,18 +17,6 @@ pub(super) struct OpState {
 }
 
 impl Controller {
-    /// The sale behind a credit tile, if it is still owed and inside its window.
-    pub(super) fn credit_sale(&mut self, sale_id: &str) -> Option<(Sale, InvoiceId)> {
-        let tile = self
-            .idle_credits()
-            .into_iter()
-            .find(|c| c.sale_id == sale_id)?;
-        let product = self.with_stock(self.product_named(&tile.product)?.clone());
-        let id = SaleId(tile.sale_id);
-        let invoice_id = self.ledger.as_ref().ok()?.invoice_of(&id).ok()??;
-        tracing::info!(sale = %id, "customer tapped an owed credit");
-        Some((Sale { id, product }, invoice_id))
-    }
     pub(super) fn open_pin_pad(&mut self) {
         if !matches!(self.state, State::Idle | State::OutOfService { .. }) {
             // Never in front of a paying customer.
@@ -214,7 +202,8 @@ impl Controller {
                 None
             }
             OpAction::Refund(id) => {
-                self.start_refund(id);
+                // A refund not started says why in the menu's message line.
+                let _ = self.start_refund(id);
                 None
             }
             OpAction::CloseRefund => {
@@ -272,108 +261,6 @@ impl Controller {
             Err(e) => {
                 tracing::error!(error = %e, "could not save product settings");
                 self.op.message = format!("NOT saved: {e}");
-            }
-        }
-    }
-    pub(super) fn start_refund(&mut self, id: String) {
-        let sale = SaleId(id.clone());
-        let invoice = match &self.ledger {
-            Ok(l) => l.invoice_of(&sale).ok().flatten(),
-            Err(_) => None,
-        };
-        let Some(invoice) = invoice else {
-            self.op.message = format!("Unknown sale {id}.");
-            return;
-        };
-        // A second tap on Refund while the first is under way would make a second refund
-        // (a second pull payment) for one sale.
-        if !self.refunding.insert(sale.clone()) {
-            self.op.message = format!("The refund of {id} is already under way.");
-            return;
-        }
-        self.op.message = format!("Refunding {id}…");
-        let (backend, tx) = (self.backend.clone(), self.tx.clone());
-        self.tasks.spawn(async move {
-            let result = backend.refund(&invoice).await.map_err(|e| e.to_string());
-            let _ = tx.send(Input::RefundDone {
-                sale_id: id,
-                result,
-            });
-        });
-    }
-    pub(super) fn refund_from_fault_screen(&mut self) {
-        let State::Fault { sale, failure, .. } = &self.state else {
-            return;
-        };
-        // A short pour's refund would be the whole price for part of a drink: the operator
-        // settles it instead.
-        let refundable = matches!(
-            failure,
-            PourFailure::Pump(_) | PourFailure::Ledger(_) | PourFailure::NoFlow(_)
-        );
-        let started = self
-            .fault_refund
-            .as_ref()
-            .is_some_and(|(id, _)| *id == sale.id);
-        if !self.settings.fault_refund || !refundable || started {
-            return;
-        }
-        tracing::info!(sale = %sale.id, "customer asked for a refund on the fault screen");
-        self.fault_refund = Some((sale.id.clone(), None));
-        self.start_refund(sale.id.0.clone());
-    }
-    pub(super) fn refund_done(&mut self, sale_id: String, result: Result<Option<String>, String>) {
-        self.refunding.remove(&SaleId(sale_id.clone()));
-        let sale = SaleId(sale_id.clone());
-        if let Some((id, slot @ None)) = &mut self.fault_refund {
-            if *id == sale {
-                let shown = match &result {
-                    Ok(Some(link)) => Ok(link.clone()),
-                    Ok(None) => Err("this backend cannot refund by itself".to_string()),
-                    Err(e) => Err(e.clone()),
-                };
-                if let (Ok(Some(link)), Ok(l)) = (&result, &mut self.ledger) {
-                    if let Err(e) = l.record_refunded(&sale, link) {
-                        tracing::error!(sale = %sale_id, error = %e, "refund made but not recorded");
-                    }
-                }
-                if let Err(e) = &shown {
-                    tracing::error!(sale = %sale_id, error = %e, "refund from the fault screen failed");
-                }
-                *slot = Some(shown);
-                return;
-            }
-        }
-        match result {
-            Ok(detail) => {
-                let record = detail
-                    .clone()
-                    .unwrap_or_else(|| format!("by hand, receipt {sale_id}"));
-                if let Ok(l) = &mut self.ledger {
-                    match l.record_refunded(&sale, &record) {
-                        Ok(true) => tracing::info!(sale = %sale_id, "owed credit refunded"),
-                        Ok(false) => {
-                            self.op.message = format!("{sale_id} is no longer owed.");
-                            return;
-                        }
-                        Err(e) => {
-                            self.op.message = format!("Refund made but NOT recorded: {e}");
-                            return;
-                        }
-                    }
-                }
-                self.op.refund = Some(match detail {
-                    Some(link) => (Some(link), format!("Scan to claim the refund of {sale_id}")),
-                    None => (
-                        None,
-                        format!("Refund {sale_id} by hand; receipt code {sale_id}"),
-                    ),
-                });
-                self.op.message.clear();
-            }
-            Err(e) => {
-                tracing::error!(sale = %sale_id, error = %e, "refund failed");
-                self.op.message = format!("Refund failed: {e}");
             }
         }
     }
@@ -441,11 +328,12 @@ impl Controller {
                 .map(|o| {
                     o.into_iter()
                         .map(|o| OpCredit {
+                            // What a refund gives back: the undelivered share, not the price.
                             text: format!(
                                 "{} {} {}: {}",
                                 o.sale_id,
                                 o.product,
-                                Msat::from_msat(o.price_msat).display_sats(),
+                                o.value_text(),
                                 o.reason
                             ),
                             sale_id: o.sale_id.0,

@@ -52,11 +52,15 @@ pub enum Screen {
     Operator,
 }
 
-/// An owed credit offered on the idle screen.
+/// An owed credit on the idle screen, inside its credit window.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreditTile {
     pub sale_id: String,
     pub product: String,
+    /// Its product cannot pour now (a tank that ran dry, stock used up, a product the
+    /// operator removed): listed, so its customer sees it is kept for them and whom to ask,
+    /// but not a button. Such credits come after the ones that can be poured.
+    pub sold_out: bool,
 }
 
 /// One product row in the operator menu.
@@ -301,11 +305,7 @@ impl Controller {
                 v.amount = price_text(&sale.product.price);
                 v.code = sale.id.0.clone();
                 v.seconds_left = until.saturating_duration_since(now).as_secs();
-                v.fault_refund = self.settings.fault_refund
-                    && matches!(
-                        failure,
-                        PourFailure::Pump(_) | PourFailure::Ledger(_) | PourFailure::NoFlow(_)
-                    );
+                v.fault_refund = self.settings.fault_refund && credits::fault_refundable(failure);
                 if let Some((id, Some(result))) = &self.fault_refund {
                     if *id == sale.id {
                         match result {
@@ -350,7 +350,12 @@ impl Controller {
             }
         }
     }
-    /// Owed credits still inside their "tap to pour" window, for the idle screen.
+    /// Owed credits still inside their "tap to pour" window, for the idle screen: the ones
+    /// that can pour first, then those of a sold-out product. A customer whose drink ran
+    /// out is still at the machine: the credit is shown to them as kept (with its receipt
+    /// code, and to ask staff), never silently hidden; it becomes a button again if the
+    /// tank is refilled inside the window, and after the window it waits in the operator's
+    /// Credits tab like every other credit.
     pub(super) fn idle_credits(&mut self) -> Vec<CreditTile> {
         let offered = self.offers.current(Instant::now());
         let Ok(ledger) = &self.ledger else {
@@ -359,23 +364,24 @@ impl Controller {
         let mut tiles = Vec::new();
         for id in offered {
             match ledger.owed_sale(&id) {
-                // Still owed, and the customer may pour it themselves (not from a tank
-                // that ran dry: its tile comes back with the refill, inside its window).
-                Ok(Some(o))
-                    if o.public
-                        && self
-                            .product_named(&o.product)
-                            .is_some_and(|p| !self.is_sold_out(p.index)) =>
-                {
+                // Still owed, and the customer may pour it themselves; not while its refund
+                // is under way (a pour then would give the drink and the money).
+                Ok(Some(o)) if o.public && !self.refunding.contains_key(&o.sale_id) => {
+                    let pourable = self
+                        .product_named(&o.product)
+                        .is_some_and(|p| !self.is_sold_out(p.index));
                     tiles.push(CreditTile {
                         sale_id: o.sale_id.0,
                         product: o.product,
+                        sold_out: !pourable,
                     })
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "cannot read an owed credit"),
             }
         }
+        // Stable: each group keeps its oldest-first order.
+        tiles.sort_by_key(|t| t.sold_out);
         // The idle screen scrolls its credits; this only bounds the work of one view.
         tiles.truncate(MAX_IDLE_CREDITS);
         tiles

@@ -7,11 +7,14 @@
 //! owed credit the customer taps; if that second pour is interrupted too, the sale waits
 //! for the operator (`pour_attempts`, see [`schema`]).
 
+mod owed;
 mod reports;
 pub mod schema;
 mod state;
 mod stock;
 
+pub use owed::Owed;
+use owed::{owed_row, OWED_COLUMNS};
 pub use state::{SaleState, UnknownSaleState};
 pub use stock::{Stock, StockMove};
 
@@ -41,18 +44,6 @@ pub enum LedgerError {
 
 /// How many pours a sale may get without the operator: the paid one and one credit pour.
 pub const MAX_AUTOMATIC_POURS: i64 = 2;
-
-/// A sale that was paid and not poured.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Owed {
-    pub sale_id: SaleId,
-    pub product: String,
-    pub price_msat: u64,
-    pub reason: String,
-    /// May be offered on the public screen ("tap to pour"); false once a credit pour of
-    /// this sale was interrupted too: then only the operator settles or refunds it.
-    pub public: bool,
-}
 
 /// One sale for the operator's list.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,20 +91,6 @@ impl std::fmt::Debug for Ledger {
 const LEDGER_CACHE_KIB: i64 = 256;
 
 use crate::clock::unix_now_us as now_us;
-
-/// The columns [`owed_row`] reads, in its order.
-const OWED_COLUMNS: &str = "s.id, s.product, s.price_msat, COALESCE(s.reason, ''), s.pour_attempts";
-
-/// Reads an `Owed` from [`OWED_COLUMNS`].
-fn owed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Owed> {
-    Ok(Owed {
-        sale_id: SaleId(r.get(0)?),
-        product: r.get(1)?,
-        price_msat: r.get::<_, i64>(2)? as u64,
-        reason: r.get(3)?,
-        public: r.get::<_, i64>(4)? < MAX_AUTOMATIC_POURS,
-    })
-}
 
 /// Reads an `OpenInvoice` from `id, invoice_id, bolt11, payment_hash, price_msat, expires_at`.
 fn open_invoice_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OpenInvoice> {
@@ -469,7 +446,7 @@ impl Ledger {
              ORDER BY s.created_us"
         ))?;
         let rows = st.query_map(params![MAX_AUTOMATIC_POURS, SaleState::Owed], |r| {
-            Ok((owed_row(r)?, r.get::<_, Option<i64>>(5)?.unwrap_or(0)))
+            Ok((owed_row(r)?, r.get::<_, Option<i64>>(7)?.unwrap_or(0)))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -542,23 +519,6 @@ impl Ledger {
             tx.execute(
                 "INSERT INTO transitions (sale_id, kind, at_us) VALUES (?1, 'settled', ?2)",
                 params![sale_id.0, now_us()],
-            )?;
-        }
-        tx.commit()?;
-        Ok(n == 1)
-    }
-
-    /// An owed credit was refunded; `detail` is the refund link or receipt code.
-    pub fn record_refunded(&mut self, sale_id: &SaleId, detail: &str) -> Result<bool, LedgerError> {
-        let tx = self.conn.transaction()?;
-        let n = tx.execute(
-            "UPDATE sales SET state = ?2 WHERE id = ?1 AND state = ?3",
-            params![sale_id.0, SaleState::Refunded, SaleState::Owed],
-        )?;
-        if n == 1 {
-            tx.execute(
-                "INSERT INTO transitions (sale_id, kind, at_us, detail) VALUES (?1, 'refunded', ?2, ?3)",
-                params![sale_id.0, now_us(), detail],
             )?;
         }
         tx.commit()?;
@@ -700,18 +660,74 @@ mod tests {
         let (s2, i2) = sale("g");
         l.record_created(&s2, "sim", &i2).unwrap();
         l.record_late_payment(&i2.id).unwrap();
+        let whole = l.owed_sale(&s2.id).unwrap().unwrap().value();
+        assert_eq!(
+            whole,
+            Msat::from_sat(2100).unwrap(),
+            "nothing poured: all of it"
+        );
         assert!(l
-            .record_refunded(&s2.id, "https://pay.example/pp/1")
+            .record_refunded(&s2.id, whole, "https://pay.example/pp/1")
             .unwrap());
         assert!(
-            !l.record_refunded(&s2.id, "again").unwrap(),
+            !l.record_refunded(&s2.id, whole, "again").unwrap(),
             "refunded once"
+        );
+        assert_eq!(
+            l.refunded(&s2.id).unwrap(),
+            Some((Some(whole), "https://pay.example/pp/1".to_string()))
         );
         assert!(matches!(
             l.begin_credit_pour(&s2.id),
             Err(LedgerError::AlreadyPoured)
         ));
         assert_eq!(l.sale_state(&s2.id).unwrap(), Some(SaleState::Refunded));
+    }
+
+    #[test]
+    fn a_partly_poured_credit_is_worth_its_undelivered_share_and_the_refund_records_it() {
+        let mut l = Ledger::in_memory().unwrap();
+        let (s, i) = sale("p");
+        l.record_created(&s, "sim", &i).unwrap();
+        l.begin_pour(&s.id, &i.id).unwrap();
+        // 120 of 300 ml poured, 180 owed: 60 % of 2,100 sats.
+        l.record_pour_ml(&s.id, "Cola", 120).unwrap();
+        l.set_owed_ml(&s.id, Some(180)).unwrap();
+        l.record_owed(&s.id, "short pour: 120 of 300 ml").unwrap();
+        let o = l.owed_sale(&s.id).unwrap().unwrap();
+        assert_eq!(o.value(), Msat::from_sat(1260).unwrap());
+        assert!(o.is_partial());
+        assert_eq!(
+            o.value_text(),
+            "1,260 sats of 2,100 sats (180 of 300 ml owed)"
+        );
+        assert!(l.record_refunded(&s.id, o.value(), "by hand").unwrap());
+        assert_eq!(
+            l.refunded(&s.id).unwrap(),
+            Some((Some(Msat::from_sat(1260).unwrap()), "by hand".to_string()))
+        );
+        // A dry tank before the first drop: owed_ml is the whole drink, so is the value.
+        let (s, i) = sale("q");
+        l.record_created(&s, "sim", &i).unwrap();
+        l.begin_pour(&s.id, &i.id).unwrap();
+        l.set_owed_ml(&s.id, Some(300)).unwrap();
+        l.record_owed(&s.id, "no flow").unwrap();
+        let o = l.owed_sale(&s.id).unwrap().unwrap();
+        assert_eq!(o.value(), Msat::from_sat(2100).unwrap());
+        assert!(!o.is_partial());
+        assert_eq!(o.value_text(), "2,100 sats");
+        // A refund recorded by an older lnvend has no amount; a sale never refunded, nothing.
+        l.conn
+            .execute(
+                "INSERT INTO transitions (sale_id, kind, at_us, detail) VALUES ('q', 'refunded', 1, 'by hand, receipt q')",
+                [],
+            )
+            .unwrap();
+        assert_eq!(
+            l.refunded(&s.id).unwrap(),
+            Some((None, "by hand, receipt q".to_string()))
+        );
+        assert_eq!(l.refunded(&SaleId("p2".into())).unwrap(), None);
     }
 
     #[test]

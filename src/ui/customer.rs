@@ -85,8 +85,12 @@ pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
         .map(|c| CreditTile {
             sale_id: c.sale_id.as_str().into(),
             product: c.product.as_str().into(),
+            sold_out: c.sold_out,
         })
         .collect();
+    // The controller lists the ones that can pour first.
+    let pourable = view.credits.iter().filter(|c| !c.sold_out).count();
+    idle.set_pourable_credits(i32::try_from(pourable).unwrap_or(i32::MAX));
     idle.set_credits(ModelRc::new(VecModel::from(credits)));
     let mut pics: Vec<_> = view.tiles.iter().map(|t| t.image.as_ref()).collect();
     pics.push(view.picture.as_ref());

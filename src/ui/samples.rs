@@ -82,13 +82,23 @@ pub fn customer_screens() -> Vec<(&'static str, View)> {
         CreditTile {
             sale_id: "L1-0042".into(),
             product: "Cola".into(),
+            sold_out: false,
         },
         CreditTile {
             sale_id: "L1-0043".into(),
             product: "Club-Mate".into(),
+            sold_out: false,
         },
     ];
-    out.push(("idle-credits", v));
+    out.push(("idle-credits", v.clone()));
+
+    // A tank ran dry under a paid drink: its credit is kept, not a button.
+    v.credits.push(CreditTile {
+        sale_id: "S1764636496-00A7".into(),
+        product: "Water".into(),
+        sold_out: true,
+    });
+    out.push(("idle-credit-sold-out", v));
 
     let mut v = blank(Screen::Expired);
     v.tiles = tiles();
@@ -180,7 +190,8 @@ pub fn customer_screens() -> Vec<(&'static str, View)> {
 }
 
 /// Every customer screen and every variant of a line on it that the screenshots leave out
-/// (each Bolt Card outcome), for the tests that render them all in every language.
+/// (each Bolt Card outcome, a column of sold-out credits only), for the tests that render them
+/// all in every language.
 pub fn checked_screens() -> Vec<(String, View)> {
     let mut out: Vec<(String, View)> = customer_screens()
         .into_iter()
@@ -207,6 +218,14 @@ pub fn checked_screens() -> Vec<(String, View)> {
         v.card.outcome = Some(m.clone());
         out.push((format!("payment-card {m:?}"), v));
     }
+    // Only a sold-out credit: the column's heading says it is kept, not "tap to pour".
+    let mut kept = out
+        .iter()
+        .find(|(n, _)| n == "idle-credit-sold-out")
+        .map(|(_, v)| v.clone())
+        .expect("a sold-out credit sample");
+    kept.credits.retain(|c| c.sold_out);
+    out.push(("idle-only-sold-out-credit".into(), kept));
     out
 }
 

@@ -95,6 +95,8 @@ struct Inner {
     /// Forget all but this many of the latest invoices (a long soak's memory).
     keep_last: Option<usize>,
     refunds: Vec<String>,
+    /// Each refund request's body, with the msat the fake's pull payment then holds.
+    refund_requests: Vec<(Value, u64)>,
 }
 
 #[derive(Clone)]
@@ -296,6 +298,11 @@ impl FakeBtcpay {
     /// Invoices refunded so far.
     pub fn refunds(&self) -> Vec<String> {
         self.lock().refunds.clone()
+    }
+
+    /// The body of each refund request, with the msat its pull payment holds.
+    pub fn refund_requests(&self) -> Vec<(Value, u64)> {
+        self.lock().refund_requests.clone()
     }
 
     pub fn create_requests(&self) -> Vec<Value> {
@@ -583,6 +590,20 @@ async fn methods(
 const NODE_INFO: &str =
     "02a8d2f3b2f2c4e8e5b0f1c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718@127.0.0.1:9735";
 
+/// "0.00001260" BTC as msat (at most 8 decimals: whole sats), or None.
+fn msat_of_btc(btc: &str) -> Option<u64> {
+    let (whole, frac) = btc.split_once('.').unwrap_or((btc, ""));
+    if whole.is_empty()
+        || frac.len() > 8
+        || !(whole.bytes().chain(frac.bytes())).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let sats = whole.parse::<u64>().ok()?.checked_mul(100_000_000)?
+        + format!("{frac:0<8}").parse::<u64>().ok()?;
+    sats.checked_mul(1000)
+}
+
 /// msat as a BTC decimal string, as Greenfield writes amounts ("0.000021", "0").
 fn btc_of(msat: u64) -> String {
     let s = format!("{}.{:011}", msat / 100_000_000_000, msat % 100_000_000_000);
@@ -607,13 +628,41 @@ async fn refund(
         fake.check("ValidationProblemDetails", false, &body);
         return (StatusCode::BAD_REQUEST, Json(body)).into_response();
     }
+    // What Greenfield would put in the pull payment: the paid amount at the rate then, or
+    // the custom amount. The fake knows only BTC amounts and refuses what lnvend must never
+    // ask for: more than was paid, a share left to the server's rounding.
+    let refused = |message: &str| {
+        let body = json!([{"path": "refundVariant", "message": message}]);
+        fake.check("ValidationProblemDetails", false, &body);
+        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+    };
+    if req.get("subtractPercentage").is_some() {
+        return refused("the fake refuses subtractPercentage: lnvend sends exact amounts");
+    }
+    let msat = match req["refundVariant"].as_str() {
+        Some("RateThen") => inv.paid_msat.max(inv.msat),
+        Some("Custom") => {
+            if req["customCurrency"] != "BTC" {
+                return refused("the fake refunds custom amounts in BTC only");
+            }
+            let Some(m) = req["customAmount"].as_str().and_then(msat_of_btc) else {
+                return refused("customAmount is not a BTC amount");
+            };
+            if m == 0 || m > inv.paid_msat.max(inv.msat) || m % 1000 != 0 {
+                return refused("customAmount must be whole sats, above 0, at most what was paid");
+            }
+            m
+        }
+        _ => return refused("a variant lnvend does not use"),
+    };
+    fake.lock().refund_requests.push((req.clone(), msat));
     let pp = format!("PP{:08X}", rand::random::<u32>());
     let body = json!({
         "id": pp,
         "name": req["name"],
         "description": req["description"],
         "currency": "BTC",
-        "amount": format!("{:.8}", inv.msat as f64 / 1e11),
+        "amount": format!("{}.{:08}", msat / 100_000_000_000, msat / 1000 % 100_000_000),
         "BOLT11Expiration": "30",
         "autoApproveClaims": false,
         "archived": false,
