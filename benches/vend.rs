@@ -921,7 +921,8 @@ fn bench_main(o: &Opts, venv: Option<&Path>) {
     }
 }
 
-/// The Bolt Card rows (loopback LNbits with its Bolt Cards extension; see benches/card_tap).
+/// The Bolt Card rows (loopback LNbits with its Bolt Cards extension; see benches/card_tap):
+/// the whole tap, then its parts from the same taps.
 fn card_rows(c: &card_tap::CardSamples, rows: &mut Vec<Row>) {
     rows.push(row(
         "card tap → pump on, loopback LNbits Bolt Cards",
@@ -929,30 +930,35 @@ fn card_rows(c: &card_tap::CardSamples, rows: &mut Vec<Row>) {
         "p95 ≤ 1500",
         Some(("p95", 1500.0)),
     ));
-    rows.push(row(
-        "  (card read: APDUs to the card model)",
-        &c.read,
-        "",
-        None,
-    ));
-    rows.push(row(
-        "  (withdrawRequest: GET the card's URL)",
-        &c.withdraw_request,
-        "",
-        None,
-    ));
-    rows.push(row(
-        "  (callback: k1 + invoice, paid by the extension)",
-        &c.callback,
-        "",
-        None,
-    ));
-    rows.push(row(
-        "  (confirmation: \"Paying\" in view → pump on)",
-        &c.confirmation,
-        "",
-        None,
-    ));
+    let parts: [(&str, &[f64]); 6] = [
+        (
+            "  (read: card in the field → URL on the reader thread)",
+            &c.read,
+        ),
+        (
+            "  (withdrawRequest: GET the card's URL → reply)",
+            &c.withdraw_request,
+        ),
+        (
+            "  (callback: GET with k1 + invoice → reply; LNbits pays inside)",
+            &c.callback,
+        ),
+        (
+            "  (LNbits' push of the payment, after the callback went out)",
+            &c.push_in_callback,
+        ),
+        (
+            "  (confirmation: push → authenticated state, ledger, pump on)",
+            &c.confirmation,
+        ),
+        (
+            "  (lnvend's own: the whole minus LNbits' share)",
+            &c.lnvend_own,
+        ),
+    ];
+    for (what, v) in parts {
+        rows.push(row(what, v, "", None));
+    }
 }
 
 /// The flow sensor's rows: in pulses, ml, µs and per cent, not ms.

@@ -117,6 +117,45 @@ async fn two_taps_in_a_row_make_one_card_payment() {
     m.shutdown().await;
 }
 
+/// A slow service's answer for a sale the customer left must not touch the next sale's card
+/// state: its "Paying with your card…" stays, and a second tap on it is still ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_answer_for_a_left_sale_leaves_the_next_sales_card_exchange_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = CardService::start(Behaviour {
+        refuse_replays: false,
+        first_callback_delay: Some(Duration::from_millis(1500)),
+        ..Behaviour::default()
+    })
+    .await;
+    let mut m = machine(&dir, LOCAL_NFC).await;
+    let first = payment_screen(&mut m).await;
+    tap(&m, &service.tap_uri("P1"));
+    card_says(&mut m, "Reading your card").await;
+    // The customer gives up on the first sale and picks again.
+    m.send(Input::Cancel);
+    m.wait_screen(Screen::Idle).await;
+    let second = payment_screen(&mut m).await;
+    assert_ne!(second.payment_uri, first.payment_uri, "a new invoice");
+    tap(&m, &service.tap_uri("P2"));
+    card_says(&mut m, "Paying with your card").await;
+    // The first sale's slow callback answers now.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    assert_eq!(service.callbacks().len(), 2);
+    let v = m.views.borrow().clone();
+    assert_eq!(v.payment_uri, second.payment_uri);
+    assert!(
+        v.card.message.contains("Paying with your card"),
+        "the second sale's card message: {:?}",
+        v.card.message
+    );
+    tap(&m, &service.tap_uri("P3"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(service.scans().len(), 2, "the third tap is ignored");
+    assert_eq!(service.callbacks().len(), 2, "one callback per invoice");
+    m.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_tap_is_declined_with_the_services_reason_and_the_qr_stays() {
     let dir = tempfile::tempdir().unwrap();

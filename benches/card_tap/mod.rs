@@ -6,22 +6,34 @@
 //!   model read through the readers' APDUs on the reader thread) to the enable pin going
 //!   high, on the whole machine: read, withdrawRequest, callback (in which the extension
 //!   pays the invoice inside LNbits), then the machine's own LNbits backend confirming.
-//! * Its parts, measured alone on fresh taps against the same LNbits: **read** (the APDU
-//!   exchange with the in-memory card model: no radio, no pcscd; a PC/SC reader adds about
-//!   44 ms per APDU through vpcd, five APDUs), **withdrawRequest** (GET of the card's URL,
-//!   with the extension's SUN check), **callback** (GET callback with `k1` and a fresh
-//!   invoice of the machine's wallet, returning once the extension has paid it), and on the
-//!   machine **confirmation** (from the view saying "Paying with your card…" to pump on).
+//! * Its parts, taken from the same taps: the card's URL names a timing proxy
+//!   ([`proxy`]) in front of LNbits, so the machine's own requests are timed as they go out
+//!   and as their replies come back, and an observer on LNbits' websocket for the invoice
+//!   notes when LNbits pushed the payment. **read** (card in the field → the reader thread
+//!   has its URL: the APDU exchange with the in-memory card model, no radio, no pcscd; a
+//!   PC/SC reader adds about 44 ms per APDU through vpcd, five APDUs), **withdrawRequest**
+//!   (the GET of the card's URL until its reply: the extension's SUN check), **callback**
+//!   (the GET with `k1` and the invoice on screen until its reply: the extension pays the
+//!   invoice inside LNbits before it answers), LNbits' **push** of the payment to the
+//!   observer (from the callback going out), **confirmation** (that push → the
+//!   authenticated state check, the ledger commit, pump on), and **lnvend's own** share:
+//!   the whole minus LNbits' (the withdrawRequest, and the callback until LNbits pushed the
+//!   payment or replied, whichever came first): the read, the hops between the steps and
+//!   the confirmation.
+
+mod proxy;
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use lnvend::controller::{Input, Screen};
-use serde_json::{json, Value};
+use lnvend::nfc::reader::ReadError;
+use lnvend::nfc::{CardReader, TapError};
 
 use crate::lnbits_boltcards::{BoltLnbits, CardSpec};
 use crate::sun_card::{CardField, SunCard};
-use crate::{ms, ms_between, pump_on_after, Rig, With};
+use crate::{ms_between, pump_on_after, Rig, With};
 
 const K1: &str = "0c3b25d92b38ae443229dd59ad34b85d";
 const K2: &str = "b45775776cb224c75bcde7ca3704e933";
@@ -35,14 +47,17 @@ pub struct CardSamples {
     pub read: Vec<f64>,
     pub withdraw_request: Vec<f64>,
     pub callback: Vec<f64>,
+    /// LNbits' push of the payment, from the callback's request going out (negative: never).
+    pub push_in_callback: Vec<f64>,
     pub confirmation: Vec<f64>,
+    pub lnvend_own: Vec<f64>,
 }
 
 fn key(h: &str) -> [u8; 16] {
     hex::decode(h).unwrap().try_into().unwrap()
 }
 
-/// `taps` card payments on the whole machine, and `taps` of each part alone.
+/// `taps` card payments on the whole machine, each split into its parts.
 pub fn measure(dir: &Path, venv: &Path, taps: usize) -> CardSamples {
     let mut s = CardSamples::default();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -59,50 +74,19 @@ pub fn measure(dir: &Path, venv: &Path, taps: usize) -> CardSamples {
         tx_limit_sat: 5000,
         daily_limit_sat: 100_000_000,
     }));
+    let proxy = proxy::Proxy::start(bolt.lnbits.port);
+    let through_proxy = issued.base_url.replacen(
+        &format!("127.0.0.1:{}/", bolt.lnbits.port),
+        &format!("127.0.0.1:{}/", proxy.port),
+        1,
+    );
+    assert_ne!(
+        through_proxy, issued.base_url,
+        "the card's URL names LNbits' port"
+    );
     let uid: [u8; 7] = hex::decode(UID).unwrap().try_into().unwrap();
-    let mut card = SunCard::new(key(K1), key(K2), uid, &issued.base_url);
+    let mut card = SunCard::new(key(K1), key(K2), uid, &through_proxy);
 
-    // The parts alone.
-    let http = reqwest::Client::new();
-    for _ in 0..taps {
-        let mut model = card.tap();
-        let t = Instant::now();
-        let uri = lnvend::nfc::reader::read_ndef_uri(&mut model)
-            .expect("read")
-            .expect("a URI");
-        s.read.push(ms(t.elapsed()));
-        let url = uri.replacen("lnurlw://", "http://", 1);
-        let (wr, callback_ms) = rt.block_on(async {
-            let t = Instant::now();
-            let wr: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
-            let wr_ms = ms(t.elapsed());
-            assert_eq!(wr["tag"], "withdrawRequest", "{wr}");
-            let invoice = crate::lnbits_server::call(
-                http.post(format!("{}/api/v1/payments", bolt.lnbits.url()))
-                    .header("X-Api-Key", &bolt.machine_inkey)
-                    .json(&json!({"out": false, "amount": 10, "memo": "bench"})),
-                "machine invoice",
-            )
-            .await;
-            let pr = invoice["bolt11"].as_str().expect("bolt11");
-            let t = Instant::now();
-            let ok: Value = http
-                .get(wr["callback"].as_str().unwrap())
-                .query(&[("k1", wr["k1"].as_str().unwrap()), ("pr", pr)])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            assert_eq!(ok["status"], "OK", "{ok}");
-            (wr_ms, ms(t.elapsed()))
-        });
-        s.withdraw_request.push(wr);
-        s.callback.push(callback_ms);
-    }
-
-    // The whole machine.
     let cfg = crate::config(
         &dir.join("card-machine"),
         50,
@@ -113,37 +97,81 @@ pub fn measure(dir: &Path, venv: &Path, taps: usize) -> CardSamples {
         With::Lnbits(bolt.lnbits.url(), bolt.card_wallet_adminkey.clone()),
     );
     let (field, cards) = CardField::new();
+    let read_at: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let reader = TimedReader {
+        field,
+        read_at: read_at.clone(),
+    };
     let inputs = rig.inputs.clone();
-    lnvend::nfc::reader::spawn(Box::new(field), true, move |e| inputs.send(Input::Nfc(e)))
+    lnvend::nfc::reader::spawn(Box::new(reader), true, move |e| inputs.send(Input::Nfc(e)))
         .expect("reader thread");
     for _ in 0..taps {
-        rig.tap_to_qr();
+        let (v, _) = rig.tap_to_qr();
+        let id = crate::invoice_id(&rig.payer, &crate::bolt11_of(&v));
+        let observer = rig
+            .rt
+            .block_on(crate::observe_push(&bolt.lnbits.url(), &id));
         let since = tokio::time::Instant::now();
         let gpio = rig.gpio.clone();
         let pump = rig
             .rt
             .spawn(async move { pump_on_after(&gpio, since).await });
+        *read_at.lock().unwrap() = None;
         let t0 = Instant::now();
         cards.send(card.tap()).unwrap();
-        // The view may go from "Paying" to the pour between two looks: then no
-        // confirmation sample for this tap.
-        let seen =
-            rig.try_wait(|v| v.card.message.starts_with("Paying") || v.screen == Screen::Pouring);
-        let paying_at = seen
-            .filter(|v| v.screen == Screen::Payment)
-            .map(|_| Instant::now());
         let on = rig
             .rt
             .block_on(pump)
             .unwrap()
             .expect("the pump started after the card tap");
+        let pushed = rig.rt.block_on(observer).unwrap();
         s.tap_to_pump.push(ms_between(t0, on));
-        if let Some(at) = paying_at {
+        let read = read_at.lock().unwrap().expect("the reader read the card");
+        s.read.push(ms_between(t0, read));
+        let ex = proxy.since(t0);
+        let find = |part: &str| {
+            let e = ex
+                .iter()
+                .find(|e| e.path.contains(part))
+                .unwrap_or_else(|| panic!("no {part} request through the proxy: {ex:?}"));
+            (e.sent, e.replied.expect("a reply"))
+        };
+        let (wr_sent, wr_replied) = find("/scan/");
+        let (cb_sent, cb_replied) = find("/lnurl/cb/");
+        s.withdraw_request.push(ms_between(wr_sent, wr_replied));
+        s.callback.push(ms_between(cb_sent, cb_replied));
+        // LNbits' share: the withdrawRequest, and the callback until LNbits had paid
+        // (its push; the machine's watch does not wait for the callback's reply).
+        let paid = pushed.map_or(cb_replied, |p| p.min(cb_replied));
+        let service = ms_between(wr_sent, wr_replied) + ms_between(cb_sent, paid);
+        s.lnvend_own.push(ms_between(t0, on) - service);
+        if let Some(at) = pushed {
+            s.push_in_callback.push(ms_between(cb_sent, at));
             s.confirmation.push(ms_between(at, on));
         }
         rig.wait(|v| v.screen == Screen::ThankYou, "thank you");
     }
     rig.shutdown();
+    drop(proxy);
     drop(bolt);
     s
+}
+
+/// The bench's card field, noting when each read ended (the reader thread then hands the
+/// URL to the controller).
+struct TimedReader {
+    field: CardField,
+    read_at: Arc<Mutex<Option<Instant>>>,
+}
+
+impl CardReader for TimedReader {
+    fn wait_for_card(&mut self) -> Result<Result<String, TapError>, ReadError> {
+        let r = self.field.wait_for_card();
+        *self.read_at.lock().unwrap() = Some(Instant::now());
+        r
+    }
+
+    fn describe(&self) -> String {
+        self.field.describe()
+    }
 }

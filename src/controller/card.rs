@@ -137,6 +137,24 @@ impl Controller {
         if self.cards.in_flight.as_ref() == Some(&invoice_id) {
             self.cards.in_flight = None;
         }
+        // A slow service may answer after its sale left the screen (cancelled, expired): its
+        // answer must not overwrite the card state of the sale on screen now, or that sale
+        // would lose its message and take a second card exchange. A payment the service
+        // still makes for the old invoice is a late payment (see `late`).
+        if self.invoice_on_screen().map(|i| &i.id) != Some(&invoice_id) {
+            match &result {
+                Ok(CardStep::Sent) => {
+                    tracing::warn!(invoice = %invoice_id, "the card's service accepted the invoice of a sale no longer on screen; a payment for it is handled as a late payment")
+                }
+                Ok(CardStep::NeedsPin(_)) => {
+                    tracing::info!(invoice = %invoice_id, "a card's PIN request for a sale no longer on screen; dropped")
+                }
+                Err(e) => {
+                    tracing::info!(invoice = %invoice_id, error = %e, "a card exchange for a sale no longer on screen failed")
+                }
+            }
+            return;
+        }
         let message = match result {
             Ok(CardStep::Sent) => {
                 tracing::info!(invoice = %invoice_id, "the card's service accepted the invoice; waiting for the backend to confirm the payment");

@@ -337,8 +337,102 @@ impl SafeGet {
     }
 
     /// GETs `url` under the rules and returns its body (any 2xx). Errors name only the host.
+    /// The timeout bounds the whole request, from the DNS lookup to the last byte, so a
+    /// slow resolver and a slow server together cannot take twice as long.
     pub async fn get(&self, url: &url::Url) -> Result<Vec<u8>, LnurlError> {
-        let addrs = self.resolve(url).await?;
+        self.session().get(url).await
+    }
+
+    /// A card's exchange with its service, which may go over one connection (see
+    /// [`Session`]).
+    pub fn session(&self) -> Session<'_> {
+        Session {
+            rules: self,
+            last: None,
+        }
+    }
+
+    /// A client that connects only to `addrs` for `url`'s host (no second DNS answer).
+    fn client_for(
+        &self,
+        url: &url::Url,
+        addrs: &[SocketAddr],
+    ) -> Result<reqwest::Client, LnurlError> {
+        let mut builder = reqwest::Client::builder()
+            .use_preconfigured_tls((*self.tls).clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout)
+            .no_proxy()
+            .user_agent(concat!("lnvend/", env!("CARGO_PKG_VERSION")));
+        if let Some(url::Host::Domain(d)) = url.host() {
+            builder = builder.resolve_to_addrs(d, addrs);
+        }
+        builder.build().map_err(|e| LnurlError::Unreachable {
+            host: url.host_str().unwrap_or("").to_string(),
+            why: e.without_url().to_string(),
+        })
+    }
+
+    /// Step 3 of the flow: the card's withdrawRequest.
+    pub async fn withdraw_request(&self, card: &CardUrl) -> Result<WithdrawRequest, LnurlError> {
+        self.session().withdraw_request(card).await
+    }
+
+    /// Step 5: send the invoice on screen (and the PIN) to the card's service. `Ok` means
+    /// only that the service will try to pay.
+    pub async fn callback(
+        &self,
+        req: &WithdrawRequest,
+        bolt11: &str,
+        pin: Option<&Secret>,
+    ) -> Result<(), LnurlError> {
+        self.session().callback(req, bolt11, pin).await
+    }
+}
+
+/// One card's exchange with its service: the withdrawRequest, then the callback. A Bolt
+/// Card service puts its callback on its own host, so the callback reuses the connection
+/// (and the addresses checked for it) of the withdrawRequest: no second DNS lookup, TCP or
+/// TLS handshake, which is most of a request's time to a service across the internet. A
+/// callback on another origin (scheme, host, port) is resolved and checked on its own.
+pub struct Session<'a> {
+    rules: &'a SafeGet,
+    /// The origin of the last request and its client, pinned to that origin's checked
+    /// addresses.
+    last: Option<(url::Origin, reqwest::Client)>,
+}
+
+impl Session<'_> {
+    /// GETs `url` under the rules (see [`SafeGet::get`]).
+    pub async fn get(&mut self, url: &url::Url) -> Result<Vec<u8>, LnurlError> {
+        let timeout = self.rules.timeout;
+        match tokio::time::timeout(timeout, self.get_within(url)).await {
+            Ok(r) => r,
+            Err(_) => Err(LnurlError::Unreachable {
+                host: url.host_str().unwrap_or("").to_string(),
+                why: "timed out".into(),
+            }),
+        }
+    }
+
+    async fn get_within(&mut self, url: &url::Url) -> Result<Vec<u8>, LnurlError> {
+        let origin = url.origin();
+        let client = match &self.last {
+            // Same scheme, host and port as a request already checked and made: the
+            // same addresses. A URL with credentials is refused below, never reused.
+            Some((o, c))
+                if *o == origin && url.username().is_empty() && url.password().is_none() =>
+            {
+                c.clone()
+            }
+            _ => {
+                let addrs = self.rules.resolve(url).await?;
+                let c = self.rules.client_for(url, &addrs)?;
+                self.last = Some((origin, c.clone()));
+                c
+            }
+        };
         let host = url.host_str().unwrap_or("").to_string();
         let unreachable = |why: String| LnurlError::Unreachable {
             host: host.clone(),
@@ -348,20 +442,6 @@ impl SafeGet {
             host: host.clone(),
             why,
         };
-        let mut builder = reqwest::Client::builder()
-            .use_preconfigured_tls((*self.tls).clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(self.timeout)
-            .connect_timeout(self.timeout)
-            .no_proxy()
-            .user_agent(concat!("lnvend/", env!("CARGO_PKG_VERSION")));
-        if let Some(url::Host::Domain(d)) = url.host() {
-            // Connect to exactly the checked addresses: no second DNS answer.
-            builder = builder.resolve_to_addrs(d, &addrs);
-        }
-        let client = builder
-            .build()
-            .map_err(|e| unreachable(e.without_url().to_string()))?;
         let fetch = async {
             let mut resp = client
                 .get(url.clone())
@@ -399,15 +479,15 @@ impl SafeGet {
             }
             Ok(body)
         };
-        // The whole exchange, body included, is bounded (a slow drip of bytes too).
-        match tokio::time::timeout(self.timeout, fetch).await {
-            Ok(r) => r,
-            Err(_) => Err(unreachable("timed out".into())),
-        }
+        // Bounded with the lookup by `get` (a slow drip of bytes too).
+        fetch.await
     }
 
     /// Step 3 of the flow: the card's withdrawRequest.
-    pub async fn withdraw_request(&self, card: &CardUrl) -> Result<WithdrawRequest, LnurlError> {
+    pub async fn withdraw_request(
+        &mut self,
+        card: &CardUrl,
+    ) -> Result<WithdrawRequest, LnurlError> {
         let body = self.get(card.expose()).await?;
         parse_withdraw_request(&body, &card.host())
     }
@@ -415,7 +495,7 @@ impl SafeGet {
     /// Step 5: send the invoice on screen (and the PIN) to the card's service. `Ok` means
     /// only that the service will try to pay.
     pub async fn callback(
-        &self,
+        &mut self,
         req: &WithdrawRequest,
         bolt11: &str,
         pin: Option<&Secret>,

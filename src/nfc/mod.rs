@@ -18,7 +18,7 @@ pub mod reader;
 pub mod sim_service;
 pub mod virtual_card;
 
-pub use lnurl::{LnurlError, SafeGet, WithdrawRequest};
+pub use lnurl::{LnurlError, SafeGet, Session, WithdrawRequest};
 pub use ndef::CardUrl;
 pub use reader::{CardReader, FakeReader, NfcEvent, ReaderHealth, TapError};
 
@@ -73,12 +73,14 @@ pub async fn pay_with_card(
     bolt11: &str,
     price: Msat,
 ) -> Result<CardStep, LnurlError> {
-    let req = get.withdraw_request(card).await?;
+    // One session: the callback goes over the withdrawRequest's connection when it can.
+    let mut session = get.session();
+    let req = session.withdraw_request(card).await?;
     req.check_price(price)?;
     if req.needs_pin(price) {
         return Ok(CardStep::NeedsPin(req));
     }
-    get.callback(&req, bolt11, None).await?;
+    session.callback(&req, bolt11, None).await?;
     Ok(CardStep::Sent)
 }
 

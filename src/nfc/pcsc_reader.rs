@@ -6,6 +6,15 @@
 //! pcscd may restart or be missing: every call that fails for that reason drops the context
 //! and reports [`ReadError::Reader`], and the reader loop reconnects after a pause. A card
 //! pulled away mid-read is [`ReadError::Removed`] (the screen says "try again").
+//!
+//! A read that fails that way while pcscd still reports a card present is tried again
+//! (up to [`RETRIES`] times for one lay-down, [`RETRY_PAUSE`] apart), instead of counting
+//! that card as read: the screen says "hold it still and try again", and a card that only
+//! slipped in the field, or a card laid down so soon after the pulled one that pcscd never
+//! saw the reader empty, must then be read without lifting it again. On vsmartcard's
+//! virtual reader the second case is what happens: vpcd drops the pulled card's socket on
+//! the failed APDU and answers the next presence poll with the next card's socket, so
+//! pcscd's event count for the reader does not change between the two cards.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -18,11 +27,20 @@ use super::reader::{read_ndef_uri, ApduLink, CardReader, ReadError, TapError};
 /// How long one wait for a card lasts before the reader list is looked at again.
 const WAIT: Duration = Duration::from_secs(1);
 
+/// Reads tried again after a failed one, for one card lying on the reader.
+pub const RETRIES: u8 = 2;
+/// The pause before a read is tried again: the card settles, and a card that is really
+/// gone has time to show as gone.
+pub const RETRY_PAUSE: Duration = Duration::from_millis(300);
+
 pub struct PcscReader {
     ctx: Option<Context>,
     /// Readers whose present card was read already, with pcscd's event count then: a card
     /// taken away and laid down again (even between two looks) changes the count.
     read: HashMap<CString, u32>,
+    /// Readers whose present card failed to read, with the event count and the retries
+    /// made for it so far.
+    failed: HashMap<CString, (u32, u8)>,
 }
 
 impl PcscReader {
@@ -30,6 +48,7 @@ impl PcscReader {
         PcscReader {
             ctx: None,
             read: HashMap::new(),
+            failed: HashMap::new(),
         }
     }
 
@@ -48,7 +67,59 @@ impl PcscReader {
     fn service_error(&mut self, e: Error) -> ReadError {
         self.ctx = None;
         self.read.clear();
+        self.failed.clear();
         ReadError::Reader(format!("pcscd: {e}"))
+    }
+
+    /// Connects to the card on `name` (event count `count`) and reads it, trying it again
+    /// later if the read failed the way a moved card fails.
+    fn read_card(
+        &mut self,
+        name: CString,
+        count: u32,
+    ) -> Result<Result<String, TapError>, ReadError> {
+        let retry = self
+            .failed
+            .get(&name)
+            .filter(|(c, _)| *c == count)
+            .map(|&(_, n)| n);
+        if retry.is_some() {
+            std::thread::sleep(RETRY_PAUSE);
+        }
+        self.read.insert(name.clone(), count);
+        let result = match self
+            .context()?
+            .connect(&name, ShareMode::Shared, Protocols::ANY)
+        {
+            Ok(card) => {
+                let result = read_ndef_uri(&mut Link(&card));
+                let _ = card.disconnect(Disposition::LeaveCard);
+                result
+            }
+            Err(e) if is_removal(e) => Err(ReadError::Removed),
+            Err(e) => return Err(self.service_error(e)),
+        };
+        match &result {
+            Err(ReadError::Reader(_)) => {
+                self.ctx = None;
+                self.read.clear();
+                self.failed.clear();
+            }
+            Err(ReadError::Removed | ReadError::Garbled(_)) => {
+                let tries = retry.unwrap_or(0);
+                if tries < RETRIES {
+                    // Not read: the next look reads it again while it lies there.
+                    self.read.remove(&name);
+                    self.failed.insert(name, (count, tries + 1));
+                } else {
+                    self.failed.remove(&name);
+                }
+            }
+            Ok(_) | Err(ReadError::Refused { .. } | ReadError::Closed) => {
+                self.failed.remove(&name);
+            }
+        }
+        result
     }
 }
 
@@ -132,28 +203,13 @@ impl CardReader for PcscReader {
                             }
                         } else {
                             self.read.remove(&name);
+                            self.failed.remove(&name);
                         }
                     }
                     rs.sync_current_state();
                 }
                 if let Some((name, count)) = ready {
-                    self.read.insert(name.clone(), count);
-                    let card =
-                        match self
-                            .context()?
-                            .connect(&name, ShareMode::Shared, Protocols::ANY)
-                        {
-                            Ok(c) => c,
-                            Err(e) if is_removal(e) => return Err(ReadError::Removed),
-                            Err(e) => return Err(self.service_error(e)),
-                        };
-                    let result = read_ndef_uri(&mut Link(&card));
-                    let _ = card.disconnect(Disposition::LeaveCard);
-                    if let Err(ReadError::Reader(_)) = &result {
-                        self.ctx = None;
-                        self.read.clear();
-                    }
-                    return result;
+                    return self.read_card(name, count);
                 }
                 if replug {
                     break;

@@ -26,6 +26,8 @@ pub struct Behaviour {
     /// A PIN card: `pinLimit` (msat, like the other amounts) in the withdrawRequest, and a
     /// callback at or above it without this `pin` is refused with "Wrong PIN".
     pub pin: Option<(u64, String)>,
+    /// The first callback answers only after this long (a slow service), the others at once.
+    pub first_callback_delay: Option<std::time::Duration>,
 }
 
 impl Default for Behaviour {
@@ -37,6 +39,7 @@ impl Default for Behaviour {
             callback_error: None,
             refuse_replays: true,
             pin: None,
+            first_callback_delay: None,
         }
     }
 }
@@ -132,7 +135,14 @@ async fn callback(State(s): State<Shared>, Query(q): Query<HashMap<String, Strin
         None => true,
         Some((_, pin)) => q.get("pin") == Some(pin),
     };
-    s.callbacks.lock().unwrap().push(q);
+    let first = {
+        let mut callbacks = s.callbacks.lock().unwrap();
+        callbacks.push(q);
+        callbacks.len() == 1
+    };
+    if let Some(delay) = s.behaviour.first_callback_delay.filter(|_| first) {
+        tokio::time::sleep(delay).await;
+    }
     if !pin_ok {
         return error("Wrong PIN");
     }

@@ -36,10 +36,29 @@ impl Pcscd {
             std::path::Path::new("/usr/lib/pcsc/drivers/serial/libifdvpcd.so").exists(),
             "vsmartcard-vpcd is not installed: run ./scripts/deps"
         );
+        // LNVEND_PCSCD_LOG=<file>: pcscd's debug log (`-d`) goes there, for a failing test.
+        let log = std::env::var_os("LNVEND_PCSCD_LOG").map(|f| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(f)
+                .expect("LNVEND_PCSCD_LOG file")
+        });
+        let mut args = vec!["-f", "--force-reader-polling"];
+        if log.is_some() {
+            args.push("-d");
+        }
+        let (out, err) = match &log {
+            Some(f) => (
+                Stdio::from(f.try_clone().unwrap()),
+                Stdio::from(f.try_clone().unwrap()),
+            ),
+            None => (Stdio::null(), Stdio::null()),
+        };
         let child = Command::new("pcscd")
-            .args(["-f", "--force-reader-polling"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .args(args)
+            .stdout(out)
+            .stderr(err)
             .process_group(0)
             .spawn()
             .expect("pcscd (package pcscd; run ./scripts/deps)");

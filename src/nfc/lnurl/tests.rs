@@ -449,3 +449,84 @@ async fn no_error_or_debug_output_shows_p_c_or_k1() {
         }
     }
 }
+
+/// The peer address of every request that reached a service, by route.
+type Peers = Arc<Mutex<Vec<(&'static str, std::net::SocketAddr)>>>;
+
+/// A service on `ip` whose callback is on `callback_base` (filled in once known).
+async fn peer_service(ip: &str, peers: Peers, callback_base: Arc<Mutex<String>>) -> String {
+    use axum::extract::ConnectInfo;
+    let (p1, p2) = (peers.clone(), peers);
+    let app = Router::new()
+        .route(
+            "/scan",
+            get(
+                move |ConnectInfo(a): ConnectInfo<std::net::SocketAddr>| async move {
+                    p1.lock().unwrap().push(("scan", a));
+                    let cb = format!("{}/cb", callback_base.lock().unwrap());
+                    wr(1000, 100_000_000, "").replace("https://card.example/cb", &cb)
+                },
+            ),
+        )
+        .route(
+            "/cb",
+            get(
+                move |ConnectInfo(a): ConnectInfo<std::net::SocketAddr>| async move {
+                    p2.lock().unwrap().push(("cb", a));
+                    r#"{"status":"OK"}"#
+                },
+            ),
+        );
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .ok()
+    });
+    base
+}
+
+#[tokio::test]
+async fn the_callback_on_the_cards_own_host_reuses_its_connection() {
+    // Across the internet a connection costs a TCP and a TLS handshake: a card payment
+    // makes one, not two, when the callback is on the card URL's host (as Bolt Card
+    // services put it).
+    let peers = Peers::default();
+    let cb_base = Arc::new(Mutex::new(String::new()));
+    let base = peer_service("127.0.0.1", peers.clone(), cb_base.clone()).await;
+    *cb_base.lock().unwrap() = base.clone();
+    let step = pay_with_card(
+        &local_rules(),
+        &card(&base),
+        "lnbc1x",
+        Msat::from_msat(21_000),
+    )
+    .await
+    .unwrap();
+    assert_eq!(step, CardStep::Sent);
+    let seen = peers.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].1, seen[1].1, "one connection for both requests");
+
+    // A callback on another host gets its own connection, checked on its own: with the
+    // private-address switch off and only the card's host allowed, it is refused.
+    let peers = Peers::default();
+    let other = peer_service("127.0.0.2", peers.clone(), Arc::default()).await;
+    let cb_base = Arc::new(Mutex::new(other));
+    let base = peer_service("127.0.0.1", peers.clone(), cb_base).await;
+    let rules = SafeGet::new(&NfcConfig {
+        allow_insecure_http: true,
+        allow_hosts: vec!["127.0.0.1".into()],
+        request_timeout_ms: 2000,
+        ..NfcConfig::default()
+    })
+    .unwrap();
+    let r = pay_with_card(&rules, &card(&base), "lnbc1x", Msat::from_msat(21_000)).await;
+    assert!(matches!(r, Err(LnurlError::Refused { .. })), "{r:?}");
+    let seen = peers.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "the withdrawRequest only: {seen:?}");
+}
