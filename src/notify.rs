@@ -8,6 +8,13 @@
 //! else moves (the controller's [`crate::controller::Controller::heartbeat`], the UI
 //! thread's); when any of them stops moving, lnvend stops the pump and stops feeding, and
 //! systemd kills and restarts it (`WatchdogSec=` in `systemd/lnvend.service`).
+//!
+//! Two limits, on purpose not one: how often systemd is fed follows `WatchdogSec=` (a
+//! quarter of it), but how long a beat may stand still before lnvend calls itself hung
+//! never drops below [`MIN_HANG_LIMIT`], however short `WatchdogSec=` is. A short
+//! `WatchdogSec=` bounds how long a frozen process (which feeds nothing) keeps the pump
+//! running; a short hang limit would instead restart a merely slow machine, a Pi whose SD
+//! card stalls a ledger commit for seconds, in the middle of a pour.
 
 use std::io;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
@@ -147,8 +154,25 @@ pub fn stale_beat(beats: &[Beat], now: Instant, stale_after: Duration) -> Option
     })
 }
 
-/// Feeds systemd's watchdog every quarter `period` while every beat is fresh (moved within
-/// half the period). Before each check `nudge` runs, so a beat that needs asking (the UI
+/// The shortest time a beat may stand still before lnvend counts itself hung. The
+/// controller beats every 2 s; 10 s leaves room for a ledger commit that an SD card holds
+/// up for several seconds, which is slow, not hung.
+pub const MIN_HANG_LIMIT: Duration = Duration::from_secs(10);
+
+/// How often systemd's watchdog is fed for a `WatchdogSec=` of `period`: a quarter of it,
+/// so a feed or two may come late without a kill.
+pub fn feed_interval(period: Duration) -> Duration {
+    (period / 4).max(Duration::from_millis(500))
+}
+
+/// How long a beat may stand still before lnvend counts itself hung: half the period, but
+/// never under [`MIN_HANG_LIMIT`] (see the module header for why they are decoupled).
+pub fn hang_limit(period: Duration) -> Duration {
+    (period / 2).max(MIN_HANG_LIMIT)
+}
+
+/// Feeds systemd's watchdog every [`feed_interval`] while every beat is fresh (moved within
+/// [`hang_limit`]). Before each check `nudge` runs, so a beat that needs asking (the UI
 /// thread's) can move. When a beat goes stale, `on_hung` runs once (it stops the pump) and
 /// the feeding stops for good: systemd then kills the process and `ExecStopPost=` drives the
 /// pins low again.
@@ -159,8 +183,8 @@ pub async fn feed_watchdog(
     nudge: impl Fn(),
     on_hung: impl FnOnce(),
 ) {
-    let every = (period / 4).max(Duration::from_millis(500));
-    let stale_after = (period / 2).max(Duration::from_secs(5));
+    let every = feed_interval(period);
+    let stale_after = hang_limit(period);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -256,51 +280,169 @@ mod tests {
         assert_eq!(parse_watchdog(None, None, 7), None);
     }
 
+    /// A watchdog feeder for `period` on one beat, "controller", talking to a socket of
+    /// its own: the socket (to read what systemd would get), the beat, whether `on_hung`
+    /// ran, and the task. The socket is read every second of the test's time: a datagram
+    /// socket holds only a few unread messages, and a full one would block the feeder's
+    /// send (and with it the test's one-thread runtime).
+    struct Fed {
+        _dir: tempfile::TempDir,
+        server: UnixDatagram,
+        inbox: std::cell::RefCell<Vec<String>>,
+        beat: watch::Sender<Instant>,
+        hung: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Fed {
+        fn start(period: Duration) -> Fed {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("notify.sock");
+            let server = UnixDatagram::bind(&path).unwrap();
+            server.set_nonblocking(true).unwrap();
+            let (beat, rx) = watch::channel(Instant::now());
+            let hung = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let h = hung.clone();
+            let task = tokio::spawn(feed_watchdog(
+                Notifier::to(path.to_str().unwrap()).unwrap(),
+                period,
+                vec![Beat {
+                    name: "controller",
+                    last: rx,
+                }],
+                || {},
+                move || h.store(true, std::sync::atomic::Ordering::SeqCst),
+            ));
+            Fed {
+                _dir: dir,
+                server,
+                inbox: Default::default(),
+                beat,
+                hung,
+                task,
+            }
+        }
+
+        fn drain(&self) {
+            let mut buf = [0u8; 128];
+            while let Ok(len) = self.server.recv(&mut buf) {
+                let m = String::from_utf8_lossy(&buf[..len]).to_string();
+                self.inbox.borrow_mut().push(m);
+            }
+        }
+
+        /// Every datagram systemd would have received since the last call.
+        fn received(&self) -> Vec<String> {
+            self.drain();
+            self.inbox.take()
+        }
+
+        fn feeds(&self) -> usize {
+            self.received()
+                .iter()
+                .filter(|m| *m == "WATCHDOG=1\n")
+                .count()
+        }
+
+        fn hung(&self) -> bool {
+            self.hung.load(std::sync::atomic::Ordering::SeqCst)
+        }
+
+        /// `seconds` of a controller beating every 2 s, as the real one does.
+        async fn beat_for(&self, seconds: u64) {
+            for _ in 0..seconds / 2 {
+                self.stall_for(2).await;
+                self.beat.send_replace(Instant::now());
+            }
+        }
+
+        /// `seconds` of a controller that does not beat.
+        async fn stall_for(&self, seconds: u64) {
+            for _ in 0..seconds {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                self.drain();
+            }
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_watchdog_is_fed_while_beats_move_and_not_after_one_stops() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("notify.sock");
-        let server = UnixDatagram::bind(&path).unwrap();
-        server.set_nonblocking(true).unwrap();
-        let (tx, rx) = watch::channel(Instant::now());
-        let hung = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let h = hung.clone();
-        let period = Duration::from_secs(20);
-        let task = tokio::spawn(feed_watchdog(
-            Notifier::to(path.to_str().unwrap()).unwrap(),
-            period,
-            vec![Beat {
-                name: "controller",
-                last: rx,
-            }],
-            || {},
-            move || h.store(true, std::sync::atomic::Ordering::SeqCst),
-        ));
-        // Alive for 30 s: the beat moves every 2 s, as the controller's does.
-        for _ in 0..15 {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            tx.send_replace(Instant::now());
-        }
-        let mut fed = 0;
-        let mut buf = [0u8; 64];
-        while let Ok(len) = server.recv(&mut buf) {
-            assert_eq!(&buf[..len], b"WATCHDOG=1\n");
-            fed += 1;
-        }
-        assert!(fed >= 5, "fed {fed} times in 30 s");
-        assert!(!hung.load(std::sync::atomic::Ordering::SeqCst));
-        // Then the beat stops: within the period the feeding ends and the pump is stopped.
-        tokio::time::sleep(period).await;
-        assert!(task.is_finished());
-        assert!(hung.load(std::sync::atomic::Ordering::SeqCst));
-        let mut after = Vec::new();
-        while let Ok(len) = server.recv(&mut buf) {
-            after.push(String::from_utf8_lossy(&buf[..len]).to_string());
-        }
+        let fed = Fed::start(Duration::from_secs(10));
+        fed.beat_for(30).await;
+        let feeds = fed.feeds();
+        // Every 2.5 s for WatchdogSec=10: 12 or 13 in 30 s, never fewer than one per 5 s.
+        assert!(feeds >= 12, "fed {feeds} times in 30 s");
+        assert!(!fed.hung());
+        // Then the beat stops: past the hang limit (10 s) and one feed interval, the
+        // feeding has ended and the pump was stopped.
+        fed.stall_for(13).await;
+        assert!(fed.task.is_finished());
+        assert!(fed.hung());
+        let after = fed.received();
         assert_eq!(
             after.last().map(String::as_str),
             Some("STATUS=hung: controller stopped\n")
         );
-        assert!(after.iter().filter(|m| *m == "WATCHDOG=1\n").count() <= 3);
+        // Fed while the beat was still young enough (up to 10 s), then never again.
+        assert!(after.iter().filter(|m| *m == "WATCHDOG=1\n").count() <= 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_short_watchdog_still_lets_the_controller_stall_nine_seconds() {
+        // WatchdogSec=10 and even 4: a commit that holds the controller 9 s (an SD card's
+        // stall) is slow, not hung. The pump is not stopped and systemd is fed throughout,
+        // every quarter period, so it does not kill the machine mid-pour.
+        for period in [Duration::from_secs(10), Duration::from_secs(4)] {
+            let fed = Fed::start(period);
+            fed.beat_for(6).await;
+            fed.feeds();
+            fed.stall_for(9).await;
+            let during = fed.feeds();
+            // One tick may fall either side of the stall's ends.
+            let want = (9_000 / feed_interval(period).as_millis()) as usize - 1;
+            assert!(
+                during >= want,
+                "WatchdogSec={period:?}: fed {during} times in a 9 s stall, want {want}"
+            );
+            assert!(
+                !fed.hung(),
+                "WatchdogSec={period:?}: a 9 s stall was a hang"
+            );
+            // The controller moves again: it carries on as if nothing had happened.
+            fed.beat.send_replace(Instant::now());
+            fed.beat_for(20).await;
+            assert!(!fed.hung() && !fed.task.is_finished());
+            assert!(fed.feeds() >= (20_000 / feed_interval(period).as_millis()) as usize);
+        }
+    }
+
+    /// The unit's `Key=` value in whole seconds (`WatchdogSec=10`).
+    fn unit_seconds(unit: &str, key: &str) -> Duration {
+        let value = unit
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("no {key}= in systemd/lnvend.service"));
+        Duration::from_secs(value.trim().parse().unwrap_or_else(|_| {
+            panic!("{key}={value} in systemd/lnvend.service is not whole seconds")
+        }))
+    }
+
+    #[test]
+    fn the_units_watchdog_settings_agree_with_the_code() {
+        let unit = include_str!("../systemd/lnvend.service");
+        let watchdog = unit_seconds(unit, "WatchdogSec");
+        let abort = unit_seconds(unit, "TimeoutAbortSec");
+        // Fed at least twice per WatchdogSec: one late feed is not a kill.
+        assert!(feed_interval(watchdog) * 2 < watchdog, "{watchdog:?}");
+        // A frozen lnvend (SIGSTOP, a stuck kernel call) cannot stop its own pump: systemd's
+        // SIGABRT after WatchdogSec and SIGKILL after TimeoutAbortSec are what end the pour.
+        // README ("The service") promises 12 s; the appliance test allows 2 s more for
+        // sampling (scripts/appliance-test, prove_watchdog).
+        assert!(
+            watchdog + abort <= Duration::from_secs(12),
+            "WatchdogSec={watchdog:?} + TimeoutAbortSec={abort:?} beyond README's 12 s"
+        );
+        // And the short WatchdogSec did not shorten the hang limit.
+        assert_eq!(hang_limit(watchdog), MIN_HANG_LIMIT);
     }
 }

@@ -8,6 +8,8 @@ needs nothing installed on the host but python3.
   qmp.py QMP_SOCK quit
   qmp.py QMP_SOCK tap X Y W H              a one-finger tap at pixel (X, Y) of a W x H display,
                                           through the multitouch device (as on the Pi)
+  qmp.py QMP_SOCK hold X Y W H MS          the same finger held down MS milliseconds (the
+                                          operator corner wants three seconds)
   qmp.py --agent QGA_SOCK wait SECONDS     wait until the guest agent answers
   qmp.py --agent QGA_SOCK sh 'COMMAND'     run /bin/sh -c COMMAND; its output and status
   qmp.py --check-png FILE.png              fail if the image is one flat colour
@@ -58,12 +60,14 @@ def qmp(path, args):
             call(f, "quit")
         elif args[0] == "tap":
             tap(f, *(int(a) for a in args[1:5]))
+        elif args[0] == "hold":
+            tap(f, *(int(a) for a in args[1:5]), hold_ms=int(args[5]))
         else:
             raise SystemExit(f"unknown QMP command {args[0]}")
 
 
-def tap(f, x, y, width, height):
-    """A finger down at (x, y), held 150 ms, and up: one multitouch contact in slot 0. qemu
+def tap(f, x, y, width, height, hold_ms=150):
+    """A finger down at (x, y), held hold_ms, and up: one multitouch contact in slot 0. qemu
     turns "begin" and "end" into ABS_MT_SLOT + ABS_MT_TRACKING_ID with the id given, so the
     end carries -1 (the kernel's "contact lifted") and every contact a fresh id (the kernel
     drops an event that repeats the slot's last value). qemu sends a SYN_REPORT after each
@@ -83,7 +87,7 @@ def tap(f, x, y, width, height):
         mtt("data", contact, "y", ay),
         {"type": "btn", "data": {"down": True, "button": "touch"}},
     ]})
-    time.sleep(0.15)
+    time.sleep(hold_ms / 1000)
     call(f, "input-send-event", {"events": [
         mtt("end", -1),
         {"type": "btn", "data": {"down": False, "button": "touch"}},
