@@ -45,6 +45,12 @@ impl Controller {
             self.op.message = why.clone();
             return Err(why);
         }
+        if owed.nothing_owed() {
+            let why =
+                format!("{id}'s pours delivered the whole drink: nothing to refund; settle it.");
+            self.op.message = why.clone();
+            return Err(why);
+        }
         // What the credit is worth: for a partly poured drink only the undelivered share.
         let value = owed.value();
         let amount = if owed.is_partial() {

@@ -366,7 +366,12 @@ impl Controller {
             match ledger.owed_sale(&id) {
                 // Still owed, and the customer may pour it themselves; not while its refund
                 // is under way (a pour then would give the drink and the money).
-                Ok(Some(o)) if o.public && !self.refunding.contains_key(&o.sale_id) => {
+                // Nor one with nothing left to pour (a 0 ml pour).
+                Ok(Some(o))
+                    if o.public
+                        && !o.nothing_owed()
+                        && !self.refunding.contains_key(&o.sale_id) =>
+                {
                     let pourable = self
                         .product_named(&o.product)
                         .is_some_and(|p| !self.is_sold_out(p.index));
