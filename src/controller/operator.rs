@@ -189,6 +189,13 @@ impl Controller {
                 None
             }
             OpAction::Settle(id) => {
+                // A refund under way may still give the money back: settled as well, the
+                // sale would be paid out twice (by hand and by the refund).
+                if self.refunding.contains_key(&SaleId(id.clone())) {
+                    self.op.message =
+                        format!("The refund of {id} is under way: settle it only if it fails.");
+                    return None;
+                }
                 if let Ok(l) = &mut self.ledger {
                     match l.mark_settled(&SaleId(id.clone())) {
                         Ok(true) => {
