@@ -106,6 +106,10 @@ pub struct Controller {
     ledger_fault: Option<String>,
     /// Finished pours the ledger could not record yet.
     unrecorded_pours: Vec<SaleId>,
+    /// Refunds the backend made that the ledger could not record yet (sale, amount, link or
+    /// receipt): still owed in the ledger, so never offered, refunded or settled again in
+    /// this run, and the machine out of service until they are recorded.
+    unrecorded_refunds: Vec<(SaleId, Msat, String)>,
     /// The credits of before the start are offered only once the wall clock is trusted
     /// (their age comes from the ledger's wall-clock dates).
     offers_pending: bool,
@@ -202,6 +206,7 @@ impl Controller {
             refunding: HashMap::new(),
             ledger_fault: None,
             unrecorded_pours: Vec::new(),
+            unrecorded_refunds: Vec::new(),
             offers_pending: false,
             pour_task: None,
             qr_cache: None,
@@ -524,6 +529,13 @@ impl Controller {
                 e
             }
         };
+        // The fault screen waits for the refund it asked for: its answer (a claim link or
+        // why not) is shown there, not to whoever is at the machine next. The backend's
+        // request timeout bounds the wait.
+        if matches!(event, Event::Tick | Event::FaultDismissed) && self.fault_refund_pending() {
+            self.publish();
+            return;
+        }
         let event = self.record_before_showing(event);
         // Only the countdown or the backend ends a payment screen this way; a Cancel is the
         // customer's own and goes straight back to the tiles.
