@@ -110,6 +110,12 @@ impl Controller {
         matches!(&self.fault_refund, Some((id, None)) if *id == sale.id)
             && self.refunding.contains_key(&sale.id)
     }
+    /// Whether `event` (Done, or the timer) must wait: the fault screen waits for the refund
+    /// it asked for, so its answer (a claim link or why not) is shown there, not to whoever
+    /// is at the machine next. The backend's request timeout bounds the wait.
+    pub(super) fn fault_screen_waits(&self, event: &Event) -> bool {
+        matches!(event, Event::Tick | Event::FaultDismissed) && self.fault_refund_pending()
+    }
     /// The backend's answer to a refund. Its link is shown (on the fault screen that asked,
     /// or else to the operator) only once the ledger recorded the sale as refunded: a link
     /// shown for a sale the ledger still holds as owed would let it be claimed and poured,
@@ -119,6 +125,9 @@ impl Controller {
         let Some(amount) = self.refunding.remove(&sale) else {
             return;
         };
+        // A refund made but not recorded (below) stays in `unrecorded_refunds`: still owed
+        // in the ledger, so never offered, refunded or settled again in this run, and the
+        // machine out of service until `retry_unrecorded_pours` records it.
         let asked_on_fault_screen = matches!(&self.fault_refund, Some((id, None)) if *id == sale);
         let on_show = asked_on_fault_screen
             && matches!(&self.state, State::Fault { sale: s, .. } if s.id == sale);

@@ -106,9 +106,7 @@ pub struct Controller {
     ledger_fault: Option<String>,
     /// Finished pours the ledger could not record yet.
     unrecorded_pours: Vec<SaleId>,
-    /// Refunds the backend made that the ledger could not record yet (sale, amount, link or
-    /// receipt): still owed in the ledger, so never offered, refunded or settled again in
-    /// this run, and the machine out of service until they are recorded.
+    /// Refunds made that the ledger could not record yet (see `credits::refund_done`).
     unrecorded_refunds: Vec<(SaleId, Msat, String)>,
     /// The credits of before the start are offered only once the wall clock is trusted
     /// (their age comes from the ledger's wall-clock dates).
@@ -529,10 +527,7 @@ impl Controller {
                 e
             }
         };
-        // The fault screen waits for the refund it asked for: its answer (a claim link or
-        // why not) is shown there, not to whoever is at the machine next. The backend's
-        // request timeout bounds the wait.
-        if matches!(event, Event::Tick | Event::FaultDismissed) && self.fault_refund_pending() {
+        if self.fault_screen_waits(&event) {
             self.publish();
             return;
         }
