@@ -249,3 +249,143 @@ network = "regtest""#,
     let errs = fake.schema_errors();
     assert!(errs.is_empty(), "{errs:#?}");
 }
+
+/// A short pour of Water paid through the fake BTCPay (real time), whose refunds are
+/// answered only after `refund_delay`: the machine on its fault screen, and its sale.
+async fn btcpay_fault(
+    fake: &FakeBtcpay,
+    dir: &std::path::Path,
+    refund_delay: Duration,
+) -> (TestMachine, SaleId) {
+    fake.refund_delay(refund_delay);
+    let backend = format!(
+        r#"[backend]
+kind = "btcpay"
+url = "{}"
+store_id = "{STORE}"
+api_key = "{KEY}"
+request_timeout_ms = 5000
+network = "regtest""#,
+        fake.url()
+    );
+    let text = config_text(
+        dir,
+        100.0,
+        700,
+        "no_flow_ms = 300",
+        "refund_on_fault_screen = true",
+        &backend,
+    );
+    let cfg = Config::parse(&text, "share-btcpay.toml", Mode::Run).unwrap();
+    let mut m = TestMachine::start(&cfg);
+    m.wait_screen_within(Screen::Idle, Duration::from_secs(15))
+        .await;
+    m.tap(0);
+    m.wait_screen_within(Screen::Payment, Duration::from_secs(5))
+        .await;
+    fake.settle(&fake.latest().id);
+    let fault = m
+        .wait_screen_within(Screen::Fault, Duration::from_secs(10))
+        .await;
+    assert!(fault.fault_refund);
+    (m, SaleId(fault.code))
+}
+
+/// Asks for the refund on the fault screen and waits for "Preparing your refund…".
+async fn ask_refund(m: &mut TestMachine) {
+    m.send(Input::RefundFault);
+    let v = m
+        .wait_for(Duration::from_secs(5), "the refund being prepared", |v| {
+            v.refund_text == "Preparing your refund…"
+        })
+        .await;
+    assert!(v.refund_qr.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fault_screen_waits_for_its_refund_and_shows_the_link_there() {
+    let fake = FakeBtcpay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, sale) = btcpay_fault(&fake, dir.path(), Duration::from_millis(1500)).await;
+    ask_refund(&mut m).await;
+    // Done while nothing visible happened yet: the screen stays, for the answer.
+    m.send(Input::DismissFault);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(m.screen(), Screen::Fault);
+    let v = m
+        .wait_for(Duration::from_secs(5), "the refund QR", |v| {
+            v.refund_qr.is_some()
+        })
+        .await;
+    assert_eq!(v.screen, Screen::Fault);
+    m.send(Input::DismissFault);
+    m.wait_screen_within(Screen::Idle, Duration::from_secs(5))
+        .await;
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(l.sale_state(&sale).unwrap(), Some(SaleState::Refunded));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_for_a_sale_settled_meanwhile_shows_no_claim_link() {
+    let fake = FakeBtcpay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, sale) = btcpay_fault(&fake, dir.path(), Duration::from_millis(1500)).await;
+    ask_refund(&mut m).await;
+    // Settled by other means while the backend made the refund.
+    assert!(Ledger::open(dir.path())
+        .unwrap()
+        .mark_settled(&sale)
+        .unwrap());
+    let v = m
+        .wait_for(Duration::from_secs(5), "the refund's answer", |v| {
+            v.refund_text != "Preparing your refund…"
+        })
+        .await;
+    assert!(v.refund_qr.is_none(), "no link for a sale no longer owed");
+    assert_eq!(
+        v.refund_text,
+        "The refund failed. Show the code to the operator."
+    );
+    assert!(v.detail.contains("no longer owed"), "{}", v.detail);
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(l.sale_state(&sale).unwrap(), Some(SaleState::Settled));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_the_ledger_cannot_record_shows_no_link_and_stops_sales() {
+    let fake = FakeBtcpay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, sale) = btcpay_fault(&fake, dir.path(), Duration::from_millis(1500)).await;
+    ask_refund(&mut m).await;
+    // Another writer holds the ledger while the answer comes: it cannot be recorded.
+    let lock = rusqlite::Connection::open(dir.path().join("sales.db")).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let v = m
+        .wait_for(Duration::from_secs(10), "the refund's answer", |v| {
+            v.refund_text != "Preparing your refund…"
+        })
+        .await;
+    assert!(v.refund_qr.is_none(), "no link for a refund not recorded");
+    assert!(v.detail.contains("NOT recorded"), "{}", v.detail);
+    m.send(Input::DismissFault);
+    // Out of service, as after a pour the ledger could not record: no credit to pour.
+    m.wait_screen_within(Screen::OutOfService, Duration::from_secs(5))
+        .await;
+    assert!(m.views.borrow().credits.is_empty());
+    lock.execute_batch("COMMIT").unwrap();
+    drop(lock);
+    // Recorded once the ledger can, with the link the backend made.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let state = Ledger::open(dir.path()).unwrap().sale_state(&sale).unwrap();
+        if state == Some(SaleState::Refunded) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{state:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(fake.refund_requests().len(), 1);
+    m.shutdown().await;
+}

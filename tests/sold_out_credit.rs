@@ -164,3 +164,33 @@ async fn a_refill_inside_the_window_makes_the_kept_credit_pourable_once() {
     assert_eq!(l.sale_state(&sale).unwrap(), Some(SaleState::Poured));
     assert_eq!(l.owed_ml(&sale).unwrap(), None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_credit_whose_refund_is_under_way_cannot_be_settled_as_well() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&config(dir.path()));
+    let code = dry_sale(&mut m).await;
+    login(&mut m).await;
+    m.send(Input::Operator(OpAction::Tab(OpTab::Credits)));
+    // Settle tapped while the refund is still running: the refund alone gives the money
+    // back, and the operator is told so, not paid out twice.
+    m.send(Input::Operator(OpAction::Refund(code.clone())));
+    m.send(Input::Operator(OpAction::Settle(code.clone())));
+    let v = m
+        .wait_for(Duration::from_secs(5), "the refund", |v| {
+            v.operator
+                .as_ref()
+                .is_some_and(|o| !o.refund_text.is_empty())
+        })
+        .await;
+    assert_eq!(
+        v.operator.unwrap().refund_text,
+        format!("Refund 600 sats by hand; receipt code {code}")
+    );
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(
+        l.sale_state(&SaleId(code)).unwrap(),
+        Some(SaleState::Refunded)
+    );
+}

@@ -135,6 +135,11 @@ T["This payment request expired\\n— nothing was charged"] = (
     "Este pedido de pagamento expirou\\n— nada foi cobrado",
     "Esta solicitud de pago caducó\\n— no se cobró nada",
     "Diese Zahlungsanforderung ist abgelaufen\\n— nichts wurde berechnet")
+T["Preparing your refund…"] = (
+    "Préparation de votre remboursement…",
+    "A preparar o seu reembolso…",
+    "Preparando su reembolso…",
+    "Ihre Erstattung wird vorbereitet…")
 T["The refund failed. Show the code to the operator."] = (
     "Le remboursement a échoué. Montrez le code à l’exploitant.",
     "O reembolso falhou. Mostre o código ao operador.",

@@ -1,7 +1,10 @@
 //! Owed credits for the controller: the one a customer taps on the idle screen, and
 //! refunds (from the operator's Credits tab or the fault screen) of what each is worth,
 //! the whole price or a partly poured drink's undelivered share (`ledger::Owed::value`).
-//! One refund at a time per sale, and only of a sale the ledger holds as owed.
+//! One refund at a time per sale, and only of a sale the ledger holds as owed; its link is
+//! shown only once the ledger recorded it (on the fault screen that asked, which waits for
+//! the answer, or else to the operator), and a refund the ledger could not record keeps
+//! its sale blocked and the machine out of service until it is.
 
 use super::*;
 use crate::backend::RefundAmount;
@@ -39,9 +42,21 @@ impl Controller {
             return Err(why);
         };
         // A second tap on Refund while the first is under way would make a second refund
-        // (a second pull payment) for one sale.
+        // (a second pull payment) for one sale; so would one whose refund was made but
+        // not recorded.
         if self.refunding.contains_key(&sale) {
             let why = format!("The refund of {id} is already under way.");
+            self.op.message = why.clone();
+            return Err(why);
+        }
+        if self.refund_unrecorded(&sale) {
+            let why = format!("{id} was refunded, but the ledger could not record it yet.");
+            self.op.message = why.clone();
+            return Err(why);
+        }
+        if owed.nothing_owed() {
+            let why =
+                format!("{id}'s pours delivered the whole drink: nothing to refund; settle it.");
             self.op.message = why.clone();
             return Err(why);
         }
@@ -83,66 +98,113 @@ impl Controller {
         let started = self.start_refund(id.0.clone());
         self.fault_refund = Some((id, started.err().map(Err)));
     }
+    /// Whether the backend refunded `sale` and the ledger could not record it yet.
+    pub(super) fn refund_unrecorded(&self, sale: &SaleId) -> bool {
+        self.unrecorded_refunds.iter().any(|(id, ..)| id == sale)
+    }
+    /// Whether the fault screen on show asked for a refund whose answer has not come yet.
+    pub(super) fn fault_refund_pending(&self) -> bool {
+        let State::Fault { sale, .. } = &self.state else {
+            return false;
+        };
+        matches!(&self.fault_refund, Some((id, None)) if *id == sale.id)
+            && self.refunding.contains_key(&sale.id)
+    }
+    /// Whether `event` (Done, or the timer) must wait: the fault screen waits for the refund
+    /// it asked for, so its answer (a claim link or why not) is shown there, not to whoever
+    /// is at the machine next. The backend's request timeout bounds the wait.
+    pub(super) fn fault_screen_waits(&self, event: &Event) -> bool {
+        matches!(event, Event::Tick | Event::FaultDismissed) && self.fault_refund_pending()
+    }
+    /// The backend's answer to a refund. Its link is shown (on the fault screen that asked,
+    /// or else to the operator) only once the ledger recorded the sale as refunded: a link
+    /// shown for a sale the ledger still holds as owed would let it be claimed and poured,
+    /// or refunded twice.
     pub(super) fn refund_done(&mut self, sale_id: String, result: Result<Option<String>, String>) {
         let sale = SaleId(sale_id.clone());
         let Some(amount) = self.refunding.remove(&sale) else {
             return;
         };
-        if let Some((id, slot @ None)) = &mut self.fault_refund {
-            if *id == sale {
-                let shown = match &result {
-                    Ok(Some(link)) => Ok(link.clone()),
-                    Ok(None) => Err("this backend cannot refund by itself".to_string()),
-                    Err(e) => Err(e.clone()),
-                };
-                if let (Ok(Some(link)), Ok(l)) = (&result, &mut self.ledger) {
-                    if let Err(e) = l.record_refunded(&sale, amount, link) {
-                        tracing::error!(sale = %sale_id, error = %e, "refund made but not recorded");
-                    }
-                }
-                if let Err(e) = &shown {
-                    tracing::error!(sale = %sale_id, error = %e, "refund from the fault screen failed");
-                }
-                *slot = Some(shown);
-                return;
-            }
+        // A refund made but not recorded (below) stays in `unrecorded_refunds`: still owed
+        // in the ledger, so never offered, refunded or settled again in this run, and the
+        // machine out of service until `retry_unrecorded_pours` records it.
+        let asked_on_fault_screen = matches!(&self.fault_refund, Some((id, None)) if *id == sale);
+        let on_show = asked_on_fault_screen
+            && matches!(&self.state, State::Fault { sale: s, .. } if s.id == sale);
+        // The fault screen that asked is gone: its answer goes to the operator instead
+        // (the operator's message, the Credits tab and `lnvend sales`).
+        if asked_on_fault_screen && !on_show {
+            self.fault_refund = None;
         }
         let sats = amount.display_sats();
-        match result {
+        let outcome: Result<(Option<String>, String), String> = match result {
+            Err(e) => {
+                tracing::error!(sale = %sale_id, error = %e, "refund failed");
+                Err(format!("Refund failed: {e}"))
+            }
+            // Only a refund the customer claims themselves is offered on the fault screen.
+            Ok(None) if asked_on_fault_screen => {
+                tracing::error!(sale = %sale_id, "this backend cannot refund by itself");
+                Err("Refund failed: this backend cannot refund by itself".to_string())
+            }
             Ok(detail) => {
                 let record = detail
                     .clone()
                     .unwrap_or_else(|| format!("by hand, receipt {sale_id}"));
-                if let Ok(l) = &mut self.ledger {
-                    match l.record_refunded(&sale, amount, &record) {
-                        Ok(true) => {
-                            tracing::info!(sale = %sale_id, %amount, "owed credit refunded")
-                        }
-                        Ok(false) => {
-                            self.op.message = format!("{sale_id} is no longer owed.");
-                            return;
-                        }
-                        Err(e) => {
-                            self.op.message = format!("Refund made but NOT recorded: {e}");
-                            return;
-                        }
+                let recorded = match &mut self.ledger {
+                    Ok(l) => l
+                        .record_refunded(&sale, amount, &record)
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.clone()),
+                };
+                match recorded {
+                    Ok(true) => {
+                        tracing::info!(sale = %sale_id, %amount, "owed credit refunded");
+                        self.owed_changed = true;
+                        Ok(match detail {
+                            Some(link) => (
+                                Some(link),
+                                format!("Scan to claim the refund of {sale_id}: {sats}"),
+                            ),
+                            None => (
+                                None,
+                                format!("Refund {sats} by hand; receipt code {sale_id}"),
+                            ),
+                        })
+                    }
+                    Ok(false) => {
+                        tracing::warn!(sale = %sale_id, "refund made for a sale no longer owed");
+                        Err(format!(
+                            "{sale_id} is no longer owed (settled or refunded meanwhile): \
+                             its refund link is not shown."
+                        ))
+                    }
+                    Err(e) => {
+                        // The money went back but the ledger still holds the sale owed: it
+                        // stays blocked, and the machine sells nothing until it records.
+                        tracing::error!(sale = %sale_id, error = %e, "refund made but not recorded");
+                        self.unrecorded_refunds.push((sale.clone(), amount, record));
+                        self.ledger_fault = Some(format!("cannot record a refund: {e}"));
+                        Err(format!("Refund made but NOT recorded: {e}"))
                     }
                 }
-                self.op.refund = Some(match detail {
-                    Some(link) => (
-                        Some(link),
-                        format!("Scan to claim the refund of {sale_id}: {sats}"),
-                    ),
-                    None => (
-                        None,
-                        format!("Refund {sats} by hand; receipt code {sale_id}"),
-                    ),
-                });
+            }
+        };
+        match outcome {
+            Ok((link, text)) if on_show => {
+                self.fault_refund = Some((sale, Some(link.ok_or(text))));
+            }
+            Ok(shown) => {
+                self.op.refund = Some(shown);
                 self.op.message.clear();
             }
-            Err(e) => {
-                tracing::error!(sale = %sale_id, error = %e, "refund failed");
-                self.op.message = format!("Refund failed: {e}");
+            Err(why) => {
+                if on_show {
+                    // The screen already says the refund failed; the reason is under it.
+                    let reason = why.strip_prefix("Refund failed: ").unwrap_or(&why);
+                    self.fault_refund = Some((sale, Some(Err(reason.to_string()))));
+                }
+                self.op.message = why;
             }
         }
     }

@@ -98,10 +98,10 @@ impl Controller {
         }
     }
 
-    /// Tries again to record pours the ledger refused; once all are recorded the fault is
-    /// gone (the operator's "back in service" then works again).
+    /// Tries again to record pours and refunds the ledger refused; once all are recorded
+    /// the fault is gone (the operator's "back in service" then works again).
     pub(super) fn retry_unrecorded_pours(&mut self) {
-        if self.unrecorded_pours.is_empty() {
+        if self.unrecorded_pours.is_empty() && self.unrecorded_refunds.is_empty() {
             return;
         }
         let Ok(l) = &mut self.ledger else {
@@ -115,7 +115,18 @@ impl Controller {
                 }
                 Err(_) => true,
             });
-        if self.unrecorded_pours.is_empty() {
+        let mut recorded = false;
+        self.unrecorded_refunds
+            .retain(|(sale, amount, detail)| match l.record_refunded(sale, *amount, detail) {
+                Ok(owed) => {
+                    tracing::info!(sale = %sale, was_owed = owed, "the refund is recorded after all");
+                    recorded = true;
+                    false
+                }
+                Err(_) => true,
+            });
+        self.owed_changed |= recorded;
+        if self.unrecorded_pours.is_empty() && self.unrecorded_refunds.is_empty() {
             self.ledger_fault = None;
         }
     }

@@ -57,6 +57,14 @@ impl StockSpec {
 const NEGLIGIBLE_PERCENT: u32 = 3;
 const NEGLIGIBLE_PULSES: u64 = 3;
 
+/// What a sale still owes after a pour delivered `ml`: what it owed before (the whole
+/// `full_ml` drink for a first pour) less those ml. Not the product's volume today less
+/// them: an operator who shortened the drink since the sale would short-change the
+/// credit; the volume only caps one pour, and the rest stays owed (see `ledger::Owed`).
+fn owed_after(owed_before: Option<u32>, full_ml: u32, ml: u32) -> u32 {
+    owed_before.unwrap_or(full_ml).saturating_sub(ml)
+}
+
 /// Whether `owed_ml` of a `full_ml` drink is below what the sensor can measure.
 fn negligible_owed(f: &FlowConfig, full_ml: u32, owed_ml: u32) -> bool {
     let pulses = (f64::from(owed_ml) * f.pulses_per_litre / 1000.0).round() as u64;
@@ -198,7 +206,7 @@ impl Controller {
             )
             .await;
             let ml = flow.config.ml_of(pulses).min(volume);
-            let owed = volume - ml;
+            let owed = owed_after(owed_ml, full, ml);
             // What the counted pulses cannot tell from a full drink is a full drink: no
             // credit for a rounding's few ml.
             let negligible = negligible_owed(&flow.config, full, owed);
@@ -209,17 +217,22 @@ impl Controller {
                 owed_ml: (owed > 0 && !negligible).then_some(owed),
             });
             let ev = match result {
-                Ok(VolumeOutcome::Reached { .. }) => Event::PourFinished { sale_id: sale.id },
-                Ok(VolumeOutcome::Short { .. }) if negligible => {
+                Ok(VolumeOutcome::Reached { .. } | VolumeOutcome::Short { .. })
+                    if owed == 0 || negligible =>
+                {
                     Event::PourFinished { sale_id: sale.id }
                 }
-                Ok(VolumeOutcome::Short { .. }) => Event::PourFailed {
-                    sale_id: sale.id,
-                    failure: PourFailure::Short {
-                        poured_ml: ml,
-                        target_ml: volume,
-                    },
-                },
+                // A credit pour capped by a volume shortened since the sale reaches its
+                // target and still owes the rest: the sale stays a credit, for that rest.
+                Ok(VolumeOutcome::Reached { .. } | VolumeOutcome::Short { .. }) => {
+                    Event::PourFailed {
+                        sale_id: sale.id,
+                        failure: PourFailure::Short {
+                            poured_ml: ml,
+                            target_ml: ml + owed,
+                        },
+                    }
+                }
                 Ok(VolumeOutcome::NoFlow { .. }) => Event::PourFailed {
                     sale_id: sale.id,
                     failure: PourFailure::NoFlow(format!(
@@ -556,6 +569,18 @@ const FLOW_RATE_EVERY: Duration = Duration::from_millis(500);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_credit_pour_owes_what_was_owed_less_what_it_poured_not_todays_volume() {
+        // A first pour of a 300 ml drink that delivered 120 ml owes 180.
+        assert_eq!(owed_after(None, 300, 120), 180);
+        // Its credit, after the operator shortened the drink to 150 ml: the pour is capped
+        // at 150 and delivers it, and 30 ml stay owed (not 150 - 150 = 0).
+        assert_eq!(owed_after(Some(180), 150, 150), 30);
+        // A credit pour that delivered all it owed owes nothing; never below nothing.
+        assert_eq!(owed_after(Some(180), 300, 180), 0);
+        assert_eq!(owed_after(Some(10), 300, 12), 0);
+    }
 
     fn sensor(pulses_per_litre: f64) -> FlowConfig {
         FlowConfig {

@@ -106,6 +106,8 @@ pub struct Controller {
     ledger_fault: Option<String>,
     /// Finished pours the ledger could not record yet.
     unrecorded_pours: Vec<SaleId>,
+    /// Refunds made that the ledger could not record yet (see `credits::refund_done`).
+    unrecorded_refunds: Vec<(SaleId, Msat, String)>,
     /// The credits of before the start are offered only once the wall clock is trusted
     /// (their age comes from the ledger's wall-clock dates).
     offers_pending: bool,
@@ -202,6 +204,7 @@ impl Controller {
             refunding: HashMap::new(),
             ledger_fault: None,
             unrecorded_pours: Vec::new(),
+            unrecorded_refunds: Vec::new(),
             offers_pending: false,
             pour_task: None,
             qr_cache: None,
@@ -524,6 +527,10 @@ impl Controller {
                 e
             }
         };
+        if self.fault_screen_waits(&event) {
+            self.publish();
+            return;
+        }
         let event = self.record_before_showing(event);
         // Only the countdown or the backend ends a payment screen this way; a Cancel is the
         // customer's own and goes straight back to the tiles.

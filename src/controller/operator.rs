@@ -189,6 +189,18 @@ impl Controller {
                 None
             }
             OpAction::Settle(id) => {
+                // A refund under way may still give the money back: settled as well, the
+                // sale would be paid out twice (by hand and by the refund).
+                if self.refunding.contains_key(&SaleId(id.clone())) {
+                    self.op.message =
+                        format!("The refund of {id} is under way: settle it only if it fails.");
+                    return None;
+                }
+                if self.refund_unrecorded(&SaleId(id.clone())) {
+                    self.op.message =
+                        format!("{id} was refunded; the ledger records it once it can.");
+                    return None;
+                }
                 if let Ok(l) = &mut self.ledger {
                     match l.mark_settled(&SaleId(id.clone())) {
                         Ok(true) => {
@@ -323,6 +335,11 @@ impl Controller {
                         .collect()
                 })
                 .unwrap_or_default();
+            let unrecorded: Vec<SaleId> = self
+                .unrecorded_refunds
+                .iter()
+                .map(|(id, ..)| id.clone())
+                .collect();
             v.credits = l
                 .owed()
                 .map(|o| {
@@ -330,7 +347,12 @@ impl Controller {
                         .map(|o| OpCredit {
                             // What a refund gives back: the undelivered share, not the price.
                             text: format!(
-                                "{} {} {}: {}",
+                                "{}{} {} {}: {}",
+                                if unrecorded.contains(&o.sale_id) {
+                                    "REFUNDED, not recorded yet: "
+                                } else {
+                                    ""
+                                },
                                 o.sale_id,
                                 o.product,
                                 o.value_text(),

@@ -27,6 +27,10 @@ pub const SHORT_POUR_TEXT: &str =
 /// What the fault screen says over the refund's claim QR.
 pub const REFUND_SCAN_TEXT: &str = "Scan with your Lightning wallet to claim your refund";
 
+/// What the fault screen says while the backend makes the refund it asked for (the screen
+/// waits for it).
+pub const REFUND_PREPARING_TEXT: &str = "Preparing your refund…";
+
 /// What the fault screen says when the backend could not make the refund; the backend's
 /// reason goes in the view's `detail`, under it (it is the backend's, not ours to translate).
 pub const REFUND_FAILED_TEXT: &str = "The refund failed. Show the code to the operator.";
@@ -306,6 +310,9 @@ impl Controller {
                 v.code = sale.id.0.clone();
                 v.seconds_left = until.saturating_duration_since(now).as_secs();
                 v.fault_refund = self.settings.fault_refund && credits::fault_refundable(failure);
+                if self.fault_refund_pending() {
+                    v.refund_text = REFUND_PREPARING_TEXT.into();
+                }
                 if let Some((id, Some(result))) = &self.fault_refund {
                     if *id == sale.id {
                         match result {
@@ -366,7 +373,13 @@ impl Controller {
             match ledger.owed_sale(&id) {
                 // Still owed, and the customer may pour it themselves; not while its refund
                 // is under way (a pour then would give the drink and the money).
-                Ok(Some(o)) if o.public && !self.refunding.contains_key(&o.sale_id) => {
+                // Nor one with nothing left to pour (a 0 ml pour).
+                Ok(Some(o))
+                    if o.public
+                        && !o.nothing_owed()
+                        && !self.refunding.contains_key(&o.sale_id)
+                        && !self.refund_unrecorded(&o.sale_id) =>
+                {
                     let pourable = self
                         .product_named(&o.product)
                         .is_some_and(|p| !self.is_sold_out(p.index));

@@ -42,6 +42,14 @@ impl Owed {
             .unwrap_or(price)
     }
 
+    /// Whether nothing of the drink is left to give: a row whose pours delivered it all
+    /// (`owed_ml` 0 after some ml were poured, as a damaged or hand-edited file may hold).
+    /// Such a credit is neither offered, poured (a 0 ml pour) nor refunded (a 0 sat
+    /// refund); the operator settles it.
+    pub fn nothing_owed(&self) -> bool {
+        self.value() == Msat::ZERO
+    }
+
     /// Whether [`Owed::value`] is less than the price (part of the drink was poured).
     pub fn is_partial(&self) -> bool {
         self.value() < Msat::from_msat(self.price_msat)
@@ -56,7 +64,8 @@ impl Owed {
                 "{} of {} ({owed} of {} ml owed)",
                 self.value().display_sats(),
                 price.display_sats(),
-                self.poured_ml.unwrap_or(0) + owed
+                // u64: a damaged row's ml are clamped to u32::MAX each.
+                u64::from(self.poured_ml.unwrap_or(0)) + u64::from(owed)
             ),
             (true, None) | (false, _) => price.display_sats(),
         }
@@ -140,5 +149,42 @@ impl Ledger {
                 None => (None, d),
             }
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owed(poured_ml: Option<u32>, owed_ml: Option<u32>) -> Owed {
+        Owed {
+            sale_id: SaleId("s1".into()),
+            product: "Water".into(),
+            price_msat: 600_000,
+            reason: String::new(),
+            public: true,
+            poured_ml,
+            owed_ml,
+        }
+    }
+
+    #[test]
+    fn a_damaged_rows_huge_ml_are_shown_without_overflow() {
+        let o = owed(Some(u32::MAX), Some(u32::MAX));
+        assert_eq!(o.value(), Msat::from_msat(300_000));
+        assert!(
+            o.value_text().contains("8589934590 ml owed"),
+            "{}",
+            o.value_text()
+        );
+    }
+
+    #[test]
+    fn a_credit_whose_pours_delivered_everything_owes_nothing() {
+        assert!(owed(Some(300), Some(0)).nothing_owed());
+        assert!(!owed(Some(120), Some(180)).nothing_owed());
+        assert!(!owed(None, None).nothing_owed());
+        // Nothing poured and nothing recorded owed: the whole drink, as for an unknown share.
+        assert!(!owed(Some(0), Some(0)).nothing_owed());
     }
 }

@@ -162,6 +162,8 @@ pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
     fault.set_code(view.code.as_str().into());
     fault.set_offer_refund(view.fault_refund);
     fault.set_refund_text(view.refund_text.as_str().into());
+    // Being made: the screen waits for it, with no QR yet and no Done.
+    fault.set_refund_busy(view.refund_text == crate::controller::REFUND_PREPARING_TEXT);
     // Only a failed refund sets the fault screen's detail: the backend's reason.
     fault.set_refund_reason(view.detail.as_str().into());
     if let Some(img) = cache.refund_qr(view.refund_qr.as_ref()) {

@@ -81,6 +81,8 @@ struct Inner {
     order: Vec<String>,
     sockets: HashMap<String, Vec<mpsc::UnboundedSender<WsCmd>>>,
     fail_next: u32,
+    /// How long a refund request waits before it is answered.
+    refund_delay: Duration,
     wrong_amount: bool,
     ws_enabled: bool,
     missing_permission: Option<&'static str>,
@@ -267,6 +269,11 @@ impl FakeBtcpay {
     /// The next `n` Greenfield calls answer 500.
     pub fn fail_next(&self, n: u32) {
         self.lock().fail_next = n;
+    }
+
+    /// Refund requests are answered only after `delay` (a slow server).
+    pub fn refund_delay(&self, delay: Duration) {
+        self.lock().refund_delay = delay;
     }
 
     /// New invoices get a BOLT11 one sat off the invoice amount.
@@ -620,6 +627,8 @@ async fn refund(
         return r;
     }
     fake.check("RefundInvoiceRequest", false, &req);
+    let delay = fake.lock().refund_delay;
+    tokio::time::sleep(delay).await;
     let Some(inv) = fake.lock().invoices.get(&id).cloned() else {
         return StatusCode::NOT_FOUND.into_response();
     };
