@@ -10,7 +10,7 @@
 //! covers, at most [`SWEEP_BATCH`] per sweep, least recently checked first, one request at
 //! a time. A payment found this way is reported to the controller, which checks it against
 //! the amount in its own ledger before it becomes an owed credit; it is never poured on an
-//! idle screen.
+//! idle screen. That check, `Controller::paid_out_of_band`, lives here too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +19,8 @@ use tokio::sync::mpsc;
 
 use super::Input;
 use crate::backend::{InvoiceId, InvoiceState, PaymentBackend};
+use crate::money::Msat;
+use crate::vend::Event;
 
 /// How often unwatched unsettled invoices are looked at again.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(120);
@@ -117,6 +119,38 @@ pub async fn catch_up(
         Ok(ids) => check_invoices(backend, ids, timeout, Attempts::AT_START, tx).await,
         Err(e) => {
             tracing::error!(error = %e, "could not ask the backend for payments made while lnvend was down")
+        }
+    }
+}
+
+impl super::Controller {
+    /// A payment a background check found: believed only for one of our invoices and for at
+    /// least its amount, then handled like any confirmation (a late one becomes owed).
+    pub(super) fn paid_out_of_band(
+        &mut self,
+        invoice_id: InvoiceId,
+        received: Msat,
+    ) -> Option<Event> {
+        let recorded = match &self.ledger {
+            Ok(l) => l.invoice_by_id(&invoice_id),
+            Err(_) => return None,
+        };
+        match recorded {
+            Ok(Some(open)) if received >= open.invoice.amount => {
+                Some(Event::PaymentConfirmed { invoice_id })
+            }
+            Ok(Some(open)) => {
+                tracing::error!(invoice = %invoice_id, %received, expected = %open.invoice.amount, "an invoice was paid with less than its price; not owed automatically, refund by hand");
+                None
+            }
+            Ok(None) => {
+                tracing::info!(invoice = %invoice_id, "a paid invoice that is not one of ours; ignored");
+                None
+            }
+            Err(e) => {
+                tracing::error!(invoice = %invoice_id, error = %e, "could not look up a paid invoice");
+                None
+            }
         }
     }
 }

@@ -391,35 +391,6 @@ impl Controller {
         }
         self.publish();
     }
-    /// A payment a background check found: believed only for one of our invoices and for at
-    /// least its amount, then handled like any confirmation (a late one becomes owed).
-    pub(super) fn paid_out_of_band(
-        &mut self,
-        invoice_id: InvoiceId,
-        received: Msat,
-    ) -> Option<Event> {
-        let recorded = match &self.ledger {
-            Ok(l) => l.invoice_by_id(&invoice_id),
-            Err(_) => return None,
-        };
-        match recorded {
-            Ok(Some(open)) if received >= open.invoice.amount => {
-                Some(Event::PaymentConfirmed { invoice_id })
-            }
-            Ok(Some(open)) => {
-                tracing::error!(invoice = %invoice_id, %received, expected = %open.invoice.amount, "an invoice was paid with less than its price; not owed automatically, refund by hand");
-                None
-            }
-            Ok(None) => {
-                tracing::info!(invoice = %invoice_id, "a paid invoice that is not one of ours; ignored");
-                None
-            }
-            Err(e) => {
-                tracing::error!(invoice = %invoice_id, error = %e, "could not look up a paid invoice");
-                None
-            }
-        }
-    }
     pub(super) fn handle(&mut self, input: Input) {
         let event = match input {
             Input::Tap(i) => match self.settings.catalog.get(i).cloned() {
