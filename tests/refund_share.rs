@@ -389,3 +389,30 @@ async fn a_refund_the_ledger_cannot_record_shows_no_link_and_stops_sales() {
     assert_eq!(fake.refund_requests().len(), 1);
     m.shutdown().await;
 }
+
+/// A refund asked for just before the fault screen's own 120 s run out, answered after them
+/// (BTCPay slow): the screen waits for the answer, then keeps it up for the customer to scan
+/// instead of letting it vanish with the timer. Real time (the fake BTCPay), so ~2 minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_answer_that_comes_after_the_fault_screens_time_stays_to_be_scanned() {
+    let fake = FakeBtcpay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, _sale) = btcpay_fault(&fake, dir.path(), Duration::from_secs(4)).await;
+    // 118 s into the fault screen's 120 (it came up a moment before `btcpay_fault` returned).
+    tokio::time::sleep(Duration::from_secs(118)).await;
+    assert_eq!(m.screen(), Screen::Fault);
+    ask_refund(&mut m).await;
+    let v = m
+        .wait_for(Duration::from_secs(10), "the refund QR", |v| {
+            v.refund_qr.is_some()
+        })
+        .await;
+    assert_eq!(v.screen, Screen::Fault);
+    // Past the screen's own time, the claim QR stays up.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    m.wait_for(Duration::from_millis(1), "the claim QR still shown", |v| {
+        v.screen == Screen::Fault && v.refund_qr.is_some()
+    })
+    .await;
+    m.shutdown().await;
+}

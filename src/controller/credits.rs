@@ -9,6 +9,10 @@
 use super::*;
 use crate::backend::RefundAmount;
 
+/// How long the fault screen keeps a refund's answer (its claim QR, or why there is none)
+/// in front of the customer, even past the screen's own time: long enough to scan it.
+pub(super) const REFUND_ANSWER_SHOWN: Duration = Duration::from_secs(60);
+
 impl Controller {
     /// The sale behind a credit tile, if it is still owed, inside its window and its
     /// product can pour (a sold-out credit is shown, never poured).
@@ -112,9 +116,41 @@ impl Controller {
     }
     /// Whether `event` (Done, or the timer) must wait: the fault screen waits for the refund
     /// it asked for, so its answer (a claim link or why not) is shown there, not to whoever
-    /// is at the machine next. The backend's request timeout bounds the wait.
+    /// is at the machine next. The backend's request timeout bounds the wait. Once the
+    /// answer is shown, the timer waits [`REFUND_ANSWER_SHOWN`] more (Done does not): an
+    /// answer that came just before the screen's own time ran out must not vanish unread.
     pub(super) fn fault_screen_waits(&self, event: &Event) -> bool {
-        matches!(event, Event::Tick | Event::FaultDismissed) && self.fault_refund_pending()
+        let pending = self.fault_refund_pending();
+        if matches!(event, Event::Tick) {
+            pending
+                || self
+                    .fault_answer_until()
+                    .is_some_and(|t| Instant::now() < t)
+        } else {
+            matches!(event, Event::FaultDismissed) && pending
+        }
+    }
+    /// Until when the fault screen on show keeps the refund answer it shows.
+    fn fault_answer_until(&self) -> Option<Instant> {
+        let State::Fault { sale, .. } = &self.state else {
+            return None;
+        };
+        match &self.fault_answer_shown {
+            Some((id, at)) if *id == sale.id => Some(*at + REFUND_ANSWER_SHOWN),
+            Some(_) | None => None,
+        }
+    }
+    /// The fault screen's deadline for the controller loop's wake-up: none while it waits
+    /// for its refund (the answer is an input; a passed deadline would wake the loop again
+    /// and again), and no sooner than its answer's time once shown.
+    pub(super) fn fault_deadline(&self, deadline: Option<Instant>) -> Option<Instant> {
+        if self.fault_refund_pending() {
+            return None;
+        }
+        match (deadline, self.fault_answer_until()) {
+            (Some(d), Some(t)) => Some(d.max(t)),
+            (d, _) => d,
+        }
     }
     /// The backend's answer to a refund. Its link is shown (on the fault screen that asked,
     /// or else to the operator) only once the ledger recorded the sale as refunded: a link
@@ -190,6 +226,9 @@ impl Controller {
                 }
             }
         };
+        if on_show {
+            self.fault_answer_shown = Some((sale.clone(), Instant::now()));
+        }
         match outcome {
             Ok((link, text)) if on_show => {
                 self.fault_refund = Some((sale, Some(link.ok_or(text))));

@@ -108,6 +108,9 @@ pub struct Controller {
     unrecorded_pours: Vec<SaleId>,
     /// Refunds made that the ledger could not record yet (see `credits::refund_done`).
     unrecorded_refunds: Vec<(SaleId, Msat, String)>,
+    /// When the fault screen of a sale began to show its refund's answer (it stays
+    /// `credits::REFUND_ANSWER_SHOWN` at least).
+    fault_answer_shown: Option<(SaleId, Instant)>,
     /// The credits of before the start are offered only once the wall clock is trusted
     /// (their age comes from the ledger's wall-clock dates).
     offers_pending: bool,
@@ -205,6 +208,7 @@ impl Controller {
             ledger_fault: None,
             unrecorded_pours: Vec::new(),
             unrecorded_refunds: Vec::new(),
+            fault_answer_shown: None,
             offers_pending: false,
             pour_task: None,
             qr_cache: None,
@@ -358,10 +362,14 @@ impl Controller {
             | State::Service => None,
         };
         let deferred = self.deferred.as_ref().map(|(_, at)| *at);
-        [self.state.deadline(), refresh, deferred]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.fault_deadline(self.state.deadline()),
+            refresh,
+            deferred,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
     /// Looks at the wall clock: nothing is sold while it is not known to be right.
     pub(super) fn check_clock(&mut self) {
