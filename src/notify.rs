@@ -436,11 +436,11 @@ mod tests {
         assert!(feed_interval(watchdog) * 2 < watchdog, "{watchdog:?}");
         // A frozen lnvend (SIGSTOP, a stuck kernel call) cannot stop its own pump: systemd's
         // SIGABRT after WatchdogSec and SIGKILL after TimeoutAbortSec are what end the pour.
-        // README ("The service") promises 12 s; the appliance test allows 2 s more for
-        // sampling (scripts/appliance-test, prove_watchdog).
+        // The book (docs/operator/install.md, "The service") promises 12 s; the appliance
+        // test allows 2 s more for sampling (scripts/appliance-test, prove_watchdog).
         assert!(
             watchdog + abort <= Duration::from_secs(12),
-            "WatchdogSec={watchdog:?} + TimeoutAbortSec={abort:?} beyond README's 12 s"
+            "WatchdogSec={watchdog:?} + TimeoutAbortSec={abort:?} beyond the book's 12 s"
         );
         // And the short WatchdogSec did not shorten the hang limit.
         assert_eq!(hang_limit(watchdog), MIN_HANG_LIMIT);

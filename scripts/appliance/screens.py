@@ -13,7 +13,7 @@ Structure, not pixels: both images become grey, are averaged down to 80x48 block
 pixels (text becomes a smudge of its line, antialiasing and font hinting vanish), and the
 normalised cross-correlation of the two 3840 block values says how alike the layouts are:
 1 for the same light and dark areas in the same places, near 0 for unrelated screens. The
-threshold is the script's, measured (README, "The appliance in a VM").
+threshold is the script's, measured (docs/developer/appliance.md).
 """
 
 import struct

@@ -39,7 +39,7 @@ pub struct InvoiceRequest {
     /// Our sale id, so the invoice can be found from the backend's side too.
     pub sale_id: String,
     /// The machine and the product, so the payment server's own records say which
-    /// machine sold what (see "Watching many machines" in README.md).
+    /// machine sold what (see docs/operator/fleet.md).
     pub machine_id: String,
     pub product: String,
     /// In sats, or in fiat for the backend to convert.

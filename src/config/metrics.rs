@@ -10,7 +10,7 @@ use super::locate::{invalid, Invalid};
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     /// Serve `/metrics` on this address, e.g. "127.0.0.1:9464" (off when absent). A LAN
-    /// address exposes sales figures to the LAN: see "Watching many machines" in README.md.
+    /// address exposes sales figures to the LAN: see docs/operator/fleet.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
 }
@@ -33,7 +33,7 @@ impl MetricsConfig {
             format!(
                 "metrics.listen {addr} serves sales figures to the network without TLS or a \
                  login; allow only the Prometheus host in the firewall (see \"Watching many \
-                 machines\" in README.md)"
+                 machines\" in the book, docs/operator/fleet.md)"
             )
         })
     }

@@ -7,7 +7,7 @@
 //! closes (the process exits or is killed); what a released line then does is up to the
 //! chip's driver (gpio-sim falls back to its pull, many SoC drivers keep the last level),
 //! which is why the pump is stopped before any exit, `lnvend pump-off` runs after every
-//! one, and the L298N enable input has its pull-down resistor (hardware.md).
+//! one, and the L298N enable input has its pull-down resistor (docs/operator/hardware.md).
 //!
 //! The character device has no PWM: the config refuses `pwm_duty` < 1 and a soft start
 //! with this backend, and [`Pins::set_duty`] refuses too, so nothing can half-drive a line.

@@ -1,6 +1,7 @@
 //! Sample views of every screen, with realistic text, for the screenshots
 //! (`scripts/screens`, docs/screens/) and the tests that render every customer screen in
-//! every language. One list, so the pictures in the README are the screens the tests check.
+//! every language. One list, so the pictures in the book (docs/reference/screens.md) are the
+//! screens the tests check.
 
 use std::sync::Arc;
 
