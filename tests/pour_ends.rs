@@ -3,16 +3,18 @@
 //! mid-pour, and a credit pour of the rest that itself ends early. What the sensor measured
 //! is always recorded: a shortfall it cannot tell from a full drink (under 3 pulses or 3 %)
 //! is a poured sale, and anything more leaves a credit worth only the unpoured share.
+//! The operator's test and calibration pours count as pump wear too.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{TestMachine, ENA};
+use common::{on_time, TestMachine, ENA};
 use lnvend::config::{Config, Mode};
 use lnvend::controller::{Input, OpAction, Screen, View};
 use lnvend::ledger::{Ledger, SaleState};
 use lnvend::pump::mock::PinValue;
+use lnvend::pump::Channel;
 use lnvend::vend::SaleId;
 
 const SENSOR: u8 = 17;
@@ -190,4 +192,51 @@ async fn a_credit_pour_of_the_rest_that_runs_dry_just_before_its_end_settles_the
     assert!(idle.credits.is_empty(), "{:?}", idle.credits);
     m.shutdown().await;
     assert_poured(dir.path(), 295..=299);
+}
+
+/// The value of one sample line, by its name and labels as printed.
+fn pump_seconds(m: &TestMachine) -> f64 {
+    let text = m.metrics.encode();
+    let series = r#"lnvend_pump_run_seconds_total{channel="A"} "#;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_operators_test_and_calibration_pours_count_as_pump_wear() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&config(dir.path(), ""));
+    m.send(Input::OpenOperator);
+    m.wait_screen(Screen::Pin).await;
+    m.send(Input::OperatorPin("1234".into()));
+    m.wait_screen(Screen::Operator).await;
+    let message = |v: &View| v.operator.as_ref().map(|o| o.message.clone());
+    m.send(Input::Operator(OpAction::TestPour { index: 0 }));
+    m.wait_for(Duration::from_secs(30), "the test pour", |v| {
+        message(v).is_some_and(|t| t.contains("done"))
+    })
+    .await;
+    let (tested, _) = on_time(&m.gpio, ENA);
+    assert!(tested > Duration::from_secs(10), "{tested:?}");
+    let worn = pump_seconds(&m);
+    assert!(
+        (worn - tested.as_secs_f64()).abs() < 0.2,
+        "{worn} s counted for a {tested:?} test pour"
+    );
+    m.send(Input::Operator(OpAction::CalibratePour {
+        channel: Channel::A,
+    }));
+    m.wait_for(Duration::from_secs(30), "the calibration pour", |v| {
+        message(v).is_some_and(|t| t.starts_with("Counted"))
+    })
+    .await;
+    let calibrated = on_time(&m.gpio, ENA).0 - tested;
+    assert!(calibrated > Duration::from_secs(6), "{calibrated:?}");
+    let more = pump_seconds(&m) - worn;
+    assert!(
+        (more - calibrated.as_secs_f64()).abs() < 0.2,
+        "{more} s counted for a {calibrated:?} calibration pour"
+    );
+    m.shutdown().await;
 }

@@ -421,7 +421,7 @@ impl Controller {
             "Calibrating channel {channel}: pouring about {CALIBRATION_ML} ml into a measuring jug…"
         );
         let (pump, settings, tx) = (self.pump.clone(), self.settings.pour, self.tx.clone());
-        self.run_op_pump(async move {
+        self.run_worn(channel, async move {
             let r = pour_volume(&pump, channel, flow.sensor.as_ref(), target, settings).await;
             let pulses = match r {
                 Ok(VolumeOutcome::Reached { pulses } | VolumeOutcome::Short { pulses }) => {
@@ -533,7 +533,7 @@ impl Controller {
         };
         self.op.message = format!("Test pour: {} ml of {}…", ml, p.name);
         let (pump, settings, tx) = (self.pump.clone(), self.settings.pour, self.tx.clone());
-        self.run_op_pump(async move {
+        self.run_worn(p.channel, async move {
             let r = pour_volume(&pump, p.channel, flow.sensor.as_ref(), target, settings).await;
             let note = match r {
                 Ok(VolumeOutcome::Reached { pulses }) => format!(
@@ -552,6 +552,19 @@ impl Controller {
                 Err(e) => format!("Test pour failed: {e}"),
             };
             let _ = tx.send(Input::OperatorNote(note));
+        });
+    }
+
+    /// An operator's pour on `channel`, counted as pump wear until it ends or is cut short.
+    fn run_worn(
+        &mut self,
+        channel: Channel,
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let wear = self.metrics.wear(&channel.to_string());
+        self.run_op_pump(async move {
+            let _wear = wear;
+            task.await;
         });
     }
 
