@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{on_time, TestMachine, ENA};
+use common::{login, on_time, refill_for_credit, TestMachine, ENA};
 use lnvend::config::{Config, Mode};
 use lnvend::controller::{Input, OpAction, Screen, View};
 use lnvend::ledger::{Ledger, SaleState};
@@ -64,10 +64,50 @@ async fn after_pour(m: &mut TestMachine) -> View {
     .await
 }
 
+/// Pays for Water (with `gpio` keys) and makes the pump fault once `now` holds: the pour
+/// ends, the pump is off and not trusted with the next sale (out of service), no credit is
+/// offered, and the sale is poured with `ml` recorded.
+async fn pump_fault_when(
+    gpio: &str,
+    now: impl Fn(&TestMachine) -> bool,
+    ml: std::ops::RangeInclusive<u32>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&config(dir.path(), gpio));
+    buy(&mut m).await;
+    while !now(&m) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    m.gpio.inject_fault(true);
+    let v = after_pour(&mut m).await;
+    assert_eq!(v.screen, Screen::OutOfService, "{}", v.message);
+    assert!(v.credits.is_empty(), "{:?}", v.credits);
+    assert_eq!(m.gpio.level(ENA), Some(PinValue::Level(false)));
+    m.shutdown().await;
+    assert_poured(dir.path(), ml);
+}
+
+/// The tank runs dry a pulse or two before the drink is complete (under the 3 % the sensor
+/// cannot tell apart): thanks, and back to the drinks with no credit offered.
+async fn runs_dry_just_before_the_end(m: &mut TestMachine) -> View {
+    until_pulses(m, DRINK_PULSES - 2).await;
+    m.flows[0].set_tank_empty(true);
+    let v = after_pour(m).await;
+    assert_eq!(v.screen, Screen::ThankYou, "{}", v.message);
+    let idle = m.wait_screen(Screen::Idle).await;
+    assert!(idle.credits.is_empty(), "{:?}", idle.credits);
+    idle
+}
+
 /// The one sale the machine made, from its stock moves.
 fn the_sale(l: &Ledger) -> SaleId {
     let moves = l.stock_moves("Water").unwrap();
-    SaleId(moves.iter().find_map(|m| m.sale_id.clone()).expect("a pour"))
+    SaleId(
+        moves
+            .iter()
+            .find_map(|m| m.sale_id.clone())
+            .expect("a pour"),
+    )
 }
 
 /// A sale poured in full as the customer and the operator see it: no credit offered or
@@ -87,13 +127,7 @@ async fn a_tank_that_runs_dry_a_few_ml_before_the_end_is_a_poured_sale_with_no_c
     let dir = tempfile::tempdir().unwrap();
     let mut m = TestMachine::start(&config(dir.path(), ""));
     buy(&mut m).await;
-    // A pulse or two (4 ml) short of the drink, under the 3 % the sensor cannot tell apart.
-    until_pulses(&m, DRINK_PULSES - 2).await;
-    m.flows[0].set_tank_empty(true);
-    let v = after_pour(&mut m).await;
-    assert_eq!(v.screen, Screen::ThankYou, "{}", v.message);
-    let idle = m.wait_screen(Screen::Idle).await;
-    assert!(idle.credits.is_empty(), "{:?}", idle.credits);
+    let idle = runs_dry_just_before_the_end(&mut m).await;
     assert!(idle.tiles[0].sold_out, "the tank is dry all the same");
     m.shutdown().await;
     assert_poured(dir.path(), 295..=298);
@@ -101,36 +135,14 @@ async fn a_tank_that_runs_dry_a_few_ml_before_the_end_is_a_poured_sale_with_no_c
 
 #[tokio::test(start_paused = true)]
 async fn a_pump_fault_a_few_ml_before_the_end_is_a_poured_sale_and_stops_the_machine() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut m = TestMachine::start(&config(dir.path(), ""));
-    buy(&mut m).await;
-    until_pulses(&m, DRINK_PULSES - 2).await;
-    m.gpio.inject_fault(true);
-    let v = after_pour(&mut m).await;
-    // The pump is not trusted with the next sale; this one owes nothing.
-    assert_eq!(v.screen, Screen::OutOfService, "{}", v.message);
-    assert!(v.credits.is_empty(), "{:?}", v.credits);
-    assert_eq!(m.gpio.level(ENA), Some(PinValue::Level(false)));
-    m.shutdown().await;
-    assert_poured(dir.path(), 295..=298);
+    let near_full = |m: &TestMachine| m.gpio.edge_count(SENSOR) >= DRINK_PULSES - 2;
+    pump_fault_when("", near_full, 295..=298).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_anti_drip_run_after_the_full_volume_owes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut m = TestMachine::start(&config(dir.path(), "anti_drip_ms = 500"));
-    buy(&mut m).await;
-    while m.gpio.level(REVERSE) != Some(PinValue::Level(true)) {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    m.gpio.inject_fault(true);
-    let v = after_pour(&mut m).await;
-    assert_eq!(v.screen, Screen::OutOfService, "{}", v.message);
-    assert!(v.credits.is_empty(), "{:?}", v.credits);
-    assert_eq!(m.gpio.level(ENA), Some(PinValue::Level(false)));
-    assert_eq!(m.gpio.edge_count(SENSOR), DRINK_PULSES);
-    m.shutdown().await;
-    assert_poured(dir.path(), 300..=300);
+    let reversing = |m: &TestMachine| m.gpio.level(REVERSE) == Some(PinValue::Level(true));
+    pump_fault_when("anti_drip_ms = 500", reversing, 300..=300).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -170,26 +182,12 @@ async fn a_credit_pour_of_the_rest_that_runs_dry_just_before_its_end_settles_the
     let fault = m.wait_screen(Screen::Fault).await;
     m.send(Input::DismissFault);
     m.wait_screen(Screen::Idle).await;
-    m.send(Input::OpenOperator);
-    m.wait_screen(Screen::Pin).await;
-    m.send(Input::OperatorPin("1234".into()));
-    m.wait_screen(Screen::Operator).await;
-    m.send(Input::Operator(OpAction::Refill { index: 0 }));
-    m.send(Input::Operator(OpAction::Exit));
-    m.wait_for(Duration::from_secs(5), "the credit", |v| {
-        v.screen == Screen::Idle && v.credits.first().is_some_and(|c| !c.sold_out)
-    })
-    .await;
+    refill_for_credit(&mut m, 0).await;
     m.flows[0].set_tank_empty(false);
     m.send(Input::RedeemCredit(fault.code.clone()));
     m.wait_screen(Screen::Pouring).await;
-    // The rest runs dry a pulse or two before its end.
-    until_pulses(&m, DRINK_PULSES - 2).await;
-    m.flows[0].set_tank_empty(true);
-    let v = after_pour(&mut m).await;
-    assert_eq!(v.screen, Screen::ThankYou, "{}", v.message);
-    let idle = m.wait_screen(Screen::Idle).await;
-    assert!(idle.credits.is_empty(), "{:?}", idle.credits);
+    // The rest runs dry just before its end.
+    runs_dry_just_before_the_end(&mut m).await;
     m.shutdown().await;
     assert_poured(dir.path(), 295..=299);
 }
@@ -207,10 +205,7 @@ fn pump_seconds(m: &TestMachine) -> f64 {
 async fn the_operators_test_and_calibration_pours_count_as_pump_wear() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = TestMachine::start(&config(dir.path(), ""));
-    m.send(Input::OpenOperator);
-    m.wait_screen(Screen::Pin).await;
-    m.send(Input::OperatorPin("1234".into()));
-    m.wait_screen(Screen::Operator).await;
+    login(&mut m).await;
     let message = |v: &View| v.operator.as_ref().map(|o| o.message.clone());
     m.send(Input::Operator(OpAction::TestPour { index: 0 }));
     m.wait_for(Duration::from_secs(30), "the test pour", |v| {

@@ -38,14 +38,32 @@ fn every_end_of_a_pour_keeps_what_it_measured() {
     }
     let (owed, ev) = end(Ok(VolumeOutcome::Reached { pulses: 135 }), 300, 0, true);
     assert_eq!(owed, None);
-    assert_eq!(ev, Event::PourFinished { sale_id: id(), trouble: None });
+    assert_eq!(
+        ev,
+        Event::PourFinished {
+            sale_id: id(),
+            trouble: None
+        }
+    );
     // More than that owes the rest, on every path.
     let (owed, ev) = end(Ok(VolumeOutcome::NoFlow { pulses: 45 }), 100, 200, false);
     assert_eq!(owed, Some(200));
-    assert!(matches!(ev, Event::PourFailed { failure: PourFailure::NoFlow(_), .. }));
+    assert!(matches!(
+        ev,
+        Event::PourFailed {
+            failure: PourFailure::NoFlow(_),
+            ..
+        }
+    ));
     let (owed, ev) = end(fault(), 100, 200, false);
     assert_eq!(owed, Some(200));
-    assert!(matches!(ev, Event::PourFailed { failure: PourFailure::Pump(_), .. }));
+    assert!(matches!(
+        ev,
+        Event::PourFailed {
+            failure: PourFailure::Pump(_),
+            ..
+        }
+    ));
     // A credit capped by a shortened volume reaches its target and owes the rest.
     let (owed, ev) = end(Ok(VolumeOutcome::Reached { pulses: 68 }), 150, 30, false);
     assert_eq!(owed, Some(30));

@@ -59,9 +59,15 @@ async fn a_failed_stop_leaves_the_watchdog_armed() {
     fail_next.store(true, Ordering::SeqCst);
     assert!(pump.stop().is_err());
     assert!(enable_high(&gpio), "the write failed: the motor runs on");
-    assert!(pump.is_running(), "a pump whose stop failed is still running");
+    assert!(
+        pump.is_running(),
+        "a pump whose stop failed is still running"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(!enable_high(&gpio), "still pumping after the maximum run time");
+    assert!(
+        !enable_high(&gpio),
+        "still pumping after the maximum run time"
+    );
     let highs = gpio.high_intervals(A.enable);
     assert_eq!(highs[0].1 - highs[0].0, Duration::from_secs(2));
     assert!(!pump.is_running());
@@ -74,7 +80,10 @@ fn a_failed_stop_is_caught_by_the_hard_stop_thread_without_a_runtime() {
     fail_next.store(true, Ordering::SeqCst);
     assert!(pump.stop().is_err());
     std::thread::sleep(Duration::from_millis(600));
-    assert!(!enable_high(&gpio), "still pumping after the maximum run time");
+    assert!(
+        !enable_high(&gpio),
+        "still pumping after the maximum run time"
+    );
 }
 
 #[test]
@@ -85,6 +94,9 @@ fn a_watchdog_whose_own_stop_fails_tries_again() {
     fail_next.store(true, Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(800));
     assert!(!fail_next.load(Ordering::SeqCst), "the hard stop tried");
-    assert!(!enable_high(&gpio), "the hard stop gave up after one failed write");
+    assert!(
+        !enable_high(&gpio),
+        "the hard stop gave up after one failed write"
+    );
     assert!(!pump.is_running());
 }

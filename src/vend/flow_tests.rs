@@ -124,7 +124,11 @@ fn a_pour_that_ends_in_trouble_a_few_ml_short_is_poured_and_owes_nothing() {
         sale_id: SaleId("s1".into()),
     };
     // The tank ran dry just before the end: thanks, and the product is sold out.
-    let (s, e) = step(pouring(now), finished(PourFailure::NoFlow("dry".into())), now);
+    let (s, e) = step(
+        pouring(now),
+        finished(PourFailure::NoFlow("dry".into())),
+        now,
+    );
     assert_eq!(s.name(), "ThankYou");
     assert_eq!(
         e,
