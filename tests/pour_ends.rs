@@ -145,14 +145,16 @@ async fn a_failed_anti_drip_run_after_the_full_volume_owes_nothing() {
     pump_fault_when("anti_drip_ms = 500", reversing, 300..=300).await;
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_stop_of_the_program_mid_pour_owes_only_the_unpoured_share() {
+/// About 100 ml (45 pulses) are in the cup when `end` ends the pour: the sale is a credit
+/// for the rest only, as the operator's `lnvend sales` shows it, and what flowed is off the
+/// stock.
+async fn about_100_ml_then(end: impl AsyncFnOnce(&mut TestMachine)) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), "");
     let mut m = TestMachine::start(&cfg);
     buy(&mut m).await;
-    // About 100 ml in the cup when the service is stopped (systemctl stop, an update).
     until_pulses(&m, 45).await;
+    end(&mut m).await;
     m.shutdown().await;
     let l = Ledger::open(dir.path()).unwrap();
     let owed = l.owed().unwrap();
@@ -168,8 +170,23 @@ async fn a_stop_of_the_program_mid_pour_owes_only_the_unpoured_share() {
         report.contains(&format!("owed credits: 1 ({share} sats)")),
         "{report}"
     );
-    // What flowed is off the stock too.
     assert_eq!(l.stock("Water").unwrap().unwrap().ml, 10_000 - poured);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_of_the_program_mid_pour_owes_only_the_unpoured_share() {
+    // The service is stopped mid-pour (systemctl stop, an update): `shutdown` follows.
+    about_100_ml_then(async |_: &mut TestMachine| {}).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pump_fault_mid_pour_owes_only_the_unpoured_share() {
+    about_100_ml_then(async |m: &mut TestMachine| {
+        m.gpio.inject_fault(true);
+        let fault = m.wait_screen(Screen::Fault).await;
+        assert!(!fault.code.is_empty());
+    })
+    .await;
 }
 
 #[tokio::test(start_paused = true)]
