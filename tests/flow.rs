@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{on_time, TestMachine, ENA};
+use common::{login, on_time, refill_for_credit, TestMachine, ENA};
 use lnvend::config::{Config, Mode};
 use lnvend::controller::{Input, OpAction, Screen, View};
 use lnvend::ledger::Ledger;
@@ -95,14 +95,6 @@ async fn buy(m: &mut TestMachine, product: usize) {
     m.wait_screen(Screen::Pouring).await;
 }
 
-async fn login(m: &mut TestMachine) -> View {
-    m.send(Input::OpenOperator);
-    m.wait_screen(Screen::Pin).await;
-    // The simulator's PIN (examples/sim.toml holds its hash).
-    m.send(Input::OperatorPin("1234".into()));
-    m.wait_screen(Screen::Operator).await
-}
-
 fn op_message(v: &View) -> String {
     v.operator
         .as_ref()
@@ -170,18 +162,7 @@ async fn no_flow_stops_within_the_no_flow_time_owes_a_credit_and_sells_out() {
     assert_eq!(m.sim().invoices_created(), 1);
     assert_eq!(on_time(&m.gpio, ENA).1, 1, "no second pump run");
     // The operator refills the tank: the paid sale's credit is offered again.
-    login(&mut m).await;
-    m.send(Input::Operator(OpAction::Refill { index: 0 }));
-    m.wait_for(Duration::from_secs(5), "the refill", |v| {
-        op_message(v).contains("refilled")
-    })
-    .await;
-    m.send(Input::Operator(OpAction::Exit));
-    let idle = m
-        .wait_for(Duration::from_secs(5), "the credit", |v| {
-            v.screen == Screen::Idle && v.credits.first().is_some_and(|c| !c.sold_out)
-        })
-        .await;
+    let idle = refill_for_credit(&mut m, 0).await;
     assert_eq!(idle.credits[0].sale_id, fault.code);
     assert!(!sold_out(&idle, 0));
     m.shutdown().await;
@@ -218,17 +199,7 @@ async fn flow_that_stops_mid_pour_stops_the_pump_and_sells_out() {
     let idle = m.wait_screen(Screen::Idle).await;
     assert!(sold_out(&idle, 0));
     // Refilled, the credit pours what the dry tank did not, not a whole drink.
-    login(&mut m).await;
-    m.send(Input::Operator(OpAction::Refill { index: 0 }));
-    m.wait_for(Duration::from_secs(5), "the refill", |v| {
-        op_message(v).contains("refilled")
-    })
-    .await;
-    m.send(Input::Operator(OpAction::Exit));
-    m.wait_for(Duration::from_secs(5), "the credit", |v| {
-        v.screen == Screen::Idle && v.credits.first().is_some_and(|c| !c.sold_out)
-    })
-    .await;
+    refill_for_credit(&mut m, 0).await;
     m.flows[0].set_tank_empty(false);
     m.send(Input::RedeemCredit(fault.code.clone()));
     m.wait_screen(Screen::Pouring).await;

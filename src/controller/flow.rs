@@ -72,6 +72,38 @@ fn negligible_owed(f: &FlowConfig, full_ml: u32, owed_ml: u32) -> bool {
         || pulses < NEGLIGIBLE_PULSES
 }
 
+/// How a pour by volume that measured `ml` and left `owed` ml of the drink ended, for the
+/// sale's record and the vend cycle: the ml its credit owes (None: nothing) and the event.
+/// Every end keeps what was measured: a `settled` sale (nothing owed the sensor can tell)
+/// is poured whatever stopped the pump, with that trouble told; any other owes `owed`.
+fn volume_end(
+    sale_id: SaleId,
+    result: Result<VolumeOutcome, crate::pump::PumpError>,
+    ml: u32,
+    owed: u32,
+    settled: bool,
+    no_flow_ms: u64,
+) -> (Option<u32>, Event) {
+    let trouble = match result {
+        Ok(VolumeOutcome::Reached { .. } | VolumeOutcome::Short { .. }) => None,
+        Ok(VolumeOutcome::NoFlow { .. }) => Some(PourFailure::NoFlow(format!(
+            "{ml} ml flowed, then no flow for {} ms: the tank is empty or the line blocked",
+            no_flow_ms
+        ))),
+        Err(e) => Some(PourFailure::Pump(e.to_string())),
+    };
+    if settled {
+        return (None, Event::PourFinished { sale_id, trouble });
+    }
+    // A short pour, or a credit pour capped by a volume shortened since the sale (it
+    // reaches its target and still owes the rest): the sale stays a credit, for the rest.
+    let failure = trouble.unwrap_or(PourFailure::Short {
+        poured_ml: ml,
+        target_ml: ml + owed,
+    });
+    (Some(owed), Event::PourFailed { sale_id, failure })
+}
+
 /// The floor of pulses per no-flow window for `f`: its ml/s over the window, at least 1.
 fn floor_pulses(f: &FlowConfig) -> u64 {
     let ml = f.min_flow_ml_per_s * f.no_flow_ms as f64 / 1000.0;
@@ -178,7 +210,10 @@ impl Controller {
                                 owed_ml: None,
                             });
                         }
-                        Event::PourFinished { sale_id: sale.id }
+                        Event::PourFinished {
+                            sale_id: sale.id,
+                            trouble: None,
+                        }
                     }
                     Err(e) => Event::PourFailed {
                         sale_id: sale.id,
@@ -208,45 +243,47 @@ impl Controller {
             let ml = flow.config.ml_of(pulses).min(volume);
             let owed = owed_after(owed_ml, full, ml);
             // What the counted pulses cannot tell from a full drink is a full drink: no
-            // credit for a rounding's few ml.
-            let negligible = negligible_owed(&flow.config, full, owed);
+            // credit for a rounding's few ml, whatever stopped the pump.
+            let settled = negligible_owed(&flow.config, full, owed);
+            let (owed_ml, ev) = volume_end(
+                sale.id.clone(),
+                result,
+                ml,
+                owed,
+                settled,
+                flow.config.no_flow_ms,
+            );
             let _ = tx.send(Input::PouredMl {
-                sale_id: sale.id.clone(),
+                sale_id: sale.id,
                 index,
                 ml,
-                owed_ml: (owed > 0 && !negligible).then_some(owed),
+                owed_ml,
             });
-            let ev = match result {
-                Ok(VolumeOutcome::Reached { .. } | VolumeOutcome::Short { .. })
-                    if owed == 0 || negligible =>
-                {
-                    Event::PourFinished { sale_id: sale.id }
-                }
-                // A credit pour capped by a volume shortened since the sale reaches its
-                // target and still owes the rest: the sale stays a credit, for that rest.
-                Ok(VolumeOutcome::Reached { .. } | VolumeOutcome::Short { .. }) => {
-                    Event::PourFailed {
-                        sale_id: sale.id,
-                        failure: PourFailure::Short {
-                            poured_ml: ml,
-                            target_ml: ml + owed,
-                        },
-                    }
-                }
-                Ok(VolumeOutcome::NoFlow { .. }) => Event::PourFailed {
-                    sale_id: sale.id,
-                    failure: PourFailure::NoFlow(format!(
-                        "{ml} ml flowed, then no flow for {} ms: the tank is empty or the line blocked",
-                        flow.config.no_flow_ms
-                    )),
-                },
-                Err(e) => Event::PourFailed {
-                    sale_id: sale.id,
-                    failure: PourFailure::Pump(e.to_string()),
-                },
-            };
             let _ = tx.send(Input::Event(ev));
         }));
+    }
+
+    /// At a stop of the program, after the pump's stop: the pour under way sees that stop
+    /// (within a check of the pump) and reports what it measured, and a pour that ended
+    /// just before has its report in the queue. Both are recorded as any end of a pour:
+    /// the drink in the cup is not owed again, and a pour cut short owes only the rest.
+    pub(super) async fn take_pour_report(&mut self) {
+        if let Some(mut task) = self.pour_task.take() {
+            let wait = self.settings.pour.anti_drip + Duration::from_secs(1);
+            if tokio::time::timeout(wait, &mut task).await.is_err() {
+                tracing::error!("the pour did not report its end at the stop");
+                task.abort();
+            }
+        }
+        while let Ok(input) = self.rx.try_recv() {
+            if matches!(
+                input,
+                Input::Event(Event::PourFinished { .. } | Event::PourFailed { .. })
+                    | Input::PouredMl { .. }
+            ) {
+                self.handle(input);
+            }
+        }
     }
 
     /// A pour put `ml` into the cup: recorded with its sale, counted off the stock.
@@ -384,7 +421,7 @@ impl Controller {
             "Calibrating channel {channel}: pouring about {CALIBRATION_ML} ml into a measuring jug…"
         );
         let (pump, settings, tx) = (self.pump.clone(), self.settings.pour, self.tx.clone());
-        self.run_op_pump(async move {
+        self.run_worn(channel, async move {
             let r = pour_volume(&pump, channel, flow.sensor.as_ref(), target, settings).await;
             let pulses = match r {
                 Ok(VolumeOutcome::Reached { pulses } | VolumeOutcome::Short { pulses }) => {
@@ -496,7 +533,7 @@ impl Controller {
         };
         self.op.message = format!("Test pour: {} ml of {}…", ml, p.name);
         let (pump, settings, tx) = (self.pump.clone(), self.settings.pour, self.tx.clone());
-        self.run_op_pump(async move {
+        self.run_worn(p.channel, async move {
             let r = pour_volume(&pump, p.channel, flow.sensor.as_ref(), target, settings).await;
             let note = match r {
                 Ok(VolumeOutcome::Reached { pulses }) => format!(
@@ -515,6 +552,19 @@ impl Controller {
                 Err(e) => format!("Test pour failed: {e}"),
             };
             let _ = tx.send(Input::OperatorNote(note));
+        });
+    }
+
+    /// An operator's pour on `channel`, counted as pump wear until it ends or is cut short.
+    fn run_worn(
+        &mut self,
+        channel: Channel,
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let wear = self.metrics.wear(&channel.to_string());
+        self.run_op_pump(async move {
+            let _wear = wear;
+            task.await;
         });
     }
 
@@ -567,46 +617,5 @@ impl Controller {
 const FLOW_RATE_EVERY: Duration = Duration::from_millis(500);
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_credit_pour_owes_what_was_owed_less_what_it_poured_not_todays_volume() {
-        // A first pour of a 300 ml drink that delivered 120 ml owes 180.
-        assert_eq!(owed_after(None, 300, 120), 180);
-        // Its credit, after the operator shortened the drink to 150 ml: the pour is capped
-        // at 150 and delivers it, and 30 ml stay owed (not 150 - 150 = 0).
-        assert_eq!(owed_after(Some(180), 150, 150), 30);
-        // A credit pour that delivered all it owed owes nothing; never below nothing.
-        assert_eq!(owed_after(Some(180), 300, 180), 0);
-        assert_eq!(owed_after(Some(10), 300, 12), 0);
-    }
-
-    fn sensor(pulses_per_litre: f64) -> FlowConfig {
-        FlowConfig {
-            pin: 17,
-            pull: crate::config::flow::Pull::Up,
-            pulses_per_litre,
-            no_flow_ms: 1500,
-            min_flow_ml_per_s: 2.0,
-            mock_ml_per_s: 25.0,
-        }
-    }
-
-    #[test]
-    fn a_short_pour_that_rounds_to_the_full_drink_owes_no_credit() {
-        // 5880 pulses per litre: one pulse short of 300 ml measures as 300 ml.
-        let fine = sensor(5880.0);
-        let target = fine.pulses_for(300);
-        let owed = 300 - fine.ml_of(target - 1).min(300);
-        assert_eq!(owed, 0);
-        assert!(negligible_owed(&fine, 300, owed));
-        // A few ml of 300 (under 3 %) is the sensor's noise, not an undelivered drink.
-        assert!(negligible_owed(&fine, 300, 8));
-        // 450 pulses per litre: 4 ml of a 60 ml shot is under 3 pulses.
-        assert!(negligible_owed(&sensor(450.0), 60, 4));
-        // A real shortfall is owed.
-        assert!(!negligible_owed(&fine, 300, 10));
-        assert!(!negligible_owed(&sensor(450.0), 300, 180));
-    }
-}
+#[path = "flow_tests.rs"]
+mod tests;

@@ -284,24 +284,11 @@ impl Controller {
             // Finished one-shot tasks leave their results here; drop them as they come.
             while self.tasks.try_join_next().is_some() {}
         }
-        // A pour that finished (or failed) just before the stop has its report in the queue:
-        // take it, so a drink in the cup is not recorded as owed.
-        while let Ok(input) = self.rx.try_recv() {
-            if matches!(
-                input,
-                Input::Event(Event::PourFinished { .. } | Event::PourFailed { .. })
-                    | Input::PouredMl { .. }
-            ) {
-                self.handle(input);
-            }
-        }
         // The pump first: whatever else fails below, it is off.
         if let Err(e) = self.pump.stop() {
             tracing::error!(error = %e, "could not stop the pump at shutdown");
         }
-        if let Some(p) = self.pour_task.take() {
-            p.abort();
-        }
+        self.take_pour_report().await;
         // A pour cut short by a stop is owed now, not left "pouring" until the next start.
         if let State::Pouring { sale, .. } = &self.state {
             let sale = sale.id.clone();

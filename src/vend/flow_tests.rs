@@ -112,3 +112,41 @@ fn a_short_pour_owes_the_rest_without_selling_the_product_out() {
     let (s, _) = step(s, Event::Tick, now + FAULT_SCREEN);
     assert_eq!(s, State::Idle);
 }
+
+#[test]
+fn a_pour_that_ends_in_trouble_a_few_ml_short_is_poured_and_owes_nothing() {
+    let now = Instant::now();
+    let finished = |trouble| Event::PourFinished {
+        sale_id: SaleId("s1".into()),
+        trouble: Some(trouble),
+    };
+    let poured = Effect::RecordPoured {
+        sale_id: SaleId("s1".into()),
+    };
+    // The tank ran dry just before the end: thanks, and the product is sold out.
+    let (s, e) = step(
+        pouring(now),
+        finished(PourFailure::NoFlow("dry".into())),
+        now,
+    );
+    assert_eq!(s.name(), "ThankYou");
+    assert_eq!(
+        e,
+        vec![
+            poured.clone(),
+            Effect::StopPump,
+            Effect::SoldOut { index: 2 }
+        ]
+    );
+    let (s, _) = step(s, Event::Tick, now + THANK_YOU);
+    assert_eq!(s, State::Idle);
+    // A pump fault (the anti-drip run, a GPIO error): no credit, and no next sale either.
+    let (s, e) = step(pouring(now), finished(PourFailure::Pump("jam".into())), now);
+    assert_eq!(
+        s,
+        State::OutOfService {
+            reason: OutOfService::Pump("jam".into())
+        }
+    );
+    assert_eq!(e, vec![poured, Effect::StopPump]);
+}

@@ -264,6 +264,10 @@ pub enum Event {
     Tick,
     PourFinished {
         sale_id: SaleId,
+        /// The drink is in the cup, but its pour ended on this (a tank that ran dry, a
+        /// pump fault) a shortfall the flow sensor cannot tell from a full drink before
+        /// the end. None: a clean end.
+        trouble: Option<PourFailure>,
     },
     PourFailed {
         sale_id: SaleId,

@@ -313,15 +313,8 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
             S::Pouring {
                 sale, invoice_id, ..
             },
-            Ev::PourFinished { sale_id },
-        ) if is_current(&sale, &sale_id) => (
-            S::ThankYou {
-                sale,
-                invoice_id,
-                until: now + THANK_YOU,
-            },
-            vec![E::RecordPoured { sale_id }],
-        ),
+            Ev::PourFinished { sale_id, trouble },
+        ) if is_current(&sale, &sale_id) => poured(sale, invoice_id, trouble, now),
         (
             S::Pouring {
                 sale, invoice_id, ..
@@ -548,6 +541,37 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
             | S::Fault { .. }),
             Ev::ServiceLeft,
         ) => (s, vec![]),
+    }
+}
+
+/// A drink in the cup: thanks, and the sale is poured, whatever ended its pour. A tank
+/// found dry still sells its product out; a pump fault still puts the machine out of
+/// service at once (the pump is not trusted with the next sale).
+fn poured(
+    sale: Sale,
+    invoice_id: InvoiceId,
+    trouble: Option<PourFailure>,
+    now: Instant,
+) -> (State, Vec<Effect>) {
+    let index = sale.product.index;
+    let mut effects = vec![Effect::RecordPoured {
+        sale_id: sale.id.clone(),
+    }];
+    let thanks = State::ThankYou {
+        sale,
+        invoice_id,
+        until: now + THANK_YOU,
+    };
+    match trouble {
+        None | Some(PourFailure::AlreadyPoured | PourFailure::Short { .. }) => (thanks, effects),
+        Some(PourFailure::NoFlow(_)) => {
+            effects.extend([Effect::StopPump, Effect::SoldOut { index }]);
+            (thanks, effects)
+        }
+        Some(failure @ (PourFailure::Pump(_) | PourFailure::Ledger(_))) => {
+            effects.push(Effect::StopPump);
+            (after_fault(failure), effects)
+        }
     }
 }
 

@@ -150,6 +150,7 @@ fn all_events(now: Instant) -> Vec<Event> {
         Event::Tick,
         Event::PourFinished {
             sale_id: SaleId("s1".into()),
+            trouble: None,
         },
         Event::PourFailed {
             sale_id: SaleId("s1".into()),
@@ -312,6 +313,7 @@ fn payment_pours_for_the_products_time_then_thanks_then_idle() {
         s,
         Event::PourFinished {
             sale_id: SaleId("s1".into()),
+            trouble: None,
         },
         later,
     );
@@ -340,6 +342,7 @@ fn the_same_payment_reported_twice_pours_once() {
         s,
         Event::PourFinished {
             sale_id: SaleId("s1".into()),
+            trouble: None,
         },
         now,
     );
@@ -608,6 +611,7 @@ fn reports_about_other_sales_change_nothing() {
         for e in [
             Event::PourFinished {
                 sale_id: SaleId("zz".into()),
+                trouble: None,
             },
             Event::PourFailed {
                 sale_id: SaleId("zz".into()),

@@ -208,3 +208,30 @@ pub async fn failed_pour(m: &mut TestMachine) -> String {
     m.wait_screen(Screen::Idle).await;
     fault.code
 }
+
+/// The operator opens the menu with the simulator's PIN (examples/sim.toml holds its hash).
+pub async fn login(m: &mut TestMachine) -> View {
+    m.send(Input::OpenOperator);
+    m.wait_screen(Screen::Pin).await;
+    m.send(Input::OperatorPin("1234".into()));
+    m.wait_screen(Screen::Operator).await
+}
+
+/// The operator refills product `index` (its tank ran dry) and leaves the menu; returns the
+/// idle screen once it offers the credit the dry tank held back as pourable again.
+pub async fn refill_for_credit(m: &mut TestMachine, index: usize) -> View {
+    use lnvend::controller::OpAction;
+    login(m).await;
+    m.send(Input::Operator(OpAction::Refill { index }));
+    m.wait_for(Duration::from_secs(5), "the refill", |v| {
+        v.operator
+            .as_ref()
+            .is_some_and(|o| o.message.contains("refilled"))
+    })
+    .await;
+    m.send(Input::Operator(OpAction::Exit));
+    m.wait_for(Duration::from_secs(5), "the credit", |v| {
+        v.screen == Screen::Idle && v.credits.first().is_some_and(|c| !c.sold_out)
+    })
+    .await
+}
