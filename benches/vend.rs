@@ -34,11 +34,14 @@
 //! LNbits comes from `LNBITS_VENV` or `target/lnbits-venv` (`./scripts/lnbits-venv`); without
 //! it the LNbits rows say "not run" (the Bolt Card rows too: benches/card_tap). `--no-lnbits`
 //! skips them; `--cycles N`, `--card-taps N` (25) and
-//! `--soak-sim N` / `--soak-lnbits N` / `--soak-btcpay N` change the counts.
+//! `--soak-sim N` / `--soak-lnbits N` / `--soak-btcpay N` change the counts. `--ledger`
+//! prints only the ledger-growth table (0 to 3M sales: benches/ledger_growth).
 
 #[path = "../tests/fake_btcpay/mod.rs"]
 mod fake_btcpay;
 mod flow_figures;
+// The ledger as it grows: 0 to 3M sales (benches/ledger_growth).
+mod ledger_growth;
 // Bolt Card tap → pump on against LNbits' Bolt Cards extension (benches/card_tap).
 mod card_tap;
 #[path = "../tests/support/lnbits_boltcards.rs"]
@@ -81,6 +84,8 @@ struct Opts {
     full: bool,
     /// `--flow`: only the flow sensor's rows (no machine, no LNbits).
     flow_only: bool,
+    /// `--ledger`: only the ledger-growth table (benches/ledger_growth).
+    ledger_only: bool,
     soak: bool,
     lnbits: bool,
     cycles: usize,
@@ -104,8 +109,12 @@ fn opts() -> Opts {
     Opts {
         full,
         flow_only: args.iter().any(|a| a == "--flow"),
+        ledger_only: args.iter().any(|a| a == "--ledger"),
         soak: args.iter().any(|a| a == "--soak"),
-        lnbits: full && !args.iter().any(|a| a == "--no-lnbits" || a == "--flow"),
+        lnbits: full
+            && !args
+                .iter()
+                .any(|a| a == "--no-lnbits" || a == "--flow" || a == "--ledger"),
         cycles: num("--cycles", 100, 3),
         card_taps: num("--card-taps", 25, 3),
         soak_sim: num("--soak-sim", 5000, 30),
@@ -135,7 +144,9 @@ fn main() {
     } else {
         None
     };
-    if o.flow_only {
+    if o.ledger_only {
+        ledger_growth::ledger_main(&o);
+    } else if o.flow_only {
         let mut rows = Vec::new();
         flow_rows(&o, &mut rows);
         print_table(&rows);

@@ -2,9 +2,13 @@
 //! (`Pump::new`); here pours interrupted by a crash become owed credits, invoices still
 //! payable are watched again, older unsettled ones and the backend's own record of
 //! payments made while lnvend was down are checked, and the credits a customer may still
-//! be waiting for are offered again (on a trusted clock only).
+//! be waiting for are offered again (on a trusted clock only). On a clock that is not
+//! trusted yet (a Pi at 1970 before NTP answers) "the last week" counts back from the
+//! newest sale in the ledger, and every unsettled invoice of it is checked with the
+//! backend, none watched: only the backend can say which is still payable.
 
 use super::*;
+use crate::ledger::OpenInvoice;
 
 impl Controller {
     pub(super) fn start_up(&mut self) {
@@ -12,6 +16,7 @@ impl Controller {
         self.load_stock();
         let now = self.settings.clock.now();
         let window = self.settings.credit_window;
+        let anchor = self.recheck_anchor();
         match &mut self.ledger {
             Ok(ledger) => {
                 match ledger.recover_interrupted() {
@@ -53,31 +58,15 @@ impl Controller {
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "could not list owed credits"),
                 }
-                // Invoices that are still payable are watched again; those that expired while
-                // lnvend was down are checked, in case they were paid in time.
-                let now_unix = self.settings.clock.unix();
-                match ledger.unsettled_since(now_unix.saturating_sub(RECHECK_WINDOW.as_secs())) {
-                    Ok(open) => {
-                        let mut expired = Vec::new();
-                        for o in open {
-                            if o.invoice.expires_at_unix > now_unix {
-                                tracing::info!(sale = %o.sale_id, invoice = %o.invoice.id, "still watching an unpaid invoice from before the restart");
-                                self.spawn_watch(o.invoice);
-                            } else {
-                                expired.push(o.invoice.id);
-                            }
-                        }
-                        if !expired.is_empty() {
-                            self.tasks.spawn(late::check_invoices(
-                                self.backend.clone(),
-                                expired,
-                                self.settings.request_timeout,
-                                late::Attempts::AT_START,
-                                self.tx.clone(),
-                            ));
-                        }
+                // Unsettled invoices of the week before `anchor` (see `recheck_anchor`):
+                // those still payable are watched again, the newest up to the watch cap;
+                // every other one (expired while lnvend was down, beyond the cap, or on a
+                // clock that cannot tell) is asked about once, in case it was paid.
+                if let Some((anchor, trusted)) = anchor {
+                    match ledger.unsettled_since(anchor.saturating_sub(RECHECK_WINDOW.as_secs())) {
+                        Ok(open) => self.recheck_unsettled(open, anchor, trusted),
+                        Err(e) => tracing::error!(error = %e, "could not list unsettled invoices"),
                     }
-                    Err(e) => tracing::error!(error = %e, "could not list unsettled invoices"),
                 }
                 self.tasks.spawn(late::catch_up(
                     self.backend.clone(),
@@ -93,6 +82,59 @@ impl Controller {
         }
         self.offer_credits_from_before();
         self.publish();
+    }
+
+    /// The wall-clock time (UNIX seconds) the look-backs over unsettled invoices count from,
+    /// and whether it is the trusted clock: the wall clock once it is trusted; before that
+    /// the newest sale in the ledger, which needs no clock. A Pi booting at 1970 would
+    /// otherwise make every invoice ever look payable (and list all of them), a clock running
+    /// ahead none. `None` without a ledger or a sale.
+    pub(super) fn recheck_anchor(&self) -> Option<(u64, bool)> {
+        let clock = &self.settings.clock;
+        if clock.sync_problem().is_none() {
+            return Some((clock.unix(), true));
+        }
+        match self.ledger.as_ref().ok()?.newest_sale_unix() {
+            Ok(newest) => newest.map(|t| (t, false)),
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the newest sale's time");
+                None
+            }
+        }
+    }
+
+    /// At start: watches the newest still-payable invoices (up to [`MAX_WATCHES`], and only
+    /// on a trusted clock, which alone can say what is still payable) and has every other
+    /// one checked once, so no invoice is lost to the watch cap or to a wrong clock.
+    fn recheck_unsettled(&mut self, open: Vec<OpenInvoice>, now_unix: u64, trusted: bool) {
+        let (mut payable, rest): (Vec<_>, Vec<_>) = open
+            .into_iter()
+            .partition(|o| trusted && o.invoice.expires_at_unix > now_unix);
+        // Oldest first: those beyond the cap are the oldest, and are checked instead.
+        let beyond_cap = payable.len().saturating_sub(MAX_WATCHES);
+        let check: Vec<InvoiceId> = rest
+            .into_iter()
+            .chain(payable.drain(..beyond_cap))
+            .map(|o| o.invoice.id)
+            .collect();
+        for o in payable {
+            tracing::info!(sale = %o.sale_id, invoice = %o.invoice.id, "still watching an unpaid invoice from before the restart");
+            self.spawn_watch(o.invoice);
+        }
+        if !check.is_empty() {
+            tracing::info!(
+                count = check.len(),
+                trusted,
+                "checking the unsettled invoices of the last week with the backend"
+            );
+            self.tasks.spawn(late::check_invoices(
+                self.backend.clone(),
+                check,
+                self.settings.request_timeout,
+                late::Attempts::AT_START,
+                self.tx.clone(),
+            ));
+        }
     }
 
     /// Credits the customer may still be waiting for from before the start: those that

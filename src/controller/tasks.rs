@@ -5,6 +5,11 @@
 
 use super::*;
 
+/// The most BOLT11s one sweep empties: far more than a prankster creates per sweep (about
+/// 12 at one every 10 s), so the retention keeps up, yet a short write even on a Pi. A file
+/// from before retention loses its backlog over days, a little each sweep.
+pub const PAYLOADS_PER_SWEEP: usize = 256;
+
 impl Controller {
     /// Starts the invoice a tap is waiting for, once the rate limit allows.
     pub(super) fn start_deferred_invoice(&mut self) {
@@ -32,15 +37,17 @@ impl Controller {
             return;
         }
         self.watches.retain(|_, (_, h)| !h.is_finished());
+        self.drop_stale_payloads();
+        // From the newest sale when the clock is not trusted (see `recheck_anchor`).
+        let Some((now_unix, _)) = self.recheck_anchor() else {
+            return;
+        };
         let Ok(ledger) = &self.ledger else {
             return;
         };
-        let since = self
-            .settings
-            .clock
-            .unix()
-            .saturating_sub((late::LATE_WINDOW + self.settings.invoice_expiry).as_secs());
-        let open = match ledger.unsettled_since(since) {
+        let since =
+            now_unix.saturating_sub((late::LATE_WINDOW + self.settings.invoice_expiry).as_secs());
+        let open = match ledger.unsettled_ids_since(since) {
             Ok(open) => open,
             Err(e) => {
                 tracing::error!(error = %e, "could not list unsettled invoices");
@@ -49,13 +56,14 @@ impl Controller {
         };
         let mut candidates: Vec<(Option<Instant>, InvoiceId)> = open
             .into_iter()
-            .map(|o| o.invoice.id)
             .filter(|id| !self.watches.contains_key(id))
             .map(|id| (self.swept.get(&id).copied(), id))
             .collect();
-        // Forget what is no longer a candidate, so the map stays as small as the window.
-        self.swept
-            .retain(|id, _| candidates.iter().any(|(_, c)| c == id));
+        // Forget what is no longer a candidate, so the map stays as small as the window
+        // (a set: a day of a prankster's invoices is thousands).
+        let current: std::collections::HashSet<&InvoiceId> =
+            candidates.iter().map(|(_, id)| id).collect();
+        self.swept.retain(|id, _| current.contains(id));
         // Never asked first, then the longest ago.
         candidates.sort();
         let now = Instant::now();
@@ -78,6 +86,36 @@ impl Controller {
             late::Attempts::ONCE,
             self.tx.clone(),
         )));
+    }
+    /// Retention, a few rows per sweep: never-paid invoices that expired more than
+    /// [`RECHECK_WINDOW`] before both the trusted clock and the newest sale lose their BOLT11
+    /// (see [`Ledger::drop_stale_payloads`]); no look-back of the sweep or the start-up
+    /// reaches them any more. Nothing on a clock that is not trusted.
+    fn drop_stale_payloads(&mut self) {
+        let clock = &self.settings.clock;
+        if clock.sync_problem().is_some() {
+            return;
+        }
+        let Ok(ledger) = &mut self.ledger else {
+            return;
+        };
+        let newest = match ledger.newest_sale_unix() {
+            Ok(Some(t)) => t,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the newest sale's time");
+                return;
+            }
+        };
+        let before = clock
+            .unix()
+            .min(newest)
+            .saturating_sub(RECHECK_WINDOW.as_secs());
+        match ledger.drop_stale_payloads(before, PAYLOADS_PER_SWEEP) {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(count = n, "dropped the BOLT11 of old unpaid invoices"),
+            Err(e) => tracing::warn!(error = %e, "could not drop old invoices' BOLT11"),
+        }
     }
     /// Asks the backend for the sale's invoice (the rate limit already let it through).
     pub(super) fn spawn_create(&mut self, sale: Sale) {

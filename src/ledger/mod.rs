@@ -7,9 +7,13 @@
 //! owed credit the customer taps; if that second pour is interrupted too, the sale waits
 //! for the operator (`pour_attempts`, see [`schema`]).
 
+// First: the modules below use its `unpaid_sql!`.
+#[macro_use]
+pub mod schema;
+
 mod owed;
 mod reports;
-pub mod schema;
+mod retention;
 mod state;
 mod stock;
 
@@ -92,6 +96,21 @@ const LEDGER_CACHE_KIB: i64 = 256;
 
 use crate::clock::unix_now_us as now_us;
 
+/// A UNIX time in seconds as the ledger's microseconds.
+fn unix_to_us(unix: u64) -> i64 {
+    i64::try_from(unix)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1_000_000)
+}
+
+/// The unsettled (never paid) invoices created at or after `?1` (µs), oldest first: a
+/// range of `sales_by_state`, as long as the window, however old the ledger.
+const UNSETTLED_SINCE: &str = concat!(
+    "FROM sales WHERE ",
+    unpaid_sql!(),
+    " AND created_us >= ?1 ORDER BY created_us"
+);
+
 /// Reads an `OpenInvoice` from `id, invoice_id, bolt11, payment_hash, price_msat, expires_at`.
 fn open_invoice_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OpenInvoice> {
     Ok(OpenInvoice {
@@ -104,6 +123,31 @@ fn open_invoice_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OpenInvoice> {
             expires_at_unix: r.get::<_, i64>(5)? as u64,
         },
     })
+}
+
+/// Sales whose pour began and never ended (`?1`: [`SaleState::Pouring`]).
+const INTERRUPTED: &str = "SELECT id FROM sales WHERE state = ?1";
+
+/// The newest sale id of the `S<unix seconds>-<hex>` form: read from the end of the
+/// primary key's index, stopping at the first match (a `MAX(id)` with this filter walks
+/// every matching id).
+const NEWEST_SALE_ID: &str =
+    "SELECT id FROM sales WHERE id GLOB 'S[0-9]*-*' ORDER BY id DESC LIMIT 1";
+
+/// Owed sales, oldest first (`?1`: [`SaleState::Owed`]).
+fn owed_query() -> String {
+    format!("SELECT {OWED_COLUMNS} FROM sales s WHERE s.state = ?1 ORDER BY s.created_us")
+}
+
+/// Public owed credits with the time they became owed (`?1`: [`MAX_AUTOMATIC_POURS`],
+/// `?2`: [`SaleState::Owed`]).
+fn public_credits_query() -> String {
+    format!(
+        "SELECT {OWED_COLUMNS}, (SELECT MAX(at_us) FROM transitions t
+             WHERE t.sale_id = s.id AND t.kind = 'credited') FROM sales s
+         WHERE s.state = ?2 AND s.pour_attempts < ?1
+         ORDER BY s.created_us"
+    )
 }
 
 impl Ledger {
@@ -254,10 +298,14 @@ impl Ledger {
 
     pub fn record_poured(&mut self, sale_id: &SaleId) -> Result<(), LedgerError> {
         let tx = self.conn.transaction()?;
-        tx.execute(
-            "UPDATE sales SET state = ?2 WHERE id = ?1",
+        let changed = tx.execute(
+            "UPDATE sales SET state = ?2 WHERE id = ?1 AND state <> ?2",
             params![sale_id.0, SaleState::Poured],
         )?;
+        if changed == 1 {
+            // Poured is final: counted once in the running totals (see `schema`, v5).
+            reports::count_poured(&tx, sale_id)?;
+        }
         tx.execute(
             "INSERT INTO transitions (sale_id, kind, at_us) VALUES (?1, 'poured', ?2)",
             params![sale_id.0, now_us()],
@@ -342,7 +390,7 @@ impl Ledger {
     /// power cut) become owed. Returns them.
     pub fn recover_interrupted(&mut self) -> Result<Vec<SaleId>, LedgerError> {
         let ids: Vec<String> = {
-            let mut st = self.conn.prepare("SELECT id FROM sales WHERE state = ?1")?;
+            let mut st = self.conn.prepare(INTERRUPTED)?;
             let rows = st.query_map(params![SaleState::Pouring], |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };
@@ -374,26 +422,24 @@ impl Ledger {
     /// Invoices never seen paid, created since `since_unix`, expired or not: at start each is
     /// checked once, so a payment made while lnvend was down is not lost.
     pub fn unsettled_since(&self, since_unix: u64) -> Result<Vec<OpenInvoice>, LedgerError> {
-        let mut st = self.conn.prepare(
-            "SELECT id, invoice_id, bolt11, payment_hash, price_msat, expires_at FROM sales
-             WHERE state IN (?2, ?3, ?4) AND created_us >= ?1",
-        )?;
-        let rows = st.query_map(
-            params![
-                (since_unix as i64).saturating_mul(1_000_000),
-                SaleState::Created,
-                SaleState::Cancelled,
-                SaleState::Expired
-            ],
-            open_invoice_row,
-        )?;
+        let mut st = self.conn.prepare(&format!(
+            "SELECT id, invoice_id, bolt11, payment_hash, price_msat, expires_at {UNSETTLED_SINCE}"
+        ))?;
+        let rows = st.query_map(params![unix_to_us(since_unix)], open_invoice_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The ids of the same invoices, oldest first (the periodic sweep needs no more).
+    pub fn unsettled_ids_since(&self, since_unix: u64) -> Result<Vec<InvoiceId>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare(&format!("SELECT invoice_id {UNSETTLED_SINCE}"))?;
+        let rows = st.query_map(params![unix_to_us(since_unix)], |r| r.get(0).map(InvoiceId))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn owed(&self) -> Result<Vec<Owed>, LedgerError> {
-        let mut st = self.conn.prepare(&format!(
-            "SELECT {OWED_COLUMNS} FROM sales s WHERE s.state = ?1 ORDER BY s.created_us"
-        ))?;
+        let mut st = self.conn.prepare(&owed_query())?;
         let rows = st.query_map(params![SaleState::Owed], owed_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -439,12 +485,7 @@ impl Ledger {
     /// first. Used once at start: the running machine keeps its offers on the monotonic
     /// clock.
     pub fn public_credits(&self) -> Result<Vec<(Owed, i64)>, LedgerError> {
-        let mut st = self.conn.prepare(&format!(
-            "SELECT {OWED_COLUMNS}, (SELECT MAX(at_us) FROM transitions t
-                 WHERE t.sale_id = s.id AND t.kind = 'credited') FROM sales s
-             WHERE s.state = ?2 AND s.pour_attempts < ?1
-             ORDER BY s.created_us"
-        ))?;
+        let mut st = self.conn.prepare(&public_credits_query())?;
         let rows = st.query_map(params![MAX_AUTOMATIC_POURS, SaleState::Owed], |r| {
             Ok((owed_row(r)?, r.get::<_, Option<i64>>(7)?.unwrap_or(0)))
         })?;
@@ -454,11 +495,10 @@ impl Ledger {
     /// The newest sale id of the `S<unix seconds>-<hex>` form, to keep new ids above it
     /// whatever the wall clock says.
     pub fn newest_sale_id(&self) -> Result<Option<String>, LedgerError> {
-        Ok(self.conn.query_row(
-            "SELECT MAX(id) FROM sales WHERE id GLOB 'S[0-9]*-*'",
-            [],
-            |r| r.get(0),
-        )?)
+        Ok(self
+            .conn
+            .query_row(NEWEST_SALE_ID, [], |r| r.get(0))
+            .optional()?)
     }
 
     /// A sale's invoice as recorded (for confirming a payment reported out of band).

@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use super::LedgerError;
 
 /// The version this binary writes.
-pub const LATEST: u32 = 4;
+pub const LATEST: u32 = 5;
 
 /// Version 1: the schema before versioning, unchanged (a file of that time is exactly this).
 const V1: &str = "
@@ -93,8 +93,63 @@ ALTER TABLE sales ADD COLUMN fiat_amount TEXT;
 ALTER TABLE sales ADD COLUMN fiat_currency TEXT;
 ";
 
+/// The states of a sale never seen paid, as SQL: a customer may still pay these invoices
+/// ([`SaleState::unpaid`](super::SaleState)). Spelled as a literal (a macro, so the index
+/// below and the queries that must match it share one text): SQLite uses a partial index
+/// only for a query whose WHERE clause contains the index's own condition.
+macro_rules! unpaid_sql {
+    () => {
+        "state IN ('created', 'cancelled', 'expired')"
+    };
+}
+#[cfg(test)]
+pub(super) const UNPAID_SQL: &str = unpaid_sql!();
+
+/// One UTC day in microseconds: the unit of `poured_days`.
+pub(super) const DAY_US: i64 = 86_400_000_000;
+
+/// Version 5 (a ledger that grows for years; nothing on the controller's path may scan it):
+/// * `sales_by_state (state, created_us)`: the few owed, pouring or recent unsettled sales
+///   of one state, found without reading the millions of expired pranks around them.
+/// * `sales_by_time (created_us, id)`: the newest sales (the operator's list, the ledger's
+///   newest time) from the end of the index.
+/// * `sales_with_payload`: the unpaid invoices that still carry their BOLT11, oldest first,
+///   so the retention step ([`Ledger::drop_stale_payloads`](super::Ledger)) finds the next
+///   few to empty without a scan. Emptied rows leave the index, which stays about a week
+///   of invoices long.
+/// * `poured_days` (per UTC day of the sale and product) and `poured_totals` (per product,
+///   all time): the count and sum of poured sales, kept as each sale is poured, so the
+///   operator's totals and chart read a handful of rows instead of every sale ever made.
+///   Filled from the existing sales here.
+const V5: &str = concat!(
+    "
+CREATE INDEX sales_by_state ON sales(state, created_us);
+CREATE INDEX sales_by_time ON sales(created_us, id);
+CREATE INDEX sales_with_payload ON sales(created_us) WHERE bolt11 <> '' AND ",
+    unpaid_sql!(),
+    ";
+CREATE TABLE poured_days (
+    day INTEGER NOT NULL,
+    product TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    msat INTEGER NOT NULL,
+    PRIMARY KEY (day, product)
+) WITHOUT ROWID;
+CREATE TABLE poured_totals (
+    product TEXT PRIMARY KEY,
+    count INTEGER NOT NULL,
+    msat INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO poured_days (day, product, count, msat)
+    SELECT created_us / 86400000000, product, COUNT(*), SUM(price_msat) FROM sales
+    WHERE state = 'poured' GROUP BY 1, 2;
+INSERT INTO poured_totals (product, count, msat)
+    SELECT product, SUM(count), SUM(msat) FROM poured_days GROUP BY product;
+"
+);
+
 /// The migrations, in order: `MIGRATIONS[i]` takes version `i + 1` to `i + 2`.
-const MIGRATIONS: [&str; 3] = [V2, V3, V4];
+const MIGRATIONS: [&str; 4] = [V2, V3, V4, V5];
 
 fn user_version(conn: &Connection) -> Result<u32, LedgerError> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get::<_, u32>(0))?)
@@ -183,7 +238,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(migrate(&mut c).unwrap(), 3);
-        assert_eq!(user_version(&c).unwrap(), 4);
+        assert_eq!(user_version(&c).unwrap(), LATEST);
         let row: (String, i64, Option<i64>, Option<String>, Option<String>) = c
             .query_row(
                 "SELECT product, price_msat, poured_ml, fiat_amount, fiat_currency FROM sales",
@@ -192,6 +247,67 @@ mod tests {
             )
             .unwrap();
         assert_eq!(row, ("Cola".into(), 2_100_000, Some(300), None, None));
+    }
+
+    #[test]
+    fn v5_indexes_every_older_file_and_counts_its_poured_sales_once() {
+        for from in 1..=4u32 {
+            let mut c = Connection::open_in_memory().unwrap();
+            c.execute_batch(V1).unwrap();
+            for m in &MIGRATIONS[..from as usize - 1] {
+                c.execute_batch(m).unwrap();
+            }
+            c.pragma_update(None, "user_version", from).unwrap();
+            // Two poured sales on one day, one the next, and a prank (columns of v1 only).
+            for (id, state, day) in [
+                ("S1", "poured", 20_000),
+                ("S2", "poured", 20_000),
+                ("S3", "poured", 20_001),
+                ("S4", "expired", 20_001),
+            ] {
+                c.execute(
+                    "INSERT INTO sales (id, product, price_msat, backend, invoice_id, payment_hash,
+                                        bolt11, expires_at, state, created_us)
+                     VALUES (?1, 'Cola', 2100000, 'sim', ?1, 'h', 'lnbc1', 0, ?2, ?3)",
+                    rusqlite::params![id, state, day * DAY_US + 3_600_000_000],
+                )
+                .unwrap();
+            }
+            assert_eq!(migrate(&mut c).unwrap(), from);
+            assert_eq!(user_version(&c).unwrap(), LATEST, "from v{from}");
+            let l = super::super::Ledger { conn: c };
+            let all = l.totals_since(0).unwrap();
+            assert_eq!((all.count, all.msat), (3, 6_300_000), "from v{from}");
+            assert_eq!(
+                l.poured_per_day(20_000 * DAY_US).unwrap(),
+                vec![(20_000, 2, 4_200_000), (20_001, 1, 2_100_000)],
+                "from v{from}"
+            );
+            assert_eq!(l.sales_since(0, 10).unwrap().len(), 4, "from v{from}");
+            let indexes: Vec<String> = l
+                .conn
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sales' AND sql IS NOT NULL ORDER BY name")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(
+                indexes,
+                ["sales_by_state", "sales_by_time", "sales_with_payload"],
+                "from v{from}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_unpaid_states_in_sql_are_the_unpaid_sale_states() {
+        let unpaid: Vec<String> = super::super::SaleState::ALL
+            .into_iter()
+            .filter(|s| s.unpaid())
+            .map(|s| format!("'{s}'"))
+            .collect();
+        assert_eq!(UNPAID_SQL, format!("state IN ({})", unpaid.join(", ")));
     }
 
     #[test]
