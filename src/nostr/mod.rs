@@ -1,0 +1,14 @@
+//! Nostr, as far as Nostr Wallet Connect needs it: NIP-01 events (canonical id, BIP-340
+//! signatures, relay messages), NIP-44 v2 and NIP-04 encrypted payloads, and NIP-47's
+//! connection URI, info event, requests, responses and notifications.
+//!
+//! This room is pure: no sockets, no clock, no imports from `backend` or `controller`. The
+//! NWC payment backend (which owns the relay connection) builds on it. Everything here treats
+//! relay input as hostile: sizes are bounded before parsing, an event exists only after its id
+//! and signature verified, and every defect is an error value, never a panic. Keys, the
+//! connection secret and preimages never appear in `Debug` output or errors.
+
+pub mod event;
+pub mod relay;
+
+pub use event::{Event, EventError, EventId, KeyError, Keys, PublicKey, UnsignedEvent};
