@@ -11,6 +11,7 @@
 pub mod event;
 pub mod nip04;
 pub mod nip44;
+pub mod nwc;
 pub mod relay;
 
 pub use event::{Event, EventError, EventId, KeyError, Keys, PublicKey, UnsignedEvent};
