@@ -20,6 +20,7 @@ pub mod logging;
 pub mod metrics;
 pub mod money;
 pub mod nfc;
+pub mod nostr;
 pub mod notify;
 pub mod operator;
 pub mod picture;
