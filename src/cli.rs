@@ -313,6 +313,15 @@ pub fn sales_report(
             o.reason
         );
     }
+    // A refund's claim link stays here (and in the Credits tab) until the operator
+    // dismisses it: the menu may have been left before the backend answered.
+    let links = ledger.refund_links()?;
+    if !links.is_empty() {
+        let _ = writeln!(out, "refund links not dismissed: {}", links.len());
+        for r in links {
+            let _ = writeln!(out, "  {}", r.text());
+        }
+    }
     Ok(out)
 }
 

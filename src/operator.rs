@@ -19,6 +19,11 @@ pub const FIRST_LOCKOUT: Duration = Duration::from_secs(30);
 pub const MAX_LOCKOUT: Duration = Duration::from_secs(3600);
 /// PBKDF2 rounds: about a tenth of a second on a Pi 3B.
 pub const PIN_ROUNDS: u32 = 50_000;
+/// The most rounds a configured hash may ask for: 20 times [`PIN_ROUNDS`], about two
+/// seconds of one Pi 3B core per PIN attempt. Room for a stronger hash made elsewhere,
+/// while a slipped digit or a hostile `pbkdf2-sha256$4000000000$…` (over two hours of
+/// derivation) is refused at load instead of tying up a core for each attempt.
+pub const MAX_PIN_ROUNDS: u32 = 1_000_000;
 
 /// The shortest PIN `lnvend hash-pin` accepts. A 4-digit PIN's hash falls to an offline
 /// search in minutes; six digits make that a thousand times longer. Hashes of shorter PINs
@@ -33,6 +38,9 @@ pub enum PinHashError {
     BadPin,
     #[error("not a PIN hash made by `lnvend hash-pin` (pbkdf2-sha256$rounds$salt$hash)")]
     BadHash,
+    /// The count is no secret; the hash itself is never in the message.
+    #[error("{rounds} PBKDF2 rounds is more than the {MAX_PIN_ROUNDS} a PIN check may take (about 2 s on a Pi 3B); make the hash with `lnvend hash-pin`")]
+    TooManyRounds { rounds: u32 },
 }
 
 /// Hashes a PIN for the config file.
@@ -98,6 +106,9 @@ impl PinHash {
         if parts.next().is_some() || rounds == 0 || salt.len() < 8 || hash.len() != 32 {
             return Err(PinHashError::BadHash);
         }
+        if rounds > MAX_PIN_ROUNDS {
+            return Err(PinHashError::TooManyRounds { rounds });
+        }
         Ok(PinHash { rounds, salt, hash })
     }
 
@@ -145,12 +156,22 @@ impl Lockout {
 
     /// Checks `pin` unless locked out; `None` hash means operator mode is disabled.
     pub fn attempt(&mut self, hash: &PinHash, pin: &str, now: Instant) -> PinOutcome {
-        if let Some(until) = self.until {
-            if now < until {
-                return PinOutcome::LockedOut { for_: until - now };
-            }
+        match self.locked(now) {
+            Some(outcome) => outcome,
+            None => self.record(hash.matches(pin), now),
         }
-        if hash.matches(pin) {
+    }
+
+    /// The lockout in force at `now`, if any: then no PIN is even checked.
+    pub fn locked(&self, now: Instant) -> Option<PinOutcome> {
+        let until = self.until?;
+        (now < until).then(|| PinOutcome::LockedOut { for_: until - now })
+    }
+
+    /// Books a PIN checked off the controller loop (`matched`: it was right) at `now`,
+    /// which [`Lockout::locked`] found unlocked when the check began.
+    pub fn record(&mut self, matched: bool, now: Instant) -> PinOutcome {
+        if matched {
             self.failures = 0;
             self.until = None;
             return PinOutcome::Accepted;
@@ -285,6 +306,20 @@ mod tests {
         assert_eq!(hash_pin("1234567890123"), Err(PinHashError::BadPin));
         assert!(hash_pin("123456789012").is_ok());
         assert_eq!(PinHash::parse("sha1$1$00$00"), Err(PinHashError::BadHash));
+        // A hostile round count is refused before any derivation, and its message holds
+        // neither the salt nor the hash.
+        let salt_and_hash = h.split_once("50000$").unwrap().1;
+        let hostile = format!("pbkdf2-sha256$4000000000${salt_and_hash}");
+        let e = PinHash::parse(&hostile).unwrap_err();
+        assert_eq!(
+            e,
+            PinHashError::TooManyRounds {
+                rounds: 4_000_000_000
+            }
+        );
+        assert!(!e.to_string().contains(&salt_and_hash[..16]), "{e}");
+        let most = format!("pbkdf2-sha256${MAX_PIN_ROUNDS}${salt_and_hash}");
+        assert!(PinHash::parse(&most).is_ok());
         assert_ne!(hash_pin("246813").unwrap(), h, "salted");
         // The simulator's hash of a 4-digit PIN, made before the rule, still works.
         let old = include_str!("../examples/sim.toml")

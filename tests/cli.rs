@@ -16,12 +16,11 @@ fn lnvend() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lnvend"))
 }
 
-#[test]
-fn check_config_names_file_line_and_field_and_exits_1() {
+/// `lnvend check-config --sim` of `text` refuses it, exiting 1 with `expected` (after
+/// `file:`) on standard error; returns standard error.
+fn refused(text: &str, expected: impl Fn(&std::path::Path) -> String) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("machine.toml");
-    let text = sim_toml().replace("price_sat = 3000", "price_sat = 0");
-    let line = text.lines().position(|l| l == "price_sat = 0").unwrap() + 1;
     std::fs::write(&path, text).unwrap();
     let out = lnvend()
         .args(["check-config", "--sim", "--config"])
@@ -29,14 +28,18 @@ fn check_config_names_file_line_and_field_and_exits_1() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&format!(
-            "{}:{line}:1: product[1].price_sat:",
-            path.display()
-        )),
-        "{err}"
-    );
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(err.contains(&expected(&path)), "{err}");
+    err
+}
+
+#[test]
+fn check_config_names_file_line_and_field_and_exits_1() {
+    let text = sim_toml().replace("price_sat = 3000", "price_sat = 0");
+    let line = text.lines().position(|l| l == "price_sat = 0").unwrap() + 1;
+    refused(&text, |path| {
+        format!("{}:{line}:1: product[1].price_sat:", path.display())
+    });
 }
 
 #[test]
@@ -105,7 +108,7 @@ fn sales_lists_every_sale_and_the_owed_credits() {
             l.record_created(&sale, "sim", &inv).unwrap();
             l.begin_pour(&sale.id, &inv.id).unwrap();
             if poured {
-                l.record_pour_ml(&sale.id, "Cola, cold", 300).unwrap();
+                l.record_pour_ml(&sale.id, &["Cola, cold"], 300).unwrap();
                 l.record_poured(&sale.id).unwrap();
             } else {
                 l.record_owed(&sale.id, "pump: jam").unwrap();
@@ -347,4 +350,59 @@ fn postinst_makes_missing_device_groups_and_puts_lnvend_in_each() {
             "lnvend not added to {g}:\n{calls}"
         );
     }
+}
+
+#[test]
+fn check_config_refuses_a_pin_hash_with_hostile_rounds_by_its_line_without_printing_it() {
+    let sim = sim_toml();
+    let line = sim
+        .lines()
+        .position(|l| l.starts_with("operator_pin_hash"))
+        .unwrap()
+        + 1;
+    let text = sim.replace("pbkdf2-sha256$50000$", "pbkdf2-sha256$4000000000$");
+    let started = std::time::Instant::now();
+    let err = refused(&text, |path| {
+        format!(
+            "{}:{line}:1: operator_pin_hash: 4000000000 PBKDF2 rounds",
+            path.display()
+        )
+    });
+    assert!(!err.contains("db0ff46869bf9d3a"), "no salt or hash: {err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn sim_without_a_config_keeps_its_data_in_lnvend_sim_data_of_the_current_directory() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = lnvend()
+        .args(["sim", "--headless"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // One sale's invoice, so the ledger holds a row, then quit.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"tap 0\nquit\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        dir.path().join("lnvend-sim-data/sales.db").is_file(),
+        "the README's ./lnvend-sim-data"
+    );
+    assert!(
+        !dir.path().join("examples").exists(),
+        "nothing under ./examples"
+    );
 }

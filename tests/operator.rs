@@ -164,14 +164,17 @@ async fn wrong_pins_lock_the_pad_and_a_paying_customer_is_never_interrupted() {
     m.wait_screen(Screen::Idle).await;
     m.send(Input::OpenOperator);
     m.wait_screen(Screen::Pin).await;
-    for _ in 0..4 {
+    // One PIN at a time: each is checked before the pad takes the next.
+    let mut v = m.views.borrow().clone();
+    for left in (1..=4).rev() {
         m.send(Input::OperatorPin("9999".into()));
+        let want = format!("{left} tries left");
+        v = m
+            .wait_for(Duration::from_secs(5), &want, |v| {
+                v.pin_message.contains(&want)
+            })
+            .await;
     }
-    let v = m
-        .wait_for(Duration::from_secs(5), "1 try left", |v| {
-            v.pin_message.contains("1 tries left")
-        })
-        .await;
     assert_eq!(v.screen, Screen::Pin);
     m.send(Input::OperatorPin("9999".into()));
     m.wait_for(Duration::from_secs(5), "locked", |v| {
@@ -394,5 +397,78 @@ async fn the_sales_tab_charts_today_s_poured_sale_and_its_product() {
         op.chart_products,
         vec!["Cola: 1 sales, 2,100 sats".to_string()]
     );
+    m.shutdown().await;
+}
+
+/// A config whose PIN hash takes a fifth of the most rounds a config may ask for: a check
+/// long enough to measure, short enough for a test (the hash matches no PIN: only wrong
+/// PINs are typed).
+fn slow_pin_cfg(dir: &std::path::Path) -> lnvend::config::Config {
+    let line = format!(
+        "operator_pin_hash = \"pbkdf2-sha256${}${}${}\"\n",
+        lnvend::operator::MAX_PIN_ROUNDS / 5,
+        "00".repeat(16),
+        "00".repeat(32)
+    );
+    let text = line + &config_text(dir, "");
+    lnvend::config::Config::parse(&text, "operator-test.toml", lnvend::config::Mode::Sim).unwrap()
+}
+
+/// Real time on purpose: what is measured is the controller answering while a PIN's
+/// PBKDF2 runs on another thread (the derivation takes real CPU time, which paused tokio
+/// time cannot stand in for).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_check_leaves_the_controller_free_and_a_second_pin_queues_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = slow_pin_cfg(dir.path());
+    // How long one check takes on this machine now.
+    let hash =
+        lnvend::operator::PinHash::parse(cfg.operator_pin_hash.as_ref().unwrap().expose()).unwrap();
+    let t = std::time::Instant::now();
+    assert!(!tokio::task::spawn_blocking(move || hash.matches("000000"))
+        .await
+        .unwrap());
+    let derive = t.elapsed();
+
+    let mut m = TestMachine::start(&cfg);
+    m.wait_screen(Screen::Idle).await;
+    m.send(Input::OpenOperator);
+    m.wait_screen(Screen::Pin).await;
+    // Two PINs in a row: the second arrives while the first is checked and is dropped.
+    m.send(Input::OperatorPin("000000".into()));
+    m.send(Input::OperatorPin("000001".into()));
+    let limit = derive * 20 + Duration::from_secs(5);
+    m.wait_for(limit, "the first answer", |v| {
+        v.pin_message.contains("tries left")
+    })
+    .await;
+    // Long enough for a second check, had it been queued behind the first.
+    tokio::time::sleep(derive * 2).await;
+    assert_eq!(
+        m.views.borrow().pin_message,
+        "Wrong PIN: 4 tries left",
+        "one check, not two"
+    );
+    // While a third is checked, the controller still answers at once: Cancel closes the
+    // pad long before the derivation could have ended.
+    m.send(Input::OperatorPin("000002".into()));
+    let t = std::time::Instant::now();
+    m.send(Input::Operator(OpAction::CancelPin));
+    m.wait_for(limit, "the pad closed", |v| v.screen != Screen::Pin)
+        .await;
+    let answered = t.elapsed();
+    assert!(
+        answered < derive / 2,
+        "Cancel waited {answered:?} for a {derive:?} PIN check"
+    );
+    // The cancelled check still counts: a cancel gives no fresh tries.
+    tokio::time::sleep(derive * 2).await;
+    m.send(Input::OpenOperator);
+    m.wait_screen(Screen::Pin).await;
+    m.send(Input::OperatorPin("000003".into()));
+    m.wait_for(limit, "the fourth answer", |v| {
+        v.pin_message.contains("2 tries left")
+    })
+    .await;
     m.shutdown().await;
 }

@@ -77,6 +77,29 @@ fn the_operator_pages_show_everything_they_hold() {
         "the last of the 20 sales after scrolling"
     );
 
+    // Sales: the per-product totals of the last 14 days fit whole, however long, in every
+    // language (each line is a Label, which says when it is cut off).
+    let mut sales = op.clone();
+    sales.chart_products = vec![
+        "Club-Mate: 56 sales, 168,000 sats".into(),
+        "Mineralwasser mit Kohlen: 1,204 sales, 12,873,100 sats".into(),
+    ];
+    for lang in lnvend::config::LANGUAGES {
+        ui::render_cached(&window, &view(sales.clone()));
+        ui::language::select(&window, lang);
+        for line in &sales.chart_products {
+            let e = found(&window, line);
+            assert_eq!(e.len(), 1, "{lang}: {line:?} is on the Sales tab");
+            assert_eq!(
+                e[0].accessible_description().as_deref(),
+                Some(""),
+                "{lang}: {line:?} is cut off in its {:?} box",
+                e[0].size()
+            );
+            assert!(on_screen(&window, line), "{lang}: {line:?} on the screen");
+        }
+    }
+
     // Credits: an empty list says so; a full one does not.
     let mut credits = op.clone();
     credits.tab = OpTab::Credits;

@@ -298,7 +298,9 @@ impl Config {
     }
 
     /// The configuration `lnvend sim` uses when no file is given; its pictures are built
-    /// into the binary (examples/pictures/), so it runs from any directory.
+    /// into the binary (examples/pictures/), so it runs from any directory, and its
+    /// relative paths (the data in `lnvend-sim-data`, the pin trace) are of the current
+    /// directory, as `lnvend sim --help` says.
     pub fn simulator_default() -> Config {
         let builtin = |path: &Path| {
             let bytes: &[u8] = match path.file_name().and_then(|n| n.to_str()) {
@@ -318,7 +320,7 @@ impl Config {
             SIM_DEFAULT,
             "(built-in simulator config)",
             Mode::Sim,
-            Path::new("examples"),
+            Path::new("."),
             &builtin,
         )
         .expect("the built-in simulator config is valid")
@@ -405,11 +407,17 @@ impl Config {
             ));
         }
         if let Some(h) = &self.operator_pin_hash {
-            if crate::operator::PinHash::parse(h.expose()).is_err() {
-                return Err(invalid(
-                    "operator_pin_hash",
-                    "not a hash made by `lnvend hash-pin`",
-                ));
+            match crate::operator::PinHash::parse(h.expose()) {
+                Ok(_) => {}
+                Err(e @ crate::operator::PinHashError::TooManyRounds { .. }) => {
+                    return Err(invalid("operator_pin_hash", e.to_string()))
+                }
+                Err(_) => {
+                    return Err(invalid(
+                        "operator_pin_hash",
+                        "not a hash made by `lnvend hash-pin`",
+                    ))
+                }
             }
         }
         if self.refund_on_fault_screen && !matches!(self.backend, BackendConfig::Btcpay(_)) {

@@ -187,6 +187,60 @@ pub(super) fn check(
         }
         super::flow::check_product(i, p, g)?;
     }
+    check_names(products)?;
+    check_tanks(products)
+}
+
+/// A name as a customer tells products apart: case and runs of whitespace do not count.
+fn name_key(name: &str) -> String {
+    name.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// Names are unique (credits, stock and the dry mark are kept by name; two products of one
+/// name would share them). "Cola" and "cola " are the same name: a customer cannot tell
+/// them apart on a tile or a receipt, and the ledger would keep one of them under both.
+fn check_names(products: &[ProductConfig]) -> Result<(), Invalid> {
+    for (i, p) in products.iter().enumerate() {
+        let key = name_key(&p.name);
+        if let Some(first) = products[..i].iter().position(|q| name_key(&q.name) == key) {
+            return Err(invalid(
+                format!("product[{i}].name"),
+                format!(
+                    "{:?} is already the name of product[{first}] ({:?}); product names must differ (not only in case or spaces)",
+                    p.name, products[first].name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The products on one channel share its tank (one pump, one tank): those that keep stock
+/// give the same `tank_ml`, since a refill of one is a refill of all. (Their `stock_ml` may
+/// differ: the tank starts from the lowest.)
+fn check_tanks(products: &[ProductConfig]) -> Result<(), Invalid> {
+    for (i, p) in products.iter().enumerate() {
+        let Some(mine) = p.tank_ml else { continue };
+        let counted = |q: &ProductConfig| q.channel == p.channel && q.tank_ml.is_some();
+        let Some(first) = products[..i].iter().position(counted) else {
+            continue;
+        };
+        let q = &products[first];
+        if q.tank_ml != Some(mine) {
+            return Err(invalid(
+                format!("product[{i}].tank_ml"),
+                format!(
+                    "shares channel {}'s tank with product[{first}] ({:?}): tank_ml must be the same ({} there, {mine} here)",
+                    p.channel,
+                    q.name,
+                    q.tank_ml.unwrap_or(0)
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -334,6 +388,49 @@ backend = "mock"
             (crate::picture::MAX_PX / 2, crate::picture::MAX_PX)
         );
         assert!(c.pictures[1].is_none());
+    }
+
+    /// Two products whose second is given by `second` (its lines after `[[product]]`).
+    fn two(second: &str) -> String {
+        format!(
+            "[[product]]\nname = \"Cola\"\nprice_sat = 1000\npour_ms = 4000\ntimed_pour_ml = 330\ntank_ml = 5000\n\n[[product]]\n{second}\n[gpio]\nbackend = \"mock\"\n[gpio.channel_b]\nin3 = 5\nin4 = 6\nenb = 13\n"
+        )
+    }
+
+    #[test]
+    fn a_product_name_used_twice_is_refused_with_its_line_even_in_another_case_or_spacing() {
+        for name in ["Cola", "cola ", " COLA", "Cola"] {
+            let text = two(&format!(
+                "name = \"{name}\"\nprice_sat = 3000\npour_ms = 4000\nchannel = \"B\"\n"
+            ));
+            let e = Config::parse(&text, "t.toml", Mode::Sim).unwrap_err();
+            assert_eq!((e.field.as_str(), e.line), ("product[1].name", 9), "{e}");
+            assert!(e.message.contains("product[0]"), "{e}");
+        }
+        // Different names on two channels are fine, so are names that merely contain another.
+        let text = two("name = \"Cola Zero\"\nprice_sat = 3000\npour_ms = 4000\nchannel = \"B\"\n");
+        Config::parse(&text, "t.toml", Mode::Sim).unwrap();
+    }
+
+    #[test]
+    fn products_on_one_channel_must_agree_on_their_shared_tank() {
+        let big = |tank: &str| {
+            two(&format!(
+                "name = \"Cola large\"\nprice_sat = 3000\npour_ms = 8000\ntimed_pour_ml = 500\n{tank}"
+            ))
+        };
+        let e = Config::parse(&big("tank_ml = 4000\n"), "t.toml", Mode::Sim).unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.line),
+            ("product[1].tank_ml", 13),
+            "{e}"
+        );
+        assert!(e.message.contains("channel A"), "{e}");
+        // The same tank, or a product that keeps no stock of it, is fine.
+        for ok in ["tank_ml = 5000\nlow_stock_ml = 1000\nstock_ml = 2000\n", ""] {
+            let c = Config::parse(&big(ok), "t.toml", Mode::Sim).unwrap();
+            assert_eq!(c.products.len(), 2);
+        }
     }
 
     #[test]

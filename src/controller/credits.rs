@@ -102,6 +102,47 @@ impl Controller {
         let started = self.start_refund(id.0.clone());
         self.fault_refund = Some((id, started.err().map(Err)));
     }
+    /// Keeps a recorded refund's claim link for the operator (the Credits tab, `lnvend
+    /// sales`) until dismissed: the menu may be left before the answer comes. A failure
+    /// here loses only this list's copy; the link is in the refund's transition too.
+    fn keep_refund_link(&mut self, sale: &SaleId, link: &str) {
+        if let Ok(l) = &mut self.ledger {
+            if let Err(e) = l.keep_refund_link(sale, link) {
+                tracing::error!(sale = %sale, error = %e, "could not keep the refund link for the operator");
+            }
+        }
+    }
+    /// The Credits tab's kept refund links, each with what it refunds.
+    pub(super) fn refund_link_rows(&self) -> Vec<OpCredit> {
+        let Ok(l) = &self.ledger else {
+            return Vec::new();
+        };
+        l.refund_links()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| OpCredit {
+                text: r.text(),
+                sale_id: r.sale_id.0,
+            })
+            .collect()
+    }
+    /// The operator's Show (the QR again) or Dismiss of a kept refund link.
+    pub(super) fn refund_link_action(&mut self, id: String, dismiss: bool) {
+        let sale = SaleId(id);
+        let Ok(l) = &mut self.ledger else { return };
+        if dismiss {
+            match l.dismiss_refund_link(&sale) {
+                Ok(_) => self.op.message = format!("Refund link of {sale} dismissed."),
+                Err(e) => self.op.message = format!("Could not dismiss {sale}'s link: {e}"),
+            }
+            return;
+        }
+        let found = l.refund_links().unwrap_or_default();
+        if let Some(r) = found.into_iter().find(|r| r.sale_id == sale) {
+            let text = format!("Scan to claim the refund of {}", r.text());
+            self.op.refund = Some((Some(r.link), text));
+        }
+    }
     /// Whether the backend refunded `sale` and the ledger could not record it yet.
     pub(super) fn refund_unrecorded(&self, sale: &SaleId) -> bool {
         self.unrecorded_refunds.iter().any(|(id, ..)| id == sale)
@@ -197,6 +238,9 @@ impl Controller {
                     Ok(true) => {
                         tracing::info!(sale = %sale_id, %amount, "owed credit refunded");
                         self.owed_changed = true;
+                        if let Some(link) = &detail {
+                            self.keep_refund_link(&sale, link);
+                        }
                         Ok(match detail {
                             Some(link) => (
                                 Some(link),

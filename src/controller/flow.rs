@@ -5,6 +5,9 @@
 //! Sold out is the controller's own set, applied to a product whenever a tap or a credit
 //! reaches the vend cycle (whose pure step refuses it): the operator's product edits copy
 //! the catalog, so a flag kept in it would be lost on their save.
+//!
+//! The products on one channel share its tank (see `ledger::stock`): a pour, a dry run or
+//! a refill of one is the tank's, and a dry tank sells out every product on it.
 
 use super::*;
 use crate::config::flow::FlowConfig;
@@ -119,6 +122,41 @@ impl Controller {
         self.settings.stock.get(index).copied().unwrap_or_default()
     }
 
+    /// The products sharing product `index`'s tank (its channel's), `index` first.
+    fn tank_of(&self, index: usize) -> Vec<usize> {
+        let Some(channel) = self.settings.catalog.get(index).map(|p| p.channel) else {
+            return Vec::new();
+        };
+        let others = self
+            .settings
+            .catalog
+            .iter()
+            .filter(|p| p.channel == channel && p.index != index)
+            .map(|p| p.index);
+        std::iter::once(index).chain(others).collect()
+    }
+
+    /// The names of product `index`'s tank, as the ledger keeps its stock.
+    fn tank_names(&self, index: usize) -> Vec<String> {
+        self.tank_of(index)
+            .into_iter()
+            .filter_map(|i| self.settings.catalog.get(i).map(|p| p.name.clone()))
+            .collect()
+    }
+
+    /// The tank of product `index` holds `left` ml: every product of it that keeps stock
+    /// counts that, and each one without enough left for its own pour is sold out.
+    fn tank_left(&mut self, index: usize, left: u32) {
+        for i in self.tank_of(index) {
+            if self.stock_spec(i).tank_ml.is_some() {
+                self.stock_ml.insert(i, left);
+            }
+            if left < self.stock_spec(i).pour_ml.unwrap_or(1) {
+                self.sold_out.insert(i);
+            }
+        }
+    }
+
     /// The shortest time limit product `p` may be given: by volume, longer than its
     /// channel's no-flow time (else every pour ends short before a dry tank can show).
     pub(super) fn min_pour(&self, p: &Product) -> Duration {
@@ -171,7 +209,31 @@ impl Controller {
                 Err(e) => tracing::error!(product = %p.name, error = %e, "cannot read the stock"),
             }
         }
+        self.load_shared_tanks();
         self.observe_stock();
+    }
+
+    /// Products sharing a tank start from one count (an older ledger counted them apart),
+    /// and one found dry (uncounted: its mark in the ledger) sells out the whole tank.
+    fn load_shared_tanks(&mut self) {
+        for p in self.settings.catalog.clone() {
+            let tank = self.tank_of(p.index);
+            if tank.len() < 2 || tank.iter().any(|&i| i < p.index) {
+                continue; // alone on its channel, or its tank was done with a product before
+            }
+            let names = self.tank_names(p.index);
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let Ok(l) = &mut self.ledger else { return };
+            let dry = names.iter().any(|n| l.is_dry(n).unwrap_or(false));
+            match l.share_tank(&names) {
+                Ok(Some(left)) => self.tank_left(p.index, left),
+                Ok(None) if dry => self.sold_out.extend(tank.iter().copied()),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(product = %p.name, error = %e, "cannot share the tank's stock")
+                }
+            }
+        }
     }
 
     /// Runs the pour of `sale`: by volume when the product has one, else timed. A credit
@@ -299,6 +361,8 @@ impl Controller {
         let Some(name) = self.settings.catalog.get(index).map(|p| p.name.clone()) else {
             return;
         };
+        let tank = self.tank_names(index);
+        let tank: Vec<&str> = tank.iter().map(String::as_str).collect();
         let Ok(l) = &mut self.ledger else { return };
         if let Err(e) = l.set_owed_ml(sale_id, owed_ml) {
             tracing::error!(sale = %sale_id, error = %e, "could not record the owed ml; a credit pours the whole drink");
@@ -306,14 +370,13 @@ impl Controller {
         if ml == 0 {
             return;
         }
-        match l.record_pour_ml(sale_id, &name, ml) {
+        match l.record_pour_ml(sale_id, &tank, ml) {
             Ok(Some(left)) => {
-                self.stock_ml.insert(index, left);
+                self.tank_left(index, left);
                 self.observe_stock();
                 let spec = self.stock_spec(index);
                 if left < spec.pour_ml.unwrap_or(1) {
                     tracing::warn!(product = %name, left_ml = left, "sold out: not enough left for a pour");
-                    self.sold_out.insert(index);
                 } else if left <= spec.low_ml {
                     tracing::warn!(product = %name, left_ml = left, "stock is low");
                 }
@@ -325,19 +388,25 @@ impl Controller {
         }
     }
 
-    /// The tank of product `index` ran dry: sold out until the operator refills it.
+    /// The tank of product `index` ran dry: it and every product sharing its tank are
+    /// sold out until the operator refills it.
     pub(super) fn mark_sold_out(&mut self, index: usize) {
-        self.sold_out.insert(index);
+        let tank = self.tank_of(index);
+        self.sold_out.extend(tank.iter().copied());
         let Some(name) = self.settings.catalog.get(index).map(|p| p.name.clone()) else {
             return;
         };
         tracing::warn!(product = %name, "no flow: sold out until refilled");
+        let names = self.tank_names(index);
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
         if let Ok(l) = &mut self.ledger {
-            if let Err(e) = l.record_dry(&name) {
+            if let Err(e) = l.record_dry(&names) {
                 tracing::error!(product = %name, error = %e, "could not record the dry tank");
             }
         }
-        self.stock_ml.insert(index, 0);
+        for i in tank {
+            self.stock_ml.insert(i, 0);
+        }
         self.observe_stock();
     }
 
@@ -346,17 +415,21 @@ impl Controller {
         let Some(name) = self.settings.catalog.get(index).map(|p| p.name.clone()) else {
             return;
         };
+        let names = self.tank_names(index);
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let refilled = match &mut self.ledger {
-            Ok(l) => l.record_refill(&name).map_err(|e| e.to_string()),
+            Ok(l) => l.record_refill(&names).map_err(|e| e.to_string()),
             Err(e) => Err(e.clone()),
         };
         match refilled {
             Ok(left) => {
+                for i in self.tank_of(index) {
+                    self.sold_out.remove(&i);
+                }
                 if let Some(left) = left {
-                    self.stock_ml.insert(index, left);
+                    self.tank_left(index, left);
                     self.observe_stock();
                 }
-                self.sold_out.remove(&index);
                 tracing::info!(product = %name, ?left, "refilled");
                 self.op.message = match left {
                     Some(ml) => format!("{name} refilled: {ml} ml."),

@@ -16,6 +16,10 @@ pub enum Input {
     OpenOperator,
     /// A PIN was entered on the PIN pad.
     OperatorPin(String),
+    /// The PIN check that `OperatorPin` started off the controller loop is done.
+    PinChecked {
+        matched: bool,
+    },
     /// Something the operator did in the menu.
     Operator(OpAction),
     /// The customer on the fault screen asked for their money back.
@@ -108,6 +112,10 @@ pub enum OpAction {
     Settle(String),
     Refund(String),
     CloseRefund,
+    /// Show the claim QR of this sale's kept refund link again.
+    ShowRefundLink(String),
+    /// The operator is done with this sale's refund link (claimed, or handed over).
+    DismissRefundLink(String),
 }
 
 /// The operator menu's pages.

@@ -419,7 +419,12 @@ impl Controller {
                 self.publish();
                 return;
             }
-            Input::OperatorPin(pin) => match self.check_pin(&pin) {
+            Input::OperatorPin(pin) => {
+                self.check_pin(pin);
+                self.publish();
+                return;
+            }
+            Input::PinChecked { matched } => match self.pin_checked(matched) {
                 Some(e) => e,
                 None => {
                     self.publish();

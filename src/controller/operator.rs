@@ -14,7 +14,12 @@ pub(super) struct OpState {
     pub(super) refund: Option<(Option<String>, String)>,
     /// A calibration pour's count, waiting for the measured ml.
     pub(super) calibration: Option<(Channel, u64)>,
+    /// A PIN is being checked off the controller loop (see `check_pin`).
+    pub(super) pin_checking: bool,
 }
+
+/// What the PIN pad says while a PIN is checked.
+pub const PIN_CHECKING_TEXT: &str = "Checking the PIN…";
 
 impl Controller {
     pub(super) fn open_pin_pad(&mut self) {
@@ -29,19 +34,55 @@ impl Controller {
             }
         });
     }
-    pub(super) fn check_pin(&mut self, pin: &str) -> Option<Event> {
-        self.pin_prompt.as_ref()?;
+    /// A PIN from the pad: checked off the controller loop (PBKDF2 takes up to about 2 s
+    /// of a Pi 3B core, see `operator::MAX_PIN_ROUNDS`), its answer back as
+    /// [`Input::PinChecked`]. One check at a time: a PIN typed while one is checked is
+    /// dropped, so a finger on the pad cannot queue work.
+    pub(super) fn check_pin(&mut self, pin: String) {
+        if self.pin_prompt.is_none() || self.op.pin_checking {
+            return;
+        }
         let Some(hash) = self.settings.pin_hash.clone() else {
             self.pin_prompt = None;
-            return None;
+            return;
         };
-        let outcome = self.lockout.attempt(&hash, pin, Instant::now());
-        // Kept in the ledger, so a power cycle gives no fresh tries.
+        if let Some(locked) = self.lockout.locked(Instant::now()) {
+            self.pin_outcome(locked);
+            return;
+        }
+        self.op.pin_checking = true;
+        self.pin_prompt = Some(PIN_CHECKING_TEXT.into());
+        let tx = self.tx.clone();
+        self.tasks.spawn(async move {
+            let matched = tokio::task::spawn_blocking(move || hash.matches(&pin))
+                .await
+                .unwrap_or(false);
+            let _ = tx.send(Input::PinChecked { matched });
+        });
+    }
+    /// The answer of the PIN check `check_pin` started. Booked even when the pad was
+    /// cancelled meanwhile (a cancel gives no fresh tries), but opens the menu only from
+    /// the pad.
+    pub(super) fn pin_checked(&mut self, matched: bool) -> Option<Event> {
+        if !std::mem::take(&mut self.op.pin_checking) {
+            return None;
+        }
+        let outcome = self.lockout.record(matched, Instant::now());
+        if self.pin_prompt.is_none() {
+            self.save_pin_failures();
+            return None;
+        }
+        self.pin_outcome(outcome)
+    }
+    fn save_pin_failures(&mut self) {
         if let Ok(l) = &mut self.ledger {
             if let Err(e) = l.set_meta(PIN_FAILURES, &self.lockout.failures().to_string()) {
                 tracing::error!(error = %e, "could not record the PIN attempt");
             }
         }
+    }
+    fn pin_outcome(&mut self, outcome: PinOutcome) -> Option<Event> {
+        self.save_pin_failures();
         match outcome {
             PinOutcome::Accepted => {
                 tracing::info!("operator menu opened");
@@ -222,6 +263,14 @@ impl Controller {
                 self.op.refund = None;
                 None
             }
+            OpAction::ShowRefundLink(id) => {
+                self.refund_link_action(id, false);
+                None
+            }
+            OpAction::DismissRefundLink(id) => {
+                self.refund_link_action(id, true);
+                None
+            }
         }
     }
     pub(super) fn run_op_pump(
@@ -364,6 +413,7 @@ impl Controller {
                 })
                 .unwrap_or_default();
         }
+        v.refund_links = self.refund_link_rows();
         v.status = vec![
             format!("Machine: {}", self.settings.machine_id),
             format!("Payment backend: {}", self.health),

@@ -115,6 +115,8 @@ pub struct OperatorView {
     pub total: String,
     pub recent: Vec<String>,
     pub credits: Vec<OpCredit>,
+    /// Refunds recorded with a claim link the operator has not dismissed (Credits tab).
+    pub refund_links: Vec<OpCredit>,
     pub status: Vec<String>,
     pub message: String,
     /// A refund to show: a QR of the claim link, or a receipt code to refund by hand.

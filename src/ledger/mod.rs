@@ -12,6 +12,7 @@
 pub mod schema;
 
 mod owed;
+mod refund_links;
 mod reports;
 mod retention;
 mod state;
@@ -19,6 +20,7 @@ mod stock;
 
 pub use owed::Owed;
 use owed::{owed_row, OWED_COLUMNS};
+pub use refund_links::RefundLink;
 pub use state::{SaleState, UnknownSaleState};
 pub use stock::{Stock, StockMove};
 
@@ -731,7 +733,7 @@ mod tests {
         l.record_created(&s, "sim", &i).unwrap();
         l.begin_pour(&s.id, &i.id).unwrap();
         // 120 of 300 ml poured, 180 owed: 60 % of 2,100 sats.
-        l.record_pour_ml(&s.id, "Cola", 120).unwrap();
+        l.record_pour_ml(&s.id, &["Cola"], 120).unwrap();
         l.set_owed_ml(&s.id, Some(180)).unwrap();
         l.record_owed(&s.id, "short pour: 120 of 300 ml").unwrap();
         let o = l.owed_sale(&s.id).unwrap().unwrap();

@@ -2,6 +2,12 @@
 //! operator can see when a tank was refilled and how fast it empties, and a power cut never
 //! forgets a pour's ml. Also the ml of each sale: what the flow sensor measured, and for a
 //! short pour the share still owed (its credit pours only that).
+//!
+//! Products on one pump channel share its tank (two sizes of one drink). Their rows stay
+//! per product (the metrics, the Stock tab and every older ledger know stock by product),
+//! and every change moves all the rows of a tank together in one transaction: a pour of
+//! one size counts off the other's stock, a dry run or a refill is the whole tank's.
+//! `tank` arguments name the tank's products, the one concerned first.
 
 use rusqlite::{params, OptionalExtension};
 
@@ -18,7 +24,8 @@ pub struct Stock {
 /// One row of a product's stock history.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StockMove {
-    /// "start", "pour", "dry" or "refill".
+    /// "start", "pour", "dry", "refill", or "shared" (the counts of a tank's products
+    /// brought to its lowest, see [`Ledger::share_tank`]).
     pub kind: String,
     pub delta_ml: i64,
     pub stock_ml: u32,
@@ -80,12 +87,38 @@ impl Ledger {
             }))
     }
 
+    /// The products of one tank, counted separately until now (an older ledger, or a
+    /// product newly put on the channel), count the lowest of them from now on: the tank
+    /// holds at most that, since each count missed the other products' pours. Returns the
+    /// tank's count, if counted.
+    pub fn share_tank(&mut self, tank: &[&str]) -> Result<Option<u32>, LedgerError> {
+        let tx = self.conn.transaction()?;
+        let mut counts = Vec::new();
+        for product in tank {
+            if let Some(ml) = count(&tx, product)? {
+                counts.push((*product, ml));
+            }
+        }
+        let Some(lowest) = counts.iter().map(|(_, ml)| *ml).min() else {
+            return Ok(None);
+        };
+        let at = now_us();
+        for (product, ml) in counts {
+            if ml > lowest {
+                move_stock(&tx, &[product], "shared", lowest - ml, None, at)?;
+            }
+        }
+        tx.commit()?;
+        Ok(Some(lowest.clamp(0, i64::from(u32::MAX)) as u32))
+    }
+
     /// A sale's pour put `ml` into the cup: the sale keeps it, and a counted stock goes down
-    /// by it (never below zero). Returns the stock left, if counted.
+    /// by it (never below zero), for every product of the tank. Returns the stock left, if
+    /// counted.
     pub fn record_pour_ml(
         &mut self,
         sale_id: &SaleId,
-        product: &str,
+        tank: &[&str],
         ml: u32,
     ) -> Result<Option<u32>, LedgerError> {
         let tx = self.conn.transaction()?;
@@ -95,33 +128,29 @@ impl Ledger {
             "UPDATE sales SET poured_ml = COALESCE(poured_ml, 0) + ?2 WHERE id = ?1",
             params![sale_id.0, ml],
         )?;
-        let left = move_stock(&tx, product, "pour", -i64::from(ml), Some(&sale_id.0), at)?;
+        let left = move_stock(&tx, tank, "pour", -i64::from(ml), Some(&sale_id.0), at)?;
         tx.commit()?;
         Ok(left)
     }
 
-    /// The tank was found dry (no flow): the stock is zero whatever was counted. A product
-    /// whose stock is not counted is marked dry in `meta`, so it stays sold out across a
-    /// restart until its refill.
-    pub fn record_dry(&mut self, product: &str) -> Result<(), LedgerError> {
+    /// The tank was found dry (no flow): the stock of each of its products is zero
+    /// whatever was counted. A product whose stock is not counted is marked dry in `meta`,
+    /// so it stays sold out across a restart until its refill.
+    pub fn record_dry(&mut self, tank: &[&str]) -> Result<(), LedgerError> {
         let tx = self.conn.transaction()?;
-        let now: Option<i64> = tx
-            .query_row(
-                "SELECT ml FROM stock WHERE product = ?1",
-                params![product],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match now {
-            Some(ml) => {
-                move_stock(&tx, product, "dry", -ml, None, now_us())?;
-            }
-            None => {
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    params![dry_key(product), now_us().to_string()],
-                )?;
+        let at = now_us();
+        for product in tank {
+            match count(&tx, product)? {
+                Some(ml) => {
+                    move_stock(&tx, &[product], "dry", -ml, None, at)?;
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                        params![dry_key(product), at.to_string()],
+                    )?;
+                }
             }
         }
         tx.commit()?;
@@ -141,23 +170,28 @@ impl Ledger {
             .is_some())
     }
 
-    /// The operator refilled the tank: the stock is the tank's size again.
-    pub fn record_refill(&mut self, product: &str) -> Result<Option<u32>, LedgerError> {
+    /// The operator refilled the tank: the stock of each of its products is the tank's
+    /// size again, and none is marked dry. Returns the tank's stock, if counted.
+    pub fn record_refill(&mut self, tank: &[&str]) -> Result<Option<u32>, LedgerError> {
         let tx = self.conn.transaction()?;
-        let row: Option<(i64, i64)> = tx
-            .query_row(
-                "SELECT ml, tank_ml FROM stock WHERE product = ?1",
-                params![product],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let left = match row {
-            Some((ml, tank)) => move_stock(&tx, product, "refill", tank - ml, None, now_us())?,
-            None => None,
-        };
-        tx.execute("DELETE FROM meta WHERE key = ?1", params![dry_key(product)])?;
+        let at = now_us();
+        let mut first = None;
+        for product in tank {
+            let row: Option<(i64, i64)> = tx
+                .query_row(
+                    "SELECT ml, tank_ml FROM stock WHERE product = ?1",
+                    params![product],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if let Some((ml, size)) = row {
+                let left = move_stock(&tx, &[product], "refill", size - ml, None, at)?;
+                first = first.or(left);
+            }
+            tx.execute("DELETE FROM meta WHERE key = ?1", params![dry_key(product)])?;
+        }
         tx.commit()?;
-        Ok(left)
+        Ok(first)
     }
 
     /// The product's stock history, oldest first.
@@ -222,36 +256,45 @@ fn dry_key(product: &str) -> String {
     format!("dry:{product}")
 }
 
-/// Moves a counted stock by `delta` (clamped at zero) with its history row; None when the
-/// product's stock is not counted.
-fn move_stock(
-    tx: &rusqlite::Transaction<'_>,
-    product: &str,
-    kind: &str,
-    delta: i64,
-    sale_id: Option<&str>,
-    at: i64,
-) -> Result<Option<u32>, LedgerError> {
-    let now: Option<i64> = tx
+/// A product's counted stock, if counted.
+fn count(tx: &rusqlite::Transaction<'_>, product: &str) -> Result<Option<i64>, LedgerError> {
+    Ok(tx
         .query_row(
             "SELECT ml FROM stock WHERE product = ?1",
             params![product],
             |r| r.get(0),
         )
-        .optional()?;
-    let Some(now) = now else {
-        return Ok(None);
-    };
-    let after = now.saturating_add(delta).max(0);
-    tx.execute(
-        "UPDATE stock SET ml = ?2, updated_us = ?3 WHERE product = ?1",
-        params![product, after, at],
-    )?;
-    tx.execute(
-        "INSERT INTO stock_moves (product, kind, delta_ml, stock_ml, sale_id, at_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![product, kind, after - now, after, sale_id, at],
-    )?;
-    Ok(Some(after.clamp(0, i64::from(u32::MAX)) as u32))
+        .optional()?)
+}
+
+/// Moves the counted stock of each product of `tank` by `delta` (clamped at zero) with its
+/// history row; returns the tank's stock left (its first counted product's), None when no
+/// product of it is counted.
+fn move_stock(
+    tx: &rusqlite::Transaction<'_>,
+    tank: &[&str],
+    kind: &str,
+    delta: i64,
+    sale_id: Option<&str>,
+    at: i64,
+) -> Result<Option<u32>, LedgerError> {
+    let mut first = None;
+    for product in tank {
+        let Some(now) = count(tx, product)? else {
+            continue;
+        };
+        let after = now.saturating_add(delta).max(0);
+        tx.execute(
+            "UPDATE stock SET ml = ?2, updated_us = ?3 WHERE product = ?1",
+            params![product, after, at],
+        )?;
+        tx.execute(
+            "INSERT INTO stock_moves (product, kind, delta_ml, stock_ml, sale_id, at_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![product, kind, after - now, after, sale_id, at],
+        )?;
+        first = first.or(Some(after.clamp(0, i64::from(u32::MAX)) as u32));
+    }
+    Ok(first)
 }
 
 #[cfg(test)]
@@ -273,11 +316,11 @@ mod tests {
         // A second start (the next boot) keeps what was counted.
         assert_eq!(l.stock_or_start("Cola", 1000, 1000).unwrap().ml, 700);
         let sale = SaleId("S1-0001".into());
-        assert_eq!(l.record_pour_ml(&sale, "Cola", 300).unwrap(), Some(400));
-        assert_eq!(l.record_pour_ml(&sale, "Cola", 300).unwrap(), Some(100));
-        assert_eq!(l.record_pour_ml(&sale, "Cola", 300).unwrap(), Some(0));
-        assert_eq!(l.record_refill("Cola").unwrap(), Some(1000));
-        l.record_dry("Cola").unwrap();
+        assert_eq!(l.record_pour_ml(&sale, &["Cola"], 300).unwrap(), Some(400));
+        assert_eq!(l.record_pour_ml(&sale, &["Cola"], 300).unwrap(), Some(100));
+        assert_eq!(l.record_pour_ml(&sale, &["Cola"], 300).unwrap(), Some(0));
+        assert_eq!(l.record_refill(&["Cola"]).unwrap(), Some(1000));
+        l.record_dry(&["Cola"]).unwrap();
         assert_eq!(l.stock("Cola").unwrap().unwrap().ml, 0);
         let moves = l.stock_moves("Cola").unwrap();
         let kinds: Vec<&str> = moves.iter().map(|m| m.kind.as_str()).collect();
@@ -287,19 +330,52 @@ mod tests {
         assert!(moves.iter().all(|m| m.at_us > 0));
         assert_eq!(moves[1].sale_id.as_deref(), Some("S1-0001"));
         // A product without stock keeping has no rows at all.
-        assert_eq!(l.record_pour_ml(&sale, "Water", 250).unwrap(), None);
+        assert_eq!(l.record_pour_ml(&sale, &["Water"], 250).unwrap(), None);
         assert!(l.stock_moves("Water").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_shared_tank_moves_every_product_s_count_together() {
+        let mut l = Ledger::in_memory().unwrap();
+        // An older ledger counted the two sizes apart: 4000 and 2500 ml.
+        l.stock_or_start("Cola small", 5000, 4000).unwrap();
+        l.stock_or_start("Cola large", 5000, 2500).unwrap();
+        let tank = ["Cola small", "Cola large"];
+        assert_eq!(l.share_tank(&tank).unwrap(), Some(2500), "the lowest count");
+        assert_eq!(l.stock("Cola small").unwrap().unwrap().ml, 2500);
+        let moves = l.stock_moves("Cola small").unwrap();
+        assert_eq!(moves.last().unwrap().kind, "shared");
+        assert_eq!(moves.last().unwrap().delta_ml, -1500);
+        assert_eq!(l.share_tank(&tank).unwrap(), Some(2500), "again: no change");
+        assert_eq!(l.stock_moves("Cola small").unwrap().len(), 2);
+        // 330 ml of the small size lowers the large size's stock too.
+        let sale = SaleId("S1-0001".into());
+        assert_eq!(l.record_pour_ml(&sale, &tank, 330).unwrap(), Some(2170));
+        assert_eq!(l.stock("Cola large").unwrap().unwrap().ml, 2170);
+        l.record_dry(&["Cola large", "Cola small"]).unwrap();
+        assert_eq!(l.stock("Cola small").unwrap().unwrap().ml, 0);
+        assert_eq!(
+            l.record_refill(&["Cola large", "Cola small"]).unwrap(),
+            Some(5000)
+        );
+        assert_eq!(l.stock("Cola small").unwrap().unwrap().ml, 5000);
+        // Uncounted products of one tank are all marked dry, and all refilled.
+        l.record_dry(&["Tea", "Tea large"]).unwrap();
+        assert!(l.is_dry("Tea large").unwrap());
+        l.record_refill(&["Tea large", "Tea"]).unwrap();
+        assert!(!l.is_dry("Tea").unwrap());
+        assert_eq!(l.share_tank(&["Tea", "Tea large"]).unwrap(), None);
     }
 
     #[test]
     fn an_uncounted_product_found_dry_stays_dry_until_its_refill() {
         let mut l = Ledger::in_memory().unwrap();
         assert!(!l.is_dry("Water").unwrap());
-        l.record_dry("Water").unwrap();
+        l.record_dry(&["Water"]).unwrap();
         assert!(l.is_dry("Water").unwrap());
         assert!(!l.is_dry("Cola").unwrap(), "one product's tank only");
         assert!(l.stock_moves("Water").unwrap().is_empty());
-        assert_eq!(l.record_refill("Water").unwrap(), None);
+        assert_eq!(l.record_refill(&["Water"]).unwrap(), None);
         assert!(!l.is_dry("Water").unwrap());
     }
 }

@@ -9,7 +9,9 @@ use super::{
     OpCreditRow, OpFlowRow, OpNumber, OpProductRow, OpStockRow, OpTab, Operator, PumpChannel,
     RenderCache, SalesDay,
 };
-use crate::controller::{ChartDay, Input, Inputs, OpAction, OpEntry, OpTab as Tab, OperatorView};
+use crate::controller::{
+    ChartDay, Input, Inputs, OpAction, OpCredit, OpEntry, OpTab as Tab, OperatorView,
+};
 use crate::money::Msat;
 use crate::pump::Channel;
 
@@ -137,8 +139,23 @@ pub fn connect(op: &Operator<'_>, inputs: &Inputs) {
     let s = send.clone();
     op.on_close_refund(move || s(OpAction::CloseRefund));
     let s = send.clone();
+    op.on_show_refund_link(move |id| s(OpAction::ShowRefundLink(id.to_string())));
+    let s = send.clone();
+    op.on_dismiss_refund_link(move |id| s(OpAction::DismissRefundLink(id.to_string())));
+    let s = send.clone();
     op.on_exit(move || s(OpAction::Exit));
     op.on_cancel_pin(move || send(OpAction::CancelPin));
+}
+
+fn credit_rows(v: &[OpCredit]) -> ModelRc<OpCreditRow> {
+    ModelRc::new(VecModel::from(
+        v.iter()
+            .map(|c| OpCreditRow {
+                sale_id: c.sale_id.as_str().into(),
+                text: c.text.as_str().into(),
+            })
+            .collect::<Vec<_>>(),
+    ))
 }
 
 fn strings(v: &[String]) -> ModelRc<SharedString> {
@@ -233,15 +250,8 @@ pub fn render(m: &Operator<'_>, op: &OperatorView, cache: &mut RenderCache) {
     m.set_chart_days(ModelRc::new(VecModel::from(days)));
     m.set_chart_scale(scale.into());
     m.set_chart_products(strings(&op.chart_products));
-    let credits: Vec<OpCreditRow> = op
-        .credits
-        .iter()
-        .map(|c| OpCreditRow {
-            sale_id: c.sale_id.as_str().into(),
-            text: c.text.as_str().into(),
-        })
-        .collect();
-    m.set_credits(ModelRc::new(VecModel::from(credits)));
+    m.set_credits(credit_rows(&op.credits));
+    m.set_refund_links(credit_rows(&op.refund_links));
     m.set_status(strings(&op.status));
     m.set_message(op.message.as_str().into());
     m.set_refund_text(op.refund_text.as_str().into());

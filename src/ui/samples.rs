@@ -292,6 +292,11 @@ pub fn operator_screens() -> Vec<(&'static str, View)> {
             sale_id: "L1-0044".into(),
             text: "L1-0044 Club-Mate 3,000 sats: pump: stopped early".into(),
         }],
+        refund_links: vec![OpCredit {
+            sale_id: "L1-0041".into(),
+            text: "L1-0041: 2,100 sats, claim at https://pay.example.org/pull-payments/PP4bXq9sTz"
+                .into(),
+        }],
         status: vec![
             "Machine: lobby-1".into(),
             "Payment backend: ok".into(),
