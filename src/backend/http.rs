@@ -261,6 +261,14 @@ pub(crate) mod test_server {
     pub(crate) type Seen = Arc<Mutex<Vec<String>>>;
 
     pub(crate) async fn start(response: String) -> (SocketAddr, Seen) {
+        start_with(move |_| response.clone()).await
+    }
+
+    /// The same, answering each request with what `respond` makes of its head.
+    pub(crate) async fn start_with(
+        respond: impl Fn(&str) -> String + Send + Sync + 'static,
+    ) -> (SocketAddr, Seen) {
+        let respond = Arc::new(respond);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen: Seen = Arc::default();
@@ -268,7 +276,7 @@ pub(crate) mod test_server {
         tokio::spawn(async move {
             while let Ok((mut conn, _)) = listener.accept().await {
                 let log = log.clone();
-                let response = response.clone();
+                let respond = respond.clone();
                 tokio::spawn(async move {
                     let mut head = Vec::new();
                     let mut buf = [0u8; 4096];
@@ -278,9 +286,9 @@ pub(crate) mod test_server {
                             Ok(n) => head.extend_from_slice(&buf[..n]),
                         }
                     }
-                    log.lock()
-                        .unwrap()
-                        .push(String::from_utf8_lossy(&head).into_owned());
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let response = respond(&head);
+                    log.lock().unwrap().push(head);
                     let _ = conn.write_all(response.as_bytes()).await;
                     let _ = conn.shutdown().await;
                 });
@@ -325,6 +333,26 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("no certificate"), "{err}");
+    }
+
+    /// The cause of a failed request is named (not just reqwest's "error sending
+    /// request"), and nothing of the URL, which may carry a key or a card's `k1`.
+    #[tokio::test]
+    async fn a_transport_error_names_its_cause_but_never_its_url() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let c = client(&TlsSettings::default(), Duration::from_secs(2)).unwrap();
+        let e = c
+            .get(format!(
+                "http://{addr}/lnurl/cb/k1-SECRET?k1=k1-SECRET&api-key=KEY-SECRET"
+            ))
+            .send()
+            .await
+            .unwrap_err();
+        let shown = transport_error(e).to_string();
+        assert!(shown.contains("refused"), "{shown}");
+        assert!(!shown.contains("SECRET"), "{shown}");
     }
 
     #[test]

@@ -32,7 +32,7 @@ use super::memo::InvoiceMemo;
 use super::{
     BackendError, Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend, WakeUps,
 };
-use crate::clock::unix_now;
+use crate::clock::Clock;
 use crate::config::LnbitsConfig;
 use crate::money::{Msat, Price};
 use crate::secret::Secret;
@@ -55,6 +55,7 @@ pub struct LnbitsBackend {
     tls: TlsSettings,
     timeout: Duration,
     issued: InvoiceMemo<Issued>,
+    clock: std::sync::Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for LnbitsBackend {
@@ -97,7 +98,14 @@ impl LnbitsBackend {
             tls,
             timeout,
             issued: InvoiceMemo::default(),
+            clock: std::sync::Arc::new(crate::clock::SystemClock::new(false)),
         })
+    }
+
+    /// Reads the clocks from `clock` (the machine's own; tests move it).
+    pub fn with_clock(mut self, clock: std::sync::Arc<dyn Clock>) -> LnbitsBackend {
+        self.clock = clock;
+        self
     }
 
     fn endpoint(&self, path: &str) -> Result<Url, BackendError> {
@@ -374,7 +382,7 @@ impl PaymentBackend for LnbitsBackend {
             invoice.payment_hash.clone(),
             issued.expires_at_unix,
             issued,
-            unix_now(),
+            self.clock.unix(),
         );
         Ok(invoice)
     }
@@ -389,7 +397,7 @@ impl PaymentBackend for LnbitsBackend {
             return Err(http::status_error(status, &body, "LNbits payment status"));
         }
         let issued = self.issued.get(&hash);
-        judge(&hash, &body, issued.as_ref(), unix_now())
+        judge(&hash, &body, issued.as_ref(), self.clock.unix())
     }
 
     async fn wake_ups(&self, id: &InvoiceId) -> Result<WakeUps, BackendError> {
@@ -894,6 +902,61 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(open.load(Ordering::SeqCst), 0, "every socket was closed");
+    }
+
+    /// NTP stepping the wall clock forward while a QR is on screen does not end it as
+    /// "expired, nothing was charged": the invoice lives its 300 s on the monotonic clock,
+    /// and ends when they are really over.
+    #[tokio::test]
+    async fn a_forward_wall_clock_step_does_not_expire_a_live_invoice() {
+        use crate::backend::http::test_server;
+        let (_, hash) = bolt11(2_100_000);
+        let made = String::from_utf8(created(2_100_000, "2100000")).unwrap();
+        let pending =
+            String::from_utf8(status(false, Some((&hash, 2_100_000, "pending", "w1")))).unwrap();
+        let (server, _) = test_server::start_with(move |head| {
+            let (code, body) = if head.starts_with("POST") {
+                ("201 Created", &made)
+            } else {
+                ("200 OK", &pending)
+            };
+            format!(
+                "HTTP/1.1 {code}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        })
+        .await;
+        let clock = std::sync::Arc::new(crate::clock::FakeClock::new(NOW));
+        let backend = LnbitsBackend::new(&config(&format!("http://{server}")))
+            .unwrap()
+            .with_clock(clock.clone());
+        let request = InvoiceRequest {
+            sale_id: "S7".into(),
+            machine_id: "bar-7".into(),
+            product: "Cola".into(),
+            price: Price::Sats(Msat::from_sat(2100).unwrap()),
+            description: "Cola".into(),
+            expiry: Duration::from_secs(300),
+        };
+        let inv = backend.create_invoice(&request).await.unwrap();
+        assert_eq!(
+            backend.invoice_state(&inv.id).await.unwrap(),
+            InvoiceState::Pending
+        );
+        clock.jump(3600);
+        assert_eq!(
+            backend.invoice_state(&inv.id).await.unwrap(),
+            InvoiceState::Pending,
+            "an hour's step of the wall clock ended a QR that had 300 s to live"
+        );
+        // Its 300 s pass (paused only for the jump: the requests run on real sockets).
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_secs(301)).await;
+        tokio::time::resume();
+        assert_eq!(
+            backend.invoice_state(&inv.id).await.unwrap(),
+            InvoiceState::Expired
+        );
     }
 
     #[test]

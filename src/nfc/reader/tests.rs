@@ -141,3 +141,20 @@ fn the_thread_ends_when_the_controller_is_gone() {
         "the reader was dropped with its thread"
     );
 }
+
+/// A reader is usable before any card is laid on it: the loop says so at once, so the
+/// first payment screen after a start already offers the card (a reader whose wait only
+/// ends with a card, as PC/SC's does, must not keep the hint away until the first tap).
+#[test]
+fn a_present_reader_is_reported_ready_before_any_card() {
+    let (reader, cards) = FakeReader::new();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = spawn(Box::new(reader), false, move |e| tx.send(e).is_ok()).unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)),
+        Ok(NfcEvent::Health(ReaderHealth::Ready)),
+        "no card was laid on the reader"
+    );
+    drop(cards);
+    handle.join().unwrap();
+}
