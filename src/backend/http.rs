@@ -186,14 +186,42 @@ pub fn ws_connector(tls: &TlsSettings) -> Result<tokio_tungstenite::Connector, B
     Ok(tokio_tungstenite::Connector::Rustls(rustls_config(tls)?))
 }
 
-/// A request that did not get an answer.
+/// A request that did not get an answer, with its cause (see [`error_chain`]).
 pub fn transport_error(e: reqwest::Error) -> BackendError {
-    let e = e.without_url();
     if e.is_timeout() {
         BackendError::Unreachable("timed out".into())
     } else {
-        BackendError::Unreachable(e.to_string())
+        BackendError::Unreachable(error_chain(e))
     }
+}
+
+/// reqwest's error and every cause under it, e.g. "error sending request: client error
+/// (Connect): tcp connect error: Connection refused (os error 111)" or "…: unexpected
+/// error: server certificate SHA-256 … does not match the pinned one": its top line alone
+/// says the same for both. Never the URL, which can hold a card's `k1` or a key: reqwest's
+/// own text names it, so it is dropped, and cut out of any cause that repeats it.
+pub fn error_chain(e: reqwest::Error) -> String {
+    use std::error::Error as _;
+    let url = e.url().cloned();
+    let e = e.without_url();
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        // An io::Error shows the error it wraps, which is then its own cause's text.
+        if !text.is_empty() && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    if let Some(url) = url {
+        let parts = [Some(url.as_str()), Some(url.path()), url.query()];
+        for part in parts.into_iter().flatten().filter(|p| p.len() > 1) {
+            out = out.replace(part, "<redacted>");
+        }
+    }
+    out
 }
 
 /// Reads a reply body, refusing more than [`MAX_BODY`] bytes.
