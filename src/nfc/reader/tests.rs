@@ -119,6 +119,8 @@ fn the_loop_reports_taps_and_health_and_survives_a_reader_restart() {
             NfcEvent::Health(ReaderHealth::Ready),
             NfcEvent::Tap(Ok(url)),
             down("pcscd gone"),
+            // The fake opens again at once; its next wait fails again.
+            NfcEvent::Health(ReaderHealth::Ready),
             down("pcscd gone"),
             NfcEvent::Health(ReaderHealth::Ready),
             NfcEvent::Tap(Err(TapError::Read(ReadError::Removed))),
