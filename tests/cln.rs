@@ -189,10 +189,7 @@ async fn a_payment_made_while_lnvend_was_down_is_owed_at_restart_not_poured() {
     assert_eq!(m.views.borrow().screen, Screen::Idle, "no pour on screen");
     assert_eq!(on_time(&m.gpio, ENA).1, 0);
     m.shutdown().await;
-    assert!(
-        node.pages() > before,
-        "asked from the cursor"
-    );
+    assert!(node.pages() > before, "asked from the cursor");
     let owed = Ledger::open(&dir.path().join("data"))
         .unwrap()
         .owed()

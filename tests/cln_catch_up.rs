@@ -165,6 +165,10 @@ async fn a_node_with_a_long_history_is_caught_up_in_a_few_calls() {
     m.shutdown().await;
     let again = catch_up_calls() - first;
     assert!(again <= 8, "{again} calls for 3,001 payments");
-    assert_eq!(owed_labels(dir.path()), [label], "lnvend's own payment is owed");
+    assert_eq!(
+        owed_labels(dir.path()),
+        [label],
+        "lnvend's own payment is owed"
+    );
     node.assert_replies_valid();
 }

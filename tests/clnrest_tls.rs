@@ -151,7 +151,10 @@ async fn a_wrong_pin_and_a_closed_port_say_different_things() {
     let closed_addr = closed.local_addr().unwrap();
     drop(closed);
     let no_node = out_of_service_detail(&backend(closed_addr, Some(&pin))).await;
-    assert!(wrong_pin.contains("does not match the pinned"), "{wrong_pin}");
+    assert!(
+        wrong_pin.contains("does not match the pinned"),
+        "{wrong_pin}"
+    );
     assert!(no_node.contains("refused"), "{no_node}");
     assert!(!no_node.contains("pinned"), "{no_node}");
     let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();

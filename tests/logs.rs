@@ -143,16 +143,32 @@ async fn a_card_exchange_logs_no_k1_p_or_c_even_at_debug() {
     .await;
     let accepting = CardService::start(in_path()).await;
     let dir = tempfile::tempdir().unwrap();
-    let nfc = "[nfc]\nreader = \"virtual\"\nallow_insecure_http = true\nallow_private_hosts = true\n";
+    let nfc =
+        "[nfc]\nreader = \"virtual\"\nallow_insecure_http = true\nallow_private_hosts = true\n";
     let mut m = common::TestMachine::start(&common::short_pour_config(dir.path(), nfc));
     m.wait_screen(Screen::Idle).await;
     m.tap(0);
     m.wait_screen(Screen::Payment).await;
     // (service, p, what the screen says, callbacks that reach the service)
     let taps = [
-        (&declining, "0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A01", "Card disabled", 1),
-        (&unreachable, "0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A02", "cannot be reached", 0),
-        (&accepting, "0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A03", "Paying with your card", 1),
+        (
+            &declining,
+            "0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A01",
+            "Card disabled",
+            1,
+        ),
+        (
+            &unreachable,
+            "0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A02",
+            "cannot be reached",
+            0,
+        ),
+        (
+            &accepting,
+            "0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A03",
+            "Paying with your card",
+            1,
+        ),
     ];
     for (service, p, says, callbacks) in taps {
         let url = CardUrl::from_card_uri(&service.tap_uri(p), true).unwrap();

@@ -120,7 +120,10 @@ fn a_connected_reader_is_ready_before_the_first_card() {
     let _g = lock();
     let _pcscd = Pcscd::start();
     let (tx, rx) = mpsc::channel();
-    spawn(Box::new(PcscReader::new()), false, move |e| tx.send(e).is_ok()).unwrap();
+    spawn(Box::new(PcscReader::new()), false, move |e| {
+        tx.send(e).is_ok()
+    })
+    .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let mut seen = Vec::new();
     while std::time::Instant::now() < deadline {
@@ -143,10 +146,8 @@ async fn the_first_payment_screen_after_a_start_offers_the_card() {
     let _g = lock();
     let _pcscd = Pcscd::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut m = common::TestMachine::start(&common::config(
-        dir.path(),
-        "[nfc]\nreader = \"pcsc\"\n",
-    ));
+    let mut m =
+        common::TestMachine::start(&common::config(dir.path(), "[nfc]\nreader = \"pcsc\"\n"));
     m.wait_screen(Screen::Idle).await;
     m.tap(0);
     let v = m

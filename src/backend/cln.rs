@@ -265,7 +265,9 @@ impl Refusals {
     fn note<T>(&self, method: &str, result: &Result<T, BackendError>) {
         let mut refused = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match result {
-            Err(e @ BackendError::Unauthorized(_)) => *refused = Some((method.to_owned(), e.clone())),
+            Err(e @ BackendError::Unauthorized(_)) => {
+                *refused = Some((method.to_owned(), e.clone()))
+            }
             Ok(_) if refused.as_ref().is_some_and(|(m, _)| m == method) => *refused = None,
             Ok(_) | Err(_) => {}
         }

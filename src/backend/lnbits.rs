@@ -620,13 +620,27 @@ mod tests {
             )
         };
         assert_eq!(
-            judge(&h, paid(2_100_000).as_bytes(), None, NOW + 10, mono(NOW + 10)).unwrap(),
+            judge(
+                &h,
+                paid(2_100_000).as_bytes(),
+                None,
+                NOW + 10,
+                mono(NOW + 10)
+            )
+            .unwrap(),
             InvoiceState::Paid {
                 received: Msat::from_msat(2_100_000)
             }
         );
         assert_eq!(
-            judge(&h, paid(2_000_000).as_bytes(), None, NOW + 10, mono(NOW + 10)).unwrap(),
+            judge(
+                &h,
+                paid(2_000_000).as_bytes(),
+                None,
+                NOW + 10,
+                mono(NOW + 10)
+            )
+            .unwrap(),
             InvoiceState::Pending
         );
     }
@@ -655,7 +669,14 @@ mod tests {
         let (_, h) = bolt11(2_100_000);
         let body = status(true, Some((&h, 2_100_000, "success", "w1")));
         assert_eq!(
-            judge(&h, &body, Some(&issued(2_100_000)), NOW + 10, mono(NOW + 10)).unwrap(),
+            judge(
+                &h,
+                &body,
+                Some(&issued(2_100_000)),
+                NOW + 10,
+                mono(NOW + 10)
+            )
+            .unwrap(),
             InvoiceState::Paid {
                 received: Msat::from_msat(2_100_000)
             }
@@ -668,12 +689,26 @@ mod tests {
         let (_, h) = bolt11(2_100_000);
         let body = status(true, None);
         assert_eq!(
-            judge(&h, &body, Some(&issued(2_100_000)), NOW + 10, mono(NOW + 10)).unwrap(),
+            judge(
+                &h,
+                &body,
+                Some(&issued(2_100_000)),
+                NOW + 10,
+                mono(NOW + 10)
+            )
+            .unwrap(),
             InvoiceState::Pending
         );
         // Even past the expiry it is never reported as paid.
         assert_ne!(
-            judge(&h, &body, Some(&issued(2_100_000)), NOW + 900, mono(NOW + 900)).unwrap(),
+            judge(
+                &h,
+                &body,
+                Some(&issued(2_100_000)),
+                NOW + 900,
+                mono(NOW + 900)
+            )
+            .unwrap(),
             InvoiceState::Paid {
                 received: Msat::from_msat(2_100_000)
             }
@@ -708,7 +743,14 @@ mod tests {
             )
         };
         assert_eq!(
-            judge(&h, paid(2_100_000).as_bytes(), None, NOW + 10, mono(NOW + 10)).unwrap(),
+            judge(
+                &h,
+                paid(2_100_000).as_bytes(),
+                None,
+                NOW + 10,
+                mono(NOW + 10)
+            )
+            .unwrap(),
             InvoiceState::Paid {
                 received: Msat::from_msat(2_100_000)
             }
@@ -761,7 +803,10 @@ mod tests {
             b"{\"paid\":true,\"details\":{\"amount\":\"lots\"}}",
         ] {
             assert!(
-                matches!(judge(&h, body, None, NOW, mono(NOW)), Err(BackendError::BadReply(_))),
+                matches!(
+                    judge(&h, body, None, NOW, mono(NOW)),
+                    Err(BackendError::BadReply(_))
+                ),
                 "{}",
                 String::from_utf8_lossy(body)
             );
