@@ -513,6 +513,28 @@ mod tests {
         base + Duration::from_secs(unix.saturating_sub(NOW).min(1 << 32))
     }
 
+    /// [`judge`] at the wall-clock time `unix`, the monotonic clock agreeing.
+    fn judge_at(
+        hash: &str,
+        body: &[u8],
+        issued: Option<&Issued>,
+        unix: u64,
+    ) -> Result<InvoiceState, BackendError> {
+        judge(hash, body, issued, unix, mono(unix))
+    }
+
+    /// A 2,100 sat Cola, for 300 s.
+    fn request() -> InvoiceRequest {
+        InvoiceRequest {
+            sale_id: "S7".into(),
+            machine_id: "bar-7".into(),
+            product: "Cola".into(),
+            price: Price::Sats(Msat::from_sat(2100).unwrap()),
+            description: "Cola".into(),
+            expiry: Duration::from_secs(300),
+        }
+    }
+
     fn parse_created_now(body: &[u8]) -> Result<(Invoice, Issued), BackendError> {
         parse_created(body, &crate::clock::FakeClock::new(NOW))
     }
@@ -620,27 +642,13 @@ mod tests {
             )
         };
         assert_eq!(
-            judge(
-                &h,
-                paid(2_100_000).as_bytes(),
-                None,
-                NOW + 10,
-                mono(NOW + 10)
-            )
-            .unwrap(),
+            judge_at(&h, paid(2_100_000).as_bytes(), None, NOW + 10).unwrap(),
             InvoiceState::Paid {
                 received: Msat::from_msat(2_100_000)
             }
         );
         assert_eq!(
-            judge(
-                &h,
-                paid(2_000_000).as_bytes(),
-                None,
-                NOW + 10,
-                mono(NOW + 10)
-            )
-            .unwrap(),
+            judge_at(&h, paid(2_000_000).as_bytes(), None, NOW + 10).unwrap(),
             InvoiceState::Pending
         );
     }
@@ -669,14 +677,7 @@ mod tests {
         let (_, h) = bolt11(2_100_000);
         let body = status(true, Some((&h, 2_100_000, "success", "w1")));
         assert_eq!(
-            judge(
-                &h,
-                &body,
-                Some(&issued(2_100_000)),
-                NOW + 10,
-                mono(NOW + 10)
-            )
-            .unwrap(),
+            judge_at(&h, &body, Some(&issued(2_100_000)), NOW + 10).unwrap(),
             InvoiceState::Paid {
                 received: Msat::from_msat(2_100_000)
             }
@@ -689,26 +690,12 @@ mod tests {
         let (_, h) = bolt11(2_100_000);
         let body = status(true, None);
         assert_eq!(
-            judge(
-                &h,
-                &body,
-                Some(&issued(2_100_000)),
-                NOW + 10,
-                mono(NOW + 10)
-            )
-            .unwrap(),
+            judge_at(&h, &body, Some(&issued(2_100_000)), NOW + 10).unwrap(),
             InvoiceState::Pending
         );
         // Even past the expiry it is never reported as paid.
         assert_ne!(
-            judge(
-                &h,
-                &body,
-                Some(&issued(2_100_000)),
-                NOW + 900,
-                mono(NOW + 900)
-            )
-            .unwrap(),
+            judge_at(&h, &body, Some(&issued(2_100_000)), NOW + 900).unwrap(),
             InvoiceState::Paid {
                 received: Msat::from_msat(2_100_000)
             }
@@ -727,7 +714,7 @@ mod tests {
         ] {
             let body = status(true, Some(details));
             assert_eq!(
-                judge(&h, &body, Some(&rec), NOW + 10, mono(NOW + 10)).unwrap(),
+                judge_at(&h, &body, Some(&rec), NOW + 10).unwrap(),
                 InvoiceState::Pending,
                 "{details:?}"
             );
@@ -743,31 +730,24 @@ mod tests {
             )
         };
         assert_eq!(
-            judge(
-                &h,
-                paid(2_100_000).as_bytes(),
-                None,
-                NOW + 10,
-                mono(NOW + 10)
-            )
-            .unwrap(),
+            judge_at(&h, paid(2_100_000).as_bytes(), None, NOW + 10).unwrap(),
             InvoiceState::Paid {
                 received: Msat::from_msat(2_100_000)
             }
         );
         assert_eq!(
-            judge(&h, paid(1_000).as_bytes(), None, NOW + 10, mono(NOW + 10)).unwrap(),
+            judge_at(&h, paid(1_000).as_bytes(), None, NOW + 10).unwrap(),
             InvoiceState::Pending
         );
         let unpaid = format!(
             r#"{{"paid":false,"status":"pending","details":{{"payment_hash":"{h}","amount":2100000,"status":"pending","bolt11":"{b}"}}}}"#
         );
         assert_eq!(
-            judge(&h, unpaid.as_bytes(), None, NOW + 10, mono(NOW + 10)).unwrap(),
+            judge_at(&h, unpaid.as_bytes(), None, NOW + 10).unwrap(),
             InvoiceState::Pending
         );
         assert_eq!(
-            judge(&h, unpaid.as_bytes(), None, NOW + 301, mono(NOW + 301)).unwrap(),
+            judge_at(&h, unpaid.as_bytes(), None, NOW + 301).unwrap(),
             InvoiceState::Expired
         );
     }
@@ -778,16 +758,16 @@ mod tests {
         let rec = issued(2_100_000);
         let pending = status(false, Some((&h, 2_100_000, "pending", "w1")));
         assert_eq!(
-            judge(&h, &pending, Some(&rec), NOW + 299, mono(NOW + 299)).unwrap(),
+            judge_at(&h, &pending, Some(&rec), NOW + 299).unwrap(),
             InvoiceState::Pending
         );
         assert_eq!(
-            judge(&h, &pending, Some(&rec), NOW + 300, mono(NOW + 300)).unwrap(),
+            judge_at(&h, &pending, Some(&rec), NOW + 300).unwrap(),
             InvoiceState::Expired
         );
         let failed = status(false, Some((&h, 2_100_000, "failed", "w1")));
         assert_eq!(
-            judge(&h, &failed, Some(&rec), NOW + 10, mono(NOW + 10)).unwrap(),
+            judge_at(&h, &failed, Some(&rec), NOW + 10).unwrap(),
             InvoiceState::Expired
         );
     }
@@ -804,7 +784,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    judge(&h, body, None, NOW, mono(NOW)),
+                    judge_at(&h, body, None, NOW),
                     Err(BackendError::BadReply(_))
                 ),
                 "{}",
@@ -815,14 +795,7 @@ mod tests {
 
     #[test]
     fn requests_ask_for_an_incoming_invoice_in_sats_or_fiat() {
-        let mut req = InvoiceRequest {
-            sale_id: "S7".into(),
-            machine_id: "bar-7".into(),
-            product: "Cola".into(),
-            price: Price::Sats(Msat::from_sat(2100).unwrap()),
-            description: "Cola".into(),
-            expiry: Duration::from_secs(300),
-        };
+        let mut req = request();
         let body = create_body(&req).unwrap();
         assert_eq!(body["out"], false);
         assert_eq!(body["amount"], 2100);
@@ -1010,14 +983,7 @@ mod tests {
         let backend = LnbitsBackend::new(&config(&format!("http://{server}")))
             .unwrap()
             .with_clock(clock.clone());
-        let request = InvoiceRequest {
-            sale_id: "S7".into(),
-            machine_id: "bar-7".into(),
-            product: "Cola".into(),
-            price: Price::Sats(Msat::from_sat(2100).unwrap()),
-            description: "Cola".into(),
-            expiry: Duration::from_secs(300),
-        };
+        let request = request();
         let inv = backend.create_invoice(&request).await.unwrap();
         assert_eq!(
             backend.invoice_state(&inv.id).await.unwrap(),

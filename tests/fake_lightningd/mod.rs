@@ -156,25 +156,27 @@ impl Schemas {
     /// The schema violations of `params` as the params of `method` (lightningd refuses
     /// such a call; the fake records it as lnvend's mistake).
     pub fn check_request(&self, method: &str, params: &Value) -> Vec<String> {
-        let v = self
-            .requests
-            .get(method)
-            .unwrap_or_else(|| panic!("no request schema for {method}"));
-        v.iter_errors(params)
-            .map(|e| format!("{method} params: {e} at {}", e.instance_path))
-            .collect()
+        violations(&self.requests, method, params, "params")
     }
 
     /// The schema violations of `reply` as a result of `method`.
     pub fn check(&self, method: &str, reply: &Value) -> Vec<String> {
-        let v = self
-            .by_method
-            .get(method)
-            .unwrap_or_else(|| panic!("no schema for {method}"));
-        v.iter_errors(reply)
-            .map(|e| format!("{method}: {e} at {}", e.instance_path))
-            .collect()
+        violations(&self.by_method, method, reply, "reply")
     }
+}
+
+fn violations(
+    validators: &HashMap<String, jsonschema::Validator>,
+    method: &str,
+    value: &Value,
+    what: &str,
+) -> Vec<String> {
+    let v = validators
+        .get(method)
+        .unwrap_or_else(|| panic!("no {what} schema for {method}"));
+    v.iter_errors(value)
+        .map(|e| format!("{method} {what}: {e} at {}", e.instance_path))
+        .collect()
 }
 
 #[derive(Clone, Debug)]
