@@ -358,7 +358,8 @@ pub fn open_backend(
         BackendConfig::Lnbits(c) => (
             Arc::new(
                 crate::backend::lnbits::LnbitsBackend::new(&c)
-                    .context("cannot set up the LNbits backend")?,
+                    .context("cannot set up the LNbits backend")?
+                    .with_clock(clock),
             ),
             None,
         ),

@@ -109,3 +109,56 @@ async fn an_unpinned_self_signed_node_certificate_is_refused() {
     assert_eq!(node.calls("getinfo"), 0, "not one request got through");
     m.shutdown().await;
 }
+
+/// Everything the machine logs, as plain text.
+#[derive(Clone, Default)]
+struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What the operator sees on the out-of-service screen for a machine with `backend`.
+async fn out_of_service_detail(backend: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&config(dir.path(), backend));
+    let v = m.wait_screen(Screen::OutOfService).await;
+    m.shutdown().await;
+    v.detail
+}
+
+/// A pin that does not match the node's certificate and a node that is not listening are
+/// two different problems for the operator: the screen and the log say which.
+#[tokio::test]
+async fn a_wrong_pin_and_a_closed_port_say_different_things() {
+    let log = Log::default();
+    let writer = log.clone();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish(),
+    );
+    let (_node, addr, pin) = tls_node().await;
+    let wrong_pin = out_of_service_detail(&backend(addr, Some(&"ab".repeat(32)))).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_addr = closed.local_addr().unwrap();
+    drop(closed);
+    let no_node = out_of_service_detail(&backend(closed_addr, Some(&pin))).await;
+    assert!(
+        wrong_pin.contains("does not match the pinned"),
+        "{wrong_pin}"
+    );
+    assert!(no_node.contains("refused"), "{no_node}");
+    assert!(!no_node.contains("pinned"), "{no_node}");
+    let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("does not match the pinned"), "{log}");
+    assert!(log.contains("Connection refused"), "{log}");
+    assert!(!log.contains("tls-rune"), "{log}");
+}

@@ -108,3 +108,92 @@ async fn every_transition_carries_the_sale_id_product_and_state_journald_filters
         .collect();
     assert_eq!(of_sale, ["CreatingInvoice", "AwaitingPayment", "Idle"]);
 }
+
+#[path = "support/lnurlw_service.rs"]
+mod lnurlw_service;
+
+/// A Bolt Card exchange as `LNVEND_LOG=debug` logs it, against services that put `k1` in
+/// the callback's path (LNbits' Bolt Cards extension does): one that declines the
+/// callback, one whose callback cannot be reached, and one that accepts. No log line
+/// carries the `k1` (a failed callback's `k1` can be used again) or the card's `p` and `c`.
+#[tokio::test]
+async fn a_card_exchange_logs_no_k1_p_or_c_even_at_debug() {
+    use lnurlw_service::{Behaviour, CardService, K1};
+    use lnvend::controller::Input;
+    use lnvend::nfc::{CardUrl, NfcEvent};
+    let fields = Fields::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(fields.clone()));
+    let in_path = || Behaviour {
+        k1_in_path: true,
+        ..Behaviour::default()
+    };
+    let declining = CardService::start(Behaviour {
+        callback_error: Some("Card disabled".into()),
+        ..in_path()
+    })
+    .await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_origin = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let unreachable = CardService::start(Behaviour {
+        callback_origin: Some(closed_origin),
+        ..in_path()
+    })
+    .await;
+    let accepting = CardService::start(in_path()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let nfc =
+        "[nfc]\nreader = \"virtual\"\nallow_insecure_http = true\nallow_private_hosts = true\n";
+    let mut m = common::TestMachine::start(&common::short_pour_config(dir.path(), nfc));
+    m.wait_screen(Screen::Idle).await;
+    m.tap(0);
+    m.wait_screen(Screen::Payment).await;
+    // (service, p, what the screen says, callbacks that reach the service)
+    let taps = [
+        (
+            &declining,
+            "0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A01",
+            "Card disabled",
+            1,
+        ),
+        (
+            &unreachable,
+            "0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A02",
+            "cannot be reached",
+            0,
+        ),
+        (
+            &accepting,
+            "0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A03",
+            "Paying with your card",
+            1,
+        ),
+    ];
+    for (service, p, says, callbacks) in taps {
+        let url = CardUrl::from_card_uri(&service.tap_uri(p), true).unwrap();
+        m.send(Input::Nfc(NfcEvent::Tap(Ok(url))));
+        m.wait_for(std::time::Duration::from_secs(20), says, |v| {
+            v.card.message.contains(says)
+        })
+        .await;
+        assert_eq!(service.scans().len(), 1, "{says}: the card was read");
+        assert_eq!(service.callbacks().len(), callbacks, "{says}");
+    }
+    m.send(Input::Cancel);
+    m.wait_screen(Screen::Idle).await;
+    m.shutdown().await;
+    let events = fields.0.lock().unwrap().clone();
+    let lines: Vec<String> = events.iter().map(|f| format!("{f:?}")).collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("sending the invoice to the card's service")),
+        "the debug lines of the exchange were captured: {lines:#?}"
+    );
+    for line in &lines {
+        for secret in [K1, "E19CCB1FED8892CE", "0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0"] {
+            assert!(!line.contains(secret), "{secret} in the log: {line}");
+        }
+    }
+}

@@ -5,6 +5,8 @@
 
 #![cfg(feature = "pcsc")]
 
+mod common;
+
 #[path = "support/vpcd_card.rs"]
 mod vpcd_card;
 
@@ -107,4 +109,52 @@ fn the_reader_survives_pcscd_restarting() {
     let card = tap(URI, None, Duration::from_secs(3));
     assert_eq!(next_tap(&rx), Ok(Ok(URI.to_string())));
     card.join().unwrap();
+}
+
+/// The reader loop as lnvend runs it: a reader that pcscd lists is reported ready before any
+/// card comes near it, so the payment screen offers the card from the first sale after a
+/// start, not only after someone tapped one.
+#[test]
+fn a_connected_reader_is_ready_before_the_first_card() {
+    use lnvend::nfc::reader::{spawn, NfcEvent, ReaderHealth};
+    let _g = lock();
+    let _pcscd = Pcscd::start();
+    let (tx, rx) = mpsc::channel();
+    spawn(Box::new(PcscReader::new()), false, move |e| {
+        tx.send(e).is_ok()
+    })
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while std::time::Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(NfcEvent::Health(ReaderHealth::Ready)) => return,
+            Ok(other) => seen.push(other),
+            Err(_) => {}
+        }
+    }
+    panic!("the reader was not reported ready within 20 s without a card; saw {seen:?}");
+}
+
+/// The whole machine with `reader = "pcsc"`: the first payment screen after the start says
+/// "Scan the QR or tap your card", though no card was tapped yet.
+#[tokio::test]
+// The guard only makes the tests take turns with the one pcscd; nothing else takes it.
+#[allow(clippy::await_holding_lock)]
+async fn the_first_payment_screen_after_a_start_offers_the_card() {
+    use lnvend::controller::Screen;
+    let _g = lock();
+    let _pcscd = Pcscd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut m =
+        common::TestMachine::start(&common::config(dir.path(), "[nfc]\nreader = \"pcsc\"\n"));
+    m.wait_screen(Screen::Idle).await;
+    m.tap(0);
+    let v = m
+        .wait_for(Duration::from_secs(20), "the card hint", |v| {
+            v.screen == Screen::Payment && v.card.hint
+        })
+        .await;
+    assert!(v.card.hint);
+    m.shutdown().await;
 }

@@ -1,7 +1,8 @@
 //! Core Lightning. This module owns everything both ways of reaching a node share: the
-//! JSON-RPC calls lnvend makes (`getinfo`, `invoice`, `listinvoices`, `waitinvoice`,
-//! `waitanyinvoice`), how their replies become [`InvoiceState`]s, how CLN's error codes become
-//! [`BackendError`]s, and the persisted `pay_index` cursor. The two transports plug into the
+//! JSON-RPC calls lnvend makes (`getinfo`, `invoice`, `listinvoices`, `waitinvoice`), how
+//! their replies become [`InvoiceState`]s, how CLN's error codes become [`BackendError`]s, and
+//! a rune refused for any call putting the machine out of service; the start-up catch-up and
+//! its persisted cursors are in [`catch_up`]. The two transports plug into the
 //! same [`ClnBackend`], so they can never disagree about what "paid" means: the local
 //! `lightning-rpc` unix socket in [`socket`] (a small bounded JSON-RPC client that replaced
 //! the `cln-rpc` crate), and clnrest over HTTPS in [`super::clnrest`].
@@ -13,8 +14,7 @@
 //! made before the machine was named in the label keep their bare sale id (the ledger
 //! stores each sale's invoice id).
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -27,7 +27,10 @@ use super::{
 use crate::config::Network;
 use crate::money::{Msat, Price};
 
+mod catch_up;
 mod socket;
+
+pub use catch_up::CursorFile;
 
 /// CLN error codes lnvend reacts to (see the `errors` sections of the method schemas).
 pub mod code {
@@ -35,8 +38,6 @@ pub mod code {
     pub const DUPLICATE_LABEL: i64 = 900;
     /// `waitinvoice`: the invoice expired (or was already expired) before being paid.
     pub const EXPIRED: i64 = 903;
-    /// `waitanyinvoice`: the timeout was reached with no newer paid invoice.
-    pub const WAIT_TIMEOUT: i64 = 904;
 }
 
 /// How a call failed: an error the node answered with, or no usable answer at all.
@@ -75,7 +76,7 @@ impl CallError {
 }
 
 /// At most 200 printable characters of a node's message, for logs and the service screen.
-fn printable(s: &str) -> String {
+pub(crate) fn printable(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
@@ -198,7 +199,7 @@ pub fn parse_invoice_reply(
     })
 }
 
-/// The state of one invoice as `listinvoices`, `waitinvoice` or `waitanyinvoice` describe it.
+/// The state of one invoice as `listinvoices` or `waitinvoice` describe it.
 pub fn state_of(inv: &Value) -> Result<InvoiceState, BackendError> {
     match inv.get("status").and_then(Value::as_str) {
         Some("paid") => {
@@ -244,77 +245,38 @@ pub fn state_from_listinvoices(reply: &Value, label: &str) -> Result<InvoiceStat
     }
 }
 
-/// The highest `pay_index` lnvend has seen, kept in `<data_dir>/cln-pay-index` so a restart
-/// can ask the node for exactly the payments made since.
-#[derive(Debug)]
-pub struct PayIndexFile {
-    path: PathBuf,
-    /// Serialises writers; holds the last value written.
-    last: Mutex<Option<u64>>,
-}
-
-impl PayIndexFile {
-    pub fn new(data_dir: &Path) -> PayIndexFile {
-        PayIndexFile {
-            path: data_dir.join("cln-pay-index"),
-            last: Mutex::new(None),
-        }
-    }
-
-    /// The saved index; `Ok(None)` when lnvend never saved one (first start).
-    pub fn load(&self) -> Result<Option<u64>, String> {
-        match std::fs::read_to_string(&self.path) {
-            Ok(s) => s
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|e| format!("{} is corrupt: {e}", self.path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("cannot read {}: {e}", self.path.display())),
-        }
-    }
-
-    /// Saves `index` if it is higher than the saved one: write a temporary file, fsync it,
-    /// rename it over the old one, so a power cut leaves either the old or the new value.
-    /// (Small synchronous writes: a few hundred microseconds, once per sale.)
-    pub fn raise_to(&self, index: u64) -> Result<(), String> {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let current = match *last {
-            Some(v) => Some(v),
-            None => self.load()?,
-        };
-        if current.is_some_and(|c| c >= index) {
-            *last = current;
-            return Ok(());
-        }
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let tmp = self.path.with_extension("tmp");
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            writeln!(f, "{index}")?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            // The rename itself is durable only once the directory is synced.
-            std::fs::File::open(dir)?.sync_all()
-        };
-        write().map_err(|e| format!("cannot save {}: {e}", self.path.display()))?;
-        *last = Some(index);
-        Ok(())
-    }
-}
-
-/// Safety bound on how many payments one start-up collects (a node that keeps returning
-/// invoices must not keep lnvend from starting).
-const MAX_CATCH_UP: usize = 10_000;
-
 /// A Core Lightning node behind some [`Rpc`] transport.
 pub struct ClnBackend<R: Rpc> {
     rpc: Arc<R>,
     name: &'static str,
     network: Network,
-    pay_index: PayIndexFile,
+    pay_index: CursorFile,
+    updated_index: CursorFile,
+    refused: Refusals,
+}
+
+/// The last call the node refused our rune for, if no later call of that method went
+/// through: a rune without a permission lnvend needs puts the machine out of service (by
+/// [`PaymentBackend::check_health`]), whichever call found out, not only `getinfo`.
+#[derive(Clone, Debug, Default)]
+struct Refusals(Arc<Mutex<Option<(String, BackendError)>>>);
+
+impl Refusals {
+    fn note<T>(&self, method: &str, result: &Result<T, BackendError>) {
+        let mut refused = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Err(e @ BackendError::Unauthorized(_)) => {
+                *refused = Some((method.to_owned(), e.clone()))
+            }
+            Ok(_) if refused.as_ref().is_some_and(|(m, _)| m == method) => *refused = None,
+            Ok(_) | Err(_) => {}
+        }
+    }
+
+    fn standing(&self) -> Option<BackendError> {
+        let refused = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        refused.as_ref().map(|(_, e)| e.clone())
+    }
 }
 
 impl<R: Rpc> std::fmt::Debug for ClnBackend<R> {
@@ -332,15 +294,20 @@ impl<R: Rpc> ClnBackend<R> {
             rpc: Arc::new(rpc),
             name,
             network,
-            pay_index: PayIndexFile::new(data_dir),
+            pay_index: CursorFile::pay_index(data_dir),
+            updated_index: CursorFile::updated_index(data_dir),
+            refused: Refusals::default(),
         }
     }
 
     async fn call(&self, method: &str, params: Value) -> Result<Value, BackendError> {
-        self.rpc
+        let result = self
+            .rpc
             .call(method, params)
             .await
-            .map_err(|e| e.into_backend(method))
+            .map_err(|e| e.into_backend(method));
+        self.refused.note(method, &result);
+        result
     }
 
     fn remember_pay_index(&self, inv: &Value) {
@@ -360,7 +327,11 @@ impl<R: Rpc> PaymentBackend for ClnBackend<R> {
 
     async fn check_health(&self) -> Result<(), BackendError> {
         let info = self.call("getinfo", json!({})).await?;
-        check_getinfo(&info, self.network)
+        check_getinfo(&info, self.network)?;
+        match self.refused.standing() {
+            Some(refused) => Err(refused),
+            None => Ok(()),
+        }
     }
 
     async fn create_invoice(&self, request: &InvoiceRequest) -> Result<Invoice, BackendError> {
@@ -384,12 +355,21 @@ impl<R: Rpc> PaymentBackend for ClnBackend<R> {
         let wait = self
             .rpc
             .start_long_call("waitinvoice", json!({ "label": id.0 }))
-            .await?;
+            .await;
+        self.refused.note("waitinvoice", &wait);
+        let wait = wait?;
         let (tx, rx) = mpsc::channel(1);
         let label = id.0.clone();
+        let refused = self.refused.clone();
         tokio::spawn(async move {
             tokio::select! {
-                r = wait => match r {
+                r = wait => match r.map_err(|e| match e {
+                    CallError::Backend(b @ BackendError::Unauthorized(_)) => {
+                        refused.note::<()>("waitinvoice", &Err(b.clone()));
+                        CallError::Backend(b)
+                    }
+                    other => other,
+                }) {
                     // Paid (or expired: waitinvoice also returns for that); the watcher asks
                     // listinvoices, which decides.
                     Ok(_) => { let _ = tx.send(()).await; }
@@ -407,59 +387,9 @@ impl<R: Rpc> PaymentBackend for ClnBackend<R> {
         Ok(rx)
     }
 
+    /// Asked until the node answers: see [`catch_up`].
     async fn paid_while_away(&self) -> Result<Vec<InvoiceId>, BackendError> {
-        let saved = self.pay_index.load().map_err(BackendError::Rejected)?;
-        // On a first start there is no cursor: every payment the node ever received (other
-        // apps' too) would look new. Walk to the node's latest pay_index and report nothing.
-        let first_start = saved.is_none();
-        let mut cursor = saved.unwrap_or(0);
-        let mut found = Vec::new();
-        for _ in 0..MAX_CATCH_UP {
-            let reply = match self
-                .rpc
-                .call(
-                    "waitanyinvoice",
-                    json!({ "lastpay_index": cursor, "timeout": 0 }),
-                )
-                .await
-            {
-                Ok(r) => r,
-                Err(CallError::Rpc {
-                    code: code::WAIT_TIMEOUT,
-                    ..
-                }) => break,
-                Err(e) => return Err(e.into_backend("waitanyinvoice")),
-            };
-            let index = reply
-                .get("pay_index")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| BackendError::BadReply("waitanyinvoice: no `pay_index`".into()))?;
-            if index <= cursor {
-                return Err(BackendError::BadReply(format!(
-                    "waitanyinvoice went backwards ({index} after {cursor})"
-                )));
-            }
-            cursor = index;
-            if !first_start {
-                if let Some(label) = reply.get("label").and_then(Value::as_str) {
-                    found.push(InvoiceId(label.to_owned()));
-                }
-            }
-        }
-        // Saved after the walk: a crash midway repeats it, and a repeated confirmation of
-        // the same sale is harmless (the ledger owes each sale once).
-        if first_start || cursor > saved.unwrap_or(0) {
-            self.pay_index
-                .raise_to(cursor)
-                .map_err(BackendError::Rejected)?;
-        }
-        if !found.is_empty() {
-            tracing::warn!(
-                count = found.len(),
-                "the node saw payments while lnvend was down"
-            );
-        }
-        Ok(found)
+        Ok(self.catch_up().await)
     }
 }
 
@@ -618,17 +548,5 @@ mod tests {
             rune.into_backend("invoice"),
             BackendError::Unauthorized(_)
         ));
-    }
-
-    #[test]
-    fn the_pay_index_only_rises_and_survives_a_reload() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = PayIndexFile::new(dir.path());
-        assert_eq!(f.load().unwrap(), None);
-        f.raise_to(5).unwrap();
-        f.raise_to(3).unwrap();
-        assert_eq!(PayIndexFile::new(dir.path()).load().unwrap(), Some(5));
-        std::fs::write(dir.path().join("cln-pay-index"), "garbage").unwrap();
-        assert!(PayIndexFile::new(dir.path()).load().is_err());
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::cln::{CallError, ClnBackend, LongCall, Rpc};
+use super::cln::{printable, CallError, ClnBackend, LongCall, Rpc};
 use super::http::{self, TlsSettings};
 use super::BackendError;
 use crate::secret::Secret;
@@ -79,9 +79,17 @@ async fn reply(resp: reqwest::Response, method: &str) -> Result<Value, CallError
     let (status, body) = http::read_body(resp).await.map_err(CallError::Backend)?;
     match status.as_u16() {
         201 => http::parse_json(&body).map_err(CallError::Backend),
-        401 | 403 => Err(CallError::Backend(http::status_error(
-            status, &body, method,
-        ))),
+        // The rune, not a key: say so, with the node's reason (which permission).
+        401 | 403 => {
+            let why = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|e| e.get("message").and_then(Value::as_str).map(printable))
+                .unwrap_or_default();
+            Err(CallError::Backend(BackendError::Unauthorized(format!(
+                "{method}: the node refused the rune ({}) {why}",
+                status.as_u16()
+            ))))
+        }
         _ => {
             // CLN's own error, passed through: the same codes as on the socket.
             let err: Option<Value> = serde_json::from_slice(&body).ok();

@@ -186,14 +186,42 @@ pub fn ws_connector(tls: &TlsSettings) -> Result<tokio_tungstenite::Connector, B
     Ok(tokio_tungstenite::Connector::Rustls(rustls_config(tls)?))
 }
 
-/// A request that did not get an answer.
+/// A request that did not get an answer, with its cause (see [`error_chain`]).
 pub fn transport_error(e: reqwest::Error) -> BackendError {
-    let e = e.without_url();
     if e.is_timeout() {
         BackendError::Unreachable("timed out".into())
     } else {
-        BackendError::Unreachable(e.to_string())
+        BackendError::Unreachable(error_chain(e))
     }
+}
+
+/// reqwest's error and every cause under it, e.g. "error sending request: client error
+/// (Connect): tcp connect error: Connection refused (os error 111)" or "…: unexpected
+/// error: server certificate SHA-256 … does not match the pinned one": its top line alone
+/// says the same for both. Never the URL, which can hold a card's `k1` or a key: reqwest's
+/// own text names it, so it is dropped, and cut out of any cause that repeats it.
+pub fn error_chain(e: reqwest::Error) -> String {
+    use std::error::Error as _;
+    let url = e.url().cloned();
+    let e = e.without_url();
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        // An io::Error shows the error it wraps, which is then its own cause's text.
+        if !text.is_empty() && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    if let Some(url) = url {
+        let parts = [Some(url.as_str()), Some(url.path()), url.query()];
+        for part in parts.into_iter().flatten().filter(|p| p.len() > 1) {
+            out = out.replace(part, "<redacted>");
+        }
+    }
+    out
 }
 
 /// Reads a reply body, refusing more than [`MAX_BODY`] bytes.
@@ -261,6 +289,14 @@ pub(crate) mod test_server {
     pub(crate) type Seen = Arc<Mutex<Vec<String>>>;
 
     pub(crate) async fn start(response: String) -> (SocketAddr, Seen) {
+        start_with(move |_| response.clone()).await
+    }
+
+    /// The same, answering each request with what `respond` makes of its head.
+    pub(crate) async fn start_with(
+        respond: impl Fn(&str) -> String + Send + Sync + 'static,
+    ) -> (SocketAddr, Seen) {
+        let respond = Arc::new(respond);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen: Seen = Arc::default();
@@ -268,7 +304,7 @@ pub(crate) mod test_server {
         tokio::spawn(async move {
             while let Ok((mut conn, _)) = listener.accept().await {
                 let log = log.clone();
-                let response = response.clone();
+                let respond = respond.clone();
                 tokio::spawn(async move {
                     let mut head = Vec::new();
                     let mut buf = [0u8; 4096];
@@ -278,9 +314,9 @@ pub(crate) mod test_server {
                             Ok(n) => head.extend_from_slice(&buf[..n]),
                         }
                     }
-                    log.lock()
-                        .unwrap()
-                        .push(String::from_utf8_lossy(&head).into_owned());
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let response = respond(&head);
+                    log.lock().unwrap().push(head);
                     let _ = conn.write_all(response.as_bytes()).await;
                     let _ = conn.shutdown().await;
                 });
@@ -325,6 +361,26 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("no certificate"), "{err}");
+    }
+
+    /// The cause of a failed request is named (not just reqwest's "error sending
+    /// request"), and nothing of the URL, which may carry a key or a card's `k1`.
+    #[tokio::test]
+    async fn a_transport_error_names_its_cause_but_never_its_url() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let c = client(&TlsSettings::default(), Duration::from_secs(2)).unwrap();
+        let e = c
+            .get(format!(
+                "http://{addr}/lnurl/cb/k1-SECRET?k1=k1-SECRET&api-key=KEY-SECRET"
+            ))
+            .send()
+            .await
+            .unwrap_err();
+        let shown = transport_error(e).to_string();
+        assert!(shown.contains("refused"), "{shown}");
+        assert!(!shown.contains("SECRET"), "{shown}");
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! incoming amount at least what was asked. And wake-ups from the per-invoice websocket
 //! (`/api/v1/ws/{payment_hash}`): that socket is unauthenticated and anyone can push text to
 //! it (`POST /api/v1/ws/{id}`), so a message only makes the watcher ask again, and a message
-//! over [`http::MAX_WS_MESSAGE`] ends the stream (the watcher then polls).
+//! over [`http::MAX_WS_MESSAGE`] ends the stream (the watcher then polls). An invoice of
+//! this run expires on the monotonic clock (an NTP step of the wall clock does not end a
+//! live QR); only one from before a restart is judged on the wall clock.
 //!
 //! The key goes into the `X-Api-Key` header and nowhere else: not in a URL (LNbits would
 //! accept `?api-key=`, which ends up in proxy logs), not in an error, not in `Debug`.
@@ -32,7 +34,7 @@ use super::memo::InvoiceMemo;
 use super::{
     BackendError, Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend, WakeUps,
 };
-use crate::clock::unix_now;
+use crate::clock::Clock;
 use crate::config::LnbitsConfig;
 use crate::money::{Msat, Price};
 use crate::secret::Secret;
@@ -43,6 +45,9 @@ use crate::secret::Secret;
 struct Issued {
     amount: Msat,
     expires_at_unix: u64,
+    /// The same moment on the monotonic clock, which decides while this run lasts: an NTP
+    /// step of the wall clock must not end a QR that is still payable.
+    expires: tokio::time::Instant,
     /// The wallet LNbits said the invoice belongs to; later `details` must name the same one.
     wallet_id: Option<String>,
 }
@@ -55,6 +60,7 @@ pub struct LnbitsBackend {
     tls: TlsSettings,
     timeout: Duration,
     issued: InvoiceMemo<Issued>,
+    clock: std::sync::Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for LnbitsBackend {
@@ -97,7 +103,14 @@ impl LnbitsBackend {
             tls,
             timeout,
             issued: InvoiceMemo::default(),
+            clock: std::sync::Arc::new(crate::clock::SystemClock::new(false)),
         })
+    }
+
+    /// Reads the clocks from `clock` (the machine's own; tests move it).
+    pub fn with_clock(mut self, clock: std::sync::Arc<dyn Clock>) -> LnbitsBackend {
+        self.clock = clock;
+        self
     }
 
     fn endpoint(&self, path: &str) -> Result<Url, BackendError> {
@@ -181,7 +194,7 @@ struct CreatedReply {
 
 /// Turns LNbits' reply to an invoice creation into an [`Invoice`], refusing any reply whose
 /// BOLT11 disagrees with the JSON around it.
-fn parse_created(body: &[u8]) -> Result<(Invoice, Issued), BackendError> {
+fn parse_created(body: &[u8], clock: &dyn Clock) -> Result<(Invoice, Issued), BackendError> {
     let reply: CreatedReply = http::parse_json(body)?;
     let hash = checked_hash(&reply.payment_hash)
         .ok_or_else(|| BackendError::BadReply("payment_hash is not 32 bytes of hex".into()))?;
@@ -214,6 +227,7 @@ fn parse_created(body: &[u8]) -> Result<(Invoice, Issued), BackendError> {
     let issued = Issued {
         amount,
         expires_at_unix,
+        expires: crate::clock::instant_of_unix(clock, expires_at_unix),
         wallet_id: reply.wallet_id,
     };
     Ok((
@@ -251,12 +265,14 @@ struct Details {
 }
 
 /// What LNbits' answer about `hash` means, given what we issued (unknown after a restart)
-/// and the time now.
+/// and the time now: `now` on the monotonic clock for an invoice of this run, `now_unix` on
+/// the wall clock for one from before a restart (the only clock its expiry can be read on).
 fn judge(
     hash: &str,
     body: &[u8],
     issued: Option<&Issued>,
     now_unix: u64,
+    now: tokio::time::Instant,
 ) -> Result<InvoiceState, BackendError> {
     let reply: StatusReply = http::parse_json(body)?;
     // After a restart the map is empty; the signed BOLT11 in `details` still tells what was
@@ -273,9 +289,6 @@ fn judge(
             .and_then(|b| b.amount_msat)
             .map(Msat::from_msat)
     });
-    let expires_at = issued
-        .map(|i| i.expires_at_unix)
-        .or_else(|| from_details.as_ref().map(|b| b.expires_at_unix));
 
     let ours = reply.details.as_ref().filter(|d| {
         let same_wallet = match (issued.and_then(|i| i.wallet_id.as_deref()), &d.wallet_id) {
@@ -307,7 +320,12 @@ fn judge(
     let failed = ours
         .and_then(|d| d.status.as_deref())
         .is_some_and(|s| matches!(s, "failed" | "expired"));
-    let past_expiry = expires_at.is_some_and(|e| now_unix >= e);
+    let past_expiry = match issued {
+        Some(i) => now >= i.expires,
+        None => from_details
+            .as_ref()
+            .is_some_and(|b| now_unix >= b.expires_at_unix),
+    };
     Ok(if failed || past_expiry {
         InvoiceState::Expired
     } else {
@@ -369,12 +387,12 @@ impl PaymentBackend for LnbitsBackend {
         if !status.is_success() {
             return Err(http::status_error(status, &reply, "LNbits create invoice"));
         }
-        let (invoice, issued) = parse_created(&reply)?;
+        let (invoice, issued) = parse_created(&reply, self.clock.as_ref())?;
         self.issued.insert(
             invoice.payment_hash.clone(),
             issued.expires_at_unix,
             issued,
-            unix_now(),
+            self.clock.unix(),
         );
         Ok(invoice)
     }
@@ -389,7 +407,13 @@ impl PaymentBackend for LnbitsBackend {
             return Err(http::status_error(status, &body, "LNbits payment status"));
         }
         let issued = self.issued.get(&hash);
-        judge(&hash, &body, issued.as_ref(), unix_now())
+        judge(
+            &hash,
+            &body,
+            issued.as_ref(),
+            self.clock.unix(),
+            self.clock.now(),
+        )
     }
 
     async fn wake_ups(&self, id: &InvoiceId) -> Result<WakeUps, BackendError> {
@@ -481,43 +505,84 @@ mod tests {
         format!(r#"{{"paid":{paid},"preimage":null{details}}}"#).into_bytes()
     }
 
+    /// The monotonic instant of the wall-clock time `unix`, for tests whose two clocks
+    /// agree.
+    fn mono(unix: u64) -> tokio::time::Instant {
+        static BASE: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+        let base = *BASE.get_or_init(tokio::time::Instant::now);
+        base + Duration::from_secs(unix.saturating_sub(NOW).min(1 << 32))
+    }
+
+    /// [`judge`] at the wall-clock time `unix`, the monotonic clock agreeing.
+    fn judge_at(
+        hash: &str,
+        body: &[u8],
+        issued: Option<&Issued>,
+        unix: u64,
+    ) -> Result<InvoiceState, BackendError> {
+        judge(hash, body, issued, unix, mono(unix))
+    }
+
+    /// A 2,100 sat Cola, for 300 s.
+    fn request() -> InvoiceRequest {
+        InvoiceRequest {
+            sale_id: "S7".into(),
+            machine_id: "bar-7".into(),
+            product: "Cola".into(),
+            price: Price::Sats(Msat::from_sat(2100).unwrap()),
+            description: "Cola".into(),
+            expiry: Duration::from_secs(300),
+        }
+    }
+
+    fn parse_created_now(body: &[u8]) -> Result<(Invoice, Issued), BackendError> {
+        parse_created(body, &crate::clock::FakeClock::new(NOW))
+    }
+
     fn issued(msat: u64) -> Issued {
         Issued {
             amount: Msat::from_msat(msat),
             expires_at_unix: NOW + 300,
+            expires: mono(NOW + 300),
             wallet_id: Some("w1".into()),
         }
     }
 
     #[test]
     fn a_good_creation_reply_gives_the_bolt11_amount_and_expiry() {
-        let (inv, rec) = parse_created(&created(2_100_000, "2100000")).unwrap();
+        let (inv, rec) = parse_created_now(&created(2_100_000, "2100000")).unwrap();
         let (b, h) = bolt11(2_100_000);
         assert_eq!(inv.id.0, h);
         assert_eq!(inv.payment_hash, h);
         assert_eq!(inv.bolt11, b);
         assert_eq!(inv.amount, Msat::from_sat(2100).unwrap());
         assert_eq!(inv.expires_at_unix, NOW + 300);
-        assert_eq!(rec, issued(2_100_000));
+        assert_eq!(
+            rec,
+            Issued {
+                expires: rec.expires,
+                ..issued(2_100_000)
+            }
+        );
     }
 
     #[test]
     fn an_older_reply_with_only_payment_request_is_understood() {
         let (b, h) = bolt11(21_000);
         let body = format!(r#"{{"payment_hash":"{h}","payment_request":"{b}","checking_id":"x"}}"#);
-        let (inv, _) = parse_created(body.as_bytes()).unwrap();
+        let (inv, _) = parse_created_now(body.as_bytes()).unwrap();
         assert_eq!(inv.amount, Msat::from_msat(21_000));
         assert_eq!(inv.bolt11, b);
     }
 
     #[test]
     fn a_reply_whose_amount_disagrees_with_its_bolt11_is_refused() {
-        let err = parse_created(&created(2_100_000, "21000")).unwrap_err();
+        let err = parse_created_now(&created(2_100_000, "21000")).unwrap_err();
         assert!(
             matches!(&err, BackendError::BadReply(m) if m.contains("21000")),
             "{err}"
         );
-        let err = parse_created(&created(2_100_000, "-2100000")).unwrap_err();
+        let err = parse_created_now(&created(2_100_000, "-2100000")).unwrap_err();
         assert!(matches!(err, BackendError::BadReply(_)), "{err}");
     }
 
@@ -527,12 +592,12 @@ mod tests {
         let other = "ab".repeat(32);
         let body = format!(r#"{{"payment_hash":"{other}","bolt11":"{b}","amount":2100000}}"#);
         assert!(matches!(
-            parse_created(body.as_bytes()),
+            parse_created_now(body.as_bytes()),
             Err(BackendError::BadReply(m)) if m.contains("payment hash")
         ));
         let body = format!(r#"{{"payment_hash":"../wallet","bolt11":"{b}"}}"#);
         assert!(matches!(
-            parse_created(body.as_bytes()),
+            parse_created_now(body.as_bytes()),
             Err(BackendError::BadReply(_))
         ));
     }
@@ -547,7 +612,7 @@ mod tests {
             b"<html>502 Bad Gateway</html>",
         ] {
             assert!(
-                matches!(parse_created(body), Err(BackendError::BadReply(_))),
+                matches!(parse_created_now(body), Err(BackendError::BadReply(_))),
                 "{}",
                 String::from_utf8_lossy(body)
             );
@@ -555,7 +620,7 @@ mod tests {
         let (_, h) = bolt11(1000);
         let garbage = format!(r#"{{"payment_hash":"{h}","bolt11":"lnbc1garbage"}}"#);
         assert!(matches!(
-            parse_created(garbage.as_bytes()),
+            parse_created_now(garbage.as_bytes()),
             Err(BackendError::BadReply(m)) if m.contains("parse")
         ));
     }
@@ -566,7 +631,7 @@ mod tests {
         let b = handmade(2_100_000, [5; 32], NOW, Some(300), [7; 32], None);
         let h = hex::encode([5; 32]);
         let body = format!(r#"{{"payment_hash":"{h}","bolt11":"{b}","amount":2100000}}"#);
-        let (inv, rec) = parse_created(body.as_bytes()).unwrap();
+        let (inv, rec) = parse_created_now(body.as_bytes()).unwrap();
         assert_eq!(inv.amount, Msat::from_msat(2_100_000));
         assert_eq!(inv.expires_at_unix, NOW + 300);
         assert_eq!(rec.expires_at_unix, NOW + 300);
@@ -577,13 +642,13 @@ mod tests {
             )
         };
         assert_eq!(
-            judge(&h, paid(2_100_000).as_bytes(), None, NOW + 10).unwrap(),
+            judge_at(&h, paid(2_100_000).as_bytes(), None, NOW + 10).unwrap(),
             InvoiceState::Paid {
                 received: Msat::from_msat(2_100_000)
             }
         );
         assert_eq!(
-            judge(&h, paid(2_000_000).as_bytes(), None, NOW + 10).unwrap(),
+            judge_at(&h, paid(2_000_000).as_bytes(), None, NOW + 10).unwrap(),
             InvoiceState::Pending
         );
     }
@@ -595,14 +660,14 @@ mod tests {
         let h = hex::encode([5; 32]);
         let body = format!(r#"{{"payment_hash":"{h}","bolt11":"{b}"}}"#);
         assert!(matches!(
-            parse_created(body.as_bytes()),
+            parse_created_now(body.as_bytes()),
             Err(BackendError::BadReply(m)) if m.contains("overflow")
         ));
         let unpaid = format!(
             r#"{{"paid":false,"details":{{"payment_hash":"{h}","amount":2100000,"status":"pending","bolt11":"{b}"}}}}"#
         );
         assert_eq!(
-            judge(&h, unpaid.as_bytes(), None, u64::MAX).unwrap(),
+            judge(&h, unpaid.as_bytes(), None, u64::MAX, mono(NOW)).unwrap(),
             InvoiceState::Pending
         );
     }
@@ -612,7 +677,7 @@ mod tests {
         let (_, h) = bolt11(2_100_000);
         let body = status(true, Some((&h, 2_100_000, "success", "w1")));
         assert_eq!(
-            judge(&h, &body, Some(&issued(2_100_000)), NOW + 10).unwrap(),
+            judge_at(&h, &body, Some(&issued(2_100_000)), NOW + 10).unwrap(),
             InvoiceState::Paid {
                 received: Msat::from_msat(2_100_000)
             }
@@ -625,12 +690,12 @@ mod tests {
         let (_, h) = bolt11(2_100_000);
         let body = status(true, None);
         assert_eq!(
-            judge(&h, &body, Some(&issued(2_100_000)), NOW + 10).unwrap(),
+            judge_at(&h, &body, Some(&issued(2_100_000)), NOW + 10).unwrap(),
             InvoiceState::Pending
         );
         // Even past the expiry it is never reported as paid.
         assert_ne!(
-            judge(&h, &body, Some(&issued(2_100_000)), NOW + 900).unwrap(),
+            judge_at(&h, &body, Some(&issued(2_100_000)), NOW + 900).unwrap(),
             InvoiceState::Paid {
                 received: Msat::from_msat(2_100_000)
             }
@@ -649,7 +714,7 @@ mod tests {
         ] {
             let body = status(true, Some(details));
             assert_eq!(
-                judge(&h, &body, Some(&rec), NOW + 10).unwrap(),
+                judge_at(&h, &body, Some(&rec), NOW + 10).unwrap(),
                 InvoiceState::Pending,
                 "{details:?}"
             );
@@ -665,24 +730,24 @@ mod tests {
             )
         };
         assert_eq!(
-            judge(&h, paid(2_100_000).as_bytes(), None, NOW + 10).unwrap(),
+            judge_at(&h, paid(2_100_000).as_bytes(), None, NOW + 10).unwrap(),
             InvoiceState::Paid {
                 received: Msat::from_msat(2_100_000)
             }
         );
         assert_eq!(
-            judge(&h, paid(1_000).as_bytes(), None, NOW + 10).unwrap(),
+            judge_at(&h, paid(1_000).as_bytes(), None, NOW + 10).unwrap(),
             InvoiceState::Pending
         );
         let unpaid = format!(
             r#"{{"paid":false,"status":"pending","details":{{"payment_hash":"{h}","amount":2100000,"status":"pending","bolt11":"{b}"}}}}"#
         );
         assert_eq!(
-            judge(&h, unpaid.as_bytes(), None, NOW + 10).unwrap(),
+            judge_at(&h, unpaid.as_bytes(), None, NOW + 10).unwrap(),
             InvoiceState::Pending
         );
         assert_eq!(
-            judge(&h, unpaid.as_bytes(), None, NOW + 301).unwrap(),
+            judge_at(&h, unpaid.as_bytes(), None, NOW + 301).unwrap(),
             InvoiceState::Expired
         );
     }
@@ -693,16 +758,16 @@ mod tests {
         let rec = issued(2_100_000);
         let pending = status(false, Some((&h, 2_100_000, "pending", "w1")));
         assert_eq!(
-            judge(&h, &pending, Some(&rec), NOW + 299).unwrap(),
+            judge_at(&h, &pending, Some(&rec), NOW + 299).unwrap(),
             InvoiceState::Pending
         );
         assert_eq!(
-            judge(&h, &pending, Some(&rec), NOW + 300).unwrap(),
+            judge_at(&h, &pending, Some(&rec), NOW + 300).unwrap(),
             InvoiceState::Expired
         );
         let failed = status(false, Some((&h, 2_100_000, "failed", "w1")));
         assert_eq!(
-            judge(&h, &failed, Some(&rec), NOW + 10).unwrap(),
+            judge_at(&h, &failed, Some(&rec), NOW + 10).unwrap(),
             InvoiceState::Expired
         );
     }
@@ -718,7 +783,10 @@ mod tests {
             b"{\"paid\":true,\"details\":{\"amount\":\"lots\"}}",
         ] {
             assert!(
-                matches!(judge(&h, body, None, NOW), Err(BackendError::BadReply(_))),
+                matches!(
+                    judge_at(&h, body, None, NOW),
+                    Err(BackendError::BadReply(_))
+                ),
                 "{}",
                 String::from_utf8_lossy(body)
             );
@@ -727,14 +795,7 @@ mod tests {
 
     #[test]
     fn requests_ask_for_an_incoming_invoice_in_sats_or_fiat() {
-        let mut req = InvoiceRequest {
-            sale_id: "S7".into(),
-            machine_id: "bar-7".into(),
-            product: "Cola".into(),
-            price: Price::Sats(Msat::from_sat(2100).unwrap()),
-            description: "Cola".into(),
-            expiry: Duration::from_secs(300),
-        };
+        let mut req = request();
         let body = create_body(&req).unwrap();
         assert_eq!(body["out"], false);
         assert_eq!(body["amount"], 2100);
@@ -894,6 +955,54 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(open.load(Ordering::SeqCst), 0, "every socket was closed");
+    }
+
+    /// NTP stepping the wall clock forward while a QR is on screen does not end it as
+    /// "expired, nothing was charged": the invoice lives its 300 s on the monotonic clock,
+    /// and ends when they are really over.
+    #[tokio::test]
+    async fn a_forward_wall_clock_step_does_not_expire_a_live_invoice() {
+        use crate::backend::http::test_server;
+        let (_, hash) = bolt11(2_100_000);
+        let made = String::from_utf8(created(2_100_000, "2100000")).unwrap();
+        let pending =
+            String::from_utf8(status(false, Some((&hash, 2_100_000, "pending", "w1")))).unwrap();
+        let (server, _) = test_server::start_with(move |head| {
+            let (code, body) = if head.starts_with("POST") {
+                ("201 Created", &made)
+            } else {
+                ("200 OK", &pending)
+            };
+            format!(
+                "HTTP/1.1 {code}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        })
+        .await;
+        let clock = std::sync::Arc::new(crate::clock::FakeClock::new(NOW));
+        let backend = LnbitsBackend::new(&config(&format!("http://{server}")))
+            .unwrap()
+            .with_clock(clock.clone());
+        let request = request();
+        let inv = backend.create_invoice(&request).await.unwrap();
+        assert_eq!(
+            backend.invoice_state(&inv.id).await.unwrap(),
+            InvoiceState::Pending
+        );
+        clock.jump(3600);
+        assert_eq!(
+            backend.invoice_state(&inv.id).await.unwrap(),
+            InvoiceState::Pending,
+            "an hour's step of the wall clock ended a QR that had 300 s to live"
+        );
+        // Its 300 s pass (paused only for the jump: the requests run on real sockets).
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_secs(301)).await;
+        tokio::time::resume();
+        assert_eq!(
+            backend.invoice_state(&inv.id).await.unwrap(),
+            InvoiceState::Expired
+        );
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //!
 //! The service's `{"status":"OK"}` only means it will try to pay: lnvend pours only when its
 //! own payment backend says the invoice is paid. `k1` is a [`Secret`]; the card's `p`/`c`
-//! stay inside [`CardUrl`]: neither appears in an error or a log line.
+//! stay inside [`CardUrl`]: neither appears in an error or a log line. A service's URLs are
+//! shown as scheme and host only (in `Debug` too), since `k1` may be in the callback's path.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -52,8 +53,9 @@ pub enum LnurlError {
     OverLimit { price: Msat, min: Msat, max: Msat },
 }
 
-/// A service's `withdrawRequest`, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A service's `withdrawRequest`, checked. `Debug` shows the callback as scheme and host
+/// only: its path may hold `k1` (LNbits' Bolt Cards extension puts it there).
+#[derive(Clone, PartialEq, Eq)]
 pub struct WithdrawRequest {
     pub callback: url::Url,
     pub k1: Secret,
@@ -61,6 +63,18 @@ pub struct WithdrawRequest {
     pub max: Msat,
     /// LUD-21 draft: at or above this amount the service wants the card's PIN.
     pub pin_limit: Option<Msat>,
+}
+
+impl std::fmt::Debug for WithdrawRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WithdrawRequest")
+            .field("callback", &redacted(&self.callback))
+            .field("k1", &self.k1)
+            .field("min", &self.min)
+            .field("max", &self.max)
+            .field("pin_limit", &self.pin_limit)
+            .finish()
+    }
 }
 
 impl WithdrawRequest {
@@ -507,17 +521,12 @@ impl Session<'_> {
     }
 }
 
-/// A transport error in a few words, without its URL (which holds `p`/`c` or `k1`).
+/// A transport error with its cause, without its URL (which holds `p`/`c` or `k1`).
 fn short_error(e: reqwest::Error) -> String {
-    let timeout = e.is_timeout();
-    let connect = e.is_connect();
-    if timeout {
+    if e.is_timeout() {
         "timed out".into()
-    } else if connect {
-        "connection failed".into()
     } else {
-        // The source chain may name the URL; the top-level text without it does not.
-        e.without_url().to_string()
+        crate::backend::http::error_chain(e)
     }
 }
 

@@ -3,6 +3,9 @@
 //! through [`read_ndef_uri`]. A card is read once per time it is laid on the reader (a card
 //! left lying there is not read again), so one tap is one read.
 //!
+//! The reader is ready as soon as pcscd lists it ([`CardReader::open`]), so the payment
+//! screen offers the card from the first sale after a start.
+//!
 //! pcscd may restart or be missing: every call that fails for that reason drops the context
 //! and reports [`ReadError::Reader`], and the reader loop reconnects after a pause. A card
 //! pulled away mid-read is [`ReadError::Removed`] (the screen says "try again").
@@ -157,16 +160,30 @@ impl ApduLink for Link<'_> {
     }
 }
 
+impl PcscReader {
+    /// The readers pcscd lists; none is the reader being down.
+    fn reader_names(&mut self) -> Result<Vec<CString>, ReadError> {
+        let names = match self.context()?.list_readers_owned() {
+            Ok(n) => n,
+            Err(e) => return Err(self.service_error(e)),
+        };
+        if names.is_empty() {
+            return Err(ReadError::Reader("no PC/SC reader is connected".into()));
+        }
+        Ok(names)
+    }
+}
+
 impl CardReader for PcscReader {
+    /// pcscd answers and lists a reader: ready, though `wait_for_card` only returns with a
+    /// card.
+    fn open(&mut self) -> Result<(), ReadError> {
+        self.reader_names().map(|_| ())
+    }
+
     fn wait_for_card(&mut self) -> Result<Result<String, TapError>, ReadError> {
         loop {
-            let names = match self.context()?.list_readers_owned() {
-                Ok(n) => n,
-                Err(e) => return Err(self.service_error(e)),
-            };
-            if names.is_empty() {
-                return Err(ReadError::Reader("no PC/SC reader is connected".into()));
-            }
+            let names = self.reader_names()?;
             let mut states: Vec<ReaderState> = names
                 .iter()
                 .map(|n| ReaderState::new(n.clone(), State::UNAWARE))

@@ -195,10 +195,7 @@ impl Pn532Reader {
     /// One polling round: `None` when there is no card, or when the card in the field was
     /// read already; otherwise the read.
     pub fn poll_once(&mut self) -> Result<Option<Result<String, TapError>>, ReadError> {
-        if !self.configured {
-            self.configure().map_err(|e| self.bus_error(e))?;
-            self.configured = true;
-        }
+        self.open()?;
         // One target, 106 kbps type A (ISO 14443A).
         let listed = self
             .command(CMD_IN_LIST_PASSIVE_TARGET, &[0x01, 0x00])
@@ -269,6 +266,15 @@ impl ApduLink for Exchange<'_> {
 }
 
 impl CardReader for Pn532Reader {
+    /// The module answers its configuration: ready.
+    fn open(&mut self) -> Result<(), ReadError> {
+        if !self.configured {
+            self.configure().map_err(|e| self.bus_error(e))?;
+            self.configured = true;
+        }
+        Ok(())
+    }
+
     fn wait_for_card(&mut self) -> Result<Result<String, TapError>, ReadError> {
         loop {
             if let Some(read) = self.poll_once()? {

@@ -69,6 +69,13 @@ pub enum NfcEvent {
 /// A reader: blocks until a card is in the field and returns its NDEF URI (or why not).
 /// `Err(ReadError::Reader)` means the reader itself failed (the loop reports it and retries).
 pub trait CardReader: Send {
+    /// Connects to the reader, without waiting for a card: `Ok` once it is there and
+    /// usable, `Err(ReadError::Reader)` if not. The loop reports the reader ready on `Ok`,
+    /// so the payment screen offers the card before the first tap (a wait for a card can
+    /// last all day). A reader with nothing to connect to is there as soon as it exists.
+    fn open(&mut self) -> Result<(), ReadError> {
+        Ok(())
+    }
     fn wait_for_card(&mut self) -> Result<Result<String, TapError>, ReadError>;
     /// A short name for logs and the Status tab ("pcsc: ACS ACR122U", "pn532-i2c").
     fn describe(&self) -> String;
@@ -147,7 +154,8 @@ pub fn spawn(
         .spawn(move || run(&mut *reader, &send, insecure_http, RECONNECT_DELAY))
 }
 
-/// The reader loop: one [`NfcEvent::Tap`] per card, health on every change.
+/// The reader loop: one [`NfcEvent::Tap`] per card, health on every change. A reader that
+/// is not known to be ready is opened first, and reported ready before the wait for a card.
 pub fn run(
     reader: &mut dyn CardReader,
     send: &dyn Fn(NfcEvent) -> bool,
@@ -155,27 +163,45 @@ pub fn run(
     reconnect: Duration,
 ) {
     let mut health = ReaderHealth::Off;
+    let mut last_down: Option<String> = None;
     loop {
-        let read = reader.wait_for_card();
+        let opened = match health {
+            ReaderHealth::Ready => Ok(()),
+            ReaderHealth::Off | ReaderHealth::Down(_) => reader.open(),
+        };
+        let read = match opened {
+            Ok(()) => {
+                if health != ReaderHealth::Ready {
+                    health = ReaderHealth::Ready;
+                    if !send(NfcEvent::Health(health.clone())) {
+                        return;
+                    }
+                }
+                reader.wait_for_card()
+            }
+            Err(e @ (ReadError::Closed | ReadError::Reader(_))) => Err(e),
+            // Whatever else stops the reader from opening is the reader being down.
+            Err(e) => Err(ReadError::Reader(e.to_string())),
+        };
         if read == Err(ReadError::Closed) {
             return;
         }
-        if !matches!(read, Err(ReadError::Reader(_))) && health != ReaderHealth::Ready {
-            health = ReaderHealth::Ready;
-            if !send(NfcEvent::Health(health.clone())) {
-                return;
-            }
+        if !matches!(read, Err(ReadError::Reader(_))) {
+            // The reader worked: its next failure is news again.
+            last_down = None;
         }
         let event = match read {
             Ok(read) => NfcEvent::Tap(read.and_then(|uri| {
                 CardUrl::from_card_uri(&uri, insecure_http).map_err(TapError::NotBoltCard)
             })),
             Err(ReadError::Reader(why)) => {
-                let down = ReaderHealth::Down(why);
-                if down != health {
-                    tracing::warn!(reader = %reader.describe(), ?down, "NFC reader unavailable");
-                    health = down;
+                // Logged once per reason: a reader that opens and fails again at once
+                // (Ready, Down, Ready…) does not fill the journal.
+                if last_down.as_deref() != Some(why.as_str()) {
+                    tracing::warn!(reader = %reader.describe(), reason = %why, "NFC reader unavailable");
+                    last_down = Some(why.clone());
                 }
+                health = ReaderHealth::Down(why);
                 // Sent on every retry (every `reconnect`), so the loop notices when the
                 // controller is gone even while the reader stays down.
                 if !send(NfcEvent::Health(health.clone())) {

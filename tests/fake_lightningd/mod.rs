@@ -101,9 +101,10 @@ fn standardise(v: &mut Value) {
     }
 }
 
-/// The `response` validators of the methods the fake answers.
+/// The `request` and `response` validators of the methods the fake answers.
 pub struct Schemas {
     by_method: HashMap<String, jsonschema::Validator>,
+    requests: HashMap<String, jsonschema::Validator>,
 }
 
 impl Schemas {
@@ -123,6 +124,7 @@ impl Schemas {
             );
         }
         let mut by_method = HashMap::new();
+        let mut requests = HashMap::new();
         for m in [
             "getinfo",
             "invoice",
@@ -134,28 +136,47 @@ impl Schemas {
                 &std::fs::read(schema_dir().join(format!("{m}.json"))).unwrap(),
             )
             .unwrap();
-            let mut schema = file["response"].clone();
-            standardise(&mut schema);
-            let v = jsonschema::options()
-                .with_draft(jsonschema::Draft::Draft7)
-                .should_validate_formats(false)
-                .build(&schema)
-                .unwrap_or_else(|e| panic!("schema of {m}: {e}"));
-            by_method.insert(m.to_string(), v);
+            for (part, into) in [("response", &mut by_method), ("request", &mut requests)] {
+                let mut schema = file[part].clone();
+                standardise(&mut schema);
+                let v = jsonschema::options()
+                    .with_draft(jsonschema::Draft::Draft7)
+                    .should_validate_formats(false)
+                    .build(&schema)
+                    .unwrap_or_else(|e| panic!("{part} schema of {m}: {e}"));
+                into.insert(m.to_string(), v);
+            }
         }
-        Schemas { by_method }
+        Schemas {
+            by_method,
+            requests,
+        }
+    }
+
+    /// The schema violations of `params` as the params of `method` (lightningd refuses
+    /// such a call; the fake records it as lnvend's mistake).
+    pub fn check_request(&self, method: &str, params: &Value) -> Vec<String> {
+        violations(&self.requests, method, params, "params")
     }
 
     /// The schema violations of `reply` as a result of `method`.
     pub fn check(&self, method: &str, reply: &Value) -> Vec<String> {
-        let v = self
-            .by_method
-            .get(method)
-            .unwrap_or_else(|| panic!("no schema for {method}"));
-        v.iter_errors(reply)
-            .map(|e| format!("{method}: {e} at {}", e.instance_path))
-            .collect()
+        violations(&self.by_method, method, reply, "reply")
     }
+}
+
+fn violations(
+    validators: &HashMap<String, jsonschema::Validator>,
+    method: &str,
+    value: &Value,
+    what: &str,
+) -> Vec<String> {
+    let v = validators
+        .get(method)
+        .unwrap_or_else(|| panic!("no {what} schema for {method}"));
+    v.iter_errors(value)
+        .map(|e| format!("{method} {what}: {e} at {}", e.instance_path))
+        .collect()
 }
 
 #[derive(Clone, Debug)]
@@ -170,6 +191,8 @@ struct FakeInvoice {
     expires_at: u64,
     expires: Instant,
     created_index: u64,
+    /// Set when the invoice changed after its creation (here: when it was paid).
+    updated_index: Option<u64>,
     paid: Option<(u64, u64)>, // (pay_index, paid_at)
 }
 
@@ -201,7 +224,9 @@ impl FakeInvoice {
             m.insert("amount_received_msat".into(), json!(self.amount_msat));
             m.insert("paid_at".into(), json!(paid_at));
             m.insert("payment_preimage".into(), json!(self.preimage));
-            m.insert("updated_index".into(), json!(pay_index));
+        }
+        if let Some(u) = self.updated_index {
+            v["updated_index"] = json!(u);
         }
         v
     }
@@ -212,6 +237,12 @@ struct State {
     network: String,
     invoices: Vec<FakeInvoice>,
     last_pay_index: u64,
+    /// The node's `updated` index of invoices (CLN's `wait invoices updated`).
+    last_updated_index: u64,
+    /// `listinvoices` calls that asked for a page (`index`/`start`/`limit`).
+    pages: usize,
+    /// clnrest refuses the rune for this method (a rune without the permission).
+    refused_method: Option<String>,
     fail_next_invoice: Option<(i64, String)>,
     /// While set, the daemon hangs up on every `waitinvoice` (open or new).
     close_waits: bool,
@@ -378,6 +409,14 @@ impl FakeNode {
                 )
                     .into_response();
             }
+            if ctx.node.lock().refused_method.as_deref() == Some(method.as_str()) {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    axum::Json(json!({"code": 1502,
+                        "message": format!("Not authorized: method is not equal to getinfo (rune refused for {method})")})),
+                )
+                    .into_response();
+            }
             let params: Value = if body.is_empty() {
                 json!({})
             } else {
@@ -408,21 +447,19 @@ impl FakeNode {
     }
 
     async fn answer(&self, method: &str, params: Value) -> Answer {
-        self.lock().calls.push(method.to_string());
+        let wrong = match self.schemas.requests.contains_key(method) {
+            true => self.schemas.check_request(method, &params),
+            false => Vec::new(),
+        };
+        {
+            let mut st = self.lock();
+            st.calls.push(method.to_string());
+            st.violations.extend(wrong);
+        }
         let answer = match method {
             "getinfo" => Answer::Result(self.getinfo()),
             "invoice" => self.invoice(&params),
-            "listinvoices" => {
-                let label = params["label"].as_str().unwrap_or_default();
-                let st = self.lock();
-                let list: Vec<Value> = st
-                    .invoices
-                    .iter()
-                    .filter(|i| i.label == label)
-                    .map(FakeInvoice::to_json)
-                    .collect();
-                Answer::Result(json!({ "invoices": list }))
-            }
+            "listinvoices" => self.listinvoices(&params),
             "waitinvoice" => self.waitinvoice(&params).await,
             "waitanyinvoice" => self.waitanyinvoice(&params),
             _ => Answer::Error(-32601, format!("Unknown command '{method}'")),
@@ -434,6 +471,45 @@ impl FakeNode {
             st.violations.extend(errors);
         }
         answer
+    }
+
+    /// By `label`, or a page of invoices in the order of the `created` or `updated` index
+    /// from `start`, at most `limit` of them (CLN orders by `created` without `index`).
+    fn listinvoices(&self, params: &Value) -> Answer {
+        let mut st = self.lock();
+        if let Some(label) = params.get("label") {
+            let label = label.as_str().unwrap_or_default();
+            let list: Vec<Value> = st
+                .invoices
+                .iter()
+                .filter(|i| i.label == label)
+                .map(FakeInvoice::to_json)
+                .collect();
+            return Answer::Result(json!({ "invoices": list }));
+        }
+        let Some(index) = params["index"].as_str() else {
+            let list: Vec<Value> = st.invoices.iter().map(FakeInvoice::to_json).collect();
+            return Answer::Result(json!({ "invoices": list }));
+        };
+        st.pages += 1;
+        let start = params["start"].as_u64().unwrap_or(0);
+        let limit = params["limit"].as_u64().unwrap_or(u64::MAX) as usize;
+        let key = |i: &FakeInvoice| match index {
+            "updated" => i.updated_index,
+            _ => Some(i.created_index),
+        };
+        let mut page: Vec<&FakeInvoice> = st
+            .invoices
+            .iter()
+            .filter(|i| key(i).is_some_and(|k| k >= start))
+            .collect();
+        page.sort_by_key(|i| key(i));
+        let list: Vec<Value> = page
+            .into_iter()
+            .take(limit)
+            .map(FakeInvoice::to_json)
+            .collect();
+        Answer::Result(json!({ "invoices": list }))
     }
 
     fn getinfo(&self) -> Value {
@@ -507,6 +583,7 @@ impl FakeNode {
             expires_at: now + expiry,
             expires: Instant::now() + Duration::from_secs(expiry),
             created_index: st.invoices.len() as u64 + 1,
+            updated_index: None,
             paid: None,
         };
         st.invoices.push(inv.clone());
@@ -574,6 +651,10 @@ impl FakeNode {
             .expect("no such invoice");
         assert_eq!(inv.status(), "unpaid", "only an unpaid invoice can be paid");
         inv.paid = Some((idx, unix_now()));
+        st.last_updated_index += 1;
+        let updated = st.last_updated_index;
+        let inv = st.invoices.iter_mut().find(|i| i.label == label).unwrap();
+        inv.updated_index = Some(updated);
     }
 
     /// A wallet pays invoice `label`; waiting `waitinvoice` calls return.
@@ -590,9 +671,22 @@ impl FakeNode {
     /// A payment not made through this fake's API: an invoice paid by another app on the
     /// same node (moves the node's pay_index).
     pub fn foreign_payment(&self) {
+        self.foreign_payments(1);
+    }
+
+    /// `n` of [`FakeNode::foreign_payment`]: a node with a history.
+    pub fn foreign_payments(&self, n: usize) {
+        for _ in 0..n {
+            self.one_foreign_payment();
+        }
+    }
+
+    fn one_foreign_payment(&self) {
         let mut st = self.lock();
         st.last_pay_index += 1;
+        st.last_updated_index += 1;
         let idx = st.last_pay_index;
+        let updated = st.last_updated_index;
         let n = st.invoices.len() as u64 + 1;
         st.invoices.push(FakeInvoice {
             label: format!("other-app-{n}"),
@@ -605,6 +699,7 @@ impl FakeNode {
             expires_at: unix_now() + 3600,
             expires: Instant::now() + Duration::from_secs(3600),
             created_index: n,
+            updated_index: Some(updated),
             paid: Some((idx, unix_now())),
         });
     }
@@ -642,6 +737,17 @@ impl FakeNode {
 
     pub fn invoice_count(&self) -> usize {
         self.lock().invoices.len()
+    }
+
+    /// `listinvoices` calls that asked for a page of invoices by index.
+    pub fn pages(&self) -> usize {
+        self.lock().pages
+    }
+
+    /// While `Some(method)`, clnrest refuses the rune for `method` as lightningd's
+    /// `checkrune` does for a rune without that permission (401, code 1502).
+    pub fn refuse_rune_for(&self, method: Option<&str>) {
+        self.lock().refused_method = method.map(str::to_string);
     }
 
     pub fn calls(&self, method: &str) -> usize {

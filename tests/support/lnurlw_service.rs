@@ -28,6 +28,12 @@ pub struct Behaviour {
     pub pin: Option<(u64, String)>,
     /// The first callback answers only after this long (a slow service), the others at once.
     pub first_callback_delay: Option<std::time::Duration>,
+    /// The callback carries `k1` in its path (`/cb/<k1>`), as LNbits' Bolt Cards extension
+    /// puts it, instead of in the query.
+    pub k1_in_path: bool,
+    /// The callback is on this origin instead of the service's own (a closed port: a
+    /// callback that cannot be reached).
+    pub callback_origin: Option<String>,
 }
 
 impl Default for Behaviour {
@@ -40,6 +46,8 @@ impl Default for Behaviour {
             refuse_replays: true,
             pin: None,
             first_callback_delay: None,
+            k1_in_path: false,
+            callback_origin: None,
         }
     }
 }
@@ -73,6 +81,7 @@ impl CardService {
         let app = Router::new()
             .route("/scan", get(scan))
             .route("/cb", get(callback))
+            .route("/cb/{k1}", get(callback))
             .with_state(shared.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.ok() });
         CardService {
@@ -118,7 +127,10 @@ async fn scan(State(s): State<Shared>, Query(q): Query<HashMap<String, String>>)
     }
     let mut req = serde_json::json!({
         "tag": "withdrawRequest",
-        "callback": format!("{}/cb", s.base),
+        "callback": match (&s.behaviour.callback_origin, s.behaviour.k1_in_path) {
+            (origin, true) => format!("{}/cb/{K1}", origin.as_deref().unwrap_or(&s.base)),
+            (origin, false) => format!("{}/cb", origin.as_deref().unwrap_or(&s.base)),
+        },
         "k1": K1,
         "defaultDescription": "Bolt Card",
         "minWithdrawable": s.behaviour.min_msat,

@@ -530,3 +530,29 @@ async fn the_callback_on_the_cards_own_host_reuses_its_connection() {
     let seen = peers.lock().unwrap().clone();
     assert_eq!(seen.len(), 1, "the withdrawRequest only: {seen:?}");
 }
+
+/// LNbits' Bolt Cards extension puts `k1` in the callback's path, and a card's tap URL may
+/// carry its id in the path: `Debug` and `Display` show a card service's URLs as scheme and
+/// host only.
+#[test]
+fn a_k1_in_the_callbacks_path_never_shows_in_debug_output() {
+    let body = format!(
+        r#"{{"tag":"withdrawRequest","callback":"https://card.example/boltcards/api/v1/lnurl/cb/{K1}",
+            "k1":"{K1}","minWithdrawable":1000,"maxWithdrawable":50000}}"#
+    );
+    let req = parse_withdraw_request(body.as_bytes(), "card.example").unwrap();
+    let shown = format!("{req:?}");
+    assert!(!shown.contains(K1), "{shown}");
+    assert!(shown.contains("https://card.example"), "{shown}");
+    let card = CardUrl::from_card_uri(
+        &format!("lnurlw://card.example/boltcards/api/v1/scan/{K1}?p={P}&c={C}"),
+        false,
+    )
+    .unwrap();
+    for shown in [format!("{card:?}"), card.to_string()] {
+        for secret in [K1, P, C] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.starts_with("https://card.example"), "{shown}");
+    }
+}

@@ -119,6 +119,8 @@ fn the_loop_reports_taps_and_health_and_survives_a_reader_restart() {
             NfcEvent::Health(ReaderHealth::Ready),
             NfcEvent::Tap(Ok(url)),
             down("pcscd gone"),
+            // The fake opens again at once; its next wait fails again.
+            NfcEvent::Health(ReaderHealth::Ready),
             down("pcscd gone"),
             NfcEvent::Health(ReaderHealth::Ready),
             NfcEvent::Tap(Err(TapError::Read(ReadError::Removed))),
@@ -140,4 +142,21 @@ fn the_thread_ends_when_the_controller_is_gone() {
         cards.send(Ok(Ok(TAP.into()))).is_err(),
         "the reader was dropped with its thread"
     );
+}
+
+/// A reader is usable before any card is laid on it: the loop says so at once, so the
+/// first payment screen after a start already offers the card (a reader whose wait only
+/// ends with a card, as PC/SC's does, must not keep the hint away until the first tap).
+#[test]
+fn a_present_reader_is_reported_ready_before_any_card() {
+    let (reader, cards) = FakeReader::new();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = spawn(Box::new(reader), false, move |e| tx.send(e).is_ok()).unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)),
+        Ok(NfcEvent::Health(ReaderHealth::Ready)),
+        "no card was laid on the reader"
+    );
+    drop(cards);
+    handle.join().unwrap();
 }
