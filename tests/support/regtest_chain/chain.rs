@@ -170,7 +170,10 @@ impl Tx {
         let mut r = Reader { data, pos: 0 };
         let tx = Tx::read(&mut r)?;
         if r.pos != data.len() {
-            return Err(format!("{} bytes after the transaction", data.len() - r.pos));
+            return Err(format!(
+                "{} bytes after the transaction",
+                data.len() - r.pos
+            ));
         }
         Ok(tx)
     }

@@ -37,9 +37,11 @@ fn main() {
         _ if args.iter().all(|a| a.starts_with("--")) => serve_plugin(),
         Some("mine") if args.len() == 3 || args.len() == 4 => cli_mine(&args[1..]),
         Some("init") if args.len() == 2 => Store::open(&PathBuf::from(&args[1])).map(|_| ()),
-        _ => Err("usage: lnvend-regtest-chain [mine <dir> <n> [<script hex>] | init <dir>] \
+        _ => Err(
+            "usage: lnvend-regtest-chain [mine <dir> <n> [<script hex>] | init <dir>] \
              (no arguments: a lightningd plugin)"
-            .into()),
+                .into(),
+        ),
     };
     if let Err(e) = result {
         eprintln!("lnvend-regtest-chain: {e}");
@@ -95,9 +97,7 @@ fn param<'a>(params: &'a Value, name: &str, index: usize) -> Option<&'a Value> {
 
 fn handle(method: &str, params: &Value, store: &mut Option<Store>) -> Result<Value, String> {
     if method == "getmanifest" {
-        let m = |name: &str, usage: &str, description: &str| {
-            json!({"name": name, "usage": usage, "description": description})
-        };
+        let m = |name: &str, usage: &str, description: &str| json!({"name": name, "usage": usage, "description": description});
         return Ok(json!({
             "options": [{"name": "regtest-chain-dir", "type": "string", "default": "",
                 "description": "the directory of the shared test chain"}],
@@ -224,11 +224,19 @@ mod tests {
         assert!(past["block"].is_null() && past["blockhash"].is_null());
         let fees = handle("estimatefees", &json!({}), &mut store).unwrap();
         assert_eq!(fees["feerate_floor"], 1000);
-        let bad = handle("sendrawtransaction", &json!({"tx": "00", "allowhighfees": false}), &mut store)
-            .unwrap();
+        let bad = handle(
+            "sendrawtransaction",
+            &json!({"tx": "00", "allowhighfees": false}),
+            &mut store,
+        )
+        .unwrap();
         assert_eq!(bad["success"], false);
-        let mined = handle("regtest-mine", &json!({"blocks": 2, "coinbase_script": "52"}), &mut store)
-            .unwrap();
+        let mined = handle(
+            "regtest-mine",
+            &json!({"blocks": 2, "coinbase_script": "52"}),
+            &mut store,
+        )
+        .unwrap();
         assert_eq!(mined["blockcount"], store::INITIAL_BLOCKS + 2);
         let b = handle(
             "getrawblockbyheight",
@@ -236,7 +244,8 @@ mod tests {
             &mut store,
         )
         .unwrap();
-        let block = chain::Block::parse(&hex::decode(b["block"].as_str().unwrap()).unwrap()).unwrap();
+        let block =
+            chain::Block::parse(&hex::decode(b["block"].as_str().unwrap()).unwrap()).unwrap();
         let txid = chain::display(&block.txs[0].txid());
         let out = handle("getutxout", &json!({"txid": txid, "vout": 0}), &mut store).unwrap();
         assert_eq!(out["amount"], "5000000000sat");

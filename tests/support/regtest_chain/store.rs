@@ -161,7 +161,11 @@ impl Store {
         let txid = tx.txid();
         let _lock = self.lock()?;
         let blocks = self.blocks()?;
-        if blocks.iter().flat_map(|b| b.txs.iter()).any(|t| t.txid() == txid) {
+        if blocks
+            .iter()
+            .flat_map(|b| b.txs.iter())
+            .any(|t| t.txid() == txid)
+        {
             return Err("Transaction already in block chain".into());
         }
         let mut pool = self.mempool()?;
@@ -244,7 +248,11 @@ mod tests {
         assert!(s.utxo(&coinbase, 0).unwrap().is_some());
         let tx = spend(coinbase, 0, &[0x00, 0x14]);
         let txid = s.send(&tx.serialize(true)).unwrap();
-        assert_eq!(s.send(&tx.serialize(true)).unwrap(), txid, "again: accepted");
+        assert_eq!(
+            s.send(&tx.serialize(true)).unwrap(),
+            txid,
+            "again: accepted"
+        );
         let double = spend(coinbase, 0, &[0x52]);
         assert!(s.send(&double.serialize(true)).is_err(), "a double spend");
         assert!(s.utxo(&txid, 0).unwrap().is_none(), "not confirmed yet");
