@@ -15,6 +15,7 @@
 //! stores each sale's invoice id).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -253,6 +254,8 @@ pub struct ClnBackend<R: Rpc> {
     pay_index: CursorFile,
     updated_index: CursorFile,
     refused: Refusals,
+    /// Whether [`PERMISSION_PROBES`] went through once since the start.
+    probed: AtomicBool,
 }
 
 /// The last call the node refused our rune for, if no later call of that method went
@@ -263,21 +266,44 @@ struct Refusals(Arc<Mutex<Option<(String, BackendError)>>>);
 
 impl Refusals {
     fn note<T>(&self, method: &str, result: &Result<T, BackendError>) {
-        let mut refused = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match result {
             Err(e @ BackendError::Unauthorized(_)) => {
-                *refused = Some((method.to_owned(), e.clone()))
+                *self.lock() = Some((method.to_owned(), e.clone()))
             }
-            Ok(_) if refused.as_ref().is_some_and(|(m, _)| m == method) => *refused = None,
-            Ok(_) | Err(_) => {}
+            Ok(_) => self.permitted(method),
+            Err(_) => {}
+        }
+    }
+
+    /// The node let a call of `method` through (it answered, or refused only its params).
+    fn permitted(&self, method: &str) {
+        let mut refused = self.lock();
+        if refused.as_ref().is_some_and(|(m, _)| m == method) {
+            *refused = None;
         }
     }
 
     fn standing(&self) -> Option<BackendError> {
-        let refused = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        refused.as_ref().map(|(_, e)| e.clone())
+        self.lock().as_ref().map(|(_, e)| e.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(String, BackendError)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// Each call lnvend makes besides `getinfo`, in a form that changes nothing on the node: an
+/// `invoice` without its required params (the node refuses the params,
+/// after the rune let the call through), a `listinvoices` and a `waitinvoice` of a label no
+/// invoice has (`waitinvoice` then answers at once that there is none). Asked at
+/// the first health check, so a rune without one of them puts the machine out of service
+/// before a customer sees a QR it could never confirm, and again while a refusal stands, so
+/// a rune the operator fixed on the node brings the machine back by itself.
+const PERMISSION_PROBES: [(&str, &str); 3] = [
+    ("invoice", "{}"),
+    ("listinvoices", r#"{"label": "lnvend/permission-probe"}"#),
+    ("waitinvoice", r#"{"label": "lnvend/permission-probe"}"#),
+];
 
 impl<R: Rpc> std::fmt::Debug for ClnBackend<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -297,6 +323,7 @@ impl<R: Rpc> ClnBackend<R> {
             pay_index: CursorFile::pay_index(data_dir),
             updated_index: CursorFile::updated_index(data_dir),
             refused: Refusals::default(),
+            probed: AtomicBool::new(false),
         }
     }
 
@@ -308,6 +335,25 @@ impl<R: Rpc> ClnBackend<R> {
             .map_err(|e| e.into_backend(method));
         self.refused.note(method, &result);
         result
+    }
+
+    /// Asks the node each [`PERMISSION_PROBES`] call: a refused rune is noted (by
+    /// [`Self::call`]), any other answer of the node clears that method's refusal. A node
+    /// that cannot be reached fails the health check as `getinfo` would.
+    async fn probe_permissions(&self) -> Result<(), BackendError> {
+        for (method, params) in PERMISSION_PROBES {
+            let params: Value = serde_json::from_str(params).unwrap_or_else(|_| json!({}));
+            match self.call(method, params).await {
+                Ok(_) | Err(BackendError::Rejected(_)) => self.refused.permitted(method),
+                Err(BackendError::Unauthorized(_)) => {}
+                Err(
+                    e @ (BackendError::Unreachable(_)
+                    | BackendError::BadReply(_)
+                    | BackendError::Config(_)),
+                ) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     fn remember_pay_index(&self, inv: &Value) {
@@ -328,6 +374,10 @@ impl<R: Rpc> PaymentBackend for ClnBackend<R> {
     async fn check_health(&self) -> Result<(), BackendError> {
         let info = self.call("getinfo", json!({})).await?;
         check_getinfo(&info, self.network)?;
+        if !self.probed.load(Ordering::Relaxed) || self.refused.standing().is_some() {
+            self.probe_permissions().await?;
+            self.probed.store(true, Ordering::Relaxed);
+        }
         match self.refused.standing() {
             Some(refused) => Err(refused),
             None => Ok(()),

@@ -19,14 +19,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The five methods lnvend calls (src/backend/cln.rs); a rune for lnvend needs exactly these.
-pub const LNVEND_METHODS: [&str; 5] = [
-    "getinfo",
-    "invoice",
-    "listinvoices",
-    "waitinvoice",
-    "waitanyinvoice",
-];
+/// The four methods lnvend calls (src/backend/cln.rs); a rune for lnvend needs exactly these.
+pub const LNVEND_METHODS: [&str; 4] = ["getinfo", "invoice", "listinvoices", "waitinvoice"];
 
 const CHAIN_BIN: &str = env!("CARGO_BIN_EXE_lnvend-regtest-chain");
 
