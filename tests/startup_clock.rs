@@ -112,3 +112,17 @@ async fn on_an_unsynchronised_clock_running_a_year_ahead_a_payment_made_while_do
     .await;
     assert_found_and_none_lost(&ids, &paid, &rows);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_payment_made_just_before_eight_days_off_is_found_on_a_trusted_clock() {
+    // The machine was off longer than the start-up look-back (a holiday, a broken power
+    // supply): the week counts back from its newest sale, not from today, so the invoice
+    // on screen when the power went, paid then, is still found.
+    let (ids, paid, rows) = restart_with_one_paid(
+        |c| c.jump(8 * 24 * 3600),
+        |ids| ids.last().unwrap(),
+        late::SWEEP_EVERY - Duration::from_secs(10),
+    )
+    .await;
+    assert_found_and_none_lost(&ids, &paid, &rows);
+}

@@ -63,7 +63,15 @@ impl Controller {
                 // every other one (expired while lnvend was down, beyond the cap, or on a
                 // clock that cannot tell) is asked about once, in case it was paid.
                 if let Some((anchor, trusted)) = anchor {
-                    match ledger.unsettled_since(anchor.saturating_sub(RECHECK_WINDOW.as_secs())) {
+                    // Counted back from the newest sale when it is older than the clock: a
+                    // machine that was off for longer than the window (a holiday, a broken
+                    // power supply) still re-checks the invoices of its last week of sales,
+                    // the one on screen when the power went among them.
+                    let from = match ledger.newest_sale_unix() {
+                        Ok(Some(newest)) => newest.min(anchor),
+                        Ok(None) | Err(_) => anchor,
+                    };
+                    match ledger.unsettled_since(from.saturating_sub(RECHECK_WINDOW.as_secs())) {
                         Ok(open) => self.recheck_unsettled(open, anchor, trusted),
                         Err(e) => tracing::error!(error = %e, "could not list unsettled invoices"),
                     }
@@ -112,9 +120,13 @@ impl Controller {
             .partition(|o| trusted && o.invoice.expires_at_unix > now_unix);
         // Oldest first: those beyond the cap are the oldest, and are checked instead.
         let beyond_cap = payable.len().saturating_sub(MAX_WATCHES);
+        // Checked newest first: the invoice on screen when the machine went down is the one
+        // most likely paid, and a prankster's week can be tens of thousands of invoices,
+        // asked at the check's pace (hours); the oldest wait.
         let check: Vec<InvoiceId> = rest
             .into_iter()
             .chain(payable.drain(..beyond_cap))
+            .rev()
             .map(|o| o.invoice.id)
             .collect();
         for o in payable {
