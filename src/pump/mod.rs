@@ -351,6 +351,12 @@ impl Pump {
     pub fn start(&self, channel: Channel, dir: Direction, duty: f64) -> Result<u64, PumpError> {
         let run_id = {
             let mut inner = self.lock();
+            // A run whose stop was not confirmed (a failed GPIO write) is still guarded by
+            // its watchdogs, which a new run would replace: its lines are driven low first,
+            // and if they cannot be, nothing starts and its watchdogs keep trying.
+            if inner.running {
+                inner.stop_bridge()?;
+            }
             inner.run_id += 1;
             inner.running = true;
             inner.tripped = None;

@@ -100,3 +100,27 @@ fn a_watchdog_whose_own_stop_fails_tries_again() {
     );
     assert!(!pump.is_running());
 }
+
+/// The operator starts a test pour while an earlier run's stop is unconfirmed: nothing new
+/// starts, and the earlier run's maximum run time still holds.
+#[tokio::test(start_paused = true)]
+async fn no_run_starts_while_a_failed_stop_is_unconfirmed() {
+    let (pump, gpio, fail_next) = pump(Duration::from_secs(2));
+    pump.start(Channel::A, Direction::Forward, 1.0).unwrap();
+    fail_next.store(true, Ordering::SeqCst);
+    assert!(pump.stop().is_err());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    fail_next.store(true, Ordering::SeqCst);
+    assert!(
+        pump.start(Channel::A, Direction::Reverse, 1.0).is_err(),
+        "a new run over lines that cannot be driven low"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!enable_high(&gpio));
+    let highs = gpio.high_intervals(A.enable);
+    assert_eq!(
+        highs[0].1 - highs[0].0,
+        Duration::from_secs(2),
+        "the first run's maximum run time holds"
+    );
+}
