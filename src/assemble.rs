@@ -24,6 +24,11 @@ use crate::pump::mock::MockGpio;
 use crate::pump::rpi::RppalPins;
 use crate::pump::{BridgePins, L298n, Pins, Pump, PumpError};
 
+/// How much longer than `TimeoutStartSec` systemd waits for a start that migrates the
+/// ledger (see [`Ledger::upgrade_pending`]): 3M sales took 18 s on the build machine; a Pi
+/// reading a ledger bigger than its memory from an SD card is many times slower.
+const LEDGER_MIGRATION_TIME: Duration = Duration::from_secs(15 * 60);
+
 /// Why the pins or the pump could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenPumpError {
@@ -175,6 +180,16 @@ pub fn assemble_with_clock(
         .collect();
     let data_dir = config.data_dir();
     let Backend { backend, sim } = open_backend(config, clock.clone(), &data_dir)?;
+    if Ledger::upgrade_pending(&data_dir) {
+        // systemd would kill a start that outlasts TimeoutStartSec, roll the migration back
+        // and start again, for ever: ask for the time a big ledger's migration may take.
+        tracing::warn!(
+            "migrating the sales ledger to this version's schema; a big ledger takes a while"
+        );
+        if let Ok(n) = crate::notify::Notifier::from_env() {
+            let _ = n.send(&[crate::notify::Message::ExtendTimeout(LEDGER_MIGRATION_TIME)]);
+        }
+    }
     let ledger = Ledger::open(&data_dir);
     // The operator's saved prices and pour times, if any and if still valid.
     let path = crate::operator::overrides_path(&data_dir);

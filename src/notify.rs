@@ -34,6 +34,9 @@ pub enum Message {
     Watchdog,
     /// Free text shown by `systemctl status`.
     Status(String),
+    /// The start takes longer than `TimeoutStartSec` (a ledger migration): systemd waits this
+    /// much longer, from now, for `READY=1`.
+    ExtendTimeout(Duration),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +55,9 @@ pub fn format(messages: &[Message]) -> String {
             Message::Ready => out.push_str("READY=1"),
             Message::Stopping => out.push_str("STOPPING=1"),
             Message::Watchdog => out.push_str("WATCHDOG=1"),
+            Message::ExtendTimeout(d) => {
+                out.push_str(&format!("EXTEND_TIMEOUT_USEC={}", d.as_micros()))
+            }
             Message::Status(text) => {
                 // A newline would start a new assignment: status text must stay one line.
                 out.push_str("STATUS=");
@@ -213,6 +219,10 @@ mod tests {
     #[test]
     fn messages_are_one_assignment_per_line() {
         assert_eq!(format(&[Message::Ready]), "READY=1\n");
+        assert_eq!(
+            format(&[Message::ExtendTimeout(Duration::from_secs(600))]),
+            "EXTEND_TIMEOUT_USEC=600000000\n"
+        );
         assert_eq!(format(&[Message::Watchdog]), "WATCHDOG=1\n");
         assert_eq!(
             format(&[Message::Stopping, Message::Status("bye".into())]),

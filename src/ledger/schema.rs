@@ -151,7 +151,7 @@ INSERT INTO poured_totals (product, count, msat)
 /// The migrations, in order: `MIGRATIONS[i]` takes version `i + 1` to `i + 2`.
 const MIGRATIONS: [&str; 4] = [V2, V3, V4, V5];
 
-fn user_version(conn: &Connection) -> Result<u32, LedgerError> {
+pub(super) fn user_version(conn: &Connection) -> Result<u32, LedgerError> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get::<_, u32>(0))?)
 }
 
@@ -247,6 +247,29 @@ mod tests {
             )
             .unwrap();
         assert_eq!(row, ("Cola".into(), 2_100_000, Some(300), None, None));
+    }
+
+    /// The service asks systemd for more start time exactly when an older lnvend's file is
+    /// about to be migrated: not for a new machine, not for a file already up to date.
+    #[test]
+    fn an_older_file_is_known_to_need_its_migration_before_it_is_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            !crate::ledger::Ledger::upgrade_pending(dir.path()),
+            "no file yet"
+        );
+        drop(crate::ledger::Ledger::open(dir.path()).unwrap());
+        assert!(
+            !crate::ledger::Ledger::upgrade_pending(dir.path()),
+            "up to date"
+        );
+        let c = Connection::open(dir.path().join("sales.db")).unwrap();
+        c.pragma_update(None, "user_version", LATEST - 1).unwrap();
+        drop(c);
+        assert!(
+            crate::ledger::Ledger::upgrade_pending(dir.path()),
+            "one version behind"
+        );
     }
 
     #[test]
