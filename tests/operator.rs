@@ -472,3 +472,91 @@ async fn a_pin_check_leaves_the_controller_free_and_a_second_pin_queues_nothing(
     .await;
     m.shutdown().await;
 }
+
+/// A config whose PIN is `246813`, hashed with the most rounds lnvend accepts (the slowest
+/// check it can be made to do).
+fn slow_right_pin_cfg(dir: &std::path::Path) -> lnvend::config::Config {
+    let rounds = lnvend::operator::MAX_PIN_ROUNDS;
+    let salt = [7u8; 16];
+    let mut dk = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(b"246813", &salt, rounds, &mut dk);
+    let line = format!(
+        "operator_pin_hash = \"pbkdf2-sha256${rounds}${}${}\"\n",
+        hex::encode(salt),
+        hex::encode(dk)
+    );
+    let text = line + &config_text(dir, "");
+    lnvend::config::Config::parse(&text, "operator-test.toml", lnvend::config::Mode::Sim).unwrap()
+}
+
+/// The operator types the right PIN and cancels while it is checked; someone else holds
+/// the corner at once. The cancelled check's answer opens no menu for them, and the pad
+/// works as before once it is in. Real time, as above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_right_pin_opens_no_menu_for_the_next_person_at_the_corner() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = slow_right_pin_cfg(dir.path());
+    let mut m = TestMachine::start(&cfg);
+    m.wait_screen(Screen::Idle).await;
+    m.send(Input::OpenOperator);
+    m.wait_screen(Screen::Pin).await;
+    m.send(Input::OperatorPin("246813".into()));
+    m.send(Input::Operator(OpAction::CancelPin));
+    m.send(Input::OpenOperator);
+    // Long enough for the check of the slowest hash to end, on a loaded machine.
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_ne!(
+            m.screen(),
+            Screen::Service,
+            "the menu opened for nobody's PIN"
+        );
+    }
+    assert_ne!(
+        m.screen(),
+        Screen::Pin,
+        "the corner was held during the check"
+    );
+    m.send(Input::OpenOperator);
+    m.wait_screen(Screen::Pin).await;
+    m.send(Input::OperatorPin("246813".into()));
+    m.wait_for(Duration::from_secs(30), "the menu", |v| {
+        v.screen == Screen::Service
+    })
+    .await;
+    m.shutdown().await;
+}
+
+/// A wrong PIN whose check a restart cut short still counts after the restart: a power
+/// cycle during the check gives no fresh try.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_during_a_pin_check_gives_no_fresh_try() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = slow_pin_cfg(dir.path());
+    let mut m = TestMachine::start(&cfg);
+    m.wait_screen(Screen::Idle).await;
+    m.send(Input::OpenOperator);
+    m.wait_screen(Screen::Pin).await;
+    m.send(Input::OperatorPin("000000".into()));
+    m.wait_for(Duration::from_secs(5), "the check", |v| {
+        v.pin_message == "Checking the PIN…"
+    })
+    .await;
+    m.shutdown().await;
+
+    let mut m = TestMachine::start(&cfg);
+    m.wait_screen(Screen::Idle).await;
+    m.send(Input::OpenOperator);
+    m.wait_screen(Screen::Pin).await;
+    m.send(Input::OperatorPin("000001".into()));
+    let v = m
+        .wait_for(Duration::from_secs(60), "the answer", |v| {
+            v.pin_message.contains("tries left")
+        })
+        .await;
+    assert_eq!(
+        v.pin_message, "Wrong PIN: 3 tries left",
+        "the cut-short try counted"
+    );
+    m.shutdown().await;
+}

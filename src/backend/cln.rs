@@ -17,10 +17,12 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::{
     BackendError, Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend, WakeUps,
@@ -256,19 +258,30 @@ pub struct ClnBackend<R: Rpc> {
     refused: Refusals,
     /// Whether [`PERMISSION_PROBES`] went through once since the start.
     probed: AtomicBool,
+    /// Whether the start-up catch-up (`catch_up`) went through (see `remember_pay_index`).
+    caught_up: AtomicBool,
 }
 
 /// The last call the node refused our rune for, if no later call of that method went
 /// through: a rune without a permission lnvend needs puts the machine out of service (by
 /// [`PaymentBackend::check_health`]), whichever call found out, not only `getinfo`.
+///
+/// A refusal stands for [`REFUSAL_STANDS`]. The methods of [`PERMISSION_PROBES`] are asked
+/// again at every health check while it stands (a refusal of theirs is noted afresh each
+/// time); `invoice` has no harmless probe, and is tried again by the next customer's tap
+/// once the refusal has lapsed. Without the lapse a rune the operator fixed on the node
+/// would keep the machine out of service until a restart.
 #[derive(Clone, Debug, Default)]
-struct Refusals(Arc<Mutex<Option<(String, BackendError)>>>);
+struct Refusals(Arc<Mutex<Option<(String, BackendError, Instant)>>>);
+
+/// How long a refused rune keeps the machine out of service before `invoice` is tried again.
+const REFUSAL_STANDS: Duration = Duration::from_secs(60);
 
 impl Refusals {
     fn note<T>(&self, method: &str, result: &Result<T, BackendError>) {
         match result {
             Err(e @ BackendError::Unauthorized(_)) => {
-                *self.lock() = Some((method.to_owned(), e.clone()))
+                *self.lock() = Some((method.to_owned(), e.clone(), Instant::now()))
             }
             Ok(_) => self.permitted(method),
             Err(_) => {}
@@ -278,32 +291,55 @@ impl Refusals {
     /// The node let a call of `method` through (it answered, or refused only its params).
     fn permitted(&self, method: &str) {
         let mut refused = self.lock();
-        if refused.as_ref().is_some_and(|(m, _)| m == method) {
+        if refused.as_ref().is_some_and(|(m, _, _)| m == method) {
             *refused = None;
         }
     }
 
     fn standing(&self) -> Option<BackendError> {
-        self.lock().as_ref().map(|(_, e)| e.clone())
+        let mut refused = self.lock();
+        if refused
+            .as_ref()
+            .is_some_and(|(_, _, at)| at.elapsed() >= REFUSAL_STANDS)
+        {
+            *refused = None;
+        }
+        refused.as_ref().map(|(_, e, _)| e.clone())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(String, BackendError)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(String, BackendError, Instant)>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// Each call lnvend makes besides `getinfo`, in a form that changes nothing on the node: an
-/// `invoice` without its required params (the node refuses the params,
-/// after the rune let the call through), a `listinvoices` and a `waitinvoice` of a label no
-/// invoice has (`waitinvoice` then answers at once that there is none). Asked at
-/// the first health check, so a rune without one of them puts the machine out of service
-/// before a customer sees a QR it could never confirm, and again while a refusal stands, so
-/// a rune the operator fixed on the node brings the machine back by itself.
-const PERMISSION_PROBES: [(&str, &str); 3] = [
-    ("invoice", "{}"),
-    ("listinvoices", r#"{"label": "lnvend/permission-probe"}"#),
-    ("waitinvoice", r#"{"label": "lnvend/permission-probe"}"#),
+/// Calls lnvend makes besides `getinfo`, in forms that read nothing and change nothing:
+/// `listinvoices` in both shapes lnvend sends (by label, and the catch-up's page by the
+/// `updated` index, here from its far end) and a `waitinvoice` of a label no invoice has
+/// (it answers at once that there is none). Asked at the first health check, so a rune
+/// without one of them puts the machine out of service before a customer sees a QR it
+/// could never confirm, and again while a refusal stands, so a rune the operator fixed on
+/// the node brings the machine back by itself. (`invoice` has no such form: a rune without
+/// it is found by the first tap, which shows no QR.)
+const PERMISSION_PROBES: [(&str, &str, &str); 3] = [
+    (
+        "listinvoices",
+        "listinvoices",
+        r#"{"label": "lnvend/permission-probe"}"#,
+    ),
+    (
+        "listinvoices",
+        CATCH_UP_SHAPE,
+        r#"{"index": "updated", "start": 18446744073709551615, "limit": 1}"#,
+    ),
+    (
+        "waitinvoice",
+        "waitinvoice",
+        r#"{"label": "lnvend/permission-probe"}"#,
+    ),
 ];
+
+/// The catch-up's `listinvoices` by the `updated` index, as its rune verdict is kept.
+const CATCH_UP_SHAPE: &str = "listinvoices by index";
 
 impl<R: Rpc> std::fmt::Debug for ClnBackend<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -324,16 +360,29 @@ impl<R: Rpc> ClnBackend<R> {
             updated_index: CursorFile::updated_index(data_dir),
             refused: Refusals::default(),
             probed: AtomicBool::new(false),
+            caught_up: AtomicBool::new(false),
         }
     }
 
     async fn call(&self, method: &str, params: Value) -> Result<Value, BackendError> {
+        self.call_as(method, method, params).await
+    }
+
+    /// A call whose rune verdict is kept under `shape` (see [`PERMISSION_PROBES`]): a rune
+    /// may allow `listinvoices` by label and refuse the catch-up's page by index, and the
+    /// one going through must not clear the other's refusal.
+    async fn call_as(
+        &self,
+        method: &str,
+        shape: &str,
+        params: Value,
+    ) -> Result<Value, BackendError> {
         let result = self
             .rpc
             .call(method, params)
             .await
             .map_err(|e| e.into_backend(method));
-        self.refused.note(method, &result);
+        self.refused.note(shape, &result);
         result
     }
 
@@ -341,10 +390,10 @@ impl<R: Rpc> ClnBackend<R> {
     /// [`Self::call`]), any other answer of the node clears that method's refusal. A node
     /// that cannot be reached fails the health check as `getinfo` would.
     async fn probe_permissions(&self) -> Result<(), BackendError> {
-        for (method, params) in PERMISSION_PROBES {
+        for (method, shape, params) in PERMISSION_PROBES {
             let params: Value = serde_json::from_str(params).unwrap_or_else(|_| json!({}));
-            match self.call(method, params).await {
-                Ok(_) | Err(BackendError::Rejected(_)) => self.refused.permitted(method),
+            match self.call_as(method, shape, params).await {
+                Ok(_) | Err(BackendError::Rejected(_)) => self.refused.permitted(shape),
                 Err(BackendError::Unauthorized(_)) => {}
                 Err(
                     e @ (BackendError::Unreachable(_)
@@ -357,6 +406,13 @@ impl<R: Rpc> ClnBackend<R> {
     }
 
     fn remember_pay_index(&self, inv: &Value) {
+        // Not before the start-up catch-up went through: its floor is the saved pay_index,
+        // and a payment confirmed in this run (pay_index 11) would otherwise hide one made
+        // while lnvend was down (pay_index 10) from a catch-up retried after the node came
+        // back. The catch-up saves the highest index it walked past itself.
+        if !self.caught_up.load(Ordering::Relaxed) {
+            return;
+        }
         if let Some(i) = inv.get("pay_index").and_then(Value::as_u64) {
             if let Err(e) = self.pay_index.raise_to(i) {
                 tracing::error!(error = %e, "could not save the node's pay_index");
@@ -451,7 +507,6 @@ pub type ClnSocketBackend = ClnBackend<SocketRpc>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn request() -> InvoiceRequest {
         InvoiceRequest {

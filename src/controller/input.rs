@@ -14,8 +14,8 @@ pub enum Input {
     RedeemCredit(String),
     /// The hidden corner was held for three seconds.
     OpenOperator,
-    /// A PIN was entered on the PIN pad.
-    OperatorPin(String),
+    /// A PIN was entered on the PIN pad (a secret: an `Input` in a log shows no PIN).
+    OperatorPin(Secret),
     /// The PIN check that `OperatorPin` started off the controller loop is done.
     PinChecked {
         matched: bool,

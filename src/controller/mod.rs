@@ -58,6 +58,7 @@ use crate::operator::{Lockout, PinHash, PinOutcome};
 use crate::pump::{self, PourSettings, Pump};
 use crate::pump::{Channel, Direction};
 use crate::qr::{self, QrBitmap};
+use crate::secret::Secret;
 use crate::vend::{self, Effect, Event, PourFailure, Product, Sale, SaleId, State};
 
 /// The most invoices watched live at once. Beyond it the oldest abandoned invoice's watch

@@ -27,6 +27,12 @@ impl Controller {
             // Never in front of a paying customer.
             return;
         }
+        if self.op.pin_checking {
+            // A cancelled pad's PIN is still being checked: its answer must find no pad,
+            // or a right PIN typed by someone else would open the menu for whoever holds
+            // the corner now. The corner works again once the answer is in.
+            return;
+        }
         self.pin_prompt = Some(match self.settings.pin_hash {
             Some(_) => "Enter the operator PIN".into(),
             None => {
@@ -38,7 +44,7 @@ impl Controller {
     /// of a Pi 3B core, see `operator::MAX_PIN_ROUNDS`), its answer back as
     /// [`Input::PinChecked`]. One check at a time: a PIN typed while one is checked is
     /// dropped, so a finger on the pad cannot queue work.
-    pub(super) fn check_pin(&mut self, pin: String) {
+    pub(super) fn check_pin(&mut self, pin: Secret) {
         if self.pin_prompt.is_none() || self.op.pin_checking {
             return;
         }
@@ -52,9 +58,17 @@ impl Controller {
         }
         self.op.pin_checking = true;
         self.pin_prompt = Some(PIN_CHECKING_TEXT.into());
+        // Booked as a wrong try before the check, so a power cut or a restart during it
+        // gives no fresh try; the answer then books what it really was.
+        if let Ok(l) = &mut self.ledger {
+            let failures = self.lockout.failures().saturating_add(1);
+            if let Err(e) = l.set_meta(PIN_FAILURES, &failures.to_string()) {
+                tracing::error!(error = %e, "could not record the PIN attempt");
+            }
+        }
         let tx = self.tx.clone();
         self.tasks.spawn(async move {
-            let matched = tokio::task::spawn_blocking(move || hash.matches(&pin))
+            let matched = tokio::task::spawn_blocking(move || hash.matches(pin.expose()))
                 .await
                 .unwrap_or(false);
             let _ = tx.send(Input::PinChecked { matched });

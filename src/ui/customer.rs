@@ -56,7 +56,7 @@ pub fn connect<W: MachineUi>(window: &W, inputs: &Inputs) {
     });
     let i = inputs.clone();
     window.pin_pad().on_submit(move |pin| {
-        i.send(Input::OperatorPin(pin.to_string()));
+        i.send(Input::OperatorPin(pin.to_string().into()));
     });
     let i = inputs.clone();
     window.card_pin().on_submit(move |pin| {

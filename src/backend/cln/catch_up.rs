@@ -155,7 +155,11 @@ impl<R: Rpc> ClnBackend<R> {
         let mut pause = RETRY_FIRST;
         loop {
             match self.catch_up_once().await {
-                Ok(found) => return found,
+                Ok(found) => {
+                    self.caught_up
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    return found;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in = ?pause, "could not ask the node for payments made while lnvend was down; asking again");
                     tokio::time::sleep(pause).await;
@@ -180,7 +184,10 @@ impl<R: Rpc> ClnBackend<R> {
         let mut found = Vec::new();
         for _ in 0..MAX_PAGES {
             let params = json!({"index": "updated", "start": start, "limit": limit});
-            let reply = match self.call("listinvoices", params).await {
+            let reply = match self
+                .call_as("listinvoices", super::CATCH_UP_SHAPE, params)
+                .await
+            {
                 // Most likely a page over the reply cap (long descriptions): smaller pages.
                 Err(BackendError::BadReply(why)) if limit > 1 => {
                     tracing::debug!(%why, limit, "listinvoices page refused; asking for half");
