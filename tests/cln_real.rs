@@ -103,13 +103,49 @@ async fn pours_once_after(m: &mut TestMachine) {
     assert_one_pour(m);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn socket_a_paid_invoice_pours_once_and_is_labelled_with_machine_and_sale() {
+/// How the machine reaches the node: every scenario below runs over both.
+#[derive(Clone, Copy)]
+enum Transport {
+    /// lightningd's unix socket (no rune: the socket's permissions are the access control).
+    Socket,
+    /// clnrest over TLS, with a rune restricted to lnvend's four methods.
+    Rest(Trust),
+}
+
+/// A node for `t` (with clnrest when the machine talks to it that way).
+async fn node_for(dir: &Path, chain: &Chain, t: Transport) -> ClnNode {
+    ClnNode::start(dir, chain, matches!(t, Transport::Rest(_))).await
+}
+
+/// The `[backend]` table of a machine that reaches `node` over `t`.
+async fn backend_for(node: &ClnNode, t: Transport) -> String {
+    match t {
+        Transport::Socket => socket_toml(node),
+        Transport::Rest(trust) => rest_toml(node, &node.rune(&LNVEND_METHODS).await, trust),
+    }
+}
+
+/// One `#[tokio::test]` per transport for a scenario `async fn name(t: Transport)`.
+macro_rules! over_both {
+    ($scenario:ident, $socket:ident, $rest:ident, $trust:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $socket() {
+            $scenario(Transport::Socket).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $rest() {
+            $scenario(Transport::Rest($trust)).await;
+        }
+    };
+}
+
+/// A paid invoice pours once, and the node's invoice is labelled with the machine and sale.
+async fn a_paid_invoice_pours_once_and_is_labelled(t: Transport) {
     let dir = tempfile::tempdir().unwrap();
     let chain = Chain::new(&dir.path().join("chain"));
-    let node = ClnNode::start(&dir.path().join("node"), &chain, false).await;
+    let node = node_for(&dir.path().join("node"), &chain, t).await;
     let data = dir.path().join("data");
-    let mut m = TestMachine::start(&short_pour_config(&data, &socket_toml(&node)));
+    let mut m = TestMachine::start(&short_pour_config(&data, &backend_for(&node, t).await));
     let bolt11 = buy(&mut m).await;
     let sale = only_sale(&data);
     let label = format!("lnvend/test-machine/{sale}");
@@ -119,41 +155,29 @@ async fn socket_a_paid_invoice_pours_once_and_is_labelled_with_machine_and_sale(
     self_pay(&node, &bolt11).await;
     pours_once_after(&mut m).await;
     m.shutdown().await;
+    let listed = node.rpc("listinvoices", json!({"label": label})).await;
+    assert_eq!(listed["invoices"][0]["status"], "paid", "{listed}");
     let l = Ledger::open(&data).unwrap();
     assert_eq!(l.pour_count().unwrap(), 1);
     assert!(l.owed().unwrap().is_empty());
 }
+over_both!(
+    a_paid_invoice_pours_once_and_is_labelled,
+    socket_a_paid_invoice_pours_once_and_is_labelled_with_machine_and_sale,
+    clnrest_with_a_pinned_certificate_and_a_four_method_rune_pours_once,
+    Trust::Pin
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clnrest_with_a_pinned_certificate_and_a_four_method_rune_pours_once() {
+/// A payment over a real channel (an HTLC from a second node) pours once.
+async fn a_payment_over_a_real_channel_pours_once(t: Transport) {
     let dir = tempfile::tempdir().unwrap();
     let chain = Chain::new(&dir.path().join("chain"));
-    let node = ClnNode::start(&dir.path().join("node"), &chain, true).await;
-    let rune = node.rune(&LNVEND_METHODS).await;
-    let data = dir.path().join("data");
-    let mut m = TestMachine::start(&short_pour_config(
-        &data,
-        &rest_toml(&node, &rune, Trust::Pin),
-    ));
-    let bolt11 = buy(&mut m).await;
-    let label = format!("lnvend/test-machine/{}", only_sale(&data));
-    self_pay(&node, &bolt11).await;
-    pours_once_after(&mut m).await;
-    m.shutdown().await;
-    let listed = node.rpc("listinvoices", json!({"label": label})).await;
-    assert_eq!(listed["invoices"][0]["status"], "paid", "{listed}");
-    assert_eq!(Ledger::open(&data).unwrap().pour_count().unwrap(), 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_payment_over_a_real_channel_pours_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let chain = Chain::new(&dir.path().join("chain"));
-    let merchant = ClnNode::start(&dir.path().join("merchant"), &chain, false).await;
+    let merchant = node_for(&dir.path().join("merchant"), &chain, t).await;
     let customer = ClnNode::start(&dir.path().join("customer"), &chain, false).await;
     open_channel(&chain, &customer, &merchant, 1_000_000).await;
     let data = dir.path().join("data");
-    let mut m = TestMachine::start(&short_pour_config(&data, &socket_toml(&merchant)));
+    let backend = backend_for(&merchant, t).await;
+    let mut m = TestMachine::start(&short_pour_config(&data, &backend));
     let bolt11 = buy(&mut m).await;
     let paid = customer.rpc("pay", json!({"bolt11": bolt11})).await;
     assert_eq!(paid["status"], "complete", "{paid}");
@@ -167,14 +191,20 @@ async fn a_payment_over_a_real_channel_pours_once() {
     assert_eq!(ch["channels"][0]["to_us_msat"], 2_100_000, "{ch}");
     assert_eq!(Ledger::open(&data).unwrap().pour_count().unwrap(), 1);
 }
+over_both!(
+    a_payment_over_a_real_channel_pours_once,
+    socket_a_payment_over_a_real_channel_pours_once,
+    clnrest_a_payment_over_a_real_channel_pours_once,
+    Trust::Ca
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancel_then_pay_is_an_owed_credit_not_a_pour_on_the_idle_screen() {
+/// Cancel, then the customer's wallet pays: an owed credit, no pour on the idle screen.
+async fn cancel_then_pay_is_an_owed_credit(t: Transport) {
     let dir = tempfile::tempdir().unwrap();
     let chain = Chain::new(&dir.path().join("chain"));
-    let node = ClnNode::start(&dir.path().join("node"), &chain, false).await;
+    let node = node_for(&dir.path().join("node"), &chain, t).await;
     let data = dir.path().join("data");
-    let mut m = TestMachine::start(&short_pour_config(&data, &socket_toml(&node)));
+    let mut m = TestMachine::start(&short_pour_config(&data, &backend_for(&node, t).await));
     let bolt11 = buy(&mut m).await;
     m.send(Input::Cancel);
     wait(&mut m, Screen::Idle, STEP).await;
@@ -193,19 +223,26 @@ async fn cancel_then_pay_is_an_owed_credit_not_a_pour_on_the_idle_screen() {
     assert_eq!(owed.len(), 1, "{owed:?}");
     assert_eq!(owed[0].price_msat, 2_100_000);
 }
+over_both!(
+    cancel_then_pay_is_an_owed_credit,
+    socket_cancel_then_pay_is_an_owed_credit_not_a_pour_on_the_idle_screen,
+    clnrest_cancel_then_pay_is_an_owed_credit_not_a_pour_on_the_idle_screen,
+    Trust::Pin
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn payments_made_while_lnvend_was_down_are_owed_at_start_and_other_apps_are_ignored() {
+/// Payments made while lnvend was down are found at start (the catch-up by the node's
+/// `updated` index) and owed; another app's invoices on the same node are ignored.
+async fn payments_made_while_down_are_owed_at_start(t: Transport) {
     let dir = tempfile::tempdir().unwrap();
     let chain = Chain::new(&dir.path().join("chain"));
-    let node = ClnNode::start(&dir.path().join("node"), &chain, false).await;
+    let node = node_for(&dir.path().join("node"), &chain, t).await;
     // Another app on the node: paid once before lnvend ever ran, and once while it was down.
     let other = |label: &str| json!({"amount_msat": 5000, "label": label, "description": "another app's invoice"});
     let before = node.rpc("invoice", other("shop/1")).await;
     self_pay(&node, before["bolt11"].as_str().unwrap()).await;
 
     let data = dir.path().join("data");
-    let cfg = short_pour_config(&data, &socket_toml(&node));
+    let cfg = short_pour_config(&data, &backend_for(&node, t).await);
     let mut m = TestMachine::start(&cfg);
     let bolt11 = buy(&mut m).await;
     let sale = only_sale(&data);
@@ -242,14 +279,20 @@ async fn payments_made_while_lnvend_was_down_are_owed_at_start_and_other_apps_ar
         "the cursor moved past every payment the node saw"
     );
 }
+over_both!(
+    payments_made_while_down_are_owed_at_start,
+    socket_payments_made_while_lnvend_was_down_are_owed_at_start_and_other_apps_are_ignored,
+    clnrest_payments_made_while_lnvend_was_down_are_owed_at_start_and_other_apps_are_ignored,
+    Trust::Pin
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lightningd_stopped_while_the_qr_is_shown_and_back_the_payment_is_still_seen() {
+/// lightningd stopped while a QR is shown, then back: the payment is still seen.
+async fn lightningd_stopped_and_back_while_the_qr_is_shown(t: Transport) {
     let dir = tempfile::tempdir().unwrap();
     let chain = Chain::new(&dir.path().join("chain"));
-    let mut node = ClnNode::start(&dir.path().join("node"), &chain, false).await;
+    let mut node = node_for(&dir.path().join("node"), &chain, t).await;
     let data = dir.path().join("data");
-    let mut m = TestMachine::start(&short_pour_config(&data, &socket_toml(&node)));
+    let mut m = TestMachine::start(&short_pour_config(&data, &backend_for(&node, t).await));
     let bolt11 = buy(&mut m).await;
     node.stop().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -259,15 +302,20 @@ async fn lightningd_stopped_while_the_qr_is_shown_and_back_the_payment_is_still_
     m.shutdown().await;
     assert_eq!(Ledger::open(&data).unwrap().pour_count().unwrap(), 1);
 }
+over_both!(
+    lightningd_stopped_and_back_while_the_qr_is_shown,
+    socket_lightningd_stopped_while_the_qr_is_shown_and_back_the_payment_is_still_seen,
+    clnrest_lightningd_stopped_while_the_qr_is_shown_and_back_the_payment_is_still_seen,
+    Trust::Pin
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lnvend_started_while_lightningd_is_down_is_out_of_service_then_sells_by_itself() {
+/// lnvend started while lightningd is down: out of service, then selling by itself.
+async fn started_while_lightningd_is_down(t: Transport) {
     let dir = tempfile::tempdir().unwrap();
     let chain = Chain::new(&dir.path().join("chain"));
     // Started once so clnrest makes its certificate and the rune exists; then down.
-    let mut node = ClnNode::start(&dir.path().join("node"), &chain, true).await;
-    let rune = node.rune(&LNVEND_METHODS).await;
-    let backend = rest_toml(&node, &rune, Trust::Ca);
+    let mut node = node_for(&dir.path().join("node"), &chain, t).await;
+    let backend = backend_for(&node, t).await;
     node.stop().await;
     let data = dir.path().join("data");
     let mut m = TestMachine::start(&short_pour_config(&data, &backend));
@@ -287,15 +335,21 @@ async fn lnvend_started_while_lightningd_is_down_is_out_of_service_then_sells_by
     pours_once_after(&mut m).await;
     m.shutdown().await;
 }
+over_both!(
+    started_while_lightningd_is_down,
+    socket_lnvend_started_while_lightningd_is_down_is_out_of_service_then_sells_by_itself,
+    clnrest_lnvend_started_while_lightningd_is_down_is_out_of_service_then_sells_by_itself,
+    Trust::Ca
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_invoice_is_refused_by_the_node_and_the_machine_says_expired() {
+/// An invoice that expired: the node refuses to pay it, and the machine said Expired.
+async fn an_expired_invoice_is_refused_and_shown_expired(t: Transport) {
     let dir = tempfile::tempdir().unwrap();
     let chain = Chain::new(&dir.path().join("chain"));
-    let node = ClnNode::start(&dir.path().join("node"), &chain, false).await;
+    let node = node_for(&dir.path().join("node"), &chain, t).await;
     let data = dir.path().join("data");
     // The shortest expiry lnvend allows.
-    let text = config_text(&data, &socket_toml(&node))
+    let text = config_text(&data, &backend_for(&node, t).await)
         .replace("invoice_expiry_s = 300", "invoice_expiry_s = 60");
     let cfg = lnvend::config::Config::parse(&text, "test.toml", lnvend::config::Mode::Sim).unwrap();
     let mut m = TestMachine::start(&cfg);
@@ -314,6 +368,12 @@ async fn an_expired_invoice_is_refused_by_the_node_and_the_machine_says_expired(
     assert_eq!(on_time(&m.gpio, ENA).1, 0);
     m.shutdown().await;
 }
+over_both!(
+    an_expired_invoice_is_refused_and_shown_expired,
+    socket_an_expired_invoice_is_refused_by_the_node_and_the_machine_says_expired,
+    clnrest_an_expired_invoice_is_refused_by_the_node_and_the_machine_says_expired,
+    Trust::Pin
+);
 
 /// A machine whose rune allows the three of lnvend's four methods other than `missing`: it
 /// must go out of service, saying the node refused the rune and naming the call, at start
