@@ -16,4 +16,5 @@
 //! Boards that speak their own text protocol (the Qibixx MDB Pi HAT runs the state machine
 //! in its firmware) need only the vocabulary here, not the bytes.
 
+pub mod cashless;
 pub mod frame;
