@@ -17,4 +17,5 @@
 //! in its firmware) need only the vocabulary here, not the bytes.
 
 pub mod cashless;
+pub mod device;
 pub mod frame;
