@@ -17,6 +17,7 @@ pub mod display;
 pub mod hwtest;
 pub mod ledger;
 pub mod logging;
+pub mod mdb;
 pub mod metrics;
 pub mod money;
 pub mod nfc;
