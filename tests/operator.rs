@@ -508,7 +508,7 @@ async fn a_cancelled_right_pin_opens_no_menu_for_the_next_person_at_the_corner()
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_ne!(
             m.screen(),
-            Screen::Service,
+            Screen::Operator,
             "the menu opened for nobody's PIN"
         );
     }
@@ -521,7 +521,7 @@ async fn a_cancelled_right_pin_opens_no_menu_for_the_next_person_at_the_corner()
     m.wait_screen(Screen::Pin).await;
     m.send(Input::OperatorPin("246813".into()));
     m.wait_for(Duration::from_secs(30), "the menu", |v| {
-        v.screen == Screen::Service
+        v.screen == Screen::Operator
     })
     .await;
     m.shutdown().await;
