@@ -35,6 +35,7 @@ fn socket_toml(node: &ClnNode) -> String {
 }
 
 /// How the machine trusts clnrest's self-signed identity.
+#[derive(Clone, Copy)]
 enum Trust {
     /// `cert_sha256` of the server certificate.
     Pin,
