@@ -1,14 +1,12 @@
 //! `[gpio.channel_a.flow]` / `[gpio.channel_b.flow]`: a hall-effect flow sensor on a pump
-//! channel, and the checks of the products that pour by volume or keep stock.
-//!
-//! Kept apart from `gpio` and `products` so that pouring by volume is one file to read: the
-//! sensor's pin and calibration, the no-flow rules that protect a pump running dry, and the
-//! product keys (`volume_ml`, `tank_ml`, `stock_ml`, `low_stock_ml`, `timed_pour_ml`).
+//! channel: its pin and calibration, the no-flow rules that protect a pump running dry, and
+//! the bounds of the volumes a product may ask of it. The product keys that use them
+//! (`volume_ml`, `tank_ml`, `stock_ml`, `low_stock_ml`, `timed_pour_ml`) are checked in
+//! `products`, which imports this room and not the other way round.
 
 use serde::{Deserialize, Serialize};
 
 use super::locate::{invalid, Invalid};
-use super::products::ProductConfig;
 use super::GpioConfig;
 use crate::pump::Channel;
 
@@ -154,80 +152,6 @@ pub(super) fn check_sensors(g: &GpioConfig, outputs: &[(&str, u8)]) -> Result<()
         }
         if !(f.mock_ml_per_s >= 0.0 && f.mock_ml_per_s <= 500.0) {
             return Err(invalid(field("mock_ml_per_s"), "must be between 0 and 500"));
-        }
-    }
-    Ok(())
-}
-
-/// The volume and stock keys of product `i`.
-pub(super) fn check_product(i: usize, p: &ProductConfig, g: &GpioConfig) -> Result<(), Invalid> {
-    let f = |name: &str| format!("product[{i}].{name}");
-    if let Some(v) = p.volume_ml {
-        if v == 0 || v > MAX_VOLUME_ML {
-            return Err(invalid(
-                f("volume_ml"),
-                format!("must be 1 to {MAX_VOLUME_ML} ml"),
-            ));
-        }
-        let Some(sensor) = sensor(g, p.channel) else {
-            return Err(invalid(
-                f("volume_ml"),
-                format!(
-                    "pouring by volume needs a flow sensor: add [gpio.channel_{}.flow]",
-                    p.channel.to_string().to_lowercase()
-                ),
-            ));
-        };
-        if p.pour_ms <= sensor.no_flow_ms {
-            return Err(invalid(
-                f("pour_ms"),
-                format!(
-                    "poured by volume, its time limit must be longer than the channel's no_flow_ms = {}, or every pour ends short before a dry tank can show",
-                    sensor.no_flow_ms
-                ),
-            ));
-        }
-        if p.timed_pour_ml.is_some() {
-            return Err(invalid(
-                f("timed_pour_ml"),
-                "a product poured by volume counts its measured ml; timed_pour_ml is for timed pours",
-            ));
-        }
-    }
-    if let Some(t) = p.timed_pour_ml {
-        if t == 0 || t > MAX_VOLUME_ML {
-            return Err(invalid(
-                f("timed_pour_ml"),
-                format!("must be 1 to {MAX_VOLUME_ML} ml"),
-            ));
-        }
-    }
-    if let Some(t) = p.tank_ml {
-        if t == 0 || t > MAX_TANK_ML {
-            return Err(invalid(
-                f("tank_ml"),
-                format!("must be 1 to {MAX_TANK_ML} ml"),
-            ));
-        }
-        if p.volume_ml.is_none() && p.timed_pour_ml.is_none() {
-            return Err(invalid(
-                f("tank_ml"),
-                "stock is counted in ml: give volume_ml (with a flow sensor) or timed_pour_ml",
-            ));
-        }
-    }
-    let tank = p.tank_ml;
-    for (key, value) in [("stock_ml", p.stock_ml), ("low_stock_ml", p.low_stock_ml)] {
-        match (value, tank) {
-            (None, _) => {}
-            (Some(_), None) => return Err(invalid(f(key), "needs tank_ml")),
-            (Some(v), Some(t)) if v > t => {
-                return Err(invalid(
-                    f(key),
-                    format!("{v} ml is more than tank_ml = {t}"),
-                ))
-            }
-            (Some(_), Some(_)) => {}
         }
     }
     Ok(())

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::flow::{self, MAX_TANK_ML, MAX_VOLUME_ML};
 use super::locate::{invalid, Invalid};
 use super::{BackendConfig, GpioConfig};
 use crate::money::{Fiat, Msat, Price};
@@ -185,7 +186,7 @@ pub(super) fn check(
                 "channel B is used but [gpio.channel_b] is not configured",
             ));
         }
-        super::flow::check_product(i, p, g)?;
+        check_product(i, p, g)?;
     }
     check_names(products)?;
     check_tanks(products)
@@ -239,6 +240,80 @@ fn check_tanks(products: &[ProductConfig]) -> Result<(), Invalid> {
                     q.tank_ml.unwrap_or(0)
                 ),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// The volume and stock keys of product `i`.
+fn check_product(i: usize, p: &ProductConfig, g: &GpioConfig) -> Result<(), Invalid> {
+    let f = |name: &str| format!("product[{i}].{name}");
+    if let Some(v) = p.volume_ml {
+        if v == 0 || v > MAX_VOLUME_ML {
+            return Err(invalid(
+                f("volume_ml"),
+                format!("must be 1 to {MAX_VOLUME_ML} ml"),
+            ));
+        }
+        let Some(sensor) = flow::sensor(g, p.channel) else {
+            return Err(invalid(
+                f("volume_ml"),
+                format!(
+                    "pouring by volume needs a flow sensor: add [gpio.channel_{}.flow]",
+                    p.channel.to_string().to_lowercase()
+                ),
+            ));
+        };
+        if p.pour_ms <= sensor.no_flow_ms {
+            return Err(invalid(
+                f("pour_ms"),
+                format!(
+                    "poured by volume, its time limit must be longer than the channel's no_flow_ms = {}, or every pour ends short before a dry tank can show",
+                    sensor.no_flow_ms
+                ),
+            ));
+        }
+        if p.timed_pour_ml.is_some() {
+            return Err(invalid(
+                f("timed_pour_ml"),
+                "a product poured by volume counts its measured ml; timed_pour_ml is for timed pours",
+            ));
+        }
+    }
+    if let Some(t) = p.timed_pour_ml {
+        if t == 0 || t > MAX_VOLUME_ML {
+            return Err(invalid(
+                f("timed_pour_ml"),
+                format!("must be 1 to {MAX_VOLUME_ML} ml"),
+            ));
+        }
+    }
+    if let Some(t) = p.tank_ml {
+        if t == 0 || t > MAX_TANK_ML {
+            return Err(invalid(
+                f("tank_ml"),
+                format!("must be 1 to {MAX_TANK_ML} ml"),
+            ));
+        }
+        if p.volume_ml.is_none() && p.timed_pour_ml.is_none() {
+            return Err(invalid(
+                f("tank_ml"),
+                "stock is counted in ml: give volume_ml (with a flow sensor) or timed_pour_ml",
+            ));
+        }
+    }
+    let tank = p.tank_ml;
+    for (key, value) in [("stock_ml", p.stock_ml), ("low_stock_ml", p.low_stock_ml)] {
+        match (value, tank) {
+            (None, _) => {}
+            (Some(_), None) => return Err(invalid(f(key), "needs tank_ml")),
+            (Some(v), Some(t)) if v > t => {
+                return Err(invalid(
+                    f(key),
+                    format!("{v} ml is more than tank_ml = {t}"),
+                ))
+            }
+            (Some(_), Some(_)) => {}
         }
     }
     Ok(())
