@@ -587,7 +587,7 @@ mod tests {
             crate::bolt11::tests::handmade(2_100_000, [0xab; 32], secs, Some(300), [7; 32], None);
         ok.expires_at_unix = u64::MAX;
         assert!(matches!(
-            crate::bolt11::check(&ok, &request(), Network::Regtest, now),
+            ok.check(&request(), Network::Regtest, now),
             Err(crate::bolt11::Bolt11Error::ExpiresTooLate { .. })
         ));
     }

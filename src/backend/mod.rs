@@ -59,6 +59,28 @@ pub struct Invoice {
     pub expires_at_unix: u64,
 }
 
+impl Invoice {
+    /// Whether this invoice, as the backend reported it, is the one `request` asked for on
+    /// `network`: a validly signed BOLT11 for exactly that amount and payment hash, payable
+    /// for about as long as asked (see [`crate::bolt11::check`]). Checked before any QR.
+    pub fn check(
+        &self,
+        request: &InvoiceRequest,
+        network: crate::config::Network,
+        now: std::time::SystemTime,
+    ) -> Result<(), crate::bolt11::Bolt11Error> {
+        let claimed = crate::bolt11::Claimed {
+            bolt11: &self.bolt11,
+            payment_hash: &self.payment_hash,
+            amount: self.amount,
+            expires_at_unix: self.expires_at_unix,
+            asked: request.price.msat(),
+            asked_expiry: request.expiry,
+        };
+        crate::bolt11::check(&claimed, network, now)
+    }
+}
+
 /// The backend's authenticated view of an invoice.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum InvoiceState {

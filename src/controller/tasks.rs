@@ -225,7 +225,7 @@ async fn create_invoice(
         Ok(Err(e)) => return Err(e.to_string()),
         Ok(Ok(i)) => i,
     };
-    crate::bolt11::check(&invoice, request, network, clock.wall()).map_err(|e| {
+    invoice.check(request, network, clock.wall()).map_err(|e| {
         tracing::error!(invoice = %invoice.id, error = %e, "refusing to show an invoice that does not match the request");
         e.to_string()
     })?;
