@@ -14,6 +14,7 @@
 //! arrive where no watch looks) and [`limits`] (the invoice rate limit and the public
 //! credit offers, on the monotonic clock).
 
+mod calibration;
 mod card;
 mod credits;
 mod effects;
@@ -29,8 +30,9 @@ mod startup;
 mod tasks;
 pub mod view;
 
+pub use calibration::CALIBRATION_ML;
 pub use card::CardView;
-pub use flow::{FlowChannel, StockSpec, CALIBRATION_ML};
+pub use flow::{FlowChannel, StockSpec};
 pub use input::*;
 pub use settings::Settings;
 pub use view::*;
