@@ -46,11 +46,15 @@ fn config_text(
         .lines()
         .find(|l| l.starts_with("operator_pin_hash"))
         .expect("the sim config has a PIN");
-    // A tank of 0: no stock kept.
-    let stock = if tank == 0 {
-        String::new()
+    // A tank of 0: no stock kept. Cola shares Water's channel, so it counts off the same
+    // tank (a timed 100 ml) whenever Water keeps stock.
+    let (stock, cola_stock) = if tank == 0 {
+        (String::new(), String::new())
     } else {
-        format!("tank_ml = {tank}\nlow_stock_ml = 600")
+        (
+            format!("tank_ml = {tank}\nlow_stock_ml = 600"),
+            format!("timed_pour_ml = 100\ntank_ml = {tank}"),
+        )
     };
     format!(
         r#"
@@ -69,6 +73,7 @@ volume_ml = 300
 name = "Cola"
 price_sat = 2100
 pour_ms = 3000
+{cola_stock}
 
 [gpio]
 backend = "mock"

@@ -10,8 +10,8 @@ use common::TestMachine;
 use lnvend::config::{Config, Mode};
 use lnvend::controller::{Input, OpAction, Screen};
 
-/// Water pours 300 ml by volume from a 1000 ml tank (low at 400 ml); Cola is timed and
-/// keeps no stock.
+/// Water pours 300 ml by volume from a 1000 ml tank (low at 400 ml); Cola is timed, on a
+/// channel of its own, and keeps no stock.
 fn config(dir: &std::path::Path) -> Config {
     config_with(dir, "tank_ml = 1000\nlow_stock_ml = 400", 25.0)
 }
@@ -39,6 +39,7 @@ volume_ml = 300
 name = "Cola"
 price_sat = 2100
 pour_ms = 3000
+channel = "B"
 
 [gpio]
 backend = "mock"
@@ -47,6 +48,11 @@ backend = "mock"
 in1 = 23
 in2 = 24
 ena = 18
+
+[gpio.channel_b]
+in3 = 5
+in4 = 6
+enb = 13
 
 [gpio.channel_a.flow]
 pin = 17

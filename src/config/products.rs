@@ -219,11 +219,23 @@ fn check_names(products: &[ProductConfig]) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// The products on one channel share its tank (one pump, one tank): those that keep stock
-/// give the same `tank_ml`, since a refill of one is a refill of all. (Their `stock_ml` may
-/// differ: the tank starts from the lowest.)
+/// The products on one channel share its tank (one pump, one tank). If one keeps stock, all
+/// do, with the same `tank_ml`, since a refill of one is a refill of all and a pour of any
+/// lowers the one count. (Their `stock_ml` may differ: the tank starts from the lowest.)
 fn check_tanks(products: &[ProductConfig]) -> Result<(), Invalid> {
     for (i, p) in products.iter().enumerate() {
+        let counted_here = |q: &ProductConfig| q.channel == p.channel && q.tank_ml.is_some();
+        if p.tank_ml.is_none() {
+            if let Some(j) = products.iter().position(counted_here) {
+                return Err(invalid(
+                    format!("product[{i}].tank_ml"),
+                    format!(
+                        "shares channel {}'s tank with product[{j}] ({:?}), which keeps stock: give this product tank_ml too (and volume_ml or timed_pour_ml), or its pours would not lower the count",
+                        p.channel, products[j].name
+                    ),
+                ));
+            }
+        }
         let Some(mine) = p.tank_ml else { continue };
         let counted = |q: &ProductConfig| q.channel == p.channel && q.tank_ml.is_some();
         let Some(first) = products[..i].iter().position(counted) else {
@@ -501,11 +513,35 @@ backend = "mock"
             "{e}"
         );
         assert!(e.message.contains("channel A"), "{e}");
-        // The same tank, or a product that keeps no stock of it, is fine.
-        for ok in ["tank_ml = 5000\nlow_stock_ml = 1000\nstock_ml = 2000\n", ""] {
-            let c = Config::parse(&big(ok), "t.toml", Mode::Sim).unwrap();
-            assert_eq!(c.products.len(), 2);
-        }
+        // The same tank is fine (each size keeps its own low mark and starting stock).
+        let c = Config::parse(
+            &big("tank_ml = 5000\nlow_stock_ml = 1000\nstock_ml = 2000\n"),
+            "t.toml",
+            Mode::Sim,
+        )
+        .unwrap();
+        assert_eq!(c.products.len(), 2);
+    }
+
+    #[test]
+    fn a_product_that_keeps_no_stock_may_not_pour_from_a_counted_tank() {
+        // Its pours would not lower the shared count, and the counted size would sell from
+        // a tank emptier than the count says: refused at the uncounted product, either order.
+        let uncounted = "name = \"Cola large\"\nprice_sat = 3000\npour_ms = 8000\n";
+        let e = Config::parse(&two(uncounted), "t.toml", Mode::Sim).unwrap_err();
+        assert_eq!(e.field, "product[1].tank_ml", "{e}");
+        assert_eq!(e.line, 8, "the uncounted product's table: {e}");
+        assert!(e.message.contains("product[0]"), "{e}");
+        assert!(e.message.contains("channel A"), "{e}");
+        let first_uncounted = format!(
+            "[[product]]\n{uncounted}\n[[product]]\nname = \"Cola\"\nprice_sat = 1000\npour_ms = 4000\ntimed_pour_ml = 330\ntank_ml = 5000\n[gpio]\nbackend = \"mock\"\n"
+        );
+        let e = Config::parse(&first_uncounted, "t.toml", Mode::Sim).unwrap_err();
+        assert_eq!(e.field, "product[0].tank_ml", "{e}");
+        assert!(e.message.contains("product[1]"), "{e}");
+        // On a channel of its own, a product without stock is fine.
+        let own = format!("{uncounted}channel = \"B\"\n");
+        Config::parse(&two(&own), "t.toml", Mode::Sim).unwrap();
     }
 
     #[test]
