@@ -94,6 +94,73 @@ async fn the_catch_up_is_asked_again_until_the_node_is_back() {
     node.assert_replies_valid();
 }
 
+/// A payment made while lnvend was down is reported by the catch-up even when the catch-up
+/// fails at first and a newer payment is confirmed before it succeeds: the newer payment's
+/// `pay_index` must not become the floor the retried catch-up reads from. (On the whole
+/// machine the start-up re-check of the ledger finds lnvend's own unsettled invoices as well;
+/// the catch-up is the net under it, so it is asked here at the backend boundary.)
+#[tokio::test(start_paused = true)]
+async fn a_payment_confirmed_before_the_catch_up_went_through_does_not_hide_one_made_while_down() {
+    use lnvend::backend::cln::{ClnBackend, SocketRpc};
+    use lnvend::backend::{InvoiceRequest, InvoiceState, PaymentBackend};
+    use lnvend::config::Network;
+    use lnvend::money::{Msat, Price};
+    let dir = tempfile::tempdir().unwrap();
+    let node = FakeNode::new("regtest");
+    let sock = dir.path().join("lightning-rpc");
+    node.serve_socket(&sock);
+    let start = || {
+        std::sync::Arc::new(ClnBackend::new(
+            SocketRpc::new(sock.clone(), Duration::from_secs(10)),
+            "cln",
+            Network::Regtest,
+            dir.path(),
+        ))
+    };
+    let request = |sale: &str| InvoiceRequest {
+        sale_id: sale.into(),
+        machine_id: "bar-7".into(),
+        product: "Cola".into(),
+        price: Price::Sats(Msat::from_sat(2100).unwrap()),
+        description: "Cola".into(),
+        expiry: Duration::from_secs(300),
+    };
+    // First run: the first catch-up saves the cursors; a QR is shown, then the power goes.
+    let first = start();
+    assert!(first.paid_while_away().await.unwrap().is_empty());
+    let down = first.create_invoice(&request("S1-0001")).await.unwrap();
+    drop(first);
+    node.pay_silently(&down.id.0);
+    // Second run: the node answers everything but the catch-up's pages at first.
+    node.fail_pages(true);
+    let second = start();
+    let catching_up = tokio::spawn({
+        let b = second.clone();
+        async move { b.paid_while_away().await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(node.pages() > 0 && !catching_up.is_finished());
+    let now = second.create_invoice(&request("S1-0002")).await.unwrap();
+    node.pay(&now.id.0);
+    assert!(matches!(
+        second.invoice_state(&now.id).await.unwrap(),
+        InvoiceState::Paid { .. }
+    ));
+    node.fail_pages(false);
+    let found = tokio::time::timeout(Duration::from_secs(600), catching_up)
+        .await
+        .expect("the catch-up went through once the node answered")
+        .unwrap()
+        .unwrap();
+    // The one confirmed meanwhile may be reported again: the ledger owes a poured sale
+    // nothing (ledger test a_late_report_of_a_poured_payment_owes_nothing).
+    assert!(
+        found.contains(&down.id),
+        "the payment made while down: {found:?}"
+    );
+    node.assert_replies_valid();
+}
+
 async fn rest_node(dir: &Path, node: &FakeNode) -> lnvend::config::Config {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -245,6 +245,9 @@ struct State {
     last_updated_index: u64,
     /// `listinvoices` calls that asked for a page (`index`/`start`/`limit`).
     pages: usize,
+    /// While set, every page asked for by index fails (a node whose catch-up keeps failing
+    /// while the rest of it works).
+    fail_pages: bool,
     /// clnrest refuses the rune for this method (a rune without the permission).
     refused_method: Option<String>,
     fail_next_invoice: Option<(i64, String)>,
@@ -508,6 +511,9 @@ impl FakeNode {
             return Answer::Result(json!({ "invoices": list }));
         };
         st.pages += 1;
+        if st.fail_pages {
+            return Answer::Error(-1, "listinvoices: index temporarily unavailable".into());
+        }
         let start = params["start"].as_u64().unwrap_or(0);
         let limit = params["limit"].as_u64().unwrap_or(u64::MAX) as usize;
         let key = |i: &FakeInvoice| match index {
@@ -753,6 +759,11 @@ impl FakeNode {
 
     pub fn invoice_count(&self) -> usize {
         self.lock().invoices.len()
+    }
+
+    /// While `on`, every `listinvoices` page asked for by index fails.
+    pub fn fail_pages(&self, on: bool) {
+        self.lock().fail_pages = on;
     }
 
     /// `listinvoices` calls that asked for a page of invoices by index.
