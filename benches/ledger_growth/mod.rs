@@ -4,7 +4,9 @@
 //! open and migration, recovery, the re-check listing, until the idle screen), the ledger
 //! work of one heartbeat (`owed()`, as with metrics on), of one sweep (the newest sale, the
 //! unsettled invoices of the late window, a retention step), of one operator view, tap →
-//! QR on screen (the whole machine, simulated backend), and the file's size.
+//! QR on screen (the whole machine, simulated backend; the machines on every size tapped in
+//! turn, round after round, so the shared build machine's load falls on all alike), and the
+//! file's size.
 //!
 //! The ledgers are generated once, fast (one transaction, prepared statements, straight
 //! into the current schema) and kept under `target/bench-ledgers/` (regenerated when the
@@ -230,47 +232,64 @@ fn measure(o: &Opts, n: usize) -> Figures {
         ));
     });
     drop(l);
-    // The whole machine on this ledger. Start-up: from assembling it to the first QR (the
-    // idle screen shows before start-up's work; the first tap waits for all of it). Then
-    // taps, each cancelled, as fast as the invoice rate limit lets them.
-    let cfg = config(&dir, 50, "");
-    let t = Instant::now();
-    let mut rig = Rig::start(&cfg, With::Sim);
-    let mut tap_qr = Vec::new();
-    let taps = if o.full { 11 } else { 2 };
-    let mut start_ms = 0.0;
-    for i in 0..taps {
-        let (_, d) = rig.tap_to_qr();
-        if i == 0 {
-            start_ms = ms(t.elapsed());
-        } else {
-            tap_qr.push(ms(d));
-        }
-        assert!(rig.inputs.send(Input::Cancel));
-        rig.wait(|v| v.screen == Screen::Idle, "idle after cancel");
-        if i >= 5 {
-            // Past the burst: the next token.
-            std::thread::sleep(Duration::from_secs(10));
-        }
-    }
-    rig.shutdown();
     Figures {
         n,
         generated,
         mb,
         open_ms,
-        start_ms,
+        start_ms: 0.0,
         heartbeat,
         sweep,
         operator,
-        tap_qr,
+        tap_qr: Vec::new(),
     }
+}
+
+/// The whole machine on each ledger at once: start-up (from assembling it to the first QR;
+/// the idle screen shows before start-up's work, the first tap waits for all of it), then
+/// rounds of one tap (cancelled) on every machine in turn, so a change in the shared
+/// machine's load during the run falls on every size alike rather than on whichever ran
+/// last. Each machine may make one invoice per 10 s after its burst.
+fn measure_machines(o: &Opts, figures: &mut [Figures]) {
+    let rounds = if o.full { 30 } else { 1 };
+    let mut rigs = Vec::new();
+    for f in figures.iter_mut() {
+        let (dir, _) = ledger_dir(f.n);
+        let cfg = config(&dir, 50, "");
+        let t = Instant::now();
+        let mut rig = Rig::start(&cfg, With::Sim);
+        let _ = rig.tap_to_qr();
+        f.start_ms = ms(t.elapsed());
+        assert!(rig.inputs.send(Input::Cancel));
+        rig.wait(|v| v.screen == Screen::Idle, "idle after cancel");
+        rigs.push(rig);
+    }
+    for round in 0..rounds {
+        if round >= limits_burst() {
+            std::thread::sleep(Duration::from_secs(10));
+        }
+        for (rig, f) in rigs.iter_mut().zip(figures.iter_mut()) {
+            let (_, d) = rig.tap_to_qr();
+            f.tap_qr.push(ms(d));
+            assert!(rig.inputs.send(Input::Cancel));
+            rig.wait(|v| v.screen == Screen::Idle, "idle after cancel");
+        }
+    }
+    for rig in rigs {
+        rig.shutdown();
+    }
+}
+
+/// Taps a machine allows back to back (one went into the start-up figure).
+fn limits_burst() -> usize {
+    lnvend::controller::limits::INVOICE_BURST as usize - 1
 }
 
 pub fn ledger_main(o: &Opts) {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("load average (1, 5, 15 min): {}", load.trim());
-    let figures: Vec<Figures> = sizes(o).into_iter().map(|n| measure(o, n)).collect();
+    let mut figures: Vec<Figures> = sizes(o).into_iter().map(|n| measure(o, n)).collect();
+    measure_machines(o, &mut figures);
     println!();
     println!(
         "| {:>9} | {:>8} | {:>9} | {:>10} | {:>10} | {:>12} | {:>9} | {:>11} | {:>10} | {:>10} |",
