@@ -125,10 +125,15 @@ fn opts() -> Opts {
 
 fn main() {
     let o = opts();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(std::env::var("LNVEND_LOG").unwrap_or_else(|_| "lnvend=warn".into()))
-        .with_writer(std::io::stderr)
-        .try_init();
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let setting = std::env::var("LNVEND_LOG").unwrap_or_else(|_| "warn".into());
+        let _ = tracing_subscriber::registry()
+            .with(lnvend::logging::filter(Some(&setting)))
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init();
+    }
     print_machine();
     if !o.full {
         println!("(smoke run: not given --bench; figures from a handful of samples)");

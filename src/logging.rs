@@ -6,14 +6,14 @@
 
 use std::io::IsTerminal;
 
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::EnvFilter;
 
 /// Sets up logging once, for the whole process (`LNVEND_LOG` picks the level; info).
 pub fn init() {
-    let filter =
-        || EnvFilter::try_from_env("LNVEND_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = filter(std::env::var("LNVEND_LOG").ok().as_deref());
     let journal = stderr_is_journal(
         std::env::var("JOURNAL_STREAM").ok().as_deref(),
         stderr_dev_ino(),
@@ -22,7 +22,7 @@ pub fn init() {
         match tracing_journald::layer() {
             Ok(layer) => {
                 tracing_subscriber::registry()
-                    .with(filter())
+                    .with(filter)
                     .with(
                         layer
                             .with_field_prefix(None)
@@ -35,16 +35,31 @@ pub fn init() {
             Err(e) => eprintln!("lnvend: cannot log to journald ({e}); logging to stderr"),
         }
     }
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter())
+    let lines = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(!journal && std::io::stderr().is_terminal());
+    let registry = tracing_subscriber::registry().with(filter);
     if journal {
         // The journal stamps each line itself.
-        builder.without_time().init();
+        registry.with(lines.without_time()).init();
     } else {
-        builder.init();
+        registry.with(lines).init();
+    }
+}
+
+/// What `LNVEND_LOG` lets through: a level (`debug`), or comma-separated `target=level`
+/// directives with an optional bare default (`warn,lnvend::controller=debug`); unset or
+/// unreadable, `info`. (A plain target filter rather than tracing's regex-based
+/// `EnvFilter`: the kiosk binary is 1 MB smaller without the regex engine.)
+pub fn filter(setting: Option<&str>) -> Targets {
+    let info = || Targets::new().with_default(LevelFilter::INFO);
+    match setting.map(str::trim) {
+        None | Some("") => info(),
+        Some(s) => s.parse().unwrap_or_else(|e| {
+            eprintln!("lnvend: LNVEND_LOG={s:?} is not a log level ({e}); logging at info");
+            info()
+        }),
     }
 }
 
@@ -70,6 +85,23 @@ fn stderr_dev_ino() -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lnvend_log_takes_a_level_or_targets_and_falls_back_to_info() {
+        use tracing::Level;
+        let f = filter(Some("debug"));
+        assert!(f.would_enable("lnvend::controller", &Level::DEBUG));
+        assert!(!f.would_enable("lnvend::controller", &Level::TRACE));
+        let f = filter(Some("warn,lnvend::backend=debug"));
+        assert!(f.would_enable("lnvend::backend::cln", &Level::DEBUG));
+        assert!(!f.would_enable("lnvend::controller", &Level::INFO));
+        assert!(f.would_enable("lnvend::controller", &Level::WARN));
+        for unset_or_bad in [None, Some(""), Some("lnvend=loud"), Some("lnvend=debug=x")] {
+            let f = filter(unset_or_bad);
+            assert!(f.would_enable("lnvend", &Level::INFO), "{unset_or_bad:?}");
+            assert!(!f.would_enable("lnvend", &Level::DEBUG), "{unset_or_bad:?}");
+        }
+    }
 
     #[test]
     fn only_the_named_stream_counts_as_the_journal() {

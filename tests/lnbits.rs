@@ -93,10 +93,14 @@ async fn assert_poured_once(m: &TestMachine) {
 
 async fn start_all() -> (tempfile::TempDir, Lnbits, Wallets, TestMachine) {
     // The machine's log, shown only for a failing test.
-    let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_env_filter("lnvend=debug")
-        .try_init();
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let _ = tracing_subscriber::registry()
+            .with(lnvend::logging::filter(Some("lnvend=debug")))
+            .with(tracing_subscriber::fmt::layer().with_test_writer())
+            .try_init();
+    }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("lnbits");
     std::fs::create_dir_all(&data).unwrap();
