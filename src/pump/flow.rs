@@ -233,6 +233,10 @@ pub async fn pour_volume_counted(
     target: VolumeTarget,
     settings: PourSettings,
 ) -> (Result<VolumeOutcome, PumpError>, u64) {
+    // Dropped mid-run (its task aborted at shutdown), the future never reaches the stop
+    // below: the guard stops the pump then, forward or in the anti-drip run, rather than
+    // leaving it to the hard maximum run time.
+    let _stop_if_dropped = super::StopOnDrop(pump);
     let mut counted = 0;
     let result = pour_volume_inner(pump, channel, sensor, target, settings, &mut counted).await;
     let stopped = pump.stop();

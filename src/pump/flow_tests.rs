@@ -229,6 +229,49 @@ async fn a_full_pour_runs_the_anti_drip_reverse_after_the_volume() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_pour_dropped_mid_run_stops_the_pump_at_once_forward_or_in_its_anti_drip() {
+    // A task aborted at shutdown drops its pour wherever it is: the lines go low then, not
+    // only when the hard maximum run time ends the run.
+    for pin in [A.enable, A.reverse] {
+        let (pump, gpio, flow) = rig(Duration::from_secs(30), PulseTrain::flowing(25.0, PPL));
+        let pump = std::sync::Arc::new(pump);
+        let s = PourSettings {
+            anti_drip: Duration::from_millis(300),
+            ..FULL
+        };
+        let counter = flow.counter();
+        let task = tokio::spawn({
+            let pump = pump.clone();
+            async move { pour_volume(&pump, Channel::A, &counter, target(45), s).await }
+        });
+        // Forward: the enable line is high from the start; the reverse line only in the
+        // anti-drip run after the 45th pulse (about 4 s).
+        let mut waited = Duration::ZERO;
+        while !gpio.level(pin).is_some_and(PinValue::is_on) {
+            assert!(
+                waited < Duration::from_secs(10),
+                "pin {pin} never went high"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            waited += Duration::from_millis(10);
+        }
+        task.abort();
+        let _ = task.await;
+        assert!(!pump.is_running(), "pin {pin}");
+        assert_eq!(
+            gpio.level(A.enable),
+            Some(PinValue::Level(false)),
+            "pin {pin}"
+        );
+        assert_eq!(
+            gpio.level(A.reverse),
+            Some(PinValue::Level(false)),
+            "pin {pin}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn bounces_faster_than_the_debounce_are_not_counted() {
     // Every pulse rings once 200 µs later; the debounce for 30 l/min is about 1.1 ms.
     let mut train = PulseTrain::flowing(25.0, PPL);

@@ -464,9 +464,27 @@ pub async fn pour(
     duration: Duration,
     settings: PourSettings,
 ) -> Result<(), PumpError> {
+    // Dropped mid-run (its task aborted at shutdown), the future never reaches the stop
+    // below: the guard stops the pump then.
+    let _stop_if_dropped = StopOnDrop(pump);
     let result = pour_inner(pump, channel, duration, settings).await;
     let stopped = pump.stop();
     result.and(stopped)
+}
+
+/// Stops the pump when dropped, if it still runs: held by a pour for its whole length, so a
+/// pour whose future is dropped mid-run (forward or in its anti-drip run) stops the pump at
+/// once rather than at the hard maximum run time.
+pub(crate) struct StopOnDrop<'a>(pub(crate) &'a Pump);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.0.is_running() {
+            if let Err(e) = self.0.stop() {
+                tracing::error!(error = %e, "could not stop the pump after a dropped pour; the watchdogs retry");
+            }
+        }
+    }
 }
 
 async fn pour_inner(

@@ -104,6 +104,36 @@ async fn a_fault_mid_pour_stops_the_pump_and_errors() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_timed_pour_dropped_mid_run_stops_the_pump_at_once_forward_or_in_its_anti_drip() {
+    // 2 s forward, then 300 ms of anti-drip reverse; the task is aborted 1 s in (forward)
+    // or 2.1 s in (reverse), as a shutdown aborts it: the lines go low at once.
+    for (at, pin) in [(1000, A.enable), (2100, A.reverse)] {
+        let (pump, gpio) = pump(Duration::from_secs(30));
+        let pump = std::sync::Arc::new(pump);
+        let s = PourSettings {
+            anti_drip: Duration::from_millis(300),
+            ..FULL
+        };
+        let task = tokio::spawn({
+            let pump = pump.clone();
+            async move { pour(&pump, Channel::A, Duration::from_secs(2), s).await }
+        });
+        tokio::time::sleep(Duration::from_millis(at)).await;
+        assert!(gpio.level(pin).is_some_and(PinValue::is_on), "{at} ms");
+        task.abort();
+        let _ = task.await;
+        assert!(!pump.is_running(), "{at} ms");
+        for p in [A.enable, A.forward, A.reverse] {
+            assert_eq!(
+                gpio.level(p),
+                Some(PinValue::Level(false)),
+                "pin {p} at {at} ms"
+            );
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn soft_start_ramps_the_duty_and_anti_drip_reverses_briefly() {
     let (pump, gpio) = pump(Duration::from_secs(30));
     let s = PourSettings {
