@@ -150,9 +150,13 @@ pub fn parse_msat(v: Option<&Value>, field: &str) -> Result<Msat, BackendError> 
     }
 }
 
+/// What every label lnvend gives an invoice starts with (the node's other apps' invoices
+/// do not).
+pub const LABEL_PREFIX: &str = "lnvend/";
+
 /// The node's label (and our invoice id) of `request`'s invoice.
 pub fn label(request: &InvoiceRequest) -> String {
-    format!("lnvend/{}/{}", request.machine_id, request.sale_id)
+    format!("{LABEL_PREFIX}{}/{}", request.machine_id, request.sale_id)
 }
 
 /// The params of `invoice` for `request`. CLN invoices are in sats only (fiat prices are

@@ -199,7 +199,9 @@ impl<R: Rpc> ClnBackend<R> {
             let page = read_page(&reply, start)?;
             for (label, pay_index) in page.paid {
                 highest_pay = highest_pay.max(pay_index);
-                if !first_start && pay_index > floor {
+                // Other apps' payments on the same node move the cursor but are not
+                // reported: each reported one is checked with the node one by one.
+                if !first_start && pay_index > floor && label.starts_with(super::LABEL_PREFIX) {
                     found.push(InvoiceId(label));
                 }
             }
