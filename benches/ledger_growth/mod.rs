@@ -247,9 +247,9 @@ fn measure(o: &Opts, n: usize) -> Figures {
 
 /// The whole machine on each ledger at once: start-up (from assembling it to the first QR;
 /// the idle screen shows before start-up's work, the first tap waits for all of it), then
-/// rounds of one tap (cancelled) on every machine in turn, so a change in the shared
-/// machine's load during the run falls on every size alike rather than on whichever ran
-/// last. Each machine may make one invoice per 10 s after its burst.
+/// rounds of one tap (cancelled) on every machine in turn, each round starting at the next
+/// size, so a change in the shared machine's load during the run falls on every size alike
+/// rather than on whichever ran last or first. Each machine may make one invoice per 10 s after its burst.
 fn measure_machines(o: &Opts, figures: &mut [Figures]) {
     let rounds = if o.full { 30 } else { 1 };
     let mut rigs = Vec::new();
@@ -268,11 +268,14 @@ fn measure_machines(o: &Opts, figures: &mut [Figures]) {
         if round >= limits_burst() {
             std::thread::sleep(Duration::from_secs(10));
         }
-        for (rig, f) in rigs.iter_mut().zip(figures.iter_mut()) {
-            let (_, d) = rig.tap_to_qr();
-            f.tap_qr.push(ms(d));
-            assert!(rig.inputs.send(Input::Cancel));
-            rig.wait(|v| v.screen == Screen::Idle, "idle after cancel");
+        // Each round starts at the next size, so no size is always first after the pause.
+        let n = rigs.len();
+        for k in 0..n {
+            let i = (round + k) % n;
+            let (_, d) = rigs[i].tap_to_qr();
+            figures[i].tap_qr.push(ms(d));
+            assert!(rigs[i].inputs.send(Input::Cancel));
+            rigs[i].wait(|v| v.screen == Screen::Idle, "idle after cancel");
         }
     }
     for rig in rigs {
