@@ -17,6 +17,8 @@
 //! * **pour timing error**: |time the enable pin was high − pour time| for every pour, from
 //!   the mock pin record (tokio timer + thread scheduling; not the Pi's GPIO latency).
 //! * **QR encode + rasterise**: `qr::render(payment_uri(bolt11), QR_PX)` alone.
+//! * **BOLT11 decode + signature check**: `bolt11::decode` of a simulator invoice alone (the
+//!   secp256k1 key recovery is most of it); `--crypto` prints only this row.
 //!
 //! `cargo bench --bench vend -- --soak` runs the soak instead: 5,000 vend cycles against the
 //! simulated backend, 500 against LNbits and 5,000 against the fake BTCPay server of the
@@ -86,6 +88,8 @@ struct Opts {
     flow_only: bool,
     /// `--ledger`: only the ledger-growth table (benches/ledger_growth).
     ledger_only: bool,
+    /// `--crypto`: only the signature rows (BOLT11 check), no machine.
+    crypto_only: bool,
     soak: bool,
     lnbits: bool,
     cycles: usize,
@@ -110,6 +114,7 @@ fn opts() -> Opts {
         full,
         flow_only: args.iter().any(|a| a == "--flow"),
         ledger_only: args.iter().any(|a| a == "--ledger"),
+        crypto_only: args.iter().any(|a| a == "--crypto"),
         soak: args.iter().any(|a| a == "--soak"),
         lnbits: full
             && !args
@@ -154,6 +159,10 @@ fn main() {
     } else if o.flow_only {
         let mut rows = Vec::new();
         flow_rows(&o, &mut rows);
+        print_table(&rows);
+    } else if o.crypto_only {
+        let mut rows = Vec::new();
+        crypto_rows(&o, &sim_bolt11(), &mut rows);
         print_table(&rows);
     } else if o.soak {
         soak_main(&o, venv.as_deref());
@@ -770,26 +779,48 @@ fn start_lnbits(venv: &Path, data: &Path) -> (Lnbits, Wallets) {
 // ---------------------------------------------------------------------------------------
 // The benchmark
 
+/// A real simulator invoice's BOLT11 (signed with the simulated node's key).
+fn sim_bolt11() -> String {
+    let sim = SimBackend::new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let req = lnvend::backend::InvoiceRequest {
+        sale_id: "bench-sale-0001".into(),
+        machine_id: "bar-7".into(),
+        product: "Cola".into(),
+        price: lnvend::money::Price::Sats(lnvend::money::Msat::from_sat(2100).unwrap()),
+        description: "Cola (bench)".into(),
+        expiry: Duration::from_secs(600),
+    };
+    rt.block_on(sim.create_invoice(&req)).unwrap().bolt11
+}
+
+/// The BOLT11 check every invoice gets before its QR is shown: the bech32 parse and the
+/// secp256k1 signature (recovery of the payee's key). Its cost depends on libsecp256k1's
+/// precomputed tables (the `lowmemory` build, see Cargo.toml).
+fn crypto_rows(o: &Opts, bolt11: &str, rows: &mut Vec<Row>) {
+    let mut times = Vec::new();
+    for _ in 0..if o.full { 2000 } else { 20 } {
+        let t = Instant::now();
+        let d = lnvend::bolt11::decode(bolt11).unwrap();
+        times.push(ms(t.elapsed()));
+        std::hint::black_box(d);
+    }
+    rows.push(row(
+        "BOLT11 decode + signature check (bolt11::decode)",
+        &times,
+        "",
+        None,
+    ));
+}
+
 fn bench_main(o: &Opts, venv: Option<&Path>) {
     let mut rows = Vec::new();
 
     // QR encode + rasterise, alone.
-    let sample = {
-        let sim = SimBackend::new();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let req = lnvend::backend::InvoiceRequest {
-            sale_id: "bench-sale-0001".into(),
-            machine_id: "bar-7".into(),
-            product: "Cola".into(),
-            price: lnvend::money::Price::Sats(lnvend::money::Msat::from_sat(2100).unwrap()),
-            description: "Cola (bench)".into(),
-            expiry: Duration::from_secs(600),
-        };
-        rt.block_on(sim.create_invoice(&req)).unwrap().bolt11
-    };
+    let sample = sim_bolt11();
     let uri = lnvend::qr::payment_uri(&sample);
     let mut qr = Vec::new();
     for _ in 0..if o.full { 500 } else { 20 } {
@@ -929,6 +960,7 @@ fn bench_main(o: &Opts, venv: Option<&Path>) {
         Some(("p99", 5.0)),
     ));
     rows.push(row("QR encode + rasterise (qr::render)", &qr, "", None));
+    crypto_rows(o, &sample, &mut rows);
     card_rows(&cards, &mut rows);
     flow_rows(o, &mut rows);
     print_table(&rows);
