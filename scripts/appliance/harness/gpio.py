@@ -55,7 +55,7 @@ class GpioSim:
 
     def start_sampler(self):
         args = " ".join(f"{n}={self.value_path(n)}" for n in LINES)
-        self.g.sh("rm -f /run/lines.log; systemd-run --quiet --unit=line-sampler python3 "
+        self.g.sh("systemctl stop line-sampler 2>/dev/null; rm -f /run/lines.log; systemd-run --quiet --unit=line-sampler python3 "
                   f"/mnt/share/sample_lines.py /run/lines.log {args}", what="starting the sampler")
 
         def started():

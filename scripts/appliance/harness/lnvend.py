@@ -83,6 +83,15 @@ class Lnvend:
     def user_version(self, path=LEDGER):
         return int(self.g.sh(f"python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(\"PRAGMA user_version\").fetchone()[0])' {path}"))
 
+    def fresh_ledger_version(self):
+        """The schema version the installed binary writes: a ledger it makes afresh, by a
+        simulator run (mock pump, simulated backend) with a data_dir of its own."""
+        script = ('d=$(mktemp -d) && printf \'data_dir = "%s"\\n[[product]]\\nname = "Cola"\\nprice_sat = 2100\\npour_ms = 4000\\n\' "$d" >$d/config.toml'
+                  ' && cd $d && echo quit | timeout 300 lnvend sim --headless --config $d/config.toml >/dev/null'
+                  ' && python3 -c \'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("PRAGMA user_version").fetchone()[0])\' $d/sales.db'
+                  ' && rm -rf $d')
+        return int(self.g.sh(script, what="a fresh ledger made by the installed binary"))
+
     # --- a sale -----------------------------------------------------------------------
     def tap_and_wait_invoice(self):
         """A tap on the first product tile (Cola) and the payment screen with its invoice:
