@@ -128,7 +128,9 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let idle = match args.as_slice() {
         [flag, config, out] if flag == "--idle" => Some((idle_view(Path::new(config))?, out)),
-        [flag, ..] if flag == "--idle" => anyhow::bail!("usage: screens --idle CONFIG.toml OUT.png"),
+        [flag, ..] if flag == "--idle" => {
+            anyhow::bail!("usage: screens --idle CONFIG.toml OUT.png")
+        }
         _ => None,
     };
     let adapter = MinimalSoftwareWindow::new(RepaintBufferType::NewBuffer);
