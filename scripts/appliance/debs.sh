@@ -42,6 +42,7 @@ vm_profile_config() {
 # compiler: rebuilt when missing, and concurrent runs wait on one lock (as
 # scripts/lightningd does). It compiles into the clone's target/ so that it shares the
 # dependencies' build with the new .deb: only the lnvend crate itself is compiled twice.
+# Run it before build_deb: it leaves its own binary in target/vm/ and empties target/debian/.
 previous_deb() {
     local commit key cache dir config=() version
     commit=$(grep -v '^\s*#' "$here/appliance/previous-release" | grep -v '^\s*$' | head -1)
