@@ -12,6 +12,7 @@ class Report:
         self.checks = {}  # name -> {"outcome", "seconds", "figures", "artifacts"}
         self.order = []
         self.current = None
+        self.totals = []  # figures of the whole run, not of one check
 
     def begin(self, name):
         self.current = name
@@ -45,6 +46,8 @@ class Report:
             f.write(line + "\n")
         if self.current:
             self.checks[self.current]["figures"].append(text)
+        else:
+            self.totals.append(text)
 
     def table(self):
         rows = [("check", "result", "time", "artifacts")]
@@ -61,4 +64,5 @@ class Report:
         for n in self.order:
             for f in self.checks[n]["figures"]:
                 lines.append(f"  {n}: {f}")
+        lines.extend(f"  {f}" for f in self.totals)
         return "\n".join(lines)
