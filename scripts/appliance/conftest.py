@@ -104,12 +104,15 @@ def pytest_sessionfinish(session, exitstatus):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     m = config._appliance
+    if config.option.collectonly:
+        return
     for name in getattr(config, "_appliance_items", []):
         m.report.not_run(name)
     if m.inputs.t0:
         m.report.current = None
         m.figure(f"appliance-test total ({m.inputs.arch}): {time.time() - m.inputs.t0:.1f} s")
     table = m.report.table()
-    (m.inputs.art / "summary.txt").write_text(table + "\n")
+    # A check run alone against a kept guest keeps the full run's table.
+    (m.inputs.art / ("summary-attached.txt" if m.attached else "summary.txt")).write_text(table + "\n")
     terminalreporter.write_sep("=", f"appliance checks ({m.inputs.arch}); artifacts in {m.inputs.art}")
     terminalreporter.write_line(table)

@@ -3,8 +3,6 @@
 payment, the pour); and the boot units that make the guest start selling by itself at
 boot, as a Pi does once installed."""
 
-import time
-
 from . import display, wallet
 
 CONFIG = "/etc/lnvend/config.toml"
@@ -142,6 +140,3 @@ class Lnvend:
         start = int(self.prop("ExecMainStartTimestampMonotonic"))
         return ready / 1e6, (ready - start) / 1e6
 
-
-def sleep(s):
-    time.sleep(s)
