@@ -85,6 +85,8 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     m = item.config._appliance
+    if rep.when == "setup" and rep.skipped:
+        m.report.not_run(item.name)  # skipped by a mark: its fixture never began it
     if rep.when == "call" or (rep.when == "setup" and rep.outcome != "passed"):
         if item.name in m.report.checks:
             m.report.end(item.name, rep.outcome, call.duration if rep.when == "call" else 0.0)
