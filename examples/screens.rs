@@ -3,10 +3,26 @@
 //! `cargo run --example screens -- docs/screens` (or `scripts/screens`). The views are
 //! `lnvend::ui::samples`, the same ones the language tests check: every customer screen in
 //! every language (docs/screens/<language>/), the operator tabs and the keypad.
+//!
+//! `--idle CONFIG.toml OUT.png` draws instead the one idle screen that a config puts on the
+//! touchscreen first. scripts/appliance-test compares it with a QMP screendump of the booted
+//! appliance for the same config (structure, not pixels: the two machines' fonts may
+//! differ). Its view is the one the controller itself starts from (`Controller::new` for the
+//! config's settings), drawn by the same `MachineWindow` and `ui::render` as `lnvend run`;
+//! nothing of the config's backend or GPIO is opened: a mock pump and the simulated backend
+//! stand in, since the idle screen shows neither.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
+use anyhow::Context;
+use lnvend::backend::sim::SimBackend;
+use lnvend::config::{Config, Mode};
+use lnvend::controller::{Controller, View};
+use lnvend::ledger::Ledger;
+use lnvend::pump::mock::MockGpio;
+use lnvend::pump::{L298n, Pump};
 use lnvend::ui::{self, samples, MachineWindow};
 use slint::platform::software_renderer::{MinimalSoftwareWindow, RepaintBufferType};
 use slint::platform::{PointerEventButton, WindowAdapter, WindowEvent};
@@ -85,15 +101,52 @@ fn tap(window: &MachineWindow, x: f32, y: f32) {
     w.dispatch_event(WindowEvent::PointerExited);
 }
 
+/// The view a config's machine starts from, as `lnvend run` reads the config (one that the
+/// machine would refuse is refused here too).
+fn idle_view(config: &Path) -> anyhow::Result<View> {
+    let config = Config::load(config, Mode::Run)
+        .with_context(|| format!("cannot load {}", config.display()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let _in_runtime = rt.enter();
+    let gpio = MockGpio::new(None)?;
+    let (a, b) = config.bridge_pins();
+    let pump = Pump::new(L298n::new(Box::new(gpio.pins()), a, b), config.max_run())?;
+    let ledger_dir = tempfile::tempdir()?;
+    let controller = Controller::new(
+        lnvend::app::settings(&config),
+        Arc::new(SimBackend::new()),
+        pump,
+        Ledger::open(ledger_dir.path()),
+    );
+    let view = controller.views().borrow().clone();
+    Ok(view)
+}
+
 fn main() -> anyhow::Result<()> {
-    let dir = PathBuf::from(std::env::args().nth(1).unwrap_or("docs/screens".into()));
-    std::fs::create_dir_all(&dir)?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let idle = match args.as_slice() {
+        [flag, config, out] if flag == "--idle" => Some((idle_view(Path::new(config))?, out)),
+        [flag, ..] if flag == "--idle" => {
+            anyhow::bail!("usage: screens --idle CONFIG.toml OUT.png")
+        }
+        _ => None,
+    };
     let adapter = MinimalSoftwareWindow::new(RepaintBufferType::NewBuffer);
     adapter.set_size(PhysicalSize::new(W, H));
     slint::platform::set_platform(Box::new(Headless(adapter.clone())))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let window = MachineWindow::new()?;
     window.show()?;
+    if let Some((view, out)) = idle {
+        ui::render_cached(&window, &view);
+        draw(&adapter, Path::new(out)).with_context(|| format!("cannot write {out}"))?;
+        println!("{out}");
+        return Ok(());
+    }
+    let dir = PathBuf::from(args.first().cloned().unwrap_or("docs/screens".into()));
+    std::fs::create_dir_all(&dir)?;
     let mut written = Vec::new();
     // Customer screens in every language, each in docs/screens/<language>/.
     // With LNVEND_SHEETS=<dir>: contact sheets of four, for a person to look them over.

@@ -128,7 +128,8 @@ def agent_wait(path, seconds):
     return 1
 
 
-def agent_sh(path, command, timeout=600):
+def agent_run(path, command, timeout=600):
+    """/bin/sh -c COMMAND in the guest: (exit status, stdout bytes, stderr bytes)."""
     s, f = agent_sync(path, 30)
     with s:
         pid = call(f, "guest-exec", {"path": "/bin/sh", "arg": ["-c", command],
@@ -139,13 +140,20 @@ def agent_sh(path, command, timeout=600):
             if st.get("exited"):
                 break
             if time.monotonic() > deadline:
-                raise SystemExit(f"guest command timed out: {command}")
+                raise TimeoutError(f"guest command timed out: {command}")
             time.sleep(0.2)
-    sys.stdout.buffer.write(base64.b64decode(st.get("out-data", "")))
-    sys.stderr.buffer.write(base64.b64decode(st.get("err-data", "")))
+    err = base64.b64decode(st.get("err-data", ""))
     if st.get("out-truncated") or st.get("err-truncated"):
-        sys.stderr.write("(guest output truncated by the agent)\n")
-    return st.get("exitcode", 128 + st.get("signal", 0))
+        err += b"(guest output truncated by the agent)\n"
+    code = st.get("exitcode", 128 + st.get("signal", 0))
+    return code, base64.b64decode(st.get("out-data", "")), err
+
+
+def agent_sh(path, command, timeout=600):
+    code, out, err = agent_run(path, command, timeout)
+    sys.stdout.buffer.write(out)
+    sys.stderr.buffer.write(err)
+    return code
 
 
 def png_rows(path):
