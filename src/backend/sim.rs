@@ -20,12 +20,15 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{
-    BackendError, Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend, WakeUps,
+    BackendError, HoldState, HoldSupport, Invoice, InvoiceId, InvoiceRequest, InvoiceState,
+    PaymentBackend, PaymentHash, Preimage, WakeUps,
 };
 use crate::money::{Msat, Price};
 
 /// Paid or expired invoices kept after newer ones (older ones are forgotten).
 pub const KEEP_FINISHED: usize = 64;
+
+mod hold;
 
 /// Sats per whole fiat unit when no rate is configured (the config owns the default).
 pub use crate::config::DEFAULT_FIAT_RATE_SAT;
@@ -40,6 +43,9 @@ struct Stored {
     expires_at_unix: u64,
     paid: bool,
     expired_early: bool,
+    /// A hold invoice's state (`None`: an ordinary invoice).
+    #[serde(default)]
+    hold: Option<String>,
 }
 
 #[derive(Debug)]
@@ -50,11 +56,18 @@ struct SimInvoice {
     expired_early: bool,
     /// Issue order, for forgetting the oldest first.
     seq: u64,
+    /// A hold invoice's state (`None`: an ordinary invoice, `paid` says it all).
+    hold: Option<HoldState>,
 }
 
 impl SimInvoice {
     fn finished(&self, now: Instant) -> bool {
-        self.paid || self.expired_early || now >= self.expires
+        match self.hold {
+            // A held payment is not finished until settled or cancelled.
+            Some(HoldState::Accepted { .. }) => false,
+            Some(HoldState::Open) | None => self.paid || self.expired_early || now >= self.expires,
+            Some(HoldState::Settled | HoldState::Canceled) => true,
+        }
     }
 }
 
@@ -69,6 +82,10 @@ struct Inner {
     seq: u64,
     /// How long `create_invoice` takes (a slow or hanging server).
     create_delay: Duration,
+    /// Hold invoices switched off (as a node without the plugin).
+    no_holds: bool,
+    /// Settles and cancels carried out.
+    hold_calls: u64,
 }
 
 /// What a simulator control did, for the panel's status line.
@@ -160,6 +177,7 @@ impl SimBackend {
                                 paid: st.paid,
                                 expired_early: st.expired_early,
                                 seq,
+                                hold: st.hold.as_deref().and_then(hold::parse),
                             },
                         );
                     }
@@ -188,6 +206,7 @@ impl SimBackend {
                 expires_at_unix: i.invoice.expires_at_unix,
                 paid: i.paid,
                 expired_early: i.expired_early,
+                hold: i.hold.map(|h| h.name().to_owned()),
             })
             .collect();
         let tmp = path.with_extension("json.tmp");
@@ -291,7 +310,14 @@ impl SimBackend {
         if inv.paid || inv.expired_early || now >= inv.expires {
             return Err(SimError::NotPending);
         }
-        inv.paid = true;
+        match inv.hold {
+            // A hold invoice's payment is held, not taken: ACCEPTED until settled.
+            Some(HoldState::Open) => inv.hold = Some(HoldState::Accepted { htlc_expiry: None }),
+            Some(HoldState::Accepted { .. } | HoldState::Settled | HoldState::Canceled) => {
+                return Err(SimError::NotPending)
+            }
+            None => inv.paid = true,
+        }
         self.persist(&inner);
         if wake {
             wake_all(&mut inner, id);
@@ -324,6 +350,11 @@ impl SimBackend {
     /// Closes every wake-up connection, as a network drop would.
     pub fn drop_connections(&self) {
         self.lock().subscribers.clear();
+    }
+
+    /// Switches hold invoices off (a node without the plugin) or on.
+    pub fn set_holds(&self, on: bool) {
+        self.lock().no_holds = !on;
     }
 
     /// While down, every call fails as if the server were unreachable.
@@ -417,34 +448,7 @@ impl PaymentBackend for SimBackend {
         }
         let preimage: [u8; 32] = rand::random();
         let hash = sha256::Hash::hash(&preimage);
-        let amount = self.amount_of(&request.price)?;
-        let (bolt11, expires_at_unix) = self.make_bolt11(request, amount, hash)?;
-        let payment_hash = hash.to_string();
-        let invoice = Invoice {
-            id: InvoiceId(payment_hash.clone()),
-            bolt11,
-            payment_hash,
-            amount,
-            expires_at_unix,
-        };
-        let mut inner = self.lock();
-        inner.created += 1;
-        inner.seq += 1;
-        let seq = inner.seq;
-        inner.latest = Some(invoice.id.clone());
-        inner.invoices.insert(
-            invoice.id.clone(),
-            SimInvoice {
-                invoice: invoice.clone(),
-                expires: Instant::now() + request.expiry,
-                paid: false,
-                expired_early: false,
-                seq,
-            },
-        );
-        forget_old(&mut inner);
-        self.persist(&inner);
-        Ok(invoice)
+        self.issue(request, hash, None)
     }
 
     async fn invoice_state(&self, id: &InvoiceId) -> Result<InvoiceState, BackendError> {
@@ -474,6 +478,83 @@ impl PaymentBackend for SimBackend {
             .or_default()
             .push(tx);
         Ok(rx)
+    }
+
+    async fn hold_support(&self) -> Result<HoldSupport, BackendError> {
+        self.check_health().await?;
+        Ok(if self.lock().no_holds {
+            HoldSupport::No("the simulated backend's hold invoices are switched off".into())
+        } else {
+            HoldSupport::Yes
+        })
+    }
+
+    async fn create_hold_invoice(
+        &self,
+        request: &InvoiceRequest,
+        preimage: &Preimage,
+    ) -> Result<Invoice, BackendError> {
+        self.check_health().await?;
+        self.create_hold(request, preimage)
+    }
+
+    async fn hold_state(&self, hash: &PaymentHash) -> Result<HoldState, BackendError> {
+        self.check_health().await?;
+        self.hold_state_of(hash)
+    }
+
+    async fn settle_hold(
+        &self,
+        hash: &PaymentHash,
+        preimage: &Preimage,
+    ) -> Result<(), BackendError> {
+        self.check_health().await?;
+        self.finish_hold(hash, Some(preimage))
+    }
+
+    async fn cancel_hold(&self, hash: &PaymentHash) -> Result<(), BackendError> {
+        self.check_health().await?;
+        self.finish_hold(hash, None)
+    }
+}
+
+impl SimBackend {
+    /// Records a new invoice for `hash` (a hold invoice when `hold` is given).
+    fn issue(
+        &self,
+        request: &InvoiceRequest,
+        hash: sha256::Hash,
+        hold: Option<HoldState>,
+    ) -> Result<Invoice, BackendError> {
+        let amount = self.amount_of(&request.price)?;
+        let (bolt11, expires_at_unix) = self.make_bolt11(request, amount, hash)?;
+        let payment_hash = hash.to_string();
+        let invoice = Invoice {
+            id: InvoiceId(payment_hash.clone()),
+            bolt11,
+            payment_hash,
+            amount,
+            expires_at_unix,
+        };
+        let mut inner = self.lock();
+        inner.created += 1;
+        inner.seq += 1;
+        let seq = inner.seq;
+        inner.latest = Some(invoice.id.clone());
+        inner.invoices.insert(
+            invoice.id.clone(),
+            SimInvoice {
+                invoice: invoice.clone(),
+                expires: Instant::now() + request.expiry,
+                paid: false,
+                expired_early: false,
+                seq,
+                hold,
+            },
+        );
+        forget_old(&mut inner);
+        self.persist(&inner);
+        Ok(invoice)
     }
 }
 
