@@ -68,6 +68,13 @@ impl Drop for Preimage {
 #[error("{0} is not 32 bytes in hex")]
 pub struct BadHex(&'static str);
 
+impl BadHex {
+    /// The error for a field named `what`.
+    pub fn named(what: &'static str) -> BadHex {
+        BadHex(what)
+    }
+}
+
 /// A payment hash (public: it is in the BOLT11).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PaymentHash([u8; 32]);

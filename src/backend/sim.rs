@@ -82,8 +82,9 @@ struct Inner {
     seq: u64,
     /// How long `create_invoice` takes (a slow or hanging server).
     create_delay: Duration,
-    /// Hold invoices switched off (as a node without the plugin).
-    no_holds: bool,
+    /// Hold invoices switched on (off: as a node without the plugin, so `hold = "auto"`
+    /// sells as before on the simulator unless a test or `hold = "always"` turns them on).
+    holds: bool,
     /// Settles and cancels carried out.
     hold_calls: u64,
 }
@@ -352,9 +353,9 @@ impl SimBackend {
         self.lock().subscribers.clear();
     }
 
-    /// Switches hold invoices off (a node without the plugin) or on.
+    /// Switches hold invoices on, or off (a node without the plugin).
     pub fn set_holds(&self, on: bool) {
-        self.lock().no_holds = !on;
+        self.lock().holds = on;
     }
 
     /// While down, every call fails as if the server were unreachable.
@@ -482,10 +483,10 @@ impl PaymentBackend for SimBackend {
 
     async fn hold_support(&self) -> Result<HoldSupport, BackendError> {
         self.check_health().await?;
-        Ok(if self.lock().no_holds {
-            HoldSupport::No("the simulated backend's hold invoices are switched off".into())
-        } else {
+        Ok(if self.lock().holds {
             HoldSupport::Yes
+        } else {
+            HoldSupport::No("the simulated backend's hold invoices are switched off".into())
         })
     }
 
