@@ -198,6 +198,38 @@ impl BackendConfig {
         }
     }
 
+    /// What `lnvend check-config` says about hold invoices (it asks no backend: whether a
+    /// node can hold is asked at start).
+    pub fn hold_summary(&self) -> String {
+        let before = "payments are taken before the pour, as without hold invoices";
+        match (self, self.hold()) {
+            (BackendConfig::Btcpay(_), _) => {
+                format!("not available: BTCPay Server has no hold invoices; {before}")
+            }
+            (BackendConfig::Lnbits(_), _) => format!(
+                "not available: LNbits would need the wallet's admin key on the machine to \
+                 settle or cancel; {before}"
+            ),
+            (BackendConfig::Sim(_) | BackendConfig::Cln(_), HoldMode::Never) => {
+                format!("never: {before}")
+            }
+            (BackendConfig::Sim(_), HoldMode::Auto) => {
+                format!("auto: the simulator holds only with hold = \"always\"; {before}")
+            }
+            (BackendConfig::Sim(_), HoldMode::Always) => {
+                "always: every sale is held by the simulated backend".into()
+            }
+            (BackendConfig::Cln(_), HoldMode::Auto) => format!(
+                "auto: used if, at start, the node runs the holdinvoice plugin and the rune \
+                 allows its methods; otherwise {before}"
+            ),
+            (BackendConfig::Cln(_), HoldMode::Always) => "always: every sale; lnvend does not \
+                 start unless the node runs the holdinvoice plugin and the rune allows its \
+                 methods"
+                .into(),
+        }
+    }
+
     /// The network whose invoices the machine may show.
     pub fn network(&self) -> Network {
         match self {
@@ -491,3 +523,6 @@ pub fn parse_cert_sha256(text: &str) -> Option<[u8; 32]> {
     let bytes = hex::decode(clean.trim()).ok()?;
     bytes.try_into().ok()
 }
+
+#[cfg(test)]
+mod hold_tests;

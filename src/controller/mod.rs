@@ -257,6 +257,10 @@ impl Controller {
     pub fn state(&self) -> &State {
         &self.state
     }
+    /// The payment backend (the app asks it at start whether it can hold invoices).
+    pub fn backend(&self) -> Arc<dyn PaymentBackend> {
+        self.backend.clone()
+    }
     /// Runs until `shutdown` resolves. The pump is stopped on the way out, whatever happened.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         let _stop = StopOnDrop(self.pump.clone());
