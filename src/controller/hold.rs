@@ -103,20 +103,24 @@ impl Controller {
     /// The preimage for a new sale's invoice, if it is to be a hold invoice; `Err` when
     /// `always` cannot be honoured.
     pub(super) fn preimage_for(&mut self, sale: &SaleId) -> Result<Option<Preimage>, String> {
-        match &self.holds {
-            HoldUse::Off if self.settings.hold == HoldMode::Always => {
-                Err("hold = \"always\": the backend has not (yet) said it can hold invoices".into())
+        let hold = match (self.settings.hold, &self.holds) {
+            (HoldMode::Never, _) | (HoldMode::Auto, HoldUse::Off | HoldUse::Refused(_)) => false,
+            (HoldMode::Auto, HoldUse::On) => true,
+            (HoldMode::Always, HoldUse::Refused(why)) => {
+                return Err(format!(
+                    "hold = \"always\" and the backend cannot hold invoices: {why}"
+                ))
             }
-            HoldUse::Off => Ok(None),
-            HoldUse::Refused(why) => Err(format!(
-                "hold = \"always\" and the backend cannot hold invoices: {why}"
-            )),
-            HoldUse::On => {
-                let p = Preimage::random();
-                self.preimages.insert(sale.clone(), p.clone());
-                Ok(Some(p))
-            }
+            // `always` was checked before the start: every sale is held, and a backend that
+            // cannot refuses the invoice (no QR) rather than taking the payment first.
+            (HoldMode::Always, HoldUse::Off | HoldUse::On) => true,
+        };
+        if !hold {
+            return Ok(None);
         }
+        let p = Preimage::random();
+        self.preimages.insert(sale.clone(), p.clone());
+        Ok(Some(p))
     }
 
     /// The vend cycle's `SettleHold`: the pour (or the owed credit) is recorded already.
