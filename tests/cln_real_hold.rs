@@ -191,12 +191,7 @@ async fn a_payment_held_while_lnvend_is_down_is_returned_at_start(t: Transport) 
         assert!(tokio::time::Instant::now() < deadline, "never held");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    // Started on a fresh thread: assembling a clnrest machine (TLS set-up) in a debug build
-    // needs more stack than is left deep inside this test's future.
-    let again = cfg.clone();
-    let m = tokio::task::spawn_blocking(move || TestMachine::start(&again))
-        .await
-        .unwrap();
+    let m = TestMachine::start(&cfg);
     let deadline = tokio::time::Instant::now() + STEP;
     while holdstate(&b, &bolt11).await != "CANCELED" {
         assert!(tokio::time::Instant::now() < deadline, "never cancelled");
