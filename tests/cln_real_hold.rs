@@ -218,6 +218,44 @@ async fn a_payment_held_while_lnvend_is_down_is_returned_at_start(t: Transport) 
     assert!(l.unresolved_holds().unwrap().is_empty());
 }
 
+/// lnvend killed mid-pour (4 s pours here): at the next start the held payment is settled
+/// (the pump ran) and the drink is owed; the customer's wallet completes, paying once.
+async fn killed_mid_pour_is_settled_at_start_and_owed(t: Transport) {
+    let b = bed(t).await;
+    let before = customer_balance(&b).await;
+    let cfg = config(&b.data, &b.backend);
+    let mut m = TestMachine::start(&cfg);
+    let bolt11 = buy(&mut m).await;
+    let paying = pay(&b, &bolt11);
+    m.wait_screen_within(Screen::Pouring, STEP).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    m.crash().await;
+    assert_eq!(
+        holdstate(&b, &bolt11).await,
+        "ACCEPTED",
+        "not taken before the restart"
+    );
+    let m = TestMachine::start(&cfg);
+    let paid = paying.await.unwrap();
+    let paid = paid.unwrap_or_else(|e| panic!("pay: {:?}", e.0));
+    assert_eq!(paid["status"], "complete", "{paid}");
+    let deadline = tokio::time::Instant::now() + STEP;
+    while !Ledger::open(&b.data)
+        .unwrap()
+        .unresolved_holds()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never recorded");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    m.shutdown().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(before - customer_balance(&b).await, PRICE_MSAT, "paid once");
+    let l = Ledger::open(&b.data).unwrap();
+    assert_eq!(l.owed().unwrap().len(), 1, "owed once");
+}
+
 macro_rules! over_both {
     ($scenario:ident, $socket:ident, $rest:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,4 +283,9 @@ over_both!(
     a_payment_held_while_lnvend_is_down_is_returned_at_start,
     socket_a_payment_held_while_lnvend_is_down_is_returned_at_start,
     clnrest_a_payment_held_while_lnvend_is_down_is_returned_at_start
+);
+over_both!(
+    killed_mid_pour_is_settled_at_start_and_owed,
+    socket_killed_mid_pour_is_settled_at_start_and_owed,
+    clnrest_killed_mid_pour_is_settled_at_start_and_owed
 );
