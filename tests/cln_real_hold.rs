@@ -256,6 +256,39 @@ async fn killed_mid_pour_is_settled_at_start_and_owed(t: Transport) {
     assert_eq!(l.owed().unwrap().len(), 1, "owed once");
 }
 
+/// Cancel on screen while the customer's payment is in flight: whether it is held before or
+/// after lnvend's cancel, it is returned in full and nothing pours.
+async fn cancel_with_the_payment_in_flight_returns_it(t: Transport) {
+    let b = bed(t).await;
+    let before = customer_balance(&b).await;
+    let mut m = TestMachine::start(&short_pour_config(&b.data, &b.backend));
+    let bolt11 = buy(&mut m).await;
+    let paying = pay(&b, &bolt11);
+    m.send(lnvend::controller::Input::Cancel);
+    m.wait_screen_within(Screen::Idle, STEP).await;
+    let paid = paying.await.unwrap();
+    assert!(
+        paid.is_err(),
+        "the payment is refused or returned: {paid:?}"
+    );
+    let deadline = tokio::time::Instant::now() + STEP;
+    while !Ledger::open(&b.data)
+        .unwrap()
+        .unresolved_holds()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never resolved");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(on_time(&m.gpio, ENA).1, 0, "never a pour on an idle screen");
+    assert_eq!(holdstate(&b, &bolt11).await, "CANCELED");
+    assert_eq!(customer_balance(&b).await, before, "back in full");
+    m.shutdown().await;
+    assert!(Ledger::open(&b.data).unwrap().owed().unwrap().is_empty());
+}
+
 macro_rules! over_both {
     ($scenario:ident, $socket:ident, $rest:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,4 +321,9 @@ over_both!(
     killed_mid_pour_is_settled_at_start_and_owed,
     socket_killed_mid_pour_is_settled_at_start_and_owed,
     clnrest_killed_mid_pour_is_settled_at_start_and_owed
+);
+over_both!(
+    cancel_with_the_payment_in_flight_returns_it,
+    socket_cancel_with_the_payment_in_flight_returns_it,
+    clnrest_cancel_with_the_payment_in_flight_returns_it
 );

@@ -18,6 +18,7 @@ use crate::pump::Channel;
 mod flow_tests;
 #[cfg(test)]
 mod hold_tests;
+mod outcomes;
 mod step;
 #[cfg(test)]
 mod tests;
