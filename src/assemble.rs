@@ -95,6 +95,7 @@ pub fn settings(config: &Config) -> Settings {
             .iter()
             .map(crate::controller::StockSpec::of)
             .collect(),
+        hold: config.backend().hold(),
     }
 }
 
@@ -363,6 +364,8 @@ pub fn open_backend(
                     .with_fiat_rate(c.fiat_rate_sat)
                     .with_store(data_dir.join("sim-backend.json")),
             );
+            // The simulator holds only when asked to always (see `SimBackend::set_holds`).
+            sim.set_holds(c.hold == crate::config::HoldMode::Always);
             (sim.clone(), Some(sim))
         }
         BackendConfig::Btcpay(c) => (

@@ -115,6 +115,7 @@ pub fn main(cli: Cli) -> ExitCode {
                     for w in c.warnings().into_iter().chain(system) {
                         eprintln!("warning: {w}");
                     }
+                    eprintln!("hold invoices: {}", c.backend().hold_summary());
                     eprintln!("{}: OK", config.display());
                     ExitCode::SUCCESS
                 }

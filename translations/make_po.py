@@ -120,6 +120,11 @@ T["This payment was already used for a drink."] = (
     "Este pagamento já foi usado para uma bebida.",
     "Este pago ya se usó para una bebida.",
     "Diese Zahlung wurde schon für ein Getränk verwendet.")
+T["Nothing was charged — your payment is on its way back to your wallet."] = (
+    "Rien n’a été débité — votre paiement revient vers votre portefeuille.",
+    "Nada foi cobrado — o seu pagamento está a voltar para a sua carteira.",
+    "No se ha cobrado nada — su pago está volviendo a su monedero.",
+    "Nichts wurde abgebucht — Ihre Zahlung ist auf dem Weg zurück in Ihre Wallet.")
 T["Your payment is recorded, but the drink could not be poured."] = (
     "Votre paiement est enregistré, mais la boisson n’a pas pu être servie.",
     "O seu pagamento está registado, mas não foi possível servir a bebida.",

@@ -137,6 +137,7 @@ fn generate(dir: &Path, n: usize) {
                 SaleState::Owed => &["paid", "credited"],
                 SaleState::Refunded => &["paid", "credited", "refunded"],
                 SaleState::Settled => &["paid", "credited", "settled"],
+                SaleState::Returned => &["paid", "pour_started", "failed", "returning"],
                 SaleState::Created | SaleState::Pouring => &[],
             };
             for k in kinds {

@@ -26,6 +26,27 @@ use crate::pump::Pump;
 use crate::ui::{self, MachineWindow, SimWindow};
 use signals::{install_panic_hook, stop_signal};
 
+/// `hold = "always"`: the backend must say it can hold invoices, or lnvend does not start
+/// (a node without the plugin, or a rune without its methods, is a configuration mistake
+/// the operator should see at once, not at the first customer's tap).
+async fn require_holds(
+    backend: std::sync::Arc<dyn crate::backend::PaymentBackend>,
+) -> anyhow::Result<()> {
+    use crate::backend::HoldSupport;
+    match tokio::time::timeout(std::time::Duration::from_secs(60), backend.hold_support()).await {
+        Ok(Ok(HoldSupport::Yes)) => Ok(()),
+        Ok(Ok(HoldSupport::No(why))) => {
+            anyhow::bail!("backend.hold = \"always\", but the backend cannot hold invoices: {why}")
+        }
+        Ok(Err(e)) => anyhow::bail!(
+            "backend.hold = \"always\", and the backend could not be asked whether it can hold invoices: {e}"
+        ),
+        Err(_) => anyhow::bail!(
+            "backend.hold = \"always\", and the backend did not say within 60 s whether it can hold invoices"
+        ),
+    }
+}
+
 /// Runs the machine with its touchscreen until the window closes or a signal arrives.
 pub fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
     // Before any thread exists: the UI backend reads these from the environment.
@@ -40,6 +61,9 @@ pub fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
         let _in_runtime = rt.enter();
         assemble(&config)?
     };
+    if config.backend().hold() == crate::config::HoldMode::Always {
+        rt.block_on(require_holds(machine.controller.backend()))?;
+    }
     install_panic_hook(machine.pump.clone());
 
     let inputs = machine.controller.inputs();

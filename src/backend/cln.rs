@@ -25,12 +25,14 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{
-    BackendError, Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend, WakeUps,
+    BackendError, HoldState, HoldSupport, Invoice, InvoiceId, InvoiceRequest, InvoiceState,
+    PaymentBackend, PaymentHash, Preimage, WakeUps,
 };
 use crate::config::Network;
 use crate::money::{Msat, Price};
 
 mod catch_up;
+pub mod hold;
 mod socket;
 
 pub use catch_up::CursorFile;
@@ -500,6 +502,32 @@ impl<R: Rpc> PaymentBackend for ClnBackend<R> {
     /// Asked until the node answers: see [`catch_up`].
     async fn paid_while_away(&self) -> Result<Vec<InvoiceId>, BackendError> {
         Ok(self.catch_up().await)
+    }
+
+    /// See [`hold`]: the holdinvoice plugin, and a rune that allows its methods.
+    async fn hold_support(&self) -> Result<HoldSupport, BackendError> {
+        self.hold_support_now().await
+    }
+
+    async fn create_hold_invoice(
+        &self,
+        request: &InvoiceRequest,
+        preimage: &Preimage,
+    ) -> Result<Invoice, BackendError> {
+        self.create_hold(request, preimage).await
+    }
+
+    async fn hold_state(&self, hash: &PaymentHash) -> Result<HoldState, BackendError> {
+        self.lookup_hold(hash).await
+    }
+
+    /// The plugin has the preimage from `holdinvoice`; settling needs only the hash.
+    async fn settle_hold(&self, hash: &PaymentHash, _: &Preimage) -> Result<(), BackendError> {
+        self.finish_hold("holdinvoicesettle", hash).await
+    }
+
+    async fn cancel_hold(&self, hash: &PaymentHash) -> Result<(), BackendError> {
+        self.finish_hold("holdinvoicecancel", hash).await
     }
 }
 

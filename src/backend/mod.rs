@@ -8,6 +8,7 @@
 pub mod btcpay;
 pub mod cln;
 pub mod clnrest;
+pub mod hold;
 pub mod http;
 pub mod lnbits;
 pub mod memo;
@@ -22,6 +23,8 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::money::{Msat, Price};
+
+pub use hold::{HoldState, HoldSupport, PaymentHash, Preimage};
 
 /// The backend's id for an invoice (BTCPay invoice id, CLN label, payment hash…).
 #[derive(Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -78,6 +81,26 @@ impl Invoice {
             asked_expiry: request.expiry,
         };
         crate::bolt11::check(&claimed, network, now)
+    }
+
+    /// [`Invoice::check`] for a hold invoice, and its payment hash is sha256 of the preimage
+    /// lnvend made: a backend that swapped the hash (or the preimage) would have the customer
+    /// pay an invoice whose settle lnvend does not control.
+    pub fn check_hold(
+        &self,
+        request: &InvoiceRequest,
+        preimage: &Preimage,
+        network: crate::config::Network,
+        now: std::time::SystemTime,
+    ) -> Result<(), crate::bolt11::Bolt11Error> {
+        self.check(request, network, now)?;
+        if !self
+            .payment_hash
+            .eq_ignore_ascii_case(&preimage.payment_hash().to_hex())
+        {
+            return Err(crate::bolt11::Bolt11Error::PaymentHash);
+        }
+        Ok(())
     }
 }
 
@@ -144,6 +167,64 @@ pub trait PaymentBackend: Send + Sync + 'static {
     ) -> Result<Option<String>, BackendError> {
         let _ = (id, amount);
         Ok(None)
+    }
+
+    /// Whether this backend can take hold invoices right now (see [`hold`]). Asked at start
+    /// and by check-config; the default is no (BTCPay has none; LNbits would need its admin
+    /// key on the machine).
+    async fn hold_support(&self) -> Result<HoldSupport, BackendError> {
+        Ok(HoldSupport::No(format!(
+            "the {} backend has no hold invoices",
+            self.name()
+        )))
+    }
+
+    /// A hold invoice for `request` whose payment hash is sha256 of `preimage`. Its id is
+    /// the same kind of id [`PaymentBackend::create_invoice`] gives.
+    async fn create_hold_invoice(
+        &self,
+        request: &InvoiceRequest,
+        preimage: &Preimage,
+    ) -> Result<Invoice, BackendError> {
+        let _ = (request, preimage);
+        Err(BackendError::Rejected(format!(
+            "the {} backend has no hold invoices",
+            self.name()
+        )))
+    }
+
+    /// The authenticated state of a hold invoice: `Accepted` (or `Settled`) is the only thing
+    /// that may authorise a pour of a held payment.
+    async fn hold_state(&self, hash: &PaymentHash) -> Result<HoldState, BackendError> {
+        let _ = hash;
+        Err(BackendError::Rejected(format!(
+            "the {} backend has no hold invoices",
+            self.name()
+        )))
+    }
+
+    /// Takes a held payment. Already settled: Ok. Use [`hold::resolve`], which checks what
+    /// the backend did.
+    async fn settle_hold(
+        &self,
+        hash: &PaymentHash,
+        preimage: &Preimage,
+    ) -> Result<(), BackendError> {
+        let _ = (hash, preimage);
+        Err(BackendError::Rejected(format!(
+            "the {} backend has no hold invoices",
+            self.name()
+        )))
+    }
+
+    /// Gives a held payment back (or refuses an unpaid hold invoice for good). Already
+    /// cancelled: Ok. Use [`hold::resolve`].
+    async fn cancel_hold(&self, hash: &PaymentHash) -> Result<(), BackendError> {
+        let _ = hash;
+        Err(BackendError::Rejected(format!(
+            "the {} backend has no hold invoices",
+            self.name()
+        )))
     }
 }
 

@@ -20,12 +20,15 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{
-    BackendError, Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend, WakeUps,
+    BackendError, HoldState, HoldSupport, Invoice, InvoiceId, InvoiceRequest, InvoiceState,
+    PaymentBackend, PaymentHash, Preimage, WakeUps,
 };
 use crate::money::{Msat, Price};
 
 /// Paid or expired invoices kept after newer ones (older ones are forgotten).
 pub const KEEP_FINISHED: usize = 64;
+
+mod hold;
 
 /// Sats per whole fiat unit when no rate is configured (the config owns the default).
 pub use crate::config::DEFAULT_FIAT_RATE_SAT;
@@ -40,6 +43,9 @@ struct Stored {
     expires_at_unix: u64,
     paid: bool,
     expired_early: bool,
+    /// A hold invoice's state (`None`: an ordinary invoice).
+    #[serde(default)]
+    hold: Option<String>,
 }
 
 #[derive(Debug)]
@@ -50,11 +56,18 @@ struct SimInvoice {
     expired_early: bool,
     /// Issue order, for forgetting the oldest first.
     seq: u64,
+    /// A hold invoice's state (`None`: an ordinary invoice, `paid` says it all).
+    hold: Option<HoldState>,
 }
 
 impl SimInvoice {
     fn finished(&self, now: Instant) -> bool {
-        self.paid || self.expired_early || now >= self.expires
+        match self.hold {
+            // A held payment is not finished until settled or cancelled.
+            Some(HoldState::Accepted { .. }) => false,
+            Some(HoldState::Open) | None => self.paid || self.expired_early || now >= self.expires,
+            Some(HoldState::Settled | HoldState::Canceled) => true,
+        }
     }
 }
 
@@ -69,6 +82,11 @@ struct Inner {
     seq: u64,
     /// How long `create_invoice` takes (a slow or hanging server).
     create_delay: Duration,
+    /// Hold invoices switched on (off: as a node without the plugin, so `hold = "auto"`
+    /// sells as before on the simulator unless a test or `hold = "always"` turns them on).
+    holds: bool,
+    /// Settles and cancels carried out.
+    hold_calls: u64,
 }
 
 /// What a simulator control did, for the panel's status line.
@@ -160,6 +178,7 @@ impl SimBackend {
                                 paid: st.paid,
                                 expired_early: st.expired_early,
                                 seq,
+                                hold: st.hold.as_deref().and_then(hold::parse),
                             },
                         );
                     }
@@ -188,6 +207,7 @@ impl SimBackend {
                 expires_at_unix: i.invoice.expires_at_unix,
                 paid: i.paid,
                 expired_early: i.expired_early,
+                hold: i.hold.map(|h| h.name().to_owned()),
             })
             .collect();
         let tmp = path.with_extension("json.tmp");
@@ -291,7 +311,14 @@ impl SimBackend {
         if inv.paid || inv.expired_early || now >= inv.expires {
             return Err(SimError::NotPending);
         }
-        inv.paid = true;
+        match inv.hold {
+            // A hold invoice's payment is held, not taken: ACCEPTED until settled.
+            Some(HoldState::Open) => inv.hold = Some(HoldState::Accepted { htlc_expiry: None }),
+            Some(HoldState::Accepted { .. } | HoldState::Settled | HoldState::Canceled) => {
+                return Err(SimError::NotPending)
+            }
+            None => inv.paid = true,
+        }
         self.persist(&inner);
         if wake {
             wake_all(&mut inner, id);
@@ -324,6 +351,11 @@ impl SimBackend {
     /// Closes every wake-up connection, as a network drop would.
     pub fn drop_connections(&self) {
         self.lock().subscribers.clear();
+    }
+
+    /// Switches hold invoices on, or off (a node without the plugin).
+    pub fn set_holds(&self, on: bool) {
+        self.lock().holds = on;
     }
 
     /// While down, every call fails as if the server were unreachable.
@@ -417,34 +449,7 @@ impl PaymentBackend for SimBackend {
         }
         let preimage: [u8; 32] = rand::random();
         let hash = sha256::Hash::hash(&preimage);
-        let amount = self.amount_of(&request.price)?;
-        let (bolt11, expires_at_unix) = self.make_bolt11(request, amount, hash)?;
-        let payment_hash = hash.to_string();
-        let invoice = Invoice {
-            id: InvoiceId(payment_hash.clone()),
-            bolt11,
-            payment_hash,
-            amount,
-            expires_at_unix,
-        };
-        let mut inner = self.lock();
-        inner.created += 1;
-        inner.seq += 1;
-        let seq = inner.seq;
-        inner.latest = Some(invoice.id.clone());
-        inner.invoices.insert(
-            invoice.id.clone(),
-            SimInvoice {
-                invoice: invoice.clone(),
-                expires: Instant::now() + request.expiry,
-                paid: false,
-                expired_early: false,
-                seq,
-            },
-        );
-        forget_old(&mut inner);
-        self.persist(&inner);
-        Ok(invoice)
+        self.issue(request, hash, None)
     }
 
     async fn invoice_state(&self, id: &InvoiceId) -> Result<InvoiceState, BackendError> {
@@ -475,123 +480,84 @@ impl PaymentBackend for SimBackend {
             .push(tx);
         Ok(rx)
     }
+
+    async fn hold_support(&self) -> Result<HoldSupport, BackendError> {
+        self.check_health().await?;
+        Ok(if self.lock().holds {
+            HoldSupport::Yes
+        } else {
+            HoldSupport::No("the simulated backend's hold invoices are switched off".into())
+        })
+    }
+
+    async fn create_hold_invoice(
+        &self,
+        request: &InvoiceRequest,
+        preimage: &Preimage,
+    ) -> Result<Invoice, BackendError> {
+        self.check_health().await?;
+        self.create_hold(request, preimage)
+    }
+
+    async fn hold_state(&self, hash: &PaymentHash) -> Result<HoldState, BackendError> {
+        self.check_health().await?;
+        self.hold_state_of(hash)
+    }
+
+    async fn settle_hold(
+        &self,
+        hash: &PaymentHash,
+        preimage: &Preimage,
+    ) -> Result<(), BackendError> {
+        self.check_health().await?;
+        self.finish_hold(hash, Some(preimage))
+    }
+
+    async fn cancel_hold(&self, hash: &PaymentHash) -> Result<(), BackendError> {
+        self.check_health().await?;
+        self.finish_hold(hash, None)
+    }
+}
+
+impl SimBackend {
+    /// Records a new invoice for `hash` (a hold invoice when `hold` is given).
+    fn issue(
+        &self,
+        request: &InvoiceRequest,
+        hash: sha256::Hash,
+        hold: Option<HoldState>,
+    ) -> Result<Invoice, BackendError> {
+        let amount = self.amount_of(&request.price)?;
+        let (bolt11, expires_at_unix) = self.make_bolt11(request, amount, hash)?;
+        let payment_hash = hash.to_string();
+        let invoice = Invoice {
+            id: InvoiceId(payment_hash.clone()),
+            bolt11,
+            payment_hash,
+            amount,
+            expires_at_unix,
+        };
+        let mut inner = self.lock();
+        inner.created += 1;
+        inner.seq += 1;
+        let seq = inner.seq;
+        inner.latest = Some(invoice.id.clone());
+        inner.invoices.insert(
+            invoice.id.clone(),
+            SimInvoice {
+                invoice: invoice.clone(),
+                expires: Instant::now() + request.expiry,
+                paid: false,
+                expired_early: false,
+                seq,
+                hold,
+            },
+        );
+        forget_old(&mut inner);
+        self.persist(&inner);
+        Ok(invoice)
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::str::FromStr;
-
-    fn request() -> InvoiceRequest {
-        InvoiceRequest {
-            sale_id: "s1".into(),
-            machine_id: "bar-7".into(),
-            product: "Cola".into(),
-            price: Price::Sats(Msat::from_sat(2100).unwrap()),
-            description: "Cola".into(),
-            expiry: Duration::from_secs(600),
-        }
-    }
-
-    #[tokio::test]
-    async fn issues_a_signed_regtest_invoice_that_decoders_accept() {
-        let sim = SimBackend::new();
-        let inv = sim.create_invoice(&request()).await.unwrap();
-        assert!(inv.bolt11.starts_with("lnbcrt21u1"), "{}", inv.bolt11);
-        let parsed = lightning_invoice::Bolt11Invoice::from_str(&inv.bolt11).unwrap();
-        parsed.check_signature().unwrap();
-        assert_eq!(parsed.currency(), Currency::Regtest);
-        assert_eq!(parsed.amount_milli_satoshis(), Some(2_100_000));
-        assert_eq!(parsed.expiry_time(), Duration::from_secs(600));
-        assert_eq!(parsed.payment_hash().to_string(), inv.payment_hash);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn pay_wakes_the_watcher_and_the_state_says_paid() {
-        let sim = SimBackend::new();
-        let inv = sim.create_invoice(&request()).await.unwrap();
-        let mut wake = sim.wake_ups(&inv.id).await.unwrap();
-        assert_eq!(
-            sim.invoice_state(&inv.id).await.unwrap(),
-            InvoiceState::Pending
-        );
-        sim.pay_latest().unwrap();
-        assert_eq!(wake.recv().await, Some(()));
-        assert_eq!(
-            sim.invoice_state(&inv.id).await.unwrap(),
-            InvoiceState::Paid {
-                received: inv.amount
-            }
-        );
-        assert_eq!(sim.pay(&inv.id), Err(SimError::NotPending), "paid twice");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn invoices_expire_and_cannot_be_paid_after() {
-        let sim = SimBackend::new();
-        let inv = sim.create_invoice(&request()).await.unwrap();
-        tokio::time::advance(Duration::from_secs(601)).await;
-        assert_eq!(
-            sim.invoice_state(&inv.id).await.unwrap(),
-            InvoiceState::Expired
-        );
-        assert_eq!(sim.pay(&inv.id), Err(SimError::NotPending));
-    }
-
-    #[tokio::test]
-    async fn down_backend_refuses_everything_and_drops_connections() {
-        let sim = SimBackend::new();
-        let inv = sim.create_invoice(&request()).await.unwrap();
-        let mut wake = sim.wake_ups(&inv.id).await.unwrap();
-        sim.set_down(true);
-        assert_eq!(wake.recv().await, None);
-        assert!(matches!(
-            sim.check_health().await,
-            Err(BackendError::Unreachable(_))
-        ));
-        assert!(sim.create_invoice(&request()).await.is_err());
-        assert!(sim.invoice_state(&inv.id).await.is_err());
-        sim.set_down(false);
-        assert!(sim.check_health().await.is_ok());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_long_run_forgets_old_finished_invoices_but_never_a_payable_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = dir.path().join("sim-backend.json");
-        let sim = SimBackend::new().with_store(store.clone());
-        let mut long = request();
-        long.expiry = Duration::from_secs(3600);
-        let payable = sim.create_invoice(&long).await.unwrap();
-        let first_paid = sim.create_invoice(&request()).await.unwrap();
-        sim.pay(&first_paid.id).unwrap();
-        let mut last = None;
-        for _ in 0..2 * KEEP_FINISHED {
-            let inv = sim.create_invoice(&request()).await.unwrap();
-            sim.pay(&inv.id).unwrap();
-            last = Some(inv);
-        }
-        let last = last.unwrap();
-        // The oldest paid invoice is gone; the newest paid and the payable one remain.
-        assert!(sim.invoice_state(&first_paid.id).await.is_err());
-        assert!(matches!(
-            sim.invoice_state(&last.id).await.unwrap(),
-            InvoiceState::Paid { .. }
-        ));
-        assert_eq!(
-            sim.invoice_state(&payable.id).await.unwrap(),
-            InvoiceState::Pending
-        );
-        assert_eq!(sim.invoices_created(), 2 * KEEP_FINISHED as u64 + 2);
-        let stored: Vec<Stored> =
-            serde_json::from_str(&std::fs::read_to_string(&store).unwrap()).unwrap();
-        assert!(stored.len() <= KEEP_FINISHED + 2, "{} stored", stored.len());
-        // A restarted simulator still finds the payable invoice and can take its payment.
-        let again = SimBackend::new().with_store(store);
-        again.pay(&payable.id).unwrap();
-        assert!(matches!(
-            again.invoice_state(&payable.id).await.unwrap(),
-            InvoiceState::Paid { .. }
-        ));
-    }
-}
+mod tests;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::time::{sleep_until, Instant};
 
-use super::{Invoice, InvoiceState, PaymentBackend, WakeUps};
+use super::{HoldState, Invoice, InvoiceState, PaymentBackend, PaymentHash, WakeUps};
 
 /// Timing of a watch.
 #[derive(Clone, Copy, Debug)]
@@ -116,17 +116,36 @@ pub async fn watch_invoice(
     expires_at: Instant,
     timing: WatchTiming,
 ) -> WatchOutcome {
+    watch_payment(backend, invoice, None, expires_at, timing).await
+}
+
+/// [`watch_invoice`], or for a hold invoice (`hold`: its payment hash) the hold's state:
+/// `Paid` when the backend says ACCEPTED (or SETTLED), `Expired` when CANCELED. A held
+/// payment has no wake-up (Core Lightning's plugin sends none, and `waitinvoice` fires only
+/// on settle), so it is polled every `poll_down`.
+pub async fn watch_payment(
+    backend: Arc<dyn PaymentBackend>,
+    invoice: Invoice,
+    hold: Option<PaymentHash>,
+    expires_at: Instant,
+    timing: WatchTiming,
+) -> WatchOutcome {
     let give_up = expires_at + timing.grace;
     let mut wake: Option<WakeUps> = None;
     let mut connected_at = Instant::now();
     let mut backoff = timing.backoff_min;
-    let mut next_connect = Instant::now();
+    // No wake-up stream is ever opened for a hold.
+    let mut next_connect = if hold.is_some() {
+        give_up
+    } else {
+        Instant::now()
+    };
     let mut next_poll = Instant::now();
     let mut coalesce = Coalesce::new(timing.wake_gap_min, timing.poll_down);
 
     loop {
         let now = Instant::now();
-        if wake.is_none() && now >= next_connect {
+        if hold.is_none() && wake.is_none() && now >= next_connect {
             match backend.wake_ups(&invoice.id).await {
                 Ok(rx) => {
                     tracing::debug!(invoice = %invoice.id, "wake-up stream connected");
@@ -145,7 +164,11 @@ pub async fn watch_invoice(
         }
 
         if Instant::now() >= next_poll {
-            if let Some(outcome) = reconcile(backend.as_ref(), &invoice).await {
+            let outcome = match &hold {
+                Some(hash) => reconcile_hold(backend.as_ref(), &invoice, hash).await,
+                None => reconcile(backend.as_ref(), &invoice).await,
+            };
+            if let Some(outcome) = outcome {
                 return outcome;
             }
             coalesce.checked(Instant::now());
@@ -210,6 +233,24 @@ async fn reconcile(backend: &dyn PaymentBackend, invoice: &Invoice) -> Option<Wa
         Ok(InvoiceState::Pending) => None,
         Err(e) => {
             tracing::warn!(invoice = %invoice.id, error = %e, "could not check invoice state");
+            None
+        }
+    }
+}
+
+async fn reconcile_hold(
+    backend: &dyn PaymentBackend,
+    invoice: &Invoice,
+    hash: &PaymentHash,
+) -> Option<WatchOutcome> {
+    match backend.hold_state(hash).await {
+        // ACCEPTED: the backend holds HTLCs for the whole amount (the plugin accepts no
+        // less), authenticated like any `Paid`.
+        Ok(HoldState::Accepted { .. } | HoldState::Settled) => Some(WatchOutcome::Paid),
+        Ok(HoldState::Canceled) => Some(WatchOutcome::Expired),
+        Ok(HoldState::Open) => None,
+        Err(e) => {
+            tracing::warn!(invoice = %invoice.id, error = %e, "could not check the hold invoice");
             None
         }
     }

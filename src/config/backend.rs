@@ -41,18 +41,49 @@ pub enum Network {
     Regtest,
 }
 
+/// `hold`: whether sales use hold invoices (the payment is held, and taken only once the
+/// drink is poured; returned when it cannot be). Only the backends that can hold have the key
+/// (`sim`, `cln`); BTCPay has no hold invoices, and LNbits would need its admin key on the
+/// machine to settle or cancel one, so both keep today's flow and refuse the key.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HoldMode {
+    /// Hold whenever the backend can (Core Lightning: the holdinvoice plugin is running and
+    /// the rune allows its methods); otherwise today's flow.
+    #[default]
+    Auto,
+    /// Hold every sale; without a backend that can, no sale at all.
+    Always,
+    /// Never hold: the payment is taken before the pour, as before.
+    Never,
+}
+
+impl HoldMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldMode::Auto => "auto",
+            HoldMode::Always => "always",
+            HoldMode::Never => "never",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SimConfig {
     /// Sats per whole unit of `currency` for fiat prices (a made-up rate).
     #[serde(default = "default_fiat_rate")]
     pub fiat_rate_sat: u64,
+    /// Hold invoices (see [`HoldMode`]).
+    #[serde(default)]
+    pub hold: HoldMode,
 }
 
 impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             fiat_rate_sat: default_fiat_rate(),
+            hold: HoldMode::default(),
         }
     }
 }
@@ -119,6 +150,9 @@ pub struct ClnConfig {
     /// http anyone on the path reads the key and can answer "paid" to get a free drink.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_insecure_http: bool,
+    /// Hold invoices through the node's holdinvoice plugin (see [`HoldMode`]).
+    #[serde(default)]
+    pub hold: HoldMode,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -152,6 +186,47 @@ impl BackendConfig {
             BackendConfig::Btcpay(_) => "btcpay",
             BackendConfig::Cln(_) => "cln",
             BackendConfig::Lnbits(_) => "lnbits",
+        }
+    }
+
+    /// `hold` as configured; `never` for the backends without the key.
+    pub fn hold(&self) -> HoldMode {
+        match self {
+            BackendConfig::Sim(c) => c.hold,
+            BackendConfig::Cln(c) => c.hold,
+            BackendConfig::Btcpay(_) | BackendConfig::Lnbits(_) => HoldMode::Never,
+        }
+    }
+
+    /// What `lnvend check-config` says about hold invoices (it asks no backend: whether a
+    /// node can hold is asked at start).
+    pub fn hold_summary(&self) -> String {
+        let before = "payments are taken before the pour, as without hold invoices";
+        match (self, self.hold()) {
+            (BackendConfig::Btcpay(_), _) => {
+                format!("not available: BTCPay Server has no hold invoices; {before}")
+            }
+            (BackendConfig::Lnbits(_), _) => format!(
+                "not available: LNbits would need the wallet's admin key on the machine to \
+                 settle or cancel; {before}"
+            ),
+            (BackendConfig::Sim(_) | BackendConfig::Cln(_), HoldMode::Never) => {
+                format!("never: {before}")
+            }
+            (BackendConfig::Sim(_), HoldMode::Auto) => {
+                format!("auto: the simulator holds only with hold = \"always\"; {before}")
+            }
+            (BackendConfig::Sim(_), HoldMode::Always) => {
+                "always: every sale is held by the simulated backend".into()
+            }
+            (BackendConfig::Cln(_), HoldMode::Auto) => format!(
+                "auto: used if, at start, the node runs the holdinvoice plugin and the rune \
+                 allows its methods; otherwise {before}"
+            ),
+            (BackendConfig::Cln(_), HoldMode::Always) => "always: every sale; lnvend does not \
+                 start unless the node runs the holdinvoice plugin and the rune allows its \
+                 methods"
+                .into(),
         }
     }
 
@@ -448,3 +523,6 @@ pub fn parse_cert_sha256(text: &str) -> Option<[u8; 32]> {
     let bytes = hex::decode(clean.trim()).ok()?;
     bytes.try_into().ok()
 }
+
+#[cfg(test)]
+mod hold_tests;

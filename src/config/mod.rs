@@ -27,8 +27,8 @@ mod nfc;
 mod products;
 
 pub use backend::{
-    parse_cert_sha256, BackendConfig, BtcpayConfig, ClnConfig, LnbitsConfig, Network, SimConfig,
-    Transport, DEFAULT_FIAT_RATE_SAT,
+    parse_cert_sha256, BackendConfig, BtcpayConfig, ClnConfig, HoldMode, LnbitsConfig, Network,
+    SimConfig, Transport, DEFAULT_FIAT_RATE_SAT,
 };
 pub use display::{DisplayConfig, LANGUAGES, MAX_WALLET_HINT_CHARS};
 use gpio::RawGpio;

@@ -87,7 +87,14 @@ impl Controller {
         Ok(())
     }
     pub(super) fn refund_from_fault_screen(&mut self) {
-        let State::Fault { sale, failure, .. } = &self.state else {
+        // A returned hold has nothing to refund: the node gives the payment back.
+        let State::Fault {
+            sale,
+            failure,
+            returned: false,
+            ..
+        } = &self.state
+        else {
             return;
         };
         let started = self

@@ -10,6 +10,7 @@ impl Controller {
             sale_id,
             invoice,
             expires_at,
+            held,
         } = event
         else {
             return event;
@@ -22,17 +23,24 @@ impl Controller {
             };
         };
         let backend = self.backend.name();
-        let result = match &mut self.ledger {
-            Ok(l) => l
+        let preimage = self.preimages.remove(&sale_id);
+        let result = match (&mut self.ledger, held, &preimage) {
+            (Ok(l), false, _) => l
                 .record_created(&sale, backend, &invoice)
                 .map_err(|e| e.to_string()),
-            Err(reason) => Err(reason.clone()),
+            // The preimage is durable with the sale before anyone can pay.
+            (Ok(l), true, Some(p)) => l
+                .record_created_held(&sale, backend, &invoice, p)
+                .map_err(|e| e.to_string()),
+            (Ok(_), true, None) => Err("a hold invoice without its preimage".into()),
+            (Err(reason), _, _) => Err(reason.clone()),
         };
         match result {
             Ok(()) => Event::InvoiceCreated {
                 sale_id,
                 invoice,
                 expires_at,
+                held,
             },
             Err(reason) => {
                 tracing::error!(sale = %sale_id, %reason, "cannot record the sale; not showing its QR");
@@ -219,6 +227,10 @@ impl Controller {
                     }
                 }
             }
+            Effect::SettleHold { sale_id } => self.settle_hold(sale_id),
+            Effect::CancelHold { sale_id } => self.cancel_hold(sale_id),
+            // A held payment is given back (or, if the backend took it, owed), never poured.
+            Effect::RecordLatePayment { invoice_id } if self.late_hold(&invoice_id) => {}
             Effect::RecordLatePayment { invoice_id } => match &mut self.ledger {
                 Ok(l) => match l.record_late_payment(&invoice_id) {
                     Ok(Some(sale)) => {
@@ -268,6 +280,18 @@ impl Controller {
                 failure,
             }));
             return;
+        }
+        if let (false, Ok(l)) = (credit, &mut self.ledger) {
+            match l.unresolved_hold(&sale.id) {
+                Ok(Some(_)) => {
+                    self.metrics.held();
+                    if let Err(e) = l.hold_accepted(&sale.id) {
+                        tracing::warn!(sale = %sale.id, error = %e, "could not note when the payment was held");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(sale = %sale.id, error = %e, "could not read the hold"),
+            }
         }
         tracing::info!(sale = %sale.id, invoice = %invoice_id, channel = %sale.product.channel, ms = sale.product.pour.as_millis() as u64, ml = sale.product.volume_ml, "payment recorded; pouring");
         let owed_ml = if credit {

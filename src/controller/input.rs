@@ -61,6 +61,15 @@ pub enum Input {
     },
     /// The card's PIN typed on its pad, or `None` for cancel.
     CardPin(Option<crate::secret::Secret>),
+    /// The backend's answer at start: can it hold invoices?
+    HoldSupport(crate::backend::HoldSupport),
+    /// A held payment ended as the backend confirmed (see `controller::hold`).
+    HoldResolved {
+        sale_id: SaleId,
+        outcome: crate::backend::hold::Outcome,
+        /// When the payment was accepted (UNIX microseconds), for the held-time metric.
+        accepted_us: Option<i64>,
+    },
 }
 
 /// The operator's actions in the menu.

@@ -19,6 +19,7 @@ mod card;
 mod credits;
 mod effects;
 mod flow;
+mod hold;
 pub mod input;
 pub mod late;
 pub mod limits;
@@ -50,7 +51,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{sleep_until, Instant};
 
-use crate::backend::watch::{watch_invoice, WatchOutcome, WatchTiming};
+use crate::backend::watch::{watch_payment, WatchOutcome, WatchTiming};
 use crate::backend::{Invoice, InvoiceId, InvoiceRequest, PaymentBackend};
 use crate::clock::{instant_of_unix, Clock};
 use crate::config::Network;
@@ -149,6 +150,12 @@ pub struct Controller {
     /// The sats of the last invoice for each fiat-priced product (by index), with the fiat
     /// price it was for: the tile's "≈ sats" (see `view`).
     fiat_sats: HashMap<usize, (crate::money::Fiat, Msat)>,
+    /// Whether new sales get hold invoices (see `hold`).
+    holds: hold::HoldUse,
+    /// The preimages of hold invoices being created, until the ledger has them.
+    preimages: HashMap<SaleId, crate::backend::Preimage>,
+    /// Sales whose held payment a background task is settling or cancelling.
+    resolving: std::collections::HashSet<SaleId>,
 }
 
 /// How often the controller loop proves it is alive (see [`Controller::heartbeat`]).
@@ -231,6 +238,9 @@ impl Controller {
             paid_amount: None,
             cards: card::Cards::default(),
             fiat_sats: HashMap::new(),
+            holds: hold::HoldUse::default(),
+            preimages: HashMap::new(),
+            resolving: std::collections::HashSet::new(),
         }
     }
     /// Updated by the controller loop itself every [`HEARTBEAT`]: a value that stops moving
@@ -246,6 +256,10 @@ impl Controller {
     }
     pub fn state(&self) -> &State {
         &self.state
+    }
+    /// The payment backend (the app asks it at start whether it can hold invoices).
+    pub fn backend(&self) -> Arc<dyn PaymentBackend> {
+        self.backend.clone()
     }
     /// Runs until `shutdown` resolves. The pump is stopped on the way out, whatever happened.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
@@ -486,6 +500,19 @@ impl Controller {
                 self.publish();
                 return;
             }
+            Input::HoldSupport(support) => {
+                self.hold_support(support);
+                return;
+            }
+            Input::HoldResolved {
+                sale_id,
+                outcome,
+                accepted_us,
+            } => {
+                self.hold_resolved(sale_id, outcome, accepted_us);
+                self.publish();
+                return;
+            }
             Input::PaidOutOfBand {
                 invoice_id,
                 received,
@@ -497,6 +524,7 @@ impl Controller {
                 self.note_health(&e);
                 if let Event::InvoiceFailed { sale_id, .. } = &e {
                     self.creating.remove(sale_id);
+                    self.preimages.remove(sale_id);
                 }
                 e
             }

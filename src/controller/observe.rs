@@ -104,6 +104,8 @@ impl Controller {
                     }
                 }
                 Effect::RecordLatePayment { .. } => owed_changed = true,
+                // Counted when the backend confirms them (`controller::hold`).
+                Effect::SettleHold { .. } | Effect::CancelHold { .. } => {}
                 Effect::CreateInvoice { .. }
                 | Effect::WatchInvoice { .. }
                 | Effect::StopPump

@@ -41,4 +41,6 @@ pub struct Settings {
     pub flow: Vec<FlowChannel>,
     /// Stock keeping per product, by index.
     pub stock: Vec<StockSpec>,
+    /// `[backend] hold`: whether sales use hold invoices (see `controller::hold`).
+    pub hold: crate::config::HoldMode,
 }

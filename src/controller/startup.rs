@@ -88,6 +88,8 @@ impl Controller {
                 self.apply(Event::LedgerDown { reason });
             }
         }
+        // Held payments of before the start: resolved before the first input is handled.
+        self.start_holds();
         self.offer_credits_from_before();
         self.publish();
     }

@@ -137,10 +137,23 @@ impl Controller {
         let timeout = self.settings.request_timeout;
         let network = self.settings.network;
         let clock = self.settings.clock.clone();
+        let preimage = match self.preimage_for(&sale.id) {
+            Ok(p) => p,
+            Err(reason) => {
+                tracing::error!(sale = %sale.id, %reason, "no invoice");
+                let _ = tx.send(Input::Event(Event::InvoiceFailed {
+                    sale_id: sale.id,
+                    reason,
+                }));
+                return;
+            }
+        };
         self.tasks.spawn(async move {
+            let held = preimage.is_some();
             let ev = create_invoice(
                 backend.as_ref(),
                 &request,
+                preimage.as_ref(),
                 sale.product.sat_bounds,
                 network,
                 timeout,
@@ -152,6 +165,7 @@ impl Controller {
                     sale_id: sale.id,
                     invoice,
                     expires_at,
+                    held,
                 },
                 Err(reason) => {
                     tracing::error!(sale = %sale.id, %reason, "could not get an invoice");
@@ -186,13 +200,22 @@ impl Controller {
             }
         }
         let expires_at = instant_of_unix(self.settings.clock.as_ref(), invoice.expires_at_unix);
+        // A hold invoice is watched through its hold state: its node says "unpaid" while the
+        // payment is held, and sends no wake-up for it.
+        let hold = match &self.ledger {
+            Ok(l) => match l.is_held_invoice(&invoice.id) {
+                Ok(Some(_)) => crate::backend::PaymentHash::from_hex(&invoice.payment_hash).ok(),
+                Ok(None) | Err(_) => None,
+            },
+            Err(_) => None,
+        };
         let id = invoice.id.clone();
         let backend = self.backend.clone();
         let timing = self.settings.watch;
         let tx = self.tx.clone();
         let handle = tokio::spawn(async move {
             let invoice_id = invoice.id.clone();
-            let event = match watch_invoice(backend, invoice, expires_at, timing).await {
+            let event = match watch_payment(backend, invoice, hold, expires_at, timing).await {
                 WatchOutcome::Paid => Event::PaymentConfirmed { invoice_id },
                 WatchOutcome::Expired => Event::InvoiceExpired { invoice_id },
                 // The late-payment sweep looks at it from now on.
@@ -211,12 +234,19 @@ impl Controller {
 async fn create_invoice(
     backend: &dyn PaymentBackend,
     request: &InvoiceRequest,
+    preimage: Option<&crate::backend::Preimage>,
     bounds: Option<(Msat, Msat)>,
     network: Network,
     timeout: Duration,
     clock: &dyn Clock,
 ) -> Result<(Invoice, Instant), String> {
-    let invoice = match tokio::time::timeout(timeout, backend.create_invoice(request)).await {
+    let asked = async {
+        match preimage {
+            Some(p) => backend.create_hold_invoice(request, p).await,
+            None => backend.create_invoice(request).await,
+        }
+    };
+    let invoice = match tokio::time::timeout(timeout, asked).await {
         Err(_) => {
             return Err(format!(
                 "the payment backend did not answer within {timeout:?}"
@@ -225,7 +255,11 @@ async fn create_invoice(
         Ok(Err(e)) => return Err(e.to_string()),
         Ok(Ok(i)) => i,
     };
-    invoice.check(request, network, clock.wall()).map_err(|e| {
+    let checked = match preimage {
+        Some(p) => invoice.check_hold(request, p, network, clock.wall()),
+        None => invoice.check(request, network, clock.wall()),
+    };
+    checked.map_err(|e| {
         tracing::error!(invoice = %invoice.id, error = %e, "refusing to show an invoice that does not match the request");
         e.to_string()
     })?;

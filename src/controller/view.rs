@@ -19,6 +19,9 @@ pub const EXPIRED_TEXT: &str = "This payment request expired — nothing was cha
 pub const ALREADY_POURED_TEXT: &str = "This payment was already used for a drink.";
 /// What the fault screen says when a paid drink could not be poured.
 pub const NOT_POURED_TEXT: &str = "Your payment is recorded, but the drink could not be poured.";
+/// A held payment that is being cancelled: the customer's wallet gets it back by itself.
+pub const RETURNED_TEXT: &str =
+    "Nothing was charged — your payment is on its way back to your wallet.";
 /// A pour by volume found no flow: the tank is dry (the sale is owed, the product sold out).
 pub const RAN_OUT_TEXT: &str = "This drink just ran out. Your payment is recorded as a credit.";
 /// A pour by volume reached its time limit first: the rest is owed as a credit.
@@ -249,6 +252,7 @@ impl Controller {
                 sale,
                 invoice,
                 expires_at,
+                ..
             } => {
                 v.screen = Screen::Payment;
                 v.product = sale.product.name.clone();
@@ -302,8 +306,22 @@ impl Controller {
             }
             State::Fault {
                 sale,
+                until,
+                returned: true,
+                ..
+            } => {
+                // The held payment goes back by itself: nothing to claim, no code needed.
+                v.screen = Screen::Fault;
+                v.product = sale.product.name.clone();
+                v.amount = price_text(&sale.product.price);
+                v.seconds_left = until.saturating_duration_since(now).as_secs();
+                v.message = RETURNED_TEXT.into();
+            }
+            State::Fault {
+                sale,
                 failure,
                 until,
+                returned: false,
                 ..
             } => {
                 v.screen = Screen::Fault;

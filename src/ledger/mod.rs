@@ -11,6 +11,7 @@
 #[macro_use]
 pub mod schema;
 
+mod holds;
 mod owed;
 mod refund_links;
 mod reports;
@@ -18,6 +19,7 @@ mod retention;
 mod state;
 mod stock;
 
+pub use holds::HeldSale;
 pub use owed::Owed;
 use owed::{owed_row, OWED_COLUMNS};
 pub use refund_links::RefundLink;
@@ -225,6 +227,28 @@ impl Ledger {
         backend: &str,
         invoice: &Invoice,
     ) -> Result<(), LedgerError> {
+        self.record_created_with(sale, backend, invoice, None)
+    }
+
+    /// [`Ledger::record_created`] for a hold invoice: the sale and its preimage in one
+    /// durable transaction, before the QR is shown (a settle after a crash needs it).
+    pub fn record_created_held(
+        &mut self,
+        sale: &Sale,
+        backend: &str,
+        invoice: &Invoice,
+        preimage: &crate::backend::Preimage,
+    ) -> Result<(), LedgerError> {
+        self.record_created_with(sale, backend, invoice, Some(preimage))
+    }
+
+    fn record_created_with(
+        &mut self,
+        sale: &Sale,
+        backend: &str,
+        invoice: &Invoice,
+        preimage: Option<&crate::backend::Preimage>,
+    ) -> Result<(), LedgerError> {
         // What a fiat-priced drink cost in its currency today, kept beside the sats.
         let fiat = match &sale.product.price {
             crate::money::Price::Fiat(f) => Some(f.clone()),
@@ -254,6 +278,9 @@ impl Ledger {
             "INSERT INTO transitions (sale_id, kind, at_us) VALUES (?1, 'created', ?2)",
             params![sale.id.0, now_us()],
         )?;
+        if let Some(preimage) = preimage {
+            Ledger::insert_hold(&tx, &sale.id, preimage)?;
+        }
         tx.commit()?;
         Ok(())
     }
@@ -933,7 +960,8 @@ mod tests {
                 "poured",
                 "owed",
                 "settled",
-                "refunded"
+                "refunded",
+                "returned"
             ]
         );
         for v in SaleState::ALL {

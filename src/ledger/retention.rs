@@ -104,7 +104,7 @@ mod tests {
             SaleState::Owed => {
                 l.record_late_payment(&invoice.id).unwrap();
             }
-            SaleState::Pouring | SaleState::Settled | SaleState::Refunded => {
+            SaleState::Pouring | SaleState::Settled | SaleState::Refunded | SaleState::Returned => {
                 unreachable!("not used here")
             }
         }

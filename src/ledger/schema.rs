@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use super::LedgerError;
 
 /// The version this binary writes.
-pub const LATEST: u32 = 5;
+pub const LATEST: u32 = 6;
 
 /// Version 1: the schema before versioning, unchanged (a file of that time is exactly this).
 const V1: &str = "
@@ -148,8 +148,26 @@ INSERT INTO poured_totals (product, count, msat)
 "
 );
 
+/// Version 6 (hold invoices, see `super::holds`): `holds` has one row per sale sold with a
+/// hold invoice: its payment hash, the preimage lnvend made (needed to settle after a
+/// crash; the ledger file is readable by lnvend's user only), and where the hold is:
+/// `held` until lnvend saw the backend settle or cancel it, then `settled` or `canceled`.
+/// `holds_unresolved` finds the few `held` rows at start without reading the others.
+const V6: &str = "
+CREATE TABLE holds (
+    sale_id TEXT PRIMARY KEY REFERENCES sales(id),
+    payment_hash TEXT NOT NULL,
+    preimage TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_us INTEGER NOT NULL,
+    accepted_us INTEGER,
+    resolved_us INTEGER
+);
+CREATE INDEX holds_unresolved ON holds(created_us) WHERE state = 'held';
+";
+
 /// The migrations, in order: `MIGRATIONS[i]` takes version `i + 1` to `i + 2`.
-const MIGRATIONS: [&str; 4] = [V2, V3, V4, V5];
+const MIGRATIONS: [&str; 5] = [V2, V3, V4, V5, V6];
 
 pub(super) fn user_version(conn: &Connection) -> Result<u32, LedgerError> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get::<_, u32>(0))?)
@@ -247,6 +265,41 @@ mod tests {
             )
             .unwrap();
         assert_eq!(row, ("Cola".into(), 2_100_000, Some(300), None, None));
+    }
+
+    #[test]
+    fn a_version_5_file_gains_the_holds_table_and_keeps_its_sales() {
+        let mut c = Connection::open_in_memory().unwrap();
+        for v in [V1, V2, V3, V4, V5] {
+            c.execute_batch(v).unwrap();
+        }
+        c.pragma_update(None, "user_version", 5).unwrap();
+        c.execute(
+            "INSERT INTO sales (id, product, price_msat, backend, invoice_id, payment_hash,
+                                bolt11, expires_at, state, created_us)
+             VALUES ('S1-0001', 'Cola', 2100000, 'sim', 'i1', 'h1', 'b1', 0, 'poured', 1)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut c).unwrap(), 5);
+        assert_eq!(user_version(&c).unwrap(), LATEST);
+        let (sales, holds): (i64, i64) = c
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM sales), (SELECT COUNT(*) FROM holds)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((sales, holds), (1, 0));
+        // The start-up query for unresolved holds uses the partial index, not a scan.
+        let plan: String = c
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT sale_id FROM holds WHERE state = 'held' ORDER BY created_us",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("holds_unresolved"), "{plan}");
     }
 
     /// The service asks systemd for more start time exactly when an older lnvend's file is

@@ -20,10 +20,13 @@ pub enum SaleState {
     /// The operator gave the drink or the money by hand.
     Settled,
     Refunded,
+    /// Paid with a hold invoice and given back (cancelled) because nothing was poured:
+    /// nothing was charged, nothing is owed.
+    Returned,
 }
 
 impl SaleState {
-    pub const ALL: [SaleState; 8] = [
+    pub const ALL: [SaleState; 9] = [
         SaleState::Created,
         SaleState::Cancelled,
         SaleState::Expired,
@@ -32,6 +35,7 @@ impl SaleState {
         SaleState::Owed,
         SaleState::Settled,
         SaleState::Refunded,
+        SaleState::Returned,
     ];
 
     /// The string in the `sales.state` column.
@@ -45,6 +49,7 @@ impl SaleState {
             SaleState::Owed => "owed",
             SaleState::Settled => "settled",
             SaleState::Refunded => "refunded",
+            SaleState::Returned => "returned",
         }
     }
 

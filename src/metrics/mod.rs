@@ -44,6 +44,11 @@ struct ProductLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HoldOutcome {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ChannelLabel {
     channel: String,
 }
@@ -121,6 +126,9 @@ pub struct Metrics {
     stock: Family<ProductLabel, Gauge<f64, AtomicU64>>,
     stock_low: Family<ProductLabel, Gauge<f64, AtomicU64>>,
     pump_seconds: Family<ChannelLabel, Counter<f64, AtomicU64>>,
+    /// Hold invoices: payments held, settled, cancelled (see `controller::hold`).
+    holds: Family<HoldOutcome, Counter>,
+    held_seconds: Histogram,
     /// The sale whose payment the controller learnt of, and when (for pay-to-pump): counted
     /// as paid only once the ledger takes it (see [`Metrics::pump_started`]).
     paid_at: Mutex<Option<Seen>>,
@@ -229,6 +237,23 @@ impl Metrics {
         for c in ["A", "B"] {
             let _ = pump_seconds.get_or_create(&ChannelLabel { channel: c.into() });
         }
+        let holds = Family::<HoldOutcome, Counter>::default();
+        registry.register(
+            "lnvend_holds",
+            "Held payments (hold invoices) by outcome: held (accepted, pour recorded), settled (taken), cancelled (returned to the customer)",
+            holds.clone(),
+        );
+        for outcome in ["held", "settled", "cancelled"] {
+            let _ = holds.get_or_create(&HoldOutcome { outcome });
+        }
+        let held_seconds = Histogram::new([
+            1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0,
+        ]);
+        registry.register(
+            "lnvend_held_seconds",
+            "How long a payment was held, from its acceptance (the pour's start) to the backend's settle or cancel",
+            held_seconds.clone(),
+        );
         let start: Gauge = Gauge::default();
         start.set(i64::try_from(start_unix).unwrap_or(i64::MAX));
         registry.register(
@@ -282,6 +307,8 @@ impl Metrics {
             stock,
             stock_low,
             pump_seconds,
+            holds,
+            held_seconds,
             paid_at: Mutex::new(None),
             served: AtomicBool::new(false),
         }
@@ -308,6 +335,30 @@ impl Metrics {
         self.received_sats
             .get_or_create(&ProductLabel { product })
             .inc_by(sats);
+    }
+
+    /// A held payment was accepted and its pour recorded.
+    pub fn held(&self) {
+        self.holds
+            .get_or_create(&HoldOutcome { outcome: "held" })
+            .inc();
+    }
+
+    /// The backend confirmed a held payment's end, held for `held_for` (if it was accepted).
+    pub fn hold_resolved(
+        &self,
+        outcome: crate::backend::hold::Outcome,
+        held_for: Option<std::time::Duration>,
+    ) {
+        use crate::backend::hold::Outcome;
+        let outcome = match outcome {
+            Outcome::Settled => "settled",
+            Outcome::Canceled | Outcome::NotPaid => "cancelled",
+        };
+        self.holds.get_or_create(&HoldOutcome { outcome }).inc();
+        if let Some(d) = held_for {
+            self.held_seconds.observe(d.as_secs_f64());
+        }
     }
 
     /// An unpaid invoice left.

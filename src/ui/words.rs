@@ -7,7 +7,7 @@
 pub fn controller_sentences() -> Vec<String> {
     use crate::controller::{
         ALREADY_POURED_TEXT, EXPIRED_TEXT, NOT_POURED_TEXT, RAN_OUT_TEXT, REFUND_FAILED_TEXT,
-        REFUND_PREPARING_TEXT, REFUND_SCAN_TEXT, SHORT_POUR_TEXT,
+        REFUND_PREPARING_TEXT, REFUND_SCAN_TEXT, RETURNED_TEXT, SHORT_POUR_TEXT,
     };
     use crate::vend::OutOfService;
     let mut out: Vec<String> = [
@@ -23,6 +23,7 @@ pub fn controller_sentences() -> Vec<String> {
         [
             ALREADY_POURED_TEXT,
             NOT_POURED_TEXT,
+            RETURNED_TEXT,
             RAN_OUT_TEXT,
             SHORT_POUR_TEXT,
             REFUND_SCAN_TEXT,

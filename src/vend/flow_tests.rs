@@ -21,6 +21,7 @@ fn product(sold_out: bool) -> Product {
 
 fn pouring(now: Instant) -> State {
     State::Pouring {
+        held: false,
         sale: Sale {
             id: SaleId("s1".into()),
             product: product(false),

@@ -16,6 +16,9 @@ use crate::pump::Channel;
 
 #[cfg(test)]
 mod flow_tests;
+#[cfg(test)]
+mod hold_tests;
+mod outcomes;
 mod step;
 #[cfg(test)]
 mod tests;
@@ -160,12 +163,17 @@ pub enum State {
         sale: Sale,
         invoice: Invoice,
         expires_at: Instant,
+        /// A hold invoice: its payment is held until lnvend settles or cancels it.
+        held: bool,
     },
     Pouring {
         sale: Sale,
         invoice_id: InvoiceId,
         started: Instant,
         ends: Instant,
+        /// The payment is held: settled when the drink is in the cup, cancelled when
+        /// nothing could be poured (see [`step`]'s hold rules).
+        held: bool,
     },
     ThankYou {
         sale: Sale,
@@ -183,6 +191,9 @@ pub enum State {
         invoice_id: InvoiceId,
         failure: PourFailure,
         until: Instant,
+        /// The payment was held and is being given back: nothing was charged, nothing is
+        /// owed (the screen says so instead of offering a credit).
+        returned: bool,
     },
 }
 
@@ -247,6 +258,8 @@ pub enum Event {
         sale_id: SaleId,
         invoice: Invoice,
         expires_at: Instant,
+        /// A hold invoice (its preimage is in the ledger already).
+        held: bool,
     },
     InvoiceFailed {
         sale_id: SaleId,
@@ -369,8 +382,20 @@ pub enum Effect {
         index: usize,
     },
     /// A payment arrived for an invoice that is not on screen. The ledger makes it an owed
-    /// credit if it is one of ours and not yet poured, and ignores it otherwise.
+    /// credit if it is one of ours and not yet poured, and ignores it otherwise; a held
+    /// payment of an invoice not on screen is cancelled instead (given back, never poured).
     RecordLatePayment {
         invoice_id: InvoiceId,
+    },
+    /// Take the held payment of this sale (its drink is in the cup, or owed). Recorded
+    /// before; the controller asks the backend until it answers, then records the outcome.
+    SettleHold {
+        sale_id: SaleId,
+    },
+    /// Give the held payment of this sale back (nothing was poured, or the customer left).
+    /// The controller records the sale as returned first, then asks the backend until it
+    /// answers; a backend that already took the payment makes it a paid sale, owed.
+    CancelHold {
+        sale_id: SaleId,
     },
 }

@@ -5,9 +5,10 @@ use tokio::time::Instant;
 
 use crate::backend::InvoiceId;
 
+use super::outcomes::{abandon, after_fault, held_pour_failed, poured};
 use super::{
     Abandoned, Effect, Event, OutOfService, PourFailure, Sale, SaleId, State, FAULT_SCREEN,
-    POUR_GRACE, THANK_YOU,
+    POUR_GRACE,
 };
 
 /// The invoice whose payment a pouring, thank-you or fault screen is about.
@@ -73,13 +74,17 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
 
         // --- cancel
         (S::CreatingInvoice { .. }, Ev::CancelTapped) => (S::Idle, vec![]),
-        (S::AwaitingPayment { sale, invoice, .. }, Ev::CancelTapped) => (
+        (
+            S::AwaitingPayment {
+                sale,
+                invoice,
+                held,
+                ..
+            },
+            Ev::CancelTapped,
+        ) => (
             S::Idle,
-            vec![E::AbandonInvoice {
-                sale_id: sale.id,
-                invoice_id: invoice.id,
-                why: Abandoned::Cancelled,
-            }],
+            abandon(sale.id, invoice.id, Abandoned::Cancelled, held),
         ),
         (
             s @ (S::Idle
@@ -111,12 +116,14 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
                 sale_id,
                 invoice,
                 expires_at,
+                held,
             },
         ) if is_current(&sale, &sale_id) => (
             S::AwaitingPayment {
                 sale: sale.clone(),
                 invoice: invoice.clone(),
                 expires_at,
+                held,
             },
             vec![E::WatchInvoice {
                 sale_id: sale.id,
@@ -135,22 +142,20 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
             | S::Service
             | S::Fault { .. }),
             Ev::InvoiceCreated {
-                sale_id, invoice, ..
+                sale_id,
+                invoice,
+                held,
+                ..
             },
-        ) => (
-            s,
-            vec![
-                E::WatchInvoice {
-                    sale_id: sale_id.clone(),
-                    invoice: invoice.clone(),
-                },
-                E::AbandonInvoice {
-                    sale_id,
-                    invoice_id: invoice.id,
-                    why: Abandoned::Cancelled,
-                },
-            ],
-        ),
+        ) => {
+            let mut effects = vec![E::WatchInvoice {
+                sale_id: sale_id.clone(),
+                invoice: invoice.clone(),
+            }];
+            // A hold invoice never shown is cancelled at once: it can never be paid.
+            effects.extend(abandon(sale_id, invoice.id, Abandoned::Cancelled, held));
+            (s, effects)
+        }
         (S::CreatingInvoice { sale, .. }, Ev::InvoiceFailed { sale_id, reason })
             if is_current(&sale, &sale_id) =>
         {
@@ -174,9 +179,17 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
         ) => (s, vec![]),
 
         // --- payment
-        (S::AwaitingPayment { sale, invoice, .. }, Ev::PaymentConfirmed { invoice_id })
-            if invoice.id == invoice_id =>
-        {
+        // (For a hold invoice, "confirmed" is the backend's ACCEPTED: the payment is locked
+        // in, and the pour is recorded with it before the pump starts, as for any payment.)
+        (
+            S::AwaitingPayment {
+                sale,
+                invoice,
+                held,
+                ..
+            },
+            Ev::PaymentConfirmed { invoice_id },
+        ) if invoice.id == invoice_id => {
             let ends = now + sale.product.pour;
             (
                 S::Pouring {
@@ -184,6 +197,7 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
                     invoice_id: invoice_id.clone(),
                     started: now,
                     ends,
+                    held,
                 },
                 vec![E::BeginPour {
                     sale,
@@ -212,18 +226,18 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
         ) => (s, vec![E::RecordLatePayment { invoice_id }]),
 
         // --- expiry
-        (S::AwaitingPayment { sale, invoice, .. }, Ev::InvoiceExpired { invoice_id })
-            if invoice.id == invoice_id =>
-        {
-            (
-                S::Idle,
-                vec![E::AbandonInvoice {
-                    sale_id: sale.id,
-                    invoice_id,
-                    why: Abandoned::Expired,
-                }],
-            )
-        }
+        (
+            S::AwaitingPayment {
+                sale,
+                invoice,
+                held,
+                ..
+            },
+            Ev::InvoiceExpired { invoice_id },
+        ) if invoice.id == invoice_id => (
+            S::Idle,
+            abandon(sale.id, invoice_id, Abandoned::Expired, held),
+        ),
         (
             s @ (S::Idle
             | S::CreatingInvoice { .. }
@@ -242,41 +256,48 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
                 sale,
                 invoice,
                 expires_at,
+                held,
             },
             Ev::Tick,
         ) if now >= expires_at => (
             S::Idle,
-            vec![E::AbandonInvoice {
-                sale_id: sale.id,
-                invoice_id: invoice.id,
-                why: Abandoned::Expired,
-            }],
+            abandon(sale.id, invoice.id, Abandoned::Expired, held),
         ),
         (
             S::Pouring {
                 sale,
                 invoice_id,
                 ends,
+                held,
                 ..
             },
             Ev::Tick,
         ) if now >= ends + POUR_GRACE => {
-            // The pour never reported back: stop the pump and owe the customer.
+            // The pour never reported back: stop the pump and owe the customer. The pump
+            // may have run, so a held payment is settled (after the owed credit is
+            // recorded): interrupted is "settle and owe".
             let failure = PourFailure::Pump("the pour did not report completion".into());
+            let mut effects = vec![
+                E::StopPump,
+                E::RecordOwed {
+                    sale_id: sale.id.clone(),
+                    failure: failure.clone(),
+                },
+            ];
+            if held {
+                effects.push(E::SettleHold {
+                    sale_id: sale.id.clone(),
+                });
+            }
             (
                 S::Fault {
-                    sale: sale.clone(),
+                    sale,
                     invoice_id,
-                    failure: failure.clone(),
+                    failure,
                     until: now + FAULT_SCREEN,
+                    returned: false,
                 },
-                vec![
-                    E::StopPump,
-                    E::RecordOwed {
-                        sale_id: sale.id,
-                        failure,
-                    },
-                ],
+                effects,
             )
         }
         (S::ThankYou { until, .. }, Ev::Tick) if now >= until => (S::Idle, vec![]),
@@ -311,13 +332,28 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
         // --- the pump reports
         (
             S::Pouring {
-                sale, invoice_id, ..
+                sale,
+                invoice_id,
+                held,
+                ..
             },
             Ev::PourFinished { sale_id, trouble },
-        ) if is_current(&sale, &sale_id) => poured(sale, invoice_id, trouble, now),
+        ) if is_current(&sale, &sale_id) => poured(sale, invoice_id, trouble, held, now),
         (
             S::Pouring {
-                sale, invoice_id, ..
+                sale,
+                invoice_id,
+                held: true,
+                ..
+            },
+            Ev::PourFailed { sale_id, failure },
+        ) if is_current(&sale, &sale_id) => held_pour_failed(sale, invoice_id, failure, now),
+        (
+            S::Pouring {
+                sale,
+                invoice_id,
+                held: false,
+                ..
             },
             Ev::PourFailed { sale_id, failure },
         ) if is_current(&sale, &sale_id) => {
@@ -350,6 +386,7 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
                     invoice_id,
                     failure,
                     until: now + FAULT_SCREEN,
+                    returned: false,
                 },
                 effects,
             )
@@ -493,6 +530,7 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
         {
             (s, vec![])
         }
+        // A credit's money was taken long ago: nothing is held.
         (S::Idle | S::ThankYou { .. }, Ev::CreditTapped { sale, invoice_id }) => {
             let ends = now + sale.product.pour;
             (
@@ -501,6 +539,7 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
                     invoice_id: invoice_id.clone(),
                     started: now,
                     ends,
+                    held: false,
                 },
                 vec![E::BeginPour {
                     sale,
@@ -541,51 +580,5 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
             | S::Fault { .. }),
             Ev::ServiceLeft,
         ) => (s, vec![]),
-    }
-}
-
-/// A drink in the cup: thanks, and the sale is poured, whatever ended its pour. A tank
-/// found dry still sells its product out; a pump fault still puts the machine out of
-/// service at once (the pump is not trusted with the next sale).
-fn poured(
-    sale: Sale,
-    invoice_id: InvoiceId,
-    trouble: Option<PourFailure>,
-    now: Instant,
-) -> (State, Vec<Effect>) {
-    let index = sale.product.index;
-    let mut effects = vec![Effect::RecordPoured {
-        sale_id: sale.id.clone(),
-    }];
-    let thanks = State::ThankYou {
-        sale,
-        invoice_id,
-        until: now + THANK_YOU,
-    };
-    match trouble {
-        None | Some(PourFailure::AlreadyPoured | PourFailure::Short { .. }) => (thanks, effects),
-        Some(PourFailure::NoFlow(_)) => {
-            effects.extend([Effect::StopPump, Effect::SoldOut { index }]);
-            (thanks, effects)
-        }
-        Some(failure @ (PourFailure::Pump(_) | PourFailure::Ledger(_))) => {
-            effects.push(Effect::StopPump);
-            (after_fault(failure), effects)
-        }
-    }
-}
-
-fn after_fault(failure: PourFailure) -> State {
-    match failure {
-        PourFailure::Pump(reason) => State::OutOfService {
-            reason: OutOfService::Pump(reason),
-        },
-        PourFailure::Ledger(reason) => State::OutOfService {
-            reason: OutOfService::Ledger(reason),
-        },
-        // The pump works: the other products sell on (this one is sold out or owed).
-        PourFailure::AlreadyPoured | PourFailure::NoFlow(_) | PourFailure::Short { .. } => {
-            State::Idle
-        }
     }
 }

@@ -6,7 +6,7 @@ use super::*;
 use crate::backend::Invoice;
 use crate::money::Msat;
 
-fn product() -> Product {
+pub(super) fn product() -> Product {
     Product {
         index: 0,
         name: "Cola".into(),
@@ -29,14 +29,14 @@ fn creating(now: Instant) -> State {
     }
 }
 
-fn sale(id: &str) -> Sale {
+pub(super) fn sale(id: &str) -> Sale {
     Sale {
         id: SaleId(id.into()),
         product: product(),
     }
 }
 
-fn invoice(id: &str) -> Invoice {
+pub(super) fn invoice(id: &str) -> Invoice {
     Invoice {
         id: InvoiceId(id.into()),
         bolt11: format!("lnbcrt-{id}"),
@@ -46,24 +46,26 @@ fn invoice(id: &str) -> Invoice {
     }
 }
 
-fn t0() -> Instant {
+pub(super) fn t0() -> Instant {
     Instant::now()
 }
 
-fn awaiting(now: Instant) -> State {
+pub(super) fn awaiting(now: Instant) -> State {
     State::AwaitingPayment {
         sale: sale("s1"),
         invoice: invoice("i1"),
         expires_at: now + Duration::from_secs(600),
+        held: false,
     }
 }
 
-fn pouring(now: Instant) -> State {
+pub(super) fn pouring(now: Instant) -> State {
     State::Pouring {
         sale: sale("s1"),
         invoice_id: InvoiceId("i1".into()),
         started: now,
         ends: now + Duration::from_millis(4000),
+        held: false,
     }
 }
 
@@ -75,12 +77,13 @@ fn thank_you(now: Instant) -> State {
     }
 }
 
-fn fault(now: Instant, failure: PourFailure) -> State {
+pub(super) fn fault(now: Instant, failure: PourFailure) -> State {
     State::Fault {
         sale: sale("s1"),
         invoice_id: InvoiceId("i1".into()),
         failure,
         until: now + FAULT_SCREEN,
+        returned: false,
     }
 }
 
@@ -91,7 +94,7 @@ fn oos_backend() -> State {
 }
 
 /// One of each state.
-fn all_states(now: Instant) -> Vec<State> {
+pub(super) fn all_states(now: Instant) -> Vec<State> {
     vec![
         State::Idle,
         creating(now),
@@ -105,6 +108,10 @@ fn all_states(now: Instant) -> Vec<State> {
         fault(now, PourFailure::Pump("jam".into())),
         fault(now, PourFailure::NoFlow("dry".into())),
         State::Service,
+        // The same, for a sale paid with a hold invoice.
+        super::hold_tests::awaiting_held(now),
+        super::hold_tests::pouring_held(now),
+        super::hold_tests::returned(now),
     ]
 }
 
@@ -115,7 +122,7 @@ fn sold_out_sale(id: &str) -> Sale {
 }
 
 /// One of each event, aimed at sale s1 / invoice i1 where it has a target.
-fn all_events(now: Instant) -> Vec<Event> {
+pub(super) fn all_events(now: Instant) -> Vec<Event> {
     vec![
         Event::ProductTapped {
             product: product(),
@@ -133,6 +140,19 @@ fn all_events(now: Instant) -> Vec<Event> {
             sale_id: SaleId("s1".into()),
             invoice: invoice("i1"),
             expires_at: now + Duration::from_secs(600),
+            held: false,
+        },
+        Event::InvoiceCreated {
+            sale_id: SaleId("s1".into()),
+            invoice: invoice("i1"),
+            expires_at: now + Duration::from_secs(600),
+            held: true,
+        },
+        Event::InvoiceCreated {
+            sale_id: SaleId("s3".into()),
+            invoice: invoice("i3"),
+            expires_at: now + Duration::from_secs(600),
+            held: true,
         },
         Event::InvoiceFailed {
             sale_id: SaleId("s1".into()),
@@ -159,6 +179,18 @@ fn all_events(now: Instant) -> Vec<Event> {
         Event::PourFailed {
             sale_id: SaleId("s1".into()),
             failure: PourFailure::NoFlow("dry".into()),
+        },
+        Event::PourFailed {
+            sale_id: SaleId("s1".into()),
+            failure: PourFailure::Ledger("disk".into()),
+        },
+        Event::PourFailed {
+            sale_id: SaleId("s1".into()),
+            failure: PourFailure::AlreadyPoured,
+        },
+        Event::PourFinished {
+            sale_id: SaleId("s1".into()),
+            trouble: Some(PourFailure::Pump("stalled at the end".into())),
         },
         Event::PourFailed {
             sale_id: SaleId("s1".into()),
@@ -190,7 +222,7 @@ fn all_events(now: Instant) -> Vec<Event> {
     ]
 }
 
-fn pours(effects: &[Effect]) -> usize {
+pub(super) fn pours(effects: &[Effect]) -> usize {
     effects
         .iter()
         .filter(|e| matches!(e, Effect::BeginPour { .. }))
@@ -276,6 +308,7 @@ fn the_invoice_arrives_and_is_watched() {
             sale_id: SaleId("s1".into()),
             invoice: invoice("i1"),
             expires_at: exp,
+            held: false,
         },
         now,
     );
@@ -419,6 +452,7 @@ fn payment_after_expiry_is_owed_not_poured_even_on_the_next_customers_screen() {
     ));
     // The next customer is paying their own invoice when the old one is paid.
     let next = State::AwaitingPayment {
+        held: false,
         sale: sale("s2"),
         invoice: invoice("i2"),
         expires_at: now + Duration::from_secs(1200),
@@ -523,6 +557,7 @@ fn an_invoice_arriving_after_cancel_is_recorded_and_watched_never_shown() {
             sale_id: SaleId("s1".into()),
             invoice: invoice("i1"),
             expires_at: now,
+            held: false,
         },
         now,
     );
@@ -771,6 +806,7 @@ fn a_backend_that_never_makes_the_invoice_is_given_up_with_a_plain_message() {
             sale_id: SaleId("s1".into()),
             invoice: invoice("i1"),
             expires_at: now + Duration::from_secs(600),
+            held: false,
         },
         now + GIVE_UP,
     );

@@ -164,6 +164,16 @@ impl TestMachine {
         .await
     }
 
+    /// Ends the controller as a crash or `kill -9` would: its task is dropped where it is,
+    /// nothing more is recorded (only the pump is switched off, as the drop guard does).
+    #[allow(dead_code)]
+    pub async fn crash(mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+
     /// Stops the controller and waits for it.
     pub async fn shutdown(mut self) {
         if let Some(s) = self.stop.take() {

@@ -22,6 +22,37 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// The four methods lnvend calls (src/backend/cln.rs); a rune for lnvend needs exactly these.
 pub const LNVEND_METHODS: [&str; 4] = ["getinfo", "invoice", "listinvoices", "waitinvoice"];
 
+/// The holdinvoice plugin's methods lnvend calls with hold invoices (src/backend/cln/hold.rs).
+pub const HOLD_METHODS: [&str; 4] = [
+    "holdinvoice",
+    "holdinvoicelookup",
+    "holdinvoicesettle",
+    "holdinvoicecancel",
+];
+
+/// The holdinvoice plugin built by `./scripts/holdinvoice` (cached outside the clone).
+pub fn holdinvoice_plugin() -> &'static Path {
+    static PLUGIN: OnceLock<PathBuf> = OnceLock::new();
+    PLUGIN.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/holdinvoice");
+        let out = Command::new(&script)
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
+        assert!(
+            out.status.success(),
+            "{} failed ({}): the hold-invoice tests need the plugin; see its message above",
+            script.display(),
+            out.status
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let path = PathBuf::from(text.lines().last().expect("the plugin").trim());
+        assert!(path.exists(), "{}", path.display());
+        path
+    })
+}
+
 const CHAIN_BIN: &str = env!("CARGO_BIN_EXE_lnvend-regtest-chain");
 
 /// The install prefix of the cached Core Lightning build (built on first use).
@@ -124,6 +155,8 @@ pub struct ClnNode {
     /// clnrest's port, when it was started with clnrest.
     pub rest_port: Option<u16>,
     pub id: String,
+    /// Runs the holdinvoice plugin (see [`ClnNode::start_holding`]).
+    holding: bool,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -139,6 +172,24 @@ impl ClnNode {
             port: free_port(),
             rest_port: rest.then(free_port),
             id: String::new(),
+            holding: false,
+        };
+        node.spawn().await;
+        node
+    }
+
+    /// [`ClnNode::start`] with the holdinvoice plugin as an important plugin, its invoice
+    /// margin lowered to 60 s so that lnvend's 300 s QR is accepted (the operator's guide
+    /// says the same).
+    pub async fn start_holding(dir: &Path, chain: &Chain, rest: bool) -> ClnNode {
+        let mut node = ClnNode {
+            child: None,
+            dir: dir.to_path_buf(),
+            chain: chain.dir.clone(),
+            port: free_port(),
+            rest_port: rest.then(free_port),
+            id: String::new(),
+            holding: true,
         };
         node.spawn().await;
         node
@@ -165,6 +216,13 @@ impl ClnNode {
             .arg("--developer")
             .arg("--dev-bitcoind-poll=1")
             .arg("--dev-fast-gossip");
+        if self.holding {
+            cmd.arg(format!(
+                "--important-plugin={}",
+                holdinvoice_plugin().display()
+            ))
+            .arg("--holdinvoice-cancel-before-invoice-expiry=60");
+        }
         if let Some(port) = self.rest_port {
             // Not in lightningd's list of built-in plugins when it is built without Rust
             // (scripts/lightningd builds clnrest on its own): loaded by name.
@@ -268,31 +326,17 @@ impl ClnNode {
 
     /// One JSON-RPC call over `lightning-rpc` (as lightning-cli makes it).
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
-        let io = |e: std::io::Error| RpcError(json!({"message": e.to_string()}));
-        let mut conn = tokio::net::UnixStream::connect(self.rpc_path())
-            .await
-            .map_err(io)?;
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        conn.write_all(req.to_string().as_bytes())
-            .await
-            .map_err(io)?;
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 65536];
-        loop {
-            let n = conn.read(&mut chunk).await.map_err(io)?;
-            if n == 0 {
-                return Err(RpcError(json!({"message": "connection closed"})));
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            let mut values = serde_json::Deserializer::from_slice(&buf).into_iter::<Value>();
-            if let Some(Ok(reply)) = values.next() {
-                return match reply.get("error") {
-                    Some(e) => Err(RpcError(e.clone())),
-                    None => Ok(reply["result"].clone()),
-                };
-            }
-        }
+        call_at(self.rpc_path(), method.to_string(), params).await
+    }
+
+    /// [`ClnNode::call`] on a task of its own (a `pay` that waits for a held payment's end
+    /// while the test goes on).
+    pub fn spawn_call(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> tokio::task::JoinHandle<Result<Value, RpcError>> {
+        tokio::spawn(call_at(self.rpc_path(), method.to_string(), params))
     }
 
     /// A call that must succeed.
@@ -415,6 +459,35 @@ impl ClnNode {
             .and_then(|c| c.first())
             .and_then(|c| c["state"].as_str())
             .map(str::to_owned)
+    }
+}
+
+/// One JSON-RPC call over the socket at `path`.
+async fn call_at(path: PathBuf, method: String, params: Value) -> Result<Value, RpcError> {
+    let io = |e: std::io::Error| RpcError(json!({"message": e.to_string()}));
+    let mut conn = tokio::net::UnixStream::connect(path).await.map_err(io)?;
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    conn.write_all(req.to_string().as_bytes())
+        .await
+        .map_err(io)?;
+    let mut buf = Vec::new();
+    // On the heap: a 64 KiB array would make every future awaiting a call that much bigger
+    // (a scenario awaiting many overflows a test thread's stack in a debug build).
+    let mut chunk = vec![0u8; 65536];
+    loop {
+        let n = conn.read(&mut chunk).await.map_err(io)?;
+        if n == 0 {
+            return Err(RpcError(json!({"message": "connection closed"})));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut values = serde_json::Deserializer::from_slice(&buf).into_iter::<Value>();
+        if let Some(Ok(reply)) = values.next() {
+            return match reply.get("error") {
+                Some(e) => Err(RpcError(e.clone())),
+                None => Ok(reply["result"].clone()),
+            };
+        }
     }
 }
 
