@@ -12,6 +12,7 @@
 pub mod schema;
 
 mod holds;
+mod invoices;
 mod owed;
 mod refund_links;
 mod reports;
@@ -20,6 +21,7 @@ mod state;
 mod stock;
 
 pub use holds::HeldSale;
+pub use invoices::OpenInvoice;
 pub use owed::Owed;
 use owed::{owed_row, OWED_COLUMNS};
 pub use refund_links::RefundLink;
@@ -78,13 +80,6 @@ pub struct Totals {
     pub msat: u64,
 }
 
-/// An invoice that may still be paid.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OpenInvoice {
-    pub sale_id: SaleId,
-    pub invoice: Invoice,
-}
-
 pub struct Ledger {
     conn: Connection,
 }
@@ -105,28 +100,6 @@ fn unix_to_us(unix: u64) -> i64 {
     i64::try_from(unix)
         .unwrap_or(i64::MAX)
         .saturating_mul(1_000_000)
-}
-
-/// The unsettled (never paid) invoices created at or after `?1` (µs), oldest first: a
-/// range of `sales_by_state`, as long as the window, however old the ledger.
-const UNSETTLED_SINCE: &str = concat!(
-    "FROM sales WHERE ",
-    unpaid_sql!(),
-    " AND created_us >= ?1 ORDER BY created_us"
-);
-
-/// Reads an `OpenInvoice` from `id, invoice_id, bolt11, payment_hash, price_msat, expires_at`.
-fn open_invoice_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OpenInvoice> {
-    Ok(OpenInvoice {
-        sale_id: SaleId(r.get(0)?),
-        invoice: Invoice {
-            id: InvoiceId(r.get(1)?),
-            bolt11: r.get(2)?,
-            payment_hash: r.get(3)?,
-            amount: crate::money::Msat::from_msat(r.get::<_, i64>(4)? as u64),
-            expires_at_unix: r.get::<_, i64>(5)? as u64,
-        },
-    })
 }
 
 /// Sales whose pour began and never ended (`?1`: [`SaleState::Pouring`]).
@@ -453,44 +426,6 @@ impl Ledger {
         Ok(ids.into_iter().map(SaleId).collect())
     }
 
-    /// Invoices not paid, poured or owed that have not expired by `now_unix`: they must be
-    /// watched, since a customer may still pay them.
-    pub fn open_invoices(&self, now_unix: u64) -> Result<Vec<OpenInvoice>, LedgerError> {
-        let mut st = self.conn.prepare(
-            "SELECT id, invoice_id, bolt11, payment_hash, price_msat, expires_at FROM sales
-             WHERE state IN (?2, ?3, ?4) AND expires_at > ?1",
-        )?;
-        let rows = st.query_map(
-            params![
-                now_unix as i64,
-                SaleState::Created,
-                SaleState::Cancelled,
-                SaleState::Expired
-            ],
-            open_invoice_row,
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Invoices never seen paid, created since `since_unix`, expired or not: at start each is
-    /// checked once, so a payment made while lnvend was down is not lost.
-    pub fn unsettled_since(&self, since_unix: u64) -> Result<Vec<OpenInvoice>, LedgerError> {
-        let mut st = self.conn.prepare(&format!(
-            "SELECT id, invoice_id, bolt11, payment_hash, price_msat, expires_at {UNSETTLED_SINCE}"
-        ))?;
-        let rows = st.query_map(params![unix_to_us(since_unix)], open_invoice_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// The ids of the same invoices, oldest first (the periodic sweep needs no more).
-    pub fn unsettled_ids_since(&self, since_unix: u64) -> Result<Vec<InvoiceId>, LedgerError> {
-        let mut st = self
-            .conn
-            .prepare(&format!("SELECT invoice_id {UNSETTLED_SINCE}"))?;
-        let rows = st.query_map(params![unix_to_us(since_unix)], |r| r.get(0).map(InvoiceId))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     pub fn owed(&self) -> Result<Vec<Owed>, LedgerError> {
         let mut st = self.conn.prepare(&owed_query())?;
         let rows = st.query_map(params![SaleState::Owed], owed_row)?;
@@ -554,22 +489,6 @@ impl Ledger {
             .optional()?)
     }
 
-    /// A sale's invoice as recorded (for confirming a payment reported out of band).
-    pub fn invoice_by_id(
-        &self,
-        invoice_id: &InvoiceId,
-    ) -> Result<Option<OpenInvoice>, LedgerError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT id, invoice_id, bolt11, payment_hash, price_msat, expires_at FROM sales
-                 WHERE invoice_id = ?1",
-                params![invoice_id.0],
-                open_invoice_row,
-            )
-            .optional()?)
-    }
-
     /// A small durable fact (see `meta` in [`schema`]).
     pub fn meta(&self, key: &str) -> Result<Option<String>, LedgerError> {
         Ok(self
@@ -587,18 +506,6 @@ impl Ledger {
             params![key, value],
         )?;
         Ok(())
-    }
-
-    /// The invoice id of a sale.
-    pub fn invoice_of(&self, sale_id: &SaleId) -> Result<Option<InvoiceId>, LedgerError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT invoice_id FROM sales WHERE id = ?1",
-                params![sale_id.0],
-                |r| r.get(0).map(InvoiceId),
-            )
-            .optional()?)
     }
 
     /// The operator settled an owed credit by hand (a drink or cash given).

@@ -50,6 +50,7 @@ impl Ledger {
 
 #[cfg(test)]
 mod tests {
+    use super::super::invoices::UNSETTLED_SINCE;
     use super::super::reports::{POURED_SINCE, SALES_SINCE, TOTALS_ALL_TIME};
     use super::super::*;
     use super::*;
