@@ -504,6 +504,10 @@ impl Controller {
                 self.hold_support(support);
                 return;
             }
+            Input::ResolveHold { sale_id, want } => {
+                self.spawn_resolve(sale_id, want);
+                return;
+            }
             Input::HoldResolved {
                 sale_id,
                 outcome,
