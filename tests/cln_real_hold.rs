@@ -12,110 +12,16 @@
 #[path = "support/cln_node.rs"]
 mod cln_node;
 mod common;
+#[macro_use]
+#[path = "support/cln_hold_bed.rs"]
+mod hold_bed;
 
 use std::time::Duration;
 
-use cln_node::{open_channel, Chain, ClnNode, HOLD_METHODS, LNVEND_METHODS};
 use common::*;
-use lnvend::controller::{Screen, View, RETURNED_TEXT};
+use hold_bed::*;
+use lnvend::controller::{Screen, RETURNED_TEXT};
 use lnvend::ledger::{Ledger, SaleState};
-use serde_json::{json, Value};
-
-const STEP: Duration = Duration::from_secs(60);
-const PRICE_MSAT: u64 = 2_100_000;
-
-#[derive(Clone, Copy)]
-enum Transport {
-    Socket,
-    Rest,
-}
-
-async fn backend_for(node: &ClnNode, t: Transport) -> String {
-    match t {
-        Transport::Socket => format!(
-            "[backend]\nkind = \"cln\"\nrpc_socket = \"{}\"\nnetwork = \"regtest\"\nrequest_timeout_ms = 5000\nhold = \"always\"\n",
-            node.rpc_path().display()
-        ),
-        Transport::Rest => {
-            let methods: Vec<&str> = LNVEND_METHODS.iter().chain(&HOLD_METHODS).copied().collect();
-            let rune = node.rune(&methods).await;
-            format!(
-                "[backend]\nkind = \"cln\"\nurl = \"{}\"\nrune = \"{rune}\"\nnetwork = \"regtest\"\nrequest_timeout_ms = 5000\ncert_sha256 = \"{}\"\nhold = \"always\"\n",
-                node.rest_url(),
-                node.rest_cert_sha256()
-            )
-        }
-    }
-}
-
-/// A merchant with the plugin (and clnrest for `t`), a customer with a channel to it, and
-/// the machine on the merchant.
-struct Bed {
-    _dir: tempfile::TempDir,
-    data: std::path::PathBuf,
-    merchant: ClnNode,
-    customer: ClnNode,
-    backend: String,
-}
-
-async fn bed(t: Transport) -> Bed {
-    let dir = tempfile::tempdir().unwrap();
-    let chain = Chain::new(&dir.path().join("chain"));
-    let merchant = ClnNode::start_holding(
-        &dir.path().join("merchant"),
-        &chain,
-        matches!(t, Transport::Rest),
-    )
-    .await;
-    let customer = ClnNode::start(&dir.path().join("customer"), &chain, false).await;
-    open_channel(&chain, &customer, &merchant, 1_000_000).await;
-    let backend = backend_for(&merchant, t).await;
-    Bed {
-        data: dir.path().join("data"),
-        _dir: dir,
-        merchant,
-        customer,
-        backend,
-    }
-}
-
-/// The customer's side of the channel, in msat.
-async fn customer_balance(b: &Bed) -> u64 {
-    let ch = b
-        .customer
-        .rpc("listpeerchannels", json!({"id": b.merchant.id}))
-        .await;
-    ch["channels"][0]["to_us_msat"].as_u64().unwrap()
-}
-
-async fn buy(m: &mut TestMachine) -> String {
-    m.wait_screen_within(Screen::Idle, STEP).await;
-    m.tap(0);
-    let v: View = m.wait_screen_within(Screen::Payment, STEP).await;
-    v.payment_uri
-        .strip_prefix("LIGHTNING:")
-        .unwrap()
-        .to_ascii_lowercase()
-}
-
-/// The merchant node's holdstate of `bolt11`'s invoice.
-async fn holdstate(b: &Bed, bolt11: &str) -> String {
-    let hash = b.customer.rpc("decode", json!({"string": bolt11})).await["payment_hash"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let r = b
-        .merchant
-        .rpc("holdinvoicelookup", json!({"payment_hash": hash}))
-        .await;
-    r["state"].as_str().unwrap_or_default().to_string()
-}
-
-/// The customer's wallet pays on its own task: `pay` returns only when the held payment is
-/// settled (complete) or cancelled (failed).
-fn pay(b: &Bed, bolt11: &str) -> tokio::task::JoinHandle<Result<Value, cln_node::RpcError>> {
-    b.customer.spawn_call("pay", json!({"bolt11": bolt11}))
-}
 
 /// Held → poured → settled: the customer's wallet completes once, after the pour, and its
 /// balance drops by the price exactly once.
@@ -157,11 +63,7 @@ async fn a_pump_fault_returns_the_payment_in_full(t: Transport) {
     assert_eq!(fault.message, RETURNED_TEXT);
     assert!(paid.is_err(), "the wallet's payment failed: {paid:?}");
     m.gpio.inject_fault(false);
-    let deadline = tokio::time::Instant::now() + STEP;
-    while holdstate(&b, &bolt11).await != "CANCELED" {
-        assert!(tokio::time::Instant::now() < deadline, "never cancelled");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    until_holdstate(&b, &bolt11, "CANCELED").await;
     assert_eq!(customer_balance(&b).await, before, "back in full");
     m.shutdown().await;
     let l = Ledger::open(&b.data).unwrap();
@@ -176,6 +78,65 @@ async fn a_pump_fault_returns_the_payment_in_full(t: Transport) {
     );
 }
 
+/// 300 ml of water by volume at 2100 sats (mock sensor: 100 ml/s, 450 pulses per litre, a
+/// stall after 0.5 s without pulses), over `backend`.
+fn water_config(data: &std::path::Path, backend: &str) -> lnvend::config::Config {
+    let text = format!(
+        "machine_id = \"hold-water\"\ndata_dir = \"{}\"\n
+[[product]]\nname = \"Water\"\nprice_sat = 2100\npour_ms = 20000\nvolume_ml = 300\n
+[gpio]\nbackend = \"mock\"\n
+[gpio.channel_a]\nin1 = 23\nin2 = 24\nena = {ENA}\n
+[gpio.channel_a.flow]\npin = {SENSOR}\npulses_per_litre = 450\nno_flow_ms = 500\nmock_ml_per_s = 100.0\n
+{backend}",
+        data.display()
+    );
+    lnvend::config::Config::parse(&text, "water.toml", lnvend::config::Mode::Sim).unwrap()
+}
+
+const SENSOR: u8 = 17;
+
+/// The flow stops after about 150 of 300 ml (the tank ran dry): the held payment is taken
+/// once, and the undelivered half is an owed credit in the ledger, as the operator's
+/// report shows it. Returning the payment would give the customer half a drink for free;
+/// keeping it without the credit would charge for a full one.
+async fn a_partial_pour_is_settled_and_owes_the_rest(t: Transport) {
+    let b = bed(t).await;
+    let before = customer_balance(&b).await;
+    let cfg = water_config(&b.data, &b.backend);
+    let mut m = TestMachine::start(&cfg);
+    let bolt11 = buy(&mut m).await;
+    let paying = pay(&b, &bolt11);
+    m.wait_screen_within(Screen::Pouring, STEP).await;
+    // 150 ml at 450 pulses per litre.
+    while m.gpio.edge_count(SENSOR) < 67 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    m.flows[0].set_tank_empty(true);
+    let fault = m.wait_screen_within(Screen::Fault, STEP).await;
+    assert_ne!(fault.message, RETURNED_TEXT, "half a drink is not free");
+    let paid = paying.await.unwrap();
+    let paid = paid.unwrap_or_else(|e| panic!("pay: {:?}", e.0));
+    assert_eq!(paid["status"], "complete", "{paid}");
+    until_holds_recorded(&b.data).await;
+    assert_eq!(holdstate(&b, &bolt11).await, "SETTLED");
+    assert_eq!(on_time(&m.gpio, ENA).1, 1, "one pour");
+    m.shutdown().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(before - customer_balance(&b).await, PRICE_MSAT, "paid once");
+    let l = Ledger::open(&b.data).unwrap();
+    let owed = l.owed().unwrap();
+    assert_eq!(owed.len(), 1, "{owed:?}");
+    let (poured, rest) = (owed[0].poured_ml.unwrap(), owed[0].owed_ml.unwrap());
+    assert!((145..=165).contains(&poured), "{poured} ml poured");
+    assert_eq!(poured + rest, 300);
+    let share = (2100 * u64::from(rest)).div_ceil(300);
+    let report = lnvend::cli::sales_report(&cfg, 0, false).unwrap();
+    assert!(
+        report.contains(&format!("owed credits: 1 ({share} sats)")),
+        "{report}"
+    );
+}
+
 /// lnvend killed while its QR is up; the customer pays (the payment is held); at the next
 /// start, before any sale, the held payment is cancelled: it was never poured.
 async fn a_payment_held_while_lnvend_is_down_is_returned_at_start(t: Transport) {
@@ -186,29 +147,12 @@ async fn a_payment_held_while_lnvend_is_down_is_returned_at_start(t: Transport) 
     let bolt11 = buy(&mut m).await;
     m.crash().await;
     let paying = pay(&b, &bolt11);
-    let deadline = tokio::time::Instant::now() + STEP;
-    while holdstate(&b, &bolt11).await != "ACCEPTED" {
-        assert!(tokio::time::Instant::now() < deadline, "never held");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    until_holdstate(&b, &bolt11, "ACCEPTED").await;
     let m = TestMachine::start(&cfg);
-    let deadline = tokio::time::Instant::now() + STEP;
-    while holdstate(&b, &bolt11).await != "CANCELED" {
-        assert!(tokio::time::Instant::now() < deadline, "never cancelled");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    until_holdstate(&b, &bolt11, "CANCELED").await;
     assert_eq!(on_time(&m.gpio, ENA).1, 0, "never poured");
     // lnvend's own look-up after its cancel (the plugin's can take 20 s) is recorded.
-    let deadline = tokio::time::Instant::now() + STEP;
-    while !Ledger::open(&b.data)
-        .unwrap()
-        .unresolved_holds()
-        .unwrap()
-        .is_empty()
-    {
-        assert!(tokio::time::Instant::now() < deadline, "never recorded");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    until_holds_recorded(&b.data).await;
     m.shutdown().await;
     let paid = paying.await.unwrap();
     assert!(paid.is_err(), "{paid:?}");
@@ -239,16 +183,7 @@ async fn killed_mid_pour_is_settled_at_start_and_owed(t: Transport) {
     let paid = paying.await.unwrap();
     let paid = paid.unwrap_or_else(|e| panic!("pay: {:?}", e.0));
     assert_eq!(paid["status"], "complete", "{paid}");
-    let deadline = tokio::time::Instant::now() + STEP;
-    while !Ledger::open(&b.data)
-        .unwrap()
-        .unresolved_holds()
-        .unwrap()
-        .is_empty()
-    {
-        assert!(tokio::time::Instant::now() < deadline, "never recorded");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    until_holds_recorded(&b.data).await;
     m.shutdown().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(before - customer_balance(&b).await, PRICE_MSAT, "paid once");
@@ -271,35 +206,13 @@ async fn cancel_with_the_payment_in_flight_returns_it(t: Transport) {
         paid.is_err(),
         "the payment is refused or returned: {paid:?}"
     );
-    let deadline = tokio::time::Instant::now() + STEP;
-    while !Ledger::open(&b.data)
-        .unwrap()
-        .unresolved_holds()
-        .unwrap()
-        .is_empty()
-    {
-        assert!(tokio::time::Instant::now() < deadline, "never resolved");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    until_holds_recorded(&b.data).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(on_time(&m.gpio, ENA).1, 0, "never a pour on an idle screen");
     assert_eq!(holdstate(&b, &bolt11).await, "CANCELED");
     assert_eq!(customer_balance(&b).await, before, "back in full");
     m.shutdown().await;
     assert!(Ledger::open(&b.data).unwrap().owed().unwrap().is_empty());
-}
-
-macro_rules! over_both {
-    ($scenario:ident, $socket:ident, $rest:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $socket() {
-            Box::pin($scenario(Transport::Socket)).await;
-        }
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $rest() {
-            Box::pin($scenario(Transport::Rest)).await;
-        }
-    };
 }
 
 over_both!(
@@ -326,4 +239,9 @@ over_both!(
     cancel_with_the_payment_in_flight_returns_it,
     socket_cancel_with_the_payment_in_flight_returns_it,
     clnrest_cancel_with_the_payment_in_flight_returns_it
+);
+over_both!(
+    a_partial_pour_is_settled_and_owes_the_rest,
+    socket_a_partial_pour_is_settled_and_owes_the_rest,
+    clnrest_a_partial_pour_is_settled_and_owes_the_rest
 );

@@ -155,8 +155,9 @@ pub struct ClnNode {
     /// clnrest's port, when it was started with clnrest.
     pub rest_port: Option<u16>,
     pub id: String,
-    /// Runs the holdinvoice plugin (see [`ClnNode::start_holding`]).
-    holding: bool,
+    /// Runs the holdinvoice plugin with this `holdinvoice-cancel-before-invoice-expiry`
+    /// (see [`ClnNode::start_holding`]).
+    holding: Option<u64>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -172,7 +173,7 @@ impl ClnNode {
             port: free_port(),
             rest_port: rest.then(free_port),
             id: String::new(),
-            holding: false,
+            holding: None,
         };
         node.spawn().await;
         node
@@ -182,6 +183,17 @@ impl ClnNode {
     /// margin lowered to 60 s so that lnvend's 300 s QR is accepted (the operator's guide
     /// says the same).
     pub async fn start_holding(dir: &Path, chain: &Chain, rest: bool) -> ClnNode {
+        ClnNode::start_holding_margin(dir, chain, rest, 60).await
+    }
+
+    /// [`ClnNode::start_holding`] with the plugin's invoice margin `margin_s`: it takes
+    /// (settles) a held payment by itself once its invoice is within `margin_s` of expiry.
+    pub async fn start_holding_margin(
+        dir: &Path,
+        chain: &Chain,
+        rest: bool,
+        margin_s: u64,
+    ) -> ClnNode {
         let mut node = ClnNode {
             child: None,
             dir: dir.to_path_buf(),
@@ -189,7 +201,7 @@ impl ClnNode {
             port: free_port(),
             rest_port: rest.then(free_port),
             id: String::new(),
-            holding: true,
+            holding: Some(margin_s),
         };
         node.spawn().await;
         node
@@ -216,12 +228,14 @@ impl ClnNode {
             .arg("--developer")
             .arg("--dev-bitcoind-poll=1")
             .arg("--dev-fast-gossip");
-        if self.holding {
+        if let Some(margin_s) = self.holding {
             cmd.arg(format!(
                 "--important-plugin={}",
                 holdinvoice_plugin().display()
             ))
-            .arg("--holdinvoice-cancel-before-invoice-expiry=60");
+            .arg(format!(
+                "--holdinvoice-cancel-before-invoice-expiry={margin_s}"
+            ));
         }
         if let Some(port) = self.rest_port {
             // Not in lightningd's list of built-in plugins when it is built without Rust
