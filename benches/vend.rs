@@ -9,6 +9,11 @@
 //!   it asks the backend's `invoice_state` when the QR appears and every 2 s after, and its
 //!   figure is the time until it first sees `Paid` (a lower bound: it has not started a pump
 //!   yet). Payments are made a random 0–2 s after the QR appears, as a customer would.
+//! * **with a hold invoice** (simulated backend, `hold = "always"`, issue 25): **pay → pump
+//!   on** from `pay()` returning (the payment held: ACCEPTED, not taken) to the enable pin
+//!   high, beside the row without a hold; and **pour finished → settled**, from the enable
+//!   pin going low at the pour's end to the simulated node saying SETTLED (the pour recorded,
+//!   then the settle asked; polled every 0.1 ms).
 //! * **tap → QR on screen**: from `Input::Tap` to a `View` carrying the QR bitmap (invoice
 //!   creation, BOLT11 checks, ledger write, QR encode + rasterise, view publish), then
 //!   `ui::render` into a `MachineWindow` (QR bitmap → slint image, every property) and one
@@ -657,6 +662,68 @@ fn measure_cycles(
     s
 }
 
+/// What a hold invoice adds to the cycle (simulated backend, `hold = "always"`).
+#[derive(Default)]
+struct HoldSamples {
+    /// The held payment (ACCEPTED) → the enable pin high.
+    pay_to_pump: Vec<f64>,
+    /// The enable pin low at the pour's end → the backend says SETTLED.
+    poured_to_settled: Vec<f64>,
+}
+
+/// `n` vend cycles with a hold invoice on the simulated backend: when the payment is held
+/// the pump starts; after the pour lnvend records it, then settles. The settle is seen by
+/// polling the simulated node every 0.1 ms from the bench's own thread.
+fn measure_hold_cycles(rig: &mut Rig, n: usize, max_delay: Duration) -> HoldSamples {
+    use lnvend::backend::HoldState;
+    let mut s = HoldSamples::default();
+    let mut rng = rand::thread_rng();
+    let Payer::Sim(sim) = &rig.payer else {
+        panic!("the hold rows run on the simulated backend")
+    };
+    let sim = sim.clone();
+    for _ in 0..n {
+        let (v, _) = rig.tap_to_qr();
+        let id = invoice_id(&rig.payer, &bolt11_of(&v));
+        let delay = Duration::from_micros(rng.gen_range(0..=max_delay.as_micros() as u64));
+        let gpio = rig.gpio.clone();
+        let since = rig.rt.block_on(async {
+            tokio::time::sleep(delay).await;
+            tokio::time::Instant::now()
+        });
+        let pump = rig
+            .rt
+            .spawn(async move { pump_on_after(&gpio, since).await });
+        sim.pay(&id).expect("sim pay");
+        let paid_at = Instant::now();
+        assert!(
+            matches!(sim.hold_of(&id), Some(HoldState::Accepted { .. })),
+            "held, not taken, before the pour"
+        );
+        let on = rig.rt.block_on(pump).unwrap().expect("the pump started");
+        s.pay_to_pump.push(ms_between(paid_at, on));
+        let end = Instant::now() + STEP;
+        let settled_at = loop {
+            if sim.hold_of(&id) == Some(HoldState::Settled) {
+                break Instant::now();
+            }
+            assert!(Instant::now() < end, "never settled");
+            std::thread::sleep(Duration::from_micros(100));
+        };
+        let poured = rig
+            .gpio
+            .high_intervals(ENA)
+            .into_iter()
+            .filter(|(a, _)| *a >= since)
+            .map(|(_, b)| b.into_std())
+            .last()
+            .expect("the pour ended before its settle");
+        s.poured_to_settled.push(ms_between(poured, settled_at));
+        rig.wait(|v| v.screen == Screen::ThankYou, "thank you");
+    }
+    s
+}
+
 /// Connects an observer to LNbits' websocket for invoice `id` (its payment hash); the task
 /// returns when the first message arrives.
 async fn observe_push(url: &str, id: &InvoiceId) -> tokio::task::JoinHandle<Option<Instant>> {
@@ -844,6 +911,16 @@ fn bench_main(o: &Opts, venv: Option<&Path>) {
     rig.shutdown();
     check_cycles("sim", &sim, o.cycles);
 
+    // The simulated backend with hold invoices (issue 25).
+    let held_cfg = config(
+        &dir.path().join("hold"),
+        50,
+        "[backend]\nkind = \"sim\"\nhold = \"always\"\n",
+    );
+    let mut rig = Rig::start(&held_cfg, With::Sim);
+    let held = measure_hold_cycles(&mut rig, o.cycles, max_delay);
+    rig.shutdown();
+
     // A local real LNbits.
     let ln = venv.map(|venv| {
         let data = dir.path().join("lnbits");
@@ -875,6 +952,18 @@ fn bench_main(o: &Opts, venv: Option<&Path>) {
     rows.push(row(
         "pay → pump on, sim backend (lnvend)",
         &sim.pay_to_pump,
+        "",
+        None,
+    ));
+    rows.push(row(
+        "pay → pump on, sim, hold invoice (ACCEPTED → pump)",
+        &held.pay_to_pump,
+        "",
+        None,
+    ));
+    rows.push(row(
+        "pour finished → settled, sim, hold invoice",
+        &held.poured_to_settled,
         "",
         None,
     ));
