@@ -276,3 +276,37 @@ async fn auto_on_a_backend_that_cannot_hold_sells_exactly_as_before() {
     let l = Ledger::open(dir.path()).unwrap();
     assert_eq!(l.is_held_invoice(&inv.id).unwrap(), None);
 }
+
+/// `hold = "auto"` on a node that says it can hold but refuses lnvend's hold invoices (its
+/// plugin's margin is longer than the QR): the customer still gets a QR, a plain invoice,
+/// and a drink for the payment, this sale and the next; nothing is held or owed.
+#[tokio::test(start_paused = true)]
+async fn auto_falls_back_to_plain_invoices_when_the_node_refuses_a_hold_invoice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&config(
+        dir.path(),
+        "[backend]\nkind = \"sim\"\nhold = \"auto\"\n",
+    ));
+    // Before the controller's first poll (paused time): its probe at start hears "yes".
+    m.sim().set_holds(true);
+    m.sim().refuse_hold_invoices(true);
+    let mut invoices = Vec::new();
+    for _ in 0..2 {
+        m.wait_screen(Screen::Idle).await;
+        m.tap(0);
+        m.wait_screen(Screen::Payment).await;
+        let inv = m.sim().latest().unwrap();
+        assert_eq!(m.sim().hold_of(&inv.id), None, "a plain invoice");
+        m.sim().pay(&inv.id).unwrap();
+        m.wait_screen(Screen::ThankYou).await;
+        invoices.push(inv.id);
+    }
+    assert_eq!(on_time(&m.gpio, ENA), (Duration::from_millis(8000), 2));
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    for id in &invoices {
+        assert_eq!(l.is_held_invoice(id).unwrap(), None);
+    }
+    assert!(l.owed().unwrap().is_empty());
+    assert!(l.unresolved_holds().unwrap().is_empty());
+}

@@ -85,6 +85,9 @@ struct Inner {
     /// Hold invoices switched on (off: as a node without the plugin, so `hold = "auto"`
     /// sells as before on the simulator unless a test or `hold = "always"` turns them on).
     holds: bool,
+    /// Says it can hold but refuses every hold invoice (as a node whose plugin margin is
+    /// longer than the QR's expiry does).
+    refuse_holds: bool,
     /// Settles and cancels carried out.
     hold_calls: u64,
 }
@@ -358,6 +361,11 @@ impl SimBackend {
         self.lock().holds = on;
     }
 
+    /// Refuses every hold invoice from now on (or not), while still saying it can hold.
+    pub fn refuse_hold_invoices(&self, refuse: bool) {
+        self.lock().refuse_holds = refuse;
+    }
+
     /// While down, every call fails as if the server were unreachable.
     pub fn set_down(&self, down: bool) {
         let mut inner = self.lock();
@@ -496,6 +504,11 @@ impl PaymentBackend for SimBackend {
         preimage: &Preimage,
     ) -> Result<Invoice, BackendError> {
         self.check_health().await?;
+        if self.lock().refuse_holds {
+            return Err(BackendError::Rejected(
+                "expiry: needs to be greater than '1800' (simulated)".into(),
+            ));
+        }
         self.create_hold(request, preimage)
     }
 

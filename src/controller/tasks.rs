@@ -148,12 +148,16 @@ impl Controller {
                 return;
             }
         };
+        let fall_back = self.settings.hold == crate::config::HoldMode::Auto;
         self.tasks.spawn(async move {
-            let held = preimage.is_some();
+            let hold = preimage.as_ref().map(|preimage| HoldAsk {
+                preimage,
+                fall_back,
+            });
             let ev = create_invoice(
                 backend.as_ref(),
                 &request,
-                preimage.as_ref(),
+                hold,
                 sale.product.sat_bounds,
                 network,
                 timeout,
@@ -161,12 +165,23 @@ impl Controller {
             )
             .await;
             let ev = match ev {
-                Ok((invoice, expires_at)) => Event::InvoiceCreated {
-                    sale_id: sale.id,
+                Ok(Created {
                     invoice,
                     expires_at,
                     held,
-                },
+                    refused,
+                }) => {
+                    // Before the invoice's event: the next sale asks for a plain one.
+                    if let Some(why) = refused {
+                        let _ = tx.send(Input::HoldSupport(crate::backend::HoldSupport::No(why)));
+                    }
+                    Event::InvoiceCreated {
+                        sale_id: sale.id,
+                        invoice,
+                        expires_at,
+                        held,
+                    }
+                }
                 Err(reason) => {
                     tracing::error!(sale = %sale.id, %reason, "could not get an invoice");
                     Event::InvoiceFailed {
@@ -230,19 +245,54 @@ impl Controller {
     }
 }
 
+/// A sale's hold invoice as asked for: its preimage, and whether a node that refuses it
+/// gets asked for a plain invoice instead (`hold = "auto"`).
+struct HoldAsk<'a> {
+    preimage: &'a crate::backend::Preimage,
+    fall_back: bool,
+}
+
+/// An invoice fit to be shown.
+struct Created {
+    invoice: Invoice,
+    expires_at: Instant,
+    /// A hold invoice.
+    held: bool,
+    /// Why the node refused the hold invoice this plain one replaces (`hold = "auto"`).
+    refused: Option<String>,
+}
+
 /// Asks for an invoice and checks the BOLT11 against the request before it can be shown.
+///
+/// With `hold = "auto"`, a node that answers a hold invoice with a refusal (its plugin's
+/// margin longer than the QR's expiry, a rune without `holdinvoice`) gets asked for a plain
+/// invoice: no hold invoice exists then, so no payment can be held for it. Anything short
+/// of an answer (no reply, a reply we cannot trust) is a failed invoice, as before.
 async fn create_invoice(
     backend: &dyn PaymentBackend,
     request: &InvoiceRequest,
-    preimage: Option<&crate::backend::Preimage>,
+    hold: Option<HoldAsk<'_>>,
     bounds: Option<(Msat, Msat)>,
     network: Network,
     timeout: Duration,
     clock: &dyn Clock,
-) -> Result<(Invoice, Instant), String> {
+) -> Result<Created, String> {
+    let mut refused = None;
     let asked = async {
-        match preimage {
-            Some(p) => backend.create_hold_invoice(request, p).await,
+        match &hold {
+            Some(h) => match backend.create_hold_invoice(request, h.preimage).await {
+                Err(
+                    e @ (crate::backend::BackendError::Rejected(_)
+                    | crate::backend::BackendError::Unauthorized(_)),
+                )
+                    if h.fall_back =>
+                {
+                    tracing::warn!(error = %e, "the node refused a hold invoice (hold = \"auto\"): payments are taken before the pour, as without holds");
+                    refused = Some(format!("the node refused a hold invoice: {e}"));
+                    backend.create_invoice(request).await
+                }
+                other => other,
+            },
             None => backend.create_invoice(request).await,
         }
     };
@@ -254,6 +304,10 @@ async fn create_invoice(
         }
         Ok(Err(e)) => return Err(e.to_string()),
         Ok(Ok(i)) => i,
+    };
+    let preimage = match (&hold, &refused) {
+        (Some(h), None) => Some(h.preimage),
+        (Some(_), Some(_)) | (None, _) => None,
     };
     let checked = match preimage {
         Some(p) => invoice.check_hold(request, p, network, clock.wall()),
@@ -277,7 +331,12 @@ async fn create_invoice(
         }
     }
     let expires_at = instant_of_unix(clock, invoice.expires_at_unix);
-    Ok((invoice, expires_at))
+    Ok(Created {
+        invoice,
+        expires_at,
+        held: preimage.is_some(),
+        refused,
+    })
 }
 
 pub(super) async fn health_loop(

@@ -72,6 +72,21 @@ pub fn hold_params(
     Ok((params, amount))
 }
 
+/// The plugin answers some refusals as a *result* `{"code", "message"}` rather than a
+/// JSON-RPC error (seen on `holdinvoice` with an expiry within its margin, plugin 4.0.0):
+/// such a reply is the node's refusal, not a reply we cannot trust.
+fn refusal_in(reply: &Value) -> Option<BackendError> {
+    let code = reply.get("code").and_then(Value::as_i64)?;
+    let message = reply.get("message").and_then(Value::as_str)?;
+    if reply.get("bolt11").is_some() {
+        return None;
+    }
+    Some(BackendError::Rejected(format!(
+        "holdinvoice: error {code}: {}",
+        super::printable(message)
+    )))
+}
+
 impl<R: Rpc> ClnBackend<R> {
     /// Whether the node has the plugin and the rune allows its methods (see the header).
     pub(super) async fn hold_support_now(&self) -> Result<HoldSupport, BackendError> {
@@ -110,6 +125,10 @@ impl<R: Rpc> ClnBackend<R> {
         let reply = self
             .call("holdinvoice", params)
             .await
+            .and_then(|reply| match refusal_in(&reply) {
+                Some(e) => Err(e),
+                None => Ok(reply),
+            })
             .map_err(|e| match e {
                 BackendError::Rejected(m) if m.contains("expiry") => {
                     BackendError::Rejected(format!(
@@ -148,6 +167,22 @@ mod tests {
     use super::*;
     use crate::money::{Msat, Price};
     use std::time::Duration;
+
+    #[test]
+    fn a_refusal_the_plugin_sends_as_a_result_is_a_refusal() {
+        let reply = json!({"code": -32602, "message": "expiry: needs to be greater than '1800' requested: '300'"});
+        match refusal_in(&reply) {
+            Some(BackendError::Rejected(m)) => assert!(m.contains("expiry: needs"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        for fine in [
+            json!({"bolt11": "lnbcrt1", "payment_hash": "00", "expires_at": 1}),
+            json!({"code": "x", "message": "m"}),
+            json!({"code": 1}),
+        ] {
+            assert!(refusal_in(&fine).is_none(), "{fine}");
+        }
+    }
 
     #[test]
     fn lookup_replies_become_hold_states_and_strange_ones_are_refused() {
