@@ -284,9 +284,7 @@ async fn create_invoice(
                 Err(
                     e @ (crate::backend::BackendError::Rejected(_)
                     | crate::backend::BackendError::Unauthorized(_)),
-                )
-                    if h.fall_back =>
-                {
+                ) if h.fall_back => {
                     tracing::warn!(error = %e, "the node refused a hold invoice (hold = \"auto\"): payments are taken before the pour, as without holds");
                     refused = Some(format!("the node refused a hold invoice: {e}"));
                     backend.create_invoice(request).await

@@ -95,6 +95,22 @@ pub async fn customer_balance(b: &Bed) -> u64 {
     ch["channels"][0]["to_us_msat"].as_u64().unwrap()
 }
 
+/// What the customer's balance dropped by since `before`, once the channel shows a drop
+/// (the payer's `pay` can return a moment before its channel balance moves), or 0 after
+/// 20 s.
+pub async fn balance_drop(b: &Bed, before: u64) -> u64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = customer_balance(b).await;
+        if now != before || tokio::time::Instant::now() > deadline {
+            // Settled for a moment more: a second payment would show by then.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            return before - customer_balance(b).await;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Taps the first product and returns the QR's invoice.
 pub async fn buy(m: &mut TestMachine) -> String {
     m.wait_screen_within(Screen::Idle, STEP).await;
