@@ -716,7 +716,7 @@ fn measure_hold_cycles(rig: &mut Rig, n: usize, max_delay: Duration) -> HoldSamp
             .into_iter()
             .filter(|(a, _)| *a >= since)
             .map(|(_, b)| b.into_std())
-            .last()
+            .next_back()
             .expect("the pour ended before its settle");
         s.poured_to_settled.push(ms_between(poured, settled_at));
         rig.wait(|v| v.screen == Screen::ThankYou, "thank you");

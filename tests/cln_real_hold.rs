@@ -4,7 +4,12 @@
 //! channel, and the whole machine with `hold = "always"`, over the unix socket and over
 //! clnrest with a rune restricted to lnvend's methods and the plugin's. What the customer's
 //! wallet sees is checked on the paying node: its channel balance drops once, by the price,
-//! only after the pour; a pour that cannot happen leaves it exactly as it was.
+//! only after the pour; a pour that cannot happen leaves it exactly as it was; a partial
+//! pour is taken once and owes the rest. One case runs `hold = "auto"` against a node that
+//! refuses lnvend's hold invoices (the plugin's default margin). The bed is shared with
+//! tests/cln_real_hold_crash.rs (lnvend down at the wrong moment) through
+//! tests/support/cln_hold_bed.rs. The file takes about 2.5 minutes on the shared 2-core
+//! machine (13 tests, two nodes each, run two at a time).
 //!
 //! Fails loudly, naming the script, when Core Lightning's or the plugin's sources are missing
 //! (`../shared/vendor/core-lightning`, `../shared/vendor/holdinvoice`).
