@@ -33,6 +33,9 @@ pub struct WatchTiming {
     /// The least time between two checks prompted by wake-ups; doubles up to `poll_down`
     /// while wake-ups keep coming.
     pub wake_gap_min: Duration,
+    /// Poll interval for a hold invoice, which has no wake-up: it is the customer's wait
+    /// between paying and the pump, so it is short (a lookup on the node is cheap).
+    pub poll_hold: Duration,
 }
 
 impl Default for WatchTiming {
@@ -44,6 +47,7 @@ impl Default for WatchTiming {
             backoff_max: Duration::from_secs(30),
             grace: Duration::from_secs(60),
             wake_gap_min: Duration::from_millis(250),
+            poll_hold: Duration::from_millis(250),
         }
     }
 }
@@ -122,7 +126,7 @@ pub async fn watch_invoice(
 /// [`watch_invoice`], or for a hold invoice (`hold`: its payment hash) the hold's state:
 /// `Paid` when the backend says ACCEPTED (or SETTLED), `Expired` when CANCELED. A held
 /// payment has no wake-up (Core Lightning's plugin sends none, and `waitinvoice` fires only
-/// on settle), so it is polled every `poll_down`.
+/// on settle), so it is polled every `poll_hold`.
 pub async fn watch_payment(
     backend: Arc<dyn PaymentBackend>,
     invoice: Invoice,
@@ -172,7 +176,9 @@ pub async fn watch_payment(
                 return outcome;
             }
             coalesce.checked(Instant::now());
-            let interval = if wake.is_some() {
+            let interval = if hold.is_some() {
+                timing.poll_hold
+            } else if wake.is_some() {
                 timing.poll_up
             } else {
                 timing.poll_down
@@ -300,6 +306,46 @@ mod tests {
         let ev = (&mut task).await.unwrap();
         assert_eq!(ev, WatchOutcome::Paid);
         assert_eq!(Instant::now(), t0, "no poll interval waited");
+    }
+
+    /// A held payment sends no wake-up: the pump waits for the next lookup, so that
+    /// lookup comes within a blink, not after the 2 s poll of a stream that is down.
+    #[tokio::test(start_paused = true)]
+    async fn a_held_payment_is_seen_within_a_quarter_second() {
+        let sim = Arc::new(SimBackend::new());
+        sim.set_holds(true);
+        let preimage = crate::backend::Preimage::random();
+        let inv = sim
+            .create_hold_invoice(
+                &InvoiceRequest {
+                    sale_id: "s".into(),
+                    machine_id: "bar-7".into(),
+                    product: "Cola".into(),
+                    price: crate::money::Price::Sats(Msat::from_sat(10).unwrap()),
+                    description: "x".into(),
+                    expiry: Duration::from_secs(300),
+                },
+                &preimage,
+            )
+            .await
+            .unwrap();
+        let mut task = tokio::spawn(watch_payment(
+            sim.clone(),
+            inv.clone(),
+            Some(preimage.payment_hash()),
+            Instant::now() + Duration::from_secs(300),
+            WatchTiming::default(),
+        ));
+        tokio::time::sleep(Duration::from_millis(7_010)).await;
+        let t0 = Instant::now();
+        sim.pay(&inv.id).unwrap();
+        let ev = (&mut task).await.unwrap();
+        assert_eq!(ev, WatchOutcome::Paid);
+        assert!(
+            Instant::now() - t0 <= Duration::from_millis(250),
+            "a held payment waited {:?} for its lookup",
+            Instant::now() - t0
+        );
     }
 
     #[tokio::test(start_paused = true)]
