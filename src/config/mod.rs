@@ -18,6 +18,7 @@ use crate::pump::{BridgePins, PourSettings};
 use crate::secret::Secret;
 
 mod backend;
+pub mod dispenser;
 mod display;
 pub mod flow;
 mod gpio;
