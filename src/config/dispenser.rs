@@ -93,6 +93,12 @@ pub(super) fn check(i: usize, p: &ProductConfig, g: &GpioConfig) -> Result<(), I
         }
         return Ok(());
     }
+    if p.pour_ms.is_some() {
+        return Err(invalid(
+            f("pour_ms"),
+            "a pulse product's time is its pattern (pulse_ms, pulses, gap_ms): remove pour_ms",
+        ));
+    }
     let stock_keys = [
         ("volume_ml", p.volume_ml.is_some()),
         ("timed_pour_ml", p.timed_pour_ml.is_some()),

@@ -395,7 +395,10 @@ impl Config {
                 p.price_sat = po.price_sat;
                 p.price_fiat = po.price_fiat.clone();
             }
-            p.pour_ms = po.pour_ms;
+            if p.pour_ms.is_some() {
+                // A pulse product's time is its pattern's: the operator's pour time is not.
+                p.pour_ms = Some(po.pour_ms);
+            }
         }
         for fo in &o.flow {
             let sensor = match fo.channel {

@@ -65,8 +65,8 @@ pub struct ProductConfig {
     pub price_fiat: Option<String>,
     /// How long the pump runs for one drink, in milliseconds. Required for a pump product;
     /// a pulse product's time is its pulse pattern's.
-    #[serde(default)]
-    pub pour_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pour_ms: Option<u64>,
     /// Which L298N channel drives this product's pump: "A" or "B".
     #[serde(default = "default_channel")]
     pub channel: Channel,
@@ -192,15 +192,21 @@ pub(super) fn check(
         if !dispenser::is_pump(p) {
             continue;
         }
-        if p.pour_ms == 0 {
+        let Some(pour_ms) = p.pour_ms else {
+            return Err(invalid(
+                f("pour_ms"),
+                "missing field `pour_ms`: how long the pump runs for one drink, in ms",
+            ));
+        };
+        if pour_ms == 0 {
             return Err(invalid(f("pour_ms"), "must be greater than 0"));
         }
-        if p.pour_ms + g.anti_drip_ms > g.max_run_ms {
+        if pour_ms + g.anti_drip_ms > g.max_run_ms {
             return Err(invalid(
                 f("pour_ms"),
                 format!(
                     "{} ms (plus {} ms anti-drip) is longer than gpio.max_run_ms = {}",
-                    p.pour_ms, g.anti_drip_ms, g.max_run_ms
+                    pour_ms, g.anti_drip_ms, g.max_run_ms
                 ),
             ));
         }
@@ -303,7 +309,7 @@ fn check_product(i: usize, p: &ProductConfig, g: &GpioConfig) -> Result<(), Inva
                 ),
             ));
         };
-        if p.pour_ms <= sensor.no_flow_ms {
+        if p.pour_ms.unwrap_or(0) <= sensor.no_flow_ms {
             return Err(invalid(
                 f("pour_ms"),
                 format!(
@@ -432,7 +438,7 @@ pub(super) fn specs(
                 name: p.name.trim().to_string(),
                 price,
                 pour: dispenser::pulse_spec(p)
-                    .map_or(Duration::from_millis(p.pour_ms), |s| s.total()),
+                    .map_or(Duration::from_millis(p.pour_ms.unwrap_or(0)), |s| s.total()),
                 channel: p.channel,
                 sat_bounds: match (&p.price_fiat, p.min_sat, p.max_sat) {
                     (Some(_), lo, hi) if lo.is_some() || hi.is_some() => Some((
@@ -576,10 +582,15 @@ backend = "mock"
     #[test]
     fn the_simulator_brings_its_own_pictures() {
         let c = Config::simulator_default();
-        assert_eq!(c.pictures.len(), 3);
+        assert_eq!(c.pictures.len(), 4);
         assert!(
-            c.pictures.iter().all(Option::is_some),
+            c.pictures[..3].iter().all(Option::is_some),
             "Cola, Club-Mate, Water"
+        );
+        assert!(c.pictures[3].is_none(), "the pulse product has none");
+        assert!(
+            c.product_specs()[3].pulse.is_some(),
+            "the simulator shows a pulse product"
         );
     }
 }

@@ -56,11 +56,12 @@ use crate::backend::watch::{watch_payment, WatchOutcome, WatchTiming};
 use crate::backend::{Invoice, InvoiceId, InvoiceRequest, PaymentBackend};
 use crate::clock::{instant_of_unix, Clock};
 use crate::config::Network;
+use crate::dispense::{Dispensed, Dispenser, MachineDispenser, Plan, PumpDispenser};
 use crate::ledger::{Ledger, LedgerError};
 use crate::money::{Fiat, Msat, Price};
 use crate::operator::{Lockout, PinHash, PinOutcome};
-use crate::pump::{self, PourSettings, Pump};
 use crate::pump::{Channel, Direction};
+use crate::pump::{PourSettings, Pump};
 use crate::qr::{self, QrBitmap};
 use crate::secret::Secret;
 use crate::vend::{self, Effect, Event, PourFailure, Product, Sale, SaleId, State};
@@ -78,6 +79,9 @@ pub struct Controller {
     state: State,
     backend: Arc<dyn PaymentBackend>,
     pump: Pump,
+    /// Every sale's dispense goes through this (the pump itself is kept for the operator's
+    /// prime and reverse runs, and for the emergency stop).
+    dispenser: Arc<dyn Dispenser>,
     ledger: Result<Ledger, String>,
     tx: mpsc::UnboundedSender<Input>,
     rx: mpsc::UnboundedReceiver<Input>,
@@ -190,11 +194,16 @@ impl Controller {
         ));
         metrics.state(&state);
         let (view, _) = watch::channel(initial);
+        let dispenser: Arc<dyn Dispenser> = Arc::new(MachineDispenser::new(
+            PumpDispenser::new(pump.clone(), settings.pour),
+            None,
+        ));
         Controller {
             settings,
             state,
             backend,
             pump,
+            dispenser,
             ledger,
             tx,
             rx,
@@ -258,6 +267,10 @@ impl Controller {
     pub fn state(&self) -> &State {
         &self.state
     }
+    /// Replaces the dispenser (the machine's pump and pulse lines, or a fake in tests).
+    pub fn set_dispenser(&mut self, dispenser: Arc<dyn Dispenser>) {
+        self.dispenser = dispenser;
+    }
     /// The payment backend (the app asks it at start whether it can hold invoices).
     pub fn backend(&self) -> Arc<dyn PaymentBackend> {
         self.backend.clone()
@@ -305,6 +318,9 @@ impl Controller {
         // The pump first: whatever else fails below, it is off.
         if let Err(e) = self.pump.stop() {
             tracing::error!(error = %e, "could not stop the pump at shutdown");
+        }
+        if let Err(e) = self.dispenser.stop() {
+            tracing::error!(error = %e, "could not stop the dispenser at shutdown");
         }
         self.take_pour_report().await;
         // A pour cut short by a stop is owed now, not left "pouring" until the next start.

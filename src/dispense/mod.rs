@@ -67,7 +67,8 @@ impl std::fmt::Debug for Plan {
 /// What went wrong in a dispense, with its source kept.
 #[derive(Debug, thiserror::Error)]
 pub enum DispenseError {
-    #[error("pump: {0}")]
+    /// Shown as the pump's own error: the vend cycle's failure already says "pump".
+    #[error(transparent)]
     Pump(#[from] PumpError),
     /// A pour by volume saw its flow stop (a dry tank, a blocked line).
     #[error("no flow")]
