@@ -95,9 +95,10 @@ fn volume_end(
             "{ml} ml flowed, then no flow for {} ms: the tank is empty or the line blocked",
             no_flow_ms
         )),
-        e @ (DispenseError::Pump(_) | DispenseError::Pulse(_) | DispenseError::NotWired(_)) => {
-            PourFailure::Pump(e.to_string())
-        }
+        e @ (DispenseError::Pump(_)
+        | DispenseError::Pulse(_)
+        | DispenseError::Mdb(_)
+        | DispenseError::NotWired(_)) => PourFailure::Pump(e.to_string()),
     });
     if settled {
         return (None, Event::PourFinished { sale_id, trouble });

@@ -13,6 +13,8 @@
 //! and the ledger's record.
 
 pub mod fake;
+pub mod hat;
+pub mod mdb;
 pub mod pulse;
 
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use crate::pump::flow::{pour_volume_counted, FlowSensor, VolumeOutcome, VolumeTa
 use crate::pump::{self, Channel, PourSettings, Pump, PumpError};
 
 pub use crate::config::dispenser::PulseSpec;
+pub use mdb::MdbDispenser;
 pub use pulse::{PulseDispenser, PulseError};
 
 /// One dispense, as the controller plans it from the product and what is owed.
@@ -42,6 +45,8 @@ pub enum Plan {
     },
     /// A GPIO line pulsed high in the product's pattern.
     Pulse(PulseSpec),
+    /// Approve the MDB vend the machine asked for, of this amount, and await its result.
+    Mdb(crate::mdb::hat::MachineAmount),
 }
 
 impl std::fmt::Debug for Plan {
@@ -60,6 +65,7 @@ impl std::fmt::Debug for Plan {
                 .field("target", target)
                 .finish_non_exhaustive(),
             Plan::Pulse(s) => f.debug_tuple("Pulse").field(s).finish(),
+            Plan::Mdb(a) => f.debug_tuple("Mdb").field(a).finish(),
         }
     }
 }
@@ -75,6 +81,9 @@ pub enum DispenseError {
     NoFlow,
     #[error("pulse line: {0}")]
     Pulse(#[from] PulseError),
+    /// The MDB vend failed or was not answered (the HAT says why, or nothing in time).
+    #[error("MDB vend: {0}")]
+    Mdb(String),
     /// The plan needs hardware this machine does not have (a config that slipped through).
     #[error("no {0} is wired on this machine")]
     NotWired(&'static str),
@@ -155,11 +164,22 @@ impl PumpDispenser {
 pub struct MachineDispenser {
     pump: PumpDispenser,
     pulse: Option<PulseDispenser>,
+    mdb: Option<MdbDispenser>,
 }
 
 impl MachineDispenser {
     pub fn new(pump: PumpDispenser, pulse: Option<PulseDispenser>) -> MachineDispenser {
-        MachineDispenser { pump, pulse }
+        MachineDispenser {
+            pump,
+            pulse,
+            mdb: None,
+        }
+    }
+
+    /// The machine sells through an MDB HAT too.
+    pub fn with_mdb(mut self, mdb: MdbDispenser) -> MachineDispenser {
+        self.mdb = Some(mdb);
+        self
     }
 }
 
@@ -176,6 +196,10 @@ impl Dispenser for MachineDispenser {
             Plan::Pulse(spec) => match &self.pulse {
                 Some(p) => p.run(&spec).await,
                 None => Dispensed::Failed(DispenseError::NotWired("pulse line")),
+            },
+            Plan::Mdb(amount) => match &self.mdb {
+                Some(m) => m.run(amount).await,
+                None => Dispensed::Failed(DispenseError::NotWired("MDB HAT")),
             },
         }
     }
