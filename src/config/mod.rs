@@ -23,6 +23,7 @@ mod display;
 pub mod flow;
 mod gpio;
 mod locate;
+pub mod mdb;
 mod metrics;
 mod nfc;
 mod products;
@@ -107,6 +108,9 @@ struct RawConfig {
     /// The Bolt Card reader: see [`NfcConfig`].
     #[serde(default)]
     nfc: NfcConfig,
+    /// A commercial machine sold through an MDB HAT: see [`mdb::MdbConfig`].
+    #[serde(default)]
+    mdb: Option<mdb::MdbConfig>,
 }
 
 /// `[clock]` as the file gives it.
@@ -150,6 +154,8 @@ pub struct Config {
     pub pictures: Vec<Option<std::sync::Arc<crate::picture::Picture>>>,
     #[serde(skip_serializing_if = "NfcConfig::is_default")]
     pub nfc: NfcConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mdb: Option<mdb::MdbConfig>,
 }
 
 /// `[clock]`, settled by the mode.
@@ -213,6 +219,7 @@ impl RawConfig {
             metrics: self.metrics,
             pictures: Vec::new(),
             nfc: self.nfc,
+            mdb: self.mdb,
         })
     }
 }
@@ -377,6 +384,13 @@ impl Config {
         }
         let g = &self.gpio;
         gpio::check(g)?;
+        if let Some(m) = &self.mdb {
+            mdb::check(m, &self.backend, &self.currency)?;
+            if self.products.is_empty() {
+                // The machine's keypad sells; no tiles are needed.
+                return Ok(());
+            }
+        }
         products::check(&self.products, g, &self.backend, &self.currency)
     }
 
