@@ -100,6 +100,13 @@ pub fn settings(config: &Config) -> Settings {
             .collect(),
         hold: config.backend().hold(),
         pulses: config.product_specs().iter().map(|p| p.pulse).collect(),
+        mdb: config
+            .mdb
+            .clone()
+            .map(|config_mdb| crate::controller::MdbSettings {
+                config: config_mdb,
+                currency: config.currency.clone(),
+            }),
     }
 }
 
@@ -231,10 +238,24 @@ pub fn assemble_with_clock(
     let pour = settings.pour;
     let mut controller = Controller::new(settings, backend, pump.clone(), ledger);
     let pulse = open_pulse(config, gpio.as_ref())?;
-    controller.set_dispenser(Arc::new(MachineDispenser::new(
-        PumpDispenser::new(pump.clone(), pour),
-        pulse,
-    )));
+    let mut dispenser = MachineDispenser::new(PumpDispenser::new(pump.clone(), pour), pulse);
+    if let Some(m) = &config.mdb {
+        // A HAT that cannot be opened is a HAT that is down: the machine starts out of
+        // service and says why, rather than not at all.
+        let (link, events, task) = match crate::dispense::tty::Tty::open(&m.port) {
+            Ok(tty) => crate::dispense::hat::spawn(tty, m.silence()),
+            Err(e) => {
+                tracing::error!(error = %e, "MDB HAT unavailable");
+                crate::dispense::hat::spawn_down(e.to_string())
+            }
+        };
+        dispenser = dispenser.with_mdb(crate::dispense::MdbDispenser::new(
+            link.clone(),
+            m.vend_timeout(),
+        ));
+        controller.attach_mdb(link, events, task);
+    }
+    controller.set_dispenser(Arc::new(dispenser));
     let cards = attach_card_reader(&mut controller, &config.nfc)?;
     // A port that cannot be had is logged, not fatal: the machine sells without metrics
     // rather than standing still over them (the "machine down" alert then fires).

@@ -293,6 +293,35 @@ impl Controller {
         let tx = self.tx.clone();
         let dispenser = self.dispenser.clone();
         let index = sale.product.index;
+        if let Some(plan) = self.mdb_plan(&sale) {
+            self.pour_task = Some(tokio::spawn(async move {
+                let d = match plan {
+                    Ok(plan) => dispenser.dispense(plan).await,
+                    Err(why) => Dispensed::Failed(DispenseError::Mdb(why)),
+                };
+                let ev = match d {
+                    Dispensed::Delivered { .. } => Event::PourFinished {
+                        sale_id: sale.id,
+                        trouble: None,
+                    },
+                    Dispensed::Partial {
+                        trouble: Some(e), ..
+                    }
+                    | Dispensed::Failed(e) => Event::PourFailed {
+                        sale_id: sale.id,
+                        failure: PourFailure::Pump(e.to_string()),
+                        delivered_ml: 0,
+                    },
+                    Dispensed::Partial { trouble: None, .. } => Event::PourFailed {
+                        sale_id: sale.id,
+                        failure: PourFailure::Pump("the vend was cut short".into()),
+                        delivered_ml: 0,
+                    },
+                };
+                let _ = tx.send(Input::Event(ev));
+            }));
+            return;
+        }
         if let Some(spec) = self.pulse_of(index) {
             self.pour_task = Some(tokio::spawn(async move {
                 let ev = pulse_end(sale.id, &spec, dispenser.dispense(Plan::Pulse(spec)).await);

@@ -21,6 +21,7 @@ mod effects;
 mod flow;
 mod health;
 mod hold;
+mod mdb;
 pub mod input;
 pub mod late;
 pub mod limits;
@@ -35,6 +36,7 @@ pub mod view;
 pub use calibration::CALIBRATION_ML;
 pub use card::CardView;
 pub use flow::{FlowChannel, StockSpec};
+pub use mdb::MdbSettings;
 pub use input::*;
 pub use settings::Settings;
 pub use view::*;
@@ -82,6 +84,8 @@ pub struct Controller {
     /// Every sale's dispense goes through this (the pump itself is kept for the operator's
     /// prime and reverse runs, and for the emergency stop).
     dispenser: Arc<dyn Dispenser>,
+    /// The MDB HAT's session, when the machine sells through one.
+    mdb: mdb::MdbState,
     ledger: Result<Ledger, String>,
     tx: mpsc::UnboundedSender<Input>,
     rx: mpsc::UnboundedReceiver<Input>,
@@ -204,6 +208,7 @@ impl Controller {
             backend,
             pump,
             dispenser,
+            mdb: mdb::MdbState::default(),
             ledger,
             tx,
             rx,
@@ -348,6 +353,7 @@ impl Controller {
         if let Some(t) = self.op_pump.take() {
             t.abort();
         }
+        self.stop_mdb();
         self.tasks.shutdown().await;
         let _ = health.await;
         tracing::info!("controller stopped; pump off");
@@ -408,6 +414,14 @@ impl Controller {
                 }
                 None => {
                     tracing::warn!(index = i, "tap on a product that does not exist");
+                    return;
+                }
+            },
+            Input::Mdb(ev) => match self.mdb_event(ev) {
+                Some(e) => e,
+                None => {
+                    self.mdb_settle();
+                    self.publish();
                     return;
                 }
             },
@@ -515,6 +529,7 @@ impl Controller {
             },
             Input::Event(e) => {
                 self.note_health(&e);
+                let e = self.mdb_gate(e);
                 if let Event::InvoiceFailed { sale_id, .. } = &e {
                     self.creating.remove(sale_id);
                     self.preimages.remove(sale_id);
@@ -532,6 +547,7 @@ impl Controller {
         let ran_out = matches!(self.state, State::AwaitingPayment { .. })
             && matches!(event, Event::Tick | Event::InvoiceExpired { .. });
         self.apply(event);
+        self.mdb_settle();
         self.expired_notice = match self.state {
             State::Idle if ran_out => Some(Instant::now() + EXPIRED_NOTICE),
             State::Idle => self.expired_notice,

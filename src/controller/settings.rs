@@ -45,4 +45,6 @@ pub struct Settings {
     pub hold: crate::config::HoldMode,
     /// Each product's pulse pattern by index (None: poured by the pump).
     pub pulses: Vec<Option<crate::dispense::PulseSpec>>,
+    /// `[mdb]`: the machine sells through an MDB HAT.
+    pub mdb: Option<MdbSettings>,
 }

@@ -94,6 +94,16 @@ pub fn spawn(
     (link, first, task)
 }
 
+/// A link to a HAT that could not be opened: down from the start, for `reason`, and every
+/// command refused.
+pub fn spawn_down(reason: String) -> (HatLink, broadcast::Receiver<HatEvent>, JoinHandle<()>) {
+    let (commands, _) = mpsc::channel(1);
+    let (events, first) = broadcast::channel(4);
+    let _ = events.send(HatEvent::Down(reason));
+    let link = HatLink { commands, events };
+    (link, first, tokio::spawn(async {}))
+}
+
 async fn run(
     mut line: impl SerialLine,
     mut commands: mpsc::Receiver<HatCommand>,

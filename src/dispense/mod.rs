@@ -16,6 +16,7 @@ pub mod fake;
 pub mod hat;
 pub mod mdb;
 pub mod pulse;
+pub mod tty;
 
 use std::sync::Arc;
 use std::time::Duration;
