@@ -40,6 +40,15 @@ pub(super) struct MdbState {
     tasks: Vec<JoinHandle<()>>,
 }
 
+impl Drop for MdbState {
+    /// The link's tasks end with the controller, however it ends (a crash's drop too).
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
 impl Controller {
     /// Sells through the HAT on `link`: its events (from `events`) come in on the
     /// controller's channel; `task` is the link's, aborted at shutdown. The machine is out
@@ -99,7 +108,9 @@ impl Controller {
                 self.mdb.down = Some(reason.clone());
                 Some(Event::BackendDown { reason })
             }
-            HatEvent::Line(HatLine::VendRequest { amount, item }) => self.vend_request(amount, item),
+            HatEvent::Line(HatLine::VendRequest { amount, item }) => {
+                self.vend_request(amount, item)
+            }
             HatEvent::Line(HatLine::Status(_)) => {
                 let (sale, _) = self.mdb.pending.as_ref()?;
                 let asking = matches!(
@@ -192,7 +203,8 @@ impl Controller {
                 return Some(Ok(plan));
             }
         }
-        (self.settings.mdb.is_some() && sale.product.index >= self.settings.catalog.len())
-            .then(|| Err("the machine is not asking for this vend; select it on the machine".into()))
+        (self.settings.mdb.is_some() && sale.product.index >= self.settings.catalog.len()).then(
+            || Err("the machine is not asking for this vend; select it on the machine".into()),
+        )
     }
 }
