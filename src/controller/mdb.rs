@@ -134,9 +134,7 @@ impl Controller {
     }
 
     fn vend_request(&mut self, amount: MachineAmount, item: u16) -> Option<Event> {
-        let Some(m) = self.settings.mdb.clone() else {
-            return None;
-        };
+        let m = self.settings.mdb.clone()?;
         let idle = matches!(self.state, State::Idle) && self.mdb.down.is_none();
         let price = m.config.price(amount, m.currency.as_deref());
         let price = match (idle, price) {
