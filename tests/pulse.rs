@@ -115,3 +115,46 @@ async fn a_stop_mid_pulse_drives_the_line_low_and_owes_the_sale() {
     let l = Ledger::open(dir.path()).unwrap();
     assert_eq!(l.owed().unwrap().len(), 1, "the cut sale is owed");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_controller_hands_the_dispenser_the_product_s_pattern_and_owes_a_partial_one() {
+    use lnvend::dispense::fake::{Answer, FakeDispenser};
+    use lnvend::dispense::Plan;
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = lnvend::app::assemble(&config(dir.path(), &pulse_product(120, 3))).unwrap();
+    // Two of the three credit pulses went out, then the line failed.
+    let fake = FakeDispenser::new();
+    fake.answer(Answer::Partial(2));
+    m.controller.set_dispenser(Arc::new(fake.clone()));
+    let inputs = m.controller.inputs();
+    let sim = m.sim.clone().unwrap();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(m.controller.run(async {
+        let _ = rx.await;
+    }));
+    assert!(inputs.send(Input::Tap(2)));
+    while sim.latest().is_none() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sim.pay_latest().unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let plans = fake.plans();
+    assert_eq!(plans.len(), 1, "one dispense per payment: {plans:?}");
+    let Plan::Pulse(spec) = &plans[0] else {
+        panic!("a pulse product is dispensed as a pulse: {plans:?}");
+    };
+    assert_eq!((spec.pin, spec.pulses), (COIN, 3));
+    assert_eq!(spec.width, Duration::from_millis(120));
+    assert_eq!(spec.gap, Duration::from_millis(300));
+    let _ = stop.send(());
+    task.await.unwrap();
+    assert_eq!(fake.stops(), 1, "every output stopped at shutdown");
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(
+        l.owed().unwrap().len(),
+        1,
+        "a partial pattern is owed, not poured"
+    );
+}
