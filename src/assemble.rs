@@ -106,6 +106,7 @@ pub fn settings(config: &Config) -> Settings {
             .map(|config_mdb| crate::controller::MdbSettings {
                 config: config_mdb,
                 currency: config.currency.clone(),
+                pictures: config.mdb_pictures.clone(),
             }),
     }
 }

@@ -161,10 +161,17 @@ silence_s = 2
 [[mdb.item]]
 number = 17
 name = "Crisps"
+image = "{}"
 "#,
         dir.display(),
-        port.display()
+        port.display(),
+        dir.join("crisps.svg").display()
     );
+    std::fs::write(
+        dir.join("crisps.svg"),
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10" fill="#f80"/></svg>"##,
+    )
+    .unwrap();
     Config::parse(&text, "mdb.toml", Mode::Sim).expect("mdb config")
 }
 
@@ -185,6 +192,7 @@ async fn select(m: &mut TestMachine, vmc: &Vmc) -> lnvend::backend::InvoiceId {
     assert_eq!(v.product, "Crisps");
     assert_eq!(v.amount, "2,500 sats");
     assert!(v.qr.is_some());
+    assert!(v.picture.is_some(), "the item's picture from [[mdb.item]]");
     m.sim().latest().unwrap().id
 }
 

@@ -52,6 +52,9 @@ pub struct MdbItem {
     pub number: u16,
     /// Shown on the payment screen and in the invoice.
     pub name: String,
+    /// A picture for the payment screen: PNG, JPEG or SVG, relative to the config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<PathBuf>,
 }
 
 fn default_port() -> PathBuf {
@@ -112,6 +115,24 @@ impl MdbConfig {
             (None, None) => Err("no sat_per_unit and no currency".into()),
         }
     }
+}
+
+/// Loads each item's picture with `load`: (item number, picture), in file order.
+pub(super) fn pictures(
+    m: &MdbConfig,
+    load: &dyn Fn(
+        &std::path::Path,
+    ) -> Result<crate::picture::Picture, crate::picture::PictureError>,
+) -> Result<Vec<(u16, std::sync::Arc<crate::picture::Picture>)>, Invalid> {
+    let mut out = Vec::new();
+    for (i, item) in m.items.iter().enumerate() {
+        if let Some(path) = &item.image {
+            let pic =
+                load(path).map_err(|e| invalid(format!("mdb.item[{i}].image"), e.to_string()))?;
+            out.push((item.number, std::sync::Arc::new(pic)));
+        }
+    }
+    Ok(out)
 }
 
 pub(super) fn check(
@@ -213,6 +234,9 @@ mod tests {
         let e = parse("[mdb]\nsat_per_unit = 1\n[[mdb.item]]\nnumber = 1\nname = \"A\"\n[[mdb.item]]\nnumber = 1\nname = \"B\"\n")
             .unwrap_err();
         assert_eq!(e.field, "mdb.item[1].number", "{e}");
+        let e = parse("[mdb]\nsat_per_unit = 1\n[[mdb.item]]\nnumber = 1\nname = \"A\"\nimage = \"/nonexistent/a.png\"\n")
+            .unwrap_err();
+        assert_eq!((e.field.as_str(), e.line), ("mdb.item[0].image", 9), "{e}");
         let e = parse("[mdb]\nsat_per_unit = 1\nbaud = 9600\n").unwrap_err();
         assert!(e.message.contains("unknown field `baud`"), "{e}");
     }

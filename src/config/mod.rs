@@ -152,6 +152,9 @@ pub struct Config {
     /// Each product's picture, decoded and scaled at load (by index; `None`: no `image`).
     #[serde(skip)]
     pub pictures: Vec<Option<std::sync::Arc<crate::picture::Picture>>>,
+    /// `[[mdb.item]]` pictures by item number, decoded once at load.
+    #[serde(skip)]
+    pub mdb_pictures: Vec<(u16, std::sync::Arc<crate::picture::Picture>)>,
     #[serde(skip_serializing_if = "NfcConfig::is_default")]
     pub nfc: NfcConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -218,6 +221,7 @@ impl RawConfig {
             },
             metrics: self.metrics,
             pictures: Vec::new(),
+            mdb_pictures: Vec::new(),
             nfc: self.nfc,
             mdb: self.mdb,
         })
@@ -302,6 +306,9 @@ impl Config {
         cfg.resolve_paths(base);
         cfg.pictures =
             products::pictures(&cfg.products, load_picture).map_err(|i| spans.locate(file, i))?;
+        if let Some(m) = &cfg.mdb {
+            cfg.mdb_pictures = mdb::pictures(m, load_picture).map_err(|i| spans.locate(file, i))?;
+        }
         backend::resolve_secrets(&mut cfg.backend).map_err(|i| spans.locate(file, i))?;
         Ok(cfg)
     }
@@ -313,6 +320,12 @@ impl Config {
         if let Some(t) = self.gpio.trace.as_mut() {
             if t.is_relative() {
                 *t = base.join(&*t);
+            }
+        }
+        let items = self.mdb.iter_mut().flat_map(|m| m.items.iter_mut());
+        for img in items.filter_map(|i| i.image.as_mut()) {
+            if img.is_relative() {
+                *img = base.join(&*img);
             }
         }
         for p in &mut self.products {

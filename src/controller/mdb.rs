@@ -27,6 +27,8 @@ pub struct MdbSettings {
     pub config: MdbConfig,
     /// The file's `currency`, for a machine priced in fiat.
     pub currency: Option<String>,
+    /// `[[mdb.item]]` pictures by item number.
+    pub pictures: Vec<(u16, Arc<crate::picture::Picture>)>,
 }
 
 /// The controller's side of the HAT.
@@ -168,6 +170,16 @@ impl Controller {
             sale_id,
             give_up_at: turn + self.settings.request_timeout,
         })
+    }
+
+    /// The picture of the MDB item sold as product `index`, if it has one.
+    pub(super) fn mdb_picture(&self, index: usize) -> Option<Arc<crate::picture::Picture>> {
+        let item = index.checked_sub(self.settings.catalog.len())?;
+        let m = self.settings.mdb.as_ref()?;
+        m.pictures
+            .iter()
+            .find(|(n, _)| usize::from(*n) == item)
+            .map(|(_, p)| p.clone())
     }
 
     fn mdb_deny(&mut self) {
