@@ -18,6 +18,7 @@ use crate::backend::PaymentBackend;
 use crate::clock::Clock;
 use crate::config::{BackendConfig, ClnConfig, Config, GpioBackend, GpioConfig};
 use crate::controller::{Controller, Settings};
+use crate::dispense::{MachineDispenser, PulseDispenser, PumpDispenser};
 use crate::ledger::Ledger;
 use crate::pump::gpiochip::GpiochipPins;
 use crate::pump::mock::MockGpio;
@@ -36,6 +37,8 @@ pub enum OpenPumpError {
     Trace(#[source] std::io::Error),
     #[error(transparent)]
     Pump(#[from] PumpError),
+    #[error("cannot claim the pulse lines: {0}")]
+    Pulse(#[from] crate::dispense::PulseError),
 }
 
 /// A machine, assembled and ready to run.
@@ -96,6 +99,15 @@ pub fn settings(config: &Config) -> Settings {
             .map(crate::controller::StockSpec::of)
             .collect(),
         hold: config.backend().hold(),
+        pulses: config.product_specs().iter().map(|p| p.pulse).collect(),
+        mdb: config
+            .mdb
+            .clone()
+            .map(|config_mdb| crate::controller::MdbSettings {
+                config: config_mdb,
+                currency: config.currency.clone(),
+                pictures: config.mdb_pictures.clone(),
+            }),
     }
 }
 
@@ -175,10 +187,17 @@ pub fn assemble_with_clock(
         }
     }
     let (pump, gpio) = open_pump(config)?;
-    let pin_names = pin_names(&config.gpio)
+    let mut pin_names: Vec<(u8, String)> = pin_names(&config.gpio)
         .into_iter()
         .map(|(pin, name)| (pin, name.to_string()))
         .collect();
+    for p in config.product_specs() {
+        if let Some(s) = p.pulse {
+            if !pin_names.iter().any(|(pin, _)| *pin == s.pin) {
+                pin_names.push((s.pin, format!("pulse ({})", p.name)));
+            }
+        }
+    }
     let data_dir = config.data_dir();
     let Backend { backend, sim } = open_backend(config, clock.clone(), &data_dir)?;
     if Ledger::upgrade_pending(&data_dir) {
@@ -217,7 +236,27 @@ pub fn assemble_with_clock(
     settings.clock = clock;
     let (flow, flows) = open_flow(&effective.gpio, gpio.as_ref())?;
     settings.flow = flow;
+    let pour = settings.pour;
     let mut controller = Controller::new(settings, backend, pump.clone(), ledger);
+    let pulse = open_pulse(config, gpio.as_ref())?;
+    let mut dispenser = MachineDispenser::new(PumpDispenser::new(pump.clone(), pour), pulse);
+    if let Some(m) = &config.mdb {
+        // A HAT that cannot be opened is a HAT that is down: the machine starts out of
+        // service and says why, rather than not at all.
+        let (link, events, task) = match crate::dispense::tty::Tty::open(&m.port) {
+            Ok(tty) => crate::dispense::hat::spawn(tty, m.silence()),
+            Err(e) => {
+                tracing::error!(error = %e, "MDB HAT unavailable");
+                crate::dispense::hat::spawn_down(e.to_string())
+            }
+        };
+        dispenser = dispenser.with_mdb(crate::dispense::MdbDispenser::new(
+            link.clone(),
+            m.vend_timeout(),
+        ));
+        controller.attach_mdb(link, events, task);
+    }
+    controller.set_dispenser(Arc::new(dispenser));
     let cards = attach_card_reader(&mut controller, &config.nfc)?;
     // A port that cannot be had is logged, not fatal: the machine sells without metrics
     // rather than standing still over them (the "machine down" alert then fires).
@@ -279,6 +318,34 @@ pub fn open_pump(config: &Config) -> Result<(Pump, Option<MockGpio>), OpenPumpEr
     let (bridge, gpio) = open_bridge(&config.gpio)?;
     let pump = Pump::new(bridge, config.max_run())?;
     Ok((pump, gpio))
+}
+
+/// The pulse products' lines, claimed apart from the bridge and driven low (None: no pulse
+/// product). Mock GPIO records them with the bridge's pins, in the same trace.
+pub fn open_pulse(
+    config: &Config,
+    gpio: Option<&MockGpio>,
+) -> Result<Option<PulseDispenser>, OpenPumpError> {
+    let lines = crate::config::dispenser::pulse_lines(&config.products);
+    if lines.is_empty() {
+        return Ok(None);
+    }
+    let g = &config.gpio;
+    let pins: Box<dyn Pins> = match (g.backend, gpio) {
+        (GpioBackend::Mock, Some(gpio)) => Box::new(gpio.pins()),
+        (GpioBackend::Mock, None) => {
+            let gpio = MockGpio::new(g.trace.as_deref()).map_err(OpenPumpError::Trace)?;
+            Box::new(gpio.pins())
+        }
+        (GpioBackend::Rppal, _) => Box::new(RppalPins::new(&lines, g.pwm_frequency_hz)?),
+        (GpioBackend::Gpiochip, _) => {
+            let chip = g.chip_selector().ok_or_else(|| {
+                OpenPumpError::Pump(PumpError::Fault("gpio.chip is not set".into()))
+            })?;
+            Box::new(GpiochipPins::new(&chip, &lines)?)
+        }
+    };
+    Ok(Some(PulseDispenser::new(pins, &lines)?))
 }
 
 /// The bridge the `[gpio]` table alone describes (`pump-off` reads nothing else), and its

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod controller;
+pub mod dispense;
 pub mod display;
 pub mod hwtest;
 pub mod ledger;

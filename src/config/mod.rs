@@ -18,10 +18,12 @@ use crate::pump::{BridgePins, PourSettings};
 use crate::secret::Secret;
 
 mod backend;
+pub mod dispenser;
 mod display;
 pub mod flow;
 mod gpio;
 mod locate;
+pub mod mdb;
 mod metrics;
 mod nfc;
 mod products;
@@ -106,6 +108,9 @@ struct RawConfig {
     /// The Bolt Card reader: see [`NfcConfig`].
     #[serde(default)]
     nfc: NfcConfig,
+    /// A commercial machine sold through an MDB HAT: see [`mdb::MdbConfig`].
+    #[serde(default)]
+    mdb: Option<mdb::MdbConfig>,
 }
 
 /// `[clock]` as the file gives it.
@@ -147,8 +152,13 @@ pub struct Config {
     /// Each product's picture, decoded and scaled at load (by index; `None`: no `image`).
     #[serde(skip)]
     pub pictures: Vec<Option<std::sync::Arc<crate::picture::Picture>>>,
+    /// `[[mdb.item]]` pictures by item number, decoded once at load.
+    #[serde(skip)]
+    pub mdb_pictures: Vec<(u16, std::sync::Arc<crate::picture::Picture>)>,
     #[serde(skip_serializing_if = "NfcConfig::is_default")]
     pub nfc: NfcConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mdb: Option<mdb::MdbConfig>,
 }
 
 /// `[clock]`, settled by the mode.
@@ -211,7 +221,9 @@ impl RawConfig {
             },
             metrics: self.metrics,
             pictures: Vec::new(),
+            mdb_pictures: Vec::new(),
             nfc: self.nfc,
+            mdb: self.mdb,
         })
     }
 }
@@ -294,6 +306,9 @@ impl Config {
         cfg.resolve_paths(base);
         cfg.pictures =
             products::pictures(&cfg.products, load_picture).map_err(|i| spans.locate(file, i))?;
+        if let Some(m) = &cfg.mdb {
+            cfg.mdb_pictures = mdb::pictures(m, load_picture).map_err(|i| spans.locate(file, i))?;
+        }
         backend::resolve_secrets(&mut cfg.backend).map_err(|i| spans.locate(file, i))?;
         Ok(cfg)
     }
@@ -305,6 +320,12 @@ impl Config {
         if let Some(t) = self.gpio.trace.as_mut() {
             if t.is_relative() {
                 *t = base.join(&*t);
+            }
+        }
+        let items = self.mdb.iter_mut().flat_map(|m| m.items.iter_mut());
+        for img in items.filter_map(|i| i.image.as_mut()) {
+            if img.is_relative() {
+                *img = base.join(&*img);
             }
         }
         for p in &mut self.products {
@@ -376,6 +397,13 @@ impl Config {
         }
         let g = &self.gpio;
         gpio::check(g)?;
+        if let Some(m) = &self.mdb {
+            mdb::check(m, &self.backend, &self.currency)?;
+            if self.products.is_empty() {
+                // The machine's keypad sells; no tiles are needed.
+                return Ok(());
+            }
+        }
         products::check(&self.products, g, &self.backend, &self.currency)
     }
 
@@ -394,7 +422,10 @@ impl Config {
                 p.price_sat = po.price_sat;
                 p.price_fiat = po.price_fiat.clone();
             }
-            p.pour_ms = po.pour_ms;
+            if p.pour_ms.is_some() {
+                // A pulse product's time is its pattern's: the operator's pour time is not.
+                p.pour_ms = Some(po.pour_ms);
+            }
         }
         for fo in &o.flow {
             let sensor = match fo.channel {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::dispenser::{self, DispenserKind, PulseSpec};
 use super::flow::{self, MAX_TANK_ML, MAX_VOLUME_ML};
 use super::locate::{invalid, Invalid};
 use super::{BackendConfig, GpioConfig};
@@ -46,6 +47,8 @@ pub struct ProductSpec {
     pub stock_ml: Option<u32>,
     /// At or below this the operator menu flags the product as low.
     pub low_stock_ml: Option<u32>,
+    /// A pulse product's pattern (None: poured by the pump).
+    pub pulse: Option<PulseSpec>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -60,8 +63,10 @@ pub struct ProductConfig {
     /// converts it when the invoice is made. Not with Core Lightning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price_fiat: Option<String>,
-    /// How long the pump runs for one drink, in milliseconds.
-    pub pour_ms: u64,
+    /// How long the pump runs for one drink, in milliseconds. Required for a pump product;
+    /// a pulse product's time is its pulse pattern's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pour_ms: Option<u64>,
     /// Which L298N channel drives this product's pump: "A" or "B".
     #[serde(default = "default_channel")]
     pub channel: Channel,
@@ -93,6 +98,21 @@ pub struct ProductConfig {
     /// config file. Read and scaled once at load; a file that cannot be shown is an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<PathBuf>,
+    /// "pump" (the default) or "pulse" (see `config::dispenser`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispenser: Option<DispenserKind>,
+    /// A pulse product: the GPIO line (BCM) it drives high.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulse_pin: Option<u8>,
+    /// A pulse product: how long each pulse holds the line high, in ms (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulse_ms: Option<u64>,
+    /// A pulse product: how many pulses one sale gives (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulses: Option<u32>,
+    /// A pulse product: the low time between two pulses, in ms (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap_ms: Option<u64>,
 }
 
 /// Loads each product's picture with `load`, in screen order (`None`: no `image`).
@@ -168,15 +188,25 @@ pub(super) fn check(
                 }
             }
         }
-        if p.pour_ms == 0 {
+        dispenser::check(i, p, g)?;
+        if !dispenser::is_pump(p) {
+            continue;
+        }
+        let Some(pour_ms) = p.pour_ms else {
+            return Err(invalid(
+                f("pour_ms"),
+                "missing field `pour_ms`: how long the pump runs for one drink, in ms",
+            ));
+        };
+        if pour_ms == 0 {
             return Err(invalid(f("pour_ms"), "must be greater than 0"));
         }
-        if p.pour_ms + g.anti_drip_ms > g.max_run_ms {
+        if pour_ms + g.anti_drip_ms > g.max_run_ms {
             return Err(invalid(
                 f("pour_ms"),
                 format!(
                     "{} ms (plus {} ms anti-drip) is longer than gpio.max_run_ms = {}",
-                    p.pour_ms, g.anti_drip_ms, g.max_run_ms
+                    pour_ms, g.anti_drip_ms, g.max_run_ms
                 ),
             ));
         }
@@ -224,6 +254,9 @@ fn check_names(products: &[ProductConfig]) -> Result<(), Invalid> {
 /// lowers the one count. (Their `stock_ml` may differ: the tank starts from the lowest.)
 fn check_tanks(products: &[ProductConfig]) -> Result<(), Invalid> {
     for (i, p) in products.iter().enumerate() {
+        if !dispenser::is_pump(p) {
+            continue; // no channel, no tank
+        }
         let counted_here = |q: &ProductConfig| q.channel == p.channel && q.tank_ml.is_some();
         if p.tank_ml.is_none() {
             if let Some(j) = products.iter().position(counted_here) {
@@ -276,7 +309,7 @@ fn check_product(i: usize, p: &ProductConfig, g: &GpioConfig) -> Result<(), Inva
                 ),
             ));
         };
-        if p.pour_ms <= sensor.no_flow_ms {
+        if p.pour_ms.unwrap_or(0) <= sensor.no_flow_ms {
             return Err(invalid(
                 f("pour_ms"),
                 format!(
@@ -404,7 +437,8 @@ pub(super) fn specs(
                 index,
                 name: p.name.trim().to_string(),
                 price,
-                pour: Duration::from_millis(p.pour_ms),
+                pour: dispenser::pulse_spec(p)
+                    .map_or(Duration::from_millis(p.pour_ms.unwrap_or(0)), |s| s.total()),
                 channel: p.channel,
                 sat_bounds: match (&p.price_fiat, p.min_sat, p.max_sat) {
                     (Some(_), lo, hi) if lo.is_some() || hi.is_some() => Some((
@@ -418,6 +452,7 @@ pub(super) fn specs(
                 tank_ml: p.tank_ml,
                 stock_ml: p.stock_ml,
                 low_stock_ml: p.low_stock_ml,
+                pulse: dispenser::pulse_spec(p),
             })
         })
         .collect()
@@ -547,10 +582,15 @@ backend = "mock"
     #[test]
     fn the_simulator_brings_its_own_pictures() {
         let c = Config::simulator_default();
-        assert_eq!(c.pictures.len(), 3);
+        assert_eq!(c.pictures.len(), 4);
         assert!(
-            c.pictures.iter().all(Option::is_some),
+            c.pictures[..3].iter().all(Option::is_some),
             "Cola, Club-Mate, Water"
+        );
+        assert!(c.pictures[3].is_none(), "the pulse product has none");
+        assert!(
+            c.product_specs()[3].pulse.is_some(),
+            "the simulator shows a pulse product"
         );
     }
 }

@@ -12,7 +12,8 @@
 
 use super::*;
 use crate::config::flow::FlowConfig;
-use crate::pump::flow::{pour_volume_counted, FlowSensor, VolumeOutcome, VolumeTarget};
+use crate::dispense::DispenseError;
+use crate::pump::flow::{FlowSensor, VolumeTarget};
 
 /// A channel's flow sensor with its calibration.
 #[derive(Clone)]
@@ -82,21 +83,23 @@ fn negligible_owed(f: &FlowConfig, full_ml: u32, owed_ml: u32) -> bool {
 /// `delivered_ml` is `ml` when the sensor can tell it from nothing, else 0.
 fn volume_end(
     sale_id: SaleId,
-    result: Result<VolumeOutcome, crate::pump::PumpError>,
+    trouble: Option<DispenseError>,
     ml: u32,
     owed: u32,
     settled: bool,
     delivered_ml: u32,
     no_flow_ms: u64,
 ) -> (Option<u32>, Event) {
-    let trouble = match result {
-        Ok(VolumeOutcome::Reached { .. } | VolumeOutcome::Short { .. }) => None,
-        Ok(VolumeOutcome::NoFlow { .. }) => Some(PourFailure::NoFlow(format!(
+    let trouble = trouble.map(|t| match t {
+        DispenseError::NoFlow => PourFailure::NoFlow(format!(
             "{ml} ml flowed, then no flow for {} ms: the tank is empty or the line blocked",
             no_flow_ms
-        ))),
-        Err(e) => Some(PourFailure::Pump(e.to_string())),
-    };
+        )),
+        e @ (DispenseError::Pump(_)
+        | DispenseError::Pulse(_)
+        | DispenseError::Mdb(_)
+        | DispenseError::NotWired(_)) => PourFailure::Pump(e.to_string()),
+    });
     if settled {
         return (None, Event::PourFinished { sale_id, trouble });
     }
@@ -116,6 +119,32 @@ fn volume_end(
     )
 }
 
+/// How a pulse product's dispense ends for the vend cycle. All pulses sent is a poured
+/// sale. Fewer is owed whole: the ledger counts what is owed in ml of a drink, not in
+/// pulses, and a machine that missed its credit pulses gave nothing it can be trusted on.
+fn pulse_end(sale_id: SaleId, spec: &crate::dispense::PulseSpec, d: Dispensed) -> Event {
+    match d {
+        Dispensed::Delivered { .. } => Event::PourFinished {
+            sale_id,
+            trouble: None,
+        },
+        Dispensed::Partial { units, trouble } => Event::PourFailed {
+            sale_id,
+            failure: PourFailure::Pump(format!(
+                "{units} of {} pulses sent, then: {}",
+                spec.pulses,
+                trouble.map_or_else(|| "stopped".to_string(), |e| e.to_string())
+            )),
+            delivered_ml: 0,
+        },
+        Dispensed::Failed(e) => Event::PourFailed {
+            sale_id,
+            failure: PourFailure::Pump(e.to_string()),
+            delivered_ml: 0,
+        },
+    }
+}
+
 /// The floor of pulses per no-flow window for `f`: its ml/s over the window, at least 1.
 pub(super) fn floor_pulses(f: &FlowConfig) -> u64 {
     let ml = f.min_flow_ml_per_s * f.no_flow_ms as f64 / 1000.0;
@@ -123,6 +152,15 @@ pub(super) fn floor_pulses(f: &FlowConfig) -> u64 {
 }
 
 impl Controller {
+    /// Product `index`'s pulse pattern, when it is a pulse product.
+    pub(super) fn pulse_of(&self, index: usize) -> Option<crate::dispense::PulseSpec> {
+        self.settings.pulses.get(index).copied().flatten()
+    }
+
+    fn is_pulse(&self, index: usize) -> bool {
+        self.pulse_of(index).is_some()
+    }
+
     pub(super) fn flow_of(&self, channel: Channel) -> Option<&FlowChannel> {
         self.settings.flow.iter().find(|f| f.channel == channel)
     }
@@ -133,6 +171,9 @@ impl Controller {
 
     /// The products sharing product `index`'s tank (its channel's), `index` first.
     fn tank_of(&self, index: usize) -> Vec<usize> {
+        if self.is_pulse(index) {
+            return vec![index]; // no tank: not poured by a pump
+        }
         let Some(channel) = self.settings.catalog.get(index).map(|p| p.channel) else {
             return Vec::new();
         };
@@ -140,7 +181,7 @@ impl Controller {
             .settings
             .catalog
             .iter()
-            .filter(|p| p.channel == channel && p.index != index)
+            .filter(|p| p.channel == channel && p.index != index && !self.is_pulse(p.index))
             .map(|p| p.index);
         std::iter::once(index).chain(others).collect()
     }
@@ -250,9 +291,44 @@ impl Controller {
     /// longer poured by volume (its config changed), the credit is a whole timed pour.
     pub(super) fn spawn_pour(&mut self, sale: Sale, owed_ml: Option<u32>) {
         let tx = self.tx.clone();
-        let pump = self.pump.clone();
-        let settings = self.settings.pour;
+        let dispenser = self.dispenser.clone();
         let index = sale.product.index;
+        if let Some(plan) = self.mdb_plan(&sale) {
+            self.pour_task = Some(tokio::spawn(async move {
+                let d = match plan {
+                    Ok(plan) => dispenser.dispense(plan).await,
+                    Err(why) => Dispensed::Failed(DispenseError::Mdb(why)),
+                };
+                let ev = match d {
+                    Dispensed::Delivered { .. } => Event::PourFinished {
+                        sale_id: sale.id,
+                        trouble: None,
+                    },
+                    Dispensed::Partial {
+                        trouble: Some(e), ..
+                    }
+                    | Dispensed::Failed(e) => Event::PourFailed {
+                        sale_id: sale.id,
+                        failure: PourFailure::Pump(e.to_string()),
+                        delivered_ml: 0,
+                    },
+                    Dispensed::Partial { trouble: None, .. } => Event::PourFailed {
+                        sale_id: sale.id,
+                        failure: PourFailure::Pump("the vend was cut short".into()),
+                        delivered_ml: 0,
+                    },
+                };
+                let _ = tx.send(Input::Event(ev));
+            }));
+            return;
+        }
+        if let Some(spec) = self.pulse_of(index) {
+            self.pour_task = Some(tokio::spawn(async move {
+                let ev = pulse_end(sale.id, &spec, dispenser.dispense(Plan::Pulse(spec)).await);
+                let _ = tx.send(Input::Event(ev));
+            }));
+            return;
+        }
         let flow = self.flow_of(sale.product.channel).cloned();
         let (Some(full), Some(flow)) = (sale.product.volume_ml, flow) else {
             if sale.product.volume_ml.is_some() {
@@ -269,11 +345,13 @@ impl Controller {
             // whole drink, so nothing is owed after it. Its ml count only if configured
             // (`timed_pour_ml`); unmeasured ml are never guessed into the ledger.
             let clears_owed = owed_ml.is_some();
+            let plan = Plan::Timed {
+                channel: sale.product.channel,
+                duration: sale.product.pour,
+            };
             self.pour_task = Some(tokio::spawn(async move {
-                let result =
-                    pump::pour(&pump, sale.product.channel, sale.product.pour, settings).await;
-                let ev = match result {
-                    Ok(()) => {
+                let ev = match dispenser.dispense(plan).await {
+                    Dispensed::Delivered { .. } => {
                         if counted.is_some() || clears_owed {
                             let _ = tx.send(Input::PouredMl {
                                 sale_id: sale.id.clone(),
@@ -287,9 +365,18 @@ impl Controller {
                             trouble: None,
                         }
                     }
-                    Err(e) => Event::PourFailed {
+                    // A timed pour measures nothing: cut short, it is owed whole.
+                    Dispensed::Partial {
+                        trouble: Some(e), ..
+                    }
+                    | Dispensed::Failed(e) => Event::PourFailed {
                         sale_id: sale.id,
                         failure: PourFailure::Pump(e.to_string()),
+                        delivered_ml: 0,
+                    },
+                    Dispensed::Partial { trouble: None, .. } => Event::PourFailed {
+                        sale_id: sale.id,
+                        failure: PourFailure::Pump("the pour was cut short".into()),
                         delivered_ml: 0,
                     },
                 };
@@ -298,21 +385,22 @@ impl Controller {
             return;
         };
         let volume = owed_ml.map_or(full, |o| o.min(full));
-        let target = VolumeTarget {
-            pulses: flow.config.pulses_for(volume),
-            no_flow: Duration::from_millis(flow.config.no_flow_ms),
-            floor_pulses: floor_pulses(&flow.config),
-            limit: sale.product.pour,
+        let plan = Plan::Volume {
+            channel: sale.product.channel,
+            sensor: flow.sensor.clone(),
+            target: VolumeTarget {
+                pulses: flow.config.pulses_for(volume),
+                no_flow: Duration::from_millis(flow.config.no_flow_ms),
+                floor_pulses: floor_pulses(&flow.config),
+                limit: sale.product.pour,
+            },
         };
         self.pour_task = Some(tokio::spawn(async move {
-            let (result, pulses) = pour_volume_counted(
-                &pump,
-                sale.product.channel,
-                flow.sensor.as_ref(),
-                target,
-                settings,
-            )
-            .await;
+            let (pulses, trouble) = match dispenser.dispense(plan).await {
+                Dispensed::Delivered { units } => (units, None),
+                Dispensed::Partial { units, trouble } => (units, trouble),
+                Dispensed::Failed(e) => (0, Some(e)),
+            };
             let ml = flow.config.ml_of(pulses).min(volume);
             let owed = owed_after(owed_ml, full, ml);
             // What the counted pulses cannot tell from a full drink is a full drink: no
@@ -326,7 +414,7 @@ impl Controller {
             };
             let (owed_ml, ev) = volume_end(
                 sale.id.clone(),
-                result,
+                trouble,
                 ml,
                 owed,
                 settled,

@@ -17,12 +17,16 @@ fn a_credit_pour_owes_what_was_owed_less_what_it_poured_not_todays_volume() {
 #[test]
 fn every_end_of_a_pour_keeps_what_it_measured() {
     let id = || SaleId("s1".into());
-    let fault = || Err(crate::pump::PumpError::Fault("jam".into()));
+    let fault = || {
+        Some(DispenseError::Pump(crate::pump::PumpError::Fault(
+            "jam".into(),
+        )))
+    };
     let end = |r, ml: u32, owed, settled| volume_end(id(), r, ml, owed, settled, ml, 1500);
     // A dry tank, a pump fault, a failed anti-drip run after the volume: a few ml short
     // (or none) is a poured sale, with the trouble told (for the sold-out mark and the
     // pump fault).
-    let (owed, ev) = end(Ok(VolumeOutcome::NoFlow { pulses: 133 }), 296, 4, true);
+    let (owed, ev) = end(Some(DispenseError::NoFlow), 296, 4, true);
     assert_eq!(owed, None);
     assert!(
         matches!(ev, Event::PourFinished { trouble: Some(PourFailure::NoFlow(ref m)), .. } if m.starts_with("296 ml flowed")),
@@ -36,7 +40,7 @@ fn every_end_of_a_pour_keeps_what_it_measured() {
             "{ev:?}"
         );
     }
-    let (owed, ev) = end(Ok(VolumeOutcome::Reached { pulses: 135 }), 300, 0, true);
+    let (owed, ev) = end(None, 300, 0, true);
     assert_eq!(owed, None);
     assert_eq!(
         ev,
@@ -47,7 +51,7 @@ fn every_end_of_a_pour_keeps_what_it_measured() {
     );
     // More than that owes the rest, on every path.
     // The ml in the cup go with the failure (a held payment is then settled, not returned).
-    let (owed, ev) = end(Ok(VolumeOutcome::NoFlow { pulses: 45 }), 100, 200, false);
+    let (owed, ev) = end(Some(DispenseError::NoFlow), 100, 200, false);
     assert_eq!(owed, Some(200));
     assert!(matches!(
         ev,
@@ -80,7 +84,7 @@ fn every_end_of_a_pour_keeps_what_it_measured() {
         "{ev:?}"
     );
     // A credit capped by a shortened volume reaches its target and owes the rest.
-    let (owed, ev) = end(Ok(VolumeOutcome::Reached { pulses: 68 }), 150, 30, false);
+    let (owed, ev) = end(None, 150, 30, false);
     assert_eq!(owed, Some(30));
     assert_eq!(
         ev,

@@ -8,6 +8,8 @@ use super::*;
 pub enum Input {
     /// The customer tapped the product with this index.
     Tap(usize),
+    /// What the MDB HAT said (see `controller::mdb`).
+    Mdb(crate::dispense::hat::HatEvent),
     Cancel,
     DismissFault,
     /// A customer tapped the owed credit of this sale on the idle screen.

@@ -24,6 +24,7 @@ mod hold;
 pub mod input;
 pub mod late;
 pub mod limits;
+mod mdb;
 mod observe;
 mod operator;
 mod sales_chart;
@@ -36,6 +37,7 @@ pub use calibration::CALIBRATION_ML;
 pub use card::CardView;
 pub use flow::{FlowChannel, StockSpec};
 pub use input::*;
+pub use mdb::MdbSettings;
 pub use settings::Settings;
 pub use view::*;
 
@@ -56,11 +58,12 @@ use crate::backend::watch::{watch_payment, WatchOutcome, WatchTiming};
 use crate::backend::{Invoice, InvoiceId, InvoiceRequest, PaymentBackend};
 use crate::clock::{instant_of_unix, Clock};
 use crate::config::Network;
+use crate::dispense::{Dispensed, Dispenser, MachineDispenser, Plan, PumpDispenser};
 use crate::ledger::{Ledger, LedgerError};
 use crate::money::{Fiat, Msat, Price};
 use crate::operator::{Lockout, PinHash, PinOutcome};
-use crate::pump::{self, PourSettings, Pump};
 use crate::pump::{Channel, Direction};
+use crate::pump::{PourSettings, Pump};
 use crate::qr::{self, QrBitmap};
 use crate::secret::Secret;
 use crate::vend::{self, Effect, Event, PourFailure, Product, Sale, SaleId, State};
@@ -78,6 +81,11 @@ pub struct Controller {
     state: State,
     backend: Arc<dyn PaymentBackend>,
     pump: Pump,
+    /// Every sale's dispense goes through this (the pump itself is kept for the operator's
+    /// prime and reverse runs, and for the emergency stop).
+    dispenser: Arc<dyn Dispenser>,
+    /// The MDB HAT's session, when the machine sells through one.
+    mdb: mdb::MdbState,
     ledger: Result<Ledger, String>,
     tx: mpsc::UnboundedSender<Input>,
     rx: mpsc::UnboundedReceiver<Input>,
@@ -190,11 +198,17 @@ impl Controller {
         ));
         metrics.state(&state);
         let (view, _) = watch::channel(initial);
+        let dispenser: Arc<dyn Dispenser> = Arc::new(MachineDispenser::new(
+            PumpDispenser::new(pump.clone(), settings.pour),
+            None,
+        ));
         Controller {
             settings,
             state,
             backend,
             pump,
+            dispenser,
+            mdb: mdb::MdbState::default(),
             ledger,
             tx,
             rx,
@@ -258,6 +272,10 @@ impl Controller {
     pub fn state(&self) -> &State {
         &self.state
     }
+    /// Replaces the dispenser (the machine's pump and pulse lines, or a fake in tests).
+    pub fn set_dispenser(&mut self, dispenser: Arc<dyn Dispenser>) {
+        self.dispenser = dispenser;
+    }
     /// The payment backend (the app asks it at start whether it can hold invoices).
     pub fn backend(&self) -> Arc<dyn PaymentBackend> {
         self.backend.clone()
@@ -306,6 +324,9 @@ impl Controller {
         if let Err(e) = self.pump.stop() {
             tracing::error!(error = %e, "could not stop the pump at shutdown");
         }
+        if let Err(e) = self.dispenser.stop() {
+            tracing::error!(error = %e, "could not stop the dispenser at shutdown");
+        }
         self.take_pour_report().await;
         // A pour cut short by a stop is owed now, not left "pouring" until the next start.
         if let State::Pouring { sale, .. } = &self.state {
@@ -332,6 +353,7 @@ impl Controller {
         if let Some(t) = self.op_pump.take() {
             t.abort();
         }
+        self.stop_mdb();
         self.tasks.shutdown().await;
         let _ = health.await;
         tracing::info!("controller stopped; pump off");
@@ -392,6 +414,14 @@ impl Controller {
                 }
                 None => {
                     tracing::warn!(index = i, "tap on a product that does not exist");
+                    return;
+                }
+            },
+            Input::Mdb(ev) => match self.mdb_event(ev) {
+                Some(e) => e,
+                None => {
+                    self.mdb_settle();
+                    self.publish();
                     return;
                 }
             },
@@ -499,6 +529,7 @@ impl Controller {
             },
             Input::Event(e) => {
                 self.note_health(&e);
+                let e = self.mdb_gate(e);
                 if let Event::InvoiceFailed { sale_id, .. } = &e {
                     self.creating.remove(sale_id);
                     self.preimages.remove(sale_id);
@@ -516,6 +547,7 @@ impl Controller {
         let ran_out = matches!(self.state, State::AwaitingPayment { .. })
             && matches!(event, Event::Tick | Event::InvoiceExpired { .. });
         self.apply(event);
+        self.mdb_settle();
         self.expired_notice = match self.state {
             State::Idle if ran_out => Some(Instant::now() + EXPIRED_NOTICE),
             State::Idle => self.expired_notice,

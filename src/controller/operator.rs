@@ -163,16 +163,29 @@ impl Controller {
                     }
                     self.op.message =
                         format!("Test pour: {} for {} ms…", p.name, p.pour.as_millis());
-                    let (pump, settings, tx) =
-                        (self.pump.clone(), self.settings.pour, self.tx.clone());
-                    let wear = self.metrics.wear(&p.channel.to_string());
+                    let (dispenser, tx) = (self.dispenser.clone(), self.tx.clone());
+                    // A pulse product's test sends its pattern (and wears no pump).
+                    let (plan, wear) = match self.pulse_of(index) {
+                        Some(spec) => (Plan::Pulse(spec), None),
+                        None => (
+                            Plan::Timed {
+                                channel: p.channel,
+                                duration: p.pour,
+                            },
+                            Some(self.metrics.wear(&p.channel.to_string())),
+                        ),
+                    };
                     self.run_op_pump(async move {
                         let _wear = wear;
-                        let note = match pump::pour(&pump, p.channel, p.pour, settings).await {
-                            Ok(()) => {
+                        let note = match dispenser.dispense(plan).await {
+                            Dispensed::Delivered { .. } => {
                                 format!("Test pour of {} done ({} ms).", p.name, p.pour.as_millis())
                             }
-                            Err(e) => format!("Test pour failed: {e}"),
+                            Dispensed::Partial { trouble, .. } => format!(
+                                "Test pour cut short: {}",
+                                trouble.map_or_else(|| "stopped".into(), |e| e.to_string())
+                            ),
+                            Dispensed::Failed(e) => format!("Test pour failed: {e}"),
                         };
                         let _ = tx.send(Input::OperatorNote(note));
                     });

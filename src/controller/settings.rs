@@ -43,4 +43,8 @@ pub struct Settings {
     pub stock: Vec<StockSpec>,
     /// `[backend] hold`: whether sales use hold invoices (see `controller::hold`).
     pub hold: crate::config::HoldMode,
+    /// Each product's pulse pattern by index (None: poured by the pump).
+    pub pulses: Vec<Option<crate::dispense::PulseSpec>>,
+    /// `[mdb]`: the machine sells through an MDB HAT.
+    pub mdb: Option<MdbSettings>,
 }

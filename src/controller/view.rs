@@ -270,7 +270,8 @@ impl Controller {
                     .pictures
                     .get(sale.product.index)
                     .cloned()
-                    .flatten();
+                    .flatten()
+                    .or_else(|| self.mdb_picture(sale.product.index));
                 v.wallet_hint = self.settings.wallet_hint.clone();
                 v.payment_uri = qr::payment_uri(&invoice.bolt11);
                 v.seconds_left = expires_at.saturating_duration_since(now).as_secs();

@@ -19,3 +19,4 @@
 pub mod cashless;
 pub mod device;
 pub mod frame;
+pub mod hat;

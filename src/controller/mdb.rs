@@ -1,0 +1,220 @@
+//! A commercial machine sold through the MDB HAT: the machine's keypad selects, lnvend
+//! takes the payment, the machine vends.
+//!
+//! A vend request (`c,STATUS,VEND,<amount>,<item>`) on the idle screen becomes a sale of
+//! "Item N" (or its name from `[[mdb.item]]`) at the machine's amount, exactly as a tap on
+//! a tile does: invoice, QR, payment confirmed by the backend, the sale recorded, and only
+//! then the dispense, which approves the vend once ([`crate::dispense::MdbDispenser`]).
+//! The session ending on the machine before the payment (its keypad's cancel, its
+//! timeout) cancels the invoice; a sale that ends without a vend (cancelled on the screen,
+//! expired) denies the machine's request. A HAT that is silent, gone or flooding keeps
+//! the machine out of service, and its next good line brings it back.
+//!
+//! An MDB item is not a tile: its product index lies past the catalog, so nothing of the
+//! pump's (stock, tanks, pulses) applies, and its owed credit cannot be vended without
+//! the machine asking (it stays owed, for a refund).
+
+use tokio::sync::broadcast;
+
+use super::*;
+use crate::config::mdb::MdbConfig;
+use crate::dispense::hat::{HatEvent, HatLink};
+use crate::mdb::hat::{HatCommand, HatLine, MachineAmount};
+
+/// The `[mdb]` settings the controller needs.
+#[derive(Clone, Debug)]
+pub struct MdbSettings {
+    pub config: MdbConfig,
+    /// The file's `currency`, for a machine priced in fiat.
+    pub currency: Option<String>,
+    /// `[[mdb.item]]` pictures by item number.
+    pub pictures: Vec<(u16, Arc<crate::picture::Picture>)>,
+}
+
+/// The controller's side of the HAT.
+#[derive(Default)]
+pub(super) struct MdbState {
+    link: Option<HatLink>,
+    /// The sale the machine asked for and has not been answered yet: its amount.
+    pending: Option<(SaleId, MachineAmount)>,
+    /// Why the HAT is down (None: it answers).
+    down: Option<String>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for MdbState {
+    /// The link's tasks end with the controller, however it ends (a crash's drop too).
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Controller {
+    /// Sells through the HAT on `link`: its events (from `events`) come in on the
+    /// controller's channel; `task` is the link's, aborted at shutdown. The machine is out
+    /// of service until the HAT answers.
+    pub fn attach_mdb(
+        &mut self,
+        link: HatLink,
+        mut events: broadcast::Receiver<HatEvent>,
+        task: JoinHandle<()>,
+    ) {
+        let tx = self.tx.clone();
+        let forward = tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(ev) => {
+                        if tx.send(Input::Mdb(ev)).is_err() {
+                            return;
+                        }
+                    }
+                    // Lines lost to a flood are lost: the HAT is down for it anyway.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        self.mdb.link = Some(link);
+        self.mdb.down = Some("MDB HAT: waiting for it to answer".into());
+        self.mdb.tasks = vec![task, forward];
+    }
+
+    pub(super) fn stop_mdb(&mut self) {
+        for t in self.mdb.tasks.drain(..) {
+            t.abort();
+        }
+    }
+
+    /// The HAT is down: the backend's "up" is not enough to sell.
+    pub(super) fn mdb_gate(&self, e: Event) -> Event {
+        match (&e, &self.mdb.down) {
+            (Event::BackendUp, Some(reason)) => Event::BackendDown {
+                reason: reason.clone(),
+            },
+            _ => e,
+        }
+    }
+
+    /// What a HAT event means for the vend cycle, if anything.
+    pub(super) fn mdb_event(&mut self, ev: HatEvent) -> Option<Event> {
+        match ev {
+            HatEvent::Up => {
+                let was = self.mdb.down.take()?;
+                tracing::info!(was = %was, "MDB HAT answers");
+                self.backend_down.is_none().then_some(Event::BackendUp)
+            }
+            HatEvent::Down(why) => {
+                let reason = format!("MDB HAT: {why}");
+                self.mdb.down = Some(reason.clone());
+                Some(Event::BackendDown { reason })
+            }
+            HatEvent::Line(HatLine::VendRequest { amount, item }) => {
+                self.vend_request(amount, item)
+            }
+            HatEvent::Line(HatLine::Status(_)) => {
+                let (sale, _) = self.mdb.pending.as_ref()?;
+                let asking = matches!(
+                    &self.state,
+                    State::CreatingInvoice { sale: s, .. } | State::AwaitingPayment { sale: s, .. }
+                        if &s.id == sale
+                );
+                if !asking {
+                    return None;
+                }
+                // The machine ended its session (its keypad's cancel or its own timeout):
+                // nothing may be vended for it now.
+                tracing::info!(sale = %sale, "the machine ended the session before payment");
+                self.mdb.pending = None;
+                Some(Event::CancelTapped)
+            }
+            HatEvent::Line(
+                HatLine::Ack | HatLine::Switched(_) | HatLine::VendSuccess | HatLine::VendFailed(_),
+            ) => None,
+        }
+    }
+
+    fn vend_request(&mut self, amount: MachineAmount, item: u16) -> Option<Event> {
+        let m = self.settings.mdb.clone()?;
+        let idle = matches!(self.state, State::Idle) && self.mdb.down.is_none();
+        let price = m.config.price(amount, m.currency.as_deref());
+        let price = match (idle, price) {
+            (true, Ok(p)) => p,
+            (false, _) => {
+                tracing::info!(item, "a vend request while busy or out of service: denied");
+                self.mdb_deny();
+                return None;
+            }
+            (true, Err(why)) => {
+                tracing::warn!(item, amount = %amount, %why, "a vend request lnvend cannot price: denied");
+                self.mdb_deny();
+                return None;
+            }
+        };
+        let product = Product {
+            index: self.settings.catalog.len() + usize::from(item),
+            name: m.config.item_name(item),
+            price,
+            pour: m.config.vend_timeout(),
+            channel: Channel::A,
+            sat_bounds: None,
+            volume_ml: None,
+            sold_out: false,
+        };
+        let sale_id = self.new_sale_id();
+        self.mdb.pending = Some((sale_id.clone(), amount));
+        let turn = self.invoices.ready_at(Instant::now());
+        Some(Event::ProductTapped {
+            product,
+            sale_id,
+            give_up_at: turn + self.settings.request_timeout,
+        })
+    }
+
+    /// The picture of the MDB item sold as product `index`, if it has one.
+    pub(super) fn mdb_picture(&self, index: usize) -> Option<Arc<crate::picture::Picture>> {
+        let item = index.checked_sub(self.settings.catalog.len())?;
+        let m = self.settings.mdb.as_ref()?;
+        m.pictures
+            .iter()
+            .find(|(n, _)| usize::from(*n) == item)
+            .map(|(_, p)| p.clone())
+    }
+
+    fn mdb_deny(&mut self) {
+        if let Some(link) = &self.mdb.link {
+            if !link.try_send(HatCommand::Deny) {
+                tracing::warn!("could not queue the MDB deny");
+            }
+        }
+    }
+
+    /// After every input: a request whose sale ended without a vend is denied.
+    pub(super) fn mdb_settle(&mut self) {
+        let Some((sale, _)) = &self.mdb.pending else {
+            return;
+        };
+        if self.state.sale_id() == Some(sale) {
+            return;
+        }
+        tracing::info!(sale = %sale, "the sale ended without a vend: the machine's request is denied");
+        self.mdb.pending = None;
+        self.mdb_deny();
+    }
+
+    /// The plan of an MDB sale: approve the machine's request for it (once). None: not
+    /// an MDB sale. Err: an MDB sale the machine is not asking for (a credit).
+    pub(super) fn mdb_plan(&mut self, sale: &Sale) -> Option<Result<Plan, String>> {
+        if let Some((id, amount)) = &self.mdb.pending {
+            if id == &sale.id {
+                let plan = Plan::Mdb(*amount);
+                self.mdb.pending = None;
+                return Some(Ok(plan));
+            }
+        }
+        (self.settings.mdb.is_some() && sale.product.index >= self.settings.catalog.len()).then(
+            || Err("the machine is not asking for this vend; select it on the machine".into()),
+        )
+    }
+}

@@ -1,0 +1,193 @@
+//! The serial link to the Qibixx MDB Pi HAT: one task owns the line, sends commands, and
+//! publishes what the HAT says (see [`super::hat`] for the words) and whether it is there.
+//!
+//! The line is anything that reads and writes bytes ([`SerialLine`]): the HAT's tty, a
+//! pseudo-terminal in tests, an in-memory duplex as the fake. Every input is bounded: a
+//! line by [`crate::mdb::hat::MAX_LINE`], the rate by [`MAX_LINES_PER_S`] (a flood is dropped
+//! and puts the HAT down, it never reaches the controller), and a HAT that says nothing
+//! for the silence limit is down. A HAT that is down puts the machine out of service; its
+//! next good line brings it back.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, Instant};
+
+use crate::mdb::hat::{parse, HatCommand, HatLine, LineSplitter};
+
+/// The serial line to the HAT (115200 8N1 on the Pi; the tty is set up by the system).
+pub trait SerialLine: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> SerialLine for T {}
+
+/// More lines than this in one second is a flood: the HAT's keep-alive is a few a second.
+pub const MAX_LINES_PER_S: u32 = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HatError {
+    #[error("cannot open the MDB HAT's serial line {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the MDB HAT's serial line failed: {0}")]
+    Io(#[source] std::io::Error),
+    #[error("the MDB HAT's serial line was closed (unplugged?)")]
+    Closed,
+    #[error("the MDB HAT said nothing for {0:?}")]
+    Silent(Duration),
+    #[error("the MDB HAT flooded the line ({0} lines in a second); ignoring it")]
+    Flood(u32),
+}
+
+/// What the link reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HatEvent {
+    Line(HatLine),
+    /// The HAT answers (again).
+    Up,
+    /// The HAT is silent, gone, or misbehaving: why, for the screen and the log.
+    Down(String),
+}
+
+/// The handles on a running link; clone freely.
+#[derive(Clone, Debug)]
+pub struct HatLink {
+    commands: mpsc::Sender<HatCommand>,
+    events: broadcast::Sender<HatEvent>,
+}
+
+impl HatLink {
+    /// Sends `c` to the HAT. False when the link has ended.
+    pub async fn send(&self, c: HatCommand) -> bool {
+        self.commands.send(c).await.is_ok()
+    }
+
+    /// Sends `c` without waiting (from sync code); false when the queue is full or closed.
+    pub fn try_send(&self, c: HatCommand) -> bool {
+        self.commands.try_send(c).is_ok()
+    }
+
+    /// Every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<HatEvent> {
+        self.events.subscribe()
+    }
+}
+
+/// Starts the link on `line`: enables the cashless device, then reads and writes until
+/// the line closes. `silence` is how long the HAT may say nothing before it is down (also
+/// at the start: a HAT that never answers is down). The receiver gets every event from
+/// the first.
+pub fn spawn(
+    line: impl SerialLine,
+    silence: Duration,
+) -> (HatLink, broadcast::Receiver<HatEvent>, JoinHandle<()>) {
+    let (commands, rx) = mpsc::channel(8);
+    let (events, first) = broadcast::channel(64);
+    let link = HatLink {
+        commands,
+        events: events.clone(),
+    };
+    let task = tokio::spawn(run(line, rx, events, silence));
+    (link, first, task)
+}
+
+/// A link to a HAT that could not be opened: down from the start, for `reason`, and every
+/// command refused.
+pub fn spawn_down(reason: String) -> (HatLink, broadcast::Receiver<HatEvent>, JoinHandle<()>) {
+    let (commands, _) = mpsc::channel(1);
+    let (events, first) = broadcast::channel(4);
+    let _ = events.send(HatEvent::Down(reason));
+    let link = HatLink { commands, events };
+    (link, first, tokio::spawn(async {}))
+}
+
+async fn run(
+    mut line: impl SerialLine,
+    mut commands: mpsc::Receiver<HatCommand>,
+    events: broadcast::Sender<HatEvent>,
+    silence: Duration,
+) {
+    let down = |e: HatError| {
+        tracing::error!(error = %e, "MDB HAT down");
+        let _ = events.send(HatEvent::Down(e.to_string()));
+    };
+    if let Err(e) = write(&mut line, HatCommand::Enable).await {
+        return down(e);
+    }
+    let mut split = LineSplitter::default();
+    let mut buf = [0u8; 256];
+    let mut heard = Instant::now();
+    let mut up = false;
+    // Down already told (at the start, nothing is told until the silence limit).
+    let mut told_down = false;
+    let mut window = (Instant::now(), 0u32);
+    loop {
+        tokio::select! {
+            n = line.read(&mut buf) => {
+                let n = match n {
+                    Ok(0) => return down(HatError::Closed),
+                    Ok(n) => n,
+                    Err(e) => return down(HatError::Io(e)),
+                };
+                for text in split.push(&buf[..n]) {
+                    let now = Instant::now();
+                    if now - window.0 >= Duration::from_secs(1) {
+                        window = (now, 0);
+                    }
+                    window.1 += 1;
+                    if window.1 > MAX_LINES_PER_S {
+                        if window.1 == MAX_LINES_PER_S + 1 {
+                            up = false;
+                            told_down = true;
+                            down(HatError::Flood(window.1));
+                        }
+                        continue;
+                    }
+                    let Some(parsed) = parse(&text) else {
+                        tracing::debug!(len = text.len(), "MDB HAT: a line ignored");
+                        continue;
+                    };
+                    heard = now;
+                    if !up {
+                        up = true;
+                        told_down = false;
+                        let _ = events.send(HatEvent::Up);
+                    }
+                    let _ = events.send(HatEvent::Line(parsed));
+                }
+            }
+            c = commands.recv() => match c {
+                Some(c) => {
+                    if let Err(e) = write(&mut line, c).await {
+                        return down(e);
+                    }
+                }
+                // Every handle is gone: the machine is stopping.
+                None => {
+                    let _ = write(&mut line, HatCommand::Disable).await;
+                    return;
+                }
+            },
+            () = sleep_until(heard + silence), if !told_down => {
+                up = false;
+                told_down = true;
+                down(HatError::Silent(silence));
+            }
+        }
+    }
+}
+
+async fn write(line: &mut impl SerialLine, c: HatCommand) -> Result<(), HatError> {
+    let text = format!("{}\n", c.line());
+    line.write_all(text.as_bytes())
+        .await
+        .map_err(HatError::Io)?;
+    line.flush().await.map_err(HatError::Io)
+}
+
+#[cfg(test)]
+#[path = "hat_tests.rs"]
+mod tests;

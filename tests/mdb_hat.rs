@@ -1,0 +1,360 @@
+//! A commercial machine sold through the Qibixx MDB Pi HAT, end to end: the test plays the
+//! HAT (and the machine behind it) on one end of a pseudo-terminal pair made by `socat`;
+//! lnvend opens the other end as its serial line, as it opens /dev/ttyAMA0 on a Pi.
+//!
+//! Real time (a pseudo-terminal's bytes cross another process; paused time would jump
+//! past them), with short limits: the HAT is silent after 2 s, the machine vends within 3.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::TestMachine;
+use lnvend::config::{Config, Mode};
+use lnvend::controller::{Input, Screen};
+use lnvend::dispense::tty::Tty;
+use lnvend::ledger::Ledger;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+/// The VMC behind the HAT, speaking the HAT's lines: it keeps the link alive with
+/// `r,ACK`, answers `C,1`, and records every line lnvend sends.
+struct Vmc {
+    socat: Child,
+    say: mpsc::UnboundedSender<String>,
+    heard: mpsc::UnboundedReceiver<String>,
+    /// How many `C,VEND,…` approvals it has received.
+    approvals: Arc<AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Vmc {
+    /// Makes the pair; returns the VMC and the path lnvend opens.
+    async fn start(dir: &Path, name: &str) -> (Vmc, PathBuf) {
+        let hat = dir.join(format!("{name}-hat"));
+        let vmc = dir.join(format!("{name}-vmc"));
+        let socat = Command::new("socat")
+            .arg(format!("pty,raw,echo=0,link={}", hat.display()))
+            .arg(format!("pty,raw,echo=0,link={}", vmc.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("socat (apt-get install socat)");
+        for _ in 0..500 {
+            if hat.exists() && vmc.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let tty = Tty::open(&vmc).expect("the VMC end");
+        let (r, mut w) = tokio::io::split(tty);
+        let (say, mut to_say) = mpsc::unbounded_channel::<String>();
+        let (tell, heard) = mpsc::unbounded_channel();
+        let approvals = Arc::new(AtomicUsize::new(0));
+        let writer = tokio::spawn(async move {
+            let mut beat = tokio::time::interval(Duration::from_millis(300));
+            loop {
+                let line = tokio::select! {
+                    l = to_say.recv() => match l { Some(l) => l, None => return },
+                    _ = beat.tick() => "r,ACK".to_string(),
+                };
+                if w.write_all(format!("{line}\r\n").as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let reader = {
+            let say = say.clone();
+            let approvals = approvals.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(r).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if line == "C,1" {
+                        let _ = say.send("c,1".into());
+                        let _ = say.send("c,STATUS,ENABLED".into());
+                    }
+                    if line.starts_with("C,VEND,") {
+                        approvals.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let _ = tell.send(line);
+                }
+            })
+        };
+        let me = Vmc {
+            socat,
+            say,
+            heard,
+            approvals,
+            tasks: vec![writer, reader],
+        };
+        (me, hat)
+    }
+
+    fn say(&self, line: &str) {
+        self.say.send(line.to_string()).unwrap();
+    }
+
+    /// The next line lnvend sends that is not the enable.
+    async fn heard(&mut self) -> String {
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(10), self.heard.recv())
+                .await
+                .expect("lnvend said nothing")
+                .expect("the line ended");
+            if line != "C,1" {
+                return line;
+            }
+        }
+    }
+
+    /// Waits for lnvend's `C,1`, and a moment for the answer to reach it.
+    async fn enabled(&mut self) {
+        let first = tokio::time::timeout(Duration::from_secs(10), self.heard.recv()).await;
+        assert_eq!(
+            first.ok().flatten().as_deref(),
+            Some("C,1"),
+            "enabled first"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    fn approvals(&self) -> usize {
+        self.approvals.load(Ordering::SeqCst)
+    }
+
+    /// Unplugs the HAT: the pseudo-terminal pair goes away.
+    fn unplug(&mut self) {
+        let _ = self.socat.kill();
+        let _ = self.socat.wait();
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Vmc {
+    fn drop(&mut self) {
+        self.unplug();
+    }
+}
+
+fn config(dir: &Path, port: &Path) -> Config {
+    let text = format!(
+        r#"
+machine_id = "mdb-test"
+data_dir = "{}"
+invoice_expiry_s = 300
+
+[gpio]
+backend = "mock"
+
+[mdb]
+port = "{}"
+sat_per_unit = 1000
+vend_timeout_s = 3
+silence_s = 2
+
+[[mdb.item]]
+number = 17
+name = "Crisps"
+image = "{}"
+"#,
+        dir.display(),
+        port.display(),
+        dir.join("crisps.svg").display()
+    );
+    std::fs::write(
+        dir.join("crisps.svg"),
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10" fill="#f80"/></svg>"##,
+    )
+    .unwrap();
+    Config::parse(&text, "mdb.toml", Mode::Sim).expect("mdb config")
+}
+
+/// A machine and its VMC, the HAT answering and the machine selling.
+async fn start(dir: &Path) -> (TestMachine, Vmc) {
+    let (mut vmc, port) = Vmc::start(dir, "a").await;
+    let mut m = TestMachine::start(&config(dir, &port));
+    vmc.enabled().await;
+    m.wait_screen(Screen::Idle).await;
+    (m, vmc)
+}
+
+/// The customer picks item 17 (2.50 on the machine) on the keypad: the QR shows.
+async fn select(m: &mut TestMachine, vmc: &Vmc) -> lnvend::backend::InvoiceId {
+    vmc.say("c,STATUS,IDLE,0");
+    vmc.say("c,STATUS,VEND,2.50,17");
+    let v = m.wait_screen(Screen::Payment).await;
+    assert_eq!(v.product, "Crisps");
+    assert_eq!(v.amount, "2,500 sats");
+    assert!(v.qr.is_some());
+    assert!(v.picture.is_some(), "the item's picture from [[mdb.item]]");
+    m.sim().latest().unwrap().id
+}
+
+#[tokio::test]
+async fn select_pay_approve_success_is_one_poured_sale_recorded_before_the_approval() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, mut vmc) = start(dir.path()).await;
+    let inv = select(&mut m, &vmc).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(vmc.approvals(), 0, "nothing approved before the payment");
+    m.sim().pay(&inv).unwrap();
+    assert_eq!(
+        vmc.heard().await,
+        "C,VEND,2.50",
+        "the machine's own amount, approved"
+    );
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(
+        l.pour_count().unwrap(),
+        1,
+        "the paid sale was recorded before the approval"
+    );
+    drop(l);
+    vmc.say("c,VEND,SUCCESS");
+    vmc.say("c,STATUS,IDLE");
+    vmc.say("c,STATUS,ENABLED");
+    m.wait_screen(Screen::ThankYou).await;
+    m.wait_screen(Screen::Idle).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(vmc.approvals(), 1, "one approval for one payment");
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(l.pour_count().unwrap(), 1);
+    assert!(l.owed().unwrap().is_empty(), "poured, nothing owed");
+}
+
+#[tokio::test]
+async fn a_failed_vend_is_an_owed_credit_and_the_dispenser_needs_the_operator() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, mut vmc) = start(dir.path()).await;
+    let inv = select(&mut m, &vmc).await;
+    m.sim().pay(&inv).unwrap();
+    assert_eq!(vmc.heard().await, "C,VEND,2.50");
+    vmc.say("c,VEND,FAIL");
+    let v = m.wait_screen(Screen::Fault).await;
+    assert_eq!(v.product, "Crisps");
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(l.owed().unwrap().len(), 1, "the failed vend is owed");
+    drop(l);
+    // A machine that failed to vend may be jammed: as after a pump fault, no next sale
+    // until the operator has looked.
+    m.send(Input::DismissFault);
+    let v = m.wait_screen(Screen::OutOfService).await;
+    assert!(v.detail.contains("failed vend"), "{}", v.detail);
+    assert_eq!(vmc.approvals(), 1);
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_vend_the_machine_never_answers_is_an_owed_credit_at_its_vend_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, mut vmc) = start(dir.path()).await;
+    let inv = select(&mut m, &vmc).await;
+    m.sim().pay(&inv).unwrap();
+    assert_eq!(vmc.heard().await, "C,VEND,2.50");
+    let t0 = std::time::Instant::now();
+    m.wait_screen(Screen::Fault).await;
+    assert!(
+        t0.elapsed() >= Duration::from_millis(2500),
+        "not before the vend time"
+    );
+    assert_eq!(vmc.approvals(), 1, "approved once, never again");
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(l.owed().unwrap().len(), 1, "the unanswered vend is owed");
+}
+
+#[tokio::test]
+async fn the_machine_ending_the_session_cancels_the_invoice_and_a_late_payment_is_owed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, vmc) = start(dir.path()).await;
+    let inv = select(&mut m, &vmc).await;
+    // The machine's keypad cancel, or its own timeout: the session ends.
+    vmc.say("c,STATUS,ENABLED");
+    m.wait_screen(Screen::Idle).await;
+    m.sim().pay(&inv).unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        vmc.approvals(),
+        0,
+        "nothing vended for a session the machine ended"
+    );
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(l.owed().unwrap().len(), 1, "the late payment is owed");
+}
+
+#[tokio::test]
+async fn a_cancel_on_the_screen_denies_the_machine_s_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, mut vmc) = start(dir.path()).await;
+    select(&mut m, &vmc).await;
+    m.send(Input::Cancel);
+    m.wait_screen(Screen::Idle).await;
+    assert_eq!(vmc.heard().await, "C,STOP", "the machine is told no");
+    assert_eq!(vmc.approvals(), 0);
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_hat_that_disappears_mid_session_puts_the_machine_out_of_service_and_owes_the_payment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, mut vmc) = start(dir.path()).await;
+    let inv = select(&mut m, &vmc).await;
+    vmc.unplug();
+    m.sim().pay(&inv).unwrap();
+    // The payment is kept (the payment screen outlives a backend or HAT going down); its
+    // vend cannot be approved: the fault screen, then out of service.
+    m.wait_screen(Screen::Fault).await;
+    m.send(Input::DismissFault);
+    let v = m.wait_screen(Screen::OutOfService).await;
+    assert!(v.detail.contains("MDB"), "{}", v.detail);
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(
+        l.owed().unwrap().len(),
+        1,
+        "the paid sale is owed, not lost"
+    );
+    assert_eq!(vmc.approvals(), 0);
+}
+
+#[tokio::test]
+async fn a_crash_between_approval_and_success_never_vends_twice_for_one_payment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, mut vmc) = start(dir.path()).await;
+    let inv = select(&mut m, &vmc).await;
+    m.sim().pay(&inv).unwrap();
+    assert_eq!(vmc.heard().await, "C,VEND,2.50");
+    m.crash().await;
+    // The machine vends and says so; nobody is listening.
+    vmc.say("c,VEND,SUCCESS");
+    drop(vmc);
+    let (mut vmc, port) = Vmc::start(dir.path(), "b").await;
+    let mut m = TestMachine::start(&config(dir.path(), &port));
+    vmc.enabled().await;
+    m.wait_screen(Screen::Idle).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let l = Ledger::open(dir.path()).unwrap();
+    let owed = l.owed().unwrap();
+    assert_eq!(owed.len(), 1, "unknown outcome: a visible credit, once");
+    drop(l);
+    // The customer taps the credit: without the machine asking, nothing is approved.
+    m.send(Input::RedeemCredit(owed[0].sale_id.0.clone()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    vmc.say("c,VEND,SUCCESS");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(vmc.approvals(), 0, "no second approval for the payment");
+    while let Ok(line) = vmc.heard.try_recv() {
+        assert!(!line.starts_with("C,VEND"), "{line}");
+    }
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(l.owed().unwrap().len(), 1, "still owed once, for a refund");
+}
