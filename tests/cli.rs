@@ -344,7 +344,7 @@ fn postinst_makes_missing_device_groups_and_puts_lnvend_in_each() {
         ["addgroup --system gpio", "addgroup --system render"],
         "{calls}"
     );
-    for g in ["gpio", "video", "input", "render", "i2c", "spi"] {
+    for g in ["gpio", "video", "input", "render", "i2c", "spi", "dialout"] {
         assert!(
             calls.lines().any(|l| l == format!("adduser lnvend {g}")),
             "lnvend not added to {g}:\n{calls}"

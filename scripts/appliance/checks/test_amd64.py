@@ -53,7 +53,7 @@ def install_checks(m, deb_glob="/mnt/share/new/*.deb"):
     (m.art / "install.log").write_text(out + err)
     assert code == 0, f"apt install of the .deb failed (see {m.art}/install.log)"
     groups = g.sh("id -nG lnvend", what="the user lnvend").split()
-    for want in ("lnvend", "gpio", "video", "input", "render", "i2c", "spi"):
+    for want in ("lnvend", "gpio", "video", "input", "render", "i2c", "spi", "dialout"):
         assert want in groups, f"lnvend is not in group {want} (has: {groups})"
     perm = g.sh("stat -c '%a %U:%G' /etc/lnvend/config.toml")
     assert perm == "640 root:lnvend", f"/etc/lnvend/config.toml is {perm}, want 640 root:lnvend"
