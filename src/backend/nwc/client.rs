@@ -1,0 +1,550 @@
+//! The relay client of the NWC backend: one task per relay that connects, subscribes (our
+//! responses and notifications since a little before now, and the wallet's info event),
+//! publishes requests, and reconnects with backoff and jitter; and the routing of what the
+//! relays send.
+//!
+//! Every relay is untrusted. A message is parsed only under the size limit, and an event is
+//! read only after its id and signature verified ([`parse_relay_message`]). The same event
+//! from two relays, or replayed by one, is handled once (a bounded set of recent ids). A
+//! response goes only to the request its `e` tag names, and only once
+//! [`Connection::open_response`] accepted it (author, `p`, `e`, decryption, result type);
+//! anything else is dropped and counted, so a forged reply cannot even end the wait for the
+//! real one. A notification becomes at most one queued wake-up per watched invoice: the
+//! watcher then asks `lookup_invoice`, so neither a forged nor a replayed notification can
+//! pour. A relay that sends more than [`Timing::max_messages`] in a window is dropped.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use url::Url;
+
+use super::link::{Connector, Link};
+use crate::clock::Clock;
+use crate::nostr::nwc::{
+    answered_request, Connection, NwcError, PaymentHash, Reply, Request, SentRequest, WalletInfo,
+    KIND_INFO, KIND_NOTIFICATION_NIP04, KIND_NOTIFICATION_NIP44, KIND_RESPONSE,
+};
+use crate::nostr::relay::{
+    event_message, parse_relay_message, req_message, Filter, RelayMessage,
+};
+use crate::nostr::{Event, EventId};
+
+const SUB_NWC: &str = "lnvend-nwc";
+const SUB_INFO: &str = "lnvend-info";
+/// Frames waiting to go out to one relay; a relay that cannot take them is skipped.
+const OUTBOX: usize = 16;
+/// Requests waiting for their answer at once.
+const MAX_PENDING: usize = 32;
+/// Event ids remembered to drop duplicates and replays.
+const SEEN: usize = 4096;
+/// Invoices watched at once (a vending machine shows one QR; the sweep checks by polling).
+const MAX_WATCHED: usize = 64;
+
+/// How the relay client paces itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// A connection that lasted this long earns a quick reconnect after it drops.
+    pub stable: Duration,
+    /// The subscription's `since` reaches this far back (a reply published just before a
+    /// reconnect, clocks a little apart).
+    pub since_slack: Duration,
+    /// More messages than this from one relay within `window` drops that relay.
+    pub max_messages: u32,
+    pub window: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            backoff_min: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            stable: Duration::from_secs(10),
+            since_slack: Duration::from_secs(120),
+            max_messages: 600,
+            window: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a request got no usable answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("no relay is connected")]
+    NoRelay,
+    #[error("the wallet service's info event (kind 13194) was not found on any relay")]
+    NoInfo,
+    #[error("the wallet service did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("too many requests to the wallet are waiting")]
+    Busy,
+    #[error(transparent)]
+    Nwc(#[from] NwcError),
+}
+
+/// What was refused or dropped, for the health line and the tests.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Events that failed NIP-01 checks or NIP-47 checks (signature, author, tags, payload).
+    pub refused: AtomicU64,
+    /// Events seen before (another relay, or a replay).
+    pub duplicates: AtomicU64,
+    /// Messages that were not valid relay messages (or over the size limit).
+    pub malformed: AtomicU64,
+    /// Connections dropped for flooding.
+    pub floods: AtomicU64,
+    /// Valid notifications about a watched invoice.
+    pub notifications: AtomicU64,
+}
+
+struct RelayState {
+    url: Url,
+    /// Our subscription's stored events were all sent (EOSE): the relay answers.
+    up: AtomicBool,
+    outbox: Mutex<Option<mpsc::Sender<String>>>,
+}
+
+struct Pending {
+    sent: SentRequest,
+    reply: oneshot::Sender<Result<Reply, NwcError>>,
+}
+
+#[derive(Default)]
+struct Seen {
+    set: HashSet<EventId>,
+    order: VecDeque<EventId>,
+}
+
+impl Seen {
+    /// Whether `id` is new (and remembers it).
+    fn first(&mut self, id: EventId) -> bool {
+        if !self.set.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > SEEN {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+struct Shared {
+    conn: Connection,
+    clock: Arc<dyn Clock>,
+    timing: Timing,
+    relays: Vec<RelayState>,
+    info: watch::Sender<Option<(u64, WalletInfo)>>,
+    pending: Mutex<HashMap<EventId, Pending>>,
+    watchers: Mutex<HashMap<[u8; 32], Vec<mpsc::Sender<()>>>>,
+    seen: Mutex<Seen>,
+    /// When the wallet last answered a request of ours (any valid reply, errors included).
+    last_answer: Mutex<Option<Instant>>,
+    counters: Counters,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The relays of one wallet connection. Dropping it stops every relay task.
+pub struct RelayPool {
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for RelayPool {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl RelayPool {
+    /// Starts one task per relay (call inside a tokio runtime).
+    pub fn start(
+        conn: Connection,
+        relays: Vec<Url>,
+        connector: Arc<dyn Connector>,
+        clock: Arc<dyn Clock>,
+        timing: Timing,
+    ) -> RelayPool {
+        let (info, _) = watch::channel(None);
+        let shared = Arc::new(Shared {
+            conn,
+            clock,
+            timing,
+            relays: relays
+                .into_iter()
+                .map(|url| RelayState {
+                    url,
+                    up: AtomicBool::new(false),
+                    outbox: Mutex::new(None),
+                })
+                .collect(),
+            info,
+            pending: Mutex::new(HashMap::new()),
+            watchers: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Seen::default()),
+            last_answer: Mutex::new(None),
+            counters: Counters::default(),
+        });
+        let tasks = (0..shared.relays.len())
+            .map(|i| tokio::spawn(relay_task(shared.clone(), connector.clone(), i)))
+            .collect();
+        RelayPool { shared, tasks }
+    }
+
+    /// Each relay and whether it answers now.
+    pub fn status(&self) -> Vec<(Url, bool)> {
+        self.shared
+            .relays
+            .iter()
+            .map(|r| (r.url.clone(), r.up.load(Ordering::SeqCst)))
+            .collect()
+    }
+
+    pub fn any_up(&self) -> bool {
+        self.shared.relays.iter().any(|r| r.up.load(Ordering::SeqCst))
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+
+    /// When the wallet last answered one of our requests.
+    pub fn last_answer(&self) -> Option<Instant> {
+        *lock(&self.shared.last_answer)
+    }
+
+    /// The wallet's info, waiting up to `wait` for its event.
+    pub async fn info(&self, wait: Duration) -> Result<WalletInfo, RequestError> {
+        let mut rx = self.shared.info.subscribe();
+        let got = tokio::time::timeout(wait, rx.wait_for(Option::is_some)).await;
+        match got {
+            Ok(Ok(v)) => v
+                .as_ref()
+                .map(|(_, i)| i.clone())
+                .ok_or(RequestError::NoInfo),
+            Ok(Err(_)) | Err(_) => Err(RequestError::NoInfo),
+        }
+    }
+
+    /// Sends `request` to the wallet and waits up to `timeout` for its checked reply.
+    pub async fn request(
+        &self,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Reply, RequestError> {
+        let started = Instant::now();
+        let info = self.info(timeout).await?;
+        let encryption = info.encryption()?;
+        let now = self.shared.clock.unix();
+        // The wallet ignores a request it reads after this (NIP-47 `expiration`).
+        let expiration = now + timeout.as_secs() + 1;
+        let sent = self
+            .shared
+            .conn
+            .request(request, encryption, now, Some(expiration))?;
+        let (tx, rx) = oneshot::channel();
+        let id = sent.id();
+        let event = sent.event.clone();
+        {
+            let mut pending = lock(&self.shared.pending);
+            if pending.len() >= MAX_PENDING {
+                return Err(RequestError::Busy);
+            }
+            pending.insert(id, Pending { sent, reply: tx });
+        }
+        // Removes the entry however this future ends (answered, timed out, or dropped).
+        let _guard = PendingGuard {
+            shared: &self.shared,
+            id,
+        };
+        if self.publish(&event) == 0 {
+            return Err(RequestError::NoRelay);
+        }
+        let left = timeout.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, rx).await {
+            Ok(Ok(result)) => Ok(result?),
+            Ok(Err(_)) | Err(_) => Err(RequestError::Timeout(timeout)),
+        }
+    }
+
+    /// Puts `event` in the outbox of every connected relay; how many took it.
+    fn publish(&self, event: &Event) -> usize {
+        let text = event_message(event);
+        self.shared
+            .relays
+            .iter()
+            .filter(|r| {
+                lock(&r.outbox)
+                    .as_ref()
+                    .is_some_and(|tx| tx.try_send(text.clone()).is_ok())
+            })
+            .count()
+    }
+
+    /// Wake-ups for the invoice `hash` from the wallet's notifications; `None` while no
+    /// relay is up. The channel closes when the last relay drops.
+    pub fn wake_ups(&self, hash: &PaymentHash) -> Option<mpsc::Receiver<()>> {
+        if !self.any_up() {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(1);
+        let mut watchers = lock(&self.shared.watchers);
+        watchers.retain(|_, v| {
+            v.retain(|s| !s.is_closed());
+            !v.is_empty()
+        });
+        if watchers.len() >= MAX_WATCHED && !watchers.contains_key(&hash.0) {
+            return None;
+        }
+        watchers.entry(hash.0).or_default().push(tx);
+        Some(rx)
+    }
+}
+
+struct PendingGuard<'a> {
+    shared: &'a Shared,
+    id: EventId,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.shared.pending).remove(&self.id);
+    }
+}
+
+/// Up to a quarter more, so machines behind one relay do not reconnect in lockstep.
+fn jitter(d: Duration) -> Duration {
+    d + d.mul_f64(rand::random::<f64>() * 0.25)
+}
+
+async fn relay_task(shared: Arc<Shared>, connector: Arc<dyn Connector>, index: usize) {
+    let url = shared.relays[index].url.clone();
+    let mut backoff = shared.timing.backoff_min;
+    loop {
+        match connector.connect(&url).await {
+            Ok(link) => {
+                tracing::info!(relay = %url, "NWC relay connected");
+                let since = Instant::now();
+                let why = run_link(&shared, index, link).await;
+                set_down(&shared, index);
+                tracing::warn!(relay = %url, reason = why, "NWC relay connection ended");
+                if since.elapsed() >= shared.timing.stable {
+                    backoff = shared.timing.backoff_min;
+                }
+            }
+            Err(e) => tracing::warn!(relay = %url, error = %e, "NWC relay unreachable"),
+        }
+        tokio::time::sleep(jitter(backoff)).await;
+        backoff = (backoff * 2).min(shared.timing.backoff_max);
+    }
+}
+
+fn set_down(shared: &Shared, index: usize) {
+    let relay = &shared.relays[index];
+    relay.up.store(false, Ordering::SeqCst);
+    *lock(&relay.outbox) = None;
+    if !shared.relays.iter().any(|r| r.up.load(Ordering::SeqCst)) {
+        // Closing every wake-up stream tells the watchers to poll.
+        lock(&shared.watchers).clear();
+    }
+}
+
+/// Runs one connection until it ends; returns why.
+async fn run_link(shared: &Shared, index: usize, mut link: Box<dyn Link>) -> &'static str {
+    let conn = &shared.conn;
+    let since = shared
+        .clock
+        .unix()
+        .saturating_sub(shared.timing.since_slack.as_secs());
+    let nwc = Filter {
+        kinds: vec![
+            KIND_RESPONSE,
+            KIND_NOTIFICATION_NIP04,
+            KIND_NOTIFICATION_NIP44,
+        ],
+        authors: vec![conn.wallet()],
+        p_tags: vec![conn.client()],
+        since: Some(since),
+        ..Filter::default()
+    };
+    let info = Filter {
+        kinds: vec![KIND_INFO],
+        authors: vec![conn.wallet()],
+        limit: Some(1),
+        ..Filter::default()
+    };
+    for text in [req_message(SUB_NWC, &[nwc]), req_message(SUB_INFO, &[info])] {
+        if link.send(text).await.is_err() {
+            return "could not subscribe";
+        }
+    }
+    let (tx, mut outbox) = mpsc::channel::<String>(OUTBOX);
+    *lock(&shared.relays[index].outbox) = Some(tx);
+    let mut window_start = Instant::now();
+    let mut in_window = 0u32;
+    loop {
+        tokio::select! {
+            out = outbox.recv() => {
+                let Some(out) = out else { return "outbox closed" };
+                if link.send(out).await.is_err() {
+                    return "send failed";
+                }
+            }
+            msg = link.recv() => {
+                let Some(text) = msg else { return "closed by the relay or over the size limit" };
+                if window_start.elapsed() >= shared.timing.window {
+                    window_start = Instant::now();
+                    in_window = 0;
+                }
+                in_window += 1;
+                if in_window > shared.timing.max_messages {
+                    shared.counters.floods.fetch_add(1, Ordering::Relaxed);
+                    return "flooded";
+                }
+                if let Some(end) = handle(shared, index, &text) {
+                    return end;
+                }
+            }
+        }
+    }
+}
+
+/// One message from relay `index`; `Some(reason)` to drop the connection.
+fn handle(shared: &Shared, index: usize, text: &str) -> Option<&'static str> {
+    let relay = &shared.relays[index].url;
+    match parse_relay_message(text) {
+        Err(e) => {
+            shared.counters.malformed.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%relay, error = %e, "ignored a relay message");
+        }
+        Ok(RelayMessage::Event { event, .. }) => route(shared, &event),
+        Ok(RelayMessage::Eose { subscription }) => {
+            if subscription == SUB_NWC {
+                shared.relays[index].up.store(true, Ordering::SeqCst);
+            }
+        }
+        Ok(RelayMessage::Ok {
+            event_id,
+            accepted: false,
+            message,
+        }) => {
+            tracing::warn!(%relay, event = %event_id, %message, "the relay refused our request");
+        }
+        Ok(RelayMessage::Ok { .. }) => {}
+        Ok(RelayMessage::Closed {
+            subscription,
+            message,
+        }) => {
+            tracing::warn!(%relay, %subscription, %message, "the relay closed a subscription");
+            if subscription == SUB_NWC {
+                return Some("the relay closed our subscription");
+            }
+        }
+        Ok(RelayMessage::Notice { message }) => {
+            tracing::debug!(%relay, %message, "relay notice");
+        }
+        Ok(RelayMessage::Other { .. }) => {}
+    }
+    None
+}
+
+/// A verified event: handled once, and only as what it proves.
+fn route(shared: &Shared, event: &Event) {
+    if !lock(&shared.seen).first(event.id()) {
+        shared.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let refused = |what: &str, e: &NwcError| {
+        shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(event = %event.id(), error = %e, "refused a {what}");
+    };
+    match event.kind() {
+        KIND_INFO => match WalletInfo::from_event(&shared.conn, event) {
+            Ok(info) => {
+                let at = event.created_at();
+                shared.info.send_if_modified(|cur| {
+                    let newer = cur.as_ref().is_none_or(|(t, _)| at >= *t);
+                    if newer {
+                        *cur = Some((at, info));
+                    }
+                    newer
+                });
+            }
+            Err(e) => refused("wallet info event", &e),
+        },
+        KIND_RESPONSE => {
+            let Some(id) = answered_request(event) else {
+                return refused("response", &NwcError::NotOurRequest);
+            };
+            let mut pending = lock(&shared.pending);
+            let Some(p) = pending.get(&id) else {
+                // A reply to a request that is answered, given up, or not ours.
+                shared.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            let result = match shared.conn.open_response(&p.sent, event) {
+                Ok(reply) => Ok(reply),
+                Err(NwcError::Wallet(w)) => Err(NwcError::Wallet(w)),
+                Err(e) => return refused("response", &e),
+            };
+            *lock(&shared.last_answer) = Some(Instant::now());
+            if let Some(p) = pending.remove(&id) {
+                let _ = p.reply.send(result);
+            }
+        }
+        KIND_NOTIFICATION_NIP04 | KIND_NOTIFICATION_NIP44 => {
+            match shared.conn.open_notification(event) {
+                Ok(Some(wake)) => {
+                    let mut watchers = lock(&shared.watchers);
+                    if let Some(list) = watchers.get_mut(&wake.payment_hash.0) {
+                        shared.counters.notifications.fetch_add(1, Ordering::Relaxed);
+                        // A full channel already holds a wake-up: the flood coalesces here.
+                        list.retain(|tx| {
+                            !matches!(
+                                tx.try_send(()),
+                                Err(mpsc::error::TrySendError::Closed(()))
+                            )
+                        });
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => refused("notification", &e),
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_ids_are_bounded_and_a_repeat_is_caught() {
+        let mut seen = Seen::default();
+        let id = |n: u32| EventId::from_hex(&format!("{n:064x}")).unwrap();
+        assert!(seen.first(id(1)));
+        assert!(!seen.first(id(1)));
+        for n in 2..(SEEN as u32 + 10) {
+            assert!(seen.first(id(n)));
+        }
+        assert_eq!(seen.set.len(), SEEN);
+        assert_eq!(seen.order.len(), SEEN);
+        // The oldest was forgotten; a recent one is still caught.
+        assert!(seen.first(id(1)));
+        assert!(!seen.first(id(SEEN as u32 + 5)));
+    }
+}

@@ -1,0 +1,528 @@
+//! The NWC backend against the in-memory relay and the fake wallet service: what pours,
+//! what never does (forged, replayed, misdirected, underpaid), and how it fails (silent
+//! wallet, relay down, wrong secret, flood, oversized messages).
+
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use super::fake::{FakeRelay, FakeWallet, WalletBehaviour};
+use super::*;
+use crate::backend::watch::{watch_invoice, WatchOutcome, WatchTiming};
+use crate::config::Network;
+use crate::nostr::nip44::{self, ConversationKey};
+use crate::nostr::nwc::{KIND_NOTIFICATION_NIP44, KIND_REQUEST, KIND_RESPONSE};
+use crate::nostr::relay::MAX_RELAY_MESSAGE;
+use crate::nostr::{Event, Keys, UnsignedEvent};
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+struct Rig {
+    relay: FakeRelay,
+    wallet: FakeWallet,
+    backend: Arc<NwcBackend>,
+    conn: Connection,
+}
+
+fn relay_url() -> Url {
+    Url::parse("wss://relay.test/").unwrap()
+}
+
+fn timing() -> Timing {
+    Timing {
+        max_messages: 100,
+        ..Timing::default()
+    }
+}
+
+fn rig_with(behaviour: WalletBehaviour, secret: Option<&str>) -> Rig {
+    let relay = FakeRelay::new();
+    let wallet = FakeWallet::start(Arc::new(relay.clone()), relay_url(), behaviour);
+    let uri = match secret {
+        Some(s) => wallet.uri_with_secret(s),
+        None => wallet.uri(),
+    };
+    let conn = Connection::parse(uri.expose()).unwrap();
+    let relays = relay_list(&conn, &[]).unwrap();
+    let backend = Arc::new(NwcBackend::start(
+        conn.clone(),
+        relays,
+        Arc::new(relay.clone()),
+        TIMEOUT,
+        Arc::new(crate::clock::SystemClock::new(false)),
+        timing(),
+    ));
+    Rig {
+        relay,
+        wallet,
+        backend,
+        conn,
+    }
+}
+
+fn rig() -> Rig {
+    rig_with(WalletBehaviour::default(), None)
+}
+
+fn request(sat: u64) -> InvoiceRequest {
+    InvoiceRequest {
+        sale_id: "s1".into(),
+        machine_id: "bar-1".into(),
+        product: "Cola".into(),
+        price: Price::Sats(Msat::from_sat(sat).unwrap()),
+        description: "Cola at bar-1".into(),
+        expiry: Duration::from_secs(300),
+    }
+}
+
+/// Lets the tasks run until the relay connection and the info event are through.
+async fn settle() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+fn wallet_event(keys: &Keys, kind: u16, tags: Vec<Vec<String>>, content: String) -> Event {
+    UnsignedEvent {
+        created_at: crate::clock::unix_of(SystemTime::now()),
+        kind,
+        tags,
+        content,
+    }
+    .sign(keys)
+    .unwrap()
+}
+
+fn notification(keys: &Keys, conn: &Connection, hash: &str, n: u32) -> Event {
+    let body = serde_json::json!({"notification_type": "payment_received",
+        "notification": {"type": "incoming", "payment_hash": hash, "amount": 21000, "n": n}});
+    let content =
+        nip44::encrypt(&ConversationKey::new(keys, &conn.client()), &body.to_string()).unwrap();
+    wallet_event(
+        keys,
+        KIND_NOTIFICATION_NIP44,
+        vec![vec!["p".into(), conn.client().to_hex()]],
+        content,
+    )
+}
+
+fn frame(event: &Event) -> String {
+    serde_json::json!(["EVENT", "lnvend-nwc", event.to_value()]).to_string()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_paid_invoice_is_paid_only_once_a_signed_lookup_says_settled() {
+    let r = rig();
+    settle().await;
+    let req = request(21);
+    let inv = r.backend.create_invoice(&req).await.unwrap();
+    inv.check(&req, Network::Regtest, SystemTime::now())
+        .expect("the BOLT11 is what was asked");
+    assert_eq!(inv.amount, Msat::from_sat(21).unwrap());
+    assert_eq!(
+        r.backend.invoice_state(&inv.id).await.unwrap(),
+        InvoiceState::Pending
+    );
+    assert!(r.wallet.pay(&inv.payment_hash).await);
+    assert_eq!(
+        r.backend.invoice_state(&inv.id).await.unwrap(),
+        InvoiceState::Paid {
+            received: Msat::from_sat(21).unwrap()
+        }
+    );
+    // The wallet listed NIP-44: every request used it.
+    let requests: Vec<Event> = r
+        .relay
+        .published()
+        .into_iter()
+        .filter(|e| e.kind() == KIND_REQUEST)
+        .collect();
+    assert_eq!(requests.len(), 3);
+    assert!(requests
+        .iter()
+        .all(|e| e.tag_values("encryption").any(|v| v == "nip44_v2") && !e.content().contains("?iv=")));
+    assert!(r.backend.check_health().await.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_nip04_wallet_without_state_or_notifications_is_polled_and_read_by_settled_at() {
+    let r = rig_with(
+        WalletBehaviour {
+            encryption: None,
+            notifications: false,
+            answers: true,
+            omit_state: true,
+        },
+        None,
+    );
+    settle().await;
+    let inv = r.backend.create_invoice(&request(5)).await.unwrap();
+    assert!(matches!(
+        r.backend.wake_ups(&inv.id).await,
+        Err(BackendError::Unreachable(_))
+    ));
+    assert_eq!(
+        r.backend.invoice_state(&inv.id).await.unwrap(),
+        InvoiceState::Pending
+    );
+    r.wallet.pay(&inv.payment_hash).await;
+    assert_eq!(
+        r.backend.invoice_state(&inv.id).await.unwrap(),
+        InvoiceState::Paid {
+            received: Msat::from_sat(5).unwrap()
+        }
+    );
+    let req = r
+        .relay
+        .published()
+        .into_iter()
+        .find(|e| e.kind() == KIND_REQUEST)
+        .unwrap();
+    assert!(req.content().contains("?iv="), "NIP-04 without an encryption tag");
+    assert_eq!(req.tag_values("encryption").count(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_notification_only_wakes_and_the_watch_pours_on_the_lookup() {
+    let r = rig();
+    settle().await;
+    let inv = r.backend.create_invoice(&request(21)).await.unwrap();
+    let mut wake = r.backend.wake_ups(&inv.id).await.unwrap();
+    // A genuine notification for an unpaid invoice: a wake-up, and still not paid.
+    r.wallet.notify(&inv.payment_hash).await;
+    settle().await;
+    assert_eq!(wake.try_recv(), Ok(()));
+    assert_eq!(
+        r.backend.invoice_state(&inv.id).await.unwrap(),
+        InvoiceState::Pending
+    );
+    drop(wake);
+
+    let expires = tokio::time::Instant::now() + Duration::from_secs(300);
+    let watch = tokio::spawn(watch_invoice(
+        r.backend.clone(),
+        inv.clone(),
+        expires,
+        WatchTiming::default(),
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!watch.is_finished());
+    let t0 = tokio::time::Instant::now();
+    r.wallet.pay(&inv.payment_hash).await;
+    assert_eq!(watch.await.unwrap(), WatchOutcome::Paid);
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "the notification made the watcher ask at once, not at the next poll"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn forged_replayed_and_misdirected_events_pour_nothing() {
+    let r = rig();
+    settle().await;
+    let inv = r.backend.create_invoice(&request(21)).await.unwrap();
+    let hash = inv.payment_hash.clone();
+    let mut wake = r.backend.wake_ups(&inv.id).await.unwrap();
+
+    // A notification signed by someone else, and one whose content was edited after the
+    // wallet signed it: refused, no wake-up.
+    let stranger = Keys::generate();
+    r.relay
+        .inject(&frame(&notification(&stranger, &r.conn, &hash, 1)))
+        .await;
+    let genuine = notification(&r.wallet.keys(), &r.conn, &hash, 2);
+    let mut edited = genuine.to_value();
+    edited["content"] = "AAAA".into();
+    r.relay
+        .inject(&serde_json::json!(["EVENT", "lnvend-nwc", edited]).to_string())
+        .await;
+    settle().await;
+    assert!(wake.try_recv().is_err(), "no wake-up from a forgery");
+    let counters = r.backend.pool().counters();
+    assert_eq!(counters.refused.load(Ordering::Relaxed), 1);
+    assert_eq!(counters.malformed.load(Ordering::Relaxed), 1);
+
+    // The genuine one wakes once; its replay is a duplicate.
+    r.relay.inject(&frame(&genuine)).await;
+    r.relay.inject(&frame(&genuine)).await;
+    settle().await;
+    assert_eq!(wake.try_recv(), Ok(()));
+    assert!(wake.try_recv().is_err());
+    assert!(counters.duplicates.load(Ordering::Relaxed) >= 1);
+
+    // While the wallet is silent, a lookup gets forged answers only: signed by a stranger,
+    // p-tagged to another client, or a replay of the wallet's earlier reply (another
+    // request). None is taken; the lookup times out.
+    let earlier_reply = r
+        .relay
+        .published()
+        .into_iter()
+        .find(|e| e.kind() == KIND_RESPONSE)
+        .unwrap();
+    r.wallet.set_answers(false);
+    let backend = r.backend.clone();
+    let id = inv.id.clone();
+    let lookup = tokio::spawn(async move { backend.invoice_state(&id).await });
+    settle().await;
+    let ours = r
+        .relay
+        .published()
+        .into_iter()
+        .filter(|e| e.kind() == KIND_REQUEST)
+        .last()
+        .unwrap();
+    let settled = serde_json::json!({"result_type": "lookup_invoice", "result": {
+        "type": "incoming", "state": "settled", "payment_hash": hash,
+        "amount": 21000, "created_at": 1, "settled_at": 2}});
+    let reply = |keys: &Keys, p: &str| {
+        let content = nip44::encrypt(
+            &ConversationKey::new(keys, &r.conn.client()),
+            &settled.to_string(),
+        )
+        .unwrap();
+        wallet_event(
+            keys,
+            KIND_RESPONSE,
+            vec![
+                vec!["p".into(), p.to_string()],
+                vec!["e".into(), ours.id().to_hex()],
+            ],
+            content,
+        )
+    };
+    let us = r.conn.client().to_hex();
+    let other = Keys::generate().public_key().to_hex();
+    for forged in [
+        reply(&stranger, &us),
+        reply(&r.wallet.keys(), &other),
+        earlier_reply,
+    ] {
+        r.relay.inject(&frame(&forged)).await;
+    }
+    let state = lookup.await.unwrap();
+    assert!(
+        matches!(state, Err(BackendError::Unreachable(_))),
+        "{state:?}"
+    );
+    // The wallet speaks again: the invoice is still unpaid.
+    r.wallet.set_answers(true);
+    assert_eq!(
+        r.backend.invoice_state(&inv.id).await.unwrap(),
+        InvoiceState::Pending
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_notifications_is_one_wake_up_and_a_flooding_relay_is_dropped() {
+    let r = rig();
+    settle().await;
+    let inv = r.backend.create_invoice(&request(21)).await.unwrap();
+    let mut wake = r.backend.wake_ups(&inv.id).await.unwrap();
+    let keys = r.wallet.keys();
+    for n in 0..50 {
+        r.relay
+            .inject(&frame(&notification(&keys, &r.conn, &inv.payment_hash, n)))
+            .await;
+    }
+    settle().await;
+    assert_eq!(wake.try_recv(), Ok(()));
+    assert!(wake.try_recv().is_err(), "50 notifications, one wake-up");
+
+    // Past the per-window limit the relay is dropped; the client reconnects.
+    let connects = r.relay.connects();
+    let one = frame(&notification(&keys, &r.conn, &inv.payment_hash, 99));
+    for _ in 0..200 {
+        r.relay.inject(&one).await;
+    }
+    settle().await;
+    let counters = r.backend.pool().counters();
+    assert!(counters.floods.load(Ordering::Relaxed) >= 1);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(r.relay.connects() > connects, "reconnected");
+    // And the machine still sells.
+    r.wallet.pay(&inv.payment_hash).await;
+    assert!(matches!(
+        r.backend.invoice_state(&inv.id).await.unwrap(),
+        InvoiceState::Paid { .. }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_oversized_or_malformed_message_is_ignored() {
+    let r = rig();
+    settle().await;
+    let big = format!("[\"NOTICE\",\"{}\"]", "x".repeat(MAX_RELAY_MESSAGE));
+    r.relay.inject(&big).await;
+    r.relay.inject("not json").await;
+    r.relay.inject("[\"EVENT\",\"lnvend-nwc\",{}]").await;
+    settle().await;
+    let counters = r.backend.pool().counters();
+    assert_eq!(counters.malformed.load(Ordering::Relaxed), 3);
+    let inv = r.backend.create_invoice(&request(1)).await.unwrap();
+    assert_eq!(
+        r.backend.invoice_state(&inv.id).await.unwrap(),
+        InvoiceState::Pending
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wallet_that_never_answers_is_out_of_service_not_a_hang() {
+    let r = rig();
+    settle().await;
+    r.wallet.set_answers(false);
+    let t0 = tokio::time::Instant::now();
+    assert!(matches!(
+        r.backend.check_health().await,
+        Err(BackendError::Unreachable(_))
+    ));
+    assert!(t0.elapsed() <= TIMEOUT + Duration::from_millis(100));
+    assert!(matches!(
+        r.backend.create_invoice(&request(1)).await,
+        Err(BackendError::Unreachable(_))
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wrong_secret_is_unauthorized_and_never_shown() {
+    let wrong = "00000000000000000000000000000000000000000000000000000000000000c1";
+    let r = rig_with(WalletBehaviour::default(), Some(wrong));
+    settle().await;
+    let e = r.backend.check_health().await.unwrap_err();
+    assert!(matches!(e, BackendError::Unauthorized(_)), "{e}");
+    assert!(!e.to_string().contains(wrong));
+    assert!(!format!("{:?}", r.backend).contains(wrong));
+    assert!(r.backend.create_invoice(&request(1)).await.is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_relay_outage_closes_the_wake_ups_and_a_payment_during_it_is_found_after() {
+    let r = rig();
+    settle().await;
+    let inv = r.backend.create_invoice(&request(21)).await.unwrap();
+    let mut wake = r.backend.wake_ups(&inv.id).await.unwrap();
+    r.relay.set_down(true);
+    settle().await;
+    assert_eq!(wake.recv().await, None, "the watcher is told to poll");
+    assert!(matches!(
+        r.backend.check_health().await,
+        Err(BackendError::Unreachable(_))
+    ));
+    assert!(r.backend.wake_ups(&inv.id).await.is_err());
+    // Paid while the relay is down (the wallet's notification is lost).
+    r.wallet.pay(&inv.payment_hash).await;
+    r.relay.set_down(false);
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    assert!(r.backend.pool().any_up());
+    assert!(matches!(
+        r.backend.invoice_state(&inv.id).await.unwrap(),
+        InvoiceState::Paid { .. }
+    ));
+}
+
+// ---------------------------------------------------------------------------------------
+// The pure parts
+
+fn tx(state: Option<NwcState>, amount: u64, settled_at: Option<u64>) -> Transaction {
+    Transaction {
+        direction: Some(Direction::Incoming),
+        state,
+        invoice: None,
+        payment_hash: PaymentHash([7; 32]),
+        amount: Msat::from_msat(amount),
+        fees_paid: None,
+        created_at: Some(1),
+        expires_at: Some(2_000_000_000),
+        settled_at,
+        preimage: None,
+    }
+}
+
+#[test]
+fn judge_pays_only_a_settled_incoming_invoice_for_at_least_the_price() {
+    let now = tokio::time::Instant::now();
+    let issued = Issued {
+        amount: Msat::from_msat(21_000),
+        expires: now + Duration::from_secs(60),
+    };
+    let hash = PaymentHash([7; 32]);
+    let j = |t: &Transaction| judge(&hash, t, Some(&issued), 1_800_000_000, now).unwrap();
+    let paid = InvoiceState::Paid {
+        received: Msat::from_msat(21_000),
+    };
+    assert_eq!(j(&tx(Some(NwcState::Settled), 21_000, Some(5))), paid);
+    // LNbits' nwcprovider: no state, settled_at once paid.
+    assert_eq!(j(&tx(None, 21_000, Some(5))), paid);
+    assert_eq!(j(&tx(None, 21_000, None)), InvoiceState::Pending);
+    // A state that says otherwise wins over settled_at.
+    assert_eq!(
+        j(&tx(Some(NwcState::Pending), 21_000, Some(5))),
+        InvoiceState::Pending
+    );
+    assert_eq!(
+        j(&tx(Some(NwcState::Unknown), 21_000, Some(5))),
+        InvoiceState::Pending
+    );
+    assert_eq!(
+        j(&tx(Some(NwcState::Accepted), 21_000, Some(5))),
+        InvoiceState::Pending
+    );
+    // Underpaid.
+    assert_eq!(
+        j(&tx(Some(NwcState::Settled), 20_999, Some(5))),
+        InvoiceState::Pending
+    );
+    // An outgoing payment with our hash is not a payment to us.
+    let mut out = tx(Some(NwcState::Settled), 21_000, Some(5));
+    out.direction = Some(Direction::Outgoing);
+    assert_eq!(j(&out), InvoiceState::Pending);
+    assert_eq!(
+        j(&tx(Some(NwcState::Expired), 0, None)),
+        InvoiceState::Expired
+    );
+    assert_eq!(j(&tx(Some(NwcState::Failed), 0, None)), InvoiceState::Expired);
+    // Past our expiry on the monotonic clock, unpaid: expired.
+    let later = now + Duration::from_secs(61);
+    assert_eq!(
+        judge(&hash, &tx(None, 21_000, None), Some(&issued), 0, later).unwrap(),
+        InvoiceState::Expired
+    );
+    // About another hash: not an answer.
+    let other = PaymentHash([8; 32]);
+    assert!(judge(&other, &tx(Some(NwcState::Settled), 21_000, Some(5)), None, 0, now).is_err());
+    // After a restart (nothing issued), paid for the amount the wallet reports.
+    assert_eq!(
+        judge(&hash, &tx(Some(NwcState::Settled), 21_000, Some(5)), None, 0, now).unwrap(),
+        paid
+    );
+}
+
+#[test]
+fn a_make_invoice_reply_whose_bolt11_disagrees_is_refused() {
+    let mut t = tx(None, 21_000, None);
+    assert!(parse_made(&t).is_err(), "no invoice");
+    t.invoice = Some("lnbcrt1garbage".into());
+    assert!(parse_made(&t).is_err(), "not a bolt11");
+}
+
+#[test]
+fn extra_relays_are_checked_and_merged_without_repeats() {
+    let w = Keys::generate().public_key();
+    let conn = Connection::parse(&format!(
+        "nostr+walletconnect://{w}?relay=wss://a.example&secret={}",
+        "1".repeat(64)
+    ))
+    .unwrap();
+    let list = relay_list(
+        &conn,
+        &["wss://a.example".into(), "ws://127.0.0.1:6969".into()],
+    )
+    .unwrap();
+    let list: Vec<&str> = list.iter().map(Url::as_str).collect();
+    assert_eq!(list, ["wss://a.example/", "ws://127.0.0.1:6969/"]);
+    assert!(matches!(
+        relay_list(&conn, &["https://a.example".into()]),
+        Err(BackendError::Config(_))
+    ));
+    let many: Vec<String> = (0..MAX_RELAYS).map(|i| format!("wss://r{i}.example")).collect();
+    assert!(relay_list(&conn, &many).is_err());
+}
