@@ -419,6 +419,66 @@ async fn a_relay_outage_closes_the_wake_ups_and_a_payment_during_it_is_found_aft
     ));
 }
 
+/// A relay that records what the client sends and never answers.
+#[derive(Clone, Default)]
+struct Recording {
+    sent: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+struct RecordingLink(Arc<std::sync::Mutex<Vec<String>>>);
+
+#[async_trait]
+impl link::Link for RecordingLink {
+    async fn send(&mut self, text: String) -> Result<(), link::LinkError> {
+        self.0.lock().unwrap().push(text);
+        Ok(())
+    }
+    async fn recv(&mut self) -> Option<String> {
+        std::future::pending().await
+    }
+}
+
+#[async_trait]
+impl Connector for Recording {
+    async fn connect(&self, _: &Url) -> Result<Box<dyn link::Link>, link::LinkError> {
+        Ok(Box::new(RecordingLink(self.sent.clone())))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_subscription_asks_for_our_replies_and_notifications_since_just_before_now() {
+    let wallet = Keys::generate().public_key();
+    let conn = Connection::parse(&format!(
+        "nostr+walletconnect://{wallet}?relay=wss://a.example&secret={}",
+        "2".repeat(64)
+    ))
+    .unwrap();
+    let rec = Recording::default();
+    let clock = Arc::new(crate::clock::SystemClock::new(false));
+    let now = clock.unix();
+    let _pool = RelayPool::start(
+        conn.clone(),
+        conn.relays().to_vec(),
+        Arc::new(rec.clone()),
+        clock,
+        Timing::default(),
+    );
+    settle().await;
+    let sent = rec.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let req: serde_json::Value = serde_json::from_str(&sent[0]).unwrap();
+    assert_eq!(req[0], "REQ");
+    let f = &req[2];
+    assert_eq!(f["kinds"], serde_json::json!([23195, 23196, 23197]));
+    assert_eq!(f["authors"], serde_json::json!([wallet.to_hex()]));
+    assert_eq!(f["#p"], serde_json::json!([conn.client().to_hex()]));
+    let since = f["since"].as_u64().unwrap();
+    assert!(since <= now && since + 180 >= now, "since {since}, now {now}");
+    let info: serde_json::Value = serde_json::from_str(&sent[1]).unwrap();
+    assert_eq!(info[2]["kinds"], serde_json::json!([13194]));
+    assert_eq!(info[2]["authors"], serde_json::json!([wallet.to_hex()]));
+}
+
 // ---------------------------------------------------------------------------------------
 // The pure parts
 
