@@ -229,7 +229,7 @@ impl RelayPool {
     /// The wallet's info, waiting up to `wait` for its event.
     pub async fn info(&self, wait: Duration) -> Result<WalletInfo, RequestError> {
         let mut rx = self.shared.info.subscribe();
-        let got = tokio::time::timeout(wait, rx.wait_for(Option::is_some)).await;
+        let got = tokio::time::timeout(wait, rx.wait_for(|i| i.is_some())).await;
         match got {
             Ok(Ok(v)) => v
                 .as_ref()

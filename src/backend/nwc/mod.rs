@@ -317,9 +317,21 @@ impl PaymentBackend for NwcBackend {
         let probe = Request::LookupInvoice {
             payment_hash: PaymentHash(rand::random()),
         };
-        match self.call(&probe).await {
-            Ok(_) | Err(BackendError::Rejected(_)) => Ok(()),
-            Err(e) => Err(e),
+        match self.pool.request(&probe, self.timeout).await {
+            Ok(_) => Ok(()),
+            // NOT_FOUND (or any refusal that is not about this connection): the wallet
+            // read our request and answered it.
+            Err(RequestError::Nwc(NwcError::Wallet(w)))
+                if !matches!(
+                    w.code,
+                    WalletErrorCode::Unauthorized
+                        | WalletErrorCode::Restricted
+                        | WalletErrorCode::UnsupportedEncryption
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(self.backend_error(e)),
         }
     }
 
