@@ -123,9 +123,11 @@ async fn forged_notifications_through_a_real_relay_pour_nothing() {
         "notification": {"type": "incoming", "payment_hash": hash, "amount": 2_100_000,
                          "state": "settled", "settled_at": 1}});
     let forge = |keys: &Keys| {
-        let content =
-            nip44::encrypt(&ConversationKey::new(keys, &conn.client()), &body.to_string())
-                .unwrap();
+        let content = nip44::encrypt(
+            &ConversationKey::new(keys, &conn.client()),
+            &body.to_string(),
+        )
+        .unwrap();
         UnsignedEvent {
             created_at: lnvend::clock::unix_of(std::time::SystemTime::now()),
             kind: KIND_NOTIFICATION_NIP44,

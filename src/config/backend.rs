@@ -442,7 +442,10 @@ pub(super) fn check(backend: &BackendConfig) -> Result<(), Invalid> {
                 let ok = url::Url::parse(r.trim())
                     .is_ok_and(|u| matches!(u.scheme(), "ws" | "wss") && u.has_host());
                 if !ok {
-                    return Err(invalid("backend.relays", "each must be a ws:// or wss:// URL"));
+                    return Err(invalid(
+                        "backend.relays",
+                        "each must be a ws:// or wss:// URL",
+                    ));
                 }
             }
             timeout(c.request_timeout_ms)

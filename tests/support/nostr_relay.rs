@@ -14,9 +14,7 @@ use std::time::Duration;
 pub fn venv() -> Option<PathBuf> {
     let dir = std::env::var_os("NOSTR_RELAY_VENV")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/nostr-relay-venv")
-        });
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/nostr-relay-venv"));
     dir.join("bin/nostr-relay").exists().then_some(dir)
 }
 

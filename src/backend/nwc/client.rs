@@ -29,9 +29,7 @@ use crate::nostr::nwc::{
     answered_request, Connection, NwcError, PaymentHash, Reply, Request, SentRequest, WalletInfo,
     KIND_INFO, KIND_NOTIFICATION_NIP04, KIND_NOTIFICATION_NIP44, KIND_RESPONSE,
 };
-use crate::nostr::relay::{
-    event_message, parse_relay_message, req_message, Filter, RelayMessage,
-};
+use crate::nostr::relay::{event_message, parse_relay_message, req_message, Filter, RelayMessage};
 use crate::nostr::{Event, EventId};
 
 const SUB_NWC: &str = "lnvend-nwc";
@@ -214,7 +212,10 @@ impl RelayPool {
     }
 
     pub fn any_up(&self) -> bool {
-        self.shared.relays.iter().any(|r| r.up.load(Ordering::SeqCst))
+        self.shared
+            .relays
+            .iter()
+            .any(|r| r.up.load(Ordering::SeqCst))
     }
 
     pub fn counters(&self) -> &Counters {
@@ -510,13 +511,13 @@ fn route(shared: &Shared, event: &Event) {
                 Ok(Some(wake)) => {
                     let mut watchers = lock(&shared.watchers);
                     if let Some(list) = watchers.get_mut(&wake.payment_hash.0) {
-                        shared.counters.notifications.fetch_add(1, Ordering::Relaxed);
+                        shared
+                            .counters
+                            .notifications
+                            .fetch_add(1, Ordering::Relaxed);
                         // A full channel already holds a wake-up: the flood coalesces here.
                         list.retain(|tx| {
-                            !matches!(
-                                tx.try_send(()),
-                                Err(mpsc::error::TrySendError::Closed(()))
-                            )
+                            !matches!(tx.try_send(()), Err(mpsc::error::TrySendError::Closed(())))
                         });
                     }
                 }

@@ -22,7 +22,9 @@ use url::Url;
 use super::link::{Connector, Link, LinkError};
 use crate::nostr::nip04::{self, SharedKey};
 use crate::nostr::nip44::{self, ConversationKey};
-use crate::nostr::nwc::{KIND_INFO, KIND_NOTIFICATION_NIP04, KIND_NOTIFICATION_NIP44, KIND_REQUEST, KIND_RESPONSE};
+use crate::nostr::nwc::{
+    KIND_INFO, KIND_NOTIFICATION_NIP04, KIND_NOTIFICATION_NIP44, KIND_REQUEST, KIND_RESPONSE,
+};
 use crate::nostr::relay::{event_message, parse_relay_message, req_message, Filter, RelayMessage};
 use crate::nostr::{Event, Keys, PublicKey, UnsignedEvent};
 use crate::secret::Secret;
@@ -94,7 +96,11 @@ impl FakeRelay {
 
     /// Sends `text` as it is to every open connection (waits for room in each queue).
     pub async fn inject(&self, text: &str) {
-        let txs: Vec<_> = lock(&self.inner).conns.values().map(|c| c.tx.clone()).collect();
+        let txs: Vec<_> = lock(&self.inner)
+            .conns
+            .values()
+            .map(|c| c.tx.clone())
+            .collect();
         for tx in txs {
             let _ = tx.send(text.to_string()).await;
         }
@@ -108,7 +114,11 @@ impl FakeRelay {
             return;
         };
         let label = items.first().and_then(Value::as_str).unwrap_or("");
-        let sub = items.get(1).and_then(Value::as_str).unwrap_or("").to_string();
+        let sub = items
+            .get(1)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         match label {
             "REQ" => {
                 let filters: Vec<Value> = items.get(2..).unwrap_or(&[]).to_vec();
@@ -145,7 +155,8 @@ impl FakeRelay {
                     }
                 };
                 if let Some(c) = inner.conns.get(&id) {
-                    let _ = c.tx.try_send(json!(["OK", event.id().to_hex(), true, ""]).to_string());
+                    let _ =
+                        c.tx.try_send(json!(["OK", event.id().to_hex(), true, ""]).to_string());
                 }
                 inner.published.push(event.clone());
                 if (10_000..20_000).contains(&event.kind()) {
@@ -156,9 +167,8 @@ impl FakeRelay {
                 for c in inner.conns.values() {
                     for (sub, filters) in &c.subs {
                         if filters.iter().any(|f| matches(f, &event)) {
-                            let _ = c
-                                .tx
-                                .try_send(json!(["EVENT", sub, event.to_value()]).to_string());
+                            let _ =
+                                c.tx.try_send(json!(["EVENT", sub, event.to_value()]).to_string());
                         }
                     }
                 }
@@ -172,7 +182,10 @@ impl FakeRelay {
 fn matches(f: &Value, event: &Event) -> bool {
     let list = |k: &str| f.get(k).and_then(Value::as_array);
     if let Some(kinds) = list("kinds") {
-        if !kinds.iter().any(|k| k.as_u64() == Some(u64::from(event.kind()))) {
+        if !kinds
+            .iter()
+            .any(|k| k.as_u64() == Some(u64::from(event.kind())))
+        {
             return false;
         }
     }
@@ -320,7 +333,11 @@ impl Drop for FakeWallet {
 
 impl FakeWallet {
     /// Starts the service on `relay` through `connector`.
-    pub fn start(connector: Arc<dyn Connector>, relay: Url, behaviour: WalletBehaviour) -> FakeWallet {
+    pub fn start(
+        connector: Arc<dyn Connector>,
+        relay: Url,
+        behaviour: WalletBehaviour,
+    ) -> FakeWallet {
         let keys = Keys::generate();
         let client_keys = Keys::generate();
         let client_secret = hex::encode(client_keys.secret_key().secret_bytes());
@@ -353,7 +370,8 @@ impl FakeWallet {
         Secret::new(format!(
             "nostr+walletconnect://{}?relay={}&secret={secret}",
             self.pubkey(),
-            url::form_urlencoded::byte_serialize(self.relay.as_str().as_bytes()).collect::<String>()
+            url::form_urlencoded::byte_serialize(self.relay.as_str().as_bytes())
+                .collect::<String>()
         ))
     }
 
@@ -408,8 +426,16 @@ impl FakeWallet {
             let body = json!({"notification_type": "payment_received",
                               "notification": tx.unwrap_or(json!({"payment_hash": hash}))});
             let nip44 = s.uses_nip44();
-            let kind = if nip44 { KIND_NOTIFICATION_NIP44 } else { KIND_NOTIFICATION_NIP04 };
-            s.sign(kind, vec![vec!["p".into(), s.client.to_hex()]], s.encrypt(nip44, &body.to_string()))
+            let kind = if nip44 {
+                KIND_NOTIFICATION_NIP44
+            } else {
+                KIND_NOTIFICATION_NIP04
+            };
+            s.sign(
+                kind,
+                vec![vec!["p".into(), s.client.to_hex()]],
+                s.encrypt(nip44, &body.to_string()),
+            )
         };
         let _ = self.out.send(event).await;
     }
@@ -474,14 +500,21 @@ impl WalletState {
             nip04::decrypt(&SharedKey::new(&self.keys, &from), request.content()).ok()?
         };
         let v: Value = serde_json::from_str(&plain).ok()?;
-        let method = v.get("method").and_then(Value::as_str).unwrap_or("").to_string();
+        let method = v
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let params = v.get("params").cloned().unwrap_or(Value::Null);
         let body = match method.as_str() {
             _ if from != self.client => json!({"result_type": method,
                 "error": {"code": "UNAUTHORIZED", "message": "no such connection"}}),
             "make_invoice" => self.make_invoice(&params),
             "lookup_invoice" => {
-                let hash = params.get("payment_hash").and_then(Value::as_str).unwrap_or("");
+                let hash = params
+                    .get("payment_hash")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 match self.invoices.get(hash) {
                     Some(inv) => json!({"result_type": "lookup_invoice",
                                         "result": tx_json(hash, inv, self.behaviour.omit_state)}),
@@ -503,7 +536,10 @@ impl WalletState {
     fn make_invoice(&mut self, params: &Value) -> Value {
         let amount = params.get("amount").and_then(Value::as_u64).unwrap_or(0);
         let expiry = params.get("expiry").and_then(Value::as_u64).unwrap_or(3600);
-        let description = params.get("description").and_then(Value::as_str).unwrap_or("");
+        let description = params
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let preimage: [u8; 32] = rand::random();
         let hash = sha256::Hash::hash(&preimage);
         let now = unix_now();
@@ -547,7 +583,11 @@ fn tx_json(hash: &str, inv: &FakeInvoice, omit_state: bool) -> Value {
         "settled_at": inv.paid.map(|_| inv.created_at + 1),
     });
     if !omit_state {
-        v["state"] = json!(if inv.paid.is_some() { "settled" } else { "pending" });
+        v["state"] = json!(if inv.paid.is_some() {
+            "settled"
+        } else {
+            "pending"
+        });
     }
     v
 }
@@ -568,7 +608,10 @@ async fn serve(
                     since: Some(unix_now().saturating_sub(60)),
                     ..Filter::default()
                 };
-                (req_message("wallet", &[filter]), event_message(&s.info_event()))
+                (
+                    req_message("wallet", &[filter]),
+                    event_message(&s.info_event()),
+                )
             };
             let mut ok = link.send(sub).await.is_ok() && link.send(info).await.is_ok();
             while ok {

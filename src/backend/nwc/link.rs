@@ -94,7 +94,9 @@ impl Link for WsLink {
             match self.socket.next().await? {
                 Ok(Message::Text(t)) => return Some(t.as_str().to_owned()),
                 // NIP-01 speaks text; tungstenite answers pings by itself.
-                Ok(Message::Binary(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+                Ok(
+                    Message::Binary(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_),
+                ) => {}
                 Ok(Message::Close(_)) | Err(_) => return None,
             }
         }

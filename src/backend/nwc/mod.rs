@@ -112,7 +112,9 @@ impl NwcBackend {
         clock: Arc<dyn Clock>,
     ) -> Result<NwcBackend, BackendError> {
         let uri = config.connection_uri.as_ref().ok_or_else(|| {
-            BackendError::Config("the connection URI was not read (backend.connection_uri_file)".into())
+            BackendError::Config(
+                "the connection URI was not read (backend.connection_uri_file)".into(),
+            )
         })?;
         let conn = Connection::parse(uri.expose())
             .map_err(|e| BackendError::Config(format!("backend.connection_uri_file: {e}")))?;

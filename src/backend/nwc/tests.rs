@@ -96,8 +96,11 @@ fn wallet_event(keys: &Keys, kind: u16, tags: Vec<Vec<String>>, content: String)
 fn notification(keys: &Keys, conn: &Connection, hash: &str, n: u32) -> Event {
     let body = serde_json::json!({"notification_type": "payment_received",
         "notification": {"type": "incoming", "payment_hash": hash, "amount": 21000, "n": n}});
-    let content =
-        nip44::encrypt(&ConversationKey::new(keys, &conn.client()), &body.to_string()).unwrap();
+    let content = nip44::encrypt(
+        &ConversationKey::new(keys, &conn.client()),
+        &body.to_string(),
+    )
+    .unwrap();
     wallet_event(
         keys,
         KIND_NOTIFICATION_NIP44,
@@ -140,7 +143,8 @@ async fn a_paid_invoice_is_paid_only_once_a_signed_lookup_says_settled() {
     assert_eq!(requests.len(), 3);
     assert!(requests
         .iter()
-        .all(|e| e.tag_values("encryption").any(|v| v == "nip44_v2") && !e.content().contains("?iv=")));
+        .all(|e| e.tag_values("encryption").any(|v| v == "nip44_v2")
+            && !e.content().contains("?iv=")));
     assert!(r.backend.check_health().await.is_ok());
 }
 
@@ -178,7 +182,10 @@ async fn a_nip04_wallet_without_state_or_notifications_is_polled_and_read_by_set
         .into_iter()
         .find(|e| e.kind() == KIND_REQUEST)
         .unwrap();
-    assert!(req.content().contains("?iv="), "NIP-04 without an encryption tag");
+    assert!(
+        req.content().contains("?iv="),
+        "NIP-04 without an encryption tag"
+    );
     assert_eq!(req.tag_values("encryption").count(), 0);
 }
 
@@ -473,7 +480,10 @@ async fn the_subscription_asks_for_our_replies_and_notifications_since_just_befo
     assert_eq!(f["authors"], serde_json::json!([wallet.to_hex()]));
     assert_eq!(f["#p"], serde_json::json!([conn.client().to_hex()]));
     let since = f["since"].as_u64().unwrap();
-    assert!(since <= now && since + 180 >= now, "since {since}, now {now}");
+    assert!(
+        since <= now && since + 180 >= now,
+        "since {since}, now {now}"
+    );
     let info: serde_json::Value = serde_json::from_str(&sent[1]).unwrap();
     assert_eq!(info[2]["kinds"], serde_json::json!([13194]));
     assert_eq!(info[2]["authors"], serde_json::json!([wallet.to_hex()]));
@@ -539,7 +549,10 @@ fn judge_pays_only_a_settled_incoming_invoice_for_at_least_the_price() {
         j(&tx(Some(NwcState::Expired), 0, None)),
         InvoiceState::Expired
     );
-    assert_eq!(j(&tx(Some(NwcState::Failed), 0, None)), InvoiceState::Expired);
+    assert_eq!(
+        j(&tx(Some(NwcState::Failed), 0, None)),
+        InvoiceState::Expired
+    );
     // Past our expiry on the monotonic clock, unpaid: expired.
     let later = now + Duration::from_secs(61);
     assert_eq!(
@@ -548,10 +561,24 @@ fn judge_pays_only_a_settled_incoming_invoice_for_at_least_the_price() {
     );
     // About another hash: not an answer.
     let other = PaymentHash([8; 32]);
-    assert!(judge(&other, &tx(Some(NwcState::Settled), 21_000, Some(5)), None, 0, now).is_err());
+    assert!(judge(
+        &other,
+        &tx(Some(NwcState::Settled), 21_000, Some(5)),
+        None,
+        0,
+        now
+    )
+    .is_err());
     // After a restart (nothing issued), paid for the amount the wallet reports.
     assert_eq!(
-        judge(&hash, &tx(Some(NwcState::Settled), 21_000, Some(5)), None, 0, now).unwrap(),
+        judge(
+            &hash,
+            &tx(Some(NwcState::Settled), 21_000, Some(5)),
+            None,
+            0,
+            now
+        )
+        .unwrap(),
         paid
     );
 }
@@ -583,6 +610,8 @@ fn extra_relays_are_checked_and_merged_without_repeats() {
         relay_list(&conn, &["https://a.example".into()]),
         Err(BackendError::Config(_))
     ));
-    let many: Vec<String> = (0..MAX_RELAYS).map(|i| format!("wss://r{i}.example")).collect();
+    let many: Vec<String> = (0..MAX_RELAYS)
+        .map(|i| format!("wss://r{i}.example"))
+        .collect();
     assert!(relay_list(&conn, &many).is_err());
 }

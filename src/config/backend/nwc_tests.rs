@@ -32,7 +32,8 @@ fn load(uri: &str, backend_extra: &str) -> Result<Config, crate::config::ConfigE
 
 #[test]
 fn the_uri_is_read_at_load_and_check_config_never_prints_it() {
-    let uri = format!("nostr+walletconnect://{WALLET}?relay=wss%3A%2F%2Frelay.example&secret={SECRET}");
+    let uri =
+        format!("nostr+walletconnect://{WALLET}?relay=wss%3A%2F%2Frelay.example&secret={SECRET}");
     let c = load(
         &uri,
         "relays = [\"wss://other.example\"]\nnetwork = \"regtest\"\n",
