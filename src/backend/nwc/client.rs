@@ -72,7 +72,7 @@ impl Default for Timing {
 }
 
 /// Why a request got no usable answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
     #[error("no relay is connected")]
     NoRelay,
