@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use common::*;
 use lnvend::backend::nwc::fake::{FakeWallet, WalletBehaviour};
-use lnvend::backend::nwc::link::{Connector, Link, WsConnector};
+use lnvend::backend::nwc::link::{Connector, WsConnector};
 use lnvend::controller::Screen;
 use lnvend::ledger::Ledger;
 use lnvend::nostr::nip44::{self, ConversationKey};
