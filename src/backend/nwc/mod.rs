@@ -40,6 +40,8 @@ use link::Connector;
 /// How long an answer from the wallet keeps the health check from asking again: the
 /// machine checks health every few seconds, and a wallet may rate-limit its clients.
 const HEALTH_FRESH: Duration = Duration::from_secs(60);
+/// How long the health check waits for a relay that is still connecting.
+const RELAY_GRACE: Duration = Duration::from_secs(3);
 
 /// What we asked for an invoice of this run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -303,6 +305,12 @@ impl PaymentBackend for NwcBackend {
     /// asks `lookup_invoice` about a hash nobody has, which a wallet that knows this
     /// connection answers (with NOT_FOUND).
     async fn check_health(&self) -> Result<(), BackendError> {
+        // Just after start (or a relay restart) the subscription may still be on its way:
+        // give it a moment rather than reporting the machine down for the first seconds.
+        let deadline = tokio::time::Instant::now() + (self.timeout / 2).min(RELAY_GRACE);
+        while !self.pool.any_up() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         if !self.pool.any_up() {
             return Err(BackendError::Unreachable(format!(
                 "no relay of the wallet connection answers ({})",
