@@ -107,7 +107,7 @@ impl FakeRelay {
     }
 
     /// What a relay does with a message from connection `id`.
-    fn from_client(&self, id: u64, text: &str) {
+    fn on_client_message(&self, id: u64, text: &str) {
         let mut guard = lock(&self.inner);
         let inner = &mut *guard;
         let Ok(Value::Array(items)) = serde_json::from_str::<Value>(text) else {
@@ -254,7 +254,7 @@ impl Link for FakeLink {
         if !lock(&self.relay.inner).conns.contains_key(&self.id) {
             return Err(LinkError::Lost("cut".into()));
         }
-        self.relay.from_client(self.id, &text);
+        self.relay.on_client_message(self.id, &text);
         Ok(())
     }
 

@@ -275,8 +275,8 @@ async fn forged_replayed_and_misdirected_events_pour_nothing() {
         .relay
         .published()
         .into_iter()
-        .filter(|e| e.kind() == KIND_REQUEST)
-        .last()
+        .rev()
+        .find(|e| e.kind() == KIND_REQUEST)
         .unwrap();
     let settled = serde_json::json!({"result_type": "lookup_invoice", "result": {
         "type": "incoming", "state": "settled", "payment_hash": hash,
