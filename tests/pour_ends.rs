@@ -27,6 +27,11 @@ const DRINK_PULSES: u64 = 135;
 /// Water: 600 sats for 300 ml by volume, 450 pulses per litre at 25 ml/s, from a counted
 /// 10 l tank; `gpio` adds `[gpio]` keys.
 fn config(dir: &std::path::Path, gpio: &str) -> Config {
+    config_with(dir, gpio, "")
+}
+
+/// [`config`], with more tables (`tables`) at the end.
+fn config_with(dir: &std::path::Path, gpio: &str, tables: &str) -> Config {
     let pin_line = include_str!("../examples/sim.toml")
         .lines()
         .find(|l| l.starts_with("operator_pin_hash"))
@@ -36,7 +41,7 @@ fn config(dir: &std::path::Path, gpio: &str) -> Config {
 [[product]]\nname = \"Water\"\nprice_sat = {PRICE_SAT}\npour_ms = 20000\nvolume_ml = 300\ntank_ml = 10000\n
 [gpio]\nbackend = \"mock\"\n{gpio}\n
 [gpio.channel_a]\nin1 = 23\nin2 = {REVERSE}\nena = {ENA}\n
-[gpio.channel_a.flow]\npin = {SENSOR}\npulses_per_litre = 450\nmock_ml_per_s = 25.0\n",
+[gpio.channel_a.flow]\npin = {SENSOR}\npulses_per_litre = 450\nmock_ml_per_s = 25.0\n{tables}",
         dir.display()
     );
     Config::parse(&text, "ends.toml", Mode::Sim).expect("test config")
@@ -251,4 +256,49 @@ async fn the_operators_test_and_calibration_pours_count_as_pump_wear() {
         "{more} s counted for a {calibrated:?} calibration pour"
     );
     m.shutdown().await;
+}
+
+/// With a hold invoice (issue 25), a tank that runs dry after 250 of 300 ml: the payment is
+/// taken (settled) and only the 50 ml left are owed. Returning the whole payment would give
+/// the customer 250 ml and their money back.
+#[tokio::test(start_paused = true)]
+async fn a_held_payment_for_a_drink_partly_poured_is_taken_and_owes_only_the_rest() {
+    use lnvend::backend::HoldState;
+    let dir = tempfile::tempdir().unwrap();
+    let hold = "[backend]\nkind = \"sim\"\nhold = \"always\"\n";
+    let mut m = TestMachine::start(&config_with(dir.path(), "", hold));
+    m.tap(0);
+    m.wait_screen(Screen::Payment).await;
+    let inv = m.sim().latest().unwrap();
+    m.sim().pay(&inv.id).unwrap();
+    m.wait_screen(Screen::Pouring).await;
+    // 250 ml at 450 pulses per litre.
+    until_pulses(&m, 112).await;
+    m.flows[0].set_tank_empty(true);
+    let v = after_pour(&mut m).await;
+    assert!(
+        !v.message.contains("Nothing was charged"),
+        "the screen must not promise the money back: {}",
+        v.message
+    );
+    for _ in 0..600 {
+        if !matches!(m.sim().hold_of(&inv.id), Some(HoldState::Accepted { .. })) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        m.sim().hold_of(&inv.id),
+        Some(HoldState::Settled),
+        "taken, not returned"
+    );
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    let owed = l.owed().unwrap();
+    assert_eq!(owed.len(), 1, "{owed:?}");
+    let rest = owed[0].owed_ml.expect("a measured share");
+    assert!(
+        (45..=52).contains(&rest),
+        "only the rest is owed: {rest} ml"
+    );
 }

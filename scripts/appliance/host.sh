@@ -4,7 +4,8 @@
 # guest's kernel, and the -dev libraries the x86_64 kiosk build links. Bash, not Python:
 # these steps are apt, mmdebstrap, kbuild and namespaces, and the image's cache key is the
 # text of build_image as bash holds it (`declare -f`), so a cached image stays valid as long
-# as that function is unchanged. Expects: here, root, out, arch, qemu_system, qemu_package.
+# as that function is unchanged. Expects: here, root, out, images (the image cache, outside
+# the clone), arch, qemu_system, qemu_package.
 # Sets: image, kernel, initrd (build_image), gpio_sim_ko (gpio_sim_module).
 
 log() { printf '%s appliance: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -136,7 +137,7 @@ image_key() {
 }
 
 build_image() {
-    local dir="$out/image-$arch-$(image_key)"
+    local dir="$images/image-$arch-$(image_key)"
     image="$dir/rootfs.qcow2"
     kernel="$dir/vmlinuz"
     initrd="$dir/initrd.img"
@@ -193,13 +194,13 @@ build_image() {
 # IRQ_SIM it needs, so both sources (drivers/gpio/gpio-sim.c, kernel/irq/irq_sim.c) are
 # taken from linux-source-6.1 of the guest kernel's own Debian version and built against its
 # linux-headers, out of tree, into one module. The packages are downloaded and unpacked
-# under target/appliance/, never installed. irq_sim.c calls irq_to_desc(), which modules
+# under the image cache ($images), never installed. irq_sim.c calls irq_to_desc(), which modules
 # cannot reach since 6.1; generic_handle_irq() is the exported call that does the same.
 gpio_sim_module() {
     local dir kver debver g
     dir=$(dirname "$image")
     kver=$(cat "$dir/kernel-release") debver=$(cat "$dir/kernel-version")
-    g="$out/gpio-sim-$kver-$debver"
+    g="$images/gpio-sim-$kver-$debver"
     gpio_sim_ko="$g/mod/gpio-sim.ko"
     [ -f "$gpio_sim_ko" ] && { log "gpio-sim.ko cached: $gpio_sim_ko"; return; }
     local t0
@@ -266,7 +267,7 @@ package_list() {
 # the current ones. The other architecture's stay (their kernel release ends in it), and
 # so do image-HASH dirs from before images were named by architecture.
 prune_images() {
-    find "$out" -maxdepth 1 \( -name "image-$arch-*" -o -name "gpio-sim-*-$arch-*" -o -regex '.*/image-[0-9a-f]*' \) \
+    find "$images" -maxdepth 1 \( -name "image-$arch-*" -o -name "gpio-sim-*-$arch-*" -o -regex '.*/image-[0-9a-f]*' \) \
         ! -name "$(basename "$(dirname "$image")")" \
         ! -name "gpio-sim-$(cat "$(dirname "$image")/kernel-release")-*" -exec rm -rf {} +
 }

@@ -278,6 +278,7 @@ impl Controller {
             let _ = tx.send(Input::Event(Event::PourFailed {
                 sale_id: sale.id,
                 failure,
+                delivered_ml: 0,
             }));
             return;
         }

@@ -67,7 +67,8 @@ fn owed_after(owed_before: Option<u32>, full_ml: u32, ml: u32) -> u32 {
     owed_before.unwrap_or(full_ml).saturating_sub(ml)
 }
 
-/// Whether `owed_ml` of a `full_ml` drink is below what the sensor can measure.
+/// Whether `owed_ml` (or any other share) of a `full_ml` drink is below what the sensor can
+/// measure.
 fn negligible_owed(f: &FlowConfig, full_ml: u32, owed_ml: u32) -> bool {
     let pulses = (f64::from(owed_ml) * f.pulses_per_litre / 1000.0).round() as u64;
     u64::from(owed_ml) * 100 < u64::from(full_ml) * u64::from(NEGLIGIBLE_PERCENT)
@@ -78,12 +79,14 @@ fn negligible_owed(f: &FlowConfig, full_ml: u32, owed_ml: u32) -> bool {
 /// sale's record and the vend cycle: the ml its credit owes (None: nothing) and the event.
 /// Every end keeps what was measured: a `settled` sale (nothing owed the sensor can tell)
 /// is poured whatever stopped the pump, with that trouble told; any other owes `owed`.
+/// `delivered_ml` is `ml` when the sensor can tell it from nothing, else 0.
 fn volume_end(
     sale_id: SaleId,
     result: Result<VolumeOutcome, crate::pump::PumpError>,
     ml: u32,
     owed: u32,
     settled: bool,
+    delivered_ml: u32,
     no_flow_ms: u64,
 ) -> (Option<u32>, Event) {
     let trouble = match result {
@@ -103,7 +106,14 @@ fn volume_end(
         poured_ml: ml,
         target_ml: ml + owed,
     });
-    (Some(owed), Event::PourFailed { sale_id, failure })
+    (
+        Some(owed),
+        Event::PourFailed {
+            sale_id,
+            failure,
+            delivered_ml,
+        },
+    )
 }
 
 /// The floor of pulses per no-flow window for `f`: its ml/s over the window, at least 1.
@@ -250,6 +260,7 @@ impl Controller {
                 let _ = tx.send(Input::Event(Event::PourFailed {
                     sale_id: sale.id,
                     failure: PourFailure::Pump("no flow sensor on this channel".into()),
+                    delivered_ml: 0,
                 }));
                 return;
             }
@@ -279,6 +290,7 @@ impl Controller {
                     Err(e) => Event::PourFailed {
                         sale_id: sale.id,
                         failure: PourFailure::Pump(e.to_string()),
+                        delivered_ml: 0,
                     },
                 };
                 let _ = tx.send(Input::Event(ev));
@@ -306,12 +318,19 @@ impl Controller {
             // What the counted pulses cannot tell from a full drink is a full drink: no
             // credit for a rounding's few ml, whatever stopped the pump.
             let settled = negligible_owed(&flow.config, full, owed);
+            // The same measure for what reached the cup: a few pulses are not a drink.
+            let delivered_ml = if negligible_owed(&flow.config, full, ml) {
+                0
+            } else {
+                ml
+            };
             let (owed_ml, ev) = volume_end(
                 sale.id.clone(),
                 result,
                 ml,
                 owed,
                 settled,
+                delivered_ml,
                 flow.config.no_flow_ms,
             );
             let _ = tx.send(Input::PouredMl {

@@ -18,7 +18,7 @@ fn a_credit_pour_owes_what_was_owed_less_what_it_poured_not_todays_volume() {
 fn every_end_of_a_pour_keeps_what_it_measured() {
     let id = || SaleId("s1".into());
     let fault = || Err(crate::pump::PumpError::Fault("jam".into()));
-    let end = |r, ml, owed, settled| volume_end(id(), r, ml, owed, settled, 1500);
+    let end = |r, ml: u32, owed, settled| volume_end(id(), r, ml, owed, settled, ml, 1500);
     // A dry tank, a pump fault, a failed anti-drip run after the volume: a few ml short
     // (or none) is a poured sale, with the trouble told (for the sold-out mark and the
     // pump fault).
@@ -46,12 +46,14 @@ fn every_end_of_a_pour_keeps_what_it_measured() {
         }
     );
     // More than that owes the rest, on every path.
+    // The ml in the cup go with the failure (a held payment is then settled, not returned).
     let (owed, ev) = end(Ok(VolumeOutcome::NoFlow { pulses: 45 }), 100, 200, false);
     assert_eq!(owed, Some(200));
     assert!(matches!(
         ev,
         Event::PourFailed {
             failure: PourFailure::NoFlow(_),
+            delivered_ml: 100,
             ..
         }
     ));
@@ -61,9 +63,22 @@ fn every_end_of_a_pour_keeps_what_it_measured() {
         ev,
         Event::PourFailed {
             failure: PourFailure::Pump(_),
+            delivered_ml: 100,
             ..
         }
     ));
+    // Too little to tell from nothing is nothing.
+    let (_, ev) = volume_end(id(), fault(), 1, 299, false, 0, 1500);
+    assert!(
+        matches!(
+            ev,
+            Event::PourFailed {
+                delivered_ml: 0,
+                ..
+            }
+        ),
+        "{ev:?}"
+    );
     // A credit capped by a shortened volume reaches its target and owes the rest.
     let (owed, ev) = end(Ok(VolumeOutcome::Reached { pulses: 68 }), 150, 30, false);
     assert_eq!(owed, Some(30));
@@ -74,7 +89,8 @@ fn every_end_of_a_pour_keeps_what_it_measured() {
             failure: PourFailure::Short {
                 poured_ml: 150,
                 target_ml: 180
-            }
+            },
+            delivered_ml: 150,
         }
     );
 }

@@ -24,6 +24,8 @@ use crate::config::HoldMode;
 const RETRY_MAX: Duration = Duration::from_secs(60);
 /// The first wait.
 const RETRY_MIN: Duration = Duration::from_secs(1);
+/// The pause before a held payment whose ledger row could not be read is tried again.
+const RETRY_LEDGER: Duration = Duration::from_secs(5);
 
 /// Whether sales get hold invoices now.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -151,9 +153,12 @@ impl Controller {
         let sale = match l.is_held_invoice(invoice_id) {
             Ok(Some(sale)) => sale,
             Ok(None) => return false,
+            // Handled as a hold, doing nothing now: read as a plain payment it could be
+            // owed while its hold is being returned. The watch, the sweep or the next start
+            // report it again.
             Err(e) => {
-                tracing::error!(invoice = %invoice_id, error = %e, "could not look the late payment up");
-                return false;
+                tracing::error!(invoice = %invoice_id, error = %e, "could not look the late payment up; it is asked again later");
+                return true;
             }
         };
         match l.unresolved_hold(&sale) {
@@ -170,7 +175,7 @@ impl Controller {
     }
 
     /// Settles or cancels in the background until the backend answers.
-    fn spawn_resolve(&mut self, sale_id: SaleId, want: Resolution) {
+    pub(super) fn spawn_resolve(&mut self, sale_id: SaleId, want: Resolution) {
         if !self.resolving.insert(sale_id.clone()) {
             return;
         }
@@ -185,9 +190,16 @@ impl Controller {
                 return;
             }
             Err(e) => {
-                // Without the ledger's row the hash is unknown; the next start resolves it.
-                tracing::error!(sale = %sale_id, error = %e, "cannot read the held payment to resolve it");
+                // Without the ledger's row the hash is unknown: read it again shortly, for as
+                // long as it takes (the plugin would otherwise settle the payment by itself
+                // near its expiry, for a drink that was not poured).
+                tracing::error!(sale = %sale_id, error = %e, "cannot read the held payment to resolve it; trying again");
                 self.resolving.remove(&sale_id);
+                let tx = self.tx.clone();
+                self.tasks.spawn(async move {
+                    tokio::time::sleep(RETRY_LEDGER).await;
+                    let _ = tx.send(Input::ResolveHold { sale_id, want });
+                });
                 return;
             }
         };

@@ -63,6 +63,11 @@ pub enum Input {
     CardPin(Option<crate::secret::Secret>),
     /// The backend's answer at start: can it hold invoices?
     HoldSupport(crate::backend::HoldSupport),
+    /// Try again to settle or cancel a held payment whose ledger row could not be read.
+    ResolveHold {
+        sale_id: SaleId,
+        want: crate::backend::hold::Resolution,
+    },
     /// A held payment ended as the backend confirmed (see `controller::hold`).
     HoldResolved {
         sale_id: SaleId,

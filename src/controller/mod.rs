@@ -19,6 +19,7 @@ mod card;
 mod credits;
 mod effects;
 mod flow;
+mod health;
 mod hold;
 pub mod input;
 pub mod late;
@@ -375,34 +376,6 @@ impl Controller {
         .flatten()
         .min()
     }
-    /// Looks at the wall clock: nothing is sold while it is not known to be right.
-    pub(super) fn check_clock(&mut self) {
-        let problem = self.settings.clock.sync_problem();
-        let changed = self.clock_problem.as_ref() != Some(&problem);
-        let known_before = self.clock_problem.is_some();
-        // Recorded first: `apply` consults it whenever the machine is back on the idle screen.
-        self.clock_problem = Some(problem.clone());
-        match &problem {
-            Some(reason) => {
-                if changed {
-                    tracing::warn!(%reason, "the wall clock is not trusted; selling nothing until it is");
-                }
-                self.apply(Event::ClockWrong {
-                    reason: reason.clone(),
-                });
-            }
-            None if changed && known_before => {
-                tracing::info!("the wall clock is synchronised; selling");
-                self.offer_credits_from_before();
-                self.apply(Event::ClockRight);
-                if let Some(reason) = self.backend_down.clone() {
-                    self.apply(Event::BackendDown { reason });
-                }
-            }
-            None => {}
-        }
-        self.publish();
-    }
     pub(super) fn handle(&mut self, input: Input) {
         let event = match input {
             Input::Tap(i) => match self.settings.catalog.get(i).cloned() {
@@ -504,6 +477,10 @@ impl Controller {
                 self.hold_support(support);
                 return;
             }
+            Input::ResolveHold { sale_id, want } => {
+                self.spawn_resolve(sale_id, want);
+                return;
+            }
             Input::HoldResolved {
                 sale_id,
                 outcome,
@@ -545,37 +522,6 @@ impl Controller {
             _ => None,
         };
         self.publish();
-    }
-    pub(super) fn note_health(&mut self, e: &Event) {
-        match e {
-            Event::BackendUp => {
-                self.observe_health(true);
-                self.health = format!("{}: answering", self.backend.name());
-                self.backend_down = None;
-            }
-            Event::BackendDown { reason } => {
-                self.observe_health(false);
-                self.health = format!("{}: {reason}", self.backend.name());
-                self.backend_down = Some(reason.clone());
-            }
-            Event::ProductTapped { .. }
-            | Event::CancelTapped
-            | Event::FaultDismissed
-            | Event::InvoiceCreated { .. }
-            | Event::InvoiceFailed { .. }
-            | Event::PaymentConfirmed { .. }
-            | Event::InvoiceExpired { .. }
-            | Event::Tick
-            | Event::PourFinished { .. }
-            | Event::PourFailed { .. }
-            | Event::ServiceRestored
-            | Event::LedgerDown { .. }
-            | Event::CreditTapped { .. }
-            | Event::ServiceEntered
-            | Event::ServiceLeft
-            | Event::ClockWrong { .. }
-            | Event::ClockRight => {}
-        }
     }
     /// `S<unix seconds>-<4 hex digits>`, always above the last one minted (or found in the
     /// ledger at start), whatever the wall clock does: a clock stepped back an hour must not

@@ -88,7 +88,9 @@ impl Controller {
                 self.apply(Event::LedgerDown { reason });
             }
         }
-        // Held payments of before the start: resolved before the first input is handled.
+        // Held payments of before the start: their resolution starts here, before the first
+        // input is handled, and goes on in the background (retried until the node answers)
+        // while the machine sells.
         self.start_holds();
         self.offer_credits_from_before();
         self.publish();

@@ -236,9 +236,18 @@ pub async fn pour_volume_counted(
     // Dropped mid-run (its task aborted at shutdown), the future never reaches the stop
     // below: the guard stops the pump then, forward or in the anti-drip run, rather than
     // leaving it to the hard maximum run time.
-    let _stop_if_dropped = super::StopOnDrop(pump);
+    let guard = super::StopOnDrop::new(pump);
     let mut counted = 0;
-    let result = pour_volume_inner(pump, channel, sensor, target, settings, &mut counted).await;
+    let result = pour_volume_inner(
+        pump,
+        channel,
+        sensor,
+        target,
+        settings,
+        &mut counted,
+        &guard,
+    )
+    .await;
     let stopped = pump.stop();
     let result = match (result, stopped) {
         (Ok(o), Ok(())) => Ok(o),
@@ -254,6 +263,7 @@ async fn pour_volume_inner(
     t: VolumeTarget,
     s: PourSettings,
     counted_out: &mut u64,
+    guard: &super::StopOnDrop<'_>,
 ) -> Result<VolumeOutcome, PumpError> {
     let ramp = !s.soft_start.is_zero() && s.duty > 0.0;
     let floor = s.duty / 3.0;
@@ -265,6 +275,7 @@ async fn pour_volume_inner(
         Direction::Forward,
         if ramp { floor } else { s.duty },
     )?;
+    guard.started(run);
     let mut window_end = start + t.no_flow;
     let mut window_start = 0;
     let mut first_window = true;
@@ -328,6 +339,7 @@ async fn pour_volume_inner(
     pump.stop()?;
     if matches!(outcome, VolumeOutcome::Reached { .. }) && !s.anti_drip.is_zero() {
         let run = pump.start(channel, Direction::Reverse, s.duty)?;
+        guard.started(run);
         tokio::time::sleep(s.anti_drip).await;
         pump.check(run)?;
         pump.stop()?;

@@ -403,6 +403,16 @@ impl Pump {
         self.lock().stop_bridge()
     }
 
+    /// Stops run `run_id` if it is the one running (another run is left alone).
+    pub fn stop_run(&self, run_id: u64) -> Result<(), PumpError> {
+        let mut inner = self.lock();
+        if inner.running && inner.run_id == run_id {
+            inner.stop_bridge()
+        } else {
+            Ok(())
+        }
+    }
+
     /// Checks a run in progress: a GPIO fault, the watchdog having stopped it, or anyone
     /// else having stopped it (a stop signal's emergency stop), is an error, so the pour
     /// that owns the run ends there and never goes on to its anti-drip reverse run.
@@ -466,23 +476,45 @@ pub async fn pour(
 ) -> Result<(), PumpError> {
     // Dropped mid-run (its task aborted at shutdown), the future never reaches the stop
     // below: the guard stops the pump then.
-    let _stop_if_dropped = StopOnDrop(pump);
-    let result = pour_inner(pump, channel, duration, settings).await;
+    let guard = StopOnDrop::new(pump);
+    let result = pour_inner(pump, channel, duration, settings, &guard).await;
     let stopped = pump.stop();
     result.and(stopped)
 }
 
-/// Stops the pump when dropped, if it still runs: held by a pour for its whole length, so a
-/// pour whose future is dropped mid-run (forward or in its anti-drip run) stops the pump at
-/// once rather than at the hard maximum run time.
-pub(crate) struct StopOnDrop<'a>(pub(crate) &'a Pump);
+/// Stops the pour's own run when dropped, if it still runs: held by a pour for its whole
+/// length, so a pour whose future is dropped mid-run (forward or in its anti-drip run) stops
+/// the pump at once rather than at the hard maximum run time. Only the run the pour started
+/// last: a run someone else started since (the operator's Prime after an aborted Test pour)
+/// is not theirs to stop.
+pub(crate) struct StopOnDrop<'a> {
+    pump: &'a Pump,
+    /// The pour's latest run id; `u64::MAX` before its first.
+    run: std::sync::atomic::AtomicU64,
+}
+
+impl<'a> StopOnDrop<'a> {
+    pub(crate) fn new(pump: &'a Pump) -> StopOnDrop<'a> {
+        StopOnDrop {
+            pump,
+            run: std::sync::atomic::AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// The pour started run `run_id`.
+    pub(crate) fn started(&self, run_id: u64) {
+        self.run.store(run_id, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 impl Drop for StopOnDrop<'_> {
     fn drop(&mut self) {
-        if self.0.is_running() {
-            if let Err(e) = self.0.stop() {
-                tracing::error!(error = %e, "could not stop the pump after a dropped pour; the watchdogs retry");
-            }
+        let run = self.run.load(std::sync::atomic::Ordering::Relaxed);
+        if run == u64::MAX {
+            return;
+        }
+        if let Err(e) = self.pump.stop_run(run) {
+            tracing::error!(error = %e, "could not stop the pump after a dropped pour; the watchdogs retry");
         }
     }
 }
@@ -492,6 +524,7 @@ async fn pour_inner(
     channel: Channel,
     duration: Duration,
     s: PourSettings,
+    guard: &StopOnDrop<'_>,
 ) -> Result<(), PumpError> {
     let ramp = !s.soft_start.is_zero() && s.duty > 0.0;
     let floor = s.duty / 3.0;
@@ -502,6 +535,7 @@ async fn pour_inner(
         Direction::Forward,
         if ramp { floor } else { s.duty },
     )?;
+    guard.started(run);
     loop {
         let next = (Instant::now() + POUR_TICK).min(end);
         sleep_until(next).await;
@@ -518,6 +552,7 @@ async fn pour_inner(
     pump.stop()?;
     if !s.anti_drip.is_zero() {
         let run = pump.start(channel, Direction::Reverse, s.duty)?;
+        guard.started(run);
         tokio::time::sleep(s.anti_drip).await;
         pump.check(run)?;
         pump.stop()?;

@@ -133,6 +133,27 @@ async fn a_timed_pour_dropped_mid_run_stops_the_pump_at_once_forward_or_in_its_a
     }
 }
 
+#[test]
+fn a_dropped_pour_stops_only_its_own_run() {
+    // An aborted Test pour is dropped after the operator's Prime started: Prime runs on.
+    let (pump, gpio) = pump(Duration::from_secs(30));
+    let guard = StopOnDrop::new(&pump);
+    let mine = pump.start(Channel::A, Direction::Forward, 1.0).unwrap();
+    guard.started(mine);
+    pump.stop().unwrap();
+    let theirs = pump.start(Channel::A, Direction::Forward, 1.0).unwrap();
+    assert_ne!(mine, theirs);
+    drop(guard);
+    assert!(pump.is_running(), "the newer run is not the dropped pour's");
+    assert!(gpio.level(A.enable).is_some_and(PinValue::is_on));
+    // Its own run, still running, is stopped.
+    let guard = StopOnDrop::new(&pump);
+    guard.started(theirs);
+    drop(guard);
+    assert!(!pump.is_running());
+    assert_eq!(gpio.level(A.enable), Some(PinValue::Level(false)));
+}
+
 #[tokio::test(start_paused = true)]
 async fn soft_start_ramps_the_duty_and_anti_drip_reverses_briefly() {
     let (pump, gpio) = pump(Duration::from_secs(30));

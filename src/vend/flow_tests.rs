@@ -65,6 +65,7 @@ fn no_flow_owes_the_sale_sells_the_product_out_and_the_machine_sells_on() {
         Event::PourFailed {
             sale_id: SaleId("s1".into()),
             failure: failure.clone(),
+            delivered_ml: 0,
         },
         now,
     );
@@ -97,6 +98,7 @@ fn a_short_pour_owes_the_rest_without_selling_the_product_out() {
         Event::PourFailed {
             sale_id: SaleId("s1".into()),
             failure: failure.clone(),
+            delivered_ml: 0,
         },
         now,
     );

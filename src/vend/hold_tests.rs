@@ -212,6 +212,7 @@ fn nothing_poured_is_cancelled_and_the_screen_says_nothing_was_charged() {
             Event::PourFailed {
                 sale_id: SaleId("s1".into()),
                 failure: failure.clone(),
+                delivered_ml: 0,
             },
             now,
         );
@@ -231,6 +232,55 @@ fn nothing_poured_is_cancelled_and_the_screen_says_nothing_was_charged() {
 }
 
 #[test]
+fn a_pour_that_failed_after_measured_flow_is_settled_and_owes_only_the_rest() {
+    // 250 of 300 ml in the cup, then the tank ran dry or the pump failed: the customer keeps
+    // the drink and is owed the rest; returning the whole payment would give the 250 ml away.
+    let now = t0();
+    for failure in [
+        PourFailure::NoFlow("250 ml flowed, then no flow".into()),
+        PourFailure::Pump("stalled mid-pour".into()),
+    ] {
+        let (s, e) = step(
+            pouring_held(now),
+            Event::PourFailed {
+                sale_id: SaleId("s1".into()),
+                failure: failure.clone(),
+                delivered_ml: 250,
+            },
+            now,
+        );
+        assert!(
+            matches!(
+                &s,
+                State::Fault {
+                    returned: false,
+                    ..
+                }
+            ),
+            "{failure:?}: {s:?}"
+        );
+        assert!(
+            !e.iter().any(|e| matches!(e, Effect::CancelHold { .. })),
+            "{failure:?}"
+        );
+        let owe = e
+            .iter()
+            .position(|e| matches!(e, Effect::RecordOwed { .. }))
+            .expect("owes the rest");
+        let settle = e
+            .iter()
+            .position(|e| matches!(e, Effect::SettleHold { .. }))
+            .expect("settled");
+        assert!(owe < settle, "{failure:?}: recorded before it is settled");
+        assert_eq!(
+            e.contains(&Effect::SoldOut { index: 0 }),
+            matches!(failure, PourFailure::NoFlow(_)),
+            "{failure:?}: a dry tank still sells out"
+        );
+    }
+}
+
+#[test]
 fn a_short_pour_is_settled_and_owes_the_rest_an_unreported_one_too() {
     let now = t0();
     let short = PourFailure::Short {
@@ -242,6 +292,7 @@ fn a_short_pour_is_settled_and_owes_the_rest_an_unreported_one_too() {
         Event::PourFailed {
             sale_id: SaleId("s1".into()),
             failure: short.clone(),
+            delivered_ml: 120,
         },
         now,
     );

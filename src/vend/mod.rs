@@ -285,6 +285,12 @@ pub enum Event {
     PourFailed {
         sale_id: SaleId,
         failure: PourFailure,
+        /// The ml the flow sensor measured in the cup before the failure; 0 when nothing
+        /// was, when it was too little to tell from nothing (under 3 pulses or 3 % of the
+        /// drink), or when the pour is not measured (a timed pour). A held payment is
+        /// returned only when this is 0: a drink partly in the cup is settled and owes the
+        /// rest.
+        delivered_ml: u32,
     },
     BackendDown {
         reason: String,

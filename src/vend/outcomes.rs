@@ -52,44 +52,54 @@ pub(super) fn poured(
 }
 
 /// The hold policy for a pour that failed (see docs/operator/cln.md, "Hold invoices"),
-/// customer first: whenever today's flow would owe the *whole* drink (the ledger refused
-/// before the pump, a pump fault, no flow), the held payment is cancelled instead: the
-/// money goes back by itself and nothing is owed. A short pour (some drink measured in the
-/// cup) is settled and owes the rest, as today. A second report of a pour already made
+/// customer first: when nothing measurable reached the cup (`delivered_ml` 0: the ledger
+/// refused before the pump, a pump fault or no flow from the start, or a timed pour, which
+/// is not measured and which today's flow would owe in full), the held payment is cancelled:
+/// the money goes back by itself and nothing is owed. When some of the drink is in the cup
+/// (a short pour, or a pump fault or dry tank after measured flow), the payment is settled
+/// and the undelivered rest owed, as today, by its own `PouredMl` record: the customer never
+/// keeps part of a drink and the whole payment. A second report of a pour already made
 /// (`AlreadyPoured`) neither settles nor cancels: that payment's first pour decides.
 pub(super) fn held_pour_failed(
     sale: Sale,
     invoice_id: InvoiceId,
     failure: PourFailure,
+    delivered_ml: u32,
     now: Instant,
 ) -> (State, Vec<Effect>) {
     let sale_id = sale.id.clone();
+    let index = sale.product.index;
+    let settle_and_owe = |sale_id: SaleId, failure: &PourFailure| {
+        vec![
+            Effect::StopPump,
+            Effect::RecordOwed {
+                sale_id: sale_id.clone(),
+                failure: failure.clone(),
+            },
+            Effect::SettleHold { sale_id },
+        ]
+    };
     let (effects, returned) = match &failure {
         PourFailure::AlreadyPoured => (vec![], false),
-        PourFailure::Pump(_) | PourFailure::Ledger(_) => {
+        PourFailure::Ledger(_) => (vec![Effect::StopPump, Effect::CancelHold { sale_id }], true),
+        PourFailure::Pump(_) if delivered_ml == 0 => {
             (vec![Effect::StopPump, Effect::CancelHold { sale_id }], true)
         }
-        PourFailure::NoFlow(_) => (
+        PourFailure::Pump(_) => (settle_and_owe(sale_id, &failure), false),
+        PourFailure::NoFlow(_) if delivered_ml == 0 => (
             vec![
                 Effect::StopPump,
                 Effect::CancelHold { sale_id },
-                Effect::SoldOut {
-                    index: sale.product.index,
-                },
+                Effect::SoldOut { index },
             ],
             true,
         ),
-        PourFailure::Short { .. } => (
-            vec![
-                Effect::StopPump,
-                Effect::RecordOwed {
-                    sale_id: sale_id.clone(),
-                    failure: failure.clone(),
-                },
-                Effect::SettleHold { sale_id },
-            ],
-            false,
-        ),
+        PourFailure::NoFlow(_) => {
+            let mut effects = settle_and_owe(sale_id, &failure);
+            effects.push(Effect::SoldOut { index });
+            (effects, false)
+        }
+        PourFailure::Short { .. } => (settle_and_owe(sale_id, &failure), false),
     };
     (
         State::Fault {

@@ -346,8 +346,14 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
                 held: true,
                 ..
             },
-            Ev::PourFailed { sale_id, failure },
-        ) if is_current(&sale, &sale_id) => held_pour_failed(sale, invoice_id, failure, now),
+            Ev::PourFailed {
+                sale_id,
+                failure,
+                delivered_ml,
+            },
+        ) if is_current(&sale, &sale_id) => {
+            held_pour_failed(sale, invoice_id, failure, delivered_ml, now)
+        }
         (
             S::Pouring {
                 sale,
@@ -355,7 +361,9 @@ pub fn step(state: State, event: Event, now: Instant) -> (State, Vec<Effect>) {
                 held: false,
                 ..
             },
-            Ev::PourFailed { sale_id, failure },
+            Ev::PourFailed {
+                sale_id, failure, ..
+            },
         ) if is_current(&sale, &sale_id) => {
             let effects = match failure {
                 // Nothing was poured twice; there is nothing owed for this one.

@@ -175,18 +175,22 @@ pub(super) fn all_events(now: Instant) -> Vec<Event> {
         Event::PourFailed {
             sale_id: SaleId("s1".into()),
             failure: PourFailure::Pump("jam".into()),
+            delivered_ml: 0,
         },
         Event::PourFailed {
             sale_id: SaleId("s1".into()),
             failure: PourFailure::NoFlow("dry".into()),
+            delivered_ml: 0,
         },
         Event::PourFailed {
             sale_id: SaleId("s1".into()),
             failure: PourFailure::Ledger("disk".into()),
+            delivered_ml: 0,
         },
         Event::PourFailed {
             sale_id: SaleId("s1".into()),
             failure: PourFailure::AlreadyPoured,
+            delivered_ml: 0,
         },
         Event::PourFinished {
             sale_id: SaleId("s1".into()),
@@ -198,6 +202,7 @@ pub(super) fn all_events(now: Instant) -> Vec<Event> {
                 poured_ml: 120,
                 target_ml: 300,
             },
+            delivered_ml: 0,
         },
         Event::BackendDown { reason: "x".into() },
         Event::BackendUp,
@@ -576,6 +581,7 @@ fn a_pump_failure_owes_the_customer_and_shows_the_code_then_waits_for_the_operat
         Event::PourFailed {
             sale_id: SaleId("s1".into()),
             failure: PourFailure::Pump("jam".into()),
+            delivered_ml: 0,
         },
         now,
     );
@@ -631,6 +637,7 @@ fn an_already_poured_refusal_owes_nothing_and_returns_to_idle() {
         Event::PourFailed {
             sale_id: SaleId("s1".into()),
             failure: PourFailure::AlreadyPoured,
+            delivered_ml: 0,
         },
         now,
     );
@@ -651,6 +658,7 @@ fn reports_about_other_sales_change_nothing() {
             Event::PourFailed {
                 sale_id: SaleId("zz".into()),
                 failure: PourFailure::Pump("x".into()),
+                delivered_ml: 0,
             },
             Event::InvoiceFailed {
                 sale_id: SaleId("zz".into()),

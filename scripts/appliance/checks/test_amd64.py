@@ -436,7 +436,13 @@ def test_upgrade_during_sale(m):
     assert qr and qr.lower() == bolt11.lower(), f"no QR of the sale's invoice on the screen before the upgrade ({qr})"
 
     t0 = time.monotonic()
-    code, out, err = g.run_sh("cd /tmp && DEBIAN_FRONTEND=noninteractive apt-get install -y /mnt/share/new/*.deb")
+    # No one at the keyboard: dpkg's question about a conffile the operator edited and the
+    # package changed too is answered as its default does (keep the operator's), the way an
+    # unattended upgrade must ask for it (docs/operator/maintenance.md).
+    code, out, err = g.run_sh(
+        "cd /tmp && DEBIAN_FRONTEND=noninteractive apt-get install -y"
+        " -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold /mnt/share/new/*.deb"
+    )
     upgrade_s = time.monotonic() - t0
     (m.art / "upgrade.log").write_text(out + err)
     assert code == 0, f"apt install of the new .deb over the previous release failed (see {m.art}/upgrade.log)"
