@@ -45,7 +45,7 @@ pub enum Network {
 
 /// `hold`: whether sales use hold invoices (the payment is held, and taken only once the
 /// drink is poured; returned when it cannot be). Only the backends that can hold have the key
-/// (`sim`, `cln`); BTCPay has no hold invoices, and LNbits would need its admin key on the
+/// (`sim`, `cln`, `nwc`); BTCPay has no hold invoices, and LNbits would need its admin key on the
 /// machine to settle or cancel one, so both keep today's flow and refuse the key.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -195,6 +195,9 @@ pub struct NwcConfig {
     pub request_timeout_ms: u64,
     #[serde(default)]
     pub network: Network,
+    /// Hold invoices when the wallet offers them (see [`HoldMode`]).
+    #[serde(default)]
+    pub hold: HoldMode,
     /// The URI, read from `connection_uri_file` at load. Not a key of the file; never
     /// serialised (a [`Secret`] would print as redacted anyway).
     #[serde(skip)]
@@ -217,9 +220,8 @@ impl BackendConfig {
         match self {
             BackendConfig::Sim(c) => c.hold,
             BackendConfig::Cln(c) => c.hold,
-            BackendConfig::Btcpay(_) | BackendConfig::Lnbits(_) | BackendConfig::Nwc(_) => {
-                HoldMode::Never
-            }
+            BackendConfig::Nwc(c) => c.hold,
+            BackendConfig::Btcpay(_) | BackendConfig::Lnbits(_) => HoldMode::Never,
         }
     }
 
@@ -235,10 +237,18 @@ impl BackendConfig {
                 "not available: LNbits would need the wallet's admin key on the machine to \
                  settle or cancel; {before}"
             ),
-            (BackendConfig::Nwc(_), _) => format!(
-                "not available: hold invoices over Nostr Wallet Connect are not built yet; {before}"
+            (BackendConfig::Nwc(_), HoldMode::Auto) => format!(
+                "auto: used if, at start, the wallet's info lists make_hold_invoice, \
+                 settle_hold_invoice and cancel_hold_invoice and this connection may use them; \
+                 otherwise {before}"
             ),
-            (BackendConfig::Sim(_) | BackendConfig::Cln(_), HoldMode::Never) => {
+            (BackendConfig::Nwc(_), HoldMode::Always) => "always: every sale; lnvend does not \
+                 start unless the wallet offers hold invoices to this connection"
+                .into(),
+            (
+                BackendConfig::Sim(_) | BackendConfig::Cln(_) | BackendConfig::Nwc(_),
+                HoldMode::Never,
+            ) => {
                 format!("never: {before}")
             }
             (BackendConfig::Sim(_), HoldMode::Auto) => {

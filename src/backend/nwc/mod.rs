@@ -16,6 +16,7 @@
 
 pub mod client;
 pub mod fake;
+mod hold;
 pub mod link;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use url::Url;
 
+use super::hold::{HoldState, HoldSupport, PaymentHash as HoldHash, Preimage};
 use super::memo::InvoiceMemo;
 use super::{
     BackendError, Invoice, InvoiceId, InvoiceRequest, InvoiceState, PaymentBackend, WakeUps,
@@ -290,6 +292,29 @@ fn judge(
     })
 }
 
+/// Whether a settled or held amount is at least what was asked: the price this run asked,
+/// else (after a restart) the signed BOLT11's amount if it is this hash's; with neither,
+/// anything above zero (the caller compares with its ledger).
+fn judge_amount(hash: &PaymentHash, tx: &Transaction, asked: Option<Msat>) -> bool {
+    let asked = asked.or_else(|| {
+        tx.invoice
+            .as_deref()
+            .and_then(|b| crate::bolt11::decode(b).ok())
+            .filter(|b| b.payment_hash.eq_ignore_ascii_case(&hash.to_hex()))
+            .and_then(|b| b.amount_msat)
+            .map(Msat::from_msat)
+    });
+    let enough = tx.amount > Msat::ZERO && asked.is_none_or(|a| tx.amount >= a);
+    if !enough {
+        tracing::error!(invoice = %hash.to_hex(), received = %tx.amount, ?asked, "the wallet reports a payment below the price; not pouring");
+    }
+    enough
+}
+
+fn hash_of_bytes(bytes: [u8; 32]) -> PaymentHash {
+    PaymentHash(bytes)
+}
+
 fn hash_of(id: &InvoiceId) -> Result<PaymentHash, BackendError> {
     PaymentHash::from_hex(id.0.trim())
         .ok_or_else(|| BackendError::Rejected(format!("{id} is not a payment hash")))
@@ -366,20 +391,7 @@ impl PaymentBackend for NwcBackend {
             Reply::MakeInvoice(tx) => tx,
             _ => return Err(BackendError::BadReply("not a make_invoice reply".into())),
         };
-        let invoice = parse_made(&tx)?;
-        self.issued.insert(
-            invoice.payment_hash.clone(),
-            invoice.expires_at_unix,
-            Issued {
-                amount: invoice.amount,
-                expires: crate::clock::instant_of_unix(
-                    self.clock.as_ref(),
-                    invoice.expires_at_unix,
-                ),
-            },
-            self.clock.unix(),
-        );
-        Ok(invoice)
+        self.remember(parse_made(&tx)?)
     }
 
     async fn invoice_state(&self, id: &InvoiceId) -> Result<InvoiceState, BackendError> {
@@ -409,7 +421,9 @@ impl PaymentBackend for NwcBackend {
             .info(Duration::ZERO)
             .await
             .map_err(|e| self.backend_error(e))?;
-        if !info.notifies("payment_received") {
+        // Either notification wakes the watcher of its hash (a hold invoice's payment is
+        // `hold_invoice_accepted`); only the lookup after it can pour.
+        if !info.notifies("payment_received") && !info.notifies("hold_invoice_accepted") {
             return Err(BackendError::Unreachable(
                 "the wallet sends no payment notifications; polling lookup_invoice".into(),
             ));
@@ -417,6 +431,49 @@ impl PaymentBackend for NwcBackend {
         self.pool.wake_ups(&hash).ok_or_else(|| {
             BackendError::Unreachable(format!("no relay answers ({})", self.relay_summary()))
         })
+    }
+
+    async fn hold_support(&self) -> Result<HoldSupport, BackendError> {
+        hold::hold_support(self).await
+    }
+
+    async fn create_hold_invoice(
+        &self,
+        request: &InvoiceRequest,
+        preimage: &Preimage,
+    ) -> Result<Invoice, BackendError> {
+        hold::create(self, request, preimage).await
+    }
+
+    async fn hold_state(&self, hash: &HoldHash) -> Result<HoldState, BackendError> {
+        hold::state(self, hash).await
+    }
+
+    async fn settle_hold(&self, hash: &HoldHash, preimage: &Preimage) -> Result<(), BackendError> {
+        hold::settle(self, hash, preimage).await
+    }
+
+    async fn cancel_hold(&self, hash: &HoldHash) -> Result<(), BackendError> {
+        hold::cancel(self, hash).await
+    }
+}
+
+impl NwcBackend {
+    /// Keeps what was asked for an invoice this run made, and hands it back.
+    fn remember(&self, invoice: Invoice) -> Result<Invoice, BackendError> {
+        self.issued.insert(
+            invoice.payment_hash.clone(),
+            invoice.expires_at_unix,
+            Issued {
+                amount: invoice.amount,
+                expires: crate::clock::instant_of_unix(
+                    self.clock.as_ref(),
+                    invoice.expires_at_unix,
+                ),
+            },
+            self.clock.unix(),
+        );
+        Ok(invoice)
     }
 }
 

@@ -14,6 +14,8 @@ use crate::nostr::nwc::{KIND_NOTIFICATION_NIP44, KIND_REQUEST, KIND_RESPONSE};
 use crate::nostr::relay::MAX_RELAY_MESSAGE;
 use crate::nostr::{Event, Keys, UnsignedEvent};
 
+mod hold;
+
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Rig {
@@ -154,8 +156,8 @@ async fn a_nip04_wallet_without_state_or_notifications_is_polled_and_read_by_set
         WalletBehaviour {
             encryption: None,
             notifications: false,
-            answers: true,
             omit_state: true,
+            ..WalletBehaviour::default()
         },
         None,
     );

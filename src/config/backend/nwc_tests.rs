@@ -48,8 +48,14 @@ fn the_uri_is_read_at_load_and_check_config_never_prints_it() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(c.backend().hold(), HoldMode::Never);
-    assert!(c.backend().hold_summary().starts_with("not available"));
+    // Hold invoices when the wallet offers them, unless the operator says otherwise.
+    assert_eq!(c.backend().hold(), HoldMode::Auto);
+    assert!(c.backend().hold_summary().contains("make_hold_invoice"));
+    let never = load(&uri, "hold = \"never\"\n").unwrap();
+    assert_eq!(never.backend().hold(), HoldMode::Never);
+    assert!(never.backend().hold_summary().starts_with("never"));
+    let always = load(&uri, "hold = \"always\"\n").unwrap();
+    assert_eq!(always.backend().hold(), HoldMode::Always);
     let printed = c.to_redacted_toml();
     assert!(!printed.contains(SECRET), "{printed}");
     assert!(printed.contains("connection_uri_file"), "{printed}");

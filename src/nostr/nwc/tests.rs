@@ -496,7 +496,10 @@ fn replies_that_fail_a_check_are_refused() {
     let body = json!({"result_type": "lookup_invoice", "result": bad_preimage});
     match conn.open_response(&sent, &wallet.reply(&conn, sent.id(), &body)) {
         Ok(Reply::LookupInvoice(tx)) => {
-            assert_eq!(tx.preimage, None, "a preimage that does not match is dropped");
+            assert_eq!(
+                tx.preimage, None,
+                "a preimage that does not match is dropped"
+            );
             assert_eq!(tx.payment_hash, preimage().payment_hash());
         }
         other => panic!("{other:?}"),

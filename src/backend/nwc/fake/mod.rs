@@ -3,8 +3,13 @@
 //! `since`; ephemeral kinds forwarded, the replaceable info event stored; every published
 //! event verified), which tests can take down, cut, or make say anything; and
 //! [`FakeWallet`], a NIP-47 wallet service written from the spec that speaks NIP-44 or
-//! NIP-04, sends notifications if asked, and can be told to stay silent. The wallet talks
-//! to any [`Connector`], so it also runs against a real relay.
+//! NIP-04, sends notifications if asked, holds invoices if asked ([`hold`]), and can be
+//! told to stay silent. The wallet talks to any [`Connector`], so it also runs against a
+//! real relay.
+
+mod hold;
+
+pub use hold::HoldStatus;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -284,6 +289,11 @@ pub struct WalletBehaviour {
     /// Leaves `state` out of transactions, like LNbits' nwcprovider (then only
     /// `settled_at` tells a payment).
     pub omit_state: bool,
+    /// Lists and answers the hold-invoice methods (and notifies `hold_invoice_accepted`).
+    pub holds: bool,
+    /// With `holds`: lists the hold methods but refuses them (`RESTRICTED`), as a wallet
+    /// does that lists every method whatever the connection may use.
+    pub holds_restricted: bool,
 }
 
 impl Default for WalletBehaviour {
@@ -293,6 +303,8 @@ impl Default for WalletBehaviour {
             notifications: true,
             answers: true,
             omit_state: false,
+            holds: false,
+            holds_restricted: false,
         }
     }
 }
@@ -305,6 +317,8 @@ struct FakeInvoice {
     expires_at: u64,
     /// The amount the wallet says was received, once paid.
     paid: Option<u64>,
+    /// A hold invoice's state (`None` for a plain invoice).
+    hold: Option<HoldStatus>,
 }
 
 struct WalletState {
@@ -402,28 +416,45 @@ impl FakeWallet {
     }
 
     /// Records `received` msat as paid to `hash` (less than asked: an underpayment the
-    /// wallet reports as settled).
+    /// wallet reports as settled). A hold invoice is then held (accepted), not settled.
     pub async fn pay_with(&self, hash: &str, received: u64) -> bool {
-        let notify = {
+        let (notify, held) = {
             let mut s = lock(&self.state);
             let Some(inv) = s.invoices.get_mut(hash) else {
                 return false;
             };
+            if matches!(inv.hold, Some(HoldStatus::Canceled | HoldStatus::Settled)) {
+                return false;
+            }
             inv.paid = Some(received);
-            s.behaviour.notifications
+            let held = inv.hold.is_some();
+            if held {
+                inv.hold = Some(HoldStatus::Accepted);
+            }
+            (s.behaviour.notifications, held)
         };
         if notify {
-            self.notify(hash).await;
+            let kind = if held {
+                "hold_invoice_accepted"
+            } else {
+                "payment_received"
+            };
+            self.notify_as(hash, kind).await;
         }
         true
     }
 
     /// Sends a `payment_received` notification for `hash`, paid or not.
     pub async fn notify(&self, hash: &str) {
+        self.notify_as(hash, "payment_received").await;
+    }
+
+    /// Sends a notification of type `kind` for `hash`, paid or not.
+    pub async fn notify_as(&self, hash: &str, kind: &str) {
         let event = {
             let s = lock(&self.state);
             let tx = s.invoices.get(hash).map(|i| tx_json(hash, i, false));
-            let body = json!({"notification_type": "payment_received",
+            let body = json!({"notification_type": kind,
                               "notification": tx.unwrap_or(json!({"payment_hash": hash}))});
             let nip44 = s.uses_nip44();
             let kind = if nip44 {
@@ -474,8 +505,16 @@ impl WalletState {
             tags.push(vec!["encryption".into(), e.clone()]);
         }
         let mut methods = "make_invoice lookup_invoice get_info".to_string();
+        if self.behaviour.holds {
+            methods += " make_hold_invoice settle_hold_invoice cancel_hold_invoice";
+        }
         if self.behaviour.notifications {
-            tags.push(vec!["notifications".into(), "payment_received".into()]);
+            let kinds = if self.behaviour.holds {
+                "payment_received hold_invoice_accepted"
+            } else {
+                "payment_received"
+            };
+            tags.push(vec!["notifications".into(), kinds.into()]);
             methods += " notifications";
         }
         self.sign(KIND_INFO, tags, methods)
@@ -522,6 +561,16 @@ impl WalletState {
                                    "error": {"code": "NOT_FOUND", "message": "no such invoice"}}),
                 }
             }
+            "make_hold_invoice" | "settle_hold_invoice" | "cancel_hold_invoice"
+                if self.behaviour.holds =>
+            {
+                if self.behaviour.holds_restricted {
+                    json!({"result_type": method,
+                           "error": {"code": "RESTRICTED", "message": "not for this connection"}})
+                } else {
+                    self.hold_call(&method, &params)
+                }
+            }
             other => json!({"result_type": other,
                             "error": {"code": "NOT_IMPLEMENTED", "message": "not here"}}),
         };
@@ -542,6 +591,22 @@ impl WalletState {
             .unwrap_or("");
         let preimage: [u8; 32] = rand::random();
         let hash = sha256::Hash::hash(&preimage);
+        match self.new_invoice(amount, expiry, description, hash, None) {
+            Some(result) => json!({"result_type": "make_invoice", "result": result}),
+            None => json!({"result_type": "make_invoice",
+                           "error": {"code": "OTHER", "message": "cannot build"}}),
+        }
+    }
+
+    /// Signs a BOLT11 for `hash`, keeps the invoice, and returns its transaction object.
+    fn new_invoice(
+        &mut self,
+        amount: u64,
+        expiry: u64,
+        description: &str,
+        hash: sha256::Hash,
+        hold: Option<HoldStatus>,
+    ) -> Option<Value> {
         let now = unix_now();
         let built = InvoiceBuilder::new(Currency::Regtest)
             .description(description.to_string())
@@ -552,21 +617,19 @@ impl WalletState {
             .amount_milli_satoshis(amount)
             .expiry_time(Duration::from_secs(expiry))
             .build_signed(|m| Secp256k1::new().sign_ecdsa_recoverable(m, &self.node_key));
-        let Ok(built) = built else {
-            return json!({"result_type": "make_invoice",
-                          "error": {"code": "OTHER", "message": "cannot build"}});
-        };
+        let built = built.ok()?;
         let inv = FakeInvoice {
             bolt11: built.to_string(),
             amount,
             created_at: now,
             expires_at: now + expiry,
             paid: None,
+            hold,
         };
         let hash = hash.to_string();
         let result = tx_json(&hash, &inv, self.behaviour.omit_state);
         self.invoices.insert(hash, inv);
-        json!({"result_type": "make_invoice", "result": result})
+        Some(result)
     }
 }
 
@@ -582,7 +645,10 @@ fn tx_json(hash: &str, inv: &FakeInvoice, omit_state: bool) -> Value {
         "expires_at": inv.expires_at,
         "settled_at": inv.paid.map(|_| inv.created_at + 1),
     });
-    if !omit_state {
+    if let Some(h) = inv.hold {
+        v["settled_at"] = json!((h == HoldStatus::Settled).then_some(inv.created_at + 1));
+        v["state"] = json!(h.nip47_state());
+    } else if !omit_state {
         v["state"] = json!(if inv.paid.is_some() {
             "settled"
         } else {
