@@ -8,14 +8,15 @@
 //! real relay.
 
 mod hold;
+mod relay;
 
 pub use hold::HoldStatus;
+pub use relay::FakeRelay;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use async_trait::async_trait;
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
 use lightning_invoice::{Currency, InvoiceBuilder, PaymentSecret};
@@ -24,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use url::Url;
 
-use super::link::{Connector, Link, LinkError};
+use super::link::Connector;
 use crate::nostr::nip04::{self, SharedKey};
 use crate::nostr::nip44::{self, ConversationKey};
 use crate::nostr::nwc::{
@@ -40,238 +41,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn unix_now() -> u64 {
     crate::clock::unix_of(SystemTime::now())
-}
-
-// ---------------------------------------------------------------------------------------
-// The relay
-
-#[derive(Clone, Default)]
-pub struct FakeRelay {
-    inner: Arc<Mutex<RelayInner>>,
-}
-
-#[derive(Default)]
-struct RelayInner {
-    down: bool,
-    next: u64,
-    connects: u64,
-    conns: HashMap<u64, FakeConn>,
-    /// Replaceable events (kinds 10000–19999), the latest per author and kind.
-    stored: Vec<Event>,
-    /// Every event a client published, in order.
-    published: Vec<Event>,
-}
-
-struct FakeConn {
-    tx: mpsc::Sender<String>,
-    subs: HashMap<String, Vec<Value>>,
-}
-
-impl FakeRelay {
-    pub fn new() -> FakeRelay {
-        FakeRelay::default()
-    }
-
-    /// Down: every connection is cut and new ones are refused.
-    pub fn set_down(&self, down: bool) {
-        let mut inner = lock(&self.inner);
-        inner.down = down;
-        if down {
-            inner.conns.clear();
-        }
-    }
-
-    /// Cuts every open connection (the clients reconnect).
-    pub fn drop_connections(&self) {
-        lock(&self.inner).conns.clear();
-    }
-
-    pub fn connections(&self) -> usize {
-        lock(&self.inner).conns.len()
-    }
-
-    /// Connections accepted so far.
-    pub fn connects(&self) -> u64 {
-        lock(&self.inner).connects
-    }
-
-    pub fn published(&self) -> Vec<Event> {
-        lock(&self.inner).published.clone()
-    }
-
-    /// Sends `text` as it is to every open connection (waits for room in each queue).
-    pub async fn inject(&self, text: &str) {
-        let txs: Vec<_> = lock(&self.inner)
-            .conns
-            .values()
-            .map(|c| c.tx.clone())
-            .collect();
-        for tx in txs {
-            let _ = tx.send(text.to_string()).await;
-        }
-    }
-
-    /// What a relay does with a message from connection `id`.
-    fn on_client_message(&self, id: u64, text: &str) {
-        let mut guard = lock(&self.inner);
-        let inner = &mut *guard;
-        let Ok(Value::Array(items)) = serde_json::from_str::<Value>(text) else {
-            return;
-        };
-        let label = items.first().and_then(Value::as_str).unwrap_or("");
-        let sub = items
-            .get(1)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        match label {
-            "REQ" => {
-                let filters: Vec<Value> = items.get(2..).unwrap_or(&[]).to_vec();
-                let stored: Vec<String> = inner
-                    .stored
-                    .iter()
-                    .filter(|e| filters.iter().any(|f| matches(f, e)))
-                    .map(|e| json!(["EVENT", sub, e.to_value()]).to_string())
-                    .collect();
-                if let Some(c) = inner.conns.get_mut(&id) {
-                    for m in stored {
-                        let _ = c.tx.try_send(m);
-                    }
-                    let _ = c.tx.try_send(json!(["EOSE", sub]).to_string());
-                    c.subs.insert(sub, filters);
-                }
-            }
-            "CLOSE" => {
-                if let Some(c) = inner.conns.get_mut(&id) {
-                    c.subs.remove(&sub);
-                }
-            }
-            "EVENT" => {
-                let Some(raw) = items.get(1).cloned() else {
-                    return;
-                };
-                let event = match Event::from_value(raw) {
-                    Ok(e) => e,
-                    Err(_) => {
-                        if let Some(c) = inner.conns.get(&id) {
-                            let _ = c.tx.try_send(r#"["NOTICE","invalid: event"]"#.to_string());
-                        }
-                        return;
-                    }
-                };
-                if let Some(c) = inner.conns.get(&id) {
-                    let _ =
-                        c.tx.try_send(json!(["OK", event.id().to_hex(), true, ""]).to_string());
-                }
-                inner.published.push(event.clone());
-                if (10_000..20_000).contains(&event.kind()) {
-                    let (k, a) = (event.kind(), event.pubkey());
-                    inner.stored.retain(|e| !(e.kind() == k && e.pubkey() == a));
-                    inner.stored.push(event.clone());
-                }
-                for c in inner.conns.values() {
-                    for (sub, filters) in &c.subs {
-                        if filters.iter().any(|f| matches(f, &event)) {
-                            let _ =
-                                c.tx.try_send(json!(["EVENT", sub, event.to_value()]).to_string());
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Whether `event` passes the NIP-01 filter `f` (the fields NWC uses).
-fn matches(f: &Value, event: &Event) -> bool {
-    let list = |k: &str| f.get(k).and_then(Value::as_array);
-    if let Some(kinds) = list("kinds") {
-        if !kinds
-            .iter()
-            .any(|k| k.as_u64() == Some(u64::from(event.kind())))
-        {
-            return false;
-        }
-    }
-    if let Some(authors) = list("authors") {
-        let me = event.pubkey().to_hex();
-        if !authors.iter().any(|a| a.as_str() == Some(me.as_str())) {
-            return false;
-        }
-    }
-    for (key, tag) in [("#p", "p"), ("#e", "e")] {
-        if let Some(values) = list(key) {
-            let hit = event
-                .tag_values(tag)
-                .any(|t| values.iter().any(|v| v.as_str() == Some(t)));
-            if !hit {
-                return false;
-            }
-        }
-    }
-    if let Some(since) = f.get("since").and_then(Value::as_u64) {
-        if event.created_at() < since {
-            return false;
-        }
-    }
-    true
-}
-
-#[async_trait]
-impl Connector for FakeRelay {
-    async fn connect(&self, relay: &Url) -> Result<Box<dyn Link>, LinkError> {
-        let mut inner = lock(&self.inner);
-        if inner.down {
-            return Err(LinkError::Connect {
-                relay: relay.to_string(),
-                reason: "connection refused (fake relay down)".into(),
-            });
-        }
-        let (tx, rx) = mpsc::channel(1024);
-        let id = inner.next;
-        inner.next += 1;
-        inner.connects += 1;
-        inner.conns.insert(
-            id,
-            FakeConn {
-                tx,
-                subs: HashMap::new(),
-            },
-        );
-        Ok(Box::new(FakeLink {
-            id,
-            relay: self.clone(),
-            rx,
-        }))
-    }
-}
-
-struct FakeLink {
-    id: u64,
-    relay: FakeRelay,
-    rx: mpsc::Receiver<String>,
-}
-
-#[async_trait]
-impl Link for FakeLink {
-    async fn send(&mut self, text: String) -> Result<(), LinkError> {
-        if !lock(&self.relay.inner).conns.contains_key(&self.id) {
-            return Err(LinkError::Lost("cut".into()));
-        }
-        self.relay.on_client_message(self.id, &text);
-        Ok(())
-    }
-
-    async fn recv(&mut self) -> Option<String> {
-        self.rx.recv().await
-    }
-}
-
-impl Drop for FakeLink {
-    fn drop(&mut self) {
-        lock(&self.relay.inner).conns.remove(&self.id);
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -326,6 +95,8 @@ struct WalletState {
     client: PublicKey,
     behaviour: WalletBehaviour,
     invoices: HashMap<String, FakeInvoice>,
+    /// The payment hash of the invoice made last.
+    latest: Option<String>,
     requests: u64,
     node_key: SecretKey,
 }
@@ -360,6 +131,7 @@ impl FakeWallet {
             client: client_keys.public_key(),
             behaviour,
             invoices: HashMap::new(),
+            latest: None,
             requests: 0,
             node_key: SecretKey::from_slice(&[0x11; 32]).expect("a valid key"),
         }));
@@ -396,6 +168,14 @@ impl FakeWallet {
     /// The wallet's keys (for tests that build events only the wallet could sign).
     pub fn keys(&self) -> Keys {
         lock(&self.state).keys.clone()
+    }
+
+    /// The payment hash and amount (msat) of the invoice made last, and whether it is paid.
+    pub fn latest(&self) -> Option<(String, u64, bool)> {
+        let s = lock(&self.state);
+        let hash = s.latest.clone()?;
+        let inv = s.invoices.get(&hash)?;
+        Some((hash, inv.amount, inv.paid.is_some()))
     }
 
     pub fn requests(&self) -> u64 {
@@ -628,6 +408,7 @@ impl WalletState {
         };
         let hash = hash.to_string();
         let result = tx_json(&hash, &inv, self.behaviour.omit_state);
+        self.latest = Some(hash.clone());
         self.invoices.insert(hash, inv);
         Some(result)
     }
