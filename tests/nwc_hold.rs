@@ -194,3 +194,97 @@ async fn a_payment_held_over_nwc_while_lnvend_was_down_is_returned_at_start() {
     assert!(l.owed().unwrap().is_empty());
     assert!(l.unresolved_holds().unwrap().is_empty());
 }
+
+/// The real binary (`lnvend sim --headless`, the machine's log at debug to a pipe) sells a
+/// held drink through the relay: its log tells the sale, and never the connection's secret
+/// nor the hold's preimage (whoever reads them could sign as the machine, or take the
+/// payment).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_secret_and_the_preimage_never_reach_the_log() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&venv(), &dir.path().join("relay"), free_port()).await;
+    let connector = Arc::new(WsConnector {
+        tls: Default::default(),
+        timeout: Duration::from_secs(5),
+    });
+    let wallet = FakeWallet::start(
+        connector,
+        url::Url::parse(&relay.url()).unwrap(),
+        WalletBehaviour {
+            holds: true,
+            ..WalletBehaviour::default()
+        },
+    );
+    let data = dir.path().join("m");
+    std::fs::create_dir_all(&data).unwrap();
+    let uri = wallet.uri().expose().to_string();
+    let uri_file = data.join("nwc.uri");
+    std::fs::write(&uri_file, &uri).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&uri_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let cfg = dir.path().join("machine.toml");
+    let text = config_text(
+        &data,
+        &format!(
+            "\n[backend]\nkind = \"nwc\"\nconnection_uri_file = \"{}\"\nnetwork = \"regtest\"\nhold = \"always\"\n",
+            uri_file.display()
+        ),
+    )
+    .replace("pour_ms = 4000", "pour_ms = 300");
+    std::fs::write(&cfg, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lnvend"))
+        .args(["sim", "--headless", "--config"])
+        .arg(&cfg)
+        .env("LNVEND_LOG", "debug")
+        .env_remove("JOURNAL_STREAM")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    writeln!(stdin, "tap 0").unwrap();
+    let mut hash = None;
+    for _ in 0..200 {
+        hash = wallet.latest().map(|(h, _, _)| h);
+        if hash.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let hash = hash.expect("the machine made a hold invoice");
+    assert!(wallet.pay(&hash).await);
+    wait_hold(&wallet, &hash, HoldStatus::Settled).await;
+    // The machine looks the hold up once more after settling, then logs it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    writeln!(stdin, "quit").unwrap();
+    drop(stdin);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("held payment settled"),
+        "the log tells the sale: {log}"
+    );
+    let secret = uri
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    assert_eq!(secret.len(), 64);
+    assert!(!log.contains(secret), "the connection secret is in the log");
+    let preimage: String = rusqlite::Connection::open(data.join("sales.db"))
+        .unwrap()
+        .query_row("SELECT preimage FROM holds", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(preimage.len(), 64);
+    assert!(!log.contains(&preimage), "the preimage is in the log");
+}
