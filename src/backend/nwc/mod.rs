@@ -10,6 +10,7 @@
 //! that send none such as LNbits' nwcprovider, `settled_at`) for at least what we asked.
 //! And wake-ups from `payment_received` notifications, which only make the watcher ask
 //! again; a wallet without notifications gets no stream, so the watcher polls.
+//! Hold invoices, where the wallet offers them to this connection, are in [`hold`].
 //!
 //! The connection URI's secret is the key that signs our requests: it lives in the
 //! [`Connection`] and never prints. The machine never asks for `pay_invoice`.
