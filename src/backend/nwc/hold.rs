@@ -99,7 +99,7 @@ pub(super) async fn create(
             "the wallet made a hold invoice for another payment hash".into(),
         ));
     }
-    b.remember(super::parse_made(&tx)?)
+    b.remember(super::parse_made(&tx, amount)?)
 }
 
 pub(super) async fn state(b: &NwcBackend, hash: &PaymentHash) -> Result<HoldState, BackendError> {
@@ -130,15 +130,23 @@ pub(super) fn judge_hold(
         ));
     }
     let enough = judge_amount(hash, tx, asked);
-    match (tx.state, tx.settled_at) {
+    // Without `state`, `settled_at` counts only as a time a payment could have arrived
+    // (see `judge`: LNbits' nwcprovider sends it for an expired invoice too).
+    let bolt11 = tx
+        .invoice
+        .as_deref()
+        .and_then(|b| crate::bolt11::decode(b).ok())
+        .filter(|b| b.payment_hash.eq_ignore_ascii_case(&hash.to_hex()));
+    let settled_at = super::settled_at_in_time(tx, super::expiry_unix(tx, bolt11.as_ref()));
+    match (tx.state, settled_at) {
         (Some(NwcState::Accepted), _) if enough => Ok(HoldState::Accepted { htlc_expiry: None }),
         // Held for less than the price: not a pour; left open, so a cancel returns it.
         (Some(NwcState::Accepted), _) => Ok(HoldState::Open),
-        (Some(NwcState::Settled), _) | (None, Some(_)) if enough => Ok(HoldState::Settled),
-        (Some(NwcState::Settled), _) | (None, Some(_)) => Err(BackendError::BadReply(
+        (Some(NwcState::Settled), _) | (None, true) if enough => Ok(HoldState::Settled),
+        (Some(NwcState::Settled), _) | (None, true) => Err(BackendError::BadReply(
             "the wallet reports the hold invoice taken for less than the price".into(),
         )),
-        (Some(NwcState::Pending), _) | (None, None) => Ok(HoldState::Open),
+        (Some(NwcState::Pending), _) | (None, false) => Ok(HoldState::Open),
         (Some(NwcState::Expired | NwcState::Failed), _) => Ok(HoldState::Canceled),
         (Some(NwcState::Unknown), _) => Err(BackendError::BadReply(
             "the wallet reports a hold invoice state lnvend does not know".into(),

@@ -185,8 +185,8 @@ impl NwcBackend {
 }
 
 /// Turns a `make_invoice` result into an [`Invoice`], refusing a reply whose BOLT11
-/// disagrees with the JSON around it.
-fn parse_made(tx: &Transaction) -> Result<Invoice, BackendError> {
+/// disagrees with the JSON around it or with what we `asked`.
+fn parse_made(tx: &Transaction, asked: Msat) -> Result<Invoice, BackendError> {
     let bad = |m: &str| BackendError::BadReply(m.to_string());
     let bolt11 = tx
         .invoice
@@ -205,6 +205,13 @@ fn parse_made(tx: &Transaction) -> Result<Invoice, BackendError> {
         return Err(BackendError::BadReply(format!(
             "the reply says {}, its bolt11 asks for {amount}",
             tx.amount
+        )));
+    }
+    // The watch later compares payments with this invoice's amount: a cheaper invoice
+    // would sell the drink for less.
+    if amount != asked {
+        return Err(BackendError::BadReply(format!(
+            "we asked for {asked}, the wallet's invoice asks for {amount}"
         )));
     }
     let hash = tx.payment_hash.to_hex();
@@ -241,11 +248,33 @@ fn judge(
         tracing::error!(invoice = %hash.to_hex(), "the wallet reports an outgoing payment for our invoice; not pouring");
         return Ok(InvoiceState::Pending);
     }
-    // Wallets that send no `state` (LNbits' nwcprovider) set `settled_at` once paid; a
-    // preimage proves nothing there (it is sent before payment).
+    // After a restart, the signed BOLT11 still tells what was asked (if it is this hash's).
+    let from_bolt11 = tx
+        .invoice
+        .as_deref()
+        .and_then(|b| crate::bolt11::decode(b).ok())
+        .filter(|b| b.payment_hash.eq_ignore_ascii_case(&hash.to_hex()));
+    let expires_unix = expiry_unix(tx, from_bolt11.as_ref());
+    let before_expiry = match issued {
+        Some(i) => now < i.expires,
+        None => expires_unix.is_some_and(|at| now_unix < at),
+    };
     let settled = match tx.state {
         Some(NwcState::Settled) => true,
-        None => tx.settled_at.is_some(),
+        // LNbits' nwcprovider sends no `state`, and `settled_at` (the payment's creation
+        // time) whenever LNbits no longer calls it pending, which an expired invoice LNbits
+        // marked failed is too: anyone can make LNbits check it after the expiry, and LNbits
+        // checks abandoned ones itself. Nothing else in the reply tells the two apart (the
+        // preimage of an incoming invoice is sent paid or not), so only a reading taken
+        // before the expiry is a payment. A payment read only after the expiry (lnvend down
+        // past it) is then not seen: reported, for the operator to check in the wallet.
+        None => {
+            let says_settled = settled_at_in_time(tx, expires_unix);
+            if says_settled && !before_expiry {
+                tracing::warn!(invoice = %hash.to_hex(), "the wallet says settled but sends no state and the invoice has expired: paid or expired cannot be told apart; not counted as paid (check the wallet)");
+            }
+            says_settled && before_expiry
+        }
         Some(
             NwcState::Pending
             | NwcState::Accepted
@@ -254,12 +283,6 @@ fn judge(
             | NwcState::Unknown,
         ) => false,
     };
-    // After a restart, the signed BOLT11 still tells what was asked (if it is this hash's).
-    let from_bolt11 = tx
-        .invoice
-        .as_deref()
-        .and_then(|b| crate::bolt11::decode(b).ok())
-        .filter(|b| b.payment_hash.eq_ignore_ascii_case(&hash.to_hex()));
     let asked = issued.map(|i| i.amount).or_else(|| {
         from_bolt11
             .as_ref()
@@ -281,16 +304,31 @@ fn judge(
     let failed = matches!(tx.state, Some(NwcState::Expired | NwcState::Failed));
     let past_expiry = match issued {
         Some(i) => now >= i.expires,
-        None => tx
-            .expires_at
-            .or(from_bolt11.as_ref().map(|b| b.expires_at_unix))
-            .is_some_and(|at| now_unix >= at),
+        None => expires_unix.is_some_and(|at| now_unix >= at),
     };
     Ok(if failed || past_expiry {
         InvoiceState::Expired
     } else {
         InvoiceState::Pending
     })
+}
+
+/// The invoice's expiry in unix seconds: the earlier of the reply's `expires_at` and the
+/// signed BOLT11's (when it is this hash's); `None` when neither says.
+fn expiry_unix(tx: &Transaction, bolt11: Option<&crate::bolt11::Decoded>) -> Option<u64> {
+    let reply = tx.expires_at.filter(|at| *at > 0);
+    let signed = bolt11.map(|b| b.expires_at_unix);
+    match (reply, signed) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Whether a reply's `settled_at` (read when it sends no `state`) is a time at which a
+/// payment could have arrived: not zero, and not after the invoice's expiry (unknown
+/// expiry: it cannot be told from an expired invoice, so no).
+fn settled_at_in_time(tx: &Transaction, expires_unix: Option<u64>) -> bool {
+    matches!((tx.settled_at, expires_unix), (Some(at), Some(exp)) if at > 0 && at <= exp)
 }
 
 /// Whether a settled or held amount is at least what was asked: the price this run asked,
@@ -392,7 +430,7 @@ impl PaymentBackend for NwcBackend {
             Reply::MakeInvoice(tx) => tx,
             _ => return Err(BackendError::BadReply("not a make_invoice reply".into())),
         };
-        self.remember(parse_made(&tx)?)
+        self.remember(parse_made(&tx, amount)?)
     }
 
     async fn invoice_state(&self, id: &InvoiceId) -> Result<InvoiceState, BackendError> {

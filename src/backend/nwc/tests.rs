@@ -15,6 +15,7 @@ use crate::nostr::relay::MAX_RELAY_MESSAGE;
 use crate::nostr::{Event, Keys, UnsignedEvent};
 
 mod hold;
+mod judge;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -189,6 +190,30 @@ async fn a_nip04_wallet_without_state_or_notifications_is_polled_and_read_by_set
         "NIP-04 without an encryption tag"
     );
     assert_eq!(req.tag_values("encryption").count(), 0);
+}
+
+/// LNbits marks an expired invoice failed (anyone can make it check, after the expiry, and
+/// it checks abandoned ones itself), and nwcprovider then sends `settled_at` with no
+/// `state`, like a payment. The watch's grace and the late sweep both ask `invoice_state`.
+#[tokio::test(start_paused = true)]
+async fn an_expired_unpaid_invoice_lnbits_marked_failed_is_not_paid() {
+    let r = rig_with(
+        WalletBehaviour {
+            encryption: None,
+            notifications: false,
+            omit_state: true,
+            ..WalletBehaviour::default()
+        },
+        None,
+    );
+    settle().await;
+    let inv = r.backend.create_invoice(&request(5)).await.unwrap();
+    tokio::time::advance(Duration::from_secs(301)).await;
+    assert!(r.wallet.expire(&inv.payment_hash));
+    assert_eq!(
+        r.backend.invoice_state(&inv.id).await.unwrap(),
+        InvoiceState::Expired
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -489,108 +514,6 @@ async fn the_subscription_asks_for_our_replies_and_notifications_since_just_befo
     let info: serde_json::Value = serde_json::from_str(&sent[1]).unwrap();
     assert_eq!(info[2]["kinds"], serde_json::json!([13194]));
     assert_eq!(info[2]["authors"], serde_json::json!([wallet.to_hex()]));
-}
-
-// ---------------------------------------------------------------------------------------
-// The pure parts
-
-fn tx(state: Option<NwcState>, amount: u64, settled_at: Option<u64>) -> Transaction {
-    Transaction {
-        direction: Some(Direction::Incoming),
-        state,
-        invoice: None,
-        payment_hash: PaymentHash([7; 32]),
-        amount: Msat::from_msat(amount),
-        fees_paid: None,
-        created_at: Some(1),
-        expires_at: Some(2_000_000_000),
-        settled_at,
-        preimage: None,
-    }
-}
-
-#[test]
-fn judge_pays_only_a_settled_incoming_invoice_for_at_least_the_price() {
-    let now = tokio::time::Instant::now();
-    let issued = Issued {
-        amount: Msat::from_msat(21_000),
-        expires: now + Duration::from_secs(60),
-    };
-    let hash = PaymentHash([7; 32]);
-    let j = |t: &Transaction| judge(&hash, t, Some(&issued), 1_800_000_000, now).unwrap();
-    let paid = InvoiceState::Paid {
-        received: Msat::from_msat(21_000),
-    };
-    assert_eq!(j(&tx(Some(NwcState::Settled), 21_000, Some(5))), paid);
-    // LNbits' nwcprovider: no state, settled_at once paid.
-    assert_eq!(j(&tx(None, 21_000, Some(5))), paid);
-    assert_eq!(j(&tx(None, 21_000, None)), InvoiceState::Pending);
-    // A state that says otherwise wins over settled_at.
-    assert_eq!(
-        j(&tx(Some(NwcState::Pending), 21_000, Some(5))),
-        InvoiceState::Pending
-    );
-    assert_eq!(
-        j(&tx(Some(NwcState::Unknown), 21_000, Some(5))),
-        InvoiceState::Pending
-    );
-    assert_eq!(
-        j(&tx(Some(NwcState::Accepted), 21_000, Some(5))),
-        InvoiceState::Pending
-    );
-    // Underpaid.
-    assert_eq!(
-        j(&tx(Some(NwcState::Settled), 20_999, Some(5))),
-        InvoiceState::Pending
-    );
-    // An outgoing payment with our hash is not a payment to us.
-    let mut out = tx(Some(NwcState::Settled), 21_000, Some(5));
-    out.direction = Some(Direction::Outgoing);
-    assert_eq!(j(&out), InvoiceState::Pending);
-    assert_eq!(
-        j(&tx(Some(NwcState::Expired), 0, None)),
-        InvoiceState::Expired
-    );
-    assert_eq!(
-        j(&tx(Some(NwcState::Failed), 0, None)),
-        InvoiceState::Expired
-    );
-    // Past our expiry on the monotonic clock, unpaid: expired.
-    let later = now + Duration::from_secs(61);
-    assert_eq!(
-        judge(&hash, &tx(None, 21_000, None), Some(&issued), 0, later).unwrap(),
-        InvoiceState::Expired
-    );
-    // About another hash: not an answer.
-    let other = PaymentHash([8; 32]);
-    assert!(judge(
-        &other,
-        &tx(Some(NwcState::Settled), 21_000, Some(5)),
-        None,
-        0,
-        now
-    )
-    .is_err());
-    // After a restart (nothing issued), paid for the amount the wallet reports.
-    assert_eq!(
-        judge(
-            &hash,
-            &tx(Some(NwcState::Settled), 21_000, Some(5)),
-            None,
-            0,
-            now
-        )
-        .unwrap(),
-        paid
-    );
-}
-
-#[test]
-fn a_make_invoice_reply_whose_bolt11_disagrees_is_refused() {
-    let mut t = tx(None, 21_000, None);
-    assert!(parse_made(&t).is_err(), "no invoice");
-    t.invoice = Some("lnbcrt1garbage".into());
-    assert!(parse_made(&t).is_err(), "not a bolt11");
 }
 
 #[test]

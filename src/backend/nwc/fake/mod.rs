@@ -86,6 +86,9 @@ struct FakeInvoice {
     expires_at: u64,
     /// The amount the wallet says was received, once paid.
     paid: Option<u64>,
+    /// Expired unpaid and marked so (LNbits marks such an invoice failed when it next
+    /// checks it, and anyone can make it check).
+    failed: bool,
     /// A hold invoice's state (`None` for a plain invoice).
     hold: Option<HoldStatus>,
 }
@@ -222,6 +225,18 @@ impl FakeWallet {
             self.notify_as(hash, kind).await;
         }
         true
+    }
+
+    /// Marks the unpaid invoice `hash` expired, as LNbits does once its expiry has passed.
+    pub fn expire(&self, hash: &str) -> bool {
+        let mut s = lock(&self.state);
+        match s.invoices.get_mut(hash) {
+            Some(inv) if inv.paid.is_none() => {
+                inv.failed = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Sends a `payment_received` notification for `hash`, paid or not.
@@ -388,22 +403,14 @@ impl WalletState {
         hold: Option<HoldStatus>,
     ) -> Option<Value> {
         let now = unix_now();
-        let built = InvoiceBuilder::new(Currency::Regtest)
-            .description(description.to_string())
-            .payment_hash(hash)
-            .payment_secret(PaymentSecret(rand::random()))
-            .duration_since_epoch(Duration::from_secs(now))
-            .min_final_cltv_expiry_delta(144)
-            .amount_milli_satoshis(amount)
-            .expiry_time(Duration::from_secs(expiry))
-            .build_signed(|m| Secp256k1::new().sign_ecdsa_recoverable(m, &self.node_key));
-        let built = built.ok()?;
+        let bolt11 = sign_bolt11(&self.node_key, hash, amount, now, expiry, description)?;
         let inv = FakeInvoice {
-            bolt11: built.to_string(),
+            bolt11,
             amount,
             created_at: now,
             expires_at: now + expiry,
             paid: None,
+            failed: false,
             hold,
         };
         let hash = hash.to_string();
@@ -412,6 +419,28 @@ impl WalletState {
         self.invoices.insert(hash, inv);
         Some(result)
     }
+}
+
+/// A regtest BOLT11 for `hash`, signed by `node_key`, made at `created` (unix seconds).
+pub fn sign_bolt11(
+    node_key: &SecretKey,
+    hash: sha256::Hash,
+    amount_msat: u64,
+    created: u64,
+    expiry: u64,
+    description: &str,
+) -> Option<String> {
+    InvoiceBuilder::new(Currency::Regtest)
+        .description(description.to_string())
+        .payment_hash(hash)
+        .payment_secret(PaymentSecret(rand::random()))
+        .duration_since_epoch(Duration::from_secs(created))
+        .min_final_cltv_expiry_delta(144)
+        .amount_milli_satoshis(amount_msat)
+        .expiry_time(Duration::from_secs(expiry))
+        .build_signed(|m| Secp256k1::new().sign_ecdsa_recoverable(m, node_key))
+        .ok()
+        .map(|b| b.to_string())
 }
 
 fn tx_json(hash: &str, inv: &FakeInvoice, omit_state: bool) -> Value {
@@ -426,12 +455,19 @@ fn tx_json(hash: &str, inv: &FakeInvoice, omit_state: bool) -> Value {
         "expires_at": inv.expires_at,
         "settled_at": inv.paid.map(|_| inv.created_at + 1),
     });
+    if omit_state {
+        // As LNbits' nwcprovider: `settled_at` is the payment's *creation* time whenever
+        // LNbits no longer calls it pending, and LNbits marks an expired invoice failed.
+        v["settled_at"] = json!((inv.paid.is_some() || inv.failed).then_some(inv.created_at));
+    }
     if let Some(h) = inv.hold {
         v["settled_at"] = json!((h == HoldStatus::Settled).then_some(inv.created_at + 1));
         v["state"] = json!(h.nip47_state());
     } else if !omit_state {
         v["state"] = json!(if inv.paid.is_some() {
             "settled"
+        } else if inv.failed {
+            "expired"
         } else {
             "pending"
         });

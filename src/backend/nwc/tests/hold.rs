@@ -3,6 +3,7 @@
 //! back as lnvend says, never used on a wallet or connection that does not offer them, and
 //! never woken into a pour by a notification alone.
 
+use super::judge::tx;
 use super::*;
 use crate::backend::hold::{resolve, Outcome, Resolution};
 use crate::backend::{HoldState, HoldSupport, PaymentHash as HoldHash, Preimage};
@@ -189,6 +190,12 @@ fn a_lookup_says_held_only_for_an_incoming_invoice_accepted_for_the_price() {
         HoldState::Settled
     );
     assert_eq!(judge(&tx(None, 21_000, None)).unwrap(), HoldState::Open);
+    // ...and not a zero one nor one after the expiry (an expired invoice's, see judge).
+    assert_eq!(judge(&tx(None, 21_000, Some(0))).unwrap(), HoldState::Open);
+    assert_eq!(
+        judge(&tx(None, 21_000, Some(2_000_000_001))).unwrap(),
+        HoldState::Open
+    );
     assert_eq!(
         judge(&tx(Some(NwcState::Pending), 21_000, None)).unwrap(),
         HoldState::Open
