@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use url::Url;
 
-use super::link::{Connector, Link};
+use super::link::{Connector, Frame, Link, LinkError};
 use crate::clock::Clock;
 use crate::nostr::nwc::{
     answered_request, Connection, NwcError, PaymentHash, Reply, Request, SentRequest, WalletInfo,
@@ -56,6 +56,14 @@ pub struct Timing {
     /// More messages than this from one relay within `window` drops that relay.
     pub max_messages: u32,
     pub window: Duration,
+    /// A send (or ping) that has not gone out by then drops the connection: a relay that
+    /// stops reading would otherwise hold the connection task, and every request, forever.
+    pub send_timeout: Duration,
+    /// After this long without a frame from the relay, a websocket ping asks if it is there.
+    pub ping_after: Duration,
+    /// After this long without a frame (the ping unanswered), the connection is taken as
+    /// dead: a half-open TCP connection would otherwise look up for many minutes.
+    pub silence_limit: Duration,
 }
 
 impl Default for Timing {
@@ -67,6 +75,9 @@ impl Default for Timing {
             since_slack: Duration::from_secs(120),
             max_messages: 600,
             window: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(10),
+            ping_after: Duration::from_secs(30),
+            silence_limit: Duration::from_secs(75),
         }
     }
 }
@@ -387,39 +398,73 @@ async fn run_link(shared: &Shared, index: usize, mut link: Box<dyn Link>) -> &'s
         limit: Some(1),
         ..Filter::default()
     };
+    let timing = &shared.timing;
     for text in [req_message(SUB_NWC, &[nwc]), req_message(SUB_INFO, &[info])] {
-        if link.send(text).await.is_err() {
-            return "could not subscribe";
+        if let Err(why) = bounded(timing, link.send(text)).await {
+            return why;
         }
     }
     let (tx, mut outbox) = mpsc::channel::<String>(OUTBOX);
     *lock(&shared.relays[index].outbox) = Some(tx);
     let mut window_start = Instant::now();
     let mut in_window = 0u32;
+    // Quiet until `quiet_until`: a ping then, and the connection dropped if still nothing
+    // comes by `silence_limit` after the last frame (counted from the ping, so a clock
+    // jump past both does not drop a connection whose pong is on its way).
+    let mut quiet_until = Instant::now() + timing.ping_after;
+    let mut pinged = false;
     loop {
         tokio::select! {
             out = outbox.recv() => {
                 let Some(out) = out else { return "outbox closed" };
-                if link.send(out).await.is_err() {
-                    return "send failed";
+                if let Err(why) = bounded(timing, link.send(out)).await {
+                    return why;
+                }
+            }
+            () = tokio::time::sleep_until(quiet_until) => {
+                if pinged {
+                    return "silent for too long (no answer to a ping)";
+                }
+                pinged = true;
+                quiet_until = Instant::now() + timing.silence_limit.saturating_sub(timing.ping_after);
+                if let Err(why) = bounded(timing, link.ping()).await {
+                    return why;
                 }
             }
             msg = link.recv() => {
-                let Some(text) = msg else { return "closed by the relay or over the size limit" };
-                if window_start.elapsed() >= shared.timing.window {
+                let Some(frame) = msg else { return "closed by the relay or over the size limit" };
+                quiet_until = Instant::now() + timing.ping_after;
+                pinged = false;
+                if window_start.elapsed() >= timing.window {
                     window_start = Instant::now();
                     in_window = 0;
                 }
                 in_window += 1;
-                if in_window > shared.timing.max_messages {
+                if in_window > timing.max_messages {
                     shared.counters.floods.fetch_add(1, Ordering::Relaxed);
-                    return "flooded";
+                    return FLOODED;
                 }
+                let Frame::Text(text) = frame else { continue };
                 if let Some(end) = handle(shared, index, &text) {
                     return end;
                 }
             }
         }
+    }
+}
+
+/// Why a connection dropped for flooding (no quick reconnect after it).
+const FLOODED: &str = "flooded";
+
+/// A send or ping, given at most [`Timing::send_timeout`].
+async fn bounded(
+    timing: &Timing,
+    io: impl std::future::Future<Output = Result<(), LinkError>>,
+) -> Result<(), &'static str> {
+    match tokio::time::timeout(timing.send_timeout, io).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err("send failed"),
+        Err(_) => Err("send timed out"),
     }
 }
 

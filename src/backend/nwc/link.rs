@@ -29,13 +29,24 @@ pub trait Connector: Send + Sync + 'static {
     async fn connect(&self, relay: &Url) -> Result<Box<dyn Link>, LinkError>;
 }
 
-/// One open relay connection.
+/// What came from a relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A text message (NIP-01 speaks text).
+    Text(String),
+    /// Any other frame (a pong, a ping, binary): nothing to read, but the relay is there.
+    Alive,
+}
+
+/// One open relay connection. The client bounds every call with its own timeouts.
 #[async_trait]
 pub trait Link: Send + 'static {
     async fn send(&mut self, text: String) -> Result<(), LinkError>;
-    /// The next text message; `None` once the connection has ended (closed, broken, or a
-    /// message over the size limit, which ends it rather than being buffered).
-    async fn recv(&mut self) -> Option<String>;
+    /// Sends a websocket ping; a live relay answers with a frame ([`Frame::Alive`]).
+    async fn ping(&mut self) -> Result<(), LinkError>;
+    /// The next frame; `None` once the connection has ended (closed, broken, or a message
+    /// over the size limit, which ends it rather than being buffered).
+    async fn recv(&mut self) -> Option<Frame>;
 }
 
 /// Websocket connections with the machine's TLS rules (public roots for `wss://`).
@@ -89,16 +100,21 @@ impl Link for WsLink {
             .map_err(|e| LinkError::Lost(e.to_string()))
     }
 
-    async fn recv(&mut self) -> Option<String> {
-        loop {
-            match self.socket.next().await? {
-                Ok(Message::Text(t)) => return Some(t.as_str().to_owned()),
-                // NIP-01 speaks text; tungstenite answers pings by itself.
-                Ok(
-                    Message::Binary(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_),
-                ) => {}
-                Ok(Message::Close(_)) | Err(_) => return None,
+    async fn ping(&mut self) -> Result<(), LinkError> {
+        self.socket
+            .send(Message::Ping(Default::default()))
+            .await
+            .map_err(|e| LinkError::Lost(e.to_string()))
+    }
+
+    async fn recv(&mut self) -> Option<Frame> {
+        match self.socket.next().await? {
+            Ok(Message::Text(t)) => Some(Frame::Text(t.as_str().to_owned())),
+            // NIP-01 speaks text; tungstenite answers pings by itself.
+            Ok(Message::Binary(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {
+                Some(Frame::Alive)
             }
+            Ok(Message::Close(_)) | Err(_) => None,
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::nostr::{Event, Keys, UnsignedEvent};
 
 mod hold;
 mod judge;
+mod links;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -467,7 +468,10 @@ impl link::Link for RecordingLink {
         self.0.lock().unwrap().push(text);
         Ok(())
     }
-    async fn recv(&mut self) -> Option<String> {
+    async fn ping(&mut self) -> Result<(), link::LinkError> {
+        Ok(())
+    }
+    async fn recv(&mut self) -> Option<link::Frame> {
         std::future::pending().await
     }
 }

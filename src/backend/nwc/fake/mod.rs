@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use url::Url;
 
-use super::link::Connector;
+use super::link::{Connector, Frame};
 use crate::nostr::nip04::{self, SharedKey};
 use crate::nostr::nip44::{self, ConversationKey};
 use crate::nostr::nwc::{
@@ -504,7 +504,8 @@ async fn serve(
                         None => return,
                     },
                     m = link.recv() => {
-                        let Some(text) = m else { break };
+                        let Some(frame) = m else { break };
+                        let Frame::Text(text) = frame else { continue };
                         if let Ok(RelayMessage::Event { event, .. }) = parse_relay_message(&text) {
                             let reply = lock(&state).answer(&event);
                             if let Some(r) = reply {

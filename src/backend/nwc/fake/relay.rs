@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use url::Url;
 
 use super::lock;
-use crate::backend::nwc::link::{Connector, Link, LinkError};
+use crate::backend::nwc::link::{Connector, Frame, Link, LinkError};
 use crate::nostr::Event;
 
 #[derive(Clone, Default)]
@@ -212,6 +212,7 @@ impl Connector for FakeRelay {
             id,
             relay: self.clone(),
             rx,
+            pong: false,
         }))
     }
 }
@@ -220,6 +221,8 @@ struct FakeLink {
     id: u64,
     relay: FakeRelay,
     rx: mpsc::Receiver<String>,
+    /// A ping is waiting for its pong.
+    pong: bool,
 }
 
 #[async_trait]
@@ -232,8 +235,19 @@ impl Link for FakeLink {
         Ok(())
     }
 
-    async fn recv(&mut self) -> Option<String> {
-        self.rx.recv().await
+    async fn ping(&mut self) -> Result<(), LinkError> {
+        if !lock(&self.relay.inner).conns.contains_key(&self.id) {
+            return Err(LinkError::Lost("cut".into()));
+        }
+        self.pong = true;
+        Ok(())
+    }
+
+    async fn recv(&mut self) -> Option<Frame> {
+        if std::mem::take(&mut self.pong) {
+            return Some(Frame::Alive);
+        }
+        self.rx.recv().await.map(Frame::Text)
     }
 }
 

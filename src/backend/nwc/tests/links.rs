@@ -1,0 +1,134 @@
+//! Relays that stop reading or go silent (a half-open connection): the connection is
+//! dropped and made again, and the machine says it is out of service instead of hanging.
+
+use std::sync::atomic::AtomicBool;
+
+use super::*;
+
+/// The fake relay behind two switches: `stuck`, sends and pings never complete (a relay
+/// that stopped reading); `deaf`, nothing arrives, not even a pong (a half-open link).
+#[derive(Clone)]
+struct Switched {
+    relay: FakeRelay,
+    stuck: Arc<AtomicBool>,
+    deaf: Arc<AtomicBool>,
+}
+
+struct SwitchedLink {
+    inner: Box<dyn link::Link>,
+    stuck: Arc<AtomicBool>,
+    deaf: Arc<AtomicBool>,
+}
+
+async fn maybe_stuck(stuck: bool) {
+    if stuck {
+        std::future::pending::<()>().await;
+    }
+}
+
+#[async_trait]
+impl link::Link for SwitchedLink {
+    async fn send(&mut self, text: String) -> Result<(), link::LinkError> {
+        maybe_stuck(self.stuck.load(Ordering::SeqCst)).await;
+        self.inner.send(text).await
+    }
+    async fn ping(&mut self) -> Result<(), link::LinkError> {
+        maybe_stuck(self.stuck.load(Ordering::SeqCst)).await;
+        self.inner.ping().await
+    }
+    async fn recv(&mut self) -> Option<link::Frame> {
+        loop {
+            let frame = self.inner.recv().await?;
+            if !self.deaf.load(Ordering::SeqCst) {
+                return Some(frame);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Connector for Switched {
+    async fn connect(&self, relay: &Url) -> Result<Box<dyn link::Link>, link::LinkError> {
+        Ok(Box::new(SwitchedLink {
+            inner: self.relay.connect(relay).await?,
+            stuck: self.stuck.clone(),
+            deaf: self.deaf.clone(),
+        }))
+    }
+}
+
+fn switched_rig() -> (Rig, Switched) {
+    let relay = FakeRelay::new();
+    let wallet = FakeWallet::start(
+        Arc::new(relay.clone()),
+        relay_url(),
+        WalletBehaviour::default(),
+    );
+    let conn = Connection::parse(wallet.uri().expose()).unwrap();
+    let relays = relay_list(&conn, &[]).unwrap();
+    let switched = Switched {
+        relay: relay.clone(),
+        stuck: Arc::default(),
+        deaf: Arc::default(),
+    };
+    let backend = Arc::new(NwcBackend::start(
+        conn.clone(),
+        relays,
+        Arc::new(switched.clone()),
+        TIMEOUT,
+        Arc::new(crate::clock::SystemClock::new(false)),
+        timing(),
+    ));
+    let rig = Rig {
+        relay,
+        wallet,
+        backend,
+        conn,
+    };
+    (rig, switched)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_relay_that_stops_reading_is_dropped_and_the_machine_is_out_of_service_not_hung() {
+    let (r, sw) = switched_rig();
+    settle().await;
+    assert!(r.backend.check_health().await.is_ok());
+    let connects = r.relay.connects();
+    sw.stuck.store(true, Ordering::SeqCst);
+    let t0 = tokio::time::Instant::now();
+    assert!(r.backend.create_invoice(&request(21)).await.is_err());
+    assert!(t0.elapsed() <= TIMEOUT + Duration::from_secs(1));
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(
+        r.relay.connects() > connects,
+        "the stuck connection was dropped and made again"
+    );
+    assert!(matches!(
+        r.backend.check_health().await,
+        Err(BackendError::Unreachable(_))
+    ));
+    // The relay reads again: back in service on its own.
+    sw.stuck.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(r.backend.check_health().await.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_relay_is_pinged_then_dropped_but_a_quiet_live_one_is_kept() {
+    let (r, sw) = switched_rig();
+    settle().await;
+    let connects = r.relay.connects();
+    // Ten quiet minutes: the pings are answered, the connection stays.
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(r.relay.connects(), connects, "an idle live relay is kept");
+    assert!(r.backend.pool().any_up());
+    // Half-open: nothing arrives any more, not even a pong.
+    sw.deaf.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(80)).await;
+    assert!(
+        r.relay.connects() > connects,
+        "the silent connection was dropped and made again"
+    );
+    assert!(!r.backend.pool().any_up(), "no EOSE from a deaf relay");
+    assert!(r.backend.check_health().await.is_err());
+}
