@@ -96,3 +96,28 @@ fn a_missing_uri_file_is_a_config_error() {
     let e = Config::load(&path, Mode::Run).unwrap_err();
     assert_eq!(e.field, "backend.connection_uri_file", "{e}");
 }
+
+#[test]
+fn a_fiat_price_is_refused_at_load_with_its_file_line_and_field() {
+    let uri =
+        format!("nostr+walletconnect://{WALLET}?relay=wss%3A%2F%2Frelay.example&secret={SECRET}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("nwc.uri"), format!("{uri}\n")).unwrap();
+    let text = format!(
+        "currency = \"EUR\"\n{}\n[backend]\nkind = \"nwc\"\nconnection_uri_file = \"nwc.uri\"\n",
+        BASE.replace("price_sat = 2100", "price_fiat = \"2.50\"")
+    );
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, &text).unwrap();
+    // Without this, the machine would start and every sale would fail at the QR.
+    let e = Config::load(&path, Mode::Run).unwrap_err();
+    assert_eq!(e.field, "product[0].price_fiat", "{e}");
+    assert!(e.message.contains("sats only"), "{e}");
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("price_fiat"))
+        .unwrap()
+        + 1;
+    assert_eq!(e.line, line, "{e}");
+    assert!(e.to_string().contains("c.toml"), "{e}");
+}
