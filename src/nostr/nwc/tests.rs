@@ -8,6 +8,8 @@ use crate::nostr::nip04::SharedKey;
 use crate::secret::Secret;
 use serde_json::json;
 
+mod encryption;
+
 /// The connection string printed in NIP-47.
 const NIP47_URI: &str = "nostr+walletconnect://b889ff5b1513b641e2a139f661a661364979c5beee91842f8f0ef42ab558e9d4?relay=wss%3A%2F%2Frelay.damus.io&secret=71a8c14c1407c113601079c4302dab36460f0ccd0ad506f1f2dc73b5100e4f3c";
 const NIP47_SECRET: &str = "71a8c14c1407c113601079c4302dab36460f0ccd0ad506f1f2dc73b5100e4f3c";
