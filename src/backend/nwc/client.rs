@@ -11,7 +11,8 @@
 //! anything else is dropped and counted, so a forged reply cannot even end the wait for the
 //! real one. A notification becomes at most one queued wake-up per watched invoice: the
 //! watcher then asks `lookup_invoice`, so neither a forged nor a replayed notification can
-//! pour. A relay that sends more than [`Timing::max_messages`] in a window is dropped.
+//! pour. A relay that sends more than [`Timing::max_messages`] or [`Timing::max_bytes`] in a
+//! window is dropped, and reconnected to later each time.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -55,6 +56,9 @@ pub struct Timing {
     pub since_slack: Duration,
     /// More messages than this from one relay within `window` drops that relay.
     pub max_messages: u32,
+    /// More text than this (bytes) from one relay within `window` drops that relay: big
+    /// messages under the size limit add up to a lot of parsing and signature checks.
+    pub max_bytes: usize,
     pub window: Duration,
     /// A send (or ping) that has not gone out by then drops the connection: a relay that
     /// stops reading would otherwise hold the connection task, and every request, forever.
@@ -74,6 +78,7 @@ impl Default for Timing {
             stable: Duration::from_secs(10),
             since_slack: Duration::from_secs(120),
             max_messages: 600,
+            max_bytes: 4 << 20,
             window: Duration::from_secs(10),
             send_timeout: Duration::from_secs(10),
             ping_after: Duration::from_secs(30),
@@ -353,7 +358,9 @@ async fn relay_task(shared: Arc<Shared>, connector: Arc<dyn Connector>, index: u
                 let why = run_link(&shared, index, link).await;
                 set_down(&shared, index);
                 tracing::warn!(relay = %url, reason = why, "NWC relay connection ended");
-                if since.elapsed() >= shared.timing.stable {
+                // A relay dropped for flooding earns no quick reconnect, however long it
+                // behaved first: it would flood again at once, every half second.
+                if why != FLOODED && since.elapsed() >= shared.timing.stable {
                     backoff = shared.timing.backoff_min;
                 }
             }
@@ -408,6 +415,7 @@ async fn run_link(shared: &Shared, index: usize, mut link: Box<dyn Link>) -> &'s
     *lock(&shared.relays[index].outbox) = Some(tx);
     let mut window_start = Instant::now();
     let mut in_window = 0u32;
+    let mut bytes_in_window = 0usize;
     // Quiet until `quiet_until`: a ping then, and the connection dropped if still nothing
     // comes by `silence_limit` after the last frame (counted from the ping, so a clock
     // jump past both does not drop a connection whose pong is on its way).
@@ -438,9 +446,13 @@ async fn run_link(shared: &Shared, index: usize, mut link: Box<dyn Link>) -> &'s
                 if window_start.elapsed() >= timing.window {
                     window_start = Instant::now();
                     in_window = 0;
+                    bytes_in_window = 0;
                 }
                 in_window += 1;
-                if in_window > timing.max_messages {
+                if let Frame::Text(text) = &frame {
+                    bytes_in_window = bytes_in_window.saturating_add(text.len());
+                }
+                if in_window > timing.max_messages || bytes_in_window > timing.max_bytes {
                     shared.counters.floods.fetch_add(1, Ordering::Relaxed);
                     return FLOODED;
                 }

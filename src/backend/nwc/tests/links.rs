@@ -1,5 +1,6 @@
-//! Relays that stop reading or go silent (a half-open connection): the connection is
-//! dropped and made again, and the machine says it is out of service instead of hanging.
+//! Relays that stop reading, go silent (a half-open connection) or flood: the connection
+//! is dropped and made again (later each time for a flood), and the machine says it is out
+//! of service instead of hanging.
 
 use std::sync::atomic::AtomicBool;
 
@@ -131,4 +132,48 @@ async fn a_silent_relay_is_pinged_then_dropped_but_a_quiet_live_one_is_kept() {
     );
     assert!(!r.backend.pool().any_up(), "no EOSE from a deaf relay");
     assert!(r.backend.check_health().await.is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_relay_flooding_by_bytes_under_the_message_count_is_dropped() {
+    let r = rig();
+    settle().await;
+    let connects = r.relay.connects();
+    // 25 notices of 200 KiB in one window: far under the message count, over 4 MiB.
+    let big = format!("[\"NOTICE\",\"{}\"]", "x".repeat(200 * 1024));
+    for _ in 0..25 {
+        r.relay.inject(&big).await;
+    }
+    settle().await;
+    let counters = r.backend.pool().counters();
+    assert_eq!(counters.floods.load(Ordering::Relaxed), 1);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(r.relay.connects() > connects, "reconnected");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_relay_dropped_for_flooding_waits_longer_each_time_even_after_a_stable_spell() {
+    let r = rig();
+    settle().await;
+    let flood = "[\"NOTICE\",\"x\"]";
+    // Backoff 0.5 s, then 1 s, then 2 s: each connection lasted past `stable` (10 s),
+    // which for any other end would earn the quick reconnect again.
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert_eq!(r.relay.connections(), 2, "round {round}: we and the wallet");
+        let connects = r.relay.connects();
+        for _ in 0..200 {
+            r.relay.inject(flood).await;
+        }
+        settle().await;
+        if round == 2 {
+            // Two seconds (and jitter) before the third reconnect, not half a second.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            assert_eq!(r.relay.connects(), connects, "still backing off");
+        }
+    }
+    assert_eq!(
+        r.backend.pool().counters().floods.load(Ordering::Relaxed),
+        3
+    );
 }
