@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use url::Url;
 
-use super::link::{Connector, Frame, Link, LinkError};
+use super::link::{relay_label, Connector, Frame, Link, LinkError};
 use crate::clock::Clock;
 use crate::nostr::nwc::{
     answered_request, Connection, NwcError, PaymentHash, Reply, Request, SentRequest, WalletInfo,
@@ -349,22 +349,23 @@ fn jitter(d: Duration) -> Duration {
 
 async fn relay_task(shared: Arc<Shared>, connector: Arc<dyn Connector>, index: usize) {
     let url = shared.relays[index].url.clone();
+    let label = relay_label(&url);
     let mut backoff = shared.timing.backoff_min;
     loop {
         match connector.connect(&url).await {
             Ok(link) => {
-                tracing::info!(relay = %url, "NWC relay connected");
+                tracing::info!(relay = %label, "NWC relay connected");
                 let since = Instant::now();
                 let why = run_link(&shared, index, link).await;
                 set_down(&shared, index);
-                tracing::warn!(relay = %url, reason = why, "NWC relay connection ended");
+                tracing::warn!(relay = %label, reason = why, "NWC relay connection ended");
                 // A relay dropped for flooding earns no quick reconnect, however long it
                 // behaved first: it would flood again at once, every half second.
                 if why != FLOODED && since.elapsed() >= shared.timing.stable {
                     backoff = shared.timing.backoff_min;
                 }
             }
-            Err(e) => tracing::warn!(relay = %url, error = %e, "NWC relay unreachable"),
+            Err(e) => tracing::warn!(relay = %label, error = %e, "NWC relay unreachable"),
         }
         tokio::time::sleep(jitter(backoff)).await;
         backoff = (backoff * 2).min(shared.timing.backoff_max);
@@ -482,7 +483,7 @@ async fn bounded(
 
 /// One message from relay `index`; `Some(reason)` to drop the connection.
 fn handle(shared: &Shared, index: usize, text: &str) -> Option<&'static str> {
-    let relay = &shared.relays[index].url;
+    let relay = relay_label(&shared.relays[index].url);
     match parse_relay_message(text) {
         Err(e) => {
             shared.counters.malformed.fetch_add(1, Ordering::Relaxed);

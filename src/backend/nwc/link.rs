@@ -11,10 +11,11 @@ use tokio_tungstenite::tungstenite::Message;
 use url::Url;
 
 use crate::backend::http::{self, TlsSettings};
+pub use crate::nostr::relay::relay_label;
 use crate::nostr::relay::MAX_RELAY_MESSAGE;
 
-/// Why a relay connection could not be made or ended. Carries the relay's URL at most
-/// (relay URLs hold no secret), never a message's content.
+/// Why a relay connection could not be made or ended. Carries the relay's
+/// [`relay_label`] at most, never a message's content.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LinkError {
     #[error("cannot connect to {relay}: {reason}")]
@@ -67,7 +68,7 @@ fn ws_config() -> WebSocketConfig {
 impl Connector for WsConnector {
     async fn connect(&self, relay: &Url) -> Result<Box<dyn Link>, LinkError> {
         let fail = |reason: String| LinkError::Connect {
-            relay: relay.to_string(),
+            relay: relay_label(relay),
             reason,
         };
         let connector = http::ws_connector(&self.tls).map_err(|e| fail(e.to_string()))?;

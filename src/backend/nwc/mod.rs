@@ -64,7 +64,7 @@ pub struct NwcBackend {
 impl std::fmt::Debug for NwcBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NwcBackend")
-            .field("relays", &self.pool.status())
+            .field("relays", &self.relay_summary())
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
@@ -143,13 +143,17 @@ impl NwcBackend {
         &self.pool
     }
 
-    /// Which relays answer, for logs and errors: "wss://a/ up, wss://b/ down".
+    /// Which relays answer, for logs and errors: "wss://a up, wss://b:4443 down" (no
+    /// credentials, path or query: see [`link::relay_label`]).
     fn relay_summary(&self) -> String {
         let list: Vec<String> = self
             .pool
             .status()
             .iter()
-            .map(|(u, up)| format!("{u} {}", if *up { "up" } else { "down" }))
+            .map(|(u, up)| {
+                let state = if *up { "up" } else { "down" };
+                format!("{} {state}", link::relay_label(u))
+            })
             .collect();
         list.join(", ")
     }

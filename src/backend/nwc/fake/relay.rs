@@ -193,7 +193,7 @@ impl Connector for FakeRelay {
         let mut inner = lock(&self.inner);
         if inner.down {
             return Err(LinkError::Connect {
-                relay: relay.to_string(),
+                relay: crate::backend::nwc::link::relay_label(relay),
                 reason: "connection refused (fake relay down)".into(),
             });
         }

@@ -177,3 +177,46 @@ async fn a_relay_dropped_for_flooding_waits_longer_each_time_even_after_a_stable
         3
     );
 }
+
+/// A relay URL can carry credentials or a token (`wss://user:pass@host/?token=…`): logs,
+/// errors and Debug show its scheme, host and port only.
+#[tokio::test(start_paused = true)]
+async fn relay_urls_show_only_scheme_host_and_port() {
+    let relay = FakeRelay::new();
+    let wallet = FakeWallet::start(
+        Arc::new(relay.clone()),
+        relay_url(),
+        WalletBehaviour::default(),
+    );
+    let private = "wss://user:hunter2@private.test:4443/nostr?token=s3cr3t";
+    let encoded: String = url::form_urlencoded::byte_serialize(private.as_bytes()).collect();
+    let uri = format!("{}&relay={encoded}", wallet.uri().expose());
+    let conn = Connection::parse(&uri).unwrap();
+    let conn_debug = format!("{conn:?}");
+    let relays = relay_list(&conn, &[private.into()]).unwrap();
+    relay.set_down(true);
+    let backend = NwcBackend::start(
+        conn,
+        relays,
+        Arc::new(relay.clone()),
+        TIMEOUT,
+        Arc::new(crate::clock::SystemClock::new(false)),
+        timing(),
+    );
+    settle().await;
+    let err = backend.check_health().await.unwrap_err().to_string();
+    let debug = format!("{backend:?}");
+    let link_err = relay
+        .connect(&Url::parse(private).unwrap())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    for shown in [&err, &debug, &link_err, &conn_debug] {
+        assert!(shown.contains("wss://private.test:4443"), "{shown}");
+        for secret in ["user", "hunter2", "nostr", "token", "s3cr3t"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+    }
+    assert!(err.contains("wss://relay.test"), "{err}");
+}
