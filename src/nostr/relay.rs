@@ -74,8 +74,8 @@ pub fn parse_relay_message(text: &str) -> Result<RelayMessage, RelayMessageError
         return Err(RelayMessageError::TooLong(text.len()));
     }
     // serde_json stops at 128 levels of nesting, so a deep array cannot exhaust the stack.
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| RelayMessageError::Shape(e.to_string()))?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| RelayMessageError::Shape(super::event::short_serde_error(&e)))?;
     let Value::Array(mut items) = value else {
         return Err(RelayMessageError::Shape("not an array".into()));
     };
