@@ -347,6 +347,44 @@ async fn forged_replayed_and_misdirected_events_pour_nothing() {
     );
 }
 
+/// The wallet's genuine, signed "settled" `lookup_invoice` reply for invoice A, replayed
+/// while B is looked up: it answers another request (and another hash), so B stays unpaid.
+#[tokio::test(start_paused = true)]
+async fn a_settled_lookup_reply_for_one_invoice_replayed_to_anothers_lookup_pours_nothing() {
+    let r = rig();
+    settle().await;
+    let a = r.backend.create_invoice(&request(21)).await.unwrap();
+    let b = r.backend.create_invoice(&request(21)).await.unwrap();
+    r.wallet.pay(&a.payment_hash).await;
+    assert!(matches!(
+        r.backend.invoice_state(&a.id).await.unwrap(),
+        InvoiceState::Paid { .. }
+    ));
+    let a_settled = r
+        .relay
+        .published()
+        .into_iter()
+        .rev()
+        .find(|e| e.kind() == KIND_RESPONSE)
+        .unwrap();
+    r.wallet.set_answers(false);
+    let backend = r.backend.clone();
+    let id = b.id.clone();
+    let lookup = tokio::spawn(async move { backend.invoice_state(&id).await });
+    settle().await;
+    r.relay.inject(&frame(&a_settled)).await;
+    let state = lookup.await.unwrap();
+    assert!(
+        matches!(state, Err(BackendError::Unreachable(_))),
+        "{state:?}"
+    );
+    r.wallet.set_answers(true);
+    assert_eq!(
+        r.backend.invoice_state(&b.id).await.unwrap(),
+        InvoiceState::Pending
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_flood_of_notifications_is_one_wake_up_and_a_flooding_relay_is_dropped() {
     let r = rig();
