@@ -444,6 +444,8 @@ pub fn sign_bolt11(
 }
 
 fn tx_json(hash: &str, inv: &FakeInvoice, omit_state: bool) -> Value {
+    // Unpaid past its expiry: failed, as LNbits marks it when it next checks.
+    let failed = inv.failed || (inv.paid.is_none() && unix_now() >= inv.expires_at);
     let mut v = json!({
         "type": "incoming",
         "invoice": inv.bolt11,
@@ -458,7 +460,7 @@ fn tx_json(hash: &str, inv: &FakeInvoice, omit_state: bool) -> Value {
     if omit_state {
         // As LNbits' nwcprovider: `settled_at` is the payment's *creation* time whenever
         // LNbits no longer calls it pending, and LNbits marks an expired invoice failed.
-        v["settled_at"] = json!((inv.paid.is_some() || inv.failed).then_some(inv.created_at));
+        v["settled_at"] = json!((inv.paid.is_some() || failed).then_some(inv.created_at));
     }
     if let Some(h) = inv.hold {
         v["settled_at"] = json!((h == HoldStatus::Settled).then_some(inv.created_at + 1));
@@ -466,7 +468,7 @@ fn tx_json(hash: &str, inv: &FakeInvoice, omit_state: bool) -> Value {
     } else if !omit_state {
         v["state"] = json!(if inv.paid.is_some() {
             "settled"
-        } else if inv.failed {
+        } else if failed {
             "expired"
         } else {
             "pending"
