@@ -38,6 +38,9 @@
 //! Without `--bench` (as `cargo test --all-targets` runs it) a seconds-long smoke version runs
 //! every measurement a few times, without LNbits, and checks the same invariants.
 //!
+//! The NWC rows (benches/nwc_pay) run the same cycles through Nostr Wallet Connect: a
+//! loopback nostr-relay (`./scripts/nostr-relay-venv`) and LNbits' nwcprovider extension.
+//!
 //! LNbits comes from `LNBITS_VENV` or `target/lnbits-venv` (`./scripts/lnbits-venv`); without
 //! it the LNbits rows say "not run" (the Bolt Card rows too: benches/card_tap). `--no-lnbits`
 //! skips them; `--cycles N`, `--card-taps N` (25) and
@@ -53,8 +56,14 @@ mod ledger_growth;
 mod card_tap;
 #[path = "../tests/support/lnbits_boltcards.rs"]
 mod lnbits_boltcards;
+#[path = "../tests/support/lnbits_nwc.rs"]
+mod lnbits_nwc;
 #[path = "../tests/support/lnbits_server.rs"]
 mod lnbits_server;
+#[path = "../tests/support/nostr_relay.rs"]
+mod nostr_relay;
+// Pay → pump on through Nostr Wallet Connect (benches/nwc_pay).
+mod nwc_pay;
 #[path = "../tests/support/sun_card.rs"]
 mod sun_card;
 
@@ -351,6 +360,8 @@ enum With {
     /// LNbits' URL and the paying wallet's admin key.
     Lnbits(String, String),
     Btcpay(FakeBtcpay),
+    /// NWC to LNbits' nwcprovider: that LNbits' URL and the paying wallet's admin key.
+    Nwc(String, String),
 }
 
 impl Payer {
@@ -418,6 +429,16 @@ impl Rig {
                 (
                     lnvend::backend::btcpay::BtcpayBackend::new(&c, "bench-poll").unwrap(),
                     Payer::Btcpay(fake),
+                )
+            }
+            With::Nwc(url, adminkey) => {
+                let BackendConfig::Nwc(c) = cfg.backend() else {
+                    panic!("not an NWC config")
+                };
+                let clock = Arc::new(lnvend::clock::SystemClock::new(false));
+                (
+                    Arc::new(lnvend::backend::nwc::NwcBackend::from_config(&c, clock).unwrap()),
+                    Payer::Lnbits { url, adminkey },
                 )
             }
             With::Lnbits(url, adminkey) => {
@@ -944,6 +965,8 @@ fn bench_main(o: &Opts, venv: Option<&Path>) {
     let empty = Samples::default();
     let l = ln.as_ref().unwrap_or(&empty);
     // The card rows need LNbits' Bolt Cards extension, which is not in this repository.
+    // Nostr Wallet Connect to LNbits' nwcprovider over a loopback relay (benches/nwc_pay).
+    let nwc = venv.and_then(|v| nwc_pay::measure(dir.path(), v, o.cycles, &mut screen, max_delay));
     let cards = venv
         .filter(|_| lnbits_boltcards::available())
         .map(|venv| card_tap::measure(dir.path(), venv, o.card_taps))
@@ -1003,6 +1026,9 @@ fn bench_main(o: &Opts, venv: Option<&Path>) {
         "",
         None,
     ));
+    if let Some(n) = &nwc {
+        nwc_rows(n, &mut rows);
+    }
     rows.push(row("tap → QR in view, sim", &sim.tap_to_qr, "", None));
     rows.push(row(
         "tap → QR on screen (view + render + frame), sim",
@@ -1056,6 +1082,35 @@ fn bench_main(o: &Opts, venv: Option<&Path>) {
     if ln.is_none() {
         println!("LNbits rows: not run");
     }
+}
+
+/// The NWC rows (loopback nostr-relay and LNbits' nwcprovider; see benches/nwc_pay).
+fn nwc_rows(n: &Samples, rows: &mut Vec<Row>) {
+    rows.push(row(
+        "pay → pump on, NWC (relay + nwcprovider, polled)",
+        &n.pay_to_pump,
+        "",
+        None,
+    ));
+    rows.push(row(
+        "pay → Paid seen, NWC, 2 s polling client",
+        &n.poll_seen,
+        "",
+        None,
+    ));
+    rows.push(row(
+        "  (one authenticated lookup_invoice, NWC)",
+        &n.state_call,
+        "",
+        None,
+    ));
+    rows.push(row("tap → QR in view, NWC", &n.tap_to_qr, "", None));
+    rows.push(row(
+        "  (create_invoice alone, NWC)",
+        &n.create_call,
+        "",
+        None,
+    ));
 }
 
 /// The Bolt Card rows (loopback LNbits with its Bolt Cards extension; see benches/card_tap):

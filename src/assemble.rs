@@ -163,6 +163,7 @@ fn backend_timeout(config: &Config) -> Duration {
         BackendConfig::Btcpay(c) => c.request_timeout_ms,
         BackendConfig::Cln(c) => c.request_timeout_ms,
         BackendConfig::Lnbits(c) => c.request_timeout_ms,
+        BackendConfig::Nwc(c) => c.request_timeout_ms,
     })
 }
 
@@ -445,6 +446,13 @@ pub fn open_backend(
                 crate::backend::lnbits::LnbitsBackend::new(&c)
                     .context("cannot set up the LNbits backend")?
                     .with_clock(clock),
+            ),
+            None,
+        ),
+        BackendConfig::Nwc(c) => (
+            Arc::new(
+                crate::backend::nwc::NwcBackend::from_config(&c, clock)
+                    .context("cannot set up the Nostr Wallet Connect backend")?,
             ),
             None,
         ),

@@ -12,6 +12,7 @@ pub mod hold;
 pub mod http;
 pub mod lnbits;
 pub mod memo;
+pub mod nwc;
 pub mod sim;
 pub mod watch;
 pub mod webhook;

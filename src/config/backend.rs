@@ -28,6 +28,8 @@ pub enum BackendConfig {
     Cln(ClnConfig),
     /// An LNbits wallet.
     Lnbits(LnbitsConfig),
+    /// Any wallet through Nostr Wallet Connect (NIP-47).
+    Nwc(NwcConfig),
 }
 
 /// The Lightning network a backend's invoices must be for.
@@ -43,7 +45,7 @@ pub enum Network {
 
 /// `hold`: whether sales use hold invoices (the payment is held, and taken only once the
 /// drink is poured; returned when it cannot be). Only the backends that can hold have the key
-/// (`sim`, `cln`); BTCPay has no hold invoices, and LNbits would need its admin key on the
+/// (`sim`, `cln`, `nwc`); BTCPay has no hold invoices, and LNbits would need its admin key on the
 /// machine to settle or cancel one, so both keep today's flow and refuse the key.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -179,6 +181,29 @@ pub struct LnbitsConfig {
     pub allow_insecure_http: bool,
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NwcConfig {
+    /// A file holding the wallet's connection URI (`nostr+walletconnect://…`). The URI
+    /// holds the key that signs our requests, so it is only ever read from a file.
+    pub connection_uri_file: PathBuf,
+    /// Relays to use besides the ones the URI names (`ws://` or `wss://`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relays: Vec<String>,
+    /// The longest the wallet may take to answer one request.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    #[serde(default)]
+    pub network: Network,
+    /// Hold invoices when the wallet offers them (see [`HoldMode`]).
+    #[serde(default)]
+    pub hold: HoldMode,
+    /// The URI, read from `connection_uri_file` at load. Not a key of the file; never
+    /// serialised (a [`Secret`] would print as redacted anyway).
+    #[serde(skip)]
+    pub connection_uri: Option<Secret>,
+}
+
 impl BackendConfig {
     pub fn kind(&self) -> &'static str {
         match self {
@@ -186,6 +211,7 @@ impl BackendConfig {
             BackendConfig::Btcpay(_) => "btcpay",
             BackendConfig::Cln(_) => "cln",
             BackendConfig::Lnbits(_) => "lnbits",
+            BackendConfig::Nwc(_) => "nwc",
         }
     }
 
@@ -194,6 +220,7 @@ impl BackendConfig {
         match self {
             BackendConfig::Sim(c) => c.hold,
             BackendConfig::Cln(c) => c.hold,
+            BackendConfig::Nwc(c) => c.hold,
             BackendConfig::Btcpay(_) | BackendConfig::Lnbits(_) => HoldMode::Never,
         }
     }
@@ -210,7 +237,18 @@ impl BackendConfig {
                 "not available: LNbits would need the wallet's admin key on the machine to \
                  settle or cancel; {before}"
             ),
-            (BackendConfig::Sim(_) | BackendConfig::Cln(_), HoldMode::Never) => {
+            (BackendConfig::Nwc(_), HoldMode::Auto) => format!(
+                "auto: used if, at start, the wallet's info lists make_hold_invoice, \
+                 settle_hold_invoice and cancel_hold_invoice and this connection may use them; \
+                 otherwise {before}"
+            ),
+            (BackendConfig::Nwc(_), HoldMode::Always) => "always: every sale; lnvend does not \
+                 start unless the wallet offers hold invoices to this connection"
+                .into(),
+            (
+                BackendConfig::Sim(_) | BackendConfig::Cln(_) | BackendConfig::Nwc(_),
+                HoldMode::Never,
+            ) => {
                 format!("never: {before}")
             }
             (BackendConfig::Sim(_), HoldMode::Auto) => {
@@ -237,6 +275,7 @@ impl BackendConfig {
             BackendConfig::Btcpay(c) => c.network,
             BackendConfig::Cln(c) => c.network,
             BackendConfig::Lnbits(c) => c.network,
+            BackendConfig::Nwc(c) => c.network,
         }
     }
 }
@@ -402,6 +441,25 @@ pub(super) fn check(backend: &BackendConfig) -> Result<(), Invalid> {
             timeout(c.request_timeout_ms)?;
             pin(&c.cert_sha256)
         }
+        BackendConfig::Nwc(c) => {
+            if c.relays.len() > crate::nostr::nwc::MAX_RELAYS {
+                return Err(invalid(
+                    "backend.relays",
+                    format!("at most {} relays", crate::nostr::nwc::MAX_RELAYS),
+                ));
+            }
+            for r in &c.relays {
+                let ok = url::Url::parse(r.trim())
+                    .is_ok_and(|u| matches!(u.scheme(), "ws" | "wss") && u.has_host());
+                if !ok {
+                    return Err(invalid(
+                        "backend.relays",
+                        "each must be a ws:// or wss:// URL",
+                    ));
+                }
+            }
+            timeout(c.request_timeout_ms)
+        }
     }
 }
 
@@ -432,6 +490,17 @@ pub(super) fn resolve_secrets(backend: &mut BackendConfig) -> Result<(), Invalid
             &c.invoice_key_file,
             "backend.invoice_key_file",
         ),
+        BackendConfig::Nwc(c) => {
+            let field = "backend.connection_uri_file";
+            let uri = crate::secret::read_secret_file(&c.connection_uri_file)
+                .map_err(|e| invalid(field, e.to_string()))?;
+            // Refused here, with the field, rather than at the first sale. The error names
+            // what is wrong, never the URI or its secret.
+            crate::nostr::nwc::Connection::parse(uri.expose())
+                .map_err(|e| invalid(field, e.to_string()))?;
+            c.connection_uri = Some(uri);
+            Ok(())
+        }
     }
 }
 
@@ -459,6 +528,7 @@ pub(super) fn resolve_paths(backend: &mut BackendConfig, base: &Path) {
                 .into_iter()
                 .flatten(),
         ),
+        BackendConfig::Nwc(c) => files.push(&mut c.connection_uri_file),
     }
     for f in files {
         if f.is_relative() {
@@ -475,7 +545,7 @@ pub(super) fn insecure_http_warning(backend: &BackendConfig) -> Option<String> {
         BackendConfig::Btcpay(c) => ("BTCPay", c.url.as_str(), c.allow_insecure_http),
         BackendConfig::Cln(c) => ("clnrest", c.url.as_deref()?, c.allow_insecure_http),
         BackendConfig::Lnbits(c) => ("LNbits", c.url.as_str(), c.allow_insecure_http),
-        BackendConfig::Sim(_) => return None,
+        BackendConfig::Sim(_) | BackendConfig::Nwc(_) => return None,
     };
     let u = url::Url::parse(url).ok()?;
     (allowed && u.scheme() == "http" && !is_loopback(&u)).then(|| {
@@ -526,3 +596,6 @@ pub fn parse_cert_sha256(text: &str) -> Option<[u8; 32]> {
 
 #[cfg(test)]
 mod hold_tests;
+
+#[cfg(test)]
+mod nwc_tests;

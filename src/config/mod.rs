@@ -30,7 +30,7 @@ mod products;
 
 pub use backend::{
     parse_cert_sha256, BackendConfig, BtcpayConfig, ClnConfig, HoldMode, LnbitsConfig, Network,
-    SimConfig, Transport, DEFAULT_FIAT_RATE_SAT,
+    NwcConfig, SimConfig, Transport, DEFAULT_FIAT_RATE_SAT,
 };
 pub use display::{DisplayConfig, LANGUAGES, MAX_WALLET_HINT_CHARS};
 use gpio::RawGpio;

@@ -390,11 +390,21 @@ fn price(
             .map(Price::Sats)
             .ok_or_else(|| invalid(f("price_sat"), "too large")),
         (None, Some(amount)) => {
-            if let BackendConfig::Cln(_) = backend {
-                return Err(invalid(
-                    f("price_fiat"),
-                    "Core Lightning invoices are in sats only; use price_sat",
-                ));
+            // Neither has an exchange rate: the backend would refuse every sale at the QR.
+            match backend {
+                BackendConfig::Cln(_) => {
+                    return Err(invalid(
+                        f("price_fiat"),
+                        "Core Lightning invoices are in sats only; use price_sat",
+                    ))
+                }
+                BackendConfig::Nwc(_) => {
+                    return Err(invalid(
+                        f("price_fiat"),
+                        "a wallet connection (NWC) takes sats only; use price_sat",
+                    ))
+                }
+                BackendConfig::Sim(_) | BackendConfig::Btcpay(_) | BackendConfig::Lnbits(_) => {}
             }
             let Some(currency) = currency else {
                 return Err(invalid(

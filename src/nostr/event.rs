@@ -224,11 +224,27 @@ struct RawEvent {
     sig: String,
 }
 
+/// The most of serde's message kept in an error: it can quote the relay's text (a field's
+/// whole string), and errors end up in logs.
+const MAX_SHAPE_TEXT: usize = 200;
+
+/// serde's message about the relay's text, cut to [`MAX_SHAPE_TEXT`] characters.
+pub(crate) fn short_serde_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.char_indices().nth(MAX_SHAPE_TEXT) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+fn shape(e: serde_json::Error) -> EventError {
+    EventError::Shape(short_serde_error(&e))
+}
+
 impl Event {
     /// Checks an event from the wire: shape, lowercase hex, id, then signature.
     pub fn from_value(value: serde_json::Value) -> Result<Event, EventError> {
-        let raw: RawEvent =
-            serde_json::from_value(value).map_err(|e| EventError::Shape(e.to_string()))?;
+        let raw: RawEvent = serde_json::from_value(value).map_err(shape)?;
         let id = EventId::from_hex(&raw.id).ok_or(EventError::Field {
             field: "id",
             expected: "64 lowercase hex characters",
@@ -265,7 +281,7 @@ impl Event {
 
     /// Parses and checks one event object given as JSON text.
     pub fn from_json(text: &str) -> Result<Event, EventError> {
-        let value = serde_json::from_str(text).map_err(|e| EventError::Shape(e.to_string()))?;
+        let value = serde_json::from_str(text).map_err(shape)?;
         Event::from_value(value)
     }
 
@@ -435,6 +451,22 @@ mod tests {
         let mut v = ev.to_value();
         v["kind"] = 70000.into();
         assert!(matches!(Event::from_value(v), Err(EventError::Shape(_))));
+    }
+
+    #[test]
+    fn a_shape_error_quotes_at_most_a_little_of_the_relays_text() {
+        let ev = UnsignedEvent {
+            created_at: 1,
+            kind: 1,
+            tags: vec![],
+            content: String::new(),
+        }
+        .sign(&Keys::generate())
+        .unwrap();
+        let mut v = ev.to_value();
+        v["kind"] = "k".repeat(100_000).into();
+        let e = Event::from_value(v).unwrap_err().to_string();
+        assert!(e.len() < 300, "{} bytes: {e}", e.len());
     }
 
     #[test]

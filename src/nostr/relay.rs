@@ -5,8 +5,19 @@
 //! use (`AUTH`, `COUNT`, anything new) is [`RelayMessage::Other`], to be ignored.
 
 use serde_json::{json, Value};
+use url::Url;
 
 use super::event::{Event, EventError, EventId, PublicKey};
+
+/// A relay as logs, errors and Debug show it: scheme, host and port only. A relay URL may
+/// carry credentials (`wss://user:pass@…`) or a token in its path or query.
+pub fn relay_label(url: &Url) -> String {
+    let host = url.host_str().unwrap_or("?");
+    match url.port() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    }
+}
 
 /// The longest relay message read. NWC asks relays to carry 64 KiB payloads; a NIP-44
 /// payload of that size is ~88 KiB of base64, plus the event around it.
@@ -63,8 +74,8 @@ pub fn parse_relay_message(text: &str) -> Result<RelayMessage, RelayMessageError
         return Err(RelayMessageError::TooLong(text.len()));
     }
     // serde_json stops at 128 levels of nesting, so a deep array cannot exhaust the stack.
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| RelayMessageError::Shape(e.to_string()))?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| RelayMessageError::Shape(super::event::short_serde_error(&e)))?;
     let Value::Array(mut items) = value else {
         return Err(RelayMessageError::Shape("not an array".into()));
     };

@@ -61,6 +61,8 @@ pub enum NwcError {
     NotOurRequest,
     #[error("the wallet offers no encryption this client speaks")]
     NoCommonEncryption,
+    #[error("the reply is not in the encryption of our request ({})", .0.tag_value())]
+    WrongEncryption(Encryption),
     #[error("NIP-44 payload refused: {0}")]
     Nip44(#[from] Nip44Error),
     #[error("NIP-04 payload refused: {0}")]
@@ -229,7 +231,7 @@ impl Connection {
         if e_tags.peek().is_none() || e_tags.any(|e| EventId::from_hex(e) != Some(sent.id())) {
             return Err(NwcError::NotOurRequest);
         }
-        let plain = self.decrypt_either(event.content())?;
+        let plain = self.decrypt_as(sent.encryption, event.content())?;
         let mut v: Value = serde_json::from_str(&plain).map_err(json_error)?;
         let got = v.get("result_type").and_then(Value::as_str).unwrap_or("");
         let expected = sent.method.as_str();
@@ -314,12 +316,18 @@ impl Connection {
         Ok(())
     }
 
-    /// A NIP-04 payload always contains "?iv="; a NIP-44 one (base64) never contains '?'.
-    fn decrypt_either(&self, content: &str) -> Result<String, NwcError> {
-        if content.contains("?iv=") {
-            Ok(nip04::decrypt(&self.shared_key(), content)?)
-        } else {
-            Ok(nip44::decrypt(&self.conversation_key(), content)?)
+    /// Opens a reply with the encryption of our request, and only that: a wallet answers
+    /// in the scheme it was asked in (NIP-47), so a reply in the other (say the deprecated
+    /// NIP-04 to a NIP-44 request) is not taken. A NIP-04 payload always contains "?iv=";
+    /// a NIP-44 one (base64) never contains '?'.
+    fn decrypt_as(&self, encryption: Encryption, content: &str) -> Result<String, NwcError> {
+        let is_nip04 = content.contains("?iv=");
+        match encryption {
+            Encryption::Nip04 if is_nip04 => Ok(nip04::decrypt(&self.shared_key(), content)?),
+            Encryption::Nip44V2 if !is_nip04 => {
+                Ok(nip44::decrypt(&self.conversation_key(), content)?)
+            }
+            Encryption::Nip04 | Encryption::Nip44V2 => Err(NwcError::WrongEncryption(encryption)),
         }
     }
 

@@ -4,6 +4,8 @@
 
 use url::Url;
 
+use crate::nostr::relay::relay_label;
+
 use crate::nostr::event::{KeyError, Keys, PublicKey};
 use crate::secret::Secret;
 
@@ -39,14 +41,27 @@ pub enum UriError {
 }
 
 /// A parsed, validated connection to one wallet service. `Debug` shows the wallet, the
-/// relays and the client's public key; never the secret.
-#[derive(Debug, Clone)]
+/// relays (scheme, host and port: see [`relay_label`]) and the client's public key; never
+/// the secret.
+#[derive(Clone)]
 pub struct Connection {
     wallet: PublicKey,
     relays: Vec<Url>,
     secret: Secret,
     keys: Keys,
     lud16: Option<String>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let relays: Vec<String> = self.relays.iter().map(relay_label).collect();
+        f.debug_struct("Connection")
+            .field("wallet", &self.wallet)
+            .field("relays", &relays)
+            .field("client", &self.keys.public_key())
+            .field("lud16", &self.lud16)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Connection {
