@@ -143,11 +143,16 @@ impl Drop for Vmc {
 }
 
 fn config(dir: &Path, port: &Path) -> Config {
+    config_with(dir, port, "")
+}
+
+fn config_with(dir: &Path, port: &Path, extra: &str) -> Config {
     let text = format!(
         r#"
 machine_id = "mdb-test"
 data_dir = "{}"
 invoice_expiry_s = 300
+{extra}
 
 [gpio]
 backend = "mock"
@@ -177,8 +182,12 @@ image = "{}"
 
 /// A machine and its VMC, the HAT answering and the machine selling.
 async fn start(dir: &Path) -> (TestMachine, Vmc) {
+    start_with(dir, "").await
+}
+
+async fn start_with(dir: &Path, extra: &str) -> (TestMachine, Vmc) {
     let (mut vmc, port) = Vmc::start(dir, "a").await;
-    let mut m = TestMachine::start(&config(dir, &port));
+    let mut m = TestMachine::start(&config_with(dir, &port, extra));
     vmc.enabled().await;
     m.wait_screen(Screen::Idle).await;
     (m, vmc)
@@ -267,6 +276,32 @@ async fn a_vend_the_machine_never_answers_is_an_owed_credit_at_its_vend_time() {
     assert_eq!(vmc.approvals(), 1, "approved once, never again");
     m.shutdown().await;
     let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(l.owed().unwrap().len(), 1, "the unanswered vend is owed");
+}
+
+/// An approved vend cannot be taken back, and a vend left unanswered may have happened:
+/// with `hold = "always"` an MDB sale still gets a plain invoice, and the unanswered vend
+/// is owed, never returned (which could give the item away).
+#[tokio::test]
+async fn an_mdb_sale_gets_a_plain_invoice_with_holds_on_and_an_unanswered_vend_is_owed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, mut vmc) =
+        start_with(dir.path(), "[backend]\nkind = \"sim\"\nhold = \"always\"\n").await;
+    let inv = select(&mut m, &vmc).await;
+    assert_eq!(m.sim().hold_of(&inv), None, "a plain invoice");
+    m.sim().pay(&inv).unwrap();
+    assert_eq!(vmc.heard().await, "C,VEND,2.50");
+    m.wait_screen(Screen::Fault).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        m.sim().hold_of(&inv),
+        None,
+        "nothing held, nothing returned"
+    );
+    assert_eq!(m.sim().hold_calls(), 0);
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(l.is_held_invoice(&inv).unwrap(), None);
     assert_eq!(l.owed().unwrap().len(), 1, "the unanswered vend is owed");
 }
 

@@ -553,6 +553,16 @@ impl Config {
             }
         }
         out.extend(self.metrics.warning());
+        let sells_otherwise =
+            self.mdb.is_some() || self.products.iter().any(|p| p.pulse_pin.is_some());
+        if self.backend.hold() != HoldMode::Never && sells_otherwise {
+            out.push(
+                "hold invoices are used only for pump products: a pulse or MDB sale gets a \
+                 plain invoice (a pulse or a vend cannot be taken back), and its failure is \
+                 an owed credit"
+                    .into(),
+            );
+        }
         out
     }
 
