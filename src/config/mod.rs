@@ -524,6 +524,30 @@ impl Config {
         Ok(g)
     }
 
+    /// Every `pulse_pin` of the file's `[[product]]` tables, for `pump-off`: read leniently
+    /// (a table this cannot read is skipped, a pin past BCM 27 ignored), so that nothing
+    /// else in the file keeps the lines it can read from being driven low.
+    pub fn pulse_pins_of(path: &Path) -> Vec<u8> {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return Vec::new();
+        };
+        let Ok(value) = text.parse::<toml::Table>() else {
+            return Vec::new();
+        };
+        let mut pins: Vec<u8> = value
+            .get("product")
+            .and_then(|p| p.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.get("pulse_pin")?.as_integer())
+            .filter_map(|n| u8::try_from(n).ok())
+            .filter(|n| *n <= MAX_BCM)
+            .collect();
+        pins.sort_unstable();
+        pins.dedup();
+        pins
+    }
+
     /// Things that load but will probably not work as meant, for `check-config` to print.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();

@@ -137,6 +137,25 @@ impl PulseDispenser {
         l.all_low().map_err(|e| PulseError::Gpio(e).into())
     }
 
+    /// [`Self::stop`] from a panic hook: never blocks for long. If the lock stays held (the
+    /// panicking thread may hold it) it gives up after about 200 ms; false then, or when a
+    /// line refused.
+    pub fn emergency_stop(&self) -> bool {
+        for _ in 0..200 {
+            let mut l = match self.lines.try_lock() {
+                Ok(g) => g,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+            };
+            l.stopped = true;
+            return l.all_low().is_ok();
+        }
+        false
+    }
+
     /// Sends `spec`'s pattern. Stops at the first pulse that fails: the pulses before it
     /// were sent (a tripped pulse was, too long), those after it were not.
     pub async fn run(&self, spec: &PulseSpec) -> Dispensed {

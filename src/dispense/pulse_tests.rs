@@ -186,3 +186,18 @@ async fn a_stop_mid_pattern_sticks_the_cut_pulse_is_not_sent_and_no_later_pulse_
     assert!(matches!(r, Dispensed::Failed(_)), "{r:?}");
     assert_eq!(gpio.on_count(LINE), 2, "not even a new pattern");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_panic_hook_s_emergency_stop_drives_a_high_line_low_and_sticks() {
+    let (d, gpio) = dispenser();
+    let task = {
+        let d = d.clone();
+        tokio::spawn(async move { d.run(&spec(3, 5000, 100)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(gpio.level(LINE), Some(PinValue::Level(true)), "mid-pulse");
+    assert!(d.emergency_stop());
+    assert_eq!(gpio.level(LINE), Some(PinValue::Level(false)));
+    let _ = task.await;
+    assert_eq!(gpio.on_count(LINE), 1, "no pulse after it");
+}
