@@ -24,6 +24,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> SerialLine for T {}
 /// More lines than this in one second is a flood: the HAT's keep-alive is a few a second.
 pub const MAX_LINES_PER_S: u32 = 200;
 
+/// A write the line has not taken within this is a HAT that is down (a wedged UART, flow
+/// control holding the line): the link must not hang with commands queued behind it.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A command not written within this of being queued (unless given its own deadline) is
+/// dropped: a deny or an enable meant for a moment long past must not act on a later one.
+pub const COMMAND_STALE: Duration = Duration::from_secs(2);
+
 #[derive(Debug, thiserror::Error)]
 pub enum HatError {
     #[error("cannot open the MDB HAT's serial line {path}: {source}")]
@@ -40,6 +48,15 @@ pub enum HatError {
     Silent(Duration),
     #[error("the MDB HAT flooded the line ({0} lines in a second); ignoring it")]
     Flood(u32),
+    #[error("the MDB HAT's serial line took no write within {0:?}")]
+    WriteTimeout(Duration),
+}
+
+/// A command and the instant after which it is stale: never written then.
+#[derive(Debug)]
+struct Queued {
+    command: HatCommand,
+    stale_at: Instant,
 }
 
 /// What the link reports.
@@ -55,19 +72,38 @@ pub enum HatEvent {
 /// The handles on a running link; clone freely.
 #[derive(Clone, Debug)]
 pub struct HatLink {
-    commands: mpsc::Sender<HatCommand>,
+    commands: mpsc::Sender<Queued>,
     events: broadcast::Sender<HatEvent>,
 }
 
 impl HatLink {
-    /// Sends `c` to the HAT. False when the link has ended.
+    /// Sends `c` to the HAT. False when the link has ended or `c` went stale in the queue.
     pub async fn send(&self, c: HatCommand) -> bool {
-        self.commands.send(c).await.is_ok()
+        self.send_by(c, Instant::now() + COMMAND_STALE).await
+    }
+
+    /// Sends `c` if it can be written before `stale_at`; false when it cannot be queued by
+    /// then (or the link has ended). Queued, it is still dropped unwritten at `stale_at`:
+    /// an approval must never reach the machine after its dispense has given up on it
+    /// (it could approve a later request).
+    pub async fn send_by(&self, c: HatCommand, stale_at: Instant) -> bool {
+        let q = Queued {
+            command: c,
+            stale_at,
+        };
+        matches!(
+            tokio::time::timeout_at(stale_at, self.commands.send(q)).await,
+            Ok(Ok(()))
+        )
     }
 
     /// Sends `c` without waiting (from sync code); false when the queue is full or closed.
     pub fn try_send(&self, c: HatCommand) -> bool {
-        self.commands.try_send(c).is_ok()
+        let q = Queued {
+            command: c,
+            stale_at: Instant::now() + COMMAND_STALE,
+        };
+        self.commands.try_send(q).is_ok()
     }
 
     /// Every event from now on.
@@ -106,7 +142,7 @@ pub fn spawn_down(reason: String) -> (HatLink, broadcast::Receiver<HatEvent>, Jo
 
 async fn run(
     mut line: impl SerialLine,
-    mut commands: mpsc::Receiver<HatCommand>,
+    mut commands: mpsc::Receiver<Queued>,
     events: broadcast::Sender<HatEvent>,
     silence: Duration,
 ) {
@@ -160,8 +196,11 @@ async fn run(
                 }
             }
             c = commands.recv() => match c {
-                Some(c) => {
-                    if let Err(e) = write(&mut line, c).await {
+                Some(q) if Instant::now() >= q.stale_at => {
+                    tracing::warn!(command = %q.command.line(), "MDB HAT: a command went stale in the queue; not sent");
+                }
+                Some(q) => {
+                    if let Err(e) = write(&mut line, q.command).await {
                         return down(e);
                     }
                 }
@@ -180,12 +219,17 @@ async fn run(
     }
 }
 
+/// Writes `c`, within [`WRITE_TIMEOUT`].
 async fn write(line: &mut impl SerialLine, c: HatCommand) -> Result<(), HatError> {
     let text = format!("{}\n", c.line());
-    line.write_all(text.as_bytes())
-        .await
-        .map_err(HatError::Io)?;
-    line.flush().await.map_err(HatError::Io)
+    let io = async {
+        line.write_all(text.as_bytes()).await?;
+        line.flush().await
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, io).await {
+        Ok(r) => r.map_err(HatError::Io),
+        Err(_) => Err(HatError::WriteTimeout(WRITE_TIMEOUT)),
+    }
 }
 
 #[cfg(test)]

@@ -172,3 +172,54 @@ async fn an_mdb_vend_is_approved_once_for_its_amount_and_its_result_is_what_the_
     drop(hat);
     assert!(matches!(vend.await.unwrap(), Dispensed::Failed(_)));
 }
+
+/// A line of `buffer` bytes that the HAT side does not read until told.
+fn start_small(buffer: usize) -> (HatLink, broadcast::Receiver<HatEvent>, Hat) {
+    let (pi, hat) = tokio::io::duplex(buffer);
+    let (link, rx, _task) = spawn(pi, SILENCE);
+    let (r, w) = tokio::io::split(hat);
+    (
+        link,
+        rx,
+        Hat {
+            from_pi: BufReader::new(r).lines(),
+            to_pi: w,
+        },
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_line_that_takes_no_write_puts_the_hat_down_within_the_write_timeout() {
+    let (link, mut rx, _hat) = start_small(8);
+    // "C,1\n" fits; "C,STOP\n" does not, and nobody reads the line.
+    assert!(link.send(HatCommand::Deny).await);
+    let t0 = tokio::time::Instant::now();
+    let ev = tokio::time::timeout(Duration::from_secs(5), next(&mut rx))
+        .await
+        .expect("the HAT is put down, the link does not hang");
+    assert!(
+        matches!(&ev, HatEvent::Down(why) if why.contains("write")),
+        "{ev:?}"
+    );
+    assert!(t0.elapsed() <= WRITE_TIMEOUT + Duration::from_millis(10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_approval_still_queued_at_its_deadline_is_never_sent() {
+    let (link, _rx, mut hat) = start_small(8);
+    // The deny holds the writer (the line is full) while the approval waits behind it.
+    assert!(link.send(HatCommand::Deny).await);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+    assert!(
+        link.send_by(
+            HatCommand::Approve(MachineAmount::parse("2.50").unwrap()),
+            deadline
+        )
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(hat.heard().await, "C,1");
+    assert_eq!(hat.heard().await, "C,STOP");
+    let more = tokio::time::timeout(Duration::from_secs(3), hat.heard()).await;
+    assert!(more.is_err(), "the stale approval was written: {more:?}");
+}

@@ -35,10 +35,19 @@ impl MdbDispenser {
     pub async fn run(&self, amount: MachineAmount) -> Dispensed {
         // Subscribed before the approval, so the answer cannot slip past.
         let mut events = self.link.subscribe();
-        if !self.link.send(HatCommand::Approve(amount)).await {
-            return Dispensed::Failed(DispenseError::Mdb("the HAT link has ended".into()));
-        }
+        // The deadline runs from before the approval is queued: a link slow to take it
+        // eats into the vend time, and the approval is dropped unsent at the deadline
+        // rather than approving a later request.
         let deadline = Instant::now() + self.vend_timeout;
+        if !self
+            .link
+            .send_by(HatCommand::Approve(amount), deadline)
+            .await
+        {
+            return Dispensed::Failed(DispenseError::Mdb(
+                "the approval could not be queued (the HAT link has ended or is stuck)".into(),
+            ));
+        }
         loop {
             let ev = match timeout_at(deadline, events.recv()).await {
                 Err(_) => return unknown(format!("no vend result within {:?}", self.vend_timeout)),
