@@ -393,3 +393,47 @@ async fn a_crash_between_approval_and_success_never_vends_twice_for_one_payment(
     let l = Ledger::open(dir.path()).unwrap();
     assert_eq!(l.owed().unwrap().len(), 1, "still owed once, for a refund");
 }
+
+#[tokio::test]
+async fn the_same_request_again_is_ignored_and_the_sale_is_vended_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, mut vmc) = start(dir.path()).await;
+    let inv = select(&mut m, &vmc).await;
+    // The machine repeats its request: nothing changes for the customer.
+    vmc.say("c,STATUS,VEND,2.50,17");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(m.screen(), Screen::Payment, "the QR stays");
+    m.sim().pay(&inv).unwrap();
+    assert_eq!(vmc.heard().await, "C,VEND,2.50", "no deny before it");
+    vmc.say("c,VEND,SUCCESS");
+    m.wait_screen(Screen::ThankYou).await;
+    assert_eq!(vmc.approvals(), 1);
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert!(l.owed().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn another_selection_mid_session_ends_the_sale_and_its_late_payment_is_owed_not_vended() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, mut vmc) = start(dir.path()).await;
+    let inv = select(&mut m, &vmc).await;
+    // The customer picks another item on the keypad before paying.
+    vmc.say("c,STATUS,VEND,1.00,3");
+    assert_eq!(
+        vmc.heard().await,
+        "C,STOP",
+        "the machine's session is ended"
+    );
+    m.wait_screen(Screen::Idle).await;
+    m.sim().pay(&inv).unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        vmc.approvals(),
+        0,
+        "a payment for item 17 never approves another request"
+    );
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(l.owed().unwrap().len(), 1, "the late payment is owed");
+}
