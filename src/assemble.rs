@@ -245,14 +245,12 @@ pub fn assemble_with_clock(
         MachineDispenser::new(PumpDispenser::new(pump.clone(), pour), pulse.clone());
     if let Some(m) = &config.mdb {
         // A HAT that cannot be opened is a HAT that is down: the machine starts out of
-        // service and says why, rather than not at all.
-        let (link, events, task) = match crate::dispense::tty::Tty::open(&m.port) {
-            Ok(tty) => crate::dispense::hat::spawn(tty, m.silence()),
-            Err(e) => {
-                tracing::error!(error = %e, "MDB HAT unavailable");
-                crate::dispense::hat::spawn_down(e.to_string())
-            }
-        };
+        // service and says why, and the port is opened again until it answers.
+        let port = m.port.clone();
+        let (link, events, task) = crate::dispense::hat::spawn_reopening(
+            move || crate::dispense::tty::Tty::open(&port),
+            m.silence(),
+        );
         dispenser = dispenser.with_mdb(crate::dispense::MdbDispenser::new(
             link.clone(),
             m.vend_timeout(),

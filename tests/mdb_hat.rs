@@ -437,3 +437,26 @@ async fn another_selection_mid_session_ends_the_sale_and_its_late_payment_is_owe
     let l = Ledger::open(dir.path()).unwrap();
     assert_eq!(l.owed().unwrap().len(), 1, "the late payment is owed");
 }
+
+#[tokio::test]
+async fn a_hat_unplugged_and_plugged_back_is_reopened_and_sells_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, mut vmc) = start(dir.path()).await;
+    vmc.unplug();
+    m.wait_screen(Screen::OutOfService).await;
+    drop(vmc);
+    // socat killed leaves its links behind; a new one makes them again at the same path.
+    for end in ["a-hat", "a-vmc"] {
+        let _ = std::fs::remove_file(dir.path().join(end));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (mut vmc, _) = Vmc::start(dir.path(), "a").await;
+    vmc.enabled().await;
+    m.wait_screen(Screen::Idle).await;
+    let inv = select(&mut m, &vmc).await;
+    m.sim().pay(&inv).unwrap();
+    assert_eq!(vmc.heard().await, "C,VEND,2.50", "back in service");
+    vmc.say("c,VEND,SUCCESS");
+    m.wait_screen(Screen::ThankYou).await;
+    m.shutdown().await;
+}

@@ -112,43 +112,104 @@ impl HatLink {
     }
 }
 
-/// Starts the link on `line`: enables the cashless device, then reads and writes until
-/// the line closes. `silence` is how long the HAT may say nothing before it is down (also
+/// Starts the link on `line`, once (no reopening: see [`spawn_reopening`]): enables the
+/// cashless device, then reads and writes until the line closes. `silence` is how long the HAT may say nothing before it is down (also
 /// at the start: a HAT that never answers is down). The receiver gets every event from
 /// the first.
 pub fn spawn(
     line: impl SerialLine,
     silence: Duration,
 ) -> (HatLink, broadcast::Receiver<HatEvent>, JoinHandle<()>) {
-    let (commands, rx) = mpsc::channel(8);
+    let (commands, mut rx) = mpsc::channel(8);
     let (events, first) = broadcast::channel(64);
     let link = HatLink {
         commands,
         events: events.clone(),
     };
-    let task = tokio::spawn(run(line, rx, events, silence));
+    let task = tokio::spawn(async move {
+        run(line, &mut rx, &events, silence).await;
+    });
     (link, first, task)
 }
 
-/// A link to a HAT that could not be opened: down from the start, for `reason`, and every
-/// command refused.
-pub fn spawn_down(reason: String) -> (HatLink, broadcast::Receiver<HatEvent>, JoinHandle<()>) {
-    let (commands, _) = mpsc::channel(1);
-    let (events, first) = broadcast::channel(4);
-    let _ = events.send(HatEvent::Down(reason));
-    let link = HatLink { commands, events };
-    (link, first, tokio::spawn(async {}))
+/// How the link's run on one open line ended.
+enum Ended {
+    /// Every handle is gone: the machine is stopping (the device was disabled).
+    Stopping,
+    /// The line failed or closed (told as Down already).
+    Lost,
+}
+
+/// The first wait before the port is opened again after it was lost; doubled up to
+/// [`REOPEN_MAX`].
+pub const REOPEN_FIRST: Duration = Duration::from_millis(500);
+pub const REOPEN_MAX: Duration = Duration::from_secs(10);
+
+/// Starts a link that opens its line with `open`, and opens it again (after a backoff)
+/// whenever it fails, closes or cannot be opened: a HAT unplugged and plugged back, or a
+/// serial driver reset, comes back into service by itself. The device is enabled on every
+/// open. The receiver gets every event from the first.
+pub fn spawn_reopening<L, F>(
+    mut open: F,
+    silence: Duration,
+) -> (HatLink, broadcast::Receiver<HatEvent>, JoinHandle<()>)
+where
+    L: SerialLine,
+    F: FnMut() -> Result<L, HatError> + Send + 'static,
+{
+    let (commands, mut rx) = mpsc::channel(8);
+    let (events, first) = broadcast::channel(64);
+    let link = HatLink {
+        commands,
+        events: events.clone(),
+    };
+    let task = tokio::spawn(async move {
+        let mut wait = REOPEN_FIRST;
+        // Down told for this outage already (an open failing again is not news).
+        let mut told = false;
+        loop {
+            match open() {
+                Ok(line) => {
+                    wait = REOPEN_FIRST;
+                    match run(line, &mut rx, &events, silence).await {
+                        Ended::Stopping => return,
+                        Ended::Lost => told = true,
+                    }
+                }
+                Err(e) if !told => {
+                    told = true;
+                    tracing::error!(error = %e, "MDB HAT down");
+                    let _ = events.send(HatEvent::Down(e.to_string()));
+                }
+                Err(e) => tracing::debug!(error = %e, "MDB HAT: still cannot open its line"),
+            }
+            // Commands queued meanwhile go stale here rather than reach a later session.
+            let until = Instant::now() + wait;
+            loop {
+                tokio::select! {
+                    () = sleep_until(until) => break,
+                    c = rx.recv() => match c {
+                        Some(q) => tracing::warn!(command = %q.command.line(), "MDB HAT down: a command not sent"),
+                        None => return,
+                    },
+                }
+            }
+            wait = (wait * 2).min(REOPEN_MAX);
+        }
+    });
+    (link, first, task)
 }
 
 async fn run(
     mut line: impl SerialLine,
-    mut commands: mpsc::Receiver<Queued>,
-    events: broadcast::Sender<HatEvent>,
+    commands: &mut mpsc::Receiver<Queued>,
+    events: &broadcast::Sender<HatEvent>,
     silence: Duration,
-) {
+) -> Ended {
     let down = |e: HatError| {
         tracing::error!(error = %e, "MDB HAT down");
         let _ = events.send(HatEvent::Down(e.to_string()));
+        Ended::Lost
     };
     if let Err(e) = write(&mut line, HatCommand::Enable).await {
         return down(e);
@@ -168,6 +229,7 @@ async fn run(
                     Ok(n) => n,
                     Err(e) => return down(HatError::Io(e)),
                 };
+                let mut enable = false;
                 for text in split.push(&buf[..n]) {
                     let now = Instant::now();
                     if now - window.0 >= Duration::from_secs(1) {
@@ -178,7 +240,7 @@ async fn run(
                         if window.1 == MAX_LINES_PER_S + 1 {
                             up = false;
                             told_down = true;
-                            down(HatError::Flood(window.1));
+                            let _ = down(HatError::Flood(window.1));
                         }
                         continue;
                     }
@@ -189,10 +251,17 @@ async fn run(
                     heard = now;
                     if !up {
                         up = true;
+                        // Back after a Down: a HAT that reset has its device disabled.
+                        enable |= told_down;
                         told_down = false;
                         let _ = events.send(HatEvent::Up);
                     }
                     let _ = events.send(HatEvent::Line(parsed));
+                }
+                if enable {
+                    if let Err(e) = write(&mut line, HatCommand::Enable).await {
+                        return down(e);
+                    }
                 }
             }
             c = commands.recv() => match c {
@@ -207,13 +276,13 @@ async fn run(
                 // Every handle is gone: the machine is stopping.
                 None => {
                     let _ = write(&mut line, HatCommand::Disable).await;
-                    return;
+                    return Ended::Stopping;
                 }
             },
             () = sleep_until(heard + silence), if !told_down => {
                 up = false;
                 told_down = true;
-                down(HatError::Silent(silence));
+                let _ = down(HatError::Silent(silence));
             }
         }
     }

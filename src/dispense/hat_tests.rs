@@ -80,6 +80,8 @@ async fn a_silent_hat_is_down_and_its_next_line_brings_it_back() {
     hat.say("r,ACK\n").await;
     assert_eq!(next(&mut rx).await, HatEvent::Up);
     assert_eq!(next(&mut rx).await, HatEvent::Line(HatLine::Ack));
+    // A HAT back from a silence may have reset: its device is enabled again.
+    assert_eq!(hat.heard().await, "C,1", "enabled again after the Down");
     tokio::time::sleep(SILENCE - Duration::from_secs(1)).await;
     hat.say("r,ACK\n").await;
     assert_eq!(
