@@ -397,8 +397,10 @@ impl Config {
         }
         let g = &self.gpio;
         gpio::check(g)?;
+        dispenser::check_shared_pins(&self.products, self.mdb.as_ref(), &self.nfc)?;
         if let Some(m) = &self.mdb {
             mdb::check(m, &self.backend, &self.currency)?;
+            mdb::check_names(m, &self.products)?;
             if self.products.is_empty() {
                 // The machine's keypad sells; no tiles are needed.
                 return Ok(());
