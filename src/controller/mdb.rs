@@ -61,6 +61,20 @@ impl Drop for MdbState {
     }
 }
 
+/// What the controller is told when `n` events from the HAT were lost: the HAT's level
+/// now (an Up is ignored when the machine knows it is up already).
+fn lagged(up: bool, n: u64) -> HatEvent {
+    tracing::warn!(
+        lost = n,
+        "events from the MDB HAT were lost; its state is read back"
+    );
+    if up {
+        HatEvent::Up
+    } else {
+        HatEvent::Down("events from the MDB HAT were lost while it was down".into())
+    }
+}
+
 impl Controller {
     /// Sells through the HAT on `link`: its events (from `events`) come in on the
     /// controller's channel; `task` is the link's, aborted at shutdown. The machine is out
@@ -72,17 +86,18 @@ impl Controller {
         task: JoinHandle<()>,
     ) {
         let tx = self.tx.clone();
+        let level = link.clone();
         let forward = tokio::spawn(async move {
             loop {
-                match events.recv().await {
-                    Ok(ev) => {
-                        if tx.send(Input::Mdb(ev)).is_err() {
-                            return;
-                        }
-                    }
-                    // Lines lost to a flood are lost: the HAT is down for it anyway.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                let ev = match events.recv().await {
+                    Ok(ev) => ev,
+                    // Lines lost are lost, but an Up or Down among them must not be: the
+                    // level is read back instead.
+                    Err(broadcast::error::RecvError::Lagged(n)) => lagged(level.is_up(), n),
                     Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if tx.send(Input::Mdb(ev)).is_err() {
+                    return;
                 }
             }
         });

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 
@@ -74,6 +74,48 @@ pub enum HatEvent {
 pub struct HatLink {
     commands: mpsc::Sender<Queued>,
     events: broadcast::Sender<HatEvent>,
+    /// Whether the HAT answers now: the level, where the events are its edges (an edge
+    /// lost to a lagging receiver is read back here).
+    level: watch::Receiver<bool>,
+}
+
+/// What the link's task tells: every event, and the level it sets.
+struct Tell {
+    events: broadcast::Sender<HatEvent>,
+    level: watch::Sender<bool>,
+}
+
+impl Tell {
+    fn send(&self, ev: HatEvent) {
+        match &ev {
+            HatEvent::Up => {
+                self.level.send_replace(true);
+            }
+            HatEvent::Down(_) => {
+                self.level.send_replace(false);
+            }
+            HatEvent::Line(_) => {}
+        }
+        let _ = self.events.send(ev);
+    }
+}
+
+/// A new link's handles and its task's side.
+fn channels() -> (
+    HatLink,
+    broadcast::Receiver<HatEvent>,
+    Tell,
+    mpsc::Receiver<Queued>,
+) {
+    let (commands, rx) = mpsc::channel(8);
+    let (events, first) = broadcast::channel(64);
+    let (level, up) = watch::channel(false);
+    let link = HatLink {
+        commands,
+        events: events.clone(),
+        level: up,
+    };
+    (link, first, Tell { events, level }, rx)
 }
 
 impl HatLink {
@@ -106,6 +148,11 @@ impl HatLink {
         self.commands.try_send(q).is_ok()
     }
 
+    /// Whether the HAT answers now.
+    pub fn is_up(&self) -> bool {
+        *self.level.borrow()
+    }
+
     /// Every event from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<HatEvent> {
         self.events.subscribe()
@@ -120,14 +167,9 @@ pub fn spawn(
     line: impl SerialLine,
     silence: Duration,
 ) -> (HatLink, broadcast::Receiver<HatEvent>, JoinHandle<()>) {
-    let (commands, mut rx) = mpsc::channel(8);
-    let (events, first) = broadcast::channel(64);
-    let link = HatLink {
-        commands,
-        events: events.clone(),
-    };
+    let (link, first, tell, mut rx) = channels();
     let task = tokio::spawn(async move {
-        run(line, &mut rx, &events, silence).await;
+        run(line, &mut rx, &tell, silence).await;
     });
     (link, first, task)
 }
@@ -157,12 +199,7 @@ where
     L: SerialLine,
     F: FnMut() -> Result<L, HatError> + Send + 'static,
 {
-    let (commands, mut rx) = mpsc::channel(8);
-    let (events, first) = broadcast::channel(64);
-    let link = HatLink {
-        commands,
-        events: events.clone(),
-    };
+    let (link, first, tell, mut rx) = channels();
     let task = tokio::spawn(async move {
         let mut wait = REOPEN_FIRST;
         // Down told for this outage already (an open failing again is not news).
@@ -171,7 +208,7 @@ where
             match open() {
                 Ok(line) => {
                     wait = REOPEN_FIRST;
-                    match run(line, &mut rx, &events, silence).await {
+                    match run(line, &mut rx, &tell, silence).await {
                         Ended::Stopping => return,
                         Ended::Lost => told = true,
                     }
@@ -179,7 +216,7 @@ where
                 Err(e) if !told => {
                     told = true;
                     tracing::error!(error = %e, "MDB HAT down");
-                    let _ = events.send(HatEvent::Down(e.to_string()));
+                    tell.send(HatEvent::Down(e.to_string()));
                 }
                 Err(e) => tracing::debug!(error = %e, "MDB HAT: still cannot open its line"),
             }
@@ -203,12 +240,12 @@ where
 async fn run(
     mut line: impl SerialLine,
     commands: &mut mpsc::Receiver<Queued>,
-    events: &broadcast::Sender<HatEvent>,
+    tell: &Tell,
     silence: Duration,
 ) -> Ended {
     let down = |e: HatError| {
         tracing::error!(error = %e, "MDB HAT down");
-        let _ = events.send(HatEvent::Down(e.to_string()));
+        tell.send(HatEvent::Down(e.to_string()));
         Ended::Lost
     };
     if let Err(e) = write(&mut line, HatCommand::Enable).await {
@@ -254,9 +291,9 @@ async fn run(
                         // Back after a Down: a HAT that reset has its device disabled.
                         enable |= told_down;
                         told_down = false;
-                        let _ = events.send(HatEvent::Up);
+                        tell.send(HatEvent::Up);
                     }
-                    let _ = events.send(HatEvent::Line(parsed));
+                    tell.send(HatEvent::Line(parsed));
                 }
                 if enable {
                     if let Err(e) = write(&mut line, HatCommand::Enable).await {

@@ -71,14 +71,17 @@ async fn the_link_enables_the_device_and_reports_what_the_hat_says() {
 
 #[tokio::test(start_paused = true)]
 async fn a_silent_hat_is_down_and_its_next_line_brings_it_back() {
-    let (_link, mut rx, mut hat) = start();
+    let (link, mut rx, mut hat) = start();
     assert_eq!(hat.heard().await, "C,1");
     // Never a word from the start: down after the silence limit.
     let t0 = Instant::now();
     assert!(matches!(next(&mut rx).await, HatEvent::Down(ref why) if why.contains("nothing")));
     assert_eq!(t0.elapsed(), SILENCE);
+    // The level, for a receiver that lost the edge.
+    assert!(!link.is_up());
     hat.say("r,ACK\n").await;
     assert_eq!(next(&mut rx).await, HatEvent::Up);
+    assert!(link.is_up());
     assert_eq!(next(&mut rx).await, HatEvent::Line(HatLine::Ack));
     // A HAT back from a silence may have reset: its device is enabled again.
     assert_eq!(hat.heard().await, "C,1", "enabled again after the Down");
