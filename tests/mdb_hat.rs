@@ -105,7 +105,7 @@ impl Vmc {
                 .await
                 .expect("lnvend said nothing")
                 .expect("the line ended");
-            if line != "C,1" {
+            if line != "C,1" && line != "V" {
                 return line;
             }
         }

@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 
-use crate::mdb::hat::{parse, HatCommand, HatLine, LineSplitter};
+use crate::mdb::hat::{is_version, parse, HatCommand, HatLine, LineSplitter};
 
 /// The serial line to the HAT (115200 8N1 on the Pi; the tty is set up by the system).
 pub trait SerialLine: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
@@ -258,8 +258,18 @@ async fn run(
     // Down already told (at the start, nothing is told until the silence limit).
     let mut told_down = false;
     let mut window = (Instant::now(), 0u32);
+    // A HAT may send nothing while its machine is quiet: asked for its version every
+    // third of the silence limit, a live one answers in time.
+    let every = silence / 3;
+    let mut probe = tokio::time::interval_at(Instant::now() + every, every);
+    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = probe.tick() => {
+                if let Err(e) = write(&mut line, HatCommand::Probe).await {
+                    return down(e);
+                }
+            }
             n = line.read(&mut buf) => {
                 let n = match n {
                     Ok(0) => return down(HatError::Closed),
@@ -281,10 +291,11 @@ async fn run(
                         }
                         continue;
                     }
-                    let Some(parsed) = parse(&text) else {
+                    let parsed = parse(&text);
+                    if parsed.is_none() && !is_version(&text) {
                         tracing::debug!(len = text.len(), "MDB HAT: a line ignored");
                         continue;
-                    };
+                    }
                     heard = now;
                     if !up {
                         up = true;
@@ -293,7 +304,9 @@ async fn run(
                         told_down = false;
                         tell.send(HatEvent::Up);
                     }
-                    tell.send(HatEvent::Line(parsed));
+                    if let Some(parsed) = parsed {
+                        tell.send(HatEvent::Line(parsed));
+                    }
                 }
                 if enable {
                     if let Err(e) = write(&mut line, HatCommand::Enable).await {

@@ -22,8 +22,14 @@ impl Hat {
     async fn say(&mut self, text: &str) {
         self.to_pi.write_all(text.as_bytes()).await.unwrap();
     }
+    /// The next line lnvend wrote that is not a probe.
     async fn heard(&mut self) -> String {
-        self.from_pi.next_line().await.unwrap().expect("a line")
+        loop {
+            let line = self.from_pi.next_line().await.unwrap().expect("a line");
+            if line != "V" {
+                return line;
+            }
+        }
     }
 }
 
@@ -227,4 +233,28 @@ async fn an_approval_still_queued_at_its_deadline_is_never_sent() {
     assert_eq!(hat.heard().await, "C,STOP");
     let more = tokio::time::timeout(Duration::from_secs(3), hat.heard()).await;
     assert!(more.is_err(), "the stale approval was written: {more:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quiet_hat_that_answers_the_probe_stays_up() {
+    let (link, mut rx, mut hat) = start();
+    assert_eq!(hat.heard().await, "C,1");
+    hat.say("c,1\r\n").await;
+    assert_eq!(next(&mut rx).await, HatEvent::Up);
+    assert_eq!(next(&mut rx).await, HatEvent::Line(HatLine::Switched(true)));
+    // For three silence limits the HAT says nothing but its answers to the probe.
+    let t0 = Instant::now();
+    let mut probes = 0;
+    while t0.elapsed() < SILENCE * 3 {
+        let line = hat.from_pi.next_line().await.unwrap().expect("a line");
+        assert_eq!(line, "V", "only probes");
+        probes += 1;
+        hat.say("v,3.1.4\r\n").await;
+    }
+    assert!(probes >= 8, "every third of the silence limit: {probes}");
+    assert!(link.is_up(), "never taken for dead");
+    assert!(
+        rx.try_recv().is_err(),
+        "no Down, no event for a version line"
+    );
 }
