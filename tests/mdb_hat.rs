@@ -460,3 +460,15 @@ async fn a_hat_unplugged_and_plugged_back_is_reopened_and_sells_again() {
     m.wait_screen(Screen::ThankYou).await;
     m.shutdown().await;
 }
+
+#[tokio::test]
+async fn at_shutdown_the_cashless_device_is_disabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, mut vmc) = start(dir.path()).await;
+    m.shutdown().await;
+    assert_eq!(
+        vmc.heard().await,
+        "C,0",
+        "the machine stops offering cashless payment"
+    );
+}

@@ -106,7 +106,18 @@ impl Controller {
         self.mdb.tasks = vec![task, forward];
     }
 
-    pub(super) fn stop_mdb(&mut self) {
+    /// At shutdown: the cashless device is disabled (`C,0`, so the machine does not offer
+    /// a payment no one will answer), then the link's tasks end.
+    pub(super) async fn stop_mdb(&mut self) {
+        if let Some(link) = &self.mdb.link {
+            if link.is_up()
+                && !link
+                    .send_and_wait(HatCommand::Disable, Duration::from_millis(500))
+                    .await
+            {
+                tracing::warn!("could not disable the MDB cashless device at shutdown");
+            }
+        }
         for t in self.mdb.tasks.drain(..) {
             t.abort();
         }

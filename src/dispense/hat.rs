@@ -57,6 +57,8 @@ pub enum HatError {
 struct Queued {
     command: HatCommand,
     stale_at: Instant,
+    /// Told once the command was written.
+    written: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// What the link reports.
@@ -132,6 +134,7 @@ impl HatLink {
         let q = Queued {
             command: c,
             stale_at,
+            written: None,
         };
         matches!(
             tokio::time::timeout_at(stale_at, self.commands.send(q)).await,
@@ -144,8 +147,25 @@ impl HatLink {
         let q = Queued {
             command: c,
             stale_at: Instant::now() + COMMAND_STALE,
+            written: None,
         };
         self.commands.try_send(q).is_ok()
+    }
+
+    /// Sends `c` and waits until it was written, within `within`: true when it was.
+    pub async fn send_and_wait(&self, c: HatCommand, within: Duration) -> bool {
+        let stale_at = Instant::now() + within;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let q = Queued {
+            command: c,
+            stale_at,
+            written: Some(tx),
+        };
+        let sent = async {
+            self.commands.send(q).await.ok()?;
+            rx.await.ok()
+        };
+        matches!(tokio::time::timeout_at(stale_at, sent).await, Ok(Some(())))
     }
 
     /// Whether the HAT answers now.
@@ -321,6 +341,9 @@ async fn run(
                 Some(q) => {
                     if let Err(e) = write(&mut line, q.command).await {
                         return down(e);
+                    }
+                    if let Some(w) = q.written {
+                        let _ = w.send(());
                     }
                 }
                 // Every handle is gone: the machine is stopping.
