@@ -45,6 +45,8 @@ pub enum OpenPumpError {
 pub struct Machine {
     pub controller: Controller,
     pub pump: Pump,
+    /// The pulse lines (None: no pulse product), for the panic hook to drive low.
+    pub pulse: Option<PulseDispenser>,
     /// The mock pins, when GPIO is mocked.
     pub gpio: Option<MockGpio>,
     /// The simulated backend, when it is the backend.
@@ -240,17 +242,16 @@ pub fn assemble_with_clock(
     let pour = settings.pour;
     let mut controller = Controller::new(settings, backend, pump.clone(), ledger);
     let pulse = open_pulse(config, gpio.as_ref())?;
-    let mut dispenser = MachineDispenser::new(PumpDispenser::new(pump.clone(), pour), pulse);
+    let mut dispenser =
+        MachineDispenser::new(PumpDispenser::new(pump.clone(), pour), pulse.clone());
     if let Some(m) = &config.mdb {
         // A HAT that cannot be opened is a HAT that is down: the machine starts out of
-        // service and says why, rather than not at all.
-        let (link, events, task) = match crate::dispense::tty::Tty::open(&m.port) {
-            Ok(tty) => crate::dispense::hat::spawn(tty, m.silence()),
-            Err(e) => {
-                tracing::error!(error = %e, "MDB HAT unavailable");
-                crate::dispense::hat::spawn_down(e.to_string())
-            }
-        };
+        // service and says why, and the port is opened again until it answers.
+        let port = m.port.clone();
+        let (link, events, task) = crate::dispense::hat::spawn_reopening(
+            move || crate::dispense::tty::Tty::open(&port),
+            m.silence(),
+        );
         dispenser = dispenser.with_mdb(crate::dispense::MdbDispenser::new(
             link.clone(),
             m.vend_timeout(),
@@ -269,6 +270,7 @@ pub fn assemble_with_clock(
     Ok(Machine {
         controller,
         pump,
+        pulse,
         gpio,
         sim,
         pin_names,
@@ -331,22 +333,33 @@ pub fn open_pulse(
     if lines.is_empty() {
         return Ok(None);
     }
-    let g = &config.gpio;
+    Ok(Some(PulseDispenser::new(
+        pulse_pins(&config.gpio, &lines, gpio)?,
+        &lines,
+    )?))
+}
+
+/// The pins of the pulse `lines`, claimed on `g`'s backend (the mock's, when given).
+pub fn pulse_pins(
+    g: &GpioConfig,
+    lines: &[u8],
+    gpio: Option<&MockGpio>,
+) -> Result<Box<dyn Pins>, OpenPumpError> {
     let pins: Box<dyn Pins> = match (g.backend, gpio) {
         (GpioBackend::Mock, Some(gpio)) => Box::new(gpio.pins()),
         (GpioBackend::Mock, None) => {
             let gpio = MockGpio::new(g.trace.as_deref()).map_err(OpenPumpError::Trace)?;
             Box::new(gpio.pins())
         }
-        (GpioBackend::Rppal, _) => Box::new(RppalPins::new(&lines, g.pwm_frequency_hz)?),
+        (GpioBackend::Rppal, _) => Box::new(RppalPins::new(lines, g.pwm_frequency_hz)?),
         (GpioBackend::Gpiochip, _) => {
             let chip = g.chip_selector().ok_or_else(|| {
                 OpenPumpError::Pump(PumpError::Fault("gpio.chip is not set".into()))
             })?;
-            Box::new(GpiochipPins::new(&chip, &lines)?)
+            Box::new(GpiochipPins::new(&chip, lines)?)
         }
     };
-    Ok(Some(PulseDispenser::new(pins, &lines)?))
+    Ok(pins)
 }
 
 /// The bridge the `[gpio]` table alone describes (`pump-off` reads nothing else), and its

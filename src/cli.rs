@@ -191,7 +191,7 @@ pub fn main(cli: Cli) -> ExitCode {
         },
         // Only the [gpio] table: nothing else in the file may keep the pins from going low.
         Command::PumpOff { config } => match Config::load_gpio(&config, Mode::Run) {
-            Ok(gpio) => crate::hwtest::main_pump_off(&gpio),
+            Ok(gpio) => crate::hwtest::main_pump_off(&gpio, &Config::pulse_pins_of(&config)),
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(1)

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use crate::assemble::{bridge_pins, open_bridge, open_pump, OpenPumpError};
 use crate::config::{Config, GpioConfig};
+use crate::dispense::PulseDispenser;
 use crate::pump::{pour, Channel, Pump, PumpError};
 
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +113,7 @@ pub fn pour_command(config: &Config, channel: Channel, ms: u64) -> Result<Outcom
         .build()
         .map_err(HwError::Runtime)?;
     let (pump, _gpio) = open_pump(config)?;
-    crate::app::signals::install_panic_hook(pump.clone());
+    crate::app::signals::install_panic_hook(pump.clone(), None);
     eprintln!(
         "pouring on channel {channel} for {} ms (Ctrl-C stops the pump)",
         duration.as_millis()
@@ -125,19 +126,46 @@ pub fn pour_command(config: &Config, channel: Channel, ms: u64) -> Result<Outcom
     Ok(outcome)
 }
 
-/// `lnvend pump-off`: claims every bridge pin of the `[gpio]` table and drives it low. The
-/// pins stay low after lnvend exits (see `pump::rpi`).
-pub fn pump_off_command(g: &GpioConfig) -> Result<Vec<u8>, HwError> {
-    let (mut bridge, _gpio) = open_bridge(g)?;
-    bridge.stop_all()?;
+/// `lnvend pump-off`: claims every bridge pin of the `[gpio]` table and every pulse
+/// product's line (`pulse`), and drives them low: after a panic or a kill, a relay line
+/// left high would hold a coin input or run a motor. The pins stay low after lnvend exits
+/// (see `pump::rpi`).
+pub fn pump_off_command(g: &GpioConfig, pulse: &[u8]) -> Result<Vec<u8>, HwError> {
+    pump_off_on(g, pulse).map(|(pins, _)| pins)
+}
+
+/// [`pump_off_command`], with the mock pins it drove when they are mocked.
+fn pump_off_on(
+    g: &GpioConfig,
+    pulse: &[u8],
+) -> Result<(Vec<u8>, Option<crate::pump::mock::MockGpio>), HwError> {
+    let (mut bridge, gpio) = open_bridge(g)?;
+    // The bridge first, and whatever the pulse lines do, it is off.
+    let bridge_off = bridge.stop_all();
     let (a, b) = bridge_pins(g);
     let mut pins: Vec<u8> = [a]
         .into_iter()
         .chain(b)
         .flat_map(|p| [p.enable, p.forward, p.reverse])
         .collect();
+    // A line shared with the bridge (a config the service refuses) is driven by it.
+    let lines: Vec<u8> = pulse
+        .iter()
+        .copied()
+        .filter(|p| !pins.contains(p))
+        .collect();
+    let pulse_off = if lines.is_empty() {
+        Ok(())
+    } else {
+        crate::assemble::pulse_pins(g, &lines, gpio.as_ref())
+            .and_then(|p| PulseDispenser::new(p, &lines).map_err(OpenPumpError::from))
+            .map(drop)
+    };
+    bridge_off?;
+    pulse_off?;
+    pins.extend(lines);
     pins.sort_unstable();
-    Ok(pins)
+    Ok((pins, gpio))
 }
 
 /// `lnvend pour` for the command line: 0 poured, 1 refused, 2 pump or GPIO failure,
@@ -164,8 +192,8 @@ pub fn main_pour(config: &Config, channel: Channel, ms: u64) -> ExitCode {
 }
 
 /// `lnvend pump-off` for the command line: 0 when every pin is low, 2 otherwise.
-pub fn main_pump_off(g: &GpioConfig) -> ExitCode {
-    match pump_off_command(g) {
+pub fn main_pump_off(g: &GpioConfig, pulse: &[u8]) -> ExitCode {
+    match pump_off_command(g, pulse) {
         Ok(pins) => {
             let list: Vec<String> = pins.iter().map(|p| format!("BCM {p}")).collect();
             eprintln!("pump off: {} low", list.join(", "));
@@ -289,8 +317,31 @@ max_run_ms = 10000
     fn pump_off_drives_every_configured_pin_low() {
         let c = config("\n[gpio.channel_b]\nin3 = 5\nin4 = 6\nenb = 13\n");
         assert_eq!(
-            pump_off_command(&c.gpio).unwrap(),
+            pump_off_command(&c.gpio, &[]).unwrap(),
             vec![5, 6, 13, 18, 23, 24]
         );
+    }
+
+    /// The unit's `ExecStopPost=` after a panic or a kill: a relay line left high would
+    /// keep a coin input held or a motor running.
+    #[test]
+    fn pump_off_drives_every_pulse_product_s_line_low_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lnvend.toml");
+        let text = format!(
+            "{CONFIG}\n[[product]]\nname = \"Snack\"\nprice_sat = 1000\ndispenser = \"pulse\"\n\
+             pulse_pin = 26\n\n[[product]]\nname = \"Gum\"\nprice_sat = 500\n\
+             dispenser = \"pulse\"\npulse_pin = 19\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        let g = Config::load_gpio(&path, Mode::Run).unwrap();
+        let lines = Config::pulse_pins_of(&path);
+        assert_eq!(lines, vec![19, 26]);
+        let (pins, gpio) = pump_off_on(&g, &lines).unwrap();
+        assert_eq!(pins, vec![18, 19, 23, 24, 26]);
+        let gpio = gpio.unwrap();
+        for pin in [19, 26] {
+            assert_eq!(gpio.level(pin), Some(PinValue::Level(false)), "BCM {pin}");
+        }
     }
 }

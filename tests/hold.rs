@@ -310,3 +310,41 @@ async fn auto_falls_back_to_plain_invoices_when_the_node_refuses_a_hold_invoice(
     assert!(l.owed().unwrap().is_empty());
     assert!(l.unresolved_holds().unwrap().is_empty());
 }
+
+/// A pulse cannot be taken back, and a failed pulse pattern is no proof that no pulse went
+/// out: with `hold = "always"` a pulse product still gets a plain invoice, so its failure
+/// is an owed credit, never a returned payment (which could give the goods away).
+#[tokio::test(start_paused = true)]
+async fn a_pulse_sale_gets_a_plain_invoice_with_holds_on_and_its_failure_is_owed() {
+    const COIN: u8 = 26;
+    let dir = tempfile::tempdir().unwrap();
+    let pulse = format!(
+        "[[product]]\nname = \"Snack\"\nprice_sat = 1000\ndispenser = \"pulse\"\n\
+         pulse_pin = {COIN}\npulse_ms = 120\npulses = 3\ngap_ms = 300\n"
+    );
+    let mut m = TestMachine::start(&config(dir.path(), &format!("{HOLD}{pulse}")));
+    m.wait_screen(Screen::Idle).await;
+    m.tap(2);
+    m.wait_screen(Screen::Payment).await;
+    let inv = m.sim().latest().unwrap();
+    assert_eq!(m.sim().hold_of(&inv.id), None, "a plain invoice");
+    m.sim().pay(&inv.id).unwrap();
+    m.wait_screen(Screen::Pouring).await;
+    // The first pulse went out; the line fails before the second.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    m.gpio.inject_fault(true);
+    m.wait_screen(Screen::Fault).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(
+        m.sim().hold_of(&inv.id),
+        None,
+        "nothing held, nothing returned"
+    );
+    assert_eq!(m.sim().hold_calls(), 0);
+    m.gpio.inject_fault(false);
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(l.is_held_invoice(&inv.id).unwrap(), None);
+    assert_eq!(l.owed().unwrap().len(), 1, "the paid sale is owed");
+    assert!(l.unresolved_holds().unwrap().is_empty());
+}

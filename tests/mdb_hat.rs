@@ -105,7 +105,7 @@ impl Vmc {
                 .await
                 .expect("lnvend said nothing")
                 .expect("the line ended");
-            if line != "C,1" {
+            if line != "C,1" && line != "V" {
                 return line;
             }
         }
@@ -143,11 +143,16 @@ impl Drop for Vmc {
 }
 
 fn config(dir: &Path, port: &Path) -> Config {
+    config_with(dir, port, "")
+}
+
+fn config_with(dir: &Path, port: &Path, extra: &str) -> Config {
     let text = format!(
         r#"
 machine_id = "mdb-test"
 data_dir = "{}"
 invoice_expiry_s = 300
+{extra}
 
 [gpio]
 backend = "mock"
@@ -177,8 +182,12 @@ image = "{}"
 
 /// A machine and its VMC, the HAT answering and the machine selling.
 async fn start(dir: &Path) -> (TestMachine, Vmc) {
+    start_with(dir, "").await
+}
+
+async fn start_with(dir: &Path, extra: &str) -> (TestMachine, Vmc) {
     let (mut vmc, port) = Vmc::start(dir, "a").await;
-    let mut m = TestMachine::start(&config(dir, &port));
+    let mut m = TestMachine::start(&config_with(dir, &port, extra));
     vmc.enabled().await;
     m.wait_screen(Screen::Idle).await;
     (m, vmc)
@@ -270,6 +279,32 @@ async fn a_vend_the_machine_never_answers_is_an_owed_credit_at_its_vend_time() {
     assert_eq!(l.owed().unwrap().len(), 1, "the unanswered vend is owed");
 }
 
+/// An approved vend cannot be taken back, and a vend left unanswered may have happened:
+/// with `hold = "always"` an MDB sale still gets a plain invoice, and the unanswered vend
+/// is owed, never returned (which could give the item away).
+#[tokio::test]
+async fn an_mdb_sale_gets_a_plain_invoice_with_holds_on_and_an_unanswered_vend_is_owed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, mut vmc) =
+        start_with(dir.path(), "[backend]\nkind = \"sim\"\nhold = \"always\"\n").await;
+    let inv = select(&mut m, &vmc).await;
+    assert_eq!(m.sim().hold_of(&inv), None, "a plain invoice");
+    m.sim().pay(&inv).unwrap();
+    assert_eq!(vmc.heard().await, "C,VEND,2.50");
+    m.wait_screen(Screen::Fault).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        m.sim().hold_of(&inv),
+        None,
+        "nothing held, nothing returned"
+    );
+    assert_eq!(m.sim().hold_calls(), 0);
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(l.is_held_invoice(&inv).unwrap(), None);
+    assert_eq!(l.owed().unwrap().len(), 1, "the unanswered vend is owed");
+}
+
 #[tokio::test]
 async fn the_machine_ending_the_session_cancels_the_invoice_and_a_late_payment_is_owed() {
     let dir = tempfile::tempdir().unwrap();
@@ -357,4 +392,83 @@ async fn a_crash_between_approval_and_success_never_vends_twice_for_one_payment(
     m.shutdown().await;
     let l = Ledger::open(dir.path()).unwrap();
     assert_eq!(l.owed().unwrap().len(), 1, "still owed once, for a refund");
+}
+
+#[tokio::test]
+async fn the_same_request_again_is_ignored_and_the_sale_is_vended_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, mut vmc) = start(dir.path()).await;
+    let inv = select(&mut m, &vmc).await;
+    // The machine repeats its request: nothing changes for the customer.
+    vmc.say("c,STATUS,VEND,2.50,17");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(m.screen(), Screen::Payment, "the QR stays");
+    m.sim().pay(&inv).unwrap();
+    assert_eq!(vmc.heard().await, "C,VEND,2.50", "no deny before it");
+    vmc.say("c,VEND,SUCCESS");
+    m.wait_screen(Screen::ThankYou).await;
+    assert_eq!(vmc.approvals(), 1);
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert!(l.owed().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn another_selection_mid_session_ends_the_sale_and_its_late_payment_is_owed_not_vended() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, mut vmc) = start(dir.path()).await;
+    let inv = select(&mut m, &vmc).await;
+    // The customer picks another item on the keypad before paying.
+    vmc.say("c,STATUS,VEND,1.00,3");
+    assert_eq!(
+        vmc.heard().await,
+        "C,STOP",
+        "the machine's session is ended"
+    );
+    m.wait_screen(Screen::Idle).await;
+    m.sim().pay(&inv).unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        vmc.approvals(),
+        0,
+        "a payment for item 17 never approves another request"
+    );
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(l.owed().unwrap().len(), 1, "the late payment is owed");
+}
+
+#[tokio::test]
+async fn a_hat_unplugged_and_plugged_back_is_reopened_and_sells_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, mut vmc) = start(dir.path()).await;
+    vmc.unplug();
+    m.wait_screen(Screen::OutOfService).await;
+    drop(vmc);
+    // socat killed leaves its links behind; a new one makes them again at the same path.
+    for end in ["a-hat", "a-vmc"] {
+        let _ = std::fs::remove_file(dir.path().join(end));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (mut vmc, _) = Vmc::start(dir.path(), "a").await;
+    vmc.enabled().await;
+    m.wait_screen(Screen::Idle).await;
+    let inv = select(&mut m, &vmc).await;
+    m.sim().pay(&inv).unwrap();
+    assert_eq!(vmc.heard().await, "C,VEND,2.50", "back in service");
+    vmc.say("c,VEND,SUCCESS");
+    m.wait_screen(Screen::ThankYou).await;
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn at_shutdown_the_cashless_device_is_disabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, mut vmc) = start(dir.path()).await;
+    m.shutdown().await;
+    assert_eq!(
+        vmc.heard().await,
+        "C,0",
+        "the machine stops offering cashless payment"
+    );
 }

@@ -158,3 +158,36 @@ async fn the_controller_hands_the_dispenser_the_product_s_pattern_and_owes_a_par
         "a partial pattern is owed, not poured"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_mid_pattern_leaves_the_line_low_for_good_and_owes_the_sale() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&config(dir.path(), &pulse_product(400, 4)));
+    m.tap(2);
+    m.wait_screen(Screen::Payment).await;
+    m.sim().pay_latest().unwrap();
+    m.wait_screen(Screen::Pouring).await;
+    // The first pulse is out; the second is high when the machine stops.
+    loop {
+        if m.gpio.on_count(COIN) == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let gpio = m.gpio.clone();
+    m.shutdown().await;
+    assert_eq!(
+        gpio.level(COIN),
+        Some(PinValue::Level(false)),
+        "low at the stop"
+    );
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(
+        gpio.level(COIN),
+        Some(PinValue::Level(false)),
+        "and stays low"
+    );
+    assert_eq!(on_time(&gpio, COIN).1, 2, "no pulse after the stop");
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(l.owed().unwrap().len(), 1, "the cut sale is owed");
+}

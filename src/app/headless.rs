@@ -36,7 +36,7 @@ pub fn run_headless(config: Config) -> anyhow::Result<()> {
         let _in_runtime = rt.enter();
         assemble(&config)?
     };
-    install_panic_hook(machine.pump.clone());
+    install_panic_hook(machine.pump.clone(), machine.pulse.clone());
     let pump = machine.pump.clone();
     let inputs = machine.controller.inputs();
     let mut views = machine.controller.views();

@@ -64,7 +64,7 @@ pub fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
     if config.backend().hold() == crate::config::HoldMode::Always {
         rt.block_on(require_holds(machine.controller.backend()))?;
     }
-    install_panic_hook(machine.pump.clone());
+    install_panic_hook(machine.pump.clone(), machine.pulse.clone());
 
     let inputs = machine.controller.inputs();
     // The simulator shows the same screen with its control panel beside it.

@@ -5,6 +5,7 @@
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
+use crate::dispense::PulseDispenser;
 use crate::pump::Pump;
 
 /// When any thread or task panics: stops the pump, logs, runs the previous hook, and ends
@@ -12,11 +13,17 @@ use crate::pump::Pump;
 /// leave a payable QR on the screen; ended, the process is restarted by systemd
 /// (`Restart=always`), whose start-up turns an interrupted pour into an owed credit. The
 /// unit's `LimitCORE=0` keeps the abort from writing a core file with secrets in it.
-pub(crate) fn install_panic_hook(pump: Pump) {
+/// The pulse lines (`pulse`) are driven low too: the abort skips every drop guard, and a
+/// relay line left high would hold a coin input or run a motor until `pump-off` runs.
+pub(crate) fn install_panic_hook(pump: Pump, pulse: Option<PulseDispenser>) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let stopped = pump.emergency_stop();
-        eprintln!("lnvend: panic; pump stopped: {stopped}; aborting so that lnvend is restarted");
+        let lines = pulse.as_ref().map(PulseDispenser::emergency_stop);
+        eprintln!(
+            "lnvend: panic; pump stopped: {stopped}; pulse lines low: {lines:?}; aborting so \
+             that lnvend is restarted"
+        );
         previous(info);
         std::process::abort();
     }));

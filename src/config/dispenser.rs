@@ -151,6 +151,38 @@ pub(super) fn check(i: usize, p: &ProductConfig, g: &GpioConfig) -> Result<(), I
     Ok(())
 }
 
+/// A pulse line on a pin another device of the machine owns is refused: the header UART
+/// (BCM 14, 15) when the MDB HAT is on it, or the PN532's I2C (BCM 2, 3) or SPI0 (BCM 7
+/// to 11). Driving it would garble the HAT's line or the card reader's bus.
+pub(super) fn check_shared_pins(
+    products: &[ProductConfig],
+    mdb: Option<&super::mdb::MdbConfig>,
+    nfc: &super::NfcConfig,
+) -> Result<(), Invalid> {
+    let uart = mdb.is_some_and(super::mdb::on_header_uart);
+    for (i, p) in products.iter().enumerate() {
+        let Some(pin) = p.pulse_pin else { continue };
+        let taken = match nfc.reader {
+            super::NfcReaderKind::Pn532I2c if [2, 3].contains(&pin) => Some("the PN532's I2C"),
+            super::NfcReaderKind::Pn532Spi if (7..=11).contains(&pin) => Some("the PN532's SPI"),
+            super::NfcReaderKind::Pn532I2c
+            | super::NfcReaderKind::Pn532Spi
+            | super::NfcReaderKind::Off
+            | super::NfcReaderKind::Pcsc
+            | super::NfcReaderKind::Virtual => None,
+        };
+        let taken =
+            taken.or((uart && [14, 15].contains(&pin)).then_some("the MDB HAT's serial line"));
+        if let Some(what) = taken {
+            return Err(invalid(
+                format!("product[{i}].pulse_pin"),
+                format!("BCM {pin} is {what}: choose another pin"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The bridge output or flow sensor that already uses `pin`, if any.
 fn taken(g: &GpioConfig, pin: u8) -> Option<&'static str> {
     let a = g.channel_a;
@@ -264,5 +296,23 @@ mod tests {
         }
         let e = parse("dispenser = \"coin\"\npulse_pin = 26\n").unwrap_err();
         assert!(e.message.contains("pulse"), "{e}");
+    }
+
+    /// A pulse on the HAT's UART or the card reader's bus would garble it.
+    #[test]
+    fn a_pulse_pin_on_the_mdb_uart_or_the_pn532_s_bus_is_refused() {
+        let with = |pin: u8, tail: &str| {
+            parse(&format!("dispenser = \"pulse\"\npulse_pin = {pin}\n{tail}"))
+        };
+        let uart = "[mdb]\nport = \"/dev/ttyAMA0\"\nsat_per_unit = 1\n";
+        let e = with(14, uart).unwrap_err();
+        assert_eq!(e.field, "product[1].pulse_pin", "{e}");
+        assert!(e.message.contains("MDB"), "{e}");
+        assert!(with(14, "[mdb]\nport = \"/dev/ttyACM0\"\nsat_per_unit = 1\n").is_ok());
+        let e = with(3, "[nfc]\nreader = \"pn532-i2c\"\n").unwrap_err();
+        assert_eq!(e.field, "product[1].pulse_pin", "{e}");
+        let e = with(10, "[nfc]\nreader = \"pn532-spi\"\n").unwrap_err();
+        assert!(e.message.contains("PN532"), "{e}");
+        assert!(with(26, "[nfc]\nreader = \"pn532-spi\"\n").is_ok());
     }
 }

@@ -191,6 +191,30 @@ pub(super) fn check(
     Ok(())
 }
 
+/// An item named as a product is refused: an owed credit is matched to what it buys by
+/// name, and an MDB credit must never be poured as the product (or the reverse).
+pub(super) fn check_names(
+    m: &MdbConfig,
+    products: &[super::products::ProductConfig],
+) -> Result<(), Invalid> {
+    for (i, item) in m.items.iter().enumerate() {
+        let name = item.name.trim();
+        if products.iter().any(|p| p.name.trim() == name) {
+            return Err(invalid(
+                format!("mdb.item[{i}].name"),
+                format!("\"{name}\" is a product's name too: give the item another name"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `port` is the Pi's header UART (BCM 14 TX, 15 RX).
+pub(super) fn on_header_uart(m: &MdbConfig) -> bool {
+    let p = m.port.to_string_lossy();
+    p.contains("ttyAMA0") || p.contains("serial0") || p.contains("ttyS0")
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::{Config, Mode};
@@ -237,6 +261,9 @@ mod tests {
         let e = parse("[mdb]\nsat_per_unit = 1\n[[mdb.item]]\nnumber = 1\nname = \"A\"\nimage = \"/nonexistent/a.png\"\n")
             .unwrap_err();
         assert_eq!((e.field.as_str(), e.line), ("mdb.item[0].image", 9), "{e}");
+        let e = parse("[mdb]\nsat_per_unit = 1\n[[mdb.item]]\nnumber = 1\nname = \"Cola\"\n\n[[product]]\nname = \"Cola\"\nprice_sat = 100\n")
+            .unwrap_err();
+        assert_eq!(e.field, "mdb.item[0].name", "a product's name: {e}");
         let e = parse("[mdb]\nsat_per_unit = 1\nbaud = 9600\n").unwrap_err();
         assert!(e.message.contains("unknown field `baud`"), "{e}");
     }

@@ -397,8 +397,10 @@ impl Config {
         }
         let g = &self.gpio;
         gpio::check(g)?;
+        dispenser::check_shared_pins(&self.products, self.mdb.as_ref(), &self.nfc)?;
         if let Some(m) = &self.mdb {
             mdb::check(m, &self.backend, &self.currency)?;
+            mdb::check_names(m, &self.products)?;
             if self.products.is_empty() {
                 // The machine's keypad sells; no tiles are needed.
                 return Ok(());
@@ -524,6 +526,30 @@ impl Config {
         Ok(g)
     }
 
+    /// Every `pulse_pin` of the file's `[[product]]` tables, for `pump-off`: read leniently
+    /// (a table this cannot read is skipped, a pin past BCM 27 ignored), so that nothing
+    /// else in the file keeps the lines it can read from being driven low.
+    pub fn pulse_pins_of(path: &Path) -> Vec<u8> {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return Vec::new();
+        };
+        let Ok(value) = text.parse::<toml::Table>() else {
+            return Vec::new();
+        };
+        let mut pins: Vec<u8> = value
+            .get("product")
+            .and_then(|p| p.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.get("pulse_pin")?.as_integer())
+            .filter_map(|n| u8::try_from(n).ok())
+            .filter(|n| *n <= MAX_BCM)
+            .collect();
+        pins.sort_unstable();
+        pins.dedup();
+        pins
+    }
+
     /// Things that load but will probably not work as meant, for `check-config` to print.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -553,6 +579,16 @@ impl Config {
             }
         }
         out.extend(self.metrics.warning());
+        let sells_otherwise =
+            self.mdb.is_some() || self.products.iter().any(|p| p.pulse_pin.is_some());
+        if self.backend.hold() != HoldMode::Never && sells_otherwise {
+            out.push(
+                "hold invoices are used only for pump products: a pulse or MDB sale gets a \
+                 plain invoice (a pulse or a vend cannot be taken back), and its failure is \
+                 an owed credit"
+                    .into(),
+            );
+        }
         out
     }
 

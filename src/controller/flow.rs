@@ -161,6 +161,12 @@ impl Controller {
         self.pulse_of(index).is_some()
     }
 
+    /// Whether product `index` is poured by the pump (not a pulse product, not an MDB item,
+    /// whose index lies past the catalog).
+    pub(super) fn is_pump_product(&self, index: usize) -> bool {
+        index < self.settings.catalog.len() && !self.is_pulse(index)
+    }
+
     pub(super) fn flow_of(&self, channel: Channel) -> Option<&FlowChannel> {
         self.settings.flow.iter().find(|f| f.channel == channel)
     }

@@ -104,7 +104,24 @@ impl Controller {
 
     /// The preimage for a new sale's invoice, if it is to be a hold invoice; `Err` when
     /// `always` cannot be honoured.
-    pub(super) fn preimage_for(&mut self, sale: &SaleId) -> Result<Option<Preimage>, String> {
+    ///
+    /// Only a pump product is ever held: a pour's failure is proof of what was not poured
+    /// (the flow sensor, or a pump that never started), but a relay pulse or an MDB vend
+    /// cannot be taken back, and its failure is no proof that nothing left the machine
+    /// (pulses may have gone out before the fault; a machine may vend and its SUCCESS be
+    /// lost). Returning such a payment could give the goods away; a plain invoice makes
+    /// the failure an owed credit instead, whatever `hold` says.
+    pub(super) fn preimage_for(
+        &mut self,
+        sale: &SaleId,
+        pump: bool,
+    ) -> Result<Option<Preimage>, String> {
+        if !pump {
+            if self.settings.hold != HoldMode::Never {
+                tracing::info!(sale = %sale, "a pulse or MDB sale: a plain invoice, never a hold");
+            }
+            return Ok(None);
+        }
         let hold = match (self.settings.hold, &self.holds) {
             (HoldMode::Never, _) | (HoldMode::Auto, HoldUse::Off | HoldUse::Refused(_)) => false,
             (HoldMode::Auto, HoldUse::On) => true,

@@ -31,12 +31,22 @@ pub struct MdbSettings {
     pub pictures: Vec<(u16, Arc<crate::picture::Picture>)>,
 }
 
+/// A vend request as the machine made it: its amount and item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Request {
+    amount: MachineAmount,
+    item: u16,
+}
+
 /// The controller's side of the HAT.
 #[derive(Default)]
 pub(super) struct MdbState {
     link: Option<HatLink>,
-    /// The sale the machine asked for and has not been answered yet: its amount.
-    pending: Option<(SaleId, MachineAmount)>,
+    /// The sale the machine asked for and has not been answered yet: its request.
+    pending: Option<(SaleId, Request)>,
+    /// The vend request the machine has open now (None: none, or its session ended). An
+    /// approval is sent only while it is still the paid sale's.
+    open: Option<Request>,
     /// Why the HAT is down (None: it answers).
     down: Option<String>,
     tasks: Vec<JoinHandle<()>>,
@@ -51,6 +61,20 @@ impl Drop for MdbState {
     }
 }
 
+/// What the controller is told when `n` events from the HAT were lost: the HAT's level
+/// now (an Up is ignored when the machine knows it is up already).
+fn lagged(up: bool, n: u64) -> HatEvent {
+    tracing::warn!(
+        lost = n,
+        "events from the MDB HAT were lost; its state is read back"
+    );
+    if up {
+        HatEvent::Up
+    } else {
+        HatEvent::Down("events from the MDB HAT were lost while it was down".into())
+    }
+}
+
 impl Controller {
     /// Sells through the HAT on `link`: its events (from `events`) come in on the
     /// controller's channel; `task` is the link's, aborted at shutdown. The machine is out
@@ -62,17 +86,18 @@ impl Controller {
         task: JoinHandle<()>,
     ) {
         let tx = self.tx.clone();
+        let level = link.clone();
         let forward = tokio::spawn(async move {
             loop {
-                match events.recv().await {
-                    Ok(ev) => {
-                        if tx.send(Input::Mdb(ev)).is_err() {
-                            return;
-                        }
-                    }
-                    // Lines lost to a flood are lost: the HAT is down for it anyway.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                let ev = match events.recv().await {
+                    Ok(ev) => ev,
+                    // Lines lost are lost, but an Up or Down among them must not be: the
+                    // level is read back instead.
+                    Err(broadcast::error::RecvError::Lagged(n)) => lagged(level.is_up(), n),
                     Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if tx.send(Input::Mdb(ev)).is_err() {
+                    return;
                 }
             }
         });
@@ -81,7 +106,18 @@ impl Controller {
         self.mdb.tasks = vec![task, forward];
     }
 
-    pub(super) fn stop_mdb(&mut self) {
+    /// At shutdown: the cashless device is disabled (`C,0`, so the machine does not offer
+    /// a payment no one will answer), then the link's tasks end.
+    pub(super) async fn stop_mdb(&mut self) {
+        if let Some(link) = &self.mdb.link {
+            if link.is_up()
+                && !link
+                    .send_and_wait(HatCommand::Disable, Duration::from_millis(500))
+                    .await
+            {
+                tracing::warn!("could not disable the MDB cashless device at shutdown");
+            }
+        }
         for t in self.mdb.tasks.drain(..) {
             t.abort();
         }
@@ -114,6 +150,8 @@ impl Controller {
                 self.vend_request(amount, item)
             }
             HatEvent::Line(HatLine::Status(_)) => {
+                // A status line is the session moving on: the request is no longer open.
+                self.mdb.open = None;
                 let (sale, _) = self.mdb.pending.as_ref()?;
                 let asking = matches!(
                     &self.state,
@@ -129,14 +167,37 @@ impl Controller {
                 self.mdb.pending = None;
                 Some(Event::CancelTapped)
             }
-            HatEvent::Line(
-                HatLine::Ack | HatLine::Switched(_) | HatLine::VendSuccess | HatLine::VendFailed(_),
-            ) => None,
+            HatEvent::Line(HatLine::VendSuccess | HatLine::VendFailed(_)) => {
+                self.mdb.open = None;
+                None
+            }
+            HatEvent::Line(HatLine::Ack | HatLine::Switched(_)) => None,
         }
     }
 
     fn vend_request(&mut self, amount: MachineAmount, item: u16) -> Option<Event> {
         let m = self.settings.mdb.clone()?;
+        let request = Request { amount, item };
+        if let Some((sale, asked)) = self.mdb.pending.clone() {
+            if asked == request && self.mdb.open == Some(request) {
+                // The machine repeating itself: the sale on screen is already this one.
+                tracing::debug!(item, "the same vend request again: ignored");
+                return None;
+            }
+            // Another selection mid-session: the sale on screen is no longer what the
+            // machine would vend. It ends (a payment arriving late is owed), and the
+            // machine's session is ended with it.
+            tracing::info!(sale = %sale, item, "a different vend request mid-session: the sale ends and the machine's request is denied");
+            self.mdb.pending = None;
+            self.mdb.open = None;
+            self.mdb_deny();
+            let asking = matches!(
+                &self.state,
+                State::CreatingInvoice { sale: s, .. } | State::AwaitingPayment { sale: s, .. }
+                    if s.id == sale
+            );
+            return asking.then_some(Event::CancelTapped);
+        }
         let idle = matches!(self.state, State::Idle) && self.mdb.down.is_none();
         let price = m.config.price(amount, m.currency.as_deref());
         let price = match (idle, price) {
@@ -163,7 +224,8 @@ impl Controller {
             sold_out: false,
         };
         let sale_id = self.new_sale_id();
-        self.mdb.pending = Some((sale_id.clone(), amount));
+        self.mdb.pending = Some((sale_id.clone(), request));
+        self.mdb.open = Some(request);
         let turn = self.invoices.ready_at(Instant::now());
         Some(Event::ProductTapped {
             product,
@@ -200,17 +262,25 @@ impl Controller {
         }
         tracing::info!(sale = %sale, "the sale ended without a vend: the machine's request is denied");
         self.mdb.pending = None;
+        self.mdb.open = None;
         self.mdb_deny();
     }
 
     /// The plan of an MDB sale: approve the machine's request for it (once). None: not
     /// an MDB sale. Err: an MDB sale the machine is not asking for (a credit).
     pub(super) fn mdb_plan(&mut self, sale: &Sale) -> Option<Result<Plan, String>> {
-        if let Some((id, amount)) = &self.mdb.pending {
-            if id == &sale.id {
-                let plan = Plan::Mdb(*amount);
+        if let Some((id, request)) = self.mdb.pending.clone() {
+            if id == sale.id {
                 self.mdb.pending = None;
-                return Some(Ok(plan));
+                // Approved only while the machine's open request is still the one paid
+                // for: an approval must never vend another item or amount.
+                if self.mdb.open != Some(request) {
+                    return Some(Err(
+                        "the machine's request changed or ended before the payment".into(),
+                    ));
+                }
+                self.mdb.open = None;
+                return Some(Ok(Plan::Mdb(request.amount)));
             }
         }
         (self.settings.mdb.is_some() && sale.product.index >= self.settings.catalog.len()).then(

@@ -353,7 +353,7 @@ impl Controller {
         if let Some(t) = self.op_pump.take() {
             t.abort();
         }
-        self.stop_mdb();
+        self.stop_mdb().await;
         self.tasks.shutdown().await;
         let _ = health.await;
         tracing::info!("controller stopped; pump off");

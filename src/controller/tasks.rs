@@ -137,7 +137,8 @@ impl Controller {
         let timeout = self.settings.request_timeout;
         let network = self.settings.network;
         let clock = self.settings.clock.clone();
-        let preimage = match self.preimage_for(&sale.id) {
+        let pump = self.is_pump_product(sale.product.index);
+        let preimage = match self.preimage_for(&sale.id, pump) {
             Ok(p) => p,
             Err(reason) => {
                 tracing::error!(sale = %sale.id, %reason, "no invoice");

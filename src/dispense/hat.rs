@@ -11,11 +11,11 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 
-use crate::mdb::hat::{parse, HatCommand, HatLine, LineSplitter};
+use crate::mdb::hat::{is_version, parse, HatCommand, HatLine, LineSplitter};
 
 /// The serial line to the HAT (115200 8N1 on the Pi; the tty is set up by the system).
 pub trait SerialLine: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
@@ -23,6 +23,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> SerialLine for T {}
 
 /// More lines than this in one second is a flood: the HAT's keep-alive is a few a second.
 pub const MAX_LINES_PER_S: u32 = 200;
+
+/// A write the line has not taken within this is a HAT that is down (a wedged UART, flow
+/// control holding the line): the link must not hang with commands queued behind it.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A command not written within this of being queued (unless given its own deadline) is
+/// dropped: a deny or an enable meant for a moment long past must not act on a later one.
+pub const COMMAND_STALE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HatError {
@@ -40,6 +48,17 @@ pub enum HatError {
     Silent(Duration),
     #[error("the MDB HAT flooded the line ({0} lines in a second); ignoring it")]
     Flood(u32),
+    #[error("the MDB HAT's serial line took no write within {0:?}")]
+    WriteTimeout(Duration),
+}
+
+/// A command and the instant after which it is stale: never written then.
+#[derive(Debug)]
+struct Queued {
+    command: HatCommand,
+    stale_at: Instant,
+    /// Told once the command was written.
+    written: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// What the link reports.
@@ -55,19 +74,103 @@ pub enum HatEvent {
 /// The handles on a running link; clone freely.
 #[derive(Clone, Debug)]
 pub struct HatLink {
-    commands: mpsc::Sender<HatCommand>,
+    commands: mpsc::Sender<Queued>,
     events: broadcast::Sender<HatEvent>,
+    /// Whether the HAT answers now: the level, where the events are its edges (an edge
+    /// lost to a lagging receiver is read back here).
+    level: watch::Receiver<bool>,
+}
+
+/// What the link's task tells: every event, and the level it sets.
+struct Tell {
+    events: broadcast::Sender<HatEvent>,
+    level: watch::Sender<bool>,
+}
+
+impl Tell {
+    fn send(&self, ev: HatEvent) {
+        match &ev {
+            HatEvent::Up => {
+                self.level.send_replace(true);
+            }
+            HatEvent::Down(_) => {
+                self.level.send_replace(false);
+            }
+            HatEvent::Line(_) => {}
+        }
+        let _ = self.events.send(ev);
+    }
+}
+
+/// A new link's handles and its task's side.
+fn channels() -> (
+    HatLink,
+    broadcast::Receiver<HatEvent>,
+    Tell,
+    mpsc::Receiver<Queued>,
+) {
+    let (commands, rx) = mpsc::channel(8);
+    let (events, first) = broadcast::channel(64);
+    let (level, up) = watch::channel(false);
+    let link = HatLink {
+        commands,
+        events: events.clone(),
+        level: up,
+    };
+    (link, first, Tell { events, level }, rx)
 }
 
 impl HatLink {
-    /// Sends `c` to the HAT. False when the link has ended.
+    /// Sends `c` to the HAT. False when the link has ended or `c` went stale in the queue.
     pub async fn send(&self, c: HatCommand) -> bool {
-        self.commands.send(c).await.is_ok()
+        self.send_by(c, Instant::now() + COMMAND_STALE).await
+    }
+
+    /// Sends `c` if it can be written before `stale_at`; false when it cannot be queued by
+    /// then (or the link has ended). Queued, it is still dropped unwritten at `stale_at`:
+    /// an approval must never reach the machine after its dispense has given up on it
+    /// (it could approve a later request).
+    pub async fn send_by(&self, c: HatCommand, stale_at: Instant) -> bool {
+        let q = Queued {
+            command: c,
+            stale_at,
+            written: None,
+        };
+        matches!(
+            tokio::time::timeout_at(stale_at, self.commands.send(q)).await,
+            Ok(Ok(()))
+        )
     }
 
     /// Sends `c` without waiting (from sync code); false when the queue is full or closed.
     pub fn try_send(&self, c: HatCommand) -> bool {
-        self.commands.try_send(c).is_ok()
+        let q = Queued {
+            command: c,
+            stale_at: Instant::now() + COMMAND_STALE,
+            written: None,
+        };
+        self.commands.try_send(q).is_ok()
+    }
+
+    /// Sends `c` and waits until it was written, within `within`: true when it was.
+    pub async fn send_and_wait(&self, c: HatCommand, within: Duration) -> bool {
+        let stale_at = Instant::now() + within;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let q = Queued {
+            command: c,
+            stale_at,
+            written: Some(tx),
+        };
+        let sent = async {
+            self.commands.send(q).await.ok()?;
+            rx.await.ok()
+        };
+        matches!(tokio::time::timeout_at(stale_at, sent).await, Ok(Some(())))
+    }
+
+    /// Whether the HAT answers now.
+    pub fn is_up(&self) -> bool {
+        *self.level.borrow()
     }
 
     /// Every event from now on.
@@ -76,43 +179,94 @@ impl HatLink {
     }
 }
 
-/// Starts the link on `line`: enables the cashless device, then reads and writes until
-/// the line closes. `silence` is how long the HAT may say nothing before it is down (also
+/// Starts the link on `line`, once (no reopening: see [`spawn_reopening`]): enables the
+/// cashless device, then reads and writes until the line closes. `silence` is how long the HAT may say nothing before it is down (also
 /// at the start: a HAT that never answers is down). The receiver gets every event from
 /// the first.
 pub fn spawn(
     line: impl SerialLine,
     silence: Duration,
 ) -> (HatLink, broadcast::Receiver<HatEvent>, JoinHandle<()>) {
-    let (commands, rx) = mpsc::channel(8);
-    let (events, first) = broadcast::channel(64);
-    let link = HatLink {
-        commands,
-        events: events.clone(),
-    };
-    let task = tokio::spawn(run(line, rx, events, silence));
+    let (link, first, tell, mut rx) = channels();
+    let task = tokio::spawn(async move {
+        run(line, &mut rx, &tell, silence).await;
+    });
     (link, first, task)
 }
 
-/// A link to a HAT that could not be opened: down from the start, for `reason`, and every
-/// command refused.
-pub fn spawn_down(reason: String) -> (HatLink, broadcast::Receiver<HatEvent>, JoinHandle<()>) {
-    let (commands, _) = mpsc::channel(1);
-    let (events, first) = broadcast::channel(4);
-    let _ = events.send(HatEvent::Down(reason));
-    let link = HatLink { commands, events };
-    (link, first, tokio::spawn(async {}))
+/// How the link's run on one open line ended.
+enum Ended {
+    /// Every handle is gone: the machine is stopping (the device was disabled).
+    Stopping,
+    /// The line failed or closed (told as Down already).
+    Lost,
+}
+
+/// The first wait before the port is opened again after it was lost; doubled up to
+/// [`REOPEN_MAX`].
+pub const REOPEN_FIRST: Duration = Duration::from_millis(500);
+pub const REOPEN_MAX: Duration = Duration::from_secs(10);
+
+/// Starts a link that opens its line with `open`, and opens it again (after a backoff)
+/// whenever it fails, closes or cannot be opened: a HAT unplugged and plugged back, or a
+/// serial driver reset, comes back into service by itself. The device is enabled on every
+/// open. The receiver gets every event from the first.
+pub fn spawn_reopening<L, F>(
+    mut open: F,
+    silence: Duration,
+) -> (HatLink, broadcast::Receiver<HatEvent>, JoinHandle<()>)
+where
+    L: SerialLine,
+    F: FnMut() -> Result<L, HatError> + Send + 'static,
+{
+    let (link, first, tell, mut rx) = channels();
+    let task = tokio::spawn(async move {
+        let mut wait = REOPEN_FIRST;
+        // Down told for this outage already (an open failing again is not news).
+        let mut told = false;
+        loop {
+            match open() {
+                Ok(line) => {
+                    wait = REOPEN_FIRST;
+                    match run(line, &mut rx, &tell, silence).await {
+                        Ended::Stopping => return,
+                        Ended::Lost => told = true,
+                    }
+                }
+                Err(e) if !told => {
+                    told = true;
+                    tracing::error!(error = %e, "MDB HAT down");
+                    tell.send(HatEvent::Down(e.to_string()));
+                }
+                Err(e) => tracing::debug!(error = %e, "MDB HAT: still cannot open its line"),
+            }
+            // Commands queued meanwhile go stale here rather than reach a later session.
+            let until = Instant::now() + wait;
+            loop {
+                tokio::select! {
+                    () = sleep_until(until) => break,
+                    c = rx.recv() => match c {
+                        Some(q) => tracing::warn!(command = %q.command.line(), "MDB HAT down: a command not sent"),
+                        None => return,
+                    },
+                }
+            }
+            wait = (wait * 2).min(REOPEN_MAX);
+        }
+    });
+    (link, first, task)
 }
 
 async fn run(
     mut line: impl SerialLine,
-    mut commands: mpsc::Receiver<HatCommand>,
-    events: broadcast::Sender<HatEvent>,
+    commands: &mut mpsc::Receiver<Queued>,
+    tell: &Tell,
     silence: Duration,
-) {
+) -> Ended {
     let down = |e: HatError| {
         tracing::error!(error = %e, "MDB HAT down");
-        let _ = events.send(HatEvent::Down(e.to_string()));
+        tell.send(HatEvent::Down(e.to_string()));
+        Ended::Lost
     };
     if let Err(e) = write(&mut line, HatCommand::Enable).await {
         return down(e);
@@ -124,14 +278,25 @@ async fn run(
     // Down already told (at the start, nothing is told until the silence limit).
     let mut told_down = false;
     let mut window = (Instant::now(), 0u32);
+    // A HAT may send nothing while its machine is quiet: asked for its version every
+    // third of the silence limit, a live one answers in time.
+    let every = silence / 3;
+    let mut probe = tokio::time::interval_at(Instant::now() + every, every);
+    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = probe.tick() => {
+                if let Err(e) = write(&mut line, HatCommand::Probe).await {
+                    return down(e);
+                }
+            }
             n = line.read(&mut buf) => {
                 let n = match n {
                     Ok(0) => return down(HatError::Closed),
                     Ok(n) => n,
                     Err(e) => return down(HatError::Io(e)),
                 };
+                let mut enable = false;
                 for text in split.push(&buf[..n]) {
                     let now = Instant::now();
                     if now - window.0 >= Duration::from_secs(1) {
@@ -142,50 +307,71 @@ async fn run(
                         if window.1 == MAX_LINES_PER_S + 1 {
                             up = false;
                             told_down = true;
-                            down(HatError::Flood(window.1));
+                            let _ = down(HatError::Flood(window.1));
                         }
                         continue;
                     }
-                    let Some(parsed) = parse(&text) else {
+                    let parsed = parse(&text);
+                    if parsed.is_none() && !is_version(&text) {
                         tracing::debug!(len = text.len(), "MDB HAT: a line ignored");
                         continue;
-                    };
+                    }
                     heard = now;
                     if !up {
                         up = true;
+                        // Back after a Down: a HAT that reset has its device disabled.
+                        enable |= told_down;
                         told_down = false;
-                        let _ = events.send(HatEvent::Up);
+                        tell.send(HatEvent::Up);
                     }
-                    let _ = events.send(HatEvent::Line(parsed));
+                    if let Some(parsed) = parsed {
+                        tell.send(HatEvent::Line(parsed));
+                    }
+                }
+                if enable {
+                    if let Err(e) = write(&mut line, HatCommand::Enable).await {
+                        return down(e);
+                    }
                 }
             }
             c = commands.recv() => match c {
-                Some(c) => {
-                    if let Err(e) = write(&mut line, c).await {
+                Some(q) if Instant::now() >= q.stale_at => {
+                    tracing::warn!(command = %q.command.line(), "MDB HAT: a command went stale in the queue; not sent");
+                }
+                Some(q) => {
+                    if let Err(e) = write(&mut line, q.command).await {
                         return down(e);
+                    }
+                    if let Some(w) = q.written {
+                        let _ = w.send(());
                     }
                 }
                 // Every handle is gone: the machine is stopping.
                 None => {
                     let _ = write(&mut line, HatCommand::Disable).await;
-                    return;
+                    return Ended::Stopping;
                 }
             },
             () = sleep_until(heard + silence), if !told_down => {
                 up = false;
                 told_down = true;
-                down(HatError::Silent(silence));
+                let _ = down(HatError::Silent(silence));
             }
         }
     }
 }
 
+/// Writes `c`, within [`WRITE_TIMEOUT`].
 async fn write(line: &mut impl SerialLine, c: HatCommand) -> Result<(), HatError> {
     let text = format!("{}\n", c.line());
-    line.write_all(text.as_bytes())
-        .await
-        .map_err(HatError::Io)?;
-    line.flush().await.map_err(HatError::Io)
+    let io = async {
+        line.write_all(text.as_bytes()).await?;
+        line.flush().await
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, io).await {
+        Ok(r) => r.map_err(HatError::Io),
+        Err(_) => Err(HatError::WriteTimeout(WRITE_TIMEOUT)),
+    }
 }
 
 #[cfg(test)]

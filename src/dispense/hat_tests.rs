@@ -22,8 +22,14 @@ impl Hat {
     async fn say(&mut self, text: &str) {
         self.to_pi.write_all(text.as_bytes()).await.unwrap();
     }
+    /// The next line lnvend wrote that is not a probe.
     async fn heard(&mut self) -> String {
-        self.from_pi.next_line().await.unwrap().expect("a line")
+        loop {
+            let line = self.from_pi.next_line().await.unwrap().expect("a line");
+            if line != "V" {
+                return line;
+            }
+        }
     }
 }
 
@@ -71,15 +77,20 @@ async fn the_link_enables_the_device_and_reports_what_the_hat_says() {
 
 #[tokio::test(start_paused = true)]
 async fn a_silent_hat_is_down_and_its_next_line_brings_it_back() {
-    let (_link, mut rx, mut hat) = start();
+    let (link, mut rx, mut hat) = start();
     assert_eq!(hat.heard().await, "C,1");
     // Never a word from the start: down after the silence limit.
     let t0 = Instant::now();
     assert!(matches!(next(&mut rx).await, HatEvent::Down(ref why) if why.contains("nothing")));
     assert_eq!(t0.elapsed(), SILENCE);
+    // The level, for a receiver that lost the edge.
+    assert!(!link.is_up());
     hat.say("r,ACK\n").await;
     assert_eq!(next(&mut rx).await, HatEvent::Up);
+    assert!(link.is_up());
     assert_eq!(next(&mut rx).await, HatEvent::Line(HatLine::Ack));
+    // A HAT back from a silence may have reset: its device is enabled again.
+    assert_eq!(hat.heard().await, "C,1", "enabled again after the Down");
     tokio::time::sleep(SILENCE - Duration::from_secs(1)).await;
     hat.say("r,ACK\n").await;
     assert_eq!(
@@ -171,4 +182,79 @@ async fn an_mdb_vend_is_approved_once_for_its_amount_and_its_result_is_what_the_
     assert_eq!(hat.heard().await, "C,VEND,15.19");
     drop(hat);
     assert!(matches!(vend.await.unwrap(), Dispensed::Failed(_)));
+}
+
+/// A line of `buffer` bytes that the HAT side does not read until told.
+fn start_small(buffer: usize) -> (HatLink, broadcast::Receiver<HatEvent>, Hat) {
+    let (pi, hat) = tokio::io::duplex(buffer);
+    let (link, rx, _task) = spawn(pi, SILENCE);
+    let (r, w) = tokio::io::split(hat);
+    (
+        link,
+        rx,
+        Hat {
+            from_pi: BufReader::new(r).lines(),
+            to_pi: w,
+        },
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_line_that_takes_no_write_puts_the_hat_down_within_the_write_timeout() {
+    let (link, mut rx, _hat) = start_small(8);
+    // "C,1\n" fits; "C,STOP\n" does not, and nobody reads the line.
+    assert!(link.send(HatCommand::Deny).await);
+    let t0 = tokio::time::Instant::now();
+    let ev = tokio::time::timeout(Duration::from_secs(5), next(&mut rx))
+        .await
+        .expect("the HAT is put down, the link does not hang");
+    assert!(
+        matches!(&ev, HatEvent::Down(why) if why.contains("write")),
+        "{ev:?}"
+    );
+    assert!(t0.elapsed() <= WRITE_TIMEOUT + Duration::from_millis(10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_approval_still_queued_at_its_deadline_is_never_sent() {
+    let (link, _rx, mut hat) = start_small(8);
+    // The deny holds the writer (the line is full) while the approval waits behind it.
+    assert!(link.send(HatCommand::Deny).await);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+    assert!(
+        link.send_by(
+            HatCommand::Approve(MachineAmount::parse("2.50").unwrap()),
+            deadline
+        )
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(hat.heard().await, "C,1");
+    assert_eq!(hat.heard().await, "C,STOP");
+    let more = tokio::time::timeout(Duration::from_secs(3), hat.heard()).await;
+    assert!(more.is_err(), "the stale approval was written: {more:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quiet_hat_that_answers_the_probe_stays_up() {
+    let (link, mut rx, mut hat) = start();
+    assert_eq!(hat.heard().await, "C,1");
+    hat.say("c,1\r\n").await;
+    assert_eq!(next(&mut rx).await, HatEvent::Up);
+    assert_eq!(next(&mut rx).await, HatEvent::Line(HatLine::Switched(true)));
+    // For three silence limits the HAT says nothing but its answers to the probe.
+    let t0 = Instant::now();
+    let mut probes = 0;
+    while t0.elapsed() < SILENCE * 3 {
+        let line = hat.from_pi.next_line().await.unwrap().expect("a line");
+        assert_eq!(line, "V", "only probes");
+        probes += 1;
+        hat.say("v,3.1.4\r\n").await;
+    }
+    assert!(probes >= 8, "every third of the silence limit: {probes}");
+    assert!(link.is_up(), "never taken for dead");
+    assert!(
+        rx.try_recv().is_err(),
+        "no Down, no event for a version line"
+    );
 }

@@ -1,9 +1,12 @@
 //! The MDB vend through the Qibixx HAT: the payment is recorded (the controller does that
 //! before any dispense), then the vend is approved and the machine's answer awaited.
 //!
-//! `c,VEND,SUCCESS` is a delivered sale. A failure line, the session ending, the HAT going
-//! down, or no answer within the machine's vend time is a failed dispense: the controller
-//! makes the sale an owed credit. The approval is sent once per dispense and never again
+//! `c,VEND,SUCCESS` is a delivered sale; `c,VEND,FAIL` is the only proof that nothing was
+//! vended. Once the approval was sent, the session ending, the HAT going down, lines lost
+//! or no answer within the machine's vend time is an *unknown* outcome: the machine may
+//! have vended. Both are a failed dispense the controller makes an owed credit (an MDB
+//! sale never has a hold invoice, so nothing is returned on a guess); the unknown one is
+//! logged as such for the operator. The approval is sent once per dispense and never again
 //! for the same sale (a credit is not re-approved without the machine asking).
 
 use std::time::Duration;
@@ -32,22 +35,27 @@ impl MdbDispenser {
     pub async fn run(&self, amount: MachineAmount) -> Dispensed {
         // Subscribed before the approval, so the answer cannot slip past.
         let mut events = self.link.subscribe();
-        if !self.link.send(HatCommand::Approve(amount)).await {
-            return Dispensed::Failed(DispenseError::Mdb("the HAT link has ended".into()));
-        }
+        // The deadline runs from before the approval is queued: a link slow to take it
+        // eats into the vend time, and the approval is dropped unsent at the deadline
+        // rather than approving a later request.
         let deadline = Instant::now() + self.vend_timeout;
+        if !self
+            .link
+            .send_by(HatCommand::Approve(amount), deadline)
+            .await
+        {
+            return Dispensed::Failed(DispenseError::Mdb(
+                "the approval could not be queued (the HAT link has ended or is stuck)".into(),
+            ));
+        }
         loop {
             let ev = match timeout_at(deadline, events.recv()).await {
-                Err(_) => {
-                    return Dispensed::Failed(DispenseError::Mdb(format!(
-                        "no vend result within {:?}",
-                        self.vend_timeout
-                    )))
+                Err(_) => return unknown(format!("no vend result within {:?}", self.vend_timeout)),
+                // The result may be among the lines lost.
+                Ok(Err(RecvError::Lagged(n))) => {
+                    return unknown(format!("{n} lines from the HAT were lost"))
                 }
-                Ok(Err(RecvError::Lagged(_))) => continue,
-                Ok(Err(RecvError::Closed)) => {
-                    return Dispensed::Failed(DispenseError::Mdb("the HAT link has ended".into()))
-                }
+                Ok(Err(RecvError::Closed)) => return unknown("the HAT link has ended".into()),
                 Ok(Ok(ev)) => ev,
             };
             match ev {
@@ -59,15 +67,9 @@ impl MdbDispenser {
                 }
                 HatEvent::Line(HatLine::Status(
                     s @ (HatStatus::Inactive | HatStatus::Disabled),
-                )) => {
-                    return Dispensed::Failed(DispenseError::Mdb(format!(
-                        "the cashless device went {s:?} during the vend"
-                    )))
-                }
+                )) => return unknown(format!("the cashless device went {s:?} during the vend")),
                 HatEvent::Down(why) => {
-                    return Dispensed::Failed(DispenseError::Mdb(format!(
-                        "the HAT went down during the vend: {why}"
-                    )))
+                    return unknown(format!("the HAT went down during the vend: {why}"))
                 }
                 // Keep-alives, status lines of the session, a stray request: the result is
                 // still to come.
@@ -81,4 +83,14 @@ impl MdbDispenser {
             }
         }
     }
+}
+
+/// The approval was sent and no result came: the machine may have vended. The sale is
+/// owed all the same (nothing proves it was), and the operator is told to look.
+fn unknown(why: String) -> Dispensed {
+    tracing::warn!(
+        %why,
+        "the MDB vend's outcome is unknown: the machine may have vended; the sale is owed"
+    );
+    Dispensed::Failed(DispenseError::Mdb(format!("outcome unknown: {why}")))
 }

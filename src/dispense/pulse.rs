@@ -31,6 +31,10 @@ pub enum PulseError {
     HardStop(u8),
     #[error("cannot start the pulse's hard-stop thread: {0}")]
     Thread(#[source] std::io::Error),
+    /// The dispenser was stopped (shutdown): no pulse starts after it, and one it cut
+    /// short is not counted as sent.
+    #[error("the pulse lines were stopped")]
+    Stopped,
 }
 
 struct Lines {
@@ -41,6 +45,9 @@ struct Lines {
     next_id: u64,
     /// The id of the last pulse the hard stop ended.
     tripped: Option<u64>,
+    /// Set by [`PulseDispenser::stop`], for good: a pattern in progress must not raise a
+    /// line again after its gap once the machine is shutting down.
+    stopped: bool,
 }
 
 impl Lines {
@@ -110,6 +117,7 @@ impl PulseDispenser {
             high: None,
             next_id: 0,
             tripped: None,
+            stopped: false,
         };
         inner.all_low().map_err(PulseError::Gpio)?;
         Ok(PulseDispenser {
@@ -122,11 +130,30 @@ impl PulseDispenser {
         self.lines.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Every line low now.
+    /// Every line low now, and for good: no pulse starts after this.
     pub fn stop(&self) -> Result<(), DispenseError> {
-        self.lock()
-            .all_low()
-            .map_err(|e| PulseError::Gpio(e).into())
+        let mut l = self.lock();
+        l.stopped = true;
+        l.all_low().map_err(|e| PulseError::Gpio(e).into())
+    }
+
+    /// [`Self::stop`] from a panic hook: never blocks for long. If the lock stays held (the
+    /// panicking thread may hold it) it gives up after about 200 ms; false then, or when a
+    /// line refused.
+    pub fn emergency_stop(&self) -> bool {
+        for _ in 0..200 {
+            let mut l = match self.lines.try_lock() {
+                Ok(g) => g,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+            };
+            l.stopped = true;
+            return l.all_low().is_ok();
+        }
+        false
     }
 
     /// Sends `spec`'s pattern. Stops at the first pulse that fails: the pulses before it
@@ -162,6 +189,9 @@ impl PulseDispenser {
     async fn pulse(&self, line: u8, width: Duration) -> Result<(), PulseError> {
         let id = {
             let mut l = self.lock();
+            if l.stopped {
+                return Err(PulseError::Stopped);
+            }
             if !l.claimed.contains(&line) {
                 return Err(PulseError::NotClaimed(line));
             }
@@ -180,12 +210,19 @@ impl PulseDispenser {
         let mut l = self.lock();
         let ended = l.end(id).map_err(PulseError::Gpio)?;
         let tripped = l.tripped == Some(id);
+        let stopped = l.stopped;
         drop(l);
         drop(guard);
-        if !ended && tripped {
-            return Err(PulseError::HardStop(line));
+        match (ended, tripped, stopped) {
+            (true, _, _) => Ok(()),
+            (false, true, _) => Err(PulseError::HardStop(line)),
+            // Cut short by the stop: whatever the machine made of a short pulse, it is
+            // not the credit meant, so it is not counted as sent.
+            (false, false, true) => Err(PulseError::Stopped),
+            // Driven low by someone else without a stop (cannot happen: only the stop,
+            // the hard stop and this pulse end it); counted as sent, as before.
+            (false, false, false) => Ok(()),
         }
-        Ok(())
     }
 
     /// An OS thread that drives pulse `id` low after `after`, if it is still high. It holds

@@ -157,3 +157,47 @@ fn the_hard_stop_ends_a_pulse_when_no_runtime_ends_it() {
     let r = rt.block_on(fut);
     assert!(matches!(r, Err(PulseError::HardStop(LINE))), "{r:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_mid_pattern_sticks_the_cut_pulse_is_not_sent_and_no_later_pulse_starts() {
+    let (d, gpio) = dispenser();
+    let task = {
+        let d = d.clone();
+        tokio::spawn(async move { d.run(&spec(4, 1000, 500)).await })
+    };
+    // Pulse 1: 0..1000 ms, the gap, pulse 2 from 1500 ms: stopped mid-way through it.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    assert_eq!(gpio.level(LINE), Some(PinValue::Level(true)), "mid-pulse 2");
+    d.stop().unwrap();
+    assert_eq!(
+        gpio.level(LINE),
+        Some(PinValue::Level(false)),
+        "low at once"
+    );
+    let r = task.await.unwrap();
+    assert!(
+        matches!(r, Dispensed::Partial { units: 1, .. }),
+        "one whole pulse sent, the cut one not: {r:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(gpio.level(LINE), Some(PinValue::Level(false)), "stays low");
+    assert_eq!(gpio.on_count(LINE), 2, "no pulse after the stop");
+    let r = d.run(&spec(1, 100, 0)).await;
+    assert!(matches!(r, Dispensed::Failed(_)), "{r:?}");
+    assert_eq!(gpio.on_count(LINE), 2, "not even a new pattern");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_panic_hook_s_emergency_stop_drives_a_high_line_low_and_sticks() {
+    let (d, gpio) = dispenser();
+    let task = {
+        let d = d.clone();
+        tokio::spawn(async move { d.run(&spec(3, 5000, 100)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(gpio.level(LINE), Some(PinValue::Level(true)), "mid-pulse");
+    assert!(d.emergency_stop());
+    assert_eq!(gpio.level(LINE), Some(PinValue::Level(false)));
+    let _ = task.await;
+    assert_eq!(gpio.on_count(LINE), 1, "no pulse after it");
+}

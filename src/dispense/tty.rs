@@ -61,7 +61,9 @@ fn raw_115200(fd: &OwnedFd) -> io::Result<()> {
             return Err(io::Error::last_os_error());
         }
         libc::cfmakeraw(&mut t);
-        t.c_cflag &= !(libc::PARENB | libc::CSTOPB | libc::CSIZE);
+        // No hardware flow control: the HAT's header wires no RTS/CTS, and a CTS that
+        // never rises would hold every write.
+        t.c_cflag &= !(libc::PARENB | libc::CSTOPB | libc::CSIZE | libc::CRTSCTS);
         t.c_cflag |= libc::CS8 | libc::CLOCAL | libc::CREAD;
         if libc::cfsetispeed(&mut t, libc::B115200) != 0
             || libc::cfsetospeed(&mut t, libc::B115200) != 0

@@ -114,6 +114,9 @@ pub enum HatCommand {
     Approve(MachineAmount),
     /// Deny the vend in progress (or end the session).
     Deny,
+    /// The HAT's version query: harmless, and answered (`v,…`), so a HAT whose machine
+    /// is quiet still says something within the silence limit.
+    Probe,
 }
 
 impl HatCommand {
@@ -124,8 +127,16 @@ impl HatCommand {
             HatCommand::Disable => "C,0".into(),
             HatCommand::Approve(a) => format!("C,VEND,{a}"),
             HatCommand::Deny => "C,STOP".into(),
+            HatCommand::Probe => "V".into(),
         }
     }
+}
+
+/// Whether `line` is the HAT's answer to [`HatCommand::Probe`] (`v,<version>`): proof it
+/// is alive, nothing to act on.
+pub fn is_version(line: &str) -> bool {
+    let line = line.trim_end_matches(['\r', '\n']);
+    line.len() <= MAX_LINE && line.is_ascii() && line.starts_with("v,")
 }
 
 /// Understands one line (without its line end). `None`: not a line lnvend acts on, or
