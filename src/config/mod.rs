@@ -6,7 +6,8 @@
 
 //!
 //! Layout: `backend` (the `[backend]` sections and their transport), `gpio` (the pins and
-//! pump drive, also read alone by `pump-off`), `locate` (file:line:column of every error).
+//! pump drive), `pump_off` (what `lnvend pump-off` reads of a file, leniently), `warnings`
+//! (what check-config warns of), `locate` (file:line:column of every error).
 //! This module owns the top-level keys, the products and the one-pass load.
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,8 @@ pub mod mdb;
 mod metrics;
 mod nfc;
 mod products;
+mod pump_off;
+mod warnings;
 
 pub use backend::{
     parse_cert_sha256, BackendConfig, BtcpayConfig, ClnConfig, HoldMode, LnbitsConfig, Network,
@@ -489,114 +492,6 @@ impl Config {
     /// The effective configuration as TOML, secrets redacted.
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
-    }
-
-    /// Only the `[gpio]` table of a config file, for `lnvend pump-off`. That command runs
-    /// after every exit of the service (a SIGKILL included) and must drive the pins low even
-    /// when the rest of the file (a missing key file, a broken `[backend]`) would stop
-    /// `lnvend run`; so nothing outside the table is read, and no secret file is opened. The
-    /// table itself is checked (types, unknown keys, pins, backend, trace) and located in
-    /// the file as at a full load.
-    pub fn load_gpio(path: &Path, mode: Mode) -> Result<GpioConfig, ConfigError> {
-        // Not `deny_unknown_fields`: every other key of the file is skipped unread.
-        #[derive(Deserialize)]
-        struct GpioOnly {
-            #[serde(default)]
-            gpio: RawGpio,
-        }
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: file.clone(),
-            line: 0,
-            column: 0,
-            field: "(file)".into(),
-            message: format!("cannot read: {e}"),
-        })?;
-        let spans = Spans::new(&text);
-        let mut g = toml::from_str::<GpioOnly>(&text)
-            .map_err(|e| spans.locate_de(&file, &e))?
-            .gpio
-            .settle(mode.gpio_backend());
-        gpio::check_outputs(&g).map_err(|i| spans.locate(&file, i))?;
-        if let Some(t) = g.trace.as_mut() {
-            if t.is_relative() {
-                *t = path.parent().unwrap_or(Path::new(".")).join(&*t);
-            }
-        }
-        Ok(g)
-    }
-
-    /// Every `pulse_pin` of the file's `[[product]]` tables, for `pump-off`: read leniently
-    /// (a table this cannot read is skipped, a pin past BCM 27 ignored), so that nothing
-    /// else in the file keeps the lines it can read from being driven low.
-    pub fn pulse_pins_of(path: &Path) -> Vec<u8> {
-        let Ok(text) = std::fs::read_to_string(path) else {
-            return Vec::new();
-        };
-        let Ok(value) = text.parse::<toml::Table>() else {
-            return Vec::new();
-        };
-        let mut pins: Vec<u8> = value
-            .get("product")
-            .and_then(|p| p.as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p.get("pulse_pin")?.as_integer())
-            .filter_map(|n| u8::try_from(n).ok())
-            .filter(|n| *n <= MAX_BCM)
-            .collect();
-        pins.sort_unstable();
-        pins.dedup();
-        pins
-    }
-
-    /// Things that load but will probably not work as meant, for `check-config` to print.
-    pub fn warnings(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if let BackendConfig::Cln(c) = &self.backend {
-            if let Some(socket) = &c.rpc_socket {
-                if socket.starts_with("/home") || socket.starts_with("/root") {
-                    out.push(format!(
-                        "backend.rpc_socket {} is under /home or /root, which the service's \
-                         ProtectHome=yes hides from lnvend; install the drop-in \
-                         /usr/share/doc/lnvend/cln-socket-under-home.conf as \
-                         /etc/systemd/system/lnvend.service.d/cln-socket-under-home.conf with \
-                         this path, then `systemctl daemon-reload`",
-                        socket.display()
-                    ));
-                }
-            }
-        }
-        out.extend(self.insecure_http_warning());
-        out.extend(self.nfc.warnings());
-        for (i, p) in self.products.iter().enumerate() {
-            if p.price_fiat.is_some() && p.min_sat.is_none() && p.max_sat.is_none() {
-                out.push(format!(
-                    "product[{i}] ({}) is priced in fiat without min_sat/max_sat: a broken \
-                     exchange rate at the backend would sell it at any price",
-                    p.name.trim()
-                ));
-            }
-        }
-        out.extend(self.metrics.warning());
-        let sells_otherwise =
-            self.mdb.is_some() || self.products.iter().any(|p| p.pulse_pin.is_some());
-        if self.backend.hold() != HoldMode::Never && sells_otherwise {
-            out.push(
-                "hold invoices are used only for pump products: a pulse or MDB sale gets a \
-                 plain invoice (a pulse or a vend cannot be taken back), and its failure is \
-                 an owed credit"
-                    .into(),
-            );
-        }
-        out
-    }
-
-    /// A warning for check-config when the backend is reached over plain http to another
-    /// host (allowed only by `allow_insecure_http = true`); `None` when the link is https or
-    /// stays on this machine.
-    pub fn insecure_http_warning(&self) -> Option<String> {
-        backend::insecure_http_warning(&self.backend)
     }
 }
 
