@@ -145,6 +145,18 @@ fn pulse_end(sale_id: SaleId, spec: &crate::dispense::PulseSpec, d: Dispensed) -
     }
 }
 
+/// The end of a dispense that measures nothing (a timed pour, an MDB vend) and did not
+/// finish: none of it is counted as delivered, so the vend cycle owes it whole.
+fn not_delivered(sale_id: SaleId, trouble: Option<DispenseError>, what: &str) -> Event {
+    Event::PourFailed {
+        sale_id,
+        failure: PourFailure::Pump(
+            trouble.map_or_else(|| format!("the {what} was cut short"), |e| e.to_string()),
+        ),
+        delivered_ml: 0,
+    }
+}
+
 /// The floor of pulses per no-flow window for `f`: its ml/s over the window, at least 1.
 pub(super) fn floor_pulses(f: &FlowConfig) -> u64 {
     let ml = f.min_flow_ml_per_s * f.no_flow_ms as f64 / 1000.0;
@@ -310,19 +322,8 @@ impl Controller {
                         sale_id: sale.id,
                         trouble: None,
                     },
-                    Dispensed::Partial {
-                        trouble: Some(e), ..
-                    }
-                    | Dispensed::Failed(e) => Event::PourFailed {
-                        sale_id: sale.id,
-                        failure: PourFailure::Pump(e.to_string()),
-                        delivered_ml: 0,
-                    },
-                    Dispensed::Partial { trouble: None, .. } => Event::PourFailed {
-                        sale_id: sale.id,
-                        failure: PourFailure::Pump("the vend was cut short".into()),
-                        delivered_ml: 0,
-                    },
+                    Dispensed::Partial { trouble, .. } => not_delivered(sale.id, trouble, "vend"),
+                    Dispensed::Failed(e) => not_delivered(sale.id, Some(e), "vend"),
                 };
                 let _ = tx.send(Input::Event(ev));
             }));
@@ -372,19 +373,8 @@ impl Controller {
                         }
                     }
                     // A timed pour measures nothing: cut short, it is owed whole.
-                    Dispensed::Partial {
-                        trouble: Some(e), ..
-                    }
-                    | Dispensed::Failed(e) => Event::PourFailed {
-                        sale_id: sale.id,
-                        failure: PourFailure::Pump(e.to_string()),
-                        delivered_ml: 0,
-                    },
-                    Dispensed::Partial { trouble: None, .. } => Event::PourFailed {
-                        sale_id: sale.id,
-                        failure: PourFailure::Pump("the pour was cut short".into()),
-                        delivered_ml: 0,
-                    },
+                    Dispensed::Partial { trouble, .. } => not_delivered(sale.id, trouble, "pour"),
+                    Dispensed::Failed(e) => not_delivered(sale.id, Some(e), "pour"),
                 };
                 let _ = tx.send(Input::Event(ev));
             }));
