@@ -418,3 +418,64 @@ async fn two_machines_with_the_same_sale_id_get_distinct_labels_and_both_are_pai
     ));
     node.assert_replies_valid();
 }
+
+/// Cancel on the screen withdraws the invoice (`delinvoice status=unpaid`): the node takes
+/// no payment for it any more, so a customer who walked away cannot pay for nothing.
+#[tokio::test(start_paused = true)]
+async fn cancel_withdraws_the_invoice_so_nobody_can_pay_for_a_drink_they_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, cfg) = node_and_config(dir.path(), "regtest");
+    let mut m = TestMachine::start(&cfg);
+    m.wait_screen(Screen::Idle).await;
+    m.tap(0);
+    m.wait_screen(Screen::Payment).await;
+    let label = node.latest_label().unwrap();
+    m.send(lnvend::controller::Input::Cancel);
+    m.wait_screen(Screen::Idle).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!node.has_invoice(&label), "the node no longer has it");
+    assert_eq!(node.calls("delinvoice"), 1);
+    // The watch and the sweep find it gone: no error, no credit, still selling.
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    assert_eq!(m.views.borrow().screen, Screen::Idle);
+    assert!(m.views.borrow().credits.is_empty());
+    m.shutdown().await;
+    let l = Ledger::open(&dir.path().join("data")).unwrap();
+    assert!(l.owed().unwrap().is_empty());
+    assert_eq!(l.pour_count().unwrap(), 0);
+    node.assert_replies_valid();
+}
+
+/// A rune without `delinvoice` costs only the withdrawal: the machine stays in service, the
+/// invoice stays payable until it expires, and a payment made after Cancel is owed.
+#[tokio::test(start_paused = true)]
+async fn clnrest_a_rune_without_delinvoice_keeps_selling_and_a_payment_after_cancel_is_owed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, cfg) = rest_node(dir.path(), "good-rune", "good-rune").await;
+    node.refuse_rune_for(Some("delinvoice"));
+    let mut m = TestMachine::start(&cfg);
+    m.wait_screen(Screen::Idle).await;
+    m.tap(0);
+    m.wait_screen(Screen::Payment).await;
+    let label = node.latest_label().unwrap();
+    m.send(lnvend::controller::Input::Cancel);
+    m.wait_screen(Screen::Idle).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(node.has_invoice(&label), "not withdrawn");
+    // Past a few health checks: a refused delinvoice is no reason to stop selling.
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    assert_eq!(m.views.borrow().screen, Screen::Idle);
+    node.pay(&label);
+    let v = m
+        .wait_for(
+            Duration::from_secs(30),
+            "the credit on the idle screen",
+            |v| v.screen == Screen::Idle && !v.credits.is_empty(),
+        )
+        .await;
+    assert_eq!(v.credits[0].product, "Cola");
+    m.shutdown().await;
+    let l = Ledger::open(&dir.path().join("data")).unwrap();
+    assert_eq!(l.owed().unwrap().len(), 1);
+    assert_eq!(l.pour_count().unwrap(), 0);
+}

@@ -20,7 +20,7 @@ use cln_node::{open_channel, Chain, ClnNode, LNVEND_METHODS};
 use common::*;
 use lnvend::controller::{Input, Screen, View};
 use lnvend::ledger::Ledger;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const POUR: Duration = Duration::from_millis(300);
 /// Real time on a busy machine: how much longer than asked a pour may measure.
@@ -122,7 +122,7 @@ async fn node_for(dir: &Path, chain: &Chain, t: Transport) -> ClnNode {
 async fn backend_for(node: &ClnNode, t: Transport) -> String {
     match t {
         Transport::Socket => socket_toml(node),
-        Transport::Rest(trust) => rest_toml(node, &node.rune(&LNVEND_METHODS).await, trust),
+        Transport::Rest(trust) => rest_toml(node, &node.lnvend_rune(&[]).await, trust),
     }
 }
 
@@ -201,8 +201,9 @@ over_both!(
     Trust::Ca
 );
 
-/// Cancel, then the customer's wallet pays: an owed credit, no pour on the idle screen.
-async fn cancel_then_pay_is_an_owed_credit(t: Transport) {
+/// Cancel withdraws the invoice (`delinvoice`): the customer's wallet, paying the QR they
+/// walked away from, is refused by the node. Nothing charged, nothing owed, nothing poured.
+async fn cancel_withdraws_the_invoice(t: Transport) {
     let dir = tempfile::tempdir().unwrap();
     let chain = Chain::new(&dir.path().join("chain"));
     let node = node_for(&dir.path().join("node"), &chain, t).await;
@@ -211,27 +212,71 @@ async fn cancel_then_pay_is_an_owed_credit(t: Transport) {
     let bolt11 = buy(&mut m).await;
     m.send(Input::Cancel);
     wait(&mut m, Screen::Idle, STEP).await;
-    // The customer's wallet pays the QR they walked away from.
-    self_pay(&node, &bolt11).await;
-    let v = m
-        .wait_for(STEP, "the credit on the idle screen", |v| {
-            v.screen == Screen::Idle && !v.credits.is_empty()
-        })
-        .await;
-    assert_eq!(v.credits[0].product, "Cola");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(on_time(&m.gpio, ENA).1, 0, "nothing poured on idle");
+    let gone = async {
+        loop {
+            let found = node.rpc("listinvoices", json!({"invstring": bolt11})).await;
+            if found["invoices"].as_array().is_some_and(|a| a.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), gone)
+        .await
+        .expect("the node still has the invoice 10 s after Cancel");
+    let refused = node.call("pay", json!({"bolt11": bolt11})).await;
+    assert!(refused.is_err(), "the node took a payment: {refused:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let v = m.views.borrow().clone();
+    assert_eq!(v.screen, Screen::Idle, "still selling");
+    assert!(v.credits.is_empty(), "nothing owed");
+    assert_eq!(on_time(&m.gpio, ENA).1, 0, "nothing poured");
     m.shutdown().await;
-    let owed = Ledger::open(&data).unwrap().owed().unwrap();
-    assert_eq!(owed.len(), 1, "{owed:?}");
-    assert_eq!(owed[0].price_msat, 2_100_000);
+    assert!(Ledger::open(&data).unwrap().owed().unwrap().is_empty());
 }
 over_both!(
-    cancel_then_pay_is_an_owed_credit,
-    socket_cancel_then_pay_is_an_owed_credit_not_a_pour_on_the_idle_screen,
-    clnrest_cancel_then_pay_is_an_owed_credit_not_a_pour_on_the_idle_screen,
+    cancel_withdraws_the_invoice,
+    socket_cancel_withdraws_the_invoice_so_the_wallet_cannot_pay_it,
+    clnrest_cancel_withdraws_the_invoice_so_the_wallet_cannot_pay_it,
     Trust::Pin
 );
+
+/// A rune without `delinvoice` (made before lnvend asked for it): Cancel cannot withdraw
+/// the invoice, the machine sells on, and the customer's wallet that pays the QR they
+/// walked away from gets an owed credit, not a pour on the idle screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clnrest_without_delinvoice_cancel_then_pay_is_an_owed_credit() {
+    Box::pin(async {
+        let dir = tempfile::tempdir().unwrap();
+        let chain = Chain::new(&dir.path().join("chain"));
+        let node = ClnNode::start(&dir.path().join("node"), &chain, true).await;
+        let rune = node.rune(&LNVEND_METHODS).await;
+        let data = dir.path().join("data");
+        let mut m = TestMachine::start(&short_pour_config(
+            &data,
+            &rest_toml(&node, &rune, Trust::Pin),
+        ));
+        let bolt11 = buy(&mut m).await;
+        m.send(Input::Cancel);
+        wait(&mut m, Screen::Idle, STEP).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // The customer's wallet pays the QR they walked away from.
+        self_pay(&node, &bolt11).await;
+        let v = m
+            .wait_for(STEP, "the credit on the idle screen", |v| {
+                v.screen == Screen::Idle && !v.credits.is_empty()
+            })
+            .await;
+        assert_eq!(v.credits[0].product, "Cola");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(on_time(&m.gpio, ENA).1, 0, "nothing poured on idle");
+        m.shutdown().await;
+        let owed = Ledger::open(&data).unwrap().owed().unwrap();
+        assert_eq!(owed.len(), 1, "{owed:?}");
+        assert_eq!(owed[0].price_msat, 2_100_000);
+    })
+    .await
+}
 
 /// Payments made while lnvend was down are found at start (the catch-up by the node's
 /// `updated` index) and owed; another app's invoices on the same node are ignored.
@@ -457,4 +502,39 @@ async fn a_rune_without_listinvoices_is_out_of_service_saying_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rune_without_waitinvoice_is_out_of_service_saying_so() {
     rune_without("waitinvoice").await;
+}
+
+/// The rune the book gives lets `delinvoice` delete only an unpaid invoice with lnvend's
+/// label, and the four methods work as before: the node's own `checkrune` says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_book_s_rune_lets_delinvoice_touch_only_unpaid_lnvend_invoices() {
+    Box::pin(async {
+        let dir = tempfile::tempdir().unwrap();
+        let chain = Chain::new(&dir.path().join("chain"));
+        let node = ClnNode::start(&dir.path().join("node"), &chain, true).await;
+        let rune = node.lnvend_rune(&[]).await;
+        let valid = |method: &'static str, params: Value| {
+            let rune = rune.clone();
+            let node = &node;
+            async move {
+                let r = node
+                    .call(
+                        "checkrune",
+                        json!({"rune": rune, "method": method, "params": params}),
+                    )
+                    .await;
+                matches!(r, Ok(v) if v["valid"] == true)
+            }
+        };
+        let ours = json!({"label": "lnvend/m1/S1-00AA", "status": "unpaid"});
+        assert!(valid("delinvoice", ours).await);
+        let paid = json!({"label": "lnvend/m1/S1-00AA", "status": "paid"});
+        assert!(!valid("delinvoice", paid).await, "a paid invoice");
+        let other_app = json!({"label": "shop/order-7", "status": "unpaid"});
+        assert!(!valid("delinvoice", other_app).await, "another app's");
+        assert!(valid("listinvoices", json!({"label": "x"})).await);
+        assert!(valid("getinfo", json!({})).await);
+        assert!(!valid("pay", json!({"bolt11": "lnbcrt1"})).await);
+    })
+    .await
 }

@@ -305,14 +305,54 @@ async fn an_mdb_sale_gets_a_plain_invoice_with_holds_on_and_an_unanswered_vend_i
     assert_eq!(l.owed().unwrap().len(), 1, "the unanswered vend is owed");
 }
 
+/// Waits until the simulated backend has withdrawn `n` invoices.
+async fn withdrawn(m: &TestMachine, n: u64) {
+    for _ in 0..100 {
+        if m.sim().invoices_withdrawn() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{} invoices withdrawn, not {n}",
+        m.sim().invoices_withdrawn()
+    );
+}
+
 #[tokio::test]
-async fn the_machine_ending_the_session_cancels_the_invoice_and_a_late_payment_is_owed() {
+async fn the_machine_ending_the_session_cancels_the_invoice() {
     let dir = tempfile::tempdir().unwrap();
     let (mut m, vmc) = start(dir.path()).await;
     let inv = select(&mut m, &vmc).await;
     // The machine's keypad cancel, or its own timeout: the session ends.
     vmc.say("c,STATUS,ENABLED");
     m.wait_screen(Screen::Idle).await;
+    withdrawn(&m, 1).await;
+    assert!(
+        m.sim().pay(&inv).is_err(),
+        "the customer's wallet cannot pay it any more"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(vmc.approvals(), 0);
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert!(
+        l.owed().unwrap().is_empty(),
+        "nothing was paid, nothing owed"
+    );
+}
+
+/// A backend that cannot withdraw an invoice (BTCPay, LNbits, NWC), or a payment that beat
+/// the withdrawal: the late payment is owed, never vended.
+#[tokio::test]
+async fn a_payment_after_the_machine_ended_the_session_is_owed_when_the_invoice_stays_payable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, vmc) = start(dir.path()).await;
+    m.sim().set_cancels(false);
+    let inv = select(&mut m, &vmc).await;
+    vmc.say("c,STATUS,ENABLED");
+    m.wait_screen(Screen::Idle).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     m.sim().pay(&inv).unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
@@ -333,6 +373,7 @@ async fn a_cancel_on_the_screen_denies_the_machine_s_request() {
     m.send(Input::Cancel);
     m.wait_screen(Screen::Idle).await;
     assert_eq!(vmc.heard().await, "C,STOP", "the machine is told no");
+    withdrawn(&m, 1).await;
     assert_eq!(vmc.approvals(), 0);
     m.shutdown().await;
 }
@@ -417,6 +458,8 @@ async fn the_same_request_again_is_ignored_and_the_sale_is_vended_once() {
 async fn another_selection_mid_session_ends_the_sale_and_its_late_payment_is_owed_not_vended() {
     let dir = tempfile::tempdir().unwrap();
     let (mut m, mut vmc) = start(dir.path()).await;
+    // A payment that gets through anyway (a backend that cannot withdraw invoices).
+    m.sim().set_cancels(false);
     let inv = select(&mut m, &vmc).await;
     // The customer picks another item on the keypad before paying.
     vmc.say("c,STATUS,VEND,1.00,3");

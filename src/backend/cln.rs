@@ -25,8 +25,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{
-    BackendError, HoldState, HoldSupport, Invoice, InvoiceId, InvoiceRequest, InvoiceState,
-    PaymentBackend, PaymentHash, Preimage, WakeUps,
+    BackendError, CancelOutcome, HoldState, HoldSupport, Invoice, InvoiceId, InvoiceRequest,
+    InvoiceState, PaymentBackend, PaymentHash, Preimage, WakeUps,
 };
 use crate::config::Network;
 use crate::money::{Msat, Price};
@@ -43,6 +43,16 @@ pub mod code {
     pub const DUPLICATE_LABEL: i64 = 900;
     /// `waitinvoice`: the invoice expired (or was already expired) before being paid.
     pub const EXPIRED: i64 = 903;
+    /// `delinvoice`: no invoice has this label.
+    pub const NO_SUCH_INVOICE: i64 = 905;
+    /// `delinvoice`: the invoice's status is not the one asked for (it changed just before).
+    pub const STATUS_CHANGED: i64 = 906;
+    /// JSON-RPC: the node offers no such method.
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    /// clnrest: the rune does not allow the call.
+    pub const RUNE_REFUSED: i64 = 1501;
+    /// clnrest: the rune could not be checked.
+    pub const RUNE_FAILED: i64 = 1502;
 }
 
 /// How a call failed: an error the node answered with, or no usable answer at all.
@@ -66,11 +76,11 @@ impl CallError {
                         "{method}: the node already has an invoice with this label (900): {message}"
                     )),
                     // Method not found: an old node, or a rune/plugin that hides the method.
-                    -32601 => BackendError::Rejected(format!(
+                    code::METHOD_NOT_FOUND => BackendError::Rejected(format!(
                         "{method}: the node does not offer this method (-32601): {message}"
                     )),
                     // A rune that does not allow the call, as clnrest reports it in the body.
-                    1501 | 1502 => BackendError::Unauthorized(format!(
+                    code::RUNE_REFUSED | code::RUNE_FAILED => BackendError::Unauthorized(format!(
                         "{method}: the rune was refused ({code}): {message}"
                     )),
                     _ => BackendError::Rejected(format!("{method}: error {code}: {message}")),
@@ -245,9 +255,9 @@ pub fn state_from_listinvoices(reply: &Value, label: &str) -> Result<InvoiceStat
         .filter(|i| i.get("label").and_then(Value::as_str) == Some(label));
     match (matching.next(), matching.next()) {
         (Some(inv), None) => state_of(inv),
-        (None, _) => Err(BackendError::Rejected(format!(
-            "the node has no invoice labelled {label}"
-        ))),
+        // Nothing can pay a label the node does not have: withdrawn by lnvend when the
+        // customer left (`delinvoice`), or deleted by the operator or autoclean.
+        (None, _) => Ok(InvoiceState::Invalid),
         (Some(_), Some(_)) => Err(BackendError::BadReply(format!(
             "listinvoices: two invoices labelled {label}"
         ))),
@@ -529,6 +539,45 @@ impl<R: Rpc> PaymentBackend for ClnBackend<R> {
     async fn cancel_hold(&self, hash: &PaymentHash) -> Result<(), BackendError> {
         self.finish_hold("holdinvoicecancel", hash).await
     }
+
+    /// `delinvoice status=unpaid`: the node refuses a payment of a label it no longer has.
+    /// Not through [`Self::call`]: a rune without `delinvoice` costs only this convenience,
+    /// and must not put the machine out of service as a missing `invoice` permission does.
+    async fn cancel_invoice(&self, id: &InvoiceId) -> Result<CancelOutcome, BackendError> {
+        let params = json!({ "label": id.0, "status": "unpaid" });
+        match self.rpc.call("delinvoice", params).await {
+            Ok(_) => Ok(CancelOutcome::Cancelled),
+            Err(e) => cancel_outcome(e),
+        }
+    }
+}
+
+/// What a refused `delinvoice` means for the invoice.
+fn cancel_outcome(e: CallError) -> Result<CancelOutcome, BackendError> {
+    match e {
+        // No such label: nothing can pay it (already deleted, or cleaned up after expiry).
+        CallError::Rpc {
+            code: code::NO_SUCH_INVOICE,
+            ..
+        } => Ok(CancelOutcome::Cancelled),
+        // Paid (or expired) just before: left alone; the watch and the sweep decide.
+        CallError::Rpc {
+            code: code::STATUS_CHANGED,
+            message,
+        } => Err(BackendError::Rejected(format!(
+            "delinvoice: the invoice is no longer unpaid: {}",
+            printable(&message)
+        ))),
+        // Not offered to us: a node without the method, or a rune without it.
+        e @ (CallError::Rpc {
+            code: code::METHOD_NOT_FOUND | code::RUNE_REFUSED | code::RUNE_FAILED,
+            ..
+        }
+        | CallError::Backend(BackendError::Unauthorized(_))) => Ok(CancelOutcome::Unsupported(
+            e.into_backend("delinvoice").to_string(),
+        )),
+        other => Err(other.into_backend("delinvoice")),
+    }
 }
 
 pub use socket::{SocketRpc, MAX_SOCKET_REPLY};
@@ -549,6 +598,42 @@ mod tests {
             description: "Cola".into(),
             expiry: Duration::from_secs(300),
         }
+    }
+
+    #[test]
+    fn a_withdrawn_invoice_is_cancelled_a_paid_one_left_and_a_missing_permission_costs_nothing() {
+        let rpc = |code: i64| CallError::Rpc {
+            code,
+            message: "m".into(),
+        };
+        assert_eq!(
+            cancel_outcome(rpc(code::NO_SUCH_INVOICE)),
+            Ok(CancelOutcome::Cancelled)
+        );
+        // Paid just before: an error, so nothing believes it withdrawn.
+        assert!(matches!(
+            cancel_outcome(rpc(code::STATUS_CHANGED)),
+            Err(BackendError::Rejected(m)) if m.contains("no longer unpaid")
+        ));
+        for not_offered in [
+            rpc(code::METHOD_NOT_FOUND),
+            rpc(code::RUNE_REFUSED),
+            rpc(code::RUNE_FAILED),
+            CallError::Backend(BackendError::Unauthorized("401".into())),
+        ] {
+            assert!(matches!(
+                cancel_outcome(not_offered),
+                Ok(CancelOutcome::Unsupported(_))
+            ));
+        }
+        assert!(matches!(
+            cancel_outcome(CallError::Backend(BackendError::Unreachable("x".into()))),
+            Err(BackendError::Unreachable(_))
+        ));
+        assert!(matches!(
+            cancel_outcome(rpc(-1)),
+            Err(BackendError::Rejected(_))
+        ));
     }
 
     #[test]
@@ -652,10 +737,11 @@ mod tests {
             state_from_listinvoices(&unpaid, "a").unwrap(),
             InvoiceState::Pending
         );
-        assert!(matches!(
-            state_from_listinvoices(&json!({"invoices": []}), "a"),
-            Err(BackendError::Rejected(_))
-        ));
+        // A label the node does not have cannot be paid (lnvend withdrew it).
+        assert_eq!(
+            state_from_listinvoices(&json!({"invoices": []}), "a").unwrap(),
+            InvoiceState::Invalid
+        );
         assert!(state_from_listinvoices(
             &json!({"invoices": [{"label": "a", "status": "paid"}]}),
             "a"

@@ -157,6 +157,21 @@ pub trait PaymentBackend: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// Makes an unpaid plain invoice unpayable: the customer left it (Cancel on the screen,
+    /// or the vending machine ended its session). `Ok(Cancelled)`: the backend refuses any
+    /// payment of it from now on. An invoice paid meanwhile is not touched (an error says
+    /// so) and its watch finds the payment, which is owed. The default is
+    /// [`CancelOutcome::Unsupported`]: the invoice stays payable until it expires, and a
+    /// payment that still arrives is owed. Never for a hold invoice (see
+    /// [`PaymentBackend::cancel_hold`]).
+    async fn cancel_invoice(&self, id: &InvoiceId) -> Result<CancelOutcome, BackendError> {
+        let _ = id;
+        Ok(CancelOutcome::Unsupported(format!(
+            "the {} backend cannot withdraw an invoice",
+            self.name()
+        )))
+    }
+
     /// Refunds a paid invoice that was not (fully) poured: all of it, or only the share of
     /// the drink that was not poured. `Some(link)`: the customer claims the refund with
     /// their wallet from this link (BTCPay pull payment). `None`: this backend cannot
@@ -227,6 +242,16 @@ pub trait PaymentBackend: Send + Sync + 'static {
             self.name()
         )))
     }
+}
+
+/// What [`PaymentBackend::cancel_invoice`] did.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum CancelOutcome {
+    /// The backend refuses any payment of the invoice from now on.
+    Cancelled,
+    /// The backend cannot (this one, or with these credentials), and says why: the invoice
+    /// stays payable until it expires.
+    Unsupported(String),
 }
 
 /// How much of a paid invoice a refund gives back.

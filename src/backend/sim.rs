@@ -19,6 +19,7 @@ use lightning_invoice::{Currency, InvoiceBuilder, PaymentSecret};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::CancelOutcome;
 use super::{
     BackendError, HoldState, HoldSupport, Invoice, InvoiceId, InvoiceRequest, InvoiceState,
     PaymentBackend, PaymentHash, Preimage, WakeUps,
@@ -43,6 +44,9 @@ struct Stored {
     expires_at_unix: u64,
     paid: bool,
     expired_early: bool,
+    /// Withdrawn by lnvend (`cancel_invoice`): no payment is taken any more.
+    #[serde(default)]
+    withdrawn: bool,
     /// A hold invoice's state (`None`: an ordinary invoice).
     #[serde(default)]
     hold: Option<String>,
@@ -54,6 +58,8 @@ struct SimInvoice {
     expires: Instant,
     paid: bool,
     expired_early: bool,
+    /// Withdrawn by lnvend (`cancel_invoice`), as a node deletes it: unpayable from now on.
+    withdrawn: bool,
     /// Issue order, for forgetting the oldest first.
     seq: u64,
     /// A hold invoice's state (`None`: an ordinary invoice, `paid` says it all).
@@ -65,7 +71,9 @@ impl SimInvoice {
         match self.hold {
             // A held payment is not finished until settled or cancelled.
             Some(HoldState::Accepted { .. }) => false,
-            Some(HoldState::Open) | None => self.paid || self.expired_early || now >= self.expires,
+            Some(HoldState::Open) | None => {
+                self.paid || self.expired_early || self.withdrawn || now >= self.expires
+            }
             Some(HoldState::Settled | HoldState::Canceled) => true,
         }
     }
@@ -90,6 +98,10 @@ struct Inner {
     refuse_holds: bool,
     /// Settles and cancels carried out.
     hold_calls: u64,
+    /// Cannot withdraw invoices (as BTCPay, LNbits or NWC): a payment after Cancel is owed.
+    keeps_cancelled: bool,
+    /// Invoices withdrawn.
+    withdrawn: u64,
 }
 
 /// What a simulator control did, for the panel's status line.
@@ -180,6 +192,7 @@ impl SimBackend {
                                 expires: Instant::now() + Duration::from_secs(left),
                                 paid: st.paid,
                                 expired_early: st.expired_early,
+                                withdrawn: st.withdrawn,
                                 seq,
                                 hold: st.hold.as_deref().and_then(hold::parse),
                             },
@@ -210,6 +223,7 @@ impl SimBackend {
                 expires_at_unix: i.invoice.expires_at_unix,
                 paid: i.paid,
                 expired_early: i.expired_early,
+                withdrawn: i.withdrawn,
                 hold: i.hold.map(|h| h.name().to_owned()),
             })
             .collect();
@@ -273,7 +287,7 @@ impl SimBackend {
     pub fn pay_after_expiry(&self, id: &InvoiceId) -> Result<(), SimError> {
         let mut inner = self.lock();
         let inv = inner.invoices.get_mut(id).ok_or(SimError::NotPending)?;
-        if inv.paid {
+        if inv.paid || inv.withdrawn {
             return Err(SimError::NotPending);
         }
         inv.paid = true;
@@ -311,7 +325,7 @@ impl SimBackend {
         let mut inner = self.lock();
         let now = Instant::now();
         let inv = inner.invoices.get_mut(id).ok_or(SimError::NotPending)?;
-        if inv.paid || inv.expired_early || now >= inv.expires {
+        if inv.paid || inv.expired_early || inv.withdrawn || now >= inv.expires {
             return Err(SimError::NotPending);
         }
         match inv.hold {
@@ -359,6 +373,17 @@ impl SimBackend {
     /// Switches hold invoices on, or off (a node without the plugin).
     pub fn set_holds(&self, on: bool) {
         self.lock().holds = on;
+    }
+
+    /// Withdraws invoices when lnvend asks (the default, as Core Lightning's `delinvoice`),
+    /// or not (as BTCPay, LNbits or a wallet over NWC: the invoice stays payable).
+    pub fn set_cancels(&self, on: bool) {
+        self.lock().keeps_cancelled = !on;
+    }
+
+    /// How many invoices lnvend withdrew.
+    pub fn invoices_withdrawn(&self) -> u64 {
+        self.lock().withdrawn
     }
 
     /// Refuses every hold invoice from now on (or not), while still saying it can hold.
@@ -471,6 +496,8 @@ impl PaymentBackend for SimBackend {
             InvoiceState::Paid {
                 received: inv.invoice.amount,
             }
+        } else if inv.withdrawn {
+            InvoiceState::Invalid
         } else if inv.expired_early || Instant::now() >= inv.expires {
             InvoiceState::Expired
         } else {
@@ -530,6 +557,30 @@ impl PaymentBackend for SimBackend {
         self.check_health().await?;
         self.finish_hold(hash, None)
     }
+
+    async fn cancel_invoice(&self, id: &InvoiceId) -> Result<CancelOutcome, BackendError> {
+        self.check_health().await?;
+        let mut inner = self.lock();
+        if inner.keeps_cancelled {
+            return Ok(CancelOutcome::Unsupported(
+                "the simulated backend's invoice withdrawal is switched off".into(),
+            ));
+        }
+        let Some(inv) = inner.invoices.get_mut(id) else {
+            return Ok(CancelOutcome::Cancelled);
+        };
+        if inv.paid || inv.hold.is_some() {
+            return Err(BackendError::Rejected(
+                "the invoice is no longer unpaid (simulated)".into(),
+            ));
+        }
+        if !inv.withdrawn {
+            inv.withdrawn = true;
+            inner.withdrawn += 1;
+            self.persist(&inner);
+        }
+        Ok(CancelOutcome::Cancelled)
+    }
 }
 
 impl SimBackend {
@@ -562,6 +613,7 @@ impl SimBackend {
                 expires: Instant::now() + request.expiry,
                 paid: false,
                 expired_early: false,
+                withdrawn: false,
                 seq,
                 hold,
             },

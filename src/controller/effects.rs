@@ -2,6 +2,7 @@
 //! without a record) and before the pump (no pour without a committed payment).
 
 use super::*;
+use crate::vend::Abandoned;
 
 impl Controller {
     /// No QR without a record: an invoice the ledger cannot store is treated as failed.
@@ -169,6 +170,12 @@ impl Controller {
                     if let Err(e) = l.record_abandoned(&sale_id, why) {
                         tracing::error!(sale = %sale_id, error = %e, "could not record the abandoned invoice");
                     }
+                }
+                match why {
+                    // Left before it ran out: the backend withdraws it where it can.
+                    Abandoned::Cancelled => self.spawn_withdraw(sale_id, invoice_id),
+                    // It stopped being payable by itself.
+                    Abandoned::Expired => {}
                 }
             }
             Effect::BeginPour {

@@ -55,7 +55,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{sleep_until, Instant};
 
 use crate::backend::watch::{watch_payment, WatchOutcome, WatchTiming};
-use crate::backend::{Invoice, InvoiceId, InvoiceRequest, PaymentBackend};
+use crate::backend::{CancelOutcome, Invoice, InvoiceId, InvoiceRequest, PaymentBackend};
 use crate::clock::{instant_of_unix, Clock};
 use crate::config::Network;
 use crate::dispense::{Dispensed, Dispenser, MachineDispenser, Plan, PumpDispenser};

@@ -117,6 +117,37 @@ impl Controller {
             Err(e) => tracing::warn!(error = %e, "could not drop old invoices' BOLT11"),
         }
     }
+    /// Asks the backend to withdraw an invoice the customer left before it ran out (a hold
+    /// invoice has its own cancel). Best effort, once: a backend that cannot, or a payment
+    /// that came first, leaves the invoice to its watch, and a payment it finds is owed.
+    pub(super) fn spawn_withdraw(&mut self, sale_id: SaleId, invoice_id: InvoiceId) {
+        let plain = match &self.ledger {
+            Ok(l) => matches!(l.is_held_invoice(&invoice_id), Ok(None)),
+            Err(_) => false,
+        };
+        if !plain {
+            return;
+        }
+        let backend = self.backend.clone();
+        let timeout = self.settings.request_timeout;
+        self.tasks.spawn(async move {
+            match tokio::time::timeout(timeout, backend.cancel_invoice(&invoice_id)).await {
+                Ok(Ok(CancelOutcome::Cancelled)) => {
+                    tracing::info!(sale = %sale_id, invoice = %invoice_id, "invoice withdrawn: the backend takes no payment for it now")
+                }
+                Ok(Ok(CancelOutcome::Unsupported(why))) => {
+                    tracing::debug!(sale = %sale_id, invoice = %invoice_id, %why, "invoice not withdrawn: payable until it expires, and a payment is owed")
+                }
+                Ok(Err(e)) => {
+                    tracing::info!(sale = %sale_id, invoice = %invoice_id, error = %e, "invoice not withdrawn: payable until it expires, and a payment is owed")
+                }
+                Err(_) => {
+                    tracing::info!(sale = %sale_id, invoice = %invoice_id, "withdrawing the invoice timed out: payable until it expires, and a payment is owed")
+                }
+            }
+        });
+    }
+
     /// Asks the backend for the sale's invoice (the rate limit already let it through).
     pub(super) fn spawn_create(&mut self, sale: Sale) {
         let backend = self.backend.clone();

@@ -481,6 +481,7 @@ impl FakeNode {
             "listinvoices" => self.listinvoices(&params),
             "waitinvoice" => self.waitinvoice(&params).await,
             "waitanyinvoice" => self.waitanyinvoice(&params),
+            "delinvoice" => self.delinvoice(&params),
             _ => Answer::Error(-32601, format!("Unknown command '{method}'")),
         };
         if let Answer::Result(r) = &answer {
@@ -645,6 +646,26 @@ impl FakeNode {
         }
     }
 
+    /// Deletes invoice `label` only if its status is `status`: 905 for a label it does not
+    /// have, 906 for another status, as lightningd does. Its waiters are told.
+    fn delinvoice(&self, params: &Value) -> Answer {
+        let label = params["label"].as_str().unwrap_or_default();
+        let want = params["status"].as_str().unwrap_or_default();
+        let answer = {
+            let mut st = self.lock();
+            match st.invoices.iter().position(|i| i.label == label) {
+                None => Answer::Error(905, "Unknown invoice".into()),
+                Some(at) if st.invoices[at].status() != want => Answer::Error(
+                    906,
+                    format!("Invoice status is {} not {want}", st.invoices[at].status()),
+                ),
+                Some(at) => Answer::Result(st.invoices.remove(at).to_json()),
+            }
+        };
+        self.changed.notify_waiters();
+        answer
+    }
+
     fn waitanyinvoice(&self, params: &Value) -> Answer {
         let last = params["lastpay_index"].as_u64().unwrap_or(0);
         assert_eq!(params["timeout"], 0, "lnvend only polls waitanyinvoice");
@@ -677,6 +698,11 @@ impl FakeNode {
         let updated = st.last_updated_index;
         let inv = st.invoices.iter_mut().find(|i| i.label == label).unwrap();
         inv.updated_index = Some(updated);
+    }
+
+    /// Whether the node still has invoice `label` (lnvend may withdraw one).
+    pub fn has_invoice(&self, label: &str) -> bool {
+        self.lock().invoices.iter().any(|i| i.label == label)
     }
 
     /// A wallet pays invoice `label`; waiting `waitinvoice` calls return.

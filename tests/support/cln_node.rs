@@ -369,6 +369,30 @@ impl ClnNode {
         r["rune"].as_str().unwrap().to_string()
     }
 
+    /// The rune docs/operator/cln.md tells the operator to make: lnvend's four methods and
+    /// `extra`, and `delinvoice` only of an unpaid invoice labelled by lnvend (the Cancel
+    /// button's withdrawal; never a paid invoice, never another app's).
+    pub async fn lnvend_rune(&self, extra: &[&str]) -> String {
+        let mut methods: Vec<String> = LNVEND_METHODS
+            .iter()
+            .chain(extra)
+            .chain(&["delinvoice"])
+            .map(|m| format!("method={m}"))
+            .collect();
+        methods.dedup();
+        let r = self
+            .rpc(
+                "createrune",
+                json!({"restrictions": [
+                    methods,
+                    ["method/delinvoice", "pnamestatus=unpaid"],
+                    ["method/delinvoice", "pnamelabel^lnvend/"],
+                ]}),
+            )
+            .await;
+        r["rune"].as_str().unwrap().to_string()
+    }
+
     /// clnrest's URL (https, on loopback).
     pub fn rest_url(&self) -> String {
         format!("https://127.0.0.1:{}", self.rest_port.expect("clnrest"))
