@@ -251,6 +251,7 @@ pub fn assemble_with_clock(
         let (link, events, task) = crate::dispense::hat::spawn_reopening(
             move || crate::dispense::tty::Tty::open(&port),
             m.silence(),
+            m.always_idle,
         );
         dispenser = dispenser.with_mdb(crate::dispense::MdbDispenser::new(
             link.clone(),

@@ -21,13 +21,15 @@ use lnvend::ledger::Ledger;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
-/// The VMC behind the HAT, speaking the HAT's lines: it keeps the link alive with
-/// `r,ACK`, answers `C,1`, and records every line lnvend sends.
+/// The VMC behind the HAT, speaking the HAT's lines as a logged real HAT does: it keeps
+/// the link alive with `r,ACK`, answers `C,1` (`c,STATUS,INACTIVE`, `c,1`,
+/// `c,STATUS,DISABLED`, `c,STATUS,ENABLED`), `C,0` (`c,0`) and `C,SETCONF` (`c,SET,OK`), and
+/// records every line lnvend sends.
 struct Vmc {
     socat: Child,
     say: mpsc::UnboundedSender<String>,
     heard: mpsc::UnboundedReceiver<String>,
-    /// How many `C,VEND,…` approvals it has received.
+    /// How many `C,VEND,<amount>` approvals it has received (a deny, `C,VEND,-1`, is none).
     approvals: Arc<AtomicUsize>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -73,11 +75,21 @@ impl Vmc {
             tokio::spawn(async move {
                 let mut lines = BufReader::new(r).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    if line == "C,1" {
-                        let _ = say.send("c,1".into());
-                        let _ = say.send("c,STATUS,ENABLED".into());
+                    let answer: &[&str] = match line.as_str() {
+                        "C,1" => &[
+                            "c,STATUS,INACTIVE",
+                            "c,1",
+                            "c,STATUS,DISABLED",
+                            "c,STATUS,ENABLED",
+                        ],
+                        "C,0" => &["c,0"],
+                        l if l.starts_with("C,SETCONF,") => &["c,SET,OK"],
+                        _ => &[],
+                    };
+                    for a in answer {
+                        let _ = say.send(a.to_string());
                     }
-                    if line.starts_with("C,VEND,") {
+                    if line.starts_with("C,VEND,") && line != "C,VEND,-1" {
                         approvals.fetch_add(1, Ordering::SeqCst);
                     }
                     let _ = tell.send(line);
@@ -98,27 +110,29 @@ impl Vmc {
         self.say.send(line.to_string()).unwrap();
     }
 
-    /// The next line lnvend sends that is not the enable.
+    /// The next line lnvend sends that is not the enable, its configuration or a probe.
     async fn heard(&mut self) -> String {
         loop {
-            let line = tokio::time::timeout(Duration::from_secs(10), self.heard.recv())
-                .await
-                .expect("lnvend said nothing")
-                .expect("the line ended");
-            if line != "C,1" && line != "V" {
+            let line = self.next_line().await;
+            if !matches!(line.as_str(), "C,1" | "V" | "C,SETCONF,mdb-always-idle=1") {
                 return line;
             }
         }
     }
 
-    /// Waits for lnvend's `C,1`, and a moment for the answer to reach it.
+    async fn next_line(&mut self) -> String {
+        tokio::time::timeout(Duration::from_secs(10), self.heard.recv())
+            .await
+            .expect("lnvend said nothing")
+            .expect("the line ended")
+    }
+
+    /// Waits for lnvend's enable (the device disabled, set to always-idle, enabled: the
+    /// HAT takes its configuration only while disabled), and a moment for the answer.
     async fn enabled(&mut self) {
-        let first = tokio::time::timeout(Duration::from_secs(10), self.heard.recv()).await;
-        assert_eq!(
-            first.ok().flatten().as_deref(),
-            Some("C,1"),
-            "enabled first"
-        );
+        for want in ["C,0", "C,SETCONF,mdb-always-idle=1", "C,1"] {
+            assert_eq!(self.next_line().await, want, "the enable, in order");
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
@@ -195,7 +209,7 @@ async fn start_with(dir: &Path, extra: &str) -> (TestMachine, Vmc) {
 
 /// The customer picks item 17 (2.50 on the machine) on the keypad: the QR shows.
 async fn select(m: &mut TestMachine, vmc: &Vmc) -> lnvend::backend::InvoiceId {
-    vmc.say("c,STATUS,IDLE,0");
+    // Always-idle: the machine asks for the vend without a session started first.
     vmc.say("c,STATUS,VEND,2.50,17");
     let v = m.wait_screen(Screen::Payment).await;
     assert_eq!(v.product, "Crisps");
@@ -245,7 +259,8 @@ async fn a_failed_vend_is_an_owed_credit_and_the_dispenser_needs_the_operator() 
     let inv = select(&mut m, &vmc).await;
     m.sim().pay(&inv).unwrap();
     assert_eq!(vmc.heard().await, "C,VEND,2.50");
-    vmc.say("c,VEND,FAIL");
+    // Qibixx's failure line.
+    vmc.say("c,ERR,VEND 3");
     let v = m.wait_screen(Screen::Fault).await;
     assert_eq!(v.product, "Crisps");
     let l = Ledger::open(dir.path()).unwrap();
@@ -372,7 +387,7 @@ async fn a_cancel_on_the_screen_denies_the_machine_s_request() {
     select(&mut m, &vmc).await;
     m.send(Input::Cancel);
     m.wait_screen(Screen::Idle).await;
-    assert_eq!(vmc.heard().await, "C,STOP", "the machine is told no");
+    assert_eq!(vmc.heard().await, "C,VEND,-1", "the machine is told no");
     withdrawn(&m, 1).await;
     assert_eq!(vmc.approvals(), 0);
     m.shutdown().await;
@@ -465,7 +480,7 @@ async fn another_selection_mid_session_ends_the_sale_and_its_late_payment_is_owe
     vmc.say("c,STATUS,VEND,1.00,3");
     assert_eq!(
         vmc.heard().await,
-        "C,STOP",
+        "C,VEND,-1",
         "the machine's session is ended"
     );
     m.wait_screen(Screen::Idle).await;
@@ -514,4 +529,42 @@ async fn at_shutdown_the_cashless_device_is_disabled() {
         "C,0",
         "the machine stops offering cashless payment"
     );
+}
+
+/// The customer cancels on the machine's keypad (`c,ERR,VEND 1`) while the QR is up: the
+/// sale ends and its invoice is withdrawn.
+#[tokio::test]
+async fn a_keypad_cancel_ends_the_sale_and_withdraws_its_invoice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, vmc) = start(dir.path()).await;
+    let inv = select(&mut m, &vmc).await;
+    vmc.say("c,ERR,VEND 1");
+    m.wait_screen(Screen::Idle).await;
+    withdrawn(&m, 1).await;
+    assert!(m.sim().pay(&inv).is_err(), "nobody can pay it now");
+    assert_eq!(vmc.approvals(), 0);
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert!(l.owed().unwrap().is_empty());
+}
+
+/// An error line about nothing sold (`c,ERR,"cashless is on"`, the answer to a `C,1` the
+/// device did not need) neither ends the sale on screen nor fails its vend.
+#[tokio::test]
+async fn an_error_line_about_nothing_sold_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, mut vmc) = start(dir.path()).await;
+    let inv = select(&mut m, &vmc).await;
+    vmc.say("c,ERR,\"cashless is on\"");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(m.screen(), Screen::Payment, "the QR stays");
+    m.sim().pay(&inv).unwrap();
+    assert_eq!(vmc.heard().await, "C,VEND,2.50");
+    vmc.say("c,ERR,\"cashless is on\"");
+    vmc.say("c,VEND,SUCCESS");
+    m.wait_screen(Screen::ThankYou).await;
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert!(l.owed().unwrap().is_empty(), "vended, nothing owed");
+    assert_eq!(l.pour_count().unwrap(), 1);
 }

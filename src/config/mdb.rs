@@ -40,6 +40,11 @@ pub struct MdbConfig {
     /// How long the HAT may say nothing before the machine is out of service, in seconds.
     #[serde(default = "default_silence_s")]
     pub silence_s: u64,
+    /// Set the HAT to always-idle (`C,SETCONF,mdb-always-idle=1`) at every enable, so the
+    /// machine may ask for a vend without a session started first. `false` leaves the
+    /// HAT's own setting alone.
+    #[serde(default = "default_always_idle")]
+    pub always_idle: bool,
     /// Names for the machine's items (else "Item N").
     #[serde(default, rename = "item", skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<MdbItem>,
@@ -62,6 +67,9 @@ fn default_port() -> PathBuf {
 }
 fn default_vend_timeout_s() -> u64 {
     DEFAULT_VEND_TIMEOUT_S
+}
+fn default_always_idle() -> bool {
+    true
 }
 fn default_silence_s() -> u64 {
     DEFAULT_SILENCE_S

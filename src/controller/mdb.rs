@@ -149,8 +149,18 @@ impl Controller {
             HatEvent::Line(HatLine::VendRequest { amount, item }) => {
                 self.vend_request(amount, item)
             }
-            HatEvent::Line(HatLine::Status(_)) => {
-                // A status line is the session moving on: the request is no longer open.
+            HatEvent::Line(HatLine::Error(why)) => {
+                tracing::info!(%why, "the MDB HAT reported an error (no vend is affected)");
+                None
+            }
+            // The session moving on (a status line, the keypad's cancel, a vend's result):
+            // the machine's request is no longer open.
+            HatEvent::Line(
+                HatLine::Status(_)
+                | HatLine::SessionCancelled
+                | HatLine::VendSuccess
+                | HatLine::VendFailed(_),
+            ) => {
                 self.mdb.open = None;
                 let (sale, _) = self.mdb.pending.as_ref()?;
                 let asking = matches!(
@@ -166,10 +176,6 @@ impl Controller {
                 tracing::info!(sale = %sale, "the machine ended the session before payment");
                 self.mdb.pending = None;
                 Some(Event::CancelTapped)
-            }
-            HatEvent::Line(HatLine::VendSuccess | HatLine::VendFailed(_)) => {
-                self.mdb.open = None;
-                None
             }
             HatEvent::Line(HatLine::Ack | HatLine::Switched(_)) => None,
         }
@@ -190,7 +196,8 @@ impl Controller {
             tracing::info!(sale = %sale, item, "a different vend request mid-session: the sale ends and the machine's request is denied");
             self.mdb.pending = None;
             self.mdb.open = None;
-            self.mdb_deny();
+            // The new request is the one open on the machine.
+            self.mdb_deny(true);
             let asking = matches!(
                 &self.state,
                 State::CreatingInvoice { sale: s, .. } | State::AwaitingPayment { sale: s, .. }
@@ -204,12 +211,12 @@ impl Controller {
             (true, Ok(p)) => p,
             (false, _) => {
                 tracing::info!(item, "a vend request while busy or out of service: denied");
-                self.mdb_deny();
+                self.mdb_deny(true);
                 return None;
             }
             (true, Err(why)) => {
                 tracing::warn!(item, amount = %amount, %why, "a vend request lnvend cannot price: denied");
-                self.mdb_deny();
+                self.mdb_deny(true);
                 return None;
             }
         };
@@ -244,10 +251,16 @@ impl Controller {
             .map(|(_, p)| p.clone())
     }
 
-    fn mdb_deny(&mut self) {
+    /// Tells the machine no: its open vend request is denied (`C,VEND,-1`), or, with none
+    /// open, its session is ended (`C,STOP`).
+    fn mdb_deny(&mut self, request_open: bool) {
+        let command = match request_open {
+            true => HatCommand::Deny,
+            false => HatCommand::Stop,
+        };
         if let Some(link) = &self.mdb.link {
-            if !link.try_send(HatCommand::Deny) {
-                tracing::warn!("could not queue the MDB deny");
+            if !link.try_send(command) {
+                tracing::warn!(command = %command.line(), "could not queue the MDB deny");
             }
         }
     }
@@ -261,9 +274,10 @@ impl Controller {
             return;
         }
         tracing::info!(sale = %sale, "the sale ended without a vend: the machine's request is denied");
+        let request_open = self.mdb.open.is_some();
         self.mdb.pending = None;
         self.mdb.open = None;
-        self.mdb_deny();
+        self.mdb_deny(request_open);
     }
 
     /// The plan of an MDB sale: approve the machine's request for it (once). None: not

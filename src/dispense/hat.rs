@@ -180,16 +180,18 @@ impl HatLink {
 }
 
 /// Starts the link on `line`, once (no reopening: see [`spawn_reopening`]): enables the
-/// cashless device, then reads and writes until the line closes. `silence` is how long the HAT may say nothing before it is down (also
+/// cashless device (in always-idle mode first when `always_idle`, see [`enable`]), then
+/// reads and writes until the line closes. `silence` is how long the HAT may say nothing before it is down (also
 /// at the start: a HAT that never answers is down). The receiver gets every event from
 /// the first.
 pub fn spawn(
     line: impl SerialLine,
     silence: Duration,
+    always_idle: bool,
 ) -> (HatLink, broadcast::Receiver<HatEvent>, JoinHandle<()>) {
     let (link, first, tell, mut rx) = channels();
     let task = tokio::spawn(async move {
-        run(line, &mut rx, &tell, silence).await;
+        run(line, &mut rx, &tell, silence, always_idle).await;
     });
     (link, first, task)
 }
@@ -214,6 +216,7 @@ pub const REOPEN_MAX: Duration = Duration::from_secs(10);
 pub fn spawn_reopening<L, F>(
     mut open: F,
     silence: Duration,
+    always_idle: bool,
 ) -> (HatLink, broadcast::Receiver<HatEvent>, JoinHandle<()>)
 where
     L: SerialLine,
@@ -228,7 +231,7 @@ where
             match open() {
                 Ok(line) => {
                     wait = REOPEN_FIRST;
-                    match run(line, &mut rx, &tell, silence).await {
+                    match run(line, &mut rx, &tell, silence, always_idle).await {
                         Ended::Stopping => return,
                         Ended::Lost => told = true,
                     }
@@ -262,13 +265,14 @@ async fn run(
     commands: &mut mpsc::Receiver<Queued>,
     tell: &Tell,
     silence: Duration,
+    always_idle: bool,
 ) -> Ended {
     let down = |e: HatError| {
         tracing::error!(error = %e, "MDB HAT down");
         tell.send(HatEvent::Down(e.to_string()));
         Ended::Lost
     };
-    if let Err(e) = write(&mut line, HatCommand::Enable).await {
+    if let Err(e) = enable(&mut line, always_idle).await {
         return down(e);
     }
     let mut split = LineSplitter::default();
@@ -296,7 +300,7 @@ async fn run(
                     Ok(n) => n,
                     Err(e) => return down(HatError::Io(e)),
                 };
-                let mut enable = false;
+                let mut re_enable = false;
                 for text in split.push(&buf[..n]) {
                     let now = Instant::now();
                     if now - window.0 >= Duration::from_secs(1) {
@@ -320,7 +324,7 @@ async fn run(
                     if !up {
                         up = true;
                         // Back after a Down: a HAT that reset has its device disabled.
-                        enable |= told_down;
+                        re_enable |= told_down;
                         told_down = false;
                         tell.send(HatEvent::Up);
                     }
@@ -328,8 +332,8 @@ async fn run(
                         tell.send(HatEvent::Line(parsed));
                     }
                 }
-                if enable {
-                    if let Err(e) = write(&mut line, HatCommand::Enable).await {
+                if re_enable {
+                    if let Err(e) = enable(&mut line, always_idle).await {
                         return down(e);
                     }
                 }
@@ -362,6 +366,19 @@ async fn run(
 }
 
 /// Writes `c`, within [`WRITE_TIMEOUT`].
+/// Enables the cashless device. With `always_idle`, first disabled and set to always-idle
+/// (`C,0`, `C,SETCONF,mdb-always-idle=1`, `C,1`): the HAT takes its configuration only
+/// while disabled and forgets it at power-off, so it is sent at every enable (a HAT that
+/// reset comes back through here). An error line in answer (a device already off) is
+/// harmless.
+async fn enable(line: &mut impl SerialLine, always_idle: bool) -> Result<(), HatError> {
+    if always_idle {
+        write(line, HatCommand::Disable).await?;
+        write(line, HatCommand::AlwaysIdle).await?;
+    }
+    write(line, HatCommand::Enable).await
+}
+
 async fn write(line: &mut impl SerialLine, c: HatCommand) -> Result<(), HatError> {
     let text = format!("{}\n", c.line());
     let io = async {

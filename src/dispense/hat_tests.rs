@@ -34,8 +34,12 @@ impl Hat {
 }
 
 fn start() -> (HatLink, broadcast::Receiver<HatEvent>, Hat) {
+    start_with(false)
+}
+
+fn start_with(always_idle: bool) -> (HatLink, broadcast::Receiver<HatEvent>, Hat) {
     let (pi, hat) = tokio::io::duplex(4096);
-    let (link, rx, _task) = spawn(pi, SILENCE);
+    let (link, rx, _task) = spawn(pi, SILENCE, always_idle);
     let (r, w) = tokio::io::split(hat);
     (
         link,
@@ -72,7 +76,7 @@ async fn the_link_enables_the_device_and_reports_what_the_hat_says() {
         })
     );
     assert!(link.send(HatCommand::Deny).await);
-    assert_eq!(hat.heard().await, "C,STOP");
+    assert_eq!(hat.heard().await, "C,VEND,-1");
 }
 
 #[tokio::test(start_paused = true)]
@@ -157,10 +161,12 @@ async fn an_mdb_vend_is_approved_once_for_its_amount_and_its_result_is_what_the_
         async move { d.run(amount).await }
     });
     assert_eq!(hat.heard().await, "C,VEND,15.19");
-    hat.say("c,VEND,FAIL\n").await;
+    // An error about nothing sold (a `C,1` to a device already on) is not the result.
+    hat.say("c,ERR,\"cashless is on\"\n").await;
+    hat.say("c,ERR,VEND 3\n").await;
     assert!(
-        matches!(vend.await.unwrap(), Dispensed::Failed(_)),
-        "a failure line"
+        matches!(vend.await.unwrap(), Dispensed::Failed(crate::dispense::DispenseError::Mdb(why)) if why.contains("VEND 3")),
+        "Qibixx's failure line"
     );
 
     // No answer: failed at the vend time, not before.
@@ -184,10 +190,18 @@ async fn an_mdb_vend_is_approved_once_for_its_amount_and_its_result_is_what_the_
     assert!(matches!(vend.await.unwrap(), Dispensed::Failed(_)));
 }
 
+#[tokio::test(start_paused = true)]
+async fn always_idle_is_set_while_the_device_is_disabled_then_it_is_enabled() {
+    let (_link, _rx, mut hat) = start_with(true);
+    assert_eq!(hat.heard().await, "C,0");
+    assert_eq!(hat.heard().await, "C,SETCONF,mdb-always-idle=1");
+    assert_eq!(hat.heard().await, "C,1");
+}
+
 /// A line of `buffer` bytes that the HAT side does not read until told.
 fn start_small(buffer: usize) -> (HatLink, broadcast::Receiver<HatEvent>, Hat) {
     let (pi, hat) = tokio::io::duplex(buffer);
-    let (link, rx, _task) = spawn(pi, SILENCE);
+    let (link, rx, _task) = spawn(pi, SILENCE, false);
     let (r, w) = tokio::io::split(hat);
     (
         link,
@@ -202,7 +216,7 @@ fn start_small(buffer: usize) -> (HatLink, broadcast::Receiver<HatEvent>, Hat) {
 #[tokio::test(start_paused = true)]
 async fn a_line_that_takes_no_write_puts_the_hat_down_within_the_write_timeout() {
     let (link, mut rx, _hat) = start_small(8);
-    // "C,1\n" fits; "C,STOP\n" does not, and nobody reads the line.
+    // "C,1\n" fits; "C,VEND,-1\n" does not, and nobody reads the line.
     assert!(link.send(HatCommand::Deny).await);
     let t0 = tokio::time::Instant::now();
     let ev = tokio::time::timeout(Duration::from_secs(5), next(&mut rx))
@@ -230,7 +244,7 @@ async fn an_approval_still_queued_at_its_deadline_is_never_sent() {
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(hat.heard().await, "C,1");
-    assert_eq!(hat.heard().await, "C,STOP");
+    assert_eq!(hat.heard().await, "C,VEND,-1");
     let more = tokio::time::timeout(Duration::from_secs(3), hat.heard()).await;
     assert!(more.is_err(), "the stale approval was written: {more:?}");
 }

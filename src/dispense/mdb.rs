@@ -1,8 +1,8 @@
 //! The MDB vend through the Qibixx HAT: the payment is recorded (the controller does that
 //! before any dispense), then the vend is approved and the machine's answer awaited.
 //!
-//! `c,VEND,SUCCESS` is a delivered sale; `c,VEND,FAIL` is the only proof that nothing was
-//! vended. Once the approval was sent, the session ending, the HAT going down, lines lost
+//! `c,VEND,SUCCESS` is a delivered sale; a failure (`c,ERR,VEND 3`, or the keypad's cancel
+//! `c,ERR,VEND 1`) is the only proof that nothing was vended. Once the approval was sent, the session ending, the HAT going down, lines lost
 //! or no answer within the machine's vend time is an *unknown* outcome: the machine may
 //! have vended. Both are a failed dispense the controller makes an owed credit (an MDB
 //! sale never has a hold invoice, so nothing is returned on a guess); the unknown one is
@@ -64,6 +64,14 @@ impl MdbDispenser {
                     return Dispensed::Failed(DispenseError::Mdb(format!(
                         "the machine reported a failed vend ({why})"
                     )))
+                }
+                HatEvent::Line(HatLine::SessionCancelled) => {
+                    return Dispensed::Failed(DispenseError::Mdb(
+                        "the machine cancelled the vend".into(),
+                    ))
+                }
+                HatEvent::Line(HatLine::Error(why)) => {
+                    tracing::info!(%why, "the MDB HAT reported an error during the vend; waiting for its result");
                 }
                 HatEvent::Line(HatLine::Status(
                     s @ (HatStatus::Inactive | HatStatus::Disabled),

@@ -2,18 +2,23 @@
 //!
 //! The HAT runs the MDB cashless state machine in its own firmware and talks to the Pi over
 //! a serial line (115200 8N1) in short comma-separated ASCII lines. Commands to the HAT
-//! start with a capital `C`, its reports with a lower-case `c`; `r,ACK` acknowledges a
-//! command. The facts used here (from Qibixx's cashless-slave API pages and public
-//! projects' logs):
+//! start with a capital `C`, its reports with a lower-case `c`; `r,ACK` says the machine
+//! polled the device (it comes all the time). The facts used here (from Qibixx's
+//! cashless-slave, configuration and vending-session pages, and public projects' logs of a
+//! real HAT):
 //!
-//! - `C,1` enables the cashless device (`C,0` disables it); the HAT then reports
-//!   `c,STATUS,INACTIVE`, `c,STATUS,DISABLED`, `c,STATUS,ENABLED`, and `c,STATUS,IDLE[,n]`
-//!   while a session is open;
+//! - `C,1` enables the cashless device (`C,0` disables it; each is echoed `c,1` / `c,0`);
+//!   the HAT then reports `c,STATUS,INACTIVE`, `c,STATUS,DISABLED`, `c,STATUS,ENABLED`,
+//!   and `c,STATUS,IDLE[,n]` while a session is open. `C,SETCONF,mdb-always-idle=1`, sent
+//!   while the device is disabled (and again after every power-on: the HAT forgets it),
+//!   lets the machine ask for a vend without a session started first (`c,SET,OK`);
 //! - a selection on the machine's keypad arrives as `c,STATUS,VEND,<amount>,<item>`, the
-//!   amount a decimal in the machine's currency (`15.19`) and the item its slot number;
-//! - `C,VEND,<amount>` approves that vend, `C,STOP` denies it;
-//! - the machine reports the result as `c,VEND,SUCCESS`, or another `c,VEND,…` or a
-//!   `c,ERR,…` line for a failure.
+//!   amount a decimal in the machine's currency (`15.19`) and the item its number;
+//! - `C,VEND,<amount>` approves that vend, `C,VEND,-1` denies it, `C,STOP` ends a session
+//!   no vend is asked in;
+//! - the machine reports the result as `c,VEND,SUCCESS`, or `c,ERR,VEND 3` (failed); the
+//!   customer cancelling on the keypad is `c,ERR,VEND 1`; other `c,ERR,…` lines (a `C,1`
+//!   to a device already on: `c,ERR,"cashless is on"`) are not about a vend.
 //!
 //! Every line is bounded ([`MAX_LINE`]) and parsed strictly: anything else is `None`,
 //! which the link ignores. A malformed line is never a vend.
@@ -24,8 +29,6 @@ use std::fmt;
 pub const MAX_LINE: usize = 80;
 /// The most decimals an amount may have (MDB scales prices by at most 10^4 here).
 pub const MAX_DECIMALS: u8 = 4;
-/// The highest item (slot) number accepted.
-pub const MAX_ITEM: u16 = 9999;
 
 /// An amount in the machine's currency, exactly as it sent it: `units / 10^decimals`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,7 +92,7 @@ pub enum HatStatus {
 /// One line from the HAT, understood.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HatLine {
-    /// `r,ACK`: a command was taken (also the HAT's steady keep-alive).
+    /// `r,ACK`: the machine polled the device (the HAT's steady keep-alive).
     Ack,
     /// `c,1` / `c,0`: the echo of enable / disable.
     Switched(bool),
@@ -101,8 +104,13 @@ pub enum HatLine {
     },
     /// `c,VEND,SUCCESS`: the machine dispensed.
     VendSuccess,
-    /// Any other `c,VEND,…`, or `c,ERR,…`: the vend failed (the text is for the log).
+    /// `c,ERR,VEND <n>` (`VEND 3`: failed), or any other `c,VEND,…`: the vend failed or was
+    /// refused (the text is for the log).
     VendFailed(String),
+    /// `c,ERR,VEND 1`: the customer cancelled the session on the machine.
+    SessionCancelled,
+    /// Any other `c,ERR,…`: not about a vend (the text is for the log).
+    Error(String),
 }
 
 /// A command to the HAT.
@@ -112,8 +120,13 @@ pub enum HatCommand {
     Disable,
     /// Approve the vend in progress for `amount` (the amount it asked).
     Approve(MachineAmount),
-    /// Deny the vend in progress (or end the session).
+    /// Deny the vend the machine asked for (`C,VEND,-1`).
     Deny,
+    /// End a session no vend is asked in (`C,STOP`).
+    Stop,
+    /// Let the machine ask for vends without a session started first; sent only while the
+    /// device is disabled.
+    AlwaysIdle,
     /// The HAT's version query: harmless, and answered (`v,…`), so a HAT whose machine
     /// is quiet still says something within the silence limit.
     Probe,
@@ -126,7 +139,9 @@ impl HatCommand {
             HatCommand::Enable => "C,1".into(),
             HatCommand::Disable => "C,0".into(),
             HatCommand::Approve(a) => format!("C,VEND,{a}"),
-            HatCommand::Deny => "C,STOP".into(),
+            HatCommand::Deny => "C,VEND,-1".into(),
+            HatCommand::Stop => "C,STOP".into(),
+            HatCommand::AlwaysIdle => "C,SETCONF,mdb-always-idle=1".into(),
             HatCommand::Probe => "V".into(),
         }
     }
@@ -162,15 +177,25 @@ pub fn parse(line: &str) -> Option<HatLine> {
         }
         ["c", "STATUS", "VEND", amount, item] => {
             let amount = MachineAmount::parse(amount)?;
-            if item.is_empty() || item.len() > 4 || !item.bytes().all(|b| b.is_ascii_digit()) {
+            if item.is_empty() || item.len() > 5 || !item.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
+            // MDB's item numbers are 16 bits: a larger one fails to parse, and is ignored.
             let item: u16 = item.parse().ok()?;
-            (item <= MAX_ITEM).then_some(HatLine::VendRequest { amount, item })
+            Some(HatLine::VendRequest { amount, item })
         }
         ["c", "VEND", "SUCCESS"] => Some(HatLine::VendSuccess),
-        ["c", "VEND", rest @ ..] | ["c", "ERR", rest @ ..] if !rest.is_empty() => {
-            Some(HatLine::VendFailed(rest.join(",")))
+        ["c", "VEND", rest @ ..] if !rest.is_empty() => Some(HatLine::VendFailed(rest.join(","))),
+        ["c", "ERR", rest @ ..] if !rest.is_empty() => {
+            let text = rest.join(",");
+            let text = text.trim_matches('"');
+            Some(if text == "VEND 1" {
+                HatLine::SessionCancelled
+            } else if text.starts_with("VEND") {
+                HatLine::VendFailed(text.to_owned())
+            } else {
+                HatLine::Error(text.to_owned())
+            })
         }
         _ => None,
     }

@@ -42,24 +42,50 @@ fn a_logged_session_parses_line_by_line() {
 }
 
 #[test]
-fn failures_are_told_apart_from_success() {
+fn failures_are_told_apart_from_success_a_keypad_cancel_and_errors_about_nothing_sold() {
+    // Qibixx's documented failure, quoted or not.
+    assert_eq!(
+        parse("c,ERR,VEND 3"),
+        Some(HatLine::VendFailed("VEND 3".into()))
+    );
+    assert_eq!(
+        parse("c,ERR,\"VEND 3\""),
+        Some(HatLine::VendFailed("VEND 3".into()))
+    );
+    // The HAT refusing an approval (bad payload, wrong state): nothing vended.
+    assert_eq!(
+        parse("c,ERR,\"VEND -3\""),
+        Some(HatLine::VendFailed("VEND -3".into()))
+    );
     assert_eq!(
         parse("c,VEND,FAIL"),
         Some(HatLine::VendFailed("FAIL".into()))
     );
-    assert_eq!(
-        parse("c,ERR,VEND,timeout"),
-        Some(HatLine::VendFailed("VEND,timeout".into()))
-    );
     assert_eq!(parse("c,VEND,"), Some(HatLine::VendFailed("".into())));
     assert_eq!(parse("c,VEND"), None);
+    // The customer cancelled on the keypad.
+    assert_eq!(parse("c,ERR,VEND 1"), Some(HatLine::SessionCancelled));
+    assert_eq!(parse("c,ERR,\"VEND 1\""), Some(HatLine::SessionCancelled));
+    // A `C,1` to a device already on: not a failed vend, not a session's end.
+    assert_eq!(
+        parse("c,ERR,\"cashless is on\""),
+        Some(HatLine::Error("cashless is on".into()))
+    );
+    assert_eq!(
+        parse("c,ERR,\"START -3\""),
+        Some(HatLine::Error("START -3".into()))
+    );
+    // Its configuration's answer is nothing to act on.
+    assert_eq!(parse("c,SET,OK"), None);
 }
 
 #[test]
 fn commands_are_the_documented_lines_and_echo_the_amount_exactly() {
     assert_eq!(HatCommand::Enable.line(), "C,1");
     assert_eq!(HatCommand::Disable.line(), "C,0");
-    assert_eq!(HatCommand::Deny.line(), "C,STOP");
+    assert_eq!(HatCommand::Deny.line(), "C,VEND,-1");
+    assert_eq!(HatCommand::Stop.line(), "C,STOP");
+    assert_eq!(HatCommand::AlwaysIdle.line(), "C,SETCONF,mdb-always-idle=1");
     assert_eq!(HatCommand::Approve(amount("15.19")).line(), "C,VEND,15.19");
     assert_eq!(HatCommand::Approve(amount("2.05")).line(), "C,VEND,2.05");
     assert_eq!(HatCommand::Approve(amount("150")).line(), "C,VEND,150");
@@ -76,7 +102,8 @@ fn malformed_and_hostile_lines_are_never_a_vend_request() {
         "c,STATUS,VEND,9999999999,3",
         "c,STATUS,VEND,1.00,",
         "c,STATUS,VEND,1.00,-3",
-        "c,STATUS,VEND,1.00,10000",
+        "c,STATUS,VEND,1.00,65536",
+        "c,STATUS,VEND,1.00,100000",
         "c,STATUS,VEND,1.00,3,extra",
         "c,STATUS,VEND,1.00",
         "c,STATUS,VEND,１.00,3",
@@ -105,4 +132,23 @@ fn the_splitter_bounds_every_line_and_drops_an_overlong_one_whole() {
         vec!["c,VEND,SUCCESS"]
     );
     assert_eq!(s.dropped, 1);
+}
+
+#[test]
+fn item_numbers_take_mdb_s_whole_sixteen_bits() {
+    // Row and column packed into one number (row << 8 | column), as machines send them.
+    for (line, item) in [
+        ("c,STATUS,VEND,1.00,1289", 1289),
+        ("c,STATUS,VEND,1.00,65535", 65535),
+        ("c,STATUS,VEND,1.00,0", 0),
+    ] {
+        assert_eq!(
+            parse(line),
+            Some(HatLine::VendRequest {
+                amount: amount("1.00"),
+                item
+            }),
+            "{line}"
+        );
+    }
 }
