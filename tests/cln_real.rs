@@ -504,8 +504,8 @@ async fn a_rune_without_waitinvoice_is_out_of_service_saying_so() {
     rune_without("waitinvoice").await;
 }
 
-/// The rune the book gives lets `delinvoice` delete only an unpaid invoice with lnvend's
-/// label, and the four methods work as before: the node's own `checkrune` says so.
+/// The rune the book gives lets `delinvoice` delete only an unpaid invoice with this
+/// machine's label, and the four methods work as before: the node's own `checkrune` says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_book_s_rune_lets_delinvoice_touch_only_unpaid_lnvend_invoices() {
     Box::pin(async {
@@ -526,10 +526,15 @@ async fn the_book_s_rune_lets_delinvoice_touch_only_unpaid_lnvend_invoices() {
                 matches!(r, Ok(v) if v["valid"] == true)
             }
         };
-        let ours = json!({"label": "lnvend/m1/S1-00AA", "status": "unpaid"});
+        let ours = json!({"label": "lnvend/test-machine/S1-00AA", "status": "unpaid"});
         assert!(valid("delinvoice", ours).await);
-        let paid = json!({"label": "lnvend/m1/S1-00AA", "status": "paid"});
+        let paid = json!({"label": "lnvend/test-machine/S1-00AA", "status": "paid"});
         assert!(!valid("delinvoice", paid).await, "a paid invoice");
+        let other_machine = json!({"label": "lnvend/bar-2/S1-00AA", "status": "unpaid"});
+        assert!(
+            !valid("delinvoice", other_machine).await,
+            "another machine's"
+        );
         let other_app = json!({"label": "shop/order-7", "status": "unpaid"});
         assert!(!valid("delinvoice", other_app).await, "another app's");
         assert!(valid("listinvoices", json!({"label": "x"})).await);

@@ -109,6 +109,11 @@ async fn cancel_on_screen_with_the_payment_in_flight_returns_it_and_pours_nothin
         m.sim().pay(&inv.id).is_err(),
         "a cancelled hold takes no payment"
     );
+    assert_eq!(
+        m.sim().withdraw_asks(),
+        0,
+        "a hold invoice is cancelled, never withdrawn as a plain one"
+    );
     m.shutdown().await;
     let l = Ledger::open(dir.path()).unwrap();
     assert!(l.owed().unwrap().is_empty());

@@ -244,8 +244,12 @@ pub fn state_of(inv: &Value) -> Result<InvoiceState, BackendError> {
     }
 }
 
-/// The state of invoice `label` from a `listinvoices label=…` reply.
-pub fn state_from_listinvoices(reply: &Value, label: &str) -> Result<InvoiceState, BackendError> {
+/// The state of invoice `label` from a `listinvoices label=…` reply; `None`: the node has no
+/// invoice with that label.
+pub fn state_from_listinvoices(
+    reply: &Value,
+    label: &str,
+) -> Result<Option<InvoiceState>, BackendError> {
     let invoices = reply
         .get("invoices")
         .and_then(Value::as_array)
@@ -254,10 +258,8 @@ pub fn state_from_listinvoices(reply: &Value, label: &str) -> Result<InvoiceStat
         .iter()
         .filter(|i| i.get("label").and_then(Value::as_str) == Some(label));
     match (matching.next(), matching.next()) {
-        (Some(inv), None) => state_of(inv),
-        // Nothing can pay a label the node does not have: withdrawn by lnvend when the
-        // customer left (`delinvoice`), or deleted by the operator or autoclean.
-        (None, _) => Ok(InvoiceState::Invalid),
+        (Some(inv), None) => state_of(inv).map(Some),
+        (None, _) => Ok(None),
         (Some(_), Some(_)) => Err(BackendError::BadReply(format!(
             "listinvoices: two invoices labelled {label}"
         ))),
@@ -276,7 +278,17 @@ pub struct ClnBackend<R: Rpc> {
     probed: AtomicBool,
     /// Whether the start-up catch-up (`catch_up`) went through (see `remember_pay_index`).
     caught_up: AtomicBool,
+    /// The labels lnvend withdrew (`delinvoice`) in this run, newest last, at most
+    /// [`WITHDRAWN_KEPT`]: only for these does a missing label mean "never paid, and now
+    /// unpayable". Any other missing label stays an error: a paid invoice that autoclean or
+    /// the operator deleted must not read as never paid.
+    withdrawn: Mutex<std::collections::VecDeque<String>>,
 }
+
+/// How many withdrawn labels are remembered: more than a watch's lifetime of Cancels. An
+/// older one reads as an error again, as before the withdrawal, and is checked by the
+/// sweep until its window ends.
+const WITHDRAWN_KEPT: usize = 512;
 
 /// The last call the node refused our rune for, if no later call of that method went
 /// through: a rune without a permission lnvend needs puts the machine out of service (by
@@ -377,6 +389,7 @@ impl<R: Rpc> ClnBackend<R> {
             refused: Refusals::default(),
             probed: AtomicBool::new(false),
             caught_up: AtomicBool::new(false),
+            withdrawn: Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
@@ -419,6 +432,11 @@ impl<R: Rpc> ClnBackend<R> {
             }
         }
         Ok(())
+    }
+
+    fn was_withdrawn(&self, label: &str) -> bool {
+        let withdrawn = self.withdrawn.lock().unwrap_or_else(|e| e.into_inner());
+        withdrawn.iter().any(|l| l == label)
     }
 
     fn remember_pay_index(&self, inv: &Value) {
@@ -464,7 +482,17 @@ impl<R: Rpc> PaymentBackend for ClnBackend<R> {
 
     async fn invoice_state(&self, id: &InvoiceId) -> Result<InvoiceState, BackendError> {
         let reply = self.call("listinvoices", json!({ "label": id.0 })).await?;
-        let state = state_from_listinvoices(&reply, &id.0)?;
+        let state = match state_from_listinvoices(&reply, &id.0)? {
+            Some(state) => state,
+            // Withdrawn by lnvend while unpaid: nothing can pay it now.
+            None if self.was_withdrawn(&id.0) => InvoiceState::Invalid,
+            None => {
+                return Err(BackendError::Rejected(format!(
+                    "the node has no invoice labelled {}",
+                    id.0
+                )))
+            }
+        };
         if let InvoiceState::Paid { .. } = state {
             if let Some(inv) = reply["invoices"].as_array().and_then(|a| a.first()) {
                 self.remember_pay_index(inv);
@@ -545,10 +573,18 @@ impl<R: Rpc> PaymentBackend for ClnBackend<R> {
     /// and must not put the machine out of service as a missing `invoice` permission does.
     async fn cancel_invoice(&self, id: &InvoiceId) -> Result<CancelOutcome, BackendError> {
         let params = json!({ "label": id.0, "status": "unpaid" });
-        match self.rpc.call("delinvoice", params).await {
+        let outcome = match self.rpc.call("delinvoice", params).await {
             Ok(_) => Ok(CancelOutcome::Cancelled),
             Err(e) => cancel_outcome(e),
+        };
+        if outcome == Ok(CancelOutcome::Cancelled) {
+            let mut withdrawn = self.withdrawn.lock().unwrap_or_else(|e| e.into_inner());
+            if withdrawn.len() == WITHDRAWN_KEPT {
+                withdrawn.pop_front();
+            }
+            withdrawn.push_back(id.0.clone());
         }
+        outcome
     }
 }
 
@@ -715,32 +751,32 @@ mod tests {
             "amount_received_msat": 1000, "pay_index": 3}]});
         assert_eq!(
             state_from_listinvoices(&paid, "a").unwrap(),
-            InvoiceState::Paid {
+            Some(InvoiceState::Paid {
                 received: Msat::from_msat(1000)
-            }
+            })
         );
         let old_style = json!({"invoices": [{"label": "a", "status": "paid",
             "amount_msat": "1000msat", "amount_received_msat": "1001msat"}]});
         assert_eq!(
             state_from_listinvoices(&old_style, "a").unwrap(),
-            InvoiceState::Paid {
+            Some(InvoiceState::Paid {
                 received: Msat::from_msat(1001)
-            }
+            })
         );
         let expired = json!({"invoices": [{"label": "a", "status": "expired"}]});
         assert_eq!(
             state_from_listinvoices(&expired, "a").unwrap(),
-            InvoiceState::Expired
+            Some(InvoiceState::Expired)
         );
         let unpaid = json!({"invoices": [{"label": "a", "status": "unpaid"}]});
         assert_eq!(
             state_from_listinvoices(&unpaid, "a").unwrap(),
-            InvoiceState::Pending
+            Some(InvoiceState::Pending)
         );
-        // A label the node does not have cannot be paid (lnvend withdrew it).
+        // No such label: the caller decides (lnvend withdrew it, or it is an error).
         assert_eq!(
             state_from_listinvoices(&json!({"invoices": []}), "a").unwrap(),
-            InvoiceState::Invalid
+            None
         );
         assert!(state_from_listinvoices(
             &json!({"invoices": [{"label": "a", "status": "paid"}]}),

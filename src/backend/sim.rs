@@ -102,6 +102,8 @@ struct Inner {
     keeps_cancelled: bool,
     /// Invoices withdrawn.
     withdrawn: u64,
+    /// Withdrawals asked for (of any invoice, withdrawn or not).
+    withdraw_asks: u64,
 }
 
 /// What a simulator control did, for the panel's status line.
@@ -386,6 +388,11 @@ impl SimBackend {
         self.lock().withdrawn
     }
 
+    /// How many times lnvend asked to withdraw an invoice (a hold invoice must never be).
+    pub fn withdraw_asks(&self) -> u64 {
+        self.lock().withdraw_asks
+    }
+
     /// Refuses every hold invoice from now on (or not), while still saying it can hold.
     pub fn refuse_hold_invoices(&self, refuse: bool) {
         self.lock().refuse_holds = refuse;
@@ -561,6 +568,7 @@ impl PaymentBackend for SimBackend {
     async fn cancel_invoice(&self, id: &InvoiceId) -> Result<CancelOutcome, BackendError> {
         self.check_health().await?;
         let mut inner = self.lock();
+        inner.withdraw_asks += 1;
         if inner.keeps_cancelled {
             return Ok(CancelOutcome::Unsupported(
                 "the simulated backend's invoice withdrawal is switched off".into(),

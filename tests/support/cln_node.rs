@@ -369,9 +369,10 @@ impl ClnNode {
         r["rune"].as_str().unwrap().to_string()
     }
 
-    /// The rune docs/operator/cln.md tells the operator to make: lnvend's four methods and
-    /// `extra`, and `delinvoice` only of an unpaid invoice labelled by lnvend (the Cancel
-    /// button's withdrawal; never a paid invoice, never another app's).
+    /// The rune docs/operator/cln.md tells the operator to make for machine `test-machine`:
+    /// lnvend's four methods and `extra`, and `delinvoice` only of an unpaid invoice labelled
+    /// by this machine (the Cancel button's withdrawal; never a paid invoice, never another
+    /// machine's or app's).
     pub async fn lnvend_rune(&self, extra: &[&str]) -> String {
         let mut methods: Vec<String> = LNVEND_METHODS
             .iter()
@@ -386,7 +387,7 @@ impl ClnNode {
                 json!({"restrictions": [
                     methods,
                     ["method/delinvoice", "pnamestatus=unpaid"],
-                    ["method/delinvoice", "pnamelabel^lnvend/"],
+                    ["method/delinvoice", "pnamelabel^lnvend/test-machine/"],
                 ]}),
             )
             .await;
