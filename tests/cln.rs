@@ -482,3 +482,34 @@ async fn clnrest_a_rune_without_delinvoice_keeps_selling_and_a_payment_after_can
     assert_eq!(l.owed().unwrap().len(), 1);
     assert_eq!(l.pour_count().unwrap(), 0);
 }
+
+/// The customer's payment reaches the node just before Cancel's withdrawal: the node keeps
+/// the paid invoice (`delinvoice` answers 906), and the payment is owed, never lost.
+#[tokio::test(start_paused = true)]
+async fn a_payment_that_beats_the_withdrawal_is_owed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, cfg) = node_and_config(dir.path(), "regtest");
+    let mut m = TestMachine::start(&cfg);
+    m.wait_screen(Screen::Idle).await;
+    m.tap(0);
+    m.wait_screen(Screen::Payment).await;
+    let label = node.latest_label().unwrap();
+    node.pay_silently(&label);
+    m.send(lnvend::controller::Input::Cancel);
+    m.wait_screen(Screen::Idle).await;
+    let v = m
+        .wait_for(
+            Duration::from_secs(120),
+            "the credit on the idle screen",
+            |v| v.screen == Screen::Idle && !v.credits.is_empty(),
+        )
+        .await;
+    assert_eq!(v.credits[0].product, "Cola");
+    assert!(node.has_invoice(&label), "the paid invoice is not deleted");
+    assert_eq!(node.calls("delinvoice"), 1, "the withdrawal was asked");
+    m.shutdown().await;
+    let l = Ledger::open(&dir.path().join("data")).unwrap();
+    assert_eq!(l.owed().unwrap().len(), 1);
+    assert_eq!(l.pour_count().unwrap(), 0);
+    node.assert_replies_valid();
+}
