@@ -232,6 +232,9 @@ async fn select_pay_approve_success_is_one_poured_sale_recorded_before_the_appro
         "C,VEND,2.50",
         "the machine's own amount, approved"
     );
+    let v = m.views.borrow().clone();
+    assert_eq!(v.screen, Screen::Pouring);
+    assert!(v.vending, "\"Dispensing your Crisps…\", not pouring");
     let l = Ledger::open(dir.path()).unwrap();
     assert_eq!(
         l.pour_count().unwrap(),

@@ -99,7 +99,8 @@ async fn a_stop_mid_pulse_drives_the_line_low_and_owes_the_sale() {
     m.tap(2);
     m.wait_screen(Screen::Payment).await;
     m.sim().pay_latest().unwrap();
-    m.wait_screen(Screen::Pouring).await;
+    let v = m.wait_screen(Screen::Pouring).await;
+    assert!(v.vending, "the machine dispenses it: no cup, no pouring");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(m.gpio.level(COIN), Some(PinValue::Level(true)), "mid-pulse");
     let gpio = m.gpio.clone();

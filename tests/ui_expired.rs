@@ -28,6 +28,7 @@ fn view(screen: Screen, message: &str) -> View {
         payment_uri: String::new(),
         qr: None,
         seconds_left: 0,
+        vending: false,
         progress: 0.0,
         message: message.into(),
         code: String::new(),

@@ -30,7 +30,8 @@ async fn a_paid_sale_pours_exactly_the_pour_time_once() {
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
     m.sim().pay(&inv.id).unwrap();
-    m.wait_screen(Screen::Pouring).await;
+    let v = m.wait_screen(Screen::Pouring).await;
+    assert!(!v.vending, "the pump pours: \"Pouring your Cola…\"");
     m.wait_screen(Screen::ThankYou).await;
     m.wait_screen(Screen::Idle).await;
     // Wait long enough that any second pour would have shown up.

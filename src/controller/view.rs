@@ -173,6 +173,9 @@ pub struct View {
     pub seconds_left: u64,
     /// 0.0..=1.0 while pouring.
     pub progress: f32,
+    /// While dispensing: the machine vends it (a relay pulse or an MDB vend), not the pump
+    /// pouring into the customer's cup: the pouring screen's words say so.
+    pub vending: bool,
     /// The reason out of service, or what went wrong on the fault screen, in plain words.
     pub message: String,
     /// The code a customer shows the operator on the fault screen.
@@ -286,6 +289,7 @@ impl Controller {
             } => {
                 v.screen = Screen::Pouring;
                 v.product = sale.product.name.clone();
+                v.vending = !self.is_pump_product(sale.product.index);
                 // What the customer just paid, as the payment screen said it; a credit
                 // poured later was paid at the product's price.
                 v.amount = match &self.paid_amount {
@@ -476,6 +480,7 @@ pub(super) fn idle_view(settings: &Settings) -> View {
         qr: None,
         seconds_left: 0,
         progress: 0.0,
+        vending: false,
         message: String::new(),
         code: String::new(),
         detail: String::new(),

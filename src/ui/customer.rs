@@ -150,6 +150,7 @@ pub fn render<W: MachineUi>(window: &W, view: &View, cache: &mut RenderCache) {
     pouring.set_product(product.clone());
     pouring.set_amount(view.amount.as_str().into());
     pouring.set_progress(view.progress);
+    pouring.set_vending(view.vending);
 
     window.thanks().set_product(product);
 

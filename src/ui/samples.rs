@@ -24,6 +24,7 @@ pub fn blank(screen: Screen) -> View {
         qr: None,
         seconds_left: 0,
         progress: 0.0,
+        vending: false,
         message: String::new(),
         code: String::new(),
         detail: String::new(),
@@ -150,6 +151,14 @@ pub fn customer_screens() -> Vec<(&'static str, View)> {
     v.amount = "3,000 sats".into();
     v.progress = 0.0;
     out.push(("pouring", v));
+
+    // An item a commercial machine vends (MDB or a relay pulse): no cup.
+    let mut v = blank(Screen::Pouring);
+    v.product = "Crisps".into();
+    v.amount = "2,500 sats".into();
+    v.progress = 0.4;
+    v.vending = true;
+    out.push(("vending", v));
 
     let mut v = blank(Screen::ThankYou);
     v.product = "Club-Mate".into();
