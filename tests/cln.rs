@@ -419,6 +419,14 @@ async fn two_machines_with_the_same_sale_id_get_distinct_labels_and_both_are_pai
     node.assert_replies_valid();
 }
 
+/// Taps Cola on the idle screen; the QR's invoice label once it is shown.
+async fn show_qr(m: &mut TestMachine, node: &FakeNode) -> String {
+    m.wait_screen(Screen::Idle).await;
+    m.tap(0);
+    m.wait_screen(Screen::Payment).await;
+    node.latest_label().unwrap()
+}
+
 /// Cancel on the screen withdraws the invoice (`delinvoice status=unpaid`): the node takes
 /// no payment for it any more, so a customer who walked away cannot pay for nothing.
 #[tokio::test(start_paused = true)]
@@ -426,10 +434,7 @@ async fn cancel_withdraws_the_invoice_so_nobody_can_pay_for_a_drink_they_left() 
     let dir = tempfile::tempdir().unwrap();
     let (node, cfg) = node_and_config(dir.path(), "regtest");
     let mut m = TestMachine::start(&cfg);
-    m.wait_screen(Screen::Idle).await;
-    m.tap(0);
-    m.wait_screen(Screen::Payment).await;
-    let label = node.latest_label().unwrap();
+    let label = show_qr(&mut m, &node).await;
     m.send(lnvend::controller::Input::Cancel);
     m.wait_screen(Screen::Idle).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -454,10 +459,7 @@ async fn clnrest_a_rune_without_delinvoice_keeps_selling_and_a_payment_after_can
     let (node, cfg) = rest_node(dir.path(), "good-rune", "good-rune").await;
     node.refuse_rune_for(Some("delinvoice"));
     let mut m = TestMachine::start(&cfg);
-    m.wait_screen(Screen::Idle).await;
-    m.tap(0);
-    m.wait_screen(Screen::Payment).await;
-    let label = node.latest_label().unwrap();
+    let label = show_qr(&mut m, &node).await;
     m.send(lnvend::controller::Input::Cancel);
     m.wait_screen(Screen::Idle).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -490,10 +492,7 @@ async fn a_payment_that_beats_the_withdrawal_is_owed() {
     let dir = tempfile::tempdir().unwrap();
     let (node, cfg) = node_and_config(dir.path(), "regtest");
     let mut m = TestMachine::start(&cfg);
-    m.wait_screen(Screen::Idle).await;
-    m.tap(0);
-    m.wait_screen(Screen::Payment).await;
-    let label = node.latest_label().unwrap();
+    let label = show_qr(&mut m, &node).await;
     node.pay_silently(&label);
     m.send(lnvend::controller::Input::Cancel);
     m.wait_screen(Screen::Idle).await;
