@@ -9,7 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +31,8 @@ struct Vmc {
     heard: mpsc::UnboundedReceiver<String>,
     /// How many `C,VEND,<amount>` approvals it has received (a deny, `C,VEND,-1`, is none).
     approvals: Arc<AtomicUsize>,
+    /// While set, the HAT sends no keep-alive (a HAT gone silent).
+    quiet: Arc<AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -57,12 +59,19 @@ impl Vmc {
         let (say, mut to_say) = mpsc::unbounded_channel::<String>();
         let (tell, heard) = mpsc::unbounded_channel();
         let approvals = Arc::new(AtomicUsize::new(0));
+        let quiet = Arc::new(AtomicBool::new(false));
+        let hush = quiet.clone();
         let writer = tokio::spawn(async move {
             let mut beat = tokio::time::interval(Duration::from_millis(300));
             loop {
                 let line = tokio::select! {
                     l = to_say.recv() => match l { Some(l) => l, None => return },
-                    _ = beat.tick() => "r,ACK".to_string(),
+                    _ = beat.tick() => {
+                        if hush.load(Ordering::SeqCst) {
+                            continue;
+                        }
+                        "r,ACK".to_string()
+                    }
                 };
                 if w.write_all(format!("{line}\r\n").as_bytes()).await.is_err() {
                     return;
@@ -101,6 +110,7 @@ impl Vmc {
             say,
             heard,
             approvals,
+            quiet,
             tasks: vec![writer, reader],
         };
         (me, hat)
@@ -134,6 +144,11 @@ impl Vmc {
             assert_eq!(self.next_line().await, want, "the enable, in order");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    /// The HAT stops (or starts again) sending its keep-alive.
+    fn go_quiet(&self, quiet: bool) {
+        self.quiet.store(quiet, Ordering::SeqCst);
     }
 
     fn approvals(&self) -> usize {
@@ -569,5 +584,56 @@ async fn an_error_line_about_nothing_sold_changes_nothing() {
     m.shutdown().await;
     let l = Ledger::open(dir.path()).unwrap();
     assert!(l.owed().unwrap().is_empty(), "vended, nothing owed");
+    assert_eq!(l.pour_count().unwrap(), 1);
+}
+
+/// The HAT goes silent with the QR up (lines may have been missed: the machine's request is
+/// no longer known to be open); the customer pays; the HAT speaks again. Nothing is
+/// approved on the old request: the payment is owed.
+#[tokio::test]
+async fn a_payment_while_the_hat_was_silent_is_owed_never_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, vmc) = start(dir.path()).await;
+    let inv = select(&mut m, &vmc).await;
+    vmc.go_quiet(true);
+    // Down after `silence_s` (2 s here) without a line; the QR stays up meanwhile.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    m.sim().pay(&inv).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    vmc.go_quiet(false);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        vmc.approvals(),
+        0,
+        "nothing approved on a request that may be gone"
+    );
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert_eq!(l.owed().unwrap().len(), 1, "the payment is owed");
+}
+
+/// The machine repeats its request while the approved vend runs: lnvend sends nothing into
+/// the vend (a deny could cross the approval), and the vend's result decides.
+#[tokio::test]
+async fn a_request_during_a_vend_sends_nothing_into_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, mut vmc) = start(dir.path()).await;
+    let inv = select(&mut m, &vmc).await;
+    m.sim().pay(&inv).unwrap();
+    assert_eq!(vmc.heard().await, "C,VEND,2.50");
+    vmc.say("c,STATUS,VEND,2.50,17");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    vmc.say("c,VEND,SUCCESS");
+    m.wait_screen(Screen::ThankYou).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while let Ok(line) = vmc.heard.try_recv() {
+        assert!(
+            matches!(line.as_str(), "V" | "C,1"),
+            "nothing sent during the vend: {line}"
+        );
+    }
+    m.shutdown().await;
+    let l = Ledger::open(dir.path()).unwrap();
+    assert!(l.owed().unwrap().is_empty(), "vended once, nothing owed");
     assert_eq!(l.pour_count().unwrap(), 1);
 }

@@ -137,11 +137,18 @@ impl Controller {
     pub(super) fn mdb_event(&mut self, ev: HatEvent) -> Option<Event> {
         match ev {
             HatEvent::Up => {
+                // Also how lost events are read back (`lagged`): what the machine has open
+                // is not known now, so nothing is approved on what was open before.
+                self.mdb.open = None;
                 let was = self.mdb.down.take()?;
                 tracing::info!(was = %was, "MDB HAT answers");
                 self.backend_down.is_none().then_some(Event::BackendUp)
             }
             HatEvent::Down(why) => {
+                // Lines may have been missed (a silence, a flood dropped, an unplug): the
+                // request seen before is not known to be open any more. A payment that
+                // still comes is owed, never approved on it.
+                self.mdb.open = None;
                 let reason = format!("MDB HAT: {why}");
                 self.mdb.down = Some(reason.clone());
                 Some(Event::BackendDown { reason })
@@ -204,6 +211,14 @@ impl Controller {
                     if s.id == sale
             );
             return asking.then_some(Event::CancelTapped);
+        }
+        if let State::Pouring { sale, .. } = &self.state {
+            if sale.product.index >= self.settings.catalog.len() {
+                // An MDB vend is in flight: a line to the machine now (a deny) could cross
+                // its approval. The request is left alone; the vend's result decides.
+                tracing::info!(item, "a vend request during an MDB vend: left alone");
+                return None;
+            }
         }
         let idle = matches!(self.state, State::Idle) && self.mdb.down.is_none();
         let price = m.config.price(amount, m.currency.as_deref());
@@ -286,6 +301,9 @@ impl Controller {
         if let Some((id, request)) = self.mdb.pending.clone() {
             if id == sale.id {
                 self.mdb.pending = None;
+                if let Some(down) = &self.mdb.down {
+                    return Some(Err(format!("the HAT is down ({down}); nothing approved")));
+                }
                 // Approved only while the machine's open request is still the one paid
                 // for: an approval must never vend another item or amount.
                 if self.mdb.open != Some(request) {

@@ -192,10 +192,18 @@ async fn an_mdb_vend_is_approved_once_for_its_amount_and_its_result_is_what_the_
 
 #[tokio::test(start_paused = true)]
 async fn always_idle_is_set_while_the_device_is_disabled_then_it_is_enabled() {
-    let (_link, _rx, mut hat) = start_with(true);
-    assert_eq!(hat.heard().await, "C,0");
-    assert_eq!(hat.heard().await, "C,SETCONF,mdb-always-idle=1");
-    assert_eq!(hat.heard().await, "C,1");
+    let (_link, mut rx, mut hat) = start_with(true);
+    for want in ["C,0", "C,SETCONF,mdb-always-idle=1", "C,1"] {
+        assert_eq!(hat.heard().await, want);
+    }
+    // Silent: down. A HAT back from a silence may have reset (and forgotten its setting):
+    // the whole sequence again.
+    assert!(matches!(next(&mut rx).await, HatEvent::Down(_)));
+    hat.say("r,ACK\n").await;
+    assert_eq!(next(&mut rx).await, HatEvent::Up);
+    for want in ["C,0", "C,SETCONF,mdb-always-idle=1", "C,1"] {
+        assert_eq!(hat.heard().await, want, "again after the Down");
+    }
 }
 
 /// A line of `buffer` bytes that the HAT side does not read until told.

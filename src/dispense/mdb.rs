@@ -60,14 +60,24 @@ impl MdbDispenser {
             };
             match ev {
                 HatEvent::Line(HatLine::VendSuccess) => return Dispensed::Delivered { units: 1 },
-                HatEvent::Line(HatLine::VendFailed(why)) => {
+                // Qibixx's documented failure: nothing was vended.
+                HatEvent::Line(HatLine::VendFailed(why)) if why == "VEND 3" => {
                     return Dispensed::Failed(DispenseError::Mdb(format!(
                         "the machine reported a failed vend ({why})"
                     )))
                 }
+                // Any other vend error, or the keypad's cancel (which may have crossed the
+                // approval on the line): the machine may still have vended.
+                HatEvent::Line(HatLine::VendFailed(why)) => {
+                    return unknown(format!("the HAT answered the vend with {why:?}"))
+                }
                 HatEvent::Line(HatLine::SessionCancelled) => {
-                    return Dispensed::Failed(DispenseError::Mdb(
-                        "the machine cancelled the vend".into(),
+                    return unknown("the session was cancelled around the approval".into())
+                }
+                // Another request after the approval: the approval may have met it.
+                HatEvent::Line(HatLine::VendRequest { amount: asked, .. }) if asked != amount => {
+                    return unknown(format!(
+                        "the machine asked for {asked} after the approval of {amount}"
                     ))
                 }
                 HatEvent::Line(HatLine::Error(why)) => {
