@@ -34,8 +34,10 @@ use crate::money::{Msat, Price};
 mod catch_up;
 pub mod hold;
 mod socket;
+mod withdraw;
 
 pub use catch_up::CursorFile;
+use withdraw::{cancel_outcome, Withdrawn};
 
 /// CLN error codes lnvend reacts to (see the `errors` sections of the method schemas).
 pub mod code {
@@ -278,17 +280,9 @@ pub struct ClnBackend<R: Rpc> {
     probed: AtomicBool,
     /// Whether the start-up catch-up (`catch_up`) went through (see `remember_pay_index`).
     caught_up: AtomicBool,
-    /// The labels lnvend withdrew (`delinvoice`) in this run, newest last, at most
-    /// [`WITHDRAWN_KEPT`]: only for these does a missing label mean "never paid, and now
-    /// unpayable". Any other missing label stays an error: a paid invoice that autoclean or
-    /// the operator deleted must not read as never paid.
-    withdrawn: Mutex<std::collections::VecDeque<String>>,
+    /// The labels lnvend withdrew in this run (see [`Withdrawn`]).
+    withdrawn: Withdrawn,
 }
-
-/// How many withdrawn labels are remembered: more than a watch's lifetime of Cancels. An
-/// older one reads as an error again, as before the withdrawal, and is checked by the
-/// sweep until its window ends.
-const WITHDRAWN_KEPT: usize = 512;
 
 /// The last call the node refused our rune for, if no later call of that method went
 /// through: a rune without a permission lnvend needs puts the machine out of service (by
@@ -389,7 +383,7 @@ impl<R: Rpc> ClnBackend<R> {
             refused: Refusals::default(),
             probed: AtomicBool::new(false),
             caught_up: AtomicBool::new(false),
-            withdrawn: Mutex::new(std::collections::VecDeque::new()),
+            withdrawn: Withdrawn::default(),
         }
     }
 
@@ -432,11 +426,6 @@ impl<R: Rpc> ClnBackend<R> {
             }
         }
         Ok(())
-    }
-
-    fn was_withdrawn(&self, label: &str) -> bool {
-        let withdrawn = self.withdrawn.lock().unwrap_or_else(|e| e.into_inner());
-        withdrawn.iter().any(|l| l == label)
     }
 
     fn remember_pay_index(&self, inv: &Value) {
@@ -485,7 +474,7 @@ impl<R: Rpc> PaymentBackend for ClnBackend<R> {
         let state = match state_from_listinvoices(&reply, &id.0)? {
             Some(state) => state,
             // Withdrawn by lnvend while unpaid: nothing can pay it now.
-            None if self.was_withdrawn(&id.0) => InvoiceState::Invalid,
+            None if self.withdrawn.contains(&id.0) => InvoiceState::Invalid,
             None => {
                 return Err(BackendError::Rejected(format!(
                     "the node has no invoice labelled {}",
@@ -578,41 +567,9 @@ impl<R: Rpc> PaymentBackend for ClnBackend<R> {
             Err(e) => cancel_outcome(e),
         };
         if outcome == Ok(CancelOutcome::Cancelled) {
-            let mut withdrawn = self.withdrawn.lock().unwrap_or_else(|e| e.into_inner());
-            if withdrawn.len() == WITHDRAWN_KEPT {
-                withdrawn.pop_front();
-            }
-            withdrawn.push_back(id.0.clone());
+            self.withdrawn.remember(&id.0);
         }
         outcome
-    }
-}
-
-/// What a refused `delinvoice` means for the invoice.
-fn cancel_outcome(e: CallError) -> Result<CancelOutcome, BackendError> {
-    match e {
-        // No such label: nothing can pay it (already deleted, or cleaned up after expiry).
-        CallError::Rpc {
-            code: code::NO_SUCH_INVOICE,
-            ..
-        } => Ok(CancelOutcome::Cancelled),
-        // Paid (or expired) just before: left alone; the watch and the sweep decide.
-        CallError::Rpc {
-            code: code::STATUS_CHANGED,
-            message,
-        } => Err(BackendError::Rejected(format!(
-            "delinvoice: the invoice is no longer unpaid: {}",
-            printable(&message)
-        ))),
-        // Not offered to us: a node without the method, or a rune without it.
-        e @ (CallError::Rpc {
-            code: code::METHOD_NOT_FOUND | code::RUNE_REFUSED | code::RUNE_FAILED,
-            ..
-        }
-        | CallError::Backend(BackendError::Unauthorized(_))) => Ok(CancelOutcome::Unsupported(
-            e.into_backend("delinvoice").to_string(),
-        )),
-        other => Err(other.into_backend("delinvoice")),
     }
 }
 

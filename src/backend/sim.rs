@@ -30,6 +30,7 @@ use crate::money::{Msat, Price};
 pub const KEEP_FINISHED: usize = 64;
 
 mod hold;
+mod withdraw;
 
 /// Sats per whole fiat unit when no rate is configured (the config owns the default).
 pub use crate::config::DEFAULT_FIAT_RATE_SAT;
@@ -377,22 +378,6 @@ impl SimBackend {
         self.lock().holds = on;
     }
 
-    /// Withdraws invoices when lnvend asks (the default, as Core Lightning's `delinvoice`),
-    /// or not (as BTCPay, LNbits or a wallet over NWC: the invoice stays payable).
-    pub fn set_cancels(&self, on: bool) {
-        self.lock().keeps_cancelled = !on;
-    }
-
-    /// How many invoices lnvend withdrew.
-    pub fn invoices_withdrawn(&self) -> u64 {
-        self.lock().withdrawn
-    }
-
-    /// How many times lnvend asked to withdraw an invoice (a hold invoice must never be).
-    pub fn withdraw_asks(&self) -> u64 {
-        self.lock().withdraw_asks
-    }
-
     /// Refuses every hold invoice from now on (or not), while still saying it can hold.
     pub fn refuse_hold_invoices(&self, refuse: bool) {
         self.lock().refuse_holds = refuse;
@@ -567,27 +552,7 @@ impl PaymentBackend for SimBackend {
 
     async fn cancel_invoice(&self, id: &InvoiceId) -> Result<CancelOutcome, BackendError> {
         self.check_health().await?;
-        let mut inner = self.lock();
-        inner.withdraw_asks += 1;
-        if inner.keeps_cancelled {
-            return Ok(CancelOutcome::Unsupported(
-                "the simulated backend's invoice withdrawal is switched off".into(),
-            ));
-        }
-        let Some(inv) = inner.invoices.get_mut(id) else {
-            return Ok(CancelOutcome::Cancelled);
-        };
-        if inv.paid || inv.hold.is_some() {
-            return Err(BackendError::Rejected(
-                "the invoice is no longer unpaid (simulated)".into(),
-            ));
-        }
-        if !inv.withdrawn {
-            inv.withdrawn = true;
-            inner.withdrawn += 1;
-            self.persist(&inner);
-        }
-        Ok(CancelOutcome::Cancelled)
+        self.withdraw(id)
     }
 }
 
