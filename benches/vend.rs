@@ -24,6 +24,12 @@
 //! * **QR encode + rasterise**: `qr::render(payment_uri(bolt11), QR_PX)` alone.
 //! * **BOLT11 decode + signature check**: `bolt11::decode` of a simulator invoice alone (the
 //!   secp256k1 key recovery is most of it); `--crypto` prints only this row.
+//! * **picture decode + scale**: `picture::decode` of an SVG, a PNG and a JPEG product
+//!   picture (once per product at config load).
+//!
+//! `--cpu` prints only the CPU-bound rows, no machine (benches/cpu_figures): BOLT11, QR,
+//! full frames of the product and payment screens, pictures. They are the figures a change of
+//! the release profile (LTO, per-crate `opt-level`) is measured by.
 //!
 //! `cargo bench --bench vend -- --soak` runs the soak instead: 5,000 vend cycles against the
 //! simulated backend, 500 against LNbits and 5,000 against the fake BTCPay server of the
@@ -54,6 +60,8 @@ mod flow_figures;
 mod ledger_growth;
 // Bolt Card tap → pump on against LNbits' Bolt Cards extension (benches/card_tap).
 mod card_tap;
+// The CPU-bound rows alone (`--cpu`): BOLT11, QR, frames, pictures (benches/cpu_figures).
+mod cpu_figures;
 #[path = "../tests/support/lnbits_boltcards.rs"]
 mod lnbits_boltcards;
 #[path = "../tests/support/lnbits_nwc.rs"]
@@ -104,6 +112,8 @@ struct Opts {
     ledger_only: bool,
     /// `--crypto`: only the signature rows (BOLT11 check), no machine.
     crypto_only: bool,
+    /// `--cpu`: only the CPU-bound rows (BOLT11, QR, frames, pictures), no machine.
+    cpu_only: bool,
     soak: bool,
     lnbits: bool,
     cycles: usize,
@@ -129,11 +139,12 @@ fn opts() -> Opts {
         flow_only: args.iter().any(|a| a == "--flow"),
         ledger_only: args.iter().any(|a| a == "--ledger"),
         crypto_only: args.iter().any(|a| a == "--crypto"),
+        cpu_only: args.iter().any(|a| a == "--cpu"),
         soak: args.iter().any(|a| a == "--soak"),
         lnbits: full
-            && !args
-                .iter()
-                .any(|a| a == "--no-lnbits" || a == "--flow" || a == "--ledger"),
+            && !args.iter().any(|a| {
+                ["--no-lnbits", "--flow", "--ledger", "--crypto", "--cpu"].contains(&a.as_str())
+            }),
         cycles: num("--cycles", 100, 3),
         card_taps: num("--card-taps", 25, 3),
         soak_sim: num("--soak-sim", 5000, 30),
@@ -174,6 +185,8 @@ fn main() {
         let mut rows = Vec::new();
         flow_rows(&o, &mut rows);
         print_table(&rows);
+    } else if o.cpu_only {
+        print_table(&cpu_figures::cpu_main(&o));
     } else if o.crypto_only {
         let mut rows = Vec::new();
         crypto_rows(&o, &sim_bolt11(), &mut rows);
@@ -1076,6 +1089,7 @@ fn bench_main(o: &Opts, venv: Option<&Path>) {
     ));
     rows.push(row("QR encode + rasterise (qr::render)", &qr, "", None));
     crypto_rows(o, &sample, &mut rows);
+    cpu_figures::picture_rows(o, &mut rows);
     card_rows(&cards, &mut rows);
     flow_rows(o, &mut rows);
     print_table(&rows);

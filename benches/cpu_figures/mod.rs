@@ -1,0 +1,100 @@
+//! The CPU-bound figures alone, no machine and no backend (`./scripts/bench --cpu`): what a
+//! change of compiler settings (the release profile's LTO and per-crate `opt-level`, see
+//! Cargo.toml and docs/developer/benchmarks.md) can make slower. A BOLT11 signature check, a
+//! QR encode, full 800x480 software frames of the two busiest screens (the product tiles with
+//! their pictures, the payment screen with its QR), and a product picture's decode and scale
+//! at config load (SVG, PNG, JPEG).
+
+use std::io::Cursor;
+use std::time::Instant;
+
+use lnvend::controller::QR_PX;
+
+use super::{crypto_rows, ms, row, sim_bolt11, Opts, Row, Screen2};
+
+/// `--cpu`: the rows above, in one table. Creates the process's one slint platform.
+pub fn cpu_main(o: &Opts) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let bolt11 = sim_bolt11();
+    crypto_rows(o, &bolt11, &mut rows);
+    let uri = lnvend::qr::payment_uri(&bolt11);
+    let mut qr = Vec::new();
+    for _ in 0..if o.full { 500 } else { 20 } {
+        let t = Instant::now();
+        std::hint::black_box(lnvend::qr::render(&uri, QR_PX).unwrap());
+        qr.push(ms(t.elapsed()));
+    }
+    rows.push(row("QR encode + rasterise (qr::render)", &qr, "", None));
+    frame_rows(o, &mut rows);
+    picture_rows(o, &mut rows);
+    rows
+}
+
+/// ui::render and one full frame of the product screen, then of the payment screen, in
+/// turn (so each frame is a screen change, drawn whole).
+fn frame_rows(o: &Opts, rows: &mut Vec<Row>) {
+    let screens = lnvend::ui::samples::customer_screens();
+    let view = |name: &str| {
+        screens
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("sample screen {name}"))
+    };
+    let (idle, payment) = (view("idle"), view("payment"));
+    assert!(payment.qr.is_some(), "the payment sample carries a QR");
+    let mut screen = Screen2::new();
+    let (mut tiles, mut pay) = (Vec::new(), Vec::new());
+    for _ in 0..if o.full { 300 } else { 5 } {
+        tiles.push(ms(screen.show(&idle)));
+        pay.push(ms(screen.show(&payment)));
+    }
+    rows.push(row(
+        "ui::render + full frame, product tiles (3 pictures)",
+        &tiles,
+        "",
+        None,
+    ));
+    rows.push(row(
+        "ui::render + full frame, payment screen (QR)",
+        &pay,
+        "",
+        None,
+    ));
+}
+
+/// A product picture read at config load: decoded and scaled to the tile's 240 px.
+pub fn picture_rows(o: &Opts, rows: &mut Vec<Row>) {
+    let svg = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/pictures/cola.svg"
+    ))
+    .expect("examples/pictures/cola.svg");
+    // A 1024x1024 photo-like gradient, as an operator's camera picture would be (cut down).
+    let img = image::RgbImage::from_fn(1024, 1024, |x, y| {
+        image::Rgb([(x / 4) as u8, (y / 4) as u8, ((x ^ y) & 0xff) as u8])
+    });
+    let encoded = |format| {
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, format)
+            .expect("encode a test picture");
+        out.into_inner()
+    };
+    let png = encoded(image::ImageFormat::Png);
+    let jpeg = encoded(image::ImageFormat::Jpeg);
+    let n = if o.full { 30 } else { 2 };
+    for (what, bytes, is_svg) in [
+        ("picture decode + scale, SVG (cola.svg)", &svg, true),
+        ("picture decode + scale, PNG 1024x1024", &png, false),
+        ("picture decode + scale, JPEG 1024x1024", &jpeg, false),
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..n {
+            let t = Instant::now();
+            let p = lnvend::picture::decode(bytes, is_svg).expect("the test picture decodes");
+            times.push(ms(t.elapsed()));
+            assert!(p.width <= lnvend::picture::MAX_PX && p.height <= lnvend::picture::MAX_PX);
+        }
+        rows.push(row(what, &times, "", None));
+    }
+}
