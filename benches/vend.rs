@@ -1089,6 +1089,9 @@ fn bench_main(o: &Opts, venv: Option<&Path>) {
     ));
     rows.push(row("QR encode + rasterise (qr::render)", &qr, "", None));
     crypto_rows(o, &sample, &mut rows);
+    if let Some(scr) = screen.as_mut() {
+        cpu_figures::frame_rows(o, scr, &mut rows);
+    }
     cpu_figures::picture_rows(o, &mut rows);
     card_rows(&cards, &mut rows);
     flow_rows(o, &mut rows);

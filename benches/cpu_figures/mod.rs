@@ -25,14 +25,14 @@ pub fn cpu_main(o: &Opts) -> Vec<Row> {
         qr.push(ms(t.elapsed()));
     }
     rows.push(row("QR encode + rasterise (qr::render)", &qr, "", None));
-    frame_rows(o, &mut rows);
+    frame_rows(o, &mut Screen2::new(), &mut rows);
     picture_rows(o, &mut rows);
     rows
 }
 
 /// ui::render and one full frame of the product screen, then of the payment screen, in
 /// turn (so each frame is a screen change, drawn whole).
-fn frame_rows(o: &Opts, rows: &mut Vec<Row>) {
+pub fn frame_rows(o: &Opts, screen: &mut Screen2, rows: &mut Vec<Row>) {
     let screens = lnvend::ui::samples::customer_screens();
     let view = |name: &str| {
         screens
@@ -43,7 +43,6 @@ fn frame_rows(o: &Opts, rows: &mut Vec<Row>) {
     };
     let (idle, payment) = (view("idle"), view("payment"));
     assert!(payment.qr.is_some(), "the payment sample carries a QR");
-    let mut screen = Screen2::new();
     let (mut tiles, mut pay) = (Vec::new(), Vec::new());
     for _ in 0..if o.full { 300 } else { 5 } {
         tiles.push(ms(screen.show(&idle)));
@@ -70,7 +69,9 @@ pub fn picture_rows(o: &Opts, rows: &mut Vec<Row>) {
         "/examples/pictures/cola.svg"
     ))
     .expect("examples/pictures/cola.svg");
-    // A 1024x1024 photo-like gradient, as an operator's camera picture would be (cut down).
+    // A synthetic 1024x1024 picture (two ramps and an XOR pattern), the size of a photo an
+    // operator might copy from a camera. A decode's time depends on the content, so these
+    // rows compare builds with each other, not with any particular photo.
     let img = image::RgbImage::from_fn(1024, 1024, |x, y| {
         image::Rgb([(x / 4) as u8, (y / 4) as u8, ((x ^ y) & 0xff) as u8])
     });

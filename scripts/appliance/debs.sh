@@ -28,10 +28,19 @@ build_deb() {
 }
 
 # The vm profile's settings in Cargo.toml as `cargo --config` arguments: the previous
-# release's Cargo.toml may not have that profile, and its build must be the same one.
+# release's Cargo.toml may not have that profile, and its build must be the same one. The
+# profile inherits release's per-crate `opt-level`s ([profile.release.package.<crate>]), so
+# they are passed too: without them the previous release would build those crates, and
+# every crate above them (slint, its renderer, the pictures), a second time.
 vm_profile_config() {
     sed -n '/^\[profile\.vm\]$/,/^$/p' "$root/Cargo.toml" | grep -E '^[a-z-]+ *=' |
         sed -E 's/^([a-z-]+) *= */profile.vm.\1=/'
+    awk '/^\[profile\.release\.package\./ {
+             crate = $0; sub(/^\[profile\.release\.package\./, "", crate); sub(/\]$/, "", crate); next }
+         /^\[/ { crate = "" }
+         crate != "" && /^opt-level *=/ {
+             v = $0; sub(/^opt-level *= */, "", v); print "profile.vm.package." crate ".opt-level=" v }' \
+        "$root/Cargo.toml"
 }
 
 # The previous release's .deb, built from the commit named in

@@ -301,7 +301,12 @@ impl Controller {
                 Err(e) => tracing::warn!(sale = %sale.id, error = %e, "could not read the hold"),
             }
         }
-        tracing::info!(sale = %sale.id, invoice = %invoice_id, channel = %sale.product.channel, ms = sale.product.pour.as_millis() as u64, ml = sale.product.volume_ml, "payment recorded; pouring");
+        if self.is_pump_product(sale.product.index) {
+            tracing::info!(sale = %sale.id, invoice = %invoice_id, channel = %sale.product.channel, ms = sale.product.pour.as_millis() as u64, ml = sale.product.volume_ml, "payment recorded; pouring");
+        } else {
+            // A pulse product or an MDB item: no pump runs, so no channel or pour time.
+            tracing::info!(sale = %sale.id, invoice = %invoice_id, product = %sale.product.name, "payment recorded; dispensing");
+        }
         let owed_ml = if credit {
             self.owed_ml_of(&sale.id)
         } else {

@@ -353,3 +353,45 @@ fn product(name: &str, sat: u64, pour: &str, ms: u64, stock: &str) -> OpProduct 
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// The header's promise: the book's pictures are the screens these lists hold. A screen
+    /// added here without `scripts/screens` run (its picture in every language) or without
+    /// its entry in docs/reference/screens.md fails, so a reader never looks for it in vain.
+    #[test]
+    fn every_sample_screen_is_drawn_in_the_book_and_listed_on_its_reference_page() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let page = std::fs::read_to_string(root.join("docs/reference/screens.md"))
+            .expect("docs/reference/screens.md");
+        let mut missing = Vec::new();
+        for (name, _) in super::customer_screens() {
+            for lang in crate::config::LANGUAGES {
+                let png = format!("docs/screens/{lang}/{name}.png");
+                if !root.join(&png).is_file() {
+                    missing.push(png);
+                }
+            }
+            let link = format!("](../screens/en/{name}.png)");
+            if !page.contains(&link) {
+                missing.push(format!("docs/reference/screens.md: {link}"));
+            }
+        }
+        for (name, _) in super::operator_screens() {
+            let png = format!("docs/screens/{name}.png");
+            if !root.join(&png).is_file() {
+                missing.push(png);
+            }
+            let link = format!("](../screens/{name}.png)");
+            if !page.contains(&link) {
+                missing.push(format!("docs/reference/screens.md: {link}"));
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "run scripts/screens, look at the new pictures, and list them: {missing:?}"
+        );
+    }
+}
