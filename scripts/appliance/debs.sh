@@ -33,13 +33,16 @@ build_deb() {
 # they are passed too: without them the previous release would build those crates, and
 # every crate above them (slint, its renderer, the pictures), a second time.
 vm_profile_config() {
-    sed -n '/^\[profile\.vm\]$/,/^$/p' "$root/Cargo.toml" | grep -E '^[a-z-]+ *=' |
-        sed -E 's/^([a-z-]+) *= */profile.vm.\1=/'
+    awk '/^\[/ { vm = ($0 == "[profile.vm]") }
+         vm && /^[a-z-]+ *=/ { v = $0; sub(/ *= */, "=", v); print "profile.vm." v }' "$root/Cargo.toml"
+    # Only `opt-level` is expected in a per-crate section; anything else is reported (and
+    # refused by previous_deb) rather than dropped, so the two builds cannot silently differ.
     awk '/^\[profile\.release\.package\./ {
              crate = $0; sub(/^\[profile\.release\.package\./, "", crate); sub(/\]$/, "", crate); next }
          /^\[/ { crate = "" }
          crate != "" && /^opt-level *=/ {
-             v = $0; sub(/^opt-level *= */, "", v); print "profile.vm.package." crate ".opt-level=" v }' \
+             v = $0; sub(/^opt-level *= */, "", v); print "profile.vm.package." crate ".opt-level=" v; next }
+         crate != "" && /^[^#[:space:]]/ { print "UNSUPPORTED " crate ": " $0 }' \
         "$root/Cargo.toml"
 }
 
@@ -66,7 +69,17 @@ previous_deb() {
         log "WARNING: the previous release $commit is not in this clone and could not be fetched: the upgrade-during-a-sale check is SKIPPED"
         return 0
     fi
-    while read -r c; do config+=(--config "$c"); done < <(vm_profile_config)
+    local setting sections=0 crates=0
+    while read -r setting; do
+        case $setting in
+            UNSUPPORTED*) die "Cargo.toml: $setting (scripts/appliance/debs.sh passes only opt-level per crate to the previous release's build)" ;;
+            profile.vm.package.*) crates=$((crates + 1)) ;;
+        esac
+        config+=(--config "$setting")
+    done < <(vm_profile_config)
+    sections=$(grep -c '^\[profile\.release\.package\.' "$root/Cargo.toml" || true)
+    [ "$crates" -eq "$sections" ] ||
+        die "Cargo.toml has $sections [profile.release.package.*] sections but $crates opt-levels were read for the previous release's build"
     key=$( { echo "$commit"; printf '%s\n' "${config[@]}" "${kiosk_args[@]}"; rustc -V; } | sha256sum | cut -c1-16)
     cache="${XDG_CACHE_HOME:-$HOME/.cache}/lnvend"
     dir="$cache/previous-deb-$key"
