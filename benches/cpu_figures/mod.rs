@@ -2,8 +2,9 @@
 //! change of compiler settings (the release profile's LTO and per-crate `opt-level`, see
 //! Cargo.toml and docs/developer/benchmarks.md) can make slower. A BOLT11 signature check, a
 //! QR encode, full 800x480 software frames of the two busiest screens (the product tiles with
-//! their pictures, the payment screen with its QR), and a product picture's decode and scale
-//! at config load (SVG, PNG, JPEG).
+//! their pictures, the payment screen with its QR; their first frame, whose glyphs are drawn
+//! for the first time, apart), and a product picture's decode and scale at config load (SVG,
+//! PNG, JPEG).
 
 use std::io::Cursor;
 use std::time::Instant;
@@ -25,23 +26,47 @@ pub fn cpu_main(o: &Opts) -> Vec<Row> {
         qr.push(ms(t.elapsed()));
     }
     rows.push(row("QR encode + rasterise (qr::render)", &qr, "", None));
-    frame_rows(o, &mut Screen2::new(), &mut rows);
+    let mut screen = Screen2::new();
+    first_frame_rows(&mut screen, &mut rows);
+    frame_rows(o, &mut screen, &mut rows);
     picture_rows(o, &mut rows);
     rows
+}
+
+/// A customer screen from `ui::samples`, by its name.
+fn sample_view(name: &str) -> lnvend::controller::View {
+    lnvend::ui::samples::customer_screens()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("sample screen {name}"))
+}
+
+/// The first frame of the product tiles and of the payment screen in this process: their
+/// glyphs are rasterised for the first time (the text-shaping and font crates, optimised
+/// for size, fill the renderer's glyph cache), as after a start or a language change. One
+/// sample each per run: run `--cpu` several times to compare builds.
+fn first_frame_rows(screen: &mut Screen2, rows: &mut Vec<Row>) {
+    let tiles = ms(screen.show(&sample_view("idle")));
+    let pay = ms(screen.show(&sample_view("payment")));
+    rows.push(row(
+        "first frame, product tiles (new glyphs)",
+        &[tiles],
+        "",
+        None,
+    ));
+    rows.push(row(
+        "first frame, payment screen (new glyphs)",
+        &[pay],
+        "",
+        None,
+    ));
 }
 
 /// ui::render and one full frame of the product screen, then of the payment screen, in
 /// turn (so each frame is a screen change, drawn whole).
 pub fn frame_rows(o: &Opts, screen: &mut Screen2, rows: &mut Vec<Row>) {
-    let screens = lnvend::ui::samples::customer_screens();
-    let view = |name: &str| {
-        screens
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| panic!("sample screen {name}"))
-    };
-    let (idle, payment) = (view("idle"), view("payment"));
+    let (idle, payment) = (sample_view("idle"), sample_view("payment"));
     assert!(payment.qr.is_some(), "the payment sample carries a QR");
     let (mut tiles, mut pay) = (Vec::new(), Vec::new());
     for _ in 0..if o.full { 300 } else { 5 } {
