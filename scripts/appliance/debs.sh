@@ -35,8 +35,11 @@ build_deb() {
 vm_profile_config() {
     awk '/^\[/ { vm = ($0 == "[profile.vm]") }
          vm && /^[a-z-]+ *=/ { v = $0; sub(/ *= */, "=", v); print "profile.vm." v }' "$root/Cargo.toml"
-    # Only `opt-level` is expected in a per-crate section; anything else is reported (and
-    # refused by previous_deb) rather than dropped, so the two builds cannot silently differ.
+    # Only `opt-level` is expected in a per-crate section; any other key there is reported
+    # (and refused by previous_deb) rather than dropped. Not read: release's own top-level
+    # keys (the vm profile inherits them only through the previous release's Cargo.toml),
+    # build-override and [profile.vm.package.*] sections; Cargo.toml has none of these that
+    # differ today.
     awk '/^\[profile\.release\.package\./ {
              crate = $0; sub(/^\[profile\.release\.package\./, "", crate); sub(/\]$/, "", crate); next }
          /^\[/ { crate = "" }
