@@ -192,3 +192,67 @@ async fn a_stop_mid_pattern_leaves_the_line_low_for_good_and_owes_the_sale() {
     let l = Ledger::open(dir.path()).unwrap();
     assert_eq!(l.owed().unwrap().len(), 1, "the cut sale is owed");
 }
+
+/// What the journal shows the operator: a pump sale's log line names its channel and pour
+/// time; a pulse sale's says "dispensing" and names the product, no pump words.
+#[tokio::test(start_paused = true)]
+async fn the_journal_says_dispensing_for_a_pulse_sale_and_pouring_for_a_pump_sale() {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Log(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Log {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // The process's subscriber (a thread's own would miss call sites another test thread
+    // registered first); the other tests' lines are told apart by this test's invoice ids.
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber here");
+    let mut invoices = Vec::new();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = TestMachine::start(&config(dir.path(), &pulse_product(120, 1)));
+    m.wait_screen(Screen::Idle).await;
+    for tile in [0, 2] {
+        m.tap(tile);
+        m.wait_screen(Screen::Payment).await;
+        let inv = m.sim().latest().unwrap();
+        m.sim().pay(&inv.id).unwrap();
+        m.wait_screen(Screen::ThankYou).await;
+        m.wait_screen(Screen::Idle).await;
+        invoices.push(inv.id.to_string());
+    }
+    m.shutdown().await;
+    let text = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
+    let got: Vec<&str> = invoices
+        .iter()
+        .flat_map(|id| {
+            text.lines()
+                .filter(move |l| l.contains("payment recorded") && l.contains(id.as_str()))
+        })
+        .collect();
+    assert_eq!(got.len(), 2, "one line per paid sale: {got:?}");
+    assert!(
+        got[0].contains("payment recorded; pouring") && got[0].contains("channel="),
+        "the pump sale: {}",
+        got[0]
+    );
+    assert!(
+        got[1].contains("payment recorded; dispensing")
+            && got[1].contains("product=Snack")
+            && !got[1].contains("pour")
+            && !got[1].contains("channel="),
+        "the pulse sale: {}",
+        got[1]
+    );
+}

@@ -367,27 +367,24 @@ mod tests {
         let page = std::fs::read_to_string(root.join("docs/reference/screens.md"))
             .expect("docs/reference/screens.md");
         let mut missing = Vec::new();
-        for (name, _) in super::customer_screens() {
-            for lang in crate::config::LANGUAGES {
-                let png = format!("docs/screens/{lang}/{name}.png");
-                if !root.join(&png).is_file() {
-                    missing.push(png);
-                }
-            }
-            let link = format!("](../screens/en/{name}.png)");
+        let mut check = |pngs: Vec<String>, link: String| {
+            missing.extend(pngs.into_iter().filter(|png| !root.join(png).is_file()));
             if !page.contains(&link) {
                 missing.push(format!("docs/reference/screens.md: {link}"));
             }
+        };
+        for (name, _) in super::customer_screens() {
+            let pngs = crate::config::LANGUAGES
+                .iter()
+                .map(|lang| format!("docs/screens/{lang}/{name}.png"))
+                .collect();
+            check(pngs, format!("](../screens/en/{name}.png)"));
         }
         for (name, _) in super::operator_screens() {
-            let png = format!("docs/screens/{name}.png");
-            if !root.join(&png).is_file() {
-                missing.push(png);
-            }
-            let link = format!("](../screens/{name}.png)");
-            if !page.contains(&link) {
-                missing.push(format!("docs/reference/screens.md: {link}"));
-            }
+            check(
+                vec![format!("docs/screens/{name}.png")],
+                format!("](../screens/{name}.png)"),
+            );
         }
         assert!(
             missing.is_empty(),
